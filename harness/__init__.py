@@ -1,0 +1,1 @@
+"""flowgate's judging machinery: histories, checkers, simulated AWS, fault injection, drivers."""

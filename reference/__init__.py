@@ -1,0 +1,1 @@
+"""flowgate's reference implementation of the SourceFlow-style AWS command/event bus."""

@@ -1,0 +1,122 @@
+"""The seam between the reference bus and whoever drives it: time, faults and observations.
+
+The reference never imports the harness. Instead every component that needs time, can be
+crashed, or has something worth recording takes three small collaborators, all defaulting
+to harmless production behaviour:
+
+* :class:`Clock` -- wall time and sleeping. The simulator supplies a virtual clock, so lease
+  expiry, visibility deadlines and data-key cache ages all follow simulated time.
+* :class:`Faults` -- called at every named :data:`FAULT_POINTS` entry of the listener's
+  processing step. A fault injector may raise :class:`WorkerCrash` (the worker "dies" right
+  there: nothing after the point runs, no cleanup, no delete), or advance the clock (a stall
+  past the visibility timeout), or do nothing.
+* :class:`Observer` -- receives one call per observable step (see :data:`OBSERVATIONS`).
+  The harness turns these into history operations; production code passes
+  :class:`NullObserver`.
+
+Keeping the three as plain protocols means the same listener code runs in production, on
+the deterministic simulator and under LocalStack chaos, and a fault injected by name hits
+exactly the same line everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
+
+#: Named points inside the listener's processing step, in the order they are reached for one
+#: message. ``mid_handler`` sits between the saga's decision and the atomic commit of its
+#: effect, so a crash there must leave no effect; ``after_effect_before_delete`` sits after the
+#: commit, so a crash there leaves the effect and the message both in place (the redelivery
+#: must then be recognised as a duplicate).
+FAULT_POINTS: Final[tuple[str, ...]] = (
+    "after_receive",
+    "after_decode",
+    "after_claim",
+    "mid_handler",
+    "after_effect_before_delete",
+    "after_publish",
+    "before_delete",
+    "after_delete",
+)
+
+#: The observation names the reference emits through :meth:`Observer.observe`. Every value
+#: mapping carries at least the keys listed here (ids are strings, seq an int).
+OBSERVATIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    # a command handed to a dispatcher (producer side); type invoke, then ok or fail
+    "send": ("command_id", "entity_id", "seq", "command_type", "destination"),
+    # a message taken from a queue by a listener
+    "receive": ("message_id", "queue", "receive_count"),
+    # a command's effect committed (entity state + command store + idempotency completion)
+    "effect": ("command_id", "entity_id", "seq", "command_type"),
+    # an event handed to a dispatcher after its command's effect committed
+    "publish": ("event_id", "entity_id", "seq", "event_type", "destination"),
+    # an event projected into a view model
+    "project": ("event_id", "entity_id", "seq", "event_type", "view"),
+    # a redelivered or resent command/event recognised by the idempotency store
+    "duplicate": ("key", "entity_id", "seq"),
+    # a message removed from its queue after processing
+    "delete": ("message_id", "queue"),
+    # a poison message forwarded to the queue's DLQ, with the reason attribute it carries
+    "dead_letter": ("message_id", "queue", "reason"),
+    # a business failure that exhausted its retries, recorded in the business dead-letter store
+    "business_dead_letter": ("command_id", "entity_id", "seq", "reason"),
+}
+
+
+class WorkerCrash(BaseException):
+    """Raised by a fault injector to make a worker die at a fault point.
+
+    It derives from :class:`BaseException` so that no ``except Exception`` in a handler,
+    listener or store can swallow it: like a real SIGKILL, nothing after the point runs.
+    """
+
+    def __init__(self, point: str) -> None:
+        super().__init__(f"worker crashed at fault point {point!r}")
+        self.point = point
+
+
+class Clock(Protocol):
+    """A source of time in seconds (epoch-based floats) that can also wait."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """Wall-clock time; the default everywhere outside the simulator."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class Faults(Protocol):
+    """Called at each fault point; may raise :class:`WorkerCrash` or advance a clock."""
+
+    def hit(self, point: str, context: Mapping[str, Any]) -> None: ...
+
+
+class NoFaults:
+    """The production fault injector: every point is a no-op."""
+
+    def hit(self, point: str, context: Mapping[str, Any]) -> None:
+        return None
+
+
+class Observer(Protocol):
+    """Receives observable steps. ``kind`` is ``invoke``, ``ok``, ``fail`` or ``info``."""
+
+    def observe(self, f: str, kind: str, value: Mapping[str, Any]) -> None: ...
+
+
+class NullObserver:
+    """The production observer: records nothing."""
+
+    def observe(self, f: str, kind: str, value: Mapping[str, Any]) -> None:
+        return None
