@@ -107,7 +107,7 @@ def gate(session: nox.Session) -> None:
 def report(session: nox.Session) -> None:
     """Merge reports/allure-results/* into reports/allure-report (Allure 3 from npm, installed on first use)."""
     _install(session)
-    session.run("flowgate", "report", *session.posargs)
+    session.run("python", "-m", "harness.report", *session.posargs)
 
 
 @nox.session
