@@ -1,0 +1,169 @@
+"""Verdicts, anomalies and the small history-indexing helpers every checker shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.history import History, Op
+
+#: What a checker accepts: a :class:`History` or any iterable of ops (a list, a loaded file).
+HistoryLike = History | Iterable[Op]
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """One thing a checker found wrong. ``ops`` are the indexes of the ops involved."""
+
+    kind: str
+    message: str
+    ops: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+@dataclass(slots=True)
+class Verdict:
+    """The result of one checker over one history."""
+
+    checker: str
+    valid: bool
+    anomalies: list[Anomaly] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def kinds(self) -> dict[str, int]:
+        """Anomaly count per kind."""
+        counts: dict[str, int] = {}
+        for anomaly in self.anomalies:
+            counts[anomaly.kind] = counts.get(anomaly.kind, 0) + 1
+        return counts
+
+    def __bool__(self) -> bool:
+        return self.valid
+
+
+def as_ops(history: HistoryLike) -> list[Op]:
+    """A plain list of ops, whatever the checker was handed."""
+    if isinstance(history, History):
+        return history.ops
+    if isinstance(history, list):
+        return history
+    return list(history)
+
+
+def verdict(checker: str, anomalies: list[Anomaly], stats: dict[str, Any]) -> Verdict:
+    stats = dict(stats)
+    stats["anomalies"] = len(anomalies)
+    return Verdict(checker, not anomalies, anomalies, stats)
+
+
+def sid(value: Any) -> str | None:
+    """An id from an op value as a string (``None`` when absent or empty)."""
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def get_seq(value: Mapping[str, Any]) -> int | None:
+    raw = value.get("seq")
+    if raw is None or isinstance(raw, bool):
+        return None
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def is_harness_poison(op: Op) -> bool:
+    return op.f == "poison" and op.type != "fail"
+
+
+def poison_ids(op: Op) -> tuple[str, ...]:
+    """The identifiers a poison op may be matched by (message id, poison id)."""
+    ids = []
+    for key in ("message_id", "poison_id"):
+        found = sid(op.value.get(key))
+        if found is not None:
+            ids.append(found)
+    return tuple(ids)
+
+
+def has_drain(ops: list[Op]) -> Op | None:
+    """The first completed ``drain`` op, if the run drained."""
+    for op in ops:
+        if op.f == "drain" and op.type == "ok":
+            return op
+    return None
+
+
+@dataclass(slots=True)
+class Command:
+    """What the history says about one command id: its send ops and their outcome."""
+
+    command_id: str
+    invoke: Op | None = None
+    outcome: Op | None = None  # the ok / fail / info completion (ok wins over info, info over fail)
+    value: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """``ok`` (acknowledged), ``fail`` (certainly not sent), ``info`` (unknown: info or no completion)."""
+        if self.outcome is None:
+            return "info"
+        return self.outcome.type
+
+    @property
+    def first(self) -> Op:
+        op = self.invoke or self.outcome
+        assert op is not None
+        return op
+
+    @property
+    def entity_id(self) -> str | None:
+        return sid(self.value.get("entity_id"))
+
+    @property
+    def seq(self) -> int | None:
+        return get_seq(self.value)
+
+    @property
+    def destination(self) -> str | None:
+        return sid(self.value.get("destination"))
+
+    def label(self) -> str:
+        return f"command {self.command_id} (entity {self.entity_id} seq {self.seq})"
+
+
+_RANK = {"ok": 3, "info": 2, "fail": 1}
+
+
+def index_sends(ops: Iterable[Op]) -> dict[str, Command]:
+    """Every ``send`` op grouped by command id.
+
+    A send's outcome is its ``ok``/``fail``/``info`` completion; an ``invoke`` never completed
+    counts as ``info`` (unknown). When several completions exist (a resend), ``ok`` wins.
+    """
+    commands: dict[str, Command] = {}
+    for op in ops:
+        if op.f != "send":
+            continue
+        command_id = sid(op.value.get("command_id"))
+        if command_id is None:
+            continue
+        command = commands.get(command_id)
+        if command is None:
+            command = commands[command_id] = Command(command_id)
+        for key, item in op.value.items():
+            command.value.setdefault(key, item)
+        if op.type == "invoke":
+            if command.invoke is None:
+                command.invoke = op
+        elif command.outcome is None or _RANK.get(op.type, 0) > _RANK.get(command.outcome.type, 0):
+            command.outcome = op
+    return commands
+
+
+def ops_label(ops: Iterable[Op]) -> str:
+    return "; ".join(op.describe() for op in ops)
