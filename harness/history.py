@@ -14,7 +14,8 @@ A history is an ordered list of :class:`Op` (Jepsen's model). Each op belongs to
 final drain finished: the total-queue checker refuses to judge a history without it) and
 ``replay``/``state`` (snapshots compared by the replay checker), and nemesis faults
 (``crash``, ``stall``, ``duplicate_delivery``, ``delay_delete``, ``expire_lease``,
-``restart``, ``kill``, ``poison``, ``localstack_restart``...).
+``restart``, ``kill``, ``localstack_restart``...). Deliberately bad messages are sent by the
+``harness`` process as ``poison`` ops (value: ``message_id``/``poison_id`` and ``kind``).
 
 Histories are written as JSON lines, one op per line, so a reviewer can ``grep`` them and a
 failing run attaches its history to the report.

@@ -1,0 +1,245 @@
+"""Fluent bus configuration (the seeds' ``Send/Raise/Listen/Subscribe`` shape, doc 001).
+
+::
+
+    config = (BusConfiguration(registry)
+              .send(PlaceOrder, AuthorizePayment).to_queue("orders.fifo")
+              .raise_events(OrderPlaced, PaymentAuthorized).to_topic("order-events.fifo")
+              .listen_to("orders.fifo")
+              .subscribe("order-views.fifo").to_topics("order-events.fifo")
+              .with_encryption("alias/flowgate"))
+    config.validate(sagas=[OrderSaga()], views=[OrderView()])
+
+Only short names appear here; the bootstrapper resolves URLs/ARNs. ``validate`` fails fast with
+:class:`ConfigurationError`.
+
+Timeouts and how they interact (all seconds):
+
+* ``visibility_timeout`` (VT) -- set on every queue; a received message is invisible for VT. The
+  idempotency lease equals the visibility deadline, and both are extended together by the
+  listener's heartbeat whenever more than VT/2 has elapsed at a step boundary.
+* ``wait_time_seconds`` -- long-poll duration of ReceiveMessage (0-20). It bounds how long a
+  stopping worker waits before it notices the stop flag.
+* ``max_receive_count`` -- redrive threshold. The listener itself forwards poison to the DLQ on the
+  receive where ApproximateReceiveCount >= max_receive_count (with a reason); the SQS redrive
+  policy is the backstop for messages no worker can even look at.
+* ``business_max_attempts`` -- business failures are retried by redelivery (after VT) and recorded
+  in the business dead-letter store on the attempt with receive count >= this; keep it <=
+  ``max_receive_count`` or SQS's redrive moves the message first.
+* ``batch_linger`` -- how long the batching sender waits to fill a SendMessageBatch/PublishBatch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from reference.errors import ConfigurationError
+from reference.messages import Payload, TypeRegistry
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,75}(\.fifo)?$")
+
+
+def is_fifo(name: str) -> bool:
+    return name.endswith(".fifo")
+
+
+def dlq_name(queue: str) -> str:
+    """``orders.fifo`` -> ``orders-dlq.fifo``; ``notes`` -> ``notes-dlq``."""
+    return f"{queue[:-5]}-dlq.fifo" if is_fifo(queue) else f"{queue}-dlq"
+
+
+@dataclass(frozen=True)
+class BusOptions:
+    """Tunables (see the module docstring for how the timeouts interact)."""
+
+    region: str = "us-east-1"
+    visibility_timeout: int = 30
+    wait_time_seconds: int = 20
+    max_receive_count: int = 3
+    business_max_attempts: int = 3
+    max_concurrent_calls: int = 10
+    message_retention_seconds: int = 1_209_600
+    batch_linger: float = 0.01
+    idempotency_ttl_seconds: float = 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.visibility_timeout <= 43_200:
+            raise ConfigurationError("visibility_timeout must be within 1..43200 s")
+        if not 0 <= self.wait_time_seconds <= 20:
+            raise ConfigurationError("wait_time_seconds must be within 0..20 s")
+        if not 1 <= self.max_receive_count <= 1000:
+            raise ConfigurationError("max_receive_count must be within 1..1000")
+        if not 1 <= self.business_max_attempts <= self.max_receive_count:
+            raise ConfigurationError("business_max_attempts must be within 1..max_receive_count")
+        if self.max_concurrent_calls < 1:
+            raise ConfigurationError("max_concurrent_calls must be >= 1")
+
+
+@dataclass
+class BusConfiguration:
+    """Type-safe routing by short names; build with the fluent methods, then :meth:`validate`."""
+
+    registry: TypeRegistry
+    command_routes: dict[str, str] = field(default_factory=dict)
+    event_routes: dict[str, str] = field(default_factory=dict)
+    command_queues: list[str] = field(default_factory=list)
+    subscriptions: dict[str, list[str]] = field(default_factory=dict)
+    kms_key_id: str | None = None
+    options: BusOptions = field(default_factory=BusOptions)
+
+    def __repr__(self) -> str:
+        return (f"BusConfiguration(commands={self.command_routes}, events={self.event_routes}, "
+                f"listen={self.command_queues}, subscribe={self.subscriptions}, kms={self.kms_key_id!r})")
+
+    # -- fluent ------------------------------------------------------------------------------
+    def send(self, *commands: type[Payload]) -> _CommandRoute:
+        return _CommandRoute(self, commands)
+
+    def raise_events(self, *events: type[Payload]) -> _EventRoute:
+        return _EventRoute(self, events)
+
+    def listen_to(self, *queues: str) -> BusConfiguration:
+        for q in queues:
+            _check_name(q)
+            if q not in self.command_queues:
+                self.command_queues.append(q)
+        return self
+
+    def subscribe(self, queue: str) -> _Subscription:
+        _check_name(queue)
+        return _Subscription(self, queue)
+
+    def with_encryption(self, kms_key_id: str) -> BusConfiguration:
+        self.kms_key_id = kms_key_id
+        return self
+
+    def with_options(self, **changes: Any) -> BusConfiguration:
+        self.options = replace(self.options, **changes)
+        return self
+
+    # -- queries -----------------------------------------------------------------------------
+    def queues(self) -> list[str]:
+        names = [*self.command_routes.values(), *self.command_queues, *self.subscriptions]
+        return list(dict.fromkeys(names))
+
+    def topics(self) -> list[str]:
+        names = [*self.event_routes.values(), *(t for ts in self.subscriptions.values() for t in ts)]
+        return list(dict.fromkeys(names))
+
+    def queue_for(self, command_name: str) -> str:
+        try:
+            return self.command_routes[command_name]
+        except KeyError:
+            raise ConfigurationError(f"command {command_name!r} is not routed to any queue "
+                                     f"(add .send({command_name}).to_queue(...))") from None
+
+    def topic_for(self, event_name: str) -> str | None:
+        return self.event_routes.get(event_name)
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(self, *, sagas: Sequence[Any] | None = None, views: Sequence[Any] | None = None) -> None:
+        """Fail fast on an inconsistent configuration.
+
+        With ``sagas``: every command routed to a queue this process listens to must have a saga.
+        With ``views``: every subscribed queue must receive at least one event some view projects.
+        """
+        for name in self.command_routes:
+            self.registry.lookup(name, "command")
+        for name in self.event_routes:
+            self.registry.lookup(name, "event")
+        for queue, topics in self.subscriptions.items():
+            if not topics:
+                raise ConfigurationError(f"queue {queue!r} subscribes to no topic")
+            for t in topics:
+                if is_fifo(t) and not is_fifo(queue):
+                    raise ConfigurationError(f"FIFO topic {t!r} can only deliver to FIFO queues, not {queue!r}")
+            if queue in self.command_routes.values():
+                raise ConfigurationError(f"queue {queue!r} is used both for commands and for subscriptions")
+        if sagas is not None:
+            for name, queue in self.command_routes.items():
+                if queue in self.command_queues:
+                    cls = self.registry.lookup(name, "command")
+                    if not any(s.handles(cls) for s in sagas):
+                        raise ConfigurationError(f"{name} is routed to {queue!r} but no saga handles it")
+        for q in self.command_queues:
+            if q not in self.command_routes.values():
+                raise ConfigurationError(f"listening to {q!r} but no command is routed there")
+        if views is not None:
+            for queue, topics in self.subscriptions.items():
+                names = [n for n, t in self.event_routes.items() if t in topics]
+                if names and not any(v.projects(self.registry.lookup(n, "event")) for v in views for n in names):
+                    raise ConfigurationError(f"queue {queue!r} receives {names} but no view projects them")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], registry: TypeRegistry) -> BusConfiguration:
+        """Build from the worker's config file shape (see ``docs/reference.md``)."""
+        cfg = cls(registry)
+        for queue, names in (data.get("send") or {}).items():
+            cfg.send(*(registry.lookup(n, "command") for n in names)).to_queue(queue)
+        for topic, names in (data.get("raise") or {}).items():
+            cfg.raise_events(*(registry.lookup(n, "event") for n in names)).to_topic(topic)
+        cfg.listen_to(*(data.get("listen") or []))
+        for queue, topics in (data.get("subscribe") or {}).items():
+            cfg.subscribe(queue).to_topics(*topics)
+        enc = data.get("encryption") or {}
+        if enc.get("kmsKeyId"):
+            cfg.with_encryption(str(enc["kmsKeyId"]))
+        opts = dict(data.get("options") or {})
+        if "region" in data:
+            opts["region"] = data["region"]
+        return cfg.with_options(**opts)
+
+
+@dataclass
+class _CommandRoute:
+    config: BusConfiguration
+    commands: tuple[type[Payload], ...]
+
+    def to_queue(self, queue: str) -> BusConfiguration:
+        _check_name(queue)
+        for cls in self.commands:
+            if not self.config.registry.is_registered(cls, "command"):
+                raise ConfigurationError(f"{cls.__name__} is not a registered command")
+            prev = self.config.command_routes.get(cls.message_name)
+            if prev is not None and prev != queue:
+                raise ConfigurationError(f"{cls.message_name} already routed to {prev!r}")
+            self.config.command_routes[cls.message_name] = queue
+        return self.config
+
+
+@dataclass
+class _EventRoute:
+    config: BusConfiguration
+    events: tuple[type[Payload], ...]
+
+    def to_topic(self, topic: str) -> BusConfiguration:
+        _check_name(topic)
+        for cls in self.events:
+            if not self.config.registry.is_registered(cls, "event"):
+                raise ConfigurationError(f"{cls.__name__} is not a registered event")
+            prev = self.config.event_routes.get(cls.message_name)
+            if prev is not None and prev != topic:
+                raise ConfigurationError(f"{cls.message_name} already raised to {prev!r}")
+            self.config.event_routes[cls.message_name] = topic
+        return self.config
+
+
+@dataclass
+class _Subscription:
+    config: BusConfiguration
+    queue: str
+
+    def to_topics(self, *topics: str) -> BusConfiguration:
+        for t in topics:
+            _check_name(t)
+        current = self.config.subscriptions.setdefault(self.queue, [])
+        current.extend(t for t in topics if t not in current)
+        return self.config
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise ConfigurationError(f"invalid queue/topic short name {name!r} (1-75 of [A-Za-z0-9_-], optional .fifo)")

@@ -1,0 +1,359 @@
+"""SQS command dispatcher and SNS event dispatcher.
+
+Wire attributes (all ``String``; at most 8 of SQS's 10):
+
+* commands: ``CommandType`` (registry name), ``EntityId``, ``SequenceNo``, ``EventId``,
+  ``CorrelationId``, optional ``traceparent``, ``Encryption`` = ``kms-aes256gcm-v1`` when sealed;
+* events: ``EventType``, ``EventName`` (both the registry name), ``EntityId``, ``SequenceNo``,
+  ``EventId``, ``CorrelationId``, optional ``traceparent``/``Encryption``; SNS ``Subject`` = name.
+
+FIFO destinations get ``MessageGroupId`` = entity id and ``MessageDeduplicationId`` = the
+message's eventId (never random, never the ciphertext, so a resend within 5 minutes is dropped).
+
+Two send paths: ``dispatch`` (one message, synchronous; through a shared batcher when
+``batch_linger`` > 0 and ``batching=True``, so concurrent callers share SendMessageBatch/PublishBatch
+calls of up to 10 entries) and ``dispatch_many`` (explicit batches, in order). Per-entry
+failures of batch calls raise :class:`DispatchError`. Bodies over 256 KiB raise
+:class:`OversizedMessage` before any call.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reference.bootstrap import Resources
+from reference.config import BusConfiguration, is_fifo
+from reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher, MessageBinding
+from reference.errors import DispatchError, OversizedMessage
+from reference.hooks import NullObserver, Observer
+from reference.messages import Command, Message, encode
+from reference.telemetry import NOOP, Telemetry
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_BATCH = 10
+
+
+def _attr(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+def message_attributes(message: Message, *, encrypted: bool, traceparent: str | None) -> dict[str, Any]:
+    """The SQS/SNS message attributes of ``message`` (see the module docstring)."""
+    meta = message.metadata
+    attrs: dict[str, Any] = {}
+    if isinstance(message, Command):
+        attrs["CommandType"] = _attr(message.name)
+        attrs["EntityId"] = _attr(message.entity_id)
+    else:
+        attrs["EventType"] = _attr(message.name)
+        attrs["EventName"] = _attr(message.name)
+        attrs["EntityId"] = _attr(message.entity_id)
+    attrs["SequenceNo"] = _attr(str(meta.sequence_no))
+    attrs["EventId"] = _attr(meta.event_id)
+    if meta.correlation_id:
+        attrs["CorrelationId"] = _attr(meta.correlation_id)
+    if traceparent:
+        attrs["traceparent"] = _attr(traceparent)
+    if encrypted:
+        attrs["Encryption"] = _attr(ENCRYPTION_MARKER)
+    return attrs
+
+
+def build_body(message: Message, destination: str, cipher: EnvelopeCipher | None) -> str:
+    """JSON body, sealed for ``destination`` when a cipher is given; checks the 256 KiB limit."""
+    body = encode(message)
+    if cipher is not None:
+        body = cipher.seal(body, MessageBinding(message.metadata.event_id, destination,
+                                                message.entity_id, message.name))
+    size = len(body.encode("utf-8"))
+    if size > MAX_BODY_BYTES:
+        raise OversizedMessage(f"{message.name} {message.metadata.event_id} body is {size} bytes > 256 KiB")
+    return body
+
+
+@dataclass
+class _Pending:
+    entry: dict[str, Any]
+    future: Future[None]
+
+
+class Batcher:
+    """Collects single sends from many threads into batch calls (<= 10 entries, ``linger`` seconds).
+
+    ``send_batch(destination, entries)`` returns one error (or None) per entry, in order.
+    """
+
+    def __init__(self, send_batch: Callable[[str, list[dict[str, Any]]], list[Exception | None]],
+                 linger: float) -> None:
+        self._send_batch = send_batch
+        self._linger = linger
+        self._cond = threading.Condition()
+        self._pending: dict[str, list[_Pending]] = {}
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="flowgate-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, destination: str, entry: dict[str, Any]) -> Future[None]:
+        fut: Future[None] = Future()
+        with self._cond:
+            if self._closed:
+                raise DispatchError("batcher is closed")
+            self._pending.setdefault(destination, []).append(_Pending(entry, fut))
+            self._cond.notify()
+        return fut
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending and self._closed:
+                    return
+                deadline = time.monotonic() + self._linger
+                while (not self._closed and max(len(v) for v in self._pending.values()) < MAX_BATCH
+                       and (remaining := deadline - time.monotonic()) > 0):
+                    self._cond.wait(remaining)
+                work = {d: v[:MAX_BATCH] for d, v in self._pending.items()}
+                for d, v in list(self._pending.items()):
+                    rest = v[MAX_BATCH:]
+                    if rest:
+                        self._pending[d] = rest
+                    else:
+                        del self._pending[d]
+            for destination, items in work.items():
+                entries = [dict(p.entry, Id=str(n)) for n, p in enumerate(items)]
+                try:
+                    errors = self._send_batch(destination, entries)
+                except Exception as exc:
+                    errors = [exc] * len(items)
+                for p, err in zip(items, errors, strict=True):
+                    if err is None:
+                        p.future.set_result(None)
+                    else:
+                        p.future.set_exception(err)
+
+
+class _Dispatcher:
+    """Shared plumbing: entries, single/batch sends, observations, telemetry."""
+
+    kind = "command"
+
+    def __init__(self, config: BusConfiguration, resources: Resources, *, cipher: EnvelopeCipher | None,
+                 observer: Observer | None, telemetry: Telemetry | None, batching: bool) -> None:
+        self.config = config
+        self.resources = resources
+        self.cipher = cipher
+        self.observer = observer or NullObserver()
+        self.telemetry = telemetry or NOOP
+        linger = config.options.batch_linger
+        self._batcher = Batcher(self._send_batch, linger) if batching and linger > 0 else None
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+
+    # subclass API
+    def _destination(self, message: Message) -> str | None:
+        raise NotImplementedError
+
+    def _entry(self, message: Message, destination: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _send_one(self, destination: str, entry: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _send_batch(self, destination: str, entries: list[dict[str, Any]]) -> list[Exception | None]:
+        raise NotImplementedError
+
+    def _observe(self, message: Message, destination: str, kind: str) -> None:
+        raise NotImplementedError
+
+    def _metric(self, ok: bool, destination: str, name: str, ms: float) -> None:
+        raise NotImplementedError
+
+    def dispatch(self, message: Message) -> None:
+        destination = self._destination(message)
+        if destination is None:
+            return
+        self._observe(message, destination, "invoke")
+        start = time.perf_counter()
+        try:
+            entry = self._entry(message, destination)
+            if self._batcher is not None:
+                self._batcher.submit(destination, entry).result()
+            else:
+                self._send_one(destination, entry)
+        except Exception:
+            self._observe(message, destination, "fail")
+            self._metric(False, destination, message.name, 0.0)
+            raise
+        self._observe(message, destination, "ok")
+        self._metric(True, destination, message.name, (time.perf_counter() - start) * 1000)
+
+    def dispatch_many(self, messages: Sequence[Message]) -> None:
+        """Send in order, batching consecutive messages for the same destination (<= 10 per call)."""
+        routed = [(m, d) for m in messages if (d := self._destination(m)) is not None]
+        i = 0
+        failures: list[str] = []
+        while i < len(routed):
+            dest = routed[i][1]
+            chunk = [routed[i]]
+            while i + len(chunk) < len(routed) and len(chunk) < MAX_BATCH and routed[i + len(chunk)][1] == dest:
+                chunk.append(routed[i + len(chunk)])
+            i += len(chunk)
+            entries = []
+            for n, (m, _) in enumerate(chunk):
+                self._observe(m, dest, "invoke")
+                entry = self._entry(m, dest)
+                entry["Id"] = str(n)
+                entries.append(entry)
+            start = time.perf_counter()
+            try:
+                errors = self._send_batch(dest, entries) if len(entries) > 1 else [self._try_one(dest, entries[0])]
+            except Exception as exc:
+                errors = [exc] * len(entries)
+            ms = (time.perf_counter() - start) * 1000
+            for (m, _), err in zip(chunk, errors, strict=True):
+                self._observe(m, dest, "ok" if err is None else "fail")
+                self._metric(err is None, dest, m.name, ms)
+                if err is not None:
+                    failures.append(f"{m.name} {m.metadata.event_id}: {err}")
+        if failures:
+            raise DispatchError("; ".join(failures))
+
+    def _try_one(self, destination: str, entry: dict[str, Any]) -> Exception | None:
+        try:
+            entry = {k: v for k, v in entry.items() if k != "Id"}
+            self._send_one(destination, entry)
+            return None
+        except Exception as exc:
+            return exc
+
+
+class SqsCommandDispatcher(_Dispatcher):
+    """Sends commands to the queue their type is routed to (``ConfigurationError`` if none)."""
+
+    def __init__(self, sqs: Any, config: BusConfiguration, resources: Resources, *,
+                 cipher: EnvelopeCipher | None = None, observer: Observer | None = None,
+                 telemetry: Telemetry | None = None, batching: bool = False) -> None:
+        super().__init__(config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
+                         batching=batching)
+        self.sqs = sqs
+
+    def _destination(self, message: Message) -> str | None:
+        return self.config.queue_for(message.name)
+
+    def _entry(self, message: Message, destination: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "MessageBody": build_body(message, destination, self.cipher),
+            "MessageAttributes": message_attributes(message, encrypted=self.cipher is not None,
+                                                    traceparent=self.telemetry.current_traceparent()),
+        }
+        if is_fifo(destination):
+            entry["MessageGroupId"] = message.entity_id
+            entry["MessageDeduplicationId"] = message.metadata.event_id
+        return entry
+
+    def _send_one(self, destination: str, entry: dict[str, Any]) -> None:
+        try:
+            self.sqs.send_message(QueueUrl=self.resources.queue_urls[destination], **entry)
+        except (ClientError, BotoCoreError) as exc:
+            raise DispatchError(f"SendMessage to {destination} failed: {exc}") from exc
+
+    def _send_batch(self, destination: str, entries: list[dict[str, Any]]) -> list[Exception | None]:
+        try:
+            resp = self.sqs.send_message_batch(QueueUrl=self.resources.queue_urls[destination], Entries=entries)
+        except (ClientError, BotoCoreError) as exc:
+            raise DispatchError(f"SendMessageBatch to {destination} failed: {exc}") from exc
+        return _batch_errors(entries, resp, "SendMessageBatch")
+
+    def _observe(self, message: Message, destination: str, kind: str) -> None:
+        self.observer.observe("send", kind, {
+            "command_id": message.metadata.event_id, "entity_id": message.entity_id,
+            "seq": message.metadata.sequence_no, "command_type": message.name, "destination": destination})
+
+    def _metric(self, ok: bool, destination: str, name: str, ms: float) -> None:
+        attrs = {"destination": destination, "type": name}
+        if ok:
+            self.telemetry.command_dispatched.add(1, attrs)
+            self.telemetry.command_dispatch_duration.record(ms, attrs)
+        else:
+            self.telemetry.command_dispatch_error.add(1, attrs)
+
+
+class SnsEventDispatcher(_Dispatcher):
+    """Publishes events to the topic their type is raised to; unrouted events are skipped."""
+
+    def __init__(self, sns: Any, config: BusConfiguration, resources: Resources, *,
+                 cipher: EnvelopeCipher | None = None, observer: Observer | None = None,
+                 telemetry: Telemetry | None = None, batching: bool = False) -> None:
+        super().__init__(config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
+                         batching=batching)
+        self.sns = sns
+
+    def _destination(self, message: Message) -> str | None:
+        return self.config.topic_for(message.name)
+
+    def _entry(self, message: Message, destination: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "Message": build_body(message, destination, self.cipher),
+            "Subject": message.name,
+            "MessageAttributes": message_attributes(message, encrypted=self.cipher is not None,
+                                                    traceparent=self.telemetry.current_traceparent()),
+        }
+        if is_fifo(destination):
+            entry["MessageGroupId"] = message.entity_id
+            entry["MessageDeduplicationId"] = message.metadata.event_id
+        return entry
+
+    def _send_one(self, destination: str, entry: dict[str, Any]) -> None:
+        try:
+            self.sns.publish(TopicArn=self.resources.topic_arns[destination], **entry)
+        except (ClientError, BotoCoreError) as exc:
+            raise DispatchError(f"Publish to {destination} failed: {exc}") from exc
+
+    def _send_batch(self, destination: str, entries: list[dict[str, Any]]) -> list[Exception | None]:
+        try:
+            resp = self.sns.publish_batch(TopicArn=self.resources.topic_arns[destination],
+                                          PublishBatchRequestEntries=entries)
+        except (ClientError, BotoCoreError) as exc:
+            raise DispatchError(f"PublishBatch to {destination} failed: {exc}") from exc
+        return _batch_errors(entries, resp, "PublishBatch")
+
+    def _observe(self, message: Message, destination: str, kind: str) -> None:
+        if kind != "ok":
+            return  # "publish" is a single ok observation (hooks.OBSERVATIONS)
+        self.observer.observe("publish", "ok", {
+            "event_id": message.metadata.event_id, "entity_id": message.entity_id,
+            "seq": message.metadata.sequence_no, "event_type": message.name, "destination": destination})
+
+    def _metric(self, ok: bool, destination: str, name: str, ms: float) -> None:
+        attrs = {"destination": destination, "type": name}
+        if ok:
+            self.telemetry.event_published.add(1, attrs)
+            self.telemetry.event_publish_duration.record(ms, attrs)
+        else:
+            self.telemetry.event_publish_error.add(1, attrs)
+
+
+def _batch_errors(entries: list[dict[str, Any]], resp: Any, op: str) -> list[Exception | None]:
+    failed = {f["Id"]: f for f in resp.get("Failed", [])}
+    out: list[Exception | None] = []
+    for e in entries:
+        f = failed.get(e["Id"])
+        out.append(None if f is None else DispatchError(
+            f"{op} entry failed: {f.get('Code')} {f.get('Message', '')} (sender fault: {f.get('SenderFault')})"))
+    return out

@@ -1,0 +1,53 @@
+"""Example domains: the order platform (doc 002's state machine) and NexusStream partner orders (doc 004)."""
+
+from reference.domain.orders import (
+    AuthorizePayment,
+    CancelOrder,
+    ConfirmOrder,
+    InventoryReserved,
+    InventoryView,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OrderSaga,
+    OrderStatus,
+    OrderView,
+    PaymentAuthorized,
+    PaymentsView,
+    PlaceOrder,
+    ReserveInventory,
+    order_registry,
+)
+from reference.domain.partners import (
+    PartnerOrderRejected,
+    PartnerOrderSaga,
+    PartnerOrderValidated,
+    SubmitPartnerOrder,
+    partner_command,
+    partner_registry,
+)
+
+__all__ = [
+    "AuthorizePayment",
+    "CancelOrder",
+    "ConfirmOrder",
+    "InventoryReserved",
+    "InventoryView",
+    "OrderCancelled",
+    "OrderConfirmed",
+    "OrderPlaced",
+    "OrderSaga",
+    "OrderStatus",
+    "OrderView",
+    "PartnerOrderRejected",
+    "PartnerOrderSaga",
+    "PartnerOrderValidated",
+    "PaymentAuthorized",
+    "PaymentsView",
+    "PlaceOrder",
+    "ReserveInventory",
+    "SubmitPartnerOrder",
+    "order_registry",
+    "partner_command",
+    "partner_registry",
+]

@@ -1,0 +1,224 @@
+"""The example order domain with an explicit state machine (V3, doc 002)::
+
+    PENDING --AuthorizePayment--> PAID --ReserveInventory--> RESERVED --ConfirmOrder--> CONFIRMED
+       \\______________________ CancelOrder (from any non-final state) ________________> CANCELLED
+
+All five commands target the order entity (client-issued in that order on one FIFO queue,
+MessageGroupId = order id). Any other transition raises :class:`InvalidTransition`, a business
+failure (retried, then recorded in the business dead-letter store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from reference.errors import InvalidTransition
+from reference.messages import Command, Event, Payload, TypeRegistry
+from reference.stores import State
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"
+    PAID = "PAID"
+    RESERVED = "RESERVED"
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"
+
+
+FINAL = {OrderStatus.CONFIRMED, OrderStatus.CANCELLED}
+
+
+@dataclass(frozen=True)
+class PlaceOrder(Payload):
+    customer_id: str
+    sku: str
+    quantity: int
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class AuthorizePayment(Payload):
+    payment_id: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class ReserveInventory(Payload):
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ConfirmOrder(Payload):
+    pass
+
+
+@dataclass(frozen=True)
+class CancelOrder(Payload):
+    reason: str
+
+
+@dataclass(frozen=True)
+class OrderPlaced(Payload):
+    customer_id: str
+    sku: str
+    quantity: int
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class PaymentAuthorized(Payload):
+    payment_id: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class InventoryReserved(Payload):
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderConfirmed(Payload):
+    pass
+
+
+@dataclass(frozen=True)
+class OrderCancelled(Payload):
+    reason: str
+    sku: str
+    released_quantity: int
+    refunded_cents: int
+
+
+ORDER_COMMANDS: tuple[type[Payload], ...] = (PlaceOrder, AuthorizePayment, ReserveInventory, ConfirmOrder, CancelOrder)
+ORDER_EVENTS: tuple[type[Payload], ...] = (OrderPlaced, PaymentAuthorized, InventoryReserved, OrderConfirmed,
+                                           OrderCancelled)
+
+
+def order_registry(registry: TypeRegistry | None = None) -> TypeRegistry:
+    """Register the order domain's commands and events (explicitly, by class)."""
+    return (registry or TypeRegistry()).commands(*ORDER_COMMANDS).events(*ORDER_EVENTS)
+
+
+class OrderSaga:
+    """The order state machine; pure."""
+
+    kind = "order"
+
+    def handles(self, command_type: type[Payload]) -> bool:
+        return command_type in ORDER_COMMANDS
+
+    def decide(self, state: State | None, command: Command) -> tuple[State, Sequence[Payload]]:
+        p = command.payload
+        seq = command.metadata.sequence_no
+        if isinstance(p, PlaceOrder):
+            if state is not None:
+                raise InvalidTransition(f"order {command.entity_id} already placed")
+            if p.quantity <= 0 or p.amount_cents < 0:
+                raise InvalidTransition("quantity must be positive and amount non-negative")
+            return ({"status": OrderStatus.PENDING.value, "customerId": p.customer_id, "sku": p.sku,
+                     "quantity": p.quantity, "amountCents": p.amount_cents, "paidCents": 0, "reserved": 0,
+                     "lastSeq": seq},
+                    [OrderPlaced(p.customer_id, p.sku, p.quantity, p.amount_cents)])
+        if state is None:
+            raise InvalidTransition(f"{command.name} for unknown order {command.entity_id}")
+        status = OrderStatus(state["status"])
+        new = dict(state, lastSeq=seq)
+        if isinstance(p, AuthorizePayment):
+            self._require(status, OrderStatus.PENDING, command)
+            if p.amount_cents != state["amountCents"]:
+                raise InvalidTransition(f"payment {p.amount_cents} != order amount {state['amountCents']}")
+            new.update(status=OrderStatus.PAID.value, paidCents=p.amount_cents)
+            return new, [PaymentAuthorized(p.payment_id, p.amount_cents)]
+        if isinstance(p, ReserveInventory):
+            self._require(status, OrderStatus.PAID, command)
+            new.update(status=OrderStatus.RESERVED.value, reserved=p.quantity, sku=p.sku)
+            return new, [InventoryReserved(p.sku, p.quantity)]
+        if isinstance(p, ConfirmOrder):
+            self._require(status, OrderStatus.RESERVED, command)
+            new.update(status=OrderStatus.CONFIRMED.value)
+            return new, [OrderConfirmed()]
+        if isinstance(p, CancelOrder):
+            if status in FINAL:
+                raise InvalidTransition(f"cannot cancel a {status.value} order")
+            new.update(status=OrderStatus.CANCELLED.value, reserved=0, paidCents=0)
+            return new, [OrderCancelled(p.reason, str(state["sku"]), int(state["reserved"]),
+                                        int(state["paidCents"]))]
+        raise InvalidTransition(f"OrderSaga cannot handle {command.name}")
+
+    @staticmethod
+    def _require(status: OrderStatus, expected: OrderStatus, command: Command) -> None:
+        if status != expected:
+            raise InvalidTransition(f"{command.name} needs {expected.value}, order {command.entity_id} is {status.value}")
+
+
+class OrderView:
+    """Order id -> status, amount, last applied sequence number."""
+
+    name = "orders"
+
+    def projects(self, event_type: type[Payload]) -> bool:
+        return event_type in ORDER_EVENTS
+
+    def row_id(self, event: Event) -> str:
+        return event.entity_id
+
+    def project(self, row: State | None, event: Event) -> State:
+        p = event.payload
+        row = dict(row or {"status": None, "amountCents": 0, "lastSeq": 0, "applied": 0})
+        status = {OrderPlaced: "PENDING", PaymentAuthorized: "PAID", InventoryReserved: "RESERVED",
+                  OrderConfirmed: "CONFIRMED", OrderCancelled: "CANCELLED"}[type(p)]
+        if isinstance(p, OrderPlaced):
+            row["amountCents"] = p.amount_cents
+        if event.metadata.sequence_no >= row["lastSeq"]:
+            row["status"] = status
+            row["lastSeq"] = event.metadata.sequence_no
+        row["applied"] += 1
+        return row
+
+
+class InventoryView:
+    """SKU -> reserved quantity."""
+
+    name = "inventory"
+
+    def projects(self, event_type: type[Payload]) -> bool:
+        return event_type in (InventoryReserved, OrderCancelled)
+
+    def row_id(self, event: Event) -> str:
+        p = event.payload
+        assert isinstance(p, InventoryReserved | OrderCancelled)
+        return p.sku
+
+    def project(self, row: State | None, event: Event) -> State:
+        p = event.payload
+        reserved = int((row or {}).get("reserved", 0))
+        if isinstance(p, InventoryReserved):
+            reserved += p.quantity
+        elif isinstance(p, OrderCancelled):
+            reserved -= p.released_quantity
+        return {"reserved": reserved}
+
+
+class PaymentsView:
+    """Order id -> authorized and refunded cents."""
+
+    name = "payments"
+
+    def projects(self, event_type: type[Payload]) -> bool:
+        return event_type in (PaymentAuthorized, OrderCancelled)
+
+    def row_id(self, event: Event) -> str:
+        return event.entity_id
+
+    def project(self, row: State | None, event: Event) -> State:
+        p = event.payload
+        row = dict(row or {"authorizedCents": 0, "refundedCents": 0})
+        if isinstance(p, PaymentAuthorized):
+            row["authorizedCents"] += p.amount_cents
+        elif isinstance(p, OrderCancelled):
+            row["refundedCents"] += p.refunded_cents
+        return row

@@ -1,0 +1,408 @@
+"""The SQS listener: THE processing step, plain synchronous code with named fault points.
+
+For each received message (fault points of :mod:`reference.hooks` in this order)::
+
+    receive -> after_receive -> decode (decrypt, parse, registry) -> after_decode
+      -> idempotency claim -> after_claim -> saga/view decides (pure) -> mid_handler
+      -> ONE atomic fenced commit -> after_effect_before_delete -> publish outbox events
+      -> after_publish -> before_delete -> delete -> after_delete
+
+Outcomes:
+
+* **done** (effect committed, or already completed = *duplicate*: its outbox is re-published with
+  the same ids, then the message is deleted);
+* **busy** (another worker holds the lease): left alone;
+* **poison** (bad JSON, unknown type, missing attribute, failed/tampered decryption, wrong key,
+  oversized): left for redelivery until the receive where ApproximateReceiveCount >=
+  ``max_receive_count``, then forwarded to the queue's DLQ with a ``DeadLetterReason`` attribute
+  and deleted. Transient failures (KMS/SQS/SNS/database errors) are never poison;
+* **business failure** (:class:`BusinessError`): claim released, retried by redelivery; on the
+  attempt whose receive count >= ``business_max_attempts`` it is recorded in the business
+  dead-letter store (which completes the claim) and deleted (V3's dual DLQ, doc 002).
+
+Ordering: messages are grouped by MessageGroupId (standard queues: each message is its own
+group). A group is processed strictly in order and stops at its first unfinished message; the
+rest of that group in the batch is left for redelivery. Groups run in parallel on ``executor``
+(production, up to ``max_concurrent_calls``) or one after another when ``executor`` is None
+(simulation: :meth:`SqsListener.poll_once` is then deterministic).
+
+Timeouts: the message is invisible for VT = ``visibility_timeout`` from receipt; the idempotency
+lease ends at the same deadline. At every step boundary, when more than VT/2 has passed since the
+last extension, the listener calls ChangeMessageVisibility(VT) and extends the lease to the new
+deadline (deterministic under a virtual clock). If either extension fails, the worker stops
+working on the message (another worker may own it now); the fenced commit guarantees that a
+worker whose lease was taken over can never write.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reference.bus import Processor
+from reference.config import BusOptions, is_fifo
+from reference.dispatchers import MAX_BODY_BYTES
+from reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher
+from reference.errors import (
+    BusinessError,
+    DecodeError,
+    DecryptionError,
+    FlowgateError,
+    LeaseLost,
+    MessageError,
+    MissingAttribute,
+    OversizedMessage,
+    SequenceConflict,
+    TransportError,
+    UnknownMessageType,
+)
+from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
+from reference.idempotency import Busy, Duplicate, command_key, event_key
+from reference.messages import Command, Event, Message, TypeRegistry, decode
+from reference.telemetry import NOOP, Telemetry
+
+log = logging.getLogger(__name__)
+DEAD_LETTER_REASON = "DeadLetterReason"
+
+
+class OutboxPublisher(Protocol):
+    """Publishes a command's events (the SNS dispatcher, or anything with ``dispatch_many``)."""
+
+    def dispatch_many(self, events: Sequence[Message]) -> None: ...
+
+
+@dataclass
+class _Flight:
+    """One received message while it is being processed."""
+
+    message: Mapping[str, Any]
+    receive_count: int
+    deadline: float
+    extended_at: float
+    key: str | None = None
+    token: int | None = None
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["MessageId"])
+
+    @property
+    def receipt(self) -> str:
+        return str(self.message["ReceiptHandle"])
+
+
+class SqsListener:
+    """Consumes one queue: commands (sagas) and/or events (views). See the module docstring."""
+
+    def __init__(
+        self, sqs: Any, *, queue: str, queue_url: str, dlq_url: str, registry: TypeRegistry,
+        processor: Processor, options: BusOptions | None = None, destinations: Collection[str] | None = None,
+        publisher: OutboxPublisher | None = None, cipher: EnvelopeCipher | None = None,
+        clock: Clock | None = None, faults: Faults | None = None, observer: Observer | None = None,
+        telemetry: Telemetry | None = None, executor: Executor | None = None,
+    ) -> None:
+        self.sqs = sqs
+        self.queue = queue
+        self.queue_url = queue_url
+        self.dlq_url = dlq_url
+        self.registry = registry
+        self.processor = processor
+        self.options = options or BusOptions()
+        #: envelope destinations accepted: this queue (commands) and the topics it subscribes to
+        self.destinations = frozenset(destinations or {queue})
+        self.publisher = publisher
+        self.cipher = cipher
+        self.clock = clock or SystemClock()
+        self.faults = faults or NoFaults()
+        self.observer = observer or NullObserver()
+        self.telemetry = telemetry or NOOP
+        self.executor = executor
+
+    def __repr__(self) -> str:
+        return f"SqsListener(queue={self.queue!r}, encrypted={self.cipher is not None})"
+
+    # -- driving -----------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set; the batch in hand is always finished first (graceful stop).
+
+        Stop latency is at most ``wait_time_seconds`` (the long poll) plus one batch.
+        """
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except (FlowgateError, ClientError, BotoCoreError) as exc:
+                log.warning("poll of %s failed: %s", self.queue, exc)
+                stop.wait(1.0)
+
+    def poll_once(self) -> int:
+        """One ReceiveMessage (long poll, up to 10) and the processing of everything received.
+
+        Returns the number of messages received. Raises :class:`TransportError` if the receive
+        itself fails; :class:`~reference.hooks.WorkerCrash` always propagates.
+        """
+        vt = self.options.visibility_timeout
+        try:
+            resp = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=self.options.wait_time_seconds,
+                VisibilityTimeout=vt, AttributeNames=["All"], MessageAttributeNames=["All"])
+        except (ClientError, BotoCoreError) as exc:
+            raise TransportError(f"ReceiveMessage on {self.queue} failed: {exc}") from exc
+        messages: list[Mapping[str, Any]] = resp.get("Messages", [])
+        now = self.clock.now()
+        groups: dict[str, list[_Flight]] = {}
+        for m in messages:
+            attrs = m.get("Attributes", {})
+            count = int(attrs.get("ApproximateReceiveCount", "1"))
+            self.observer.observe("receive", "ok", {"message_id": m["MessageId"], "queue": self.queue,
+                                                    "receive_count": count})
+            self.telemetry.message_received.add(1, {"queue": self.queue})
+            group = attrs.get("MessageGroupId") or f"msg:{m['MessageId']}"
+            groups.setdefault(group, []).append(_Flight(m, count, now + vt, now))
+        if self.executor is None:
+            for flights in groups.values():
+                self._run_group(flights)
+        else:
+            futures = [self.executor.submit(self._run_group, flights) for flights in groups.values()]
+            for fut in futures:
+                fut.result()
+        return len(messages)
+
+    def _run_group(self, flights: list[_Flight]) -> None:
+        for flight in flights:
+            if not self._process(flight):
+                return  # stop the group at its first unfinished message
+
+    # -- one message -------------------------------------------------------------------------
+    def _process(self, f: _Flight) -> bool:
+        ctx = {"message_id": f.message_id, "queue": self.queue, "receive_count": f.receive_count}
+        start = time.perf_counter()
+        attrs = _string_attributes(f.message)
+        with self.telemetry.span("AwsSqsCommandListener.ProcessMessage", {"queue": self.queue},
+                                 attrs.get("traceparent")):
+            self.faults.hit("after_receive", ctx)
+            try:
+                message = self._decode(f.message, attrs)
+            except MessageError as exc:
+                return self._poison(f, exc)
+            except TransportError as exc:
+                log.warning("transient failure decoding %s: %s", f.message_id, exc)
+                self.telemetry.message_processing_error.add(1, {"queue": self.queue})
+                return False
+            ctx = {**ctx, "message_type": message.name, "entity_id": message.entity_id,
+                   "seq": message.metadata.sequence_no, "event_id": message.metadata.event_id}
+            self.faults.hit("after_decode", ctx)
+            try:
+                if isinstance(message, Command):
+                    done = self._command(f, message, ctx)
+                else:
+                    done = self._event(f, message, ctx)
+            except (TransportError, LeaseLost) as exc:
+                log.warning("%s left for redelivery: %s", f.message_id, exc)
+                done = False
+            if done:
+                self.telemetry.message_processed.add(1, {"queue": self.queue, "type": message.name})
+                self.telemetry.message_processing_duration.record((time.perf_counter() - start) * 1000,
+                                                                  {"queue": self.queue, "type": message.name})
+            else:
+                self.telemetry.message_processing_error.add(1, {"queue": self.queue, "type": message.name})
+            return done
+
+    def _command(self, f: _Flight, cmd: Command, ctx: dict[str, Any]) -> bool:
+        key = command_key(cmd.event_id)
+        claim = self.processor.storage.claim(key, now=self.clock.now(), lease_until=f.deadline,
+                                             message_type=cmd.name)
+        if isinstance(claim, Busy):
+            return False
+        if isinstance(claim, Duplicate):
+            self.observer.observe("duplicate", "ok", {"key": key, "entity_id": cmd.entity_id,
+                                                      "seq": cmd.metadata.sequence_no})
+            if claim.outbox and self.publisher is not None:
+                self.publisher.dispatch_many(claim.outbox)
+            self.faults.hit("before_delete", ctx)
+            return self._delete(f, ctx)
+        f.key, f.token = key, claim.token
+        self.faults.hit("after_claim", ctx)
+        if not self._beat(f):
+            return False
+        try:
+            decision = self.processor.decide(cmd)
+        except BusinessError as exc:
+            return self._business_failure(f, cmd, exc, ctx)
+        except Exception:
+            log.exception("saga failed on %s %s", cmd.name, cmd.event_id)
+            self.processor.storage.release(key, claim.token)
+            return False
+        self.faults.hit("mid_handler", ctx)
+        if not self._beat(f):
+            return False
+        try:
+            self.processor.storage.commit(self.processor.command_effect(cmd, claim.token, decision))
+        except SequenceConflict as exc:
+            return self._business_failure(f, cmd, exc, ctx)
+        self.observer.observe("effect", "ok", {"command_id": cmd.event_id, "entity_id": cmd.entity_id,
+                                               "seq": cmd.metadata.sequence_no, "command_type": cmd.name})
+        self.faults.hit("after_effect_before_delete", ctx)
+        if decision.events and self.publisher is not None:
+            self.publisher.dispatch_many(decision.events)
+        self.faults.hit("after_publish", ctx)
+        self.faults.hit("before_delete", ctx)
+        return self._delete(f, ctx)
+
+    def _business_failure(self, f: _Flight, cmd: Command, exc: Exception, ctx: dict[str, Any]) -> bool:
+        assert f.key is not None
+        assert f.token is not None
+        if f.receive_count < self.options.business_max_attempts:
+            log.info("business failure on %s (attempt %d): %s", cmd.event_id, f.receive_count, exc)
+            self.processor.storage.release(f.key, f.token)
+            return False
+        reason = f"{type(exc).__name__}: {exc}"
+        self.processor.storage.commit(self.processor.dead_letter_effect(cmd, f.token, reason, str(f.message["Body"])))
+        self.observer.observe("business_dead_letter", "ok", {
+            "command_id": cmd.event_id, "entity_id": cmd.entity_id, "seq": cmd.metadata.sequence_no,
+            "reason": reason})
+        self.faults.hit("before_delete", ctx)
+        return self._delete(f, ctx)
+
+    def _event(self, f: _Flight, evt: Event, ctx: dict[str, Any]) -> bool:
+        for view in self.processor.views_for(type(evt.payload)):
+            key = event_key(evt.event_id, view.name)
+            claim = self.processor.storage.claim(key, now=self.clock.now(), lease_until=f.deadline,
+                                                 message_type=evt.name)
+            if isinstance(claim, Busy):
+                return False
+            if isinstance(claim, Duplicate):
+                self.observer.observe("duplicate", "ok", {"key": key, "entity_id": evt.entity_id,
+                                                          "seq": evt.metadata.sequence_no})
+                continue
+            f.key, f.token = key, claim.token
+            self.faults.hit("after_claim", {**ctx, "view": view.name})
+            if not self._beat(f):
+                return False
+            try:
+                effect = self.processor.view_effect(view, evt, claim.token)
+            except Exception:
+                log.exception("view %s failed on %s", view.name, evt.event_id)
+                self.processor.storage.release(key, claim.token)
+                return False
+            self.faults.hit("mid_handler", {**ctx, "view": view.name})
+            if not self._beat(f):
+                return False
+            self.processor.storage.commit(effect)
+            self.observer.observe("project", "ok", {
+                "event_id": evt.event_id, "entity_id": evt.entity_id, "seq": evt.metadata.sequence_no,
+                "event_type": evt.name, "view": view.name})
+            f.key = f.token = None
+        self.faults.hit("after_effect_before_delete", ctx)
+        self.faults.hit("after_publish", ctx)
+        self.faults.hit("before_delete", ctx)
+        return self._delete(f, ctx)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _decode(self, m: Mapping[str, Any], attrs: Mapping[str, str]) -> Message:
+        body = str(m.get("Body", ""))
+        if len(body.encode("utf-8")) > MAX_BODY_BYTES:
+            raise OversizedMessage("body exceeds 256 KiB")
+        if "CommandType" in attrs:
+            kind, type_name = "command", attrs["CommandType"]
+        elif "EventType" in attrs:
+            kind, type_name = "event", attrs["EventType"]
+        else:
+            raise MissingAttribute("neither CommandType nor EventType attribute present")
+        self.registry.lookup(type_name, kind)  # type: ignore[arg-type]
+        entity_id = attrs.get("EntityId")
+        if not entity_id:
+            raise MissingAttribute("EntityId attribute missing")
+        marker = attrs.get("Encryption")
+        if marker is not None:
+            if marker != ENCRYPTION_MARKER:
+                raise DecryptionError(f"unknown encryption scheme {marker!r}")
+            if self.cipher is None:
+                raise DecryptionError("encrypted message but this listener has no key")
+            event_id = attrs.get("EventId")
+            if not event_id:
+                raise MissingAttribute("EventId attribute missing on an encrypted message")
+            body = self.cipher.open(body, message_id=event_id, entity_id=entity_id, message_type=type_name,
+                                    destinations=self.destinations)
+        elif self.cipher is not None:
+            raise DecryptionError("plaintext message on an encrypted bus")
+        message = decode(body, self.registry)
+        if message.name != type_name or message.entity_id != entity_id:
+            raise DecodeError("body contradicts the CommandType/EventType or EntityId attribute")
+        if attrs.get("EventId", message.metadata.event_id) != message.metadata.event_id:
+            raise DecodeError("body contradicts the EventId attribute")
+        if isinstance(message, Command) and not self.processor.sagas_for(type(message.payload)):
+            raise UnknownMessageType(f"no saga handles {message.name} on {self.queue}")
+        return message
+
+    def _poison(self, f: _Flight, exc: MessageError) -> bool:
+        reason = f"{exc.reason}: {exc}"[:1000]
+        if f.receive_count < self.options.max_receive_count:
+            log.info("poison %s on receive %d (left for redelivery): %s", f.message_id, f.receive_count, reason)
+            return False
+        attrs = dict(f.message.get("MessageAttributes", {}))
+        attrs.pop(DEAD_LETTER_REASON, None)
+        if len(attrs) >= 10:
+            attrs.pop("traceparent", None)
+        forwarded = {k: {kk: vv for kk, vv in v.items() if kk in ("DataType", "StringValue", "BinaryValue")}
+                     for k, v in list(attrs.items())[:9]}
+        forwarded[DEAD_LETTER_REASON] = {"DataType": "String", "StringValue": reason}
+        params: dict[str, Any] = {"QueueUrl": self.dlq_url, "MessageBody": str(f.message.get("Body") or "-"),
+                                  "MessageAttributes": forwarded}
+        if is_fifo(self.queue):
+            sys_attrs = f.message.get("Attributes", {})
+            params["MessageGroupId"] = sys_attrs.get("MessageGroupId") or "poison"
+            params["MessageDeduplicationId"] = sys_attrs.get("MessageDeduplicationId") or f.message_id
+        try:
+            self.sqs.send_message(**params)
+        except (ClientError, BotoCoreError) as exc2:
+            log.warning("could not forward %s to the DLQ: %s", f.message_id, exc2)
+            return False
+        self.observer.observe("dead_letter", "ok", {"message_id": f.message_id, "queue": self.queue,
+                                                    "reason": reason})
+        return self._delete(f, {"message_id": f.message_id, "queue": self.queue})
+
+    def _beat(self, f: _Flight) -> bool:
+        """Extend visibility and lease together when more than VT/2 passed since the last extension."""
+        vt = self.options.visibility_timeout
+        now = self.clock.now()
+        if now - f.extended_at <= vt / 2:
+            return True
+        try:
+            self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=f.receipt,
+                                               VisibilityTimeout=vt)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("heartbeat for %s failed (message may be redelivered): %s", f.message_id, exc)
+            return False
+        f.deadline, f.extended_at = now + vt, now
+        if f.key is not None and f.token is not None:
+            return self.processor.storage.extend(f.key, f.token, f.deadline)
+        return True
+
+    def _delete(self, f: _Flight, ctx: Mapping[str, Any]) -> bool:
+        value = {"message_id": f.message_id, "queue": self.queue}
+        try:
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=f.receipt)
+        except (ClientError, BotoCoreError) as exc:
+            # stale/invalid receipt handle (visibility expired, redelivered): the redelivery will be
+            # recognised as a duplicate, so this is logged and observed, never fatal
+            log.warning("delete of %s failed: %s", f.message_id, exc)
+            self.observer.observe("delete", "fail", {**value, "error": str(exc)})
+            return False
+        self.observer.observe("delete", "ok", value)
+        self.faults.hit("after_delete", ctx)
+        return True
+
+
+def _string_attributes(m: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for name, v in (m.get("MessageAttributes") or {}).items():
+        if isinstance(v, Mapping) and isinstance(v.get("StringValue"), str):
+            out[name] = v["StringValue"]
+    return out

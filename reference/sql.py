@@ -1,0 +1,276 @@
+"""SQLAlchemy adapter of :class:`~reference.stores.Storage` (SQLite default, PostgreSQL supported).
+
+All five stores live on one engine so :meth:`SqlStorage.commit` is ONE transaction whose first
+statement is the fenced idempotency completion (``UPDATE ... WHERE key=:k AND fencing_token=:t
+AND status='IN_PROGRESS'``). On PostgreSQL that update row-locks the record, so a concurrent
+takeover waits for the commit and then sees COMPLETED. Times are epoch seconds (floats) from the
+caller's clock, so a virtual clock works. Fencing tokens are random 62-bit integers, unique
+across re-inserts of the same key (a sequential counter would restart at 1 after a release or a
+cleanup and could let a stale worker commit).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from reference.errors import LeaseLost, SequenceConflict, StoreError
+from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Duplicate
+from reference.messages import Command, TypeRegistry, decode, encode
+from reference.stores import DeadLetter, Effect, State, outbox_from_json, outbox_to_json
+
+DEFAULT_URL = "sqlite:///flowgate.db"
+
+
+class SqlStorage:
+    """The SQL :class:`~reference.stores.Storage`. ``prefix`` namespaces the tables (tests, tenants)."""
+
+    def __init__(
+        self, registry: TypeRegistry, url: str = DEFAULT_URL, *, prefix: str = "flowgate_",
+        engine: Engine | None = None, create: bool = True,
+    ) -> None:
+        self._registry = registry
+        if engine is None:
+            connect_args: dict[str, Any] = {"timeout": 30, "check_same_thread": False} if url.startswith(
+                "sqlite") else {}
+            engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        self.engine = engine
+        self._lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        md = MetaData()
+        p = prefix
+        self.commands = Table(
+            f"{p}commands", md,
+            Column("entity_id", String(200), primary_key=True),
+            Column("sequence_no", BigInteger, primary_key=True, autoincrement=False),
+            Column("event_id", String(100), nullable=False),
+            Column("name", String(200), nullable=False),
+            Column("body", Text, nullable=False),
+        )
+        self.entities = Table(
+            f"{p}entities", md,
+            Column("kind", String(100), primary_key=True),
+            Column("entity_id", String(200), primary_key=True),
+            Column("state", Text, nullable=False),
+        )
+        self.views = Table(
+            f"{p}views", md,
+            Column("view", String(100), primary_key=True),
+            Column("row_id", String(200), primary_key=True),
+            Column("state", Text, nullable=False),
+        )
+        self.idempotency = Table(
+            f"{p}idempotency", md,
+            Column("key", String(500), primary_key=True),
+            Column("status", String(20), nullable=False),
+            Column("lease_expires_at", Double, nullable=False),
+            Column("fencing_token", BigInteger, nullable=False),
+            Column("expires_at", Double, nullable=False),
+            Column("message_type", String(200)),
+            Column("outbox", Text, nullable=False, default="[]"),
+            Index(f"ix_{p}idempotency_expires_at", "expires_at"),
+        )
+        self.dead = Table(
+            f"{p}dead_letters", md,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("key", String(500), nullable=False),
+            Column("message_type", String(200), nullable=False),
+            Column("entity_id", String(200), nullable=False),
+            Column("sequence_no", BigInteger, nullable=False),
+            Column("reason", Text, nullable=False),
+            Column("body", Text, nullable=False),
+            Column("recorded_at", Double, nullable=False),
+        )
+        self.metadata = md
+        if create:
+            md.create_all(engine)
+
+    def __repr__(self) -> str:
+        return f"SqlStorage({self.engine.url!r})"
+
+    def drop(self) -> None:
+        """Drop this storage's tables (tests)."""
+        self.metadata.drop_all(self.engine)
+        self.engine.dispose()
+
+    # -- reads -------------------------------------------------------------------------------
+    def load_commands(self, entity_id: str) -> list[Command]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(self.commands.c.body).where(self.commands.c.entity_id == entity_id)
+                             .order_by(self.commands.c.sequence_no)).all()
+        out = []
+        for (body,) in rows:
+            message = decode(body, self._registry)
+            assert isinstance(message, Command)
+            out.append(message)
+        return out
+
+    def last_sequence(self, entity_id: str) -> int:
+        with self.engine.connect() as c:
+            value = c.execute(select(func.max(self.commands.c.sequence_no))
+                              .where(self.commands.c.entity_id == entity_id)).scalar()
+        return int(value or 0)
+
+    def get_entity(self, kind: str, entity_id: str) -> State | None:
+        t = self.entities
+        with self.engine.connect() as c:
+            text = c.execute(select(t.c.state).where(t.c.kind == kind, t.c.entity_id == entity_id)).scalar()
+        return None if text is None else _loads(text)
+
+    def get_view(self, view: str, row_id: str) -> State | None:
+        t = self.views
+        with self.engine.connect() as c:
+            text = c.execute(select(t.c.state).where(t.c.view == view, t.c.row_id == row_id)).scalar()
+        return None if text is None else _loads(text)
+
+    def list_view(self, view: str) -> dict[str, State]:
+        t = self.views
+        with self.engine.connect() as c:
+            rows = c.execute(select(t.c.row_id, t.c.state).where(t.c.view == view)).all()
+        return {r: _loads(s) for r, s in rows}
+
+    def dead_letters(self) -> list[DeadLetter]:
+        t = self.dead
+        with self.engine.connect() as c:
+            rows = c.execute(select(t).order_by(t.c.id)).mappings().all()
+        return [DeadLetter(r["key"], r["message_type"], r["entity_id"], int(r["sequence_no"]), r["reason"],
+                           r["body"], float(r["recorded_at"])) for r in rows]
+
+    # -- idempotency -------------------------------------------------------------------------
+    def claim(self, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
+        t = self.idempotency
+        for _ in range(5):
+            token = secrets.randbits(62)
+            try:
+                with self._guard(), self.engine.begin() as c:
+                    c.execute(insert(t).values(
+                        key=key, status=IN_PROGRESS, lease_expires_at=lease_until, fencing_token=token,
+                        expires_at=lease_until, message_type=message_type, outbox="[]"))
+                return Claimed(token, lease_until)
+            except IntegrityError:
+                pass
+            with self._guard(), self.engine.begin() as c:
+                taken = c.execute(update(t).where(t.c.key == key, or_(
+                    and_(t.c.status == IN_PROGRESS, t.c.lease_expires_at <= now),
+                    and_(t.c.status == COMPLETED, t.c.expires_at <= now),
+                )).values(status=IN_PROGRESS, lease_expires_at=lease_until, fencing_token=token,
+                          expires_at=lease_until, message_type=message_type, outbox="[]")).rowcount
+            if taken == 1:
+                return Claimed(token, lease_until)
+            with self.engine.connect() as c:
+                row = c.execute(select(t.c.status, t.c.lease_expires_at, t.c.outbox).where(t.c.key == key)).first()
+            if row is None:
+                continue  # released or cleaned up meanwhile: try the insert again
+            if row.status == COMPLETED:
+                return Duplicate(outbox_from_json(row.outbox, self._registry))
+            return Busy(float(row.lease_expires_at))
+        raise StoreError(f"could not claim {key!r}: record keeps changing")
+
+    def extend(self, key: str, token: int, lease_until: float) -> bool:
+        t = self.idempotency
+        with self._guard(), self.engine.begin() as c:
+            n = c.execute(update(t).where(t.c.key == key, t.c.fencing_token == token, t.c.status == IN_PROGRESS)
+                          .values(lease_expires_at=func.max(t.c.lease_expires_at, lease_until)
+                                  if self.engine.dialect.name == "sqlite"
+                                  else func.greatest(t.c.lease_expires_at, lease_until),
+                                  expires_at=lease_until)).rowcount
+        return n == 1
+
+    def release(self, key: str, token: int) -> None:
+        t = self.idempotency
+        with self._guard(), self.engine.begin() as c:
+            c.execute(delete(t).where(t.c.key == key, t.c.fencing_token == token, t.c.status == IN_PROGRESS))
+
+    def cleanup(self, now: float) -> int:
+        t = self.idempotency
+        with self._guard(), self.engine.begin() as c:
+            return int(c.execute(delete(t).where(t.c.expires_at <= now)).rowcount)
+
+    # -- the atomic commit -------------------------------------------------------------------
+    def commit(self, effect: Effect) -> None:
+        t = self.idempotency
+        try:
+            with self._guard(), self.engine.begin() as c:
+                n = c.execute(update(t).where(
+                    t.c.key == effect.key, t.c.fencing_token == effect.token, t.c.status == IN_PROGRESS,
+                ).values(status=COMPLETED, expires_at=effect.expires_at, message_type=effect.message_type,
+                         outbox=outbox_to_json(effect.outbox))).rowcount
+                if n != 1:
+                    raise LeaseLost(f"claim on {effect.key!r} is no longer ours")
+                if effect.command is not None:
+                    cmd = effect.command
+                    try:
+                        with c.begin_nested():
+                            c.execute(insert(self.commands).values(
+                                entity_id=cmd.entity_id, sequence_no=cmd.metadata.sequence_no,
+                                event_id=cmd.event_id, name=cmd.name, body=encode(cmd)))
+                    except IntegrityError as exc:
+                        raise SequenceConflict(
+                            f"{cmd.entity_id} already has seq {cmd.metadata.sequence_no}") from exc
+                for w in effect.entities:
+                    e = self.entities
+                    self._upsert(c, e, and_(e.c.kind == w.kind, e.c.entity_id == w.entity_id),
+                                 {"kind": w.kind, "entity_id": w.entity_id}, _dumps(w.state))
+                for v in effect.views:
+                    vt = self.views
+                    self._upsert(c, vt, and_(vt.c.view == v.view, vt.c.row_id == v.row_id),
+                                 {"view": v.view, "row_id": v.row_id}, _dumps(v.state))
+                if effect.dead_letter is not None:
+                    d = effect.dead_letter
+                    c.execute(insert(self.dead).values(
+                        key=d.key, message_type=d.message_type, entity_id=d.entity_id, sequence_no=d.sequence_no,
+                        reason=d.reason, body=d.body, recorded_at=d.recorded_at))
+        except (LeaseLost, SequenceConflict):
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(f"commit of {effect.key!r} failed: {exc}") from exc
+
+    @staticmethod
+    def _upsert(c: Any, table: Table, where: Any, ident: dict[str, str], state: str) -> None:
+        if c.execute(update(table).where(where).values(state=state)).rowcount == 0:
+            c.execute(insert(table).values(**ident, state=state))
+
+    def _guard(self) -> Any:
+        """SQLite allows one writer: serialise writers in-process instead of hitting 'database is locked'."""
+        return self._lock if self._lock is not None else _NullCtx()
+
+
+class _NullCtx:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _dumps(state: dict[str, Any]) -> str:
+    return json.dumps(state, sort_keys=True, separators=(",", ":"))
+
+
+def _loads(text: str) -> State:
+    value = json.loads(text)
+    assert isinstance(value, dict)
+    return value

@@ -1,0 +1,265 @@
+"""Persistence ports and their in-memory adapter.
+
+One port, :class:`Storage`, groups the command store (append-only, ordered, unique
+``(entity, seq)``), the entity store, the view-model store, the idempotency store and the
+business dead-letter store, because exactly-once effects need them written in **one atomic
+commit** (:meth:`Storage.commit`), fenced by the idempotency claim's token: the saga decides
+without side effects, then the effect, the command-store append, the view rows, the outbox and
+the idempotency completion are written together or not at all (eventsourcing's tracking record
+in the same transaction; powertools' conditional put plus a fencing token).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reference.errors import LeaseLost, SequenceConflict
+from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Duplicate
+from reference.messages import Command, Event, TypeRegistry, decode, encode
+
+State = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EntityWrite:
+    """New state of one entity (``kind`` = the saga's entity kind, e.g. ``order``)."""
+
+    kind: str
+    entity_id: str
+    state: State
+
+
+@dataclass(frozen=True)
+class ViewWrite:
+    """New state of one view-model row."""
+
+    view: str
+    row_id: str
+    state: State
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A business failure that exhausted its retries (the V3 "business DLQ", doc 002)."""
+
+    key: str
+    message_type: str
+    entity_id: str
+    sequence_no: int
+    reason: str
+    body: str
+    recorded_at: float
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Everything one processed message changes, committed atomically and fenced by ``token``."""
+
+    key: str
+    token: int
+    message_type: str
+    expires_at: float
+    entities: tuple[EntityWrite, ...] = ()
+    command: Command | None = None
+    views: tuple[ViewWrite, ...] = ()
+    outbox: tuple[Event, ...] = ()
+    dead_letter: DeadLetter | None = None
+
+
+class Storage(Protocol):
+    """The persistence port. Every method is thread-safe and each call is atomic."""
+
+    def load_commands(self, entity_id: str) -> list[Command]:
+        """The entity's commands in sequence order."""
+        ...
+
+    def last_sequence(self, entity_id: str) -> int: ...
+
+    def get_entity(self, kind: str, entity_id: str) -> State | None: ...
+
+    def get_view(self, view: str, row_id: str) -> State | None: ...
+
+    def list_view(self, view: str) -> dict[str, State]: ...
+
+    def dead_letters(self) -> list[DeadLetter]: ...
+
+    def claim(self, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
+        """One atomic conditional write (see :mod:`reference.idempotency`)."""
+        ...
+
+    def extend(self, key: str, token: int, lease_until: float) -> bool:
+        """Move the lease of an IN_PROGRESS claim we still own; False if it was taken over."""
+        ...
+
+    def release(self, key: str, token: int) -> None:
+        """Drop our IN_PROGRESS claim (the handler failed) so a redelivery can run at once."""
+        ...
+
+    def cleanup(self, now: float) -> int:
+        """Delete records whose ``expires_at`` passed; returns how many."""
+        ...
+
+    def commit(self, effect: Effect) -> None:
+        """Write ``effect`` atomically; :class:`LeaseLost` (nothing written) if the token is stale,
+        :class:`SequenceConflict` if the command store holds another command at that seq."""
+        ...
+
+
+@dataclass
+class _Record:
+    status: str
+    token: int
+    lease_until: float
+    expires_at: float
+    message_type: str
+    outbox: str = "[]"
+
+
+@dataclass
+class _Memory:
+    commands: dict[str, dict[int, str]] = field(default_factory=dict)
+    entities: dict[tuple[str, str], str] = field(default_factory=dict)
+    views: dict[str, dict[str, str]] = field(default_factory=dict)
+    records: dict[str, _Record] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+def outbox_to_json(events: tuple[Event, ...]) -> str:
+    return json.dumps([encode(e) for e in events])
+
+
+def outbox_from_json(text: str, registry: TypeRegistry) -> tuple[Event, ...]:
+    out = []
+    for body in json.loads(text or "[]"):
+        message = decode(body, registry)
+        assert isinstance(message, Event)
+        out.append(message)
+    return tuple(out)
+
+
+class InMemoryStorage:
+    """In-process :class:`Storage`; one lock makes every call (and every commit) atomic.
+
+    States are stored as JSON text so callers can never mutate stored state by aliasing.
+    """
+
+    def __init__(self, registry: TypeRegistry) -> None:
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._m = _Memory()
+        self._tokens = 0
+
+    def __repr__(self) -> str:
+        return f"InMemoryStorage(records={len(self._m.records)})"
+
+    def load_commands(self, entity_id: str) -> list[Command]:
+        with self._lock:
+            rows = sorted(self._m.commands.get(entity_id, {}).items())
+        out = []
+        for _, body in rows:
+            message = decode(body, self._registry)
+            assert isinstance(message, Command)
+            out.append(message)
+        return out
+
+    def last_sequence(self, entity_id: str) -> int:
+        with self._lock:
+            return max(self._m.commands.get(entity_id, {0: ""}), default=0)
+
+    def get_entity(self, kind: str, entity_id: str) -> State | None:
+        with self._lock:
+            text = self._m.entities.get((kind, entity_id))
+        return None if text is None else _loads(text)
+
+    def get_view(self, view: str, row_id: str) -> State | None:
+        with self._lock:
+            text = self._m.views.get(view, {}).get(row_id)
+        return None if text is None else _loads(text)
+
+    def list_view(self, view: str) -> dict[str, State]:
+        with self._lock:
+            rows = dict(self._m.views.get(view, {}))
+        return {k: _loads(v) for k, v in rows.items()}
+
+    def dead_letters(self) -> list[DeadLetter]:
+        with self._lock:
+            return list(self._m.dead)
+
+    def claim(self, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
+        with self._lock:
+            rec = self._m.records.get(key)
+            takeover = rec is None or (
+                (rec.status == IN_PROGRESS and rec.lease_until <= now)
+                or (rec.status == COMPLETED and rec.expires_at <= now)
+            )
+            if takeover:
+                self._tokens += 1
+                self._m.records[key] = _Record(IN_PROGRESS, self._tokens, lease_until, lease_until, message_type)
+                return Claimed(self._tokens, lease_until)
+            assert rec is not None
+            if rec.status == COMPLETED:
+                outbox = rec.outbox
+            else:
+                return Busy(rec.lease_until)
+        return Duplicate(outbox_from_json(outbox, self._registry))
+
+    def extend(self, key: str, token: int, lease_until: float) -> bool:
+        with self._lock:
+            rec = self._m.records.get(key)
+            if rec is None or rec.status != IN_PROGRESS or rec.token != token:
+                return False
+            rec.lease_until = max(rec.lease_until, lease_until)
+            rec.expires_at = max(rec.expires_at, lease_until)
+            return True
+
+    def release(self, key: str, token: int) -> None:
+        with self._lock:
+            rec = self._m.records.get(key)
+            if rec is not None and rec.status == IN_PROGRESS and rec.token == token:
+                del self._m.records[key]
+
+    def cleanup(self, now: float) -> int:
+        with self._lock:
+            dead = [k for k, r in self._m.records.items() if r.expires_at <= now]
+            for k in dead:
+                del self._m.records[k]
+            return len(dead)
+
+    def commit(self, effect: Effect) -> None:
+        with self._lock:
+            rec = self._m.records.get(effect.key)
+            if rec is None or rec.status != IN_PROGRESS or rec.token != effect.token:
+                raise LeaseLost(f"claim on {effect.key!r} is no longer ours")
+            if effect.command is not None:
+                cmd = effect.command
+                existing = self._m.commands.get(cmd.entity_id, {}).get(cmd.metadata.sequence_no)
+                if existing is not None:
+                    raise SequenceConflict(f"{cmd.entity_id} already has seq {cmd.metadata.sequence_no}")
+            # every check passed: apply all writes (nothing below can fail)
+            if effect.command is not None:
+                cmd = effect.command
+                self._m.commands.setdefault(cmd.entity_id, {})[cmd.metadata.sequence_no] = encode(cmd)
+            for w in effect.entities:
+                self._m.entities[(w.kind, w.entity_id)] = _dumps(w.state)
+            for v in effect.views:
+                self._m.views.setdefault(v.view, {})[v.row_id] = _dumps(v.state)
+            if effect.dead_letter is not None:
+                self._m.dead.append(effect.dead_letter)
+            self._m.records[effect.key] = _Record(
+                COMPLETED, effect.token, rec.lease_until, effect.expires_at, effect.message_type,
+                outbox_to_json(effect.outbox),
+            )
+
+
+def _dumps(state: Mapping[str, Any]) -> str:
+    return json.dumps(state, sort_keys=True, separators=(",", ":"))
+
+
+def _loads(text: str) -> State:
+    value = json.loads(text)
+    assert isinstance(value, dict)
+    return value

@@ -1,0 +1,188 @@
+"""Wiring (:func:`build_runtime`) and the worker entry point (:func:`main`).
+
+``python -m reference.worker --config FILE`` (the lead wires ``flowgate worker`` to :func:`main`)
+reads a JSON or YAML file::
+
+    {"region": "us-east-1", "domain": "orders",
+     "send": {"orders.fifo": ["PlaceOrder", "AuthorizePayment", ...]},
+     "raise": {"order-events.fifo": ["OrderPlaced", ...]},
+     "listen": ["orders.fifo"],
+     "subscribe": {"order-views.fifo": ["order-events.fifo"]},
+     "encryption": {"kmsKeyId": "alias/flowgate"},          # optional
+     "idempotency": {"url": "sqlite:///flowgate.db"},       # optional; default in-memory
+     "options": {"visibility_timeout": 30, "max_receive_count": 3, ...}}
+
+It bootstraps the resources, then runs one listener per listened/subscribed queue until SIGTERM
+or SIGINT; the batch in hand is finished before exiting (graceful stop, at most
+``wait_time_seconds`` + one batch). AWS endpoint and credentials come from the usual boto3
+environment (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from reference.bootstrap import Bootstrapper, Resources
+from reference.bus import CommandBus, Processor, Saga, View
+from reference.config import BusConfiguration
+from reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
+from reference.domain.orders import InventoryView, OrderSaga, OrderView, PaymentsView, order_registry
+from reference.domain.partners import PartnerOrderSaga, partner_registry
+from reference.envelope import KmsEnvelopeCipher
+from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
+from reference.listener import SqsListener
+from reference.messages import TypeRegistry
+from reference.stores import InMemoryStorage, Storage
+from reference.telemetry import NOOP, Telemetry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Domain:
+    registry: Callable[[], TypeRegistry]
+    sagas: Callable[[], list[Saga]]
+    views: Callable[[], list[View]]
+
+
+#: The explicit list of domains a config file may name (never an import by name).
+DOMAINS: dict[str, Domain] = {
+    "orders": Domain(order_registry, lambda: [OrderSaga()], lambda: [OrderView(), InventoryView(), PaymentsView()]),
+    "partners": Domain(partner_registry, lambda: [PartnerOrderSaga()], lambda: []),
+}
+
+
+@dataclass
+class Runtime:
+    """Everything a process needs: resolved resources, the command bus, one listener per queue."""
+
+    config: BusConfiguration
+    resources: Resources
+    processor: Processor
+    command_bus: CommandBus
+    commands: SqsCommandDispatcher
+    events: SnsEventDispatcher
+    listeners: list[SqsListener] = field(default_factory=list)
+
+    def poll_all_once(self) -> int:
+        return sum(listener.poll_once() for listener in self.listeners)
+
+    def close(self) -> None:
+        self.commands.close()
+        self.events.close()
+
+
+def build_runtime(
+    config: BusConfiguration, *, sqs: Any, sns: Any, sts: Any, kms: Any = None, storage: Storage | None = None,
+    sagas: Sequence[Saga] = (), views: Sequence[View] = (), clock: Clock | None = None,
+    faults: Faults | None = None, observer: Observer | None = None, telemetry: Telemetry | None = None,
+    executor: Executor | None = None, batching: bool = False, resources: Resources | None = None,
+) -> Runtime:
+    """Validate, bootstrap (unless ``resources`` given) and wire dispatchers and listeners."""
+    config.validate(sagas=sagas, views=views)
+    clock = clock or SystemClock()
+    observer = observer or NullObserver()
+    telemetry = telemetry or NOOP
+    resources = resources or Bootstrapper(config, sqs=sqs, sns=sns, sts=sts).run()
+    storage = storage or InMemoryStorage(config.registry)
+    processor = Processor(storage, sagas=sagas, views=views, clock=clock,
+                          ttl_seconds=config.options.idempotency_ttl_seconds)
+    cipher = KmsEnvelopeCipher(kms, config.kms_key_id) if config.kms_key_id else None
+    commands = SqsCommandDispatcher(sqs, config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
+                                    batching=batching)
+    events = SnsEventDispatcher(sns, config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
+                                batching=False)
+    listeners = []
+    queues = [(q, {q}) for q in config.command_queues]
+    queues += [(q, set(ts)) for q, ts in config.subscriptions.items()]
+    for queue, destinations in queues:
+        listeners.append(SqsListener(
+            sqs, queue=queue, queue_url=resources.queue_urls[queue], dlq_url=resources.dlq_urls[queue],
+            registry=config.registry, processor=processor, options=config.options, destinations=destinations,
+            publisher=events, cipher=cipher, clock=clock, faults=faults or NoFaults(), observer=observer,
+            telemetry=telemetry, executor=executor))
+    bus = CommandBus([commands], processor=processor)
+    return Runtime(config, resources, processor, bus, commands, events, listeners)
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith((".yaml", ".yml")):
+        import yaml  # project dependency; only needed for YAML configs
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: top level must be a mapping")
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the worker until SIGTERM/SIGINT. Returns the process exit code."""
+    import boto3  # imported here so the library part never creates clients itself
+
+    parser = argparse.ArgumentParser(prog="flowgate worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="JSON or YAML bus configuration")
+    parser.add_argument("--once", action="store_true", help="poll every listener once and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    data = load_config_file(args.config)
+    domain = DOMAINS.get(str(data.get("domain", "orders")))
+    if domain is None:
+        parser.error(f"unknown domain {data.get('domain')!r}; known: {sorted(DOMAINS)}")
+    registry = domain.registry()
+    config = BusConfiguration.from_dict(data, registry)
+    region = config.options.region
+    session = boto3.session.Session(region_name=region)
+    url = (data.get("idempotency") or {}).get("url")
+    storage: Storage
+    if url:
+        from reference.sql import SqlStorage
+
+        storage = SqlStorage(registry, str(url))
+    else:
+        storage = InMemoryStorage(registry)
+    executor = ThreadPoolExecutor(max_workers=config.options.max_concurrent_calls)
+    runtime = build_runtime(
+        config, sqs=session.client("sqs"), sns=session.client("sns"), sts=session.client("sts"),
+        kms=session.client("kms") if config.kms_key_id else None, storage=storage,
+        sagas=domain.sagas(), views=domain.views(), executor=executor)
+    if args.once:
+        runtime.poll_all_once()
+        runtime.close()
+        executor.shutdown()
+        return 0
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: finishing in-flight messages", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    threads = [threading.Thread(target=lst.run, args=(stop,), name=f"listener-{lst.queue}")
+               for lst in runtime.listeners]
+    for t in threads:
+        t.start()
+    log.info("worker running: %s", [lst.queue for lst in runtime.listeners])
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(timeout=0.5)
+    runtime.close()
+    executor.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

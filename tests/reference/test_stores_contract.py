@@ -1,0 +1,180 @@
+"""One contract for the Storage port (command/entity/view/idempotency/dead-letter stores and the
+atomic fenced commit), run against every backend: in-memory, SQLite (file), PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reference.domain import OrderPlaced, PlaceOrder
+from reference.errors import LeaseLost, SequenceConflict
+from reference.idempotency import Busy, Claimed, Duplicate
+from reference.messages import TypeRegistry, event_for, new_command
+from reference.stores import DeadLetter, Effect, EntityWrite, InMemoryStorage, Storage, ViewWrite
+
+T0 = 1000.0
+
+
+class StorageContract:
+    __test__ = False
+
+    @pytest.fixture
+    def storage(self, registry: TypeRegistry, tmp_path: Any) -> Iterator[Storage]:
+        raise NotImplementedError
+
+    def claimed(self, storage: Storage, key: str = "command:a", now: float = T0, lease: float = 30) -> Claimed:
+        res = storage.claim(key, now=now, lease_until=now + lease, message_type="PlaceOrder")
+        assert isinstance(res, Claimed)
+        return res
+
+    def effect(self, key: str, token: int, seq: int = 1, entity: str = "o1", **kw: Any) -> Effect:
+        cmd = new_command(PlaceOrder("c", "S", 1, 5), entity, sequence_no=seq)
+        evt = event_for(cmd, 0, OrderPlaced("c", "S", 1, 5))
+        return Effect(key=key, token=token, message_type="PlaceOrder", expires_at=T0 + 3600,
+                      entities=(EntityWrite("order", entity, {"status": "PENDING", "seq": seq}),),
+                      command=cmd, views=(ViewWrite("orders", entity, {"n": seq}),), outbox=(evt,), **kw)
+
+    def test_claim_then_busy_then_takeover_after_lease(self, storage: Storage) -> None:
+        first = self.claimed(storage)
+        busy = storage.claim("command:a", now=T0 + 10, lease_until=T0 + 40, message_type="X")
+        assert busy == Busy(T0 + 30)
+        second = self.claimed(storage, now=T0 + 31)
+        assert second.token != first.token
+
+    def test_commit_completes_and_duplicates_return_outbox(self, storage: Storage) -> None:
+        c = self.claimed(storage)
+        eff = self.effect("command:a", c.token)
+        storage.commit(eff)
+        dup = storage.claim("command:a", now=T0 + 100, lease_until=T0 + 130, message_type="X")
+        assert isinstance(dup, Duplicate)
+        assert dup.outbox == eff.outbox
+        assert storage.get_entity("order", "o1") == {"status": "PENDING", "seq": 1}
+        assert storage.get_view("orders", "o1") == {"n": 1}
+        assert storage.list_view("orders") == {"o1": {"n": 1}}
+        assert [c.event_id for c in storage.load_commands("o1")] == [eff.command.event_id]  # type: ignore[union-attr]
+        assert storage.last_sequence("o1") == 1
+
+    def test_stale_token_cannot_commit_anything(self, storage: Storage) -> None:
+        old = self.claimed(storage)
+        new = self.claimed(storage, now=T0 + 31)
+        with pytest.raises(LeaseLost):
+            storage.commit(self.effect("command:a", old.token))
+        assert storage.get_entity("order", "o1") is None
+        assert storage.load_commands("o1") == []
+        assert storage.get_view("orders", "o1") is None
+        storage.commit(self.effect("command:a", new.token))
+        assert storage.get_entity("order", "o1") is not None
+
+    def test_commit_after_release_or_completion_is_refused(self, storage: Storage) -> None:
+        c = self.claimed(storage)
+        storage.release("command:a", c.token)
+        with pytest.raises(LeaseLost):
+            storage.commit(self.effect("command:a", c.token))
+        again = self.claimed(storage, now=T0 + 1)
+        storage.commit(self.effect("command:a", again.token))
+        with pytest.raises(LeaseLost):
+            storage.commit(self.effect("command:a", again.token))
+
+    def test_release_only_by_owner(self, storage: Storage) -> None:
+        c = self.claimed(storage)
+        storage.release("command:a", c.token + 1)
+        assert isinstance(storage.claim("command:a", now=T0 + 1, lease_until=T0 + 2, message_type="X"), Busy)
+        storage.release("command:a", c.token)
+        self.claimed(storage, now=T0 + 1)
+
+    def test_extend_moves_lease_and_is_fenced(self, storage: Storage) -> None:
+        c = self.claimed(storage)
+        assert storage.extend("command:a", c.token, T0 + 90)
+        assert isinstance(storage.claim("command:a", now=T0 + 60, lease_until=T0 + 99, message_type="X"), Busy)
+        assert not storage.extend("command:a", c.token + 1, T0 + 200)
+        assert isinstance(storage.claim("command:a", now=T0 + 91, lease_until=T0 + 99, message_type="X"), Claimed)
+        assert not storage.extend("command:a", c.token, T0 + 300)
+
+    def test_expired_completed_record_is_taken_over_and_cleaned(self, storage: Storage) -> None:
+        c = self.claimed(storage)
+        storage.commit(self.effect("command:a", c.token))
+        assert isinstance(storage.claim("command:a", now=T0 + 3599, lease_until=T0 + 3600, message_type="X"),
+                          Duplicate)
+        self.claimed(storage, key="command:b")
+        assert storage.cleanup(T0 + 3601) == 2  # b's in-progress lease expired long ago, a's TTL passed
+        assert isinstance(storage.claim("command:a", now=T0 + 3601, lease_until=T0 + 3700, message_type="X"),
+                          Claimed)
+        assert storage.cleanup(T0 + 3601) == 0
+
+    def test_sequence_conflict_rolls_back_the_whole_commit(self, storage: Storage) -> None:
+        c = self.claimed(storage)
+        storage.commit(self.effect("command:a", c.token, seq=1))
+        c2 = self.claimed(storage, key="command:b")
+        with pytest.raises(SequenceConflict):
+            storage.commit(self.effect("command:b", c2.token, seq=1))
+        assert isinstance(storage.claim("command:b", now=T0 + 1, lease_until=T0 + 2, message_type="X"), Busy)
+        assert len(storage.load_commands("o1")) == 1
+        assert storage.get_view("orders", "o1") == {"n": 1}
+        storage.commit(self.effect("command:b", c2.token, seq=2))
+        assert [c.metadata.sequence_no for c in storage.load_commands("o1")] == [1, 2]
+
+    def test_dead_letter_recorded_with_completion(self, storage: Storage) -> None:
+        c = self.claimed(storage)
+        dl = DeadLetter("command:a", "ConfirmOrder", "o1", 3, "InvalidTransition: no", "{}", T0)
+        storage.commit(Effect(key="command:a", token=c.token, message_type="ConfirmOrder", expires_at=T0 + 10,
+                              dead_letter=dl))
+        assert storage.dead_letters() == [dl]
+        assert isinstance(storage.claim("command:a", now=T0 + 1, lease_until=T0 + 2, message_type="X"), Duplicate)
+
+    def test_concurrent_claims_have_one_winner(self, storage: Storage) -> None:
+        results: list[Any] = []
+        barrier = threading.Barrier(6)
+
+        def claim() -> None:
+            barrier.wait()
+            results.append(storage.claim("command:race", now=T0, lease_until=T0 + 30, message_type="X"))
+
+        threads = [threading.Thread(target=claim) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(isinstance(r, Claimed) for r in results) == 1
+        assert sum(isinstance(r, Busy) for r in results) == 5
+
+
+class TestInMemoryStorage(StorageContract):
+    __test__ = True
+
+    @pytest.fixture
+    def storage(self, registry: TypeRegistry, tmp_path: Any) -> Storage:
+        return InMemoryStorage(registry)
+
+
+class TestSqliteStorage(StorageContract):
+    __test__ = True
+
+    @pytest.fixture
+    def storage(self, registry: TypeRegistry, tmp_path: Any) -> Iterator[Storage]:
+        from reference.sql import SqlStorage
+
+        s = SqlStorage(registry, f"sqlite:///{tmp_path}/flowgate.db")
+        yield s
+        s.drop()
+
+
+@pytest.mark.postgres
+class TestPostgresStorage(StorageContract):
+    __test__ = True
+
+    @pytest.fixture
+    def storage(self, registry: TypeRegistry, tmp_path: Any) -> Iterator[Storage]:
+        from reference.sql import SqlStorage
+
+        url = os.environ.get("FLOWGATE_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        try:
+            s = SqlStorage(registry, url, prefix=f"t{uuid.uuid4().hex[:8]}_")
+        except Exception as exc:
+            pytest.skip(f"PostgreSQL unavailable: {exc}")
+        yield s
+        s.drop()
