@@ -1,0 +1,67 @@
+'use strict';
+// Entity state + idempotency in one record per entity, so the effect and its dedup key commit
+// together (one atomic rename). FLOWGATE_IDEMPOTENCY_URL:
+//   file:///some/dir  durable, shared by every instance on the host (what the chaos profile needs)
+//   memory:           per process; exactly-once is then lost across restarts (chaos will say so)
+const fs = require('node:fs');
+const path = require('node:path');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+class MemoryStore {
+  constructor() { this.entities = new Map(); }
+  async withEntity(id, fn) {
+    const current = this.entities.get(id) || null;
+    const { next, result } = await fn(current);
+    if (next) this.entities.set(id, next);
+    return result;
+  }
+}
+
+class FileStore {
+  constructor(dir) {
+    this.dir = dir;
+    fs.mkdirSync(path.join(dir, 'entities'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'locks'), { recursive: true });
+  }
+  file(id) { return path.join(this.dir, 'entities', `${encodeURIComponent(id)}.json`); }
+  async lock(id) {
+    const lockDir = path.join(this.dir, 'locks', `${encodeURIComponent(id)}.lock`);
+    for (;;) {
+      try {
+        fs.mkdirSync(lockDir); // atomic: exactly one process succeeds
+        return () => fs.rmSync(lockDir, { recursive: true, force: true });
+      } catch (err) {
+        if (err.code !== 'EEXIST') throw err;
+        try { // a holder killed with SIGKILL leaves its lock: break it after 15 s
+          if (Date.now() - fs.statSync(lockDir).mtimeMs > 15000) fs.rmSync(lockDir, { recursive: true, force: true });
+        } catch { /* raced with its release */ }
+        await sleep(15);
+      }
+    }
+  }
+  async withEntity(id, fn) {
+    const release = await this.lock(id);
+    try {
+      let current = null;
+      try { current = JSON.parse(fs.readFileSync(this.file(id), 'utf8')); } catch (err) { if (err.code !== 'ENOENT') throw err; }
+      const { next, result } = await fn(current);
+      if (next) {
+        const tmp = `${this.file(id)}.${process.pid}.tmp`;
+        fs.writeFileSync(tmp, JSON.stringify(next));
+        fs.renameSync(tmp, this.file(id));
+      }
+      return result;
+    } finally {
+      release();
+    }
+  }
+}
+
+function openStore(url) {
+  if (!url || url === 'memory:' || url.startsWith('memory')) return new MemoryStore();
+  if (url.startsWith('file://')) return new FileStore(new URL(url).pathname);
+  throw new Error(`unsupported FLOWGATE_IDEMPOTENCY_URL ${url} (use file:///dir or memory:)`);
+}
+
+module.exports = { openStore };

@@ -1,0 +1,233 @@
+#!/usr/bin/env node
+'use strict';
+// A flowgate contract v1 worker for the order domain, written from docs/contract.md alone.
+// Start: node worker.js   (all configuration from FLOWGATE_* / AWS_* environment variables)
+// Loop:  long-poll the FIFO command queue -> per message group, in order: decode (+ decrypt)
+//        -> idempotent effect (entity record + applied-command ids, one atomic write)
+//        -> publish the events (deterministic ids) to the FIFO topic -> delete.
+const crypto = require('node:crypto');
+const { SQSClient, ReceiveMessageCommand, DeleteMessageCommand, SendMessageCommand,
+  ChangeMessageVisibilityCommand } = require('@aws-sdk/client-sqs');
+const { SNSClient, PublishCommand } = require('@aws-sdk/client-sns');
+const { KMSClient, GenerateDataKeyCommand, DecryptCommand } = require('@aws-sdk/client-kms');
+const env = require('./lib/envelope');
+const { openStore } = require('./lib/store');
+const { derivedEventId } = require('./lib/ids');
+
+const E = process.env;
+const cfg = {
+  endpoint: E.FLOWGATE_ENDPOINT_URL || E.AWS_ENDPOINT_URL || undefined,
+  region: E.AWS_REGION || E.AWS_DEFAULT_REGION || 'us-east-1',
+  queueUrl: required('FLOWGATE_COMMAND_QUEUE_URL'),
+  dlqUrl: E.FLOWGATE_DEAD_LETTER_QUEUE_URL || '',
+  topicArn: required('FLOWGATE_EVENT_TOPIC_ARN'),
+  kmsKeyId: E.FLOWGATE_KMS_KEY_ID || '',
+  storeUrl: E.FLOWGATE_IDEMPOTENCY_URL || 'memory:',
+  visibility: E.FLOWGATE_VISIBILITY_TIMEOUT ? parseInt(E.FLOWGATE_VISIBILITY_TIMEOUT, 10) : undefined,
+  maxReceive: parseInt(E.FLOWGATE_MAX_RECEIVE_COUNT || '3', 10),
+  delayMs: parseInt(E.FLOWGATE_HANDLER_DELAY_MS || '0', 10),
+  waitSeconds: parseInt(E.FLOWGATE_WAIT_TIME_SECONDS || '1', 10),
+  instance: E.FLOWGATE_INSTANCE_ID || String(process.pid),
+  // deliberate bugs for the gate's own tests (comma list): skip-dedup, drop-poison, random-event-id,
+  // plaintext-events, ignore-sigterm. Never set in production.
+  broken: new Set((E.FLOWGATE_BROKEN || '').split(',').filter(Boolean)),
+};
+const queueName = cfg.queueUrl.split('/').pop();
+const topicName = cfg.topicArn.split(':').pop();
+const MAX_BODY = 256 * 1024;
+const COMMANDS = {
+  PlaceOrder: { from: [null], to: 'PENDING', event: 'OrderPlaced' },
+  AuthorizePayment: { from: ['PENDING'], to: 'PAID', event: 'PaymentAuthorized' },
+  ReserveInventory: { from: ['PAID'], to: 'RESERVED', event: 'InventoryReserved' },
+  ConfirmOrder: { from: ['RESERVED'], to: 'CONFIRMED', event: 'OrderConfirmed' },
+  CancelOrder: { from: ['PENDING', 'PAID', 'RESERVED'], to: 'CANCELLED', event: 'OrderCancelled' },
+};
+
+function required(name) {
+  if (!E[name]) { console.error(`flowgate node worker: ${name} is required`); process.exit(2); }
+  return E[name];
+}
+const log = (...a) => console.error(`[node-worker ${cfg.instance}]`, ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const aws = { region: cfg.region, endpoint: cfg.endpoint };
+const sqs = new SQSClient(aws);
+const sns = new SNSClient(aws);
+const kms = new KMSClient(aws);
+const store = openStore(cfg.storeUrl);
+
+class Poison extends Error { constructor(reason, msg) { super(msg); this.reason = reason; } }
+class BusinessFailure extends Error {}
+
+const attr = (msg, name) => (msg.MessageAttributes && msg.MessageAttributes[name] ? msg.MessageAttributes[name].StringValue : undefined);
+
+async function decodeCommand(msg) {
+  if (Buffer.byteLength(msg.Body || '', 'utf8') > MAX_BODY) throw new Poison('OversizedMessage', 'body over 256 KiB');
+  const type = attr(msg, 'CommandType'); const entityId = attr(msg, 'EntityId'); const seq = attr(msg, 'SequenceNo');
+  for (const [n, v] of [['CommandType', type], ['EntityId', entityId], ['SequenceNo', seq]]) {
+    if (v === undefined || v === '') throw new Poison('MissingAttribute', `attribute ${n} missing`);
+  }
+  let text = msg.Body;
+  const scheme = attr(msg, 'Encryption');
+  if (scheme !== undefined || cfg.kmsKeyId) {
+    if (scheme !== env.SCHEME) throw new Poison('DecryptionError', `expected Encryption=${env.SCHEME}, got ${scheme}`);
+    if (!cfg.kmsKeyId) throw new Poison('DecryptionError', 'encrypted message but no FLOWGATE_KMS_KEY_ID');
+    const messageId = attr(msg, 'EventId');
+    if (!messageId) throw new Poison('MissingAttribute', 'attribute EventId missing on an encrypted message');
+    const ctx = env.context(messageId, queueName, entityId, type);
+    try {
+      const sealed = env.fromBody(msg.Body);
+      const dk = await kms.send(new DecryptCommand({ CiphertextBlob: sealed.encryptedDataKey, KeyId: cfg.kmsKeyId, EncryptionContext: ctx }));
+      text = env.openWithKey(Buffer.from(dk.Plaintext), sealed, ctx).toString('utf8');
+    } catch (err) {
+      if (err.name === 'ThrottlingException' || err.$retryable) throw err; // transport, not poison
+      throw new Poison('DecryptionError', err.message);
+    }
+  }
+  let body;
+  try { body = JSON.parse(text); } catch (err) { throw new Poison('DecodeError', `body is not JSON: ${err.message}`); }
+  const m = body && body.metadata;
+  if (!body || typeof body.name !== 'string' || !body.entity || typeof body.entity.id !== 'string' || !m
+      || typeof m.eventId !== 'string' || !Number.isInteger(m.sequenceNo) || typeof body.payload !== 'object' || body.payload === null) {
+    throw new Poison('DecodeError', 'body does not follow the command schema');
+  }
+  if (!COMMANDS[body.name] || !COMMANDS[type]) throw new Poison('UnknownMessageType', `unknown command ${type}`);
+  if (body.name !== type || body.entity.id !== entityId || String(m.sequenceNo) !== seq
+      || (attr(msg, 'EventId') !== undefined && attr(msg, 'EventId') !== m.eventId)) {
+    throw new Poison('DecodeError', 'body contradicts its attributes');
+  }
+  return body;
+}
+
+function decide(cmd, current) {
+  const rule = COMMANDS[cmd.name];
+  let state = current ? current.state : null;
+  if (cfg.broken.has('skip-dedup') && cmd.name === 'PlaceOrder') state = null; // naive "isNew creates"
+  if (!rule.from.includes(state)) throw new BusinessFailure(`${cmd.name} not allowed in state ${state}`);
+  const m = cmd.metadata;
+  const event = {
+    name: rule.event,
+    entity: { id: cmd.entity.id },
+    payload: { ...cmd.payload, status: rule.to },
+    metadata: {
+      eventId: cfg.broken.has('random-event-id') ? crypto.randomUUID() : derivedEventId(m.eventId, 0, rule.event), isReplay: !!m.isReplay, occurredOn: m.occurredOn,
+      sequenceNo: m.sequenceNo, correlationId: m.correlationId || m.eventId, causationId: m.eventId, properties: {},
+    },
+  };
+  return { state: rule.to, events: [event] };
+}
+
+async function effect(cmd) {
+  return store.withEntity(cmd.entity.id, async (current) => {
+    const applied = (current && current.applied) || {};
+    if (!cfg.broken.has('skip-dedup') && applied[cmd.metadata.eventId]) {
+      log(`duplicate ${cmd.metadata.eventId}: republishing its ${applied[cmd.metadata.eventId].length} events`);
+      return { next: null, result: applied[cmd.metadata.eventId] };
+    }
+    try {
+      const { state, events } = decide(cmd, current);
+      const next = { state, lastSeq: cmd.metadata.sequenceNo, applied: { ...applied, [cmd.metadata.eventId]: events } };
+      return { next, result: events };
+    } catch (err) {
+      if (!(err instanceof BusinessFailure)) throw err;
+      log(`business failure ${cmd.metadata.eventId}: ${err.message}`);
+      const next = { ...(current || { state: null, lastSeq: 0 }), applied: { ...applied, [cmd.metadata.eventId]: [] } };
+      return { next, result: [] };
+    }
+  });
+}
+
+async function publish(event) {
+  const s = (v) => ({ DataType: 'String', StringValue: String(v) });
+  const attrs = { EventType: s(event.name), EventName: s(event.name), EntityId: s(event.entity.id),
+    SequenceNo: s(event.metadata.sequenceNo), CorrelationId: s(event.metadata.correlationId), EventId: s(event.metadata.eventId) };
+  let body = JSON.stringify(event);
+  if (cfg.kmsKeyId && !cfg.broken.has('plaintext-events')) {
+    const ctx = env.context(event.metadata.eventId, topicName, event.entity.id, event.name);
+    const dk = await kms.send(new GenerateDataKeyCommand({ KeyId: cfg.kmsKeyId, KeySpec: 'AES_256', EncryptionContext: ctx }));
+    body = env.toBody(env.sealWithKey(Buffer.from(dk.Plaintext), Buffer.from(dk.CiphertextBlob), cfg.kmsKeyId, ctx, Buffer.from(body, 'utf8')));
+    Buffer.from(dk.Plaintext).fill(0);
+    attrs.Encryption = s(env.SCHEME);
+  }
+  await sns.send(new PublishCommand({ TopicArn: cfg.topicArn, Message: body, Subject: event.name, MessageAttributes: attrs,
+    MessageGroupId: event.entity.id, MessageDeduplicationId: event.metadata.eventId }));
+}
+
+async function deadLetter(msg, err, receiveCount) {
+  if (cfg.broken.has('drop-poison')) { await del(msg); return; }
+  if (receiveCount < cfg.maxReceive || !cfg.dlqUrl) {
+    // not yet: make it visible again at once (the contract's receive-count rule still holds)
+    await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: cfg.queueUrl, ReceiptHandle: msg.ReceiptHandle, VisibilityTimeout: 0 })).catch(() => {});
+    return;
+  }
+  const attrs = { ...(msg.MessageAttributes || {}) };
+  attrs.DeadLetterReason = { DataType: 'String', StringValue: err.reason };
+  if (Object.keys(attrs).length < 10) attrs.DeadLetterSourceMessageId = { DataType: 'String', StringValue: msg.MessageId };
+  const fifo = cfg.dlqUrl.endsWith('.fifo');
+  await sqs.send(new SendMessageCommand({ QueueUrl: cfg.dlqUrl, MessageBody: msg.Body || ' ', MessageAttributes: attrs,
+    ...(fifo ? { MessageGroupId: msg.Attributes.MessageGroupId || 'poison', MessageDeduplicationId: msg.MessageId } : {}) }));
+  log(`dead-lettered ${msg.MessageId}: ${err.reason} (${err.message})`);
+  await del(msg);
+}
+
+async function del(msg) {
+  try {
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: cfg.queueUrl, ReceiptHandle: msg.ReceiptHandle }));
+  } catch (err) { // a stale receipt handle after a visibility expiry: another consumer owns it now
+    log(`delete of ${msg.MessageId} failed (${err.name}); the redelivery will be recognised as a duplicate`);
+  }
+}
+
+async function handle(msg) {
+  const receiveCount = parseInt((msg.Attributes && msg.Attributes.ApproximateReceiveCount) || '1', 10);
+  let cmd;
+  try {
+    cmd = await decodeCommand(msg);
+  } catch (err) {
+    if (!(err instanceof Poison)) throw err;
+    await deadLetter(msg, err, receiveCount);
+    return false;
+  }
+  if (cfg.delayMs > 0) await sleep(cfg.delayMs);
+  const events = await effect(cmd);
+  for (const event of events) await publish(event);
+  await del(msg);
+  return true;
+}
+
+let running = true;
+let inFlight = Promise.resolve();
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => {
+    if (cfg.broken.has('ignore-sigterm')) { log(`${sig} ignored (FLOWGATE_BROKEN=ignore-sigterm)`); return; }
+    log(`${sig}: finishing in-flight messages`); running = false;
+  });
+}
+
+async function main() {
+  console.log(`flowgate-ready ${JSON.stringify({ impl: 'node-worker', instance: cfg.instance, queue: queueName })}`);
+  while (running) {
+    let resp;
+    try {
+      resp = await sqs.send(new ReceiveMessageCommand({ QueueUrl: cfg.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: cfg.waitSeconds,
+        VisibilityTimeout: cfg.visibility, AttributeNames: ['All'], MessageAttributeNames: ['All'] }));
+    } catch (err) { log(`receive failed: ${err.name} ${err.message}`); await sleep(500); continue; }
+    const groups = new Map();
+    for (const msg of resp.Messages || []) {
+      const g = (msg.Attributes && msg.Attributes.MessageGroupId) || msg.MessageId;
+      if (!groups.has(g)) groups.set(g, []);
+      groups.get(g).push(msg);
+    }
+    // groups in parallel, each group strictly in order; after a failure the rest of the group
+    // is left alone (it becomes visible again after the failed one, keeping FIFO order)
+    inFlight = Promise.all([...groups.values()].map(async (msgs) => {
+      for (const msg of msgs) {
+        try { if (!(await handle(msg))) break; } catch (err) { log(`transient failure on ${msg.MessageId}: ${err.name} ${err.message}`); break; }
+      }
+    }));
+    await inFlight;
+  }
+  log('stopped');
+  process.exit(0);
+}
+
+main().catch((err) => { log(`fatal: ${err.stack}`); process.exit(1); });

@@ -1,0 +1,164 @@
+"""Profiles and the seeded plan of one gate run: orders, their command sequences, the send order,
+duplicate resends, poison messages and the fault schedule. The same seed gives the same plan."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+#: Poison kinds the gate sends, with the ``DeadLetterReason`` a correct consumer gives each.
+POISON_REASONS: Final[dict[str, str]] = {
+    "bad_json": "DecodeError",
+    "unknown_type": "UnknownMessageType",
+    "missing_attribute": "MissingAttribute",
+    "tampered": "DecryptionError",
+    "swapped_aad": "DecryptionError",
+    "wrong_key": "DecryptionError",
+}
+#: Kinds that need encryption on.
+ENCRYPTED_ONLY: Final = frozenset({"tampered", "swapped_aad", "wrong_key"})
+
+SEQUENCES: Final[tuple[tuple[str, ...], ...]] = (
+    ("PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder"),
+    ("PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder"),
+    ("PlaceOrder", "CancelOrder"),
+    ("PlaceOrder", "AuthorizePayment", "CancelOrder"),
+    ("PlaceOrder", "AuthorizePayment", "ReserveInventory", "CancelOrder"),
+)
+EVENT_OF: Final[dict[str, str]] = {
+    "PlaceOrder": "OrderPlaced",
+    "AuthorizePayment": "PaymentAuthorized",
+    "ReserveInventory": "InventoryReserved",
+    "ConfirmOrder": "OrderConfirmed",
+    "CancelOrder": "OrderCancelled",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    orders: int
+    instances: int
+    visibility_timeout: int
+    max_receive_count: int
+    duplicates: int
+    poison: tuple[str, ...]
+    kills: int = 0                   # SIGKILL + restart of a running instance
+    slow_windows: int = 0            # an extra instance with FLOWGATE_HANDLER_DELAY_MS for a while
+    slow_window_seconds: float = 8.0
+    send_seconds: float = 4.0        # sends are spread over this long
+    settle_timeout: float = 90.0     # how long to wait for every effect and dead letter
+
+
+PROFILES: Final[dict[str, Profile]] = {
+    "smoke": Profile("smoke", orders=6, instances=1, visibility_timeout=5, max_receive_count=3, duplicates=2,
+                     poison=tuple(POISON_REASONS), send_seconds=2.0, settle_timeout=60.0),
+    "standard": Profile("standard", orders=16, instances=2, visibility_timeout=3, max_receive_count=5,
+                        duplicates=4, poison=tuple(POISON_REASONS), kills=1, slow_windows=1,
+                        send_seconds=8.0, settle_timeout=120.0),
+    "chaos": Profile("chaos", orders=30, instances=3, visibility_timeout=3, max_receive_count=6, duplicates=8,
+                     poison=tuple(POISON_REASONS) * 2, kills=4, slow_windows=2, send_seconds=16.0,
+                     settle_timeout=180.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCommand:
+    command_id: str
+    entity_id: str
+    seq: int
+    command_type: str
+    payload: dict[str, Any]
+    marker: str                      # a secret string in the payload: it must never be seen in clear
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPoison:
+    poison_id: str
+    kind: str
+    reason: str
+    group: str
+    command_id: str                  # the id inside the hostile body (never validly sent)
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    at: float                        # seconds after the first send
+    kind: str                        # kill | slow
+    instance: int
+
+
+@dataclass(slots=True)
+class Plan:
+    seed: int
+    profile: Profile
+    commands: list[PlannedCommand] = field(default_factory=list)
+    #: (index into commands, or -1 - poison index) in send order; duplicates are ("dup", i)
+    schedule: list[tuple[str, int]] = field(default_factory=list)
+    poison: list[PlannedPoison] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def payload_for(command_type: str, rng: random.Random, order: dict[str, Any]) -> dict[str, Any]:
+    """Payload fields of ``reference/domain/orders.py``, camelCase on the wire (``customer_id`` -> ``customerId``)."""
+    if command_type == "PlaceOrder":
+        return {"customerId": order["customer_id"], "sku": order["sku"], "quantity": order["quantity"],
+                "amountCents": order["amount_cents"]}
+    if command_type == "AuthorizePayment":
+        return {"paymentId": f"pay-{rng.getrandbits(32):08x}", "amountCents": order["amount_cents"]}
+    if command_type == "ReserveInventory":
+        return {"sku": order["sku"], "quantity": order["quantity"]}
+    if command_type == "CancelOrder":
+        return {"reason": rng.choice(["customer-request", "fraud-suspected", "out-of-stock"])}
+    return {}
+
+
+def make_plan(profile: Profile, seed: int, run_id: str, *, encrypted: bool, instances: int) -> Plan:
+    """The whole run, decided up front from ``seed`` (ids are seeded too, scoped by ``run_id``)."""
+    rng = random.Random(seed)
+    plan = Plan(seed, profile)
+    pending: list[list[int]] = []
+    for n in range(profile.orders):
+        entity = f"order-{run_id}-{n:03d}"
+        marker = f"cust-secret-{rng.getrandbits(48):012x}"
+        order = {"customer_id": marker, "sku": f"sku-{rng.randrange(1, 6)}", "quantity": rng.randrange(1, 5),
+                 "amount_cents": rng.randrange(500, 50_000)}
+        indexes = []
+        for seq, command_type in enumerate(rng.choice(SEQUENCES), start=1):
+            plan.commands.append(PlannedCommand(_uuid(rng), entity, seq, command_type,
+                                                payload_for(command_type, rng, order), marker))
+            indexes.append(len(plan.commands) - 1)
+        pending.append(indexes)
+    # interleave entities at random, keeping each entity's commands in sequence order
+    sent_of: dict[int, int] = {}
+    while any(pending):
+        queue = rng.choice([q for q in pending if q])
+        index = queue.pop(0)
+        plan.schedule.append(("send", index))
+        sent_of[index] = len(plan.schedule) - 1
+    # duplicate resends: a PlaceOrder again, after the order's second command (a late resend)
+    places = [i for i, c in enumerate(plan.commands) if c.seq == 1]
+    for index in rng.sample(places, min(profile.duplicates, len(places))):
+        entity = plan.commands[index].entity_id
+        later = [j for j, c in enumerate(plan.commands) if c.entity_id == entity and c.seq == 2]
+        after = sent_of[later[0]] if later else sent_of[index]
+        plan.schedule.insert(after + 1, ("dup", index))
+        sent_of = {i: pos + (1 if pos > after else 0) for i, pos in sent_of.items()}
+    kinds = [k for k in profile.poison if encrypted or k not in ENCRYPTED_ONLY]
+    for number, kind in enumerate(kinds):
+        poison_id = f"poison-{run_id}-{number:02d}-{kind}"
+        plan.poison.append(PlannedPoison(poison_id, kind, POISON_REASONS[kind], poison_id, _uuid(rng)))
+        plan.schedule.insert(rng.randrange(0, len(plan.schedule) + 1), ("poison", number))
+    horizon = profile.send_seconds + 4.0
+    for _ in range(profile.kills):
+        plan.faults.append(Fault(round(rng.uniform(1.0, horizon), 2), "kill", rng.randrange(instances)))
+    for _ in range(profile.slow_windows):
+        plan.faults.append(Fault(round(rng.uniform(0.5, max(1.0, profile.send_seconds / 2)), 2), "slow", instances))
+    plan.faults.sort(key=lambda f: f.at)
+    return plan

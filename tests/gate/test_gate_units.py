@@ -1,0 +1,95 @@
+"""Plan determinism, wire bodies against the schemas, reports and exit codes (no AWS)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness.checkers.model import Anomaly, Verdict
+from harness.gate import cli
+from harness.gate.driver import EXIT_USAGE, command_body
+from harness.gate.reporting import write_allure, write_junit
+from harness.gate.workload import EVENT_OF, PROFILES, make_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = ROOT / "docs" / "schemas"
+
+
+def test_same_seed_same_plan_other_seed_other_plan() -> None:
+    a = make_plan(PROFILES["standard"], 7, "run", encrypted=True, instances=2)
+    b = make_plan(PROFILES["standard"], 7, "run", encrypted=True, instances=2)
+    c = make_plan(PROFILES["standard"], 8, "run", encrypted=True, instances=2)
+    assert a.commands == b.commands
+    assert a.schedule == b.schedule
+    assert a.faults == b.faults
+    assert a.commands != c.commands
+
+
+def test_plan_keeps_each_entity_in_sequence_and_resends_after_seq_2() -> None:
+    plan = make_plan(PROFILES["chaos"], 3, "run", encrypted=True, instances=3)
+    last: dict[str, int] = {}
+    for kind, index in plan.schedule:
+        if kind != "send":
+            continue
+        c = plan.commands[index]
+        assert c.seq == last.get(c.entity_id, 0) + 1
+        last[c.entity_id] = c.seq
+    dups = [i for kind, i in plan.schedule if kind == "dup"]
+    assert len(dups) == PROFILES["chaos"].duplicates
+    assert {f.kind for f in plan.faults} == {"kill", "slow"}
+    assert len(plan.poison) == 12
+
+
+def test_unencrypted_plan_leaves_out_hostile_kinds() -> None:
+    plan = make_plan(PROFILES["smoke"], 1, "run", encrypted=False, instances=1)
+    assert {p.kind for p in plan.poison} == {"bad_json", "unknown_type", "missing_attribute"}
+
+
+def test_command_bodies_follow_the_schema() -> None:
+    schema = json.loads((SCHEMAS / "command.schema.json").read_text())
+    plan = make_plan(PROFILES["standard"], 5, "run", encrypted=True, instances=2)
+    for c in plan.commands:
+        jsonschema.validate(command_body(c), schema, format_checker=jsonschema.FormatChecker())
+        assert c.command_type in EVENT_OF
+
+
+def test_vector_plaintext_follows_the_command_schema() -> None:
+    schema = json.loads((SCHEMAS / "command.schema.json").read_text())
+    doc = json.loads((ROOT / "docs" / "vectors" / "envelope-v1.json").read_text())
+    jsonschema.validate(json.loads(doc["vectors"][0]["plaintext"]), schema)
+
+
+def test_junit_and_allure(tmp_path: Path) -> None:
+    verdicts = [Verdict("total_queue", True), Verdict("lifecycle", False, [Anomaly("crashed", "instance 0 exited 1")])]
+    junit = write_junit(tmp_path / "junit.xml", verdicts, suite="gate-smoke", duration=1.0, properties={"seed": "1"})
+    root = ET.parse(junit).getroot()
+    assert root.get("failures") == "1"
+    assert root.get("tests") == "2"
+    failure = root.find(".//testcase[@name='lifecycle']/failure")
+    assert failure is not None
+    assert "crashed" in (failure.get("message") or "")
+    history = tmp_path / "history.jsonl"
+    history.write_text("{}\n")
+    out = write_allure(tmp_path / "allure", verdicts, implementation="node w.js", backend="localstack",
+                       profile="smoke", seed=1, table="t", history_path=history, started=1.0, stopped=2.0)
+    results = [json.loads(p.read_text()) for p in out.glob("*-result.json")]
+    assert sorted(r["status"] for r in results) == ["failed", "passed"]
+    assert all({"name": "epic", "value": "Gate"} in r["labels"] for r in results)
+    for r in results:
+        for att in r["attachments"]:
+            assert (out / att["source"]).exists()
+
+
+@pytest.mark.parametrize("argv", [["--impl", "", "--profile", "smoke"], ["--impl", "x", "--env", "NOEQUALS"]])
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    assert cli.main(argv) == EXIT_USAGE
+
+
+def test_unknown_profile_is_an_argparse_error() -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--impl", "x", "--profile", "nope"])
+    assert exc.value.code == 2
