@@ -319,6 +319,9 @@ class SqsListener:
         entity_id = attrs.get("EntityId")
         if not entity_id:
             raise MissingAttribute("EntityId attribute missing")
+        sequence_no = attrs.get("SequenceNo")
+        if not sequence_no:
+            raise MissingAttribute("SequenceNo attribute missing")
         marker = attrs.get("Encryption")
         if marker is not None:
             if marker != ENCRYPTION_MARKER:
@@ -337,6 +340,8 @@ class SqsListener:
             raise DecodeError("body contradicts the CommandType/EventType or EntityId attribute")
         if attrs.get("EventId", message.metadata.event_id) != message.metadata.event_id:
             raise DecodeError("body contradicts the EventId attribute")
+        if sequence_no != str(message.metadata.sequence_no):
+            raise DecodeError("body contradicts the SequenceNo attribute")
         if isinstance(message, Command) and not self.processor.sagas_for(type(message.payload)):
             raise UnknownMessageType(f"no saga handles {message.name} on {self.queue}")
         return message

@@ -111,10 +111,11 @@ def command(payload: Any, entity: str, seq: int) -> Command:
 
 
 @pytest.mark.parametrize(("body", "attrs", "reason"), [
-    ("{not json", {"CommandType": "PlaceOrder", "EntityId": "o1"}, "DecodeError"),
-    ('{"name": "os.system"}', {"CommandType": "os.system", "EntityId": "o1"}, "UnknownMessageType"),
-    ("{}", {"EntityId": "o1"}, "MissingAttribute"),
-], ids=["bad-json", "unknown-type", "missing-attribute"])
+    ("{not json", {"CommandType": "PlaceOrder", "EntityId": "o1", "SequenceNo": "1"}, "DecodeError"),
+    ('{"name": "os.system"}', {"CommandType": "os.system", "EntityId": "o1", "SequenceNo": "1"}, "UnknownMessageType"),
+    ("{}", {"EntityId": "o1", "SequenceNo": "1"}, "MissingAttribute"),
+    ("{}", {"CommandType": "PlaceOrder", "EntityId": "o1"}, "MissingAttribute"),
+], ids=["bad-json", "unknown-type", "missing-type-attribute", "missing-sequence-attribute"])
 def test_poison_is_forwarded_to_dlq_on_the_last_receive(aws: SimpleNamespace, make_runtime: Any, body: str,
                                                         attrs: dict[str, str], reason: str) -> None:
     obs = Recorder()
