@@ -38,6 +38,7 @@ from reference.errors import (
     StoreError,
     TransportError,
     UnknownMessageType,
+    WriteConflict,
 )
 from reference.health import HealthReport, check_health
 from reference.idempotency import Busy, Claimed, Duplicate, command_key, event_key
@@ -101,6 +102,7 @@ __all__ = [
     "TransportError",
     "TypeRegistry",
     "UnknownMessageType",
+    "WriteConflict",
     "build_runtime",
     "check_health",
     "command_key",

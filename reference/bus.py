@@ -143,7 +143,7 @@ class Processor:
             else:
                 current = states.get(saga.kind)
             new_state, payloads = saga.decide(current, command)
-            writes.append(EntityWrite(saga.kind, command.entity_id, new_state))
+            writes.append(EntityWrite(saga.kind, command.entity_id, new_state, expected=current))
             for payload in payloads:
                 events.append(event_for(command, len(events), payload))
         return Decision(tuple(writes), tuple(events))
@@ -167,10 +167,12 @@ class Processor:
 
     def view_effect(self, view: View, event: Event, token: int) -> Effect:
         row_id = view.row_id(event)
-        row = view.project(self.storage.get_view(view.name, row_id), event)
+        before = self.storage.get_view(view.name, row_id)
+        row = view.project(before, event)
         return Effect(
             key=event_key(event.event_id, view.name), token=token, message_type=event.name,
-            expires_at=self.clock.now() + self.ttl_seconds, views=(ViewWrite(view.name, row_id, row),),
+            expires_at=self.clock.now() + self.ttl_seconds,
+            views=(ViewWrite(view.name, row_id, row, expected=before),),
         )
 
     def claim(self, key: str, message_type: str, lease_seconds: float) -> ClaimResult:

@@ -74,6 +74,13 @@ class SequenceConflict(StoreError):
     """The command store already holds a different command with this (entity, sequence number)."""
 
 
+class WriteConflict(StoreError):
+    """An entity or view row changed between the read a decision was based on and the commit.
+
+    Transient: the listener re-reads and decides again (the claim is still held).
+    """
+
+
 class TransportError(FlowgateError, ConnectionError):
     """An AWS call failed (throttling, outage, missing resource). Never treated as poison."""
 

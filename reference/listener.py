@@ -62,6 +62,7 @@ from reference.errors import (
     SequenceConflict,
     TransportError,
     UnknownMessageType,
+    WriteConflict,
 )
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.idempotency import Busy, Duplicate, command_key, event_key
@@ -70,6 +71,9 @@ from reference.telemetry import NOOP, Telemetry
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_REASON = "DeadLetterReason"
+#: How often a decision is recomputed when its entity/view row changed under it (another worker
+#: committed first) before the message is left for redelivery.
+WRITE_CONFLICT_ATTEMPTS = 5
 
 
 class OutboxPublisher(Protocol):
@@ -231,21 +235,28 @@ class SqsListener:
         self.faults.hit("after_claim", ctx)
         if not self._beat(f):
             return False
-        try:
-            decision = self.processor.decide(cmd)
-        except BusinessError as exc:
-            return self._business_failure(f, cmd, exc, ctx)
-        except Exception:
-            log.exception("saga failed on %s %s", cmd.name, cmd.event_id)
+        for _attempt in range(WRITE_CONFLICT_ATTEMPTS):
+            try:
+                decision = self.processor.decide(cmd)
+            except BusinessError as exc:
+                return self._business_failure(f, cmd, exc, ctx)
+            except Exception:
+                log.exception("saga failed on %s %s", cmd.name, cmd.event_id)
+                self.processor.storage.release(key, claim.token)
+                return False
+            self.faults.hit("mid_handler", ctx)
+            if not self._beat(f):
+                return False
+            try:
+                self.processor.storage.commit(self.processor.command_effect(cmd, claim.token, decision))
+                break
+            except SequenceConflict as exc:
+                return self._business_failure(f, cmd, exc, ctx)
+            except WriteConflict as exc:
+                log.info("%s: %s; deciding again", cmd.event_id, exc)
+        else:
             self.processor.storage.release(key, claim.token)
             return False
-        self.faults.hit("mid_handler", ctx)
-        if not self._beat(f):
-            return False
-        try:
-            self.processor.storage.commit(self.processor.command_effect(cmd, claim.token, decision))
-        except SequenceConflict as exc:
-            return self._business_failure(f, cmd, exc, ctx)
         self.observer.observe("effect", "ok", {"command_id": cmd.event_id, "entity_id": cmd.entity_id,
                                                "seq": cmd.metadata.sequence_no, "command_type": cmd.name})
         self.faults.hit("after_effect_before_delete", ctx)
@@ -285,16 +296,24 @@ class SqsListener:
             self.faults.hit("after_claim", {**ctx, "view": view.name})
             if not self._beat(f):
                 return False
-            try:
-                effect = self.processor.view_effect(view, evt, claim.token)
-            except Exception:
-                log.exception("view %s failed on %s", view.name, evt.event_id)
+            for _attempt in range(WRITE_CONFLICT_ATTEMPTS):
+                try:
+                    effect = self.processor.view_effect(view, evt, claim.token)
+                except Exception:
+                    log.exception("view %s failed on %s", view.name, evt.event_id)
+                    self.processor.storage.release(key, claim.token)
+                    return False
+                self.faults.hit("mid_handler", {**ctx, "view": view.name})
+                if not self._beat(f):
+                    return False
+                try:
+                    self.processor.storage.commit(effect)
+                    break
+                except WriteConflict as exc:
+                    log.info("%s into %s: %s; projecting again", evt.event_id, view.name, exc)
+            else:
                 self.processor.storage.release(key, claim.token)
                 return False
-            self.faults.hit("mid_handler", {**ctx, "view": view.name})
-            if not self._beat(f):
-                return False
-            self.processor.storage.commit(effect)
             self.observer.observe("project", "ok", {
                 "event_id": evt.event_id, "entity_id": evt.entity_id, "seq": evt.metadata.sequence_no,
                 "event_type": evt.name, "view": view.name})

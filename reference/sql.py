@@ -38,10 +38,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from reference.errors import LeaseLost, SequenceConflict, StoreError
+from reference.errors import LeaseLost, SequenceConflict, StoreError, WriteConflict
 from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Duplicate
 from reference.messages import Command, TypeRegistry, decode, encode
-from reference.stores import DeadLetter, Effect, State, outbox_from_json, outbox_to_json
+from reference.stores import UNCHECKED, DeadLetter, Effect, State, outbox_from_json, outbox_to_json
 
 DEFAULT_URL = "sqlite:///flowgate.db"
 
@@ -232,26 +232,48 @@ class SqlStorage:
                             f"{cmd.entity_id} already has seq {cmd.metadata.sequence_no}") from exc
                 for w in effect.entities:
                     e = self.entities
-                    self._upsert(c, e, and_(e.c.kind == w.kind, e.c.entity_id == w.entity_id),
-                                 {"kind": w.kind, "entity_id": w.entity_id}, _dumps(w.state))
+                    self._write_row(c, e, and_(e.c.kind == w.kind, e.c.entity_id == w.entity_id),
+                                    {"kind": w.kind, "entity_id": w.entity_id}, w.state, w.expected,
+                                    f"{w.kind} {w.entity_id}")
                 for v in effect.views:
                     vt = self.views
-                    self._upsert(c, vt, and_(vt.c.view == v.view, vt.c.row_id == v.row_id),
-                                 {"view": v.view, "row_id": v.row_id}, _dumps(v.state))
+                    self._write_row(c, vt, and_(vt.c.view == v.view, vt.c.row_id == v.row_id),
+                                    {"view": v.view, "row_id": v.row_id}, v.state, v.expected,
+                                    f"view {v.view} row {v.row_id}")
                 if effect.dead_letter is not None:
                     d = effect.dead_letter
                     c.execute(insert(self.dead).values(
                         key=d.key, message_type=d.message_type, entity_id=d.entity_id, sequence_no=d.sequence_no,
                         reason=d.reason, body=d.body, recorded_at=d.recorded_at))
-        except (LeaseLost, SequenceConflict):
+        except (LeaseLost, SequenceConflict, WriteConflict):
             raise
         except SQLAlchemyError as exc:
             raise StoreError(f"commit of {effect.key!r} failed: {exc}") from exc
 
     @staticmethod
-    def _upsert(c: Any, table: Table, where: Any, ident: dict[str, str], state: str) -> None:
-        if c.execute(update(table).where(where).values(state=state)).rowcount == 0:
-            c.execute(insert(table).values(**ident, state=state))
+    def _write_row(c: Any, table: Table, where: Any, ident: dict[str, str], state: State,
+                   expected: State | None, what: str) -> None:
+        """Write one row, conditionally on its current content (optimistic concurrency).
+
+        ``expected is None``: the row must not exist (INSERT; a concurrent insert violates the
+        primary key). Otherwise an UPDATE guarded by the expected serialised state; zero rows
+        means someone else wrote in between. :data:`UNCHECKED` keeps the old blind upsert.
+        """
+        text = _dumps(state)
+        if expected is UNCHECKED:
+            if c.execute(update(table).where(where).values(state=text)).rowcount == 0:
+                c.execute(insert(table).values(**ident, state=text))
+            return
+        if expected is None:
+            try:
+                with c.begin_nested():
+                    c.execute(insert(table).values(**ident, state=text))
+            except IntegrityError as exc:
+                raise WriteConflict(f"{what} was created since it was read") from exc
+            return
+        guarded = and_(where, table.c.state == _dumps(expected))
+        if c.execute(update(table).where(guarded).values(state=text)).rowcount != 1:
+            raise WriteConflict(f"{what} changed since it was read")
 
     def _guard(self) -> Any:
         """SQLite allows one writer: serialise writers in-process instead of hitting 'database is locked'."""

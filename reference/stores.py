@@ -17,29 +17,46 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reference.errors import LeaseLost, SequenceConflict
+from reference.errors import LeaseLost, SequenceConflict, WriteConflict
 from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Duplicate
 from reference.messages import Command, Event, TypeRegistry, decode, encode
 
 State = dict[str, Any]
 
 
+#: ``expected`` value meaning "write without checking what is stored" (local dispatch, tests).
+UNCHECKED: Any = object()
+
+
 @dataclass(frozen=True)
 class EntityWrite:
-    """New state of one entity (``kind`` = the saga's entity kind, e.g. ``order``)."""
+    """New state of one entity (``kind`` = the saga's entity kind, e.g. ``order``).
+
+    ``expected`` is the state the decision was computed from (``None``: the entity did not
+    exist). The commit fails with :class:`~reference.errors.WriteConflict` if the stored state
+    is no longer that one -- optimistic concurrency, so two workers deciding from the same state
+    (standard queues, shared rows) can never both write and lose an update.
+    """
 
     kind: str
     entity_id: str
     state: State
+    expected: State | None = UNCHECKED
 
 
 @dataclass(frozen=True)
 class ViewWrite:
-    """New state of one view-model row."""
+    """New state of one view-model row; ``expected`` as for :class:`EntityWrite`.
+
+    View rows are often shared by many entities (per-SKU inventory), so events of different
+    FIFO groups update one row concurrently: without the check one projection overwrites the
+    other's.
+    """
 
     view: str
     row_id: str
     state: State
+    expected: State | None = UNCHECKED
 
 
 @dataclass(frozen=True)
@@ -239,6 +256,10 @@ class InMemoryStorage:
                 existing = self._m.commands.get(cmd.entity_id, {}).get(cmd.metadata.sequence_no)
                 if existing is not None:
                     raise SequenceConflict(f"{cmd.entity_id} already has seq {cmd.metadata.sequence_no}")
+            for w in effect.entities:
+                _check_expected(self._m.entities.get((w.kind, w.entity_id)), w.expected, f"{w.kind} {w.entity_id}")
+            for v in effect.views:
+                _check_expected(self._m.views.get(v.view, {}).get(v.row_id), v.expected, f"view {v.view} row {v.row_id}")
             # every check passed: apply all writes (nothing below can fail)
             if effect.command is not None:
                 cmd = effect.command
@@ -253,6 +274,14 @@ class InMemoryStorage:
                 COMPLETED, effect.token, rec.lease_until, effect.expires_at, effect.message_type,
                 outbox_to_json(effect.outbox),
             )
+
+
+def _check_expected(stored: str | None, expected: State | None, what: str) -> None:
+    """Raise :class:`WriteConflict` unless ``stored`` (serialised) is the state a write expects."""
+    if expected is UNCHECKED:
+        return
+    if stored != (None if expected is None else _dumps(expected)):
+        raise WriteConflict(f"{what} changed since it was read")
 
 
 def _dumps(state: Mapping[str, Any]) -> str:

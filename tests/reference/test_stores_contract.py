@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from reference.domain import OrderPlaced, PlaceOrder
-from reference.errors import LeaseLost, SequenceConflict
+from reference.errors import LeaseLost, SequenceConflict, WriteConflict
 from reference.idempotency import Busy, Claimed, Duplicate
 from reference.messages import TypeRegistry, event_for, new_command
 from reference.stores import DeadLetter, Effect, EntityWrite, InMemoryStorage, Storage, ViewWrite
@@ -117,6 +117,37 @@ class StorageContract:
         assert storage.get_view("orders", "o1") == {"n": 1}
         storage.commit(self.effect("command:b", c2.token, seq=2))
         assert [c.metadata.sequence_no for c in storage.load_commands("o1")] == [1, 2]
+
+    def test_writes_are_conditional_on_the_state_they_were_decided_from(self, storage: Storage) -> None:
+        # two workers project different events into one shared row, both having read it empty
+        a, b = self.claimed(storage, key="event:a"), self.claimed(storage, key="event:b")
+
+        def view_effect(key: str, token: int, row: dict[str, Any], expected: dict[str, Any] | None) -> Effect:
+            return Effect(key=key, token=token, message_type="InventoryReserved", expires_at=T0 + 10,
+                          views=(ViewWrite("inventory", "SKU-1", row, expected=expected),))
+
+        storage.commit(view_effect("event:a", a.token, {"reserved": 2}, None))
+        with pytest.raises(WriteConflict):
+            storage.commit(view_effect("event:b", b.token, {"reserved": 3}, None))
+        # nothing of the refused commit landed, and its claim is still held for a second try
+        assert storage.get_view("inventory", "SKU-1") == {"reserved": 2}
+        assert isinstance(storage.claim("event:b", now=T0 + 1, lease_until=T0 + 2, message_type="X"), Busy)
+        with pytest.raises(WriteConflict):
+            storage.commit(view_effect("event:b", b.token, {"reserved": 3}, {"reserved": 0}))
+        storage.commit(view_effect("event:b", b.token, {"reserved": 5}, {"reserved": 2}))
+        assert storage.get_view("inventory", "SKU-1") == {"reserved": 5}
+
+    def test_entity_write_conflict_rolls_back_the_command(self, storage: Storage) -> None:
+        c = self.claimed(storage)
+        storage.commit(self.effect("command:a", c.token, seq=1))
+        c2 = self.claimed(storage, key="command:b")
+        stale = Effect(key="command:b", token=c2.token, message_type="CancelOrder", expires_at=T0 + 10,
+                       entities=(EntityWrite("order", "o1", {"status": "CANCELLED"}, expected=None),),
+                       command=new_command(PlaceOrder("c", "S", 1, 5), "o1", sequence_no=2))
+        with pytest.raises(WriteConflict):
+            storage.commit(stale)
+        assert storage.get_entity("order", "o1") == {"status": "PENDING", "seq": 1}
+        assert storage.last_sequence("o1") == 1
 
     def test_dead_letter_recorded_with_completion(self, storage: Storage) -> None:
         c = self.claimed(storage)
