@@ -105,7 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for name, (module, help_text) in passthrough.items():
         p = sub.add_parser(name, help=help_text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
         target = "replay_main" if name == "replay" else "main"
         p.set_defaults(run=_worker if name == "worker" else _passthrough_target(module, target))
     return parser
@@ -120,7 +119,11 @@ def _passthrough_target(module: str, function: str) -> Callable[[argparse.Namesp
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # passthrough subcommands own their options: everything argparse does not know goes to them
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "localstack" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     try:
         return int(args.run(args))
     except KeyboardInterrupt:

@@ -1,0 +1,125 @@
+"""Fault plans for the deterministic simulation (``flowgate sim --faults ...``).
+
+A :class:`FaultPlan` says how often the nemesis injects each fault kind. Probabilities are
+per opportunity (a fault-point hit, a delivery, a delete, a producer send, a scheduler step);
+``scripted`` faults fire exactly once, at the first hit of their point by a command message
+(``crash@mid_handler``), which is what the fault-injection tests use.
+
+The CLI syntax is a comma-separated list::
+
+    crash=0.05,stall=0.02,dup=0.05,delay_delete=0.05,expire_lease=0.02,redeliver=0.02,
+    resend=0.1,restart=0.01,poison=all,crash@after_effect_before_delete
+
+``poison=all`` sends one message of every poison kind (the encryption-only kinds only when
+encryption is on); ``poison=bad_json+tampered`` names kinds. ``chaos`` is a preset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Final
+
+from reference.hooks import FAULT_POINTS
+
+POISON_KINDS: Final = ("bad_json", "unknown_type", "missing_attribute", "oversized", "tampered", "wrong_key",
+                       "swapped_aad")
+ENCRYPTED_ONLY_KINDS: Final = frozenset({"tampered", "wrong_key", "swapped_aad"})
+#: Points where a stall / lease expiry makes sense (the message is claimed or being handled).
+STALL_POINTS: Final = ("after_claim", "mid_handler", "after_effect_before_delete", "before_delete")
+SCRIPTABLE: Final = ("crash", "stall", "expire_lease", "redeliver")
+_ALIASES: Final = {"dup": "duplicate", "duplicate_delivery": "duplicate", "delay": "delay_delete",
+                   "lease": "expire_lease", "expire": "redeliver"}
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """How often each fault kind is injected (all default to none)."""
+
+    crash: float = 0.0          # per fault-point hit: the worker dies there (WorkerCrash), replaced
+    stall: float = 0.0          # per hit at STALL_POINTS: clock jumps past VT, another worker polls nested
+    duplicate: float = 0.0      # per standard-queue delivery (SimTap): a second visible copy
+    delay_delete: float = 0.0   # per delete (SimTap): the delete takes effect only after VT+1 s
+    expire_lease: float = 0.0   # per hit at STALL_POINTS: the idempotency lease ends now, another worker polls
+    redeliver: float = 0.0      # per hit at STALL_POINTS: visibility ends now (no time passes), nested poll
+    resend: float = 0.0         # per producer send: the same command (same identity) is sent again later
+    restart: float = 0.0        # per scheduler step: a worker restarts with empty in-memory state
+    poison: tuple[str, ...] = ()
+    scripted: tuple[str, ...] = ()  # "kind@point", each fires once
+    crash_points: tuple[str, ...] = FAULT_POINTS
+    max_faults: int = 10_000    # budget of probabilistic faults per run
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not 0.0 <= value <= 1.0:
+                raise ValueError(f"fault probability {f.name}={value} outside [0, 1]")
+        for kind in self.poison:
+            if kind not in POISON_KINDS:
+                raise ValueError(f"unknown poison kind {kind!r}; known: {', '.join(POISON_KINDS)}")
+        for item in self.scripted:
+            kind, _, point = item.partition("@")
+            if kind not in SCRIPTABLE or point not in FAULT_POINTS:
+                raise ValueError(f"scripted fault {item!r} must be KIND@POINT with KIND in {SCRIPTABLE} "
+                                 f"and POINT in {FAULT_POINTS}")
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self) if f.name not in ("crash_points", "max_faults"))
+
+    def to_arg(self) -> str:
+        """The ``--faults`` argument that rebuilds this plan (for replay commands)."""
+        parts: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and value:
+                parts.append(f"{f.name}={value:g}")
+        if self.poison:
+            parts.append("poison=" + "+".join(self.poison))
+        parts.extend(self.scripted)
+        if self.crash_points != FAULT_POINTS:
+            parts.append("crash_points=" + "+".join(self.crash_points))
+        if self.max_faults != 10_000:
+            parts.append(f"max_faults={self.max_faults}")
+        return ",".join(parts) or "none"
+
+
+CHAOS: Final = FaultPlan(crash=0.01, stall=0.01, duplicate=0.05, delay_delete=0.02, expire_lease=0.01,
+                         redeliver=0.01, resend=0.05, restart=0.005, poison=POISON_KINDS)
+
+
+def parse_faults(text: str | None) -> FaultPlan:
+    """Parse the ``--faults`` syntax (see the module docstring)."""
+    plan = FaultPlan()
+    if not text or text == "none":
+        return plan
+    changes: dict[str, object] = {}
+    scripted: list[str] = []
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        if item == "chaos":
+            plan = CHAOS
+            continue
+        if "@" in item:
+            scripted.append(item)
+            continue
+        name, sep, value = item.partition("=")
+        name = _ALIASES.get(name, name)
+        if name == "poison":
+            kinds = POISON_KINDS if value in ("", "all") else tuple(value.split("+"))
+            changes["poison"] = kinds
+        elif name == "crash_points":
+            changes["crash_points"] = tuple(value.split("+"))
+        elif name == "max_faults":
+            changes["max_faults"] = int(value)
+        elif sep and name in {f.name for f in fields(FaultPlan)}:
+            changes[name] = float(value)
+        else:
+            raise ValueError(f"cannot parse fault {item!r} (expected NAME=PROBABILITY, KIND@POINT or poison=...)")
+    if scripted:
+        changes["scripted"] = (*plan.scripted, *scripted)
+    return replace(plan, **changes)  # type: ignore[arg-type]
+
+
+__all__ = ["CHAOS", "ENCRYPTED_ONLY_KINDS", "POISON_KINDS", "STALL_POINTS", "FaultPlan", "parse_faults"]

@@ -1,0 +1,877 @@
+"""Deterministic simulation of the reference bus on the simulated AWS (``flowgate sim`` / ``replay``).
+
+One run = the order domain (``OrderSaga`` + order/inventory/payments views) on
+``orders.fifo`` (or standard ``orders``), events on ``order-events[.fifo]`` fanned out to
+``order-views[.fifo]``, N workers (each a full :class:`reference.worker.Runtime` with a command
+listener and a views listener), producers sending scripted order lifecycles, and a nemesis that
+injects faults at the listener's named fault points. Everything is driven by ONE
+``random.Random(seed)`` and a :class:`~harness.sim.VirtualClock`: the same seed and config give
+the same history byte for byte (``tests/simulation/test_determinism.py``).
+
+The run records a :class:`~harness.history.History` (worker/producer observations, nemesis
+faults recorded *before* they act, harness ``poison``/``wire``/``drain``/``state``/``replay``
+ops) and judges it with :func:`harness.checkers.check_all`.
+
+:class:`Simulation` exposes the single steps (send, resend, poll, arm a fault, advance time,
+poison, drain, finish) so a hypothesis state machine can drive it rule by rule;
+:func:`run_simulation` drives it with the seeded scheduler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from harness.checkers import Verdict, check_all, render_table
+from harness.faults import ENCRYPTED_ONLY_KINDS, STALL_POINTS, FaultPlan, parse_faults
+from harness.history import HARNESS, History, HistoryObserver
+from harness.sim import SimAws, SimTap, VirtualClock
+from harness.workload import OrderScript, generate_orders
+from reference.bootstrap import Bootstrapper, Resources
+from reference.bus import CommandBus, rebuild_views
+from reference.config import BusConfiguration
+from reference.dispatchers import message_attributes
+from reference.domain.orders import (
+    ORDER_COMMANDS,
+    ORDER_EVENTS,
+    InventoryView,
+    OrderSaga,
+    OrderView,
+    PaymentsView,
+    PlaceOrder,
+    order_registry,
+)
+from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
+from reference.hooks import WorkerCrash
+from reference.idempotency import command_key, event_key
+from reference.listener import SqsListener
+from reference.messages import Command, Event, encode, new_command
+from reference.stores import InMemoryStorage, Storage
+from reference.worker import Runtime, build_runtime
+
+IDEMPOTENCY_MODES = ("shared", "per-worker")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything that determines a run (with the seed)."""
+
+    seed: int = 0
+    orders: int = 10
+    workers: int = 2
+    producers: int = 1
+    fifo: bool = True
+    encryption: bool = False
+    idempotency: str = "shared"
+    visibility_timeout: int = 30
+    max_receive_count: int = 3
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    cancel_ratio: float = 0.1
+    invalid_ratio: float = 0.0
+    wire_samples: int = 40
+    snapshots: bool = True
+
+    def __post_init__(self) -> None:
+        if self.idempotency not in IDEMPOTENCY_MODES:
+            raise ValueError(f"idempotency must be one of {IDEMPOTENCY_MODES}")
+        if self.workers < 1 or self.producers < 1 or self.orders < 0:
+            raise ValueError("workers and producers must be >= 1, orders >= 0")
+
+    @property
+    def command_queue(self) -> str:
+        return "orders.fifo" if self.fifo else "orders"
+
+    def cli_args(self) -> str:
+        """The options that rebuild this config on the command line."""
+        d = SimConfig()
+        parts = [f"--orders {self.orders}", f"--workers {self.workers}"]
+        if self.producers != d.producers:
+            parts.append(f"--producers {self.producers}")
+        if not self.fifo:
+            parts.append("--standard")
+        if self.encryption:
+            parts.append("--encryption")
+        if self.idempotency != d.idempotency:
+            parts.append(f"--idempotency {self.idempotency}")
+        if self.visibility_timeout != d.visibility_timeout:
+            parts.append(f"--visibility-timeout {self.visibility_timeout}")
+        if self.max_receive_count != d.max_receive_count:
+            parts.append(f"--max-receive-count {self.max_receive_count}")
+        if self.cancel_ratio != d.cancel_ratio:
+            parts.append(f"--cancel-ratio {self.cancel_ratio:g}")
+        if self.invalid_ratio != d.invalid_ratio:
+            parts.append(f"--invalid-ratio {self.invalid_ratio:g}")
+        if self.faults.active:
+            parts.append(f"--faults {self.faults.to_arg()}")
+        return " ".join(parts)
+
+    def replay_command(self, mutant: str | None = None) -> str:
+        tail = f" --mutant {mutant}" if mutant else ""
+        return f"flowgate replay {self.seed} {self.cli_args()}{tail}"
+
+
+@dataclass
+class SimResult:
+    history: History
+    verdicts: list[Verdict]
+    stats: dict[str, Any]
+    seed: int
+    config: SimConfig
+    mutant: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return all(v.valid for v in self.verdicts)
+
+    def anomaly_kinds(self) -> list[str]:
+        return sorted({a.kind for v in self.verdicts for a in v.anomalies})
+
+    def replay_command(self) -> str:
+        return self.config.replay_command(self.mutant)
+
+    def summary(self) -> str:
+        """Seed, replay command and the first anomalies: what a failing property prints."""
+        lines = [f"seed {self.seed}: {'valid' if self.valid else 'INVALID'} "
+                 f"(anomalies: {', '.join(self.anomaly_kinds()) or 'none'})",
+                 f"replay: {self.replay_command()}"]
+        for v in self.verdicts:
+            for a in v.anomalies[:2]:
+                lines.append(f"  {v.checker}: {str(a)[:300]}")
+        return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------- plumbing
+class _DetOs:
+    """Stands in for ``os`` inside :mod:`reference.envelope` so GCM nonces come from the seeded RNG."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def urandom(self, n: int) -> bytes:
+        return self._rng.randbytes(n)
+
+
+class _ProducerObserver(HistoryObserver):
+    """Adds ``expect_business_failure`` to the sends of commands the workload means to fail."""
+
+    def __init__(self, history: History, process: str, expected_failures: set[str]) -> None:
+        super().__init__(history, process)
+        self.expected = expected_failures
+
+    def observe(self, f: str, kind: str, value: Mapping[str, Any]) -> None:
+        if f == "send" and value.get("command_id") in self.expected:
+            value = {**value, "expect_business_failure": True}
+        super().observe(f, kind, value)
+
+
+class _WorkerObserver(HistoryObserver):
+    """Records worker ops and tells the simulation which commands are done (for standard queues)."""
+
+    def __init__(self, sim: Simulation, process: str) -> None:
+        super().__init__(sim.history, process)
+        self.sim = sim
+
+    def observe(self, f: str, kind: str, value: Mapping[str, Any]) -> None:
+        super().observe(f, kind, value)
+        if f == "receive":
+            message_id = str(value.get("message_id"))
+            self.sim.last_count[message_id] = int(value.get("receive_count", 1))
+            self.sim.batches.setdefault(self.process, []).append(message_id)
+        if kind == "ok" and f in ("effect", "business_dead_letter"):
+            self.sim.done_commands.add(str(value.get("command_id")))
+
+
+class _Tap(SimTap):
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def duplicate_delivery(self, queue_url: str, message_id: str) -> bool:
+        sim = self.sim
+        p = sim.config.faults.duplicate
+        if p <= 0 or not sim.faults_on or sim.budget <= 0 or not sim.may_harm([message_id]) \
+                or sim.rng.random() >= p:
+            return False
+        sim.budget -= 1
+        sim.history.nemesis("duplicate_delivery", {"queue": _short(queue_url), "message_id": message_id})
+        sim.fault_counts["duplicate_delivery"] += 1
+        return True
+
+    def delete_delay(self, queue_url: str, message_id: str) -> float:
+        sim = self.sim
+        p = sim.config.faults.delay_delete
+        if p <= 0 or not sim.faults_on or sim.budget <= 0 or not sim.may_harm([message_id]) \
+                or sim.rng.random() >= p:
+            return 0.0
+        sim.budget -= 1
+        delay = float(sim.config.visibility_timeout + 1)
+        sim.history.nemesis("delay_delete", {"queue": _short(queue_url), "message_id": message_id,
+                                             "seconds": delay})
+        sim.fault_counts["delay_delete"] += 1
+        return delay
+
+    def after_call(self, service: str, operation: str, params: Mapping[str, Any],
+                   response: Mapping[str, Any] | None, error: Any) -> None:
+        sim = self.sim
+        if error is not None or sim.sending_poison or sim.wire_left <= 0:
+            return
+        if operation == "SendMessage":
+            entries: Sequence[Mapping[str, Any]] = [params]
+            body_key = "MessageBody"
+        elif operation == "SendMessageBatch":
+            entries, body_key = params.get("Entries", []), "MessageBody"
+        elif operation == "Publish":
+            entries, body_key = [params], "Message"
+        elif operation == "PublishBatch":
+            entries, body_key = params.get("PublishBatchRequestEntries", []), "Message"
+        else:
+            return
+        for entry in entries:
+            if sim.wire_left <= 0:
+                return
+            attrs = {k: v.get("StringValue") for k, v in (entry.get("MessageAttributes") or {}).items()}
+            markers = [m for m in (attrs.get("EntityId"), attrs.get("CommandType") or attrs.get("EventType")) if m]
+            body = str(entry.get(body_key, ""))
+            sim.wire_left -= 1
+            sim.history.append(HARNESS, "info", "wire", {
+                "service": service, "operation": operation, "body": body[:2000],
+                "encrypted": "Encryption" in attrs, "plaintext_markers": markers})
+
+
+def _short(queue_url: str) -> str:
+    return queue_url.rsplit("/", 1)[-1]
+
+
+class _WorkerFaults:
+    """The nemesis at one worker's fault points (a :class:`reference.hooks.Faults`)."""
+
+    def __init__(self, sim: Simulation, index: int) -> None:
+        self.sim = sim
+        self.index = index
+
+    def hit(self, point: str, context: Mapping[str, Any]) -> None:
+        sim = self.sim
+        if not sim.faults_on:
+            return
+        on_commands = context.get("queue") == sim.config.command_queue
+        decoded = "message_type" in context
+        for n, (worker, kind, at) in enumerate(sim.armed):
+            if at == point and worker in (None, self.index) and (on_commands or worker is not None) \
+                    and (kind == "crash" or (decoded and sim.depth == 0)):
+                del sim.armed[n]
+                self._fire(kind, point, context)
+                return
+        plan = sim.config.faults
+        if sim.budget <= 0 or not sim.may_harm(sim.batches.get(sim.workers[self.index].name, ())):
+            return
+        if plan.crash > 0 and point in plan.crash_points and sim.rng.random() < plan.crash:
+            sim.budget -= 1
+            self._fire("crash", point, context)
+        if point in STALL_POINTS and sim.depth == 0 and "message_type" in context:
+            total = plan.stall + plan.expire_lease + plan.redeliver
+            if total > 0:
+                r = sim.rng.random()
+                if r < plan.stall:
+                    kind = "stall"
+                elif r < plan.stall + plan.expire_lease:
+                    kind = "expire_lease"
+                elif r < total:
+                    kind = "redeliver"
+                else:
+                    return
+                sim.budget -= 1
+                self._fire(kind, point, context)
+
+    def _fire(self, kind: str, point: str, context: Mapping[str, Any]) -> None:
+        sim = self.sim
+        value = {"worker": sim.workers[self.index].name, "point": point,
+                 **{k: context[k] for k in ("queue", "message_id", "entity_id", "seq", "message_type", "view")
+                    if k in context}}
+        sim.history.nemesis(kind, value)
+        sim.fault_counts[kind] += 1
+        queue = str(context.get("queue"))
+        url = sim.resources.queue_urls[queue]
+        if kind == "crash":
+            raise WorkerCrash(point)
+        if kind == "stall":
+            sim.clock.advance(sim.config.visibility_timeout + 1)
+        elif kind == "expire_lease":
+            storage = sim.workers[self.index].storage
+            key = (event_key(str(context["event_id"]), str(context["view"])) if "view" in context
+                   else command_key(str(context["event_id"])))
+            if isinstance(storage, InMemoryStorage):
+                record = storage._m.records.get(key)  # the nemesis reaches into the store on purpose
+                if record is not None:
+                    record.lease_until = min(record.lease_until, sim.clock.now())
+            if sim.config.fifo or queue != sim.config.command_queue:
+                sim.aws.expire_visibility(url, str(context["message_id"]))
+            if not _is_fifo(queue):
+                sim.aws.inject_duplicate(url, str(context["message_id"]))
+        elif kind == "redeliver":
+            sim.aws.expire_visibility(url, str(context["message_id"]))
+        sim.nested_poll(self.index, queue)
+
+
+def _is_fifo(name: str) -> bool:
+    return name.endswith(".fifo")
+
+
+@dataclass
+class _Worker:
+    index: int
+    name: str
+    runtime: Runtime
+    storage: Storage
+    generation: int = 0
+
+    def listener(self, queue: str) -> SqsListener:
+        for listener in self.runtime.listeners:
+            if listener.queue == queue:
+                return listener
+        raise KeyError(queue)
+
+
+@dataclass
+class _Order:
+    script: OrderScript
+    commands: list[Command] = field(default_factory=list)
+    sent: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self.script.steps) - self.sent
+
+
+# -------------------------------------------------------------------------------- the simulation
+class Simulation:
+    """One simulated bus. Single-threaded; every choice comes from ``self.rng``."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.clock = VirtualClock()
+        self.history = History(clock=self.clock.now)
+        self.aws = SimAws(seed=config.seed, clock=self.clock, tap=_Tap(self), reorder=not config.fifo)
+        self.sqs = self.aws.client("sqs")
+        self.sns = self.aws.client("sns")
+        self.kms = self.aws.client("kms")
+        self.sts = self.aws.client("sts")
+        self.faults_on = True
+        self.sending_poison = False
+        self.depth = 0
+        self.budget = config.faults.max_faults
+        self.wire_left = config.wire_samples
+        self.armed: list[tuple[int | None, str, str]] = []
+        for item in config.faults.scripted:
+            kind, _, point = item.partition("@")
+            self.armed.append((None, kind, point))
+        self.fault_counts: Counter[str] = Counter()
+        self.last_count: dict[str, int] = {}
+        self.batches: dict[str, list[str]] = {}
+        self.done_commands: set[str] = set()
+        self.poison_sent = 0
+        self.ticks = 0
+        self.drained: bool | None = None
+        self.registry = order_registry()
+        suffix = ".fifo" if config.fifo else ""
+        self.bus_config = (BusConfiguration(self.registry)
+                           .send(*ORDER_COMMANDS).to_queue(config.command_queue)
+                           .raise_events(*ORDER_EVENTS).to_topic(f"order-events{suffix}")
+                           .listen_to(config.command_queue)
+                           .subscribe(f"order-views{suffix}").to_topics(f"order-events{suffix}")
+                           .with_options(visibility_timeout=config.visibility_timeout, wait_time_seconds=0,
+                                         max_receive_count=config.max_receive_count,
+                                         business_max_attempts=min(3, config.max_receive_count)))
+        self.views_queue = f"order-views{suffix}"
+        self.key_arn: str | None = None
+        self._stack = ExitStack()
+        self._stack.enter_context(mock.patch("reference.envelope.os", _DetOs(self.rng)))
+        if config.encryption:
+            self.key_arn = str(self.kms.create_key(Description="flowgate sim")["KeyMetadata"]["Arn"])
+            self.bus_config.with_encryption(self.key_arn)
+        self.resources: Resources = Bootstrapper(self.bus_config, sqs=self.sqs, sns=self.sns, sts=self.sts).run()
+        self.shared: Storage = InMemoryStorage(self.registry)
+        self.workers = [self._new_worker(i) for i in range(config.workers)]
+        scripts = generate_orders(config.seed, config.orders, cancel_ratio=config.cancel_ratio,
+                                  invalid_ratio=config.invalid_ratio)
+        self.orders = [_Order(s) for s in scripts]
+        self.active = [n for n, o in enumerate(self.orders) if o.remaining > 0]
+        self.expected_failures: set[str] = set()
+        self.producers = [
+            build_runtime(self.bus_config, sqs=self.sqs, sns=self.sns, sts=self.sts, kms=self.kms,
+                          storage=self.shared, sagas=[OrderSaga()], views=self._views(), clock=self.clock,
+                          observer=_ProducerObserver(self.history, f"client-{p}", self.expected_failures),
+                          resources=self.resources)
+            for p in range(config.producers)]
+        self.wall_start = time.perf_counter()
+        self.virtual_start = self.clock.now()
+
+    @staticmethod
+    def _views() -> list[Any]:
+        return [OrderView(), InventoryView(), PaymentsView()]
+
+    def _new_worker(self, index: int, generation: int = 0) -> _Worker:
+        storage = self.shared if self.config.idempotency == "shared" else InMemoryStorage(self.registry)
+        name = f"worker-{index}"
+        runtime = build_runtime(self.bus_config, sqs=self.sqs, sns=self.sns, sts=self.sts, kms=self.kms,
+                                storage=storage, sagas=[OrderSaga()], views=self._views(), clock=self.clock,
+                                faults=_WorkerFaults(self, index), observer=_WorkerObserver(self, name),
+                                resources=self.resources)
+        return _Worker(index, name, runtime, storage, generation)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    # ---------------------------------------------------------------- steps
+    def replace_worker(self, index: int, reason: str) -> None:
+        """A fresh runtime for worker ``index`` (new listeners; new storage unless shared)."""
+        old = self.workers[index]
+        self.workers[index] = self._new_worker(index, old.generation + 1)
+
+    def restart(self, index: int) -> None:
+        self.history.nemesis("restart", {"worker": self.workers[index].name,
+                                         "state_lost": self.config.idempotency != "shared"})
+        self.fault_counts["restart"] += 1
+        self.replace_worker(index, "restart")
+
+    def poll(self, index: int, queue: str | None = None) -> int:
+        """One ``poll_once`` of worker ``index`` on ``queue`` (default: the command queue).
+
+        A :class:`WorkerCrash` kills the worker: it is replaced by a fresh runtime."""
+        worker = self.workers[index]
+        self.batches[worker.name] = []
+        try:
+            return worker.listener(queue or self.config.command_queue).poll_once()
+        except WorkerCrash:
+            self.replace_worker(index, "crash")
+            return 0
+
+    def nested_poll(self, index: int, queue: str) -> None:
+        """Another worker polls ``queue`` while worker ``index`` is stopped inside a fault hook."""
+        if self.config.workers < 2:
+            return
+        other = (index + 1 + self.rng.randrange(self.config.workers - 1)) % self.config.workers
+        self.depth += 1
+        try:
+            self.poll(other, queue)
+        finally:
+            self.depth -= 1
+
+    def may_harm(self, message_ids: Sequence[str]) -> bool:
+        """The redrive budget: a probabilistic fault may only hit while every message it can push
+        back to the queue (the worker's whole batch) was received at most ``max_receive_count - 2``
+        times. Otherwise SQS's redrive policy would (correctly) move a valid message to the DLQ and
+        the run would report it lost: true AWS behaviour, but a property of the fault rate."""
+        limit = max(1, self.config.max_receive_count - 2)
+        return all(self.last_count.get(m, 0) <= limit for m in message_ids)
+
+    def arm(self, kind: str, point: str, worker: int | None = None) -> None:
+        """Fire ``kind`` (crash/stall/expire_lease/redeliver) at the next hit of ``point``."""
+        self.armed.append((worker, kind, point))
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def sendable(self) -> list[int]:
+        """Orders whose next command may be sent now (standard queues wait for the previous effect)."""
+        out = []
+        for n, order in enumerate(self.orders):
+            if order.remaining <= 0:
+                continue
+            if not self.config.fifo and order.sent and order.commands[-1].event_id not in self.done_commands:
+                continue
+            out.append(n)
+        return out
+
+    def pick_sendable(self) -> int | None:
+        """A random order whose next command may be sent now (O(1) for FIFO; a few probes otherwise)."""
+        active = self.active
+        for _ in range(8 if not self.config.fifo else 2):
+            if not active:
+                return None
+            k = self.rng.randrange(len(active))
+            n = active[k]
+            order = self.orders[n]
+            if order.remaining <= 0:
+                active[k] = active[-1]
+                active.pop()
+                continue
+            if self.config.fifo or not order.sent or order.commands[-1].event_id in self.done_commands:
+                return n
+        return None
+
+    def _producer(self, order_index: int) -> Runtime:
+        return self.producers[order_index % len(self.producers)]
+
+    def send_next(self, order_index: int) -> Command | None:
+        order = self.orders[order_index]
+        if order.remaining <= 0:
+            return None
+        step = order.script.steps[order.sent]
+        event_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        command = new_command(step.payload, order.script.order_id, is_new=isinstance(step.payload, PlaceOrder),
+                              sequence_no=order.sent + 1, event_id=event_id, clock=self.clock)
+        if step.expect_business_failure:
+            self.expected_failures.add(event_id)
+        order.commands.append(command)
+        order.sent += 1
+        self._publish(order_index, command)
+        return command
+
+    def resend(self, order_index: int, which: int | None = None) -> Command | None:
+        """Send an already-sent command of the order again (same identity): a producer retry."""
+        order = self.orders[order_index]
+        if not order.commands:
+            return None
+        command = order.commands[-1 if which is None else which % len(order.commands)]
+        self.history.nemesis("resend", {"command_id": command.event_id, "entity_id": command.entity_id,
+                                        "seq": command.metadata.sequence_no})
+        self.fault_counts["resend"] += 1
+        self._publish(order_index, command)
+        return command
+
+    def _publish(self, order_index: int, command: Command) -> None:
+        with suppress(Exception):
+            self._producer(order_index).command_bus.publish(command)
+
+    def duplicate_in_flight(self) -> bool:
+        """Standard queues: leave a second copy of one message (a nemesis ``duplicate_delivery``)."""
+        url = self.resources.queue_urls[self.config.command_queue]
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        if self.config.fifo or attrs.get("ApproximateNumberOfMessages") in (None, "0"):
+            return False
+        flights = self.aws.in_flight(url)
+        if not flights:
+            return False
+        victim = flights[self.rng.randrange(len(flights))]
+        self.history.nemesis("duplicate_delivery", {"queue": self.config.command_queue,
+                                                    "message_id": victim.message_id})
+        self.fault_counts["duplicate_delivery"] += 1
+        return self.aws.inject_duplicate(url, victim.message_id)
+
+    # ---------------------------------------------------------------- poison
+    def send_poison(self, kind: str) -> str | None:
+        """Send one hostile message of ``kind`` to the command queue; records a ``poison`` op."""
+        if kind in ENCRYPTED_ONLY_KINDS and not self.config.encryption:
+            return None
+        self.poison_sent += 1
+        n = self.poison_sent
+        entity = f"poison-{n:04d}"
+        cid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        queue = self.config.command_queue
+        cmd = new_command(PlaceOrder("CUST-POISON", "SKU-POISON", 1, 100), entity, is_new=True, sequence_no=1,
+                          event_id=cid, clock=self.clock)
+        attrs = message_attributes(cmd, encrypted=self.config.encryption, traceparent=None)
+        body = encode(cmd)
+        if kind == "bad_json":
+            body = '{"payload": {"customerId": ' + "}" * 3
+        elif kind == "unknown_type":
+            attrs["CommandType"] = {"DataType": "String", "StringValue": "TeleportOrder"}
+            body = body.replace('"PlaceOrder"', '"TeleportOrder"')
+        elif kind == "missing_attribute":
+            attrs.pop("CommandType")
+        elif kind == "oversized":
+            body = json.dumps({"padding": "x" * (300 * 1024)})
+        if self.config.encryption and kind not in ("bad_json", "oversized"):
+            body = self._seal(cmd, body, kind)
+        elif self.config.encryption:
+            attrs["Encryption"] = {"DataType": "String", "StringValue": "kms-aes256gcm-v1"}
+        params: dict[str, Any] = {"QueueUrl": self.resources.queue_urls[queue], "MessageBody": body,
+                                  "MessageAttributes": attrs}
+        if self.config.fifo:
+            params["MessageGroupId"] = entity
+            params["MessageDeduplicationId"] = cid
+        self.sending_poison = True
+        try:
+            message_id = str(self.sqs.send_message(**params)["MessageId"])
+        finally:
+            self.sending_poison = False
+        self.history.append(HARNESS, "ok", "poison", {"kind": kind, "message_id": message_id, "poison_id": cid,
+                                                      "command_id": cid, "entity_id": entity, "queue": queue})
+        return message_id
+
+    def _seal(self, cmd: Command, body: str, kind: str) -> str:
+        assert self.key_arn is not None
+        queue = self.config.command_queue
+        binding = MessageBinding(cmd.event_id, queue, cmd.entity_id, cmd.name)
+        if kind == "wrong_key":
+            other = str(self.kms.create_key(Description="attacker")["KeyMetadata"]["Arn"])
+            return KmsEnvelopeCipher(self.kms, other).seal(body, binding)
+        if kind == "swapped_aad":
+            # sealed for another destination, then relabelled: only the AAD/context binding notices
+            moved = MessageBinding(cmd.event_id, f"elsewhere{'.fifo' if self.config.fifo else ''}",
+                                   cmd.entity_id, cmd.name)
+            env = parse_envelope(KmsEnvelopeCipher(self.kms, self.key_arn).seal(body, moved))
+            env["Destination"] = queue
+            return build_envelope(env)
+        sealed = KmsEnvelopeCipher(self.kms, self.key_arn).seal(body, binding)
+        if kind == "tampered":
+            env = parse_envelope(sealed)
+            data = bytearray(env["Ciphertext"])
+            data[len(data) // 2] ^= 0x01
+            env["Ciphertext"] = bytes(data)
+            return build_envelope(env)
+        return sealed
+
+    # ---------------------------------------------------------------- drain, snapshots, verdicts
+    def _queue_depth(self) -> dict[str, int]:
+        out = {}
+        for queue in (self.config.command_queue, self.views_queue):
+            a = self.sqs.get_queue_attributes(QueueUrl=self.resources.queue_urls[queue],
+                                              AttributeNames=["All"])["Attributes"]
+            out[queue] = sum(int(a.get(k, "0")) for k in ("ApproximateNumberOfMessages",
+                                                          "ApproximateNumberOfMessagesNotVisible",
+                                                          "ApproximateNumberOfMessagesDelayed"))
+        return out
+
+    def drain(self, *, max_idle_rounds: int | None = None) -> bool:
+        """Faults off; poll every worker until both queues (incl. in flight) are empty.
+
+        Idle rounds advance virtual time past the visibility timeout; a drain that stays idle
+        for ``max_idle_rounds`` rounds gives up and records a failed ``drain`` op."""
+        self.faults_on = False
+        idle_limit = max_idle_rounds or (4 * self.config.max_receive_count + 20)
+        stuck = rounds = 0
+        depth = self._queue_depth()
+        best = sum(depth.values())
+        while any(depth.values()):
+            rounds += 1
+            received = 0
+            for index in range(len(self.workers)):
+                for queue in (self.config.command_queue, self.views_queue):
+                    received += self.poll(index, queue)
+            depth = self._queue_depth()
+            if sum(depth.values()) < best:
+                best, stuck = sum(depth.values()), 0
+            else:  # no message left the queues this round
+                stuck += 1
+                if stuck > idle_limit:
+                    break
+            if received == 0 and any(depth.values()):
+                self.clock.advance(self.config.visibility_timeout + 1)
+        self.drained = not any(depth.values())
+        self.history.append(HARNESS, "ok" if self.drained else "fail", "drain",
+                            {"rounds": rounds, "remaining": depth})
+        return self.drained
+
+    def snapshot(self) -> None:
+        """``state`` and ``replay`` ops per order (live store vs CommandBus.replay + rebuild_views)."""
+        if self.config.idempotency != "shared":
+            return
+        storage = self.shared
+        views = self._views()
+        bus = CommandBus(processor=self.workers[0].runtime.processor)
+        all_events: list[Event] = []
+        for order in self.orders:
+            if not order.commands:
+                continue
+            eid = order.script.order_id
+            live = {"entity_id": eid, "entity": storage.get_entity("order", eid),
+                    "views": {v: storage.get_view(v, eid) for v in ("orders", "payments")}}
+            self.history.append(HARNESS, "ok", "state", live)
+            try:
+                bus.replay(eid)
+                result = bus.replay(eid)  # twice: a replay must not change what the next one sees
+                rebuilt = rebuild_views(views, result.events)
+                all_events.extend(result.events)
+                value: dict[str, Any] = {"entity_id": eid, "entity": result.states.get("order"),
+                                         "views": {v: rebuilt[v].get(eid) for v in ("orders", "payments")}}
+            except Exception as exc:
+                value = {"entity_id": eid, "entity": {"replay_error": f"{type(exc).__name__}: {exc}"},
+                         "views": {}}
+            self.history.append(HARNESS, "ok", "replay", value)
+        inventory = rebuild_views(views, all_events)["inventory"]
+        self.history.append(HARNESS, "ok", "state", {"entity_id": "view:inventory", "entity": None,
+                                                     "views": {"inventory": storage.list_view("inventory")}})
+        self.history.append(HARNESS, "ok", "replay", {"entity_id": "view:inventory", "entity": None,
+                                                      "views": {"inventory": inventory}})
+
+    def finish(self, mutant: str | None = None) -> SimResult:
+        if self.drained is None:
+            self.drain()
+        if self.config.snapshots:
+            self.snapshot()
+        wall = time.perf_counter() - self.wall_start
+        t0 = time.perf_counter()
+        verdicts = check_all(self.history, fifo={self.config.command_queue} if self.config.fifo else set(),
+                             require_encryption=self.config.encryption)
+        check_s = time.perf_counter() - t0
+        ops = self.history.ops
+        counts = Counter(op.f for op in ops if op.type in ("ok", "info"))
+        stats: dict[str, Any] = {
+            "orders": self.config.orders, "commands_sent": sum(o.sent for o in self.orders),
+            "effects": counts["effect"], "projections": counts["project"], "duplicates": counts["duplicate"],
+            "dead_letters": counts["dead_letter"], "business_dead_letters": counts["business_dead_letter"],
+            "faults": dict(sorted(self.fault_counts.items())), "ticks": self.ticks, "ops": len(ops),
+            "virtual_seconds": round(self.clock.now() - self.virtual_start, 3),
+            "wall_seconds": round(wall, 3), "checker_seconds": round(check_s, 3), "drained": self.drained,
+        }
+        self.close()
+        return SimResult(self.history, verdicts, stats, self.config.seed, self.config, mutant)
+
+
+# -------------------------------------------------------------------------------- the scheduler
+def _schedule(sim: Simulation) -> None:
+    cfg = sim.config
+    rng = sim.rng
+    plan = cfg.faults
+    total = sum(len(o.script.steps) for o in sim.orders)
+    poison_at = sorted((rng.randrange(total + 1), kind) for kind in plan.poison)
+    resends: list[tuple[float, int, int]] = []  # (due virtual time, order, command index)
+    sent = 0
+    idle = 0
+    queues = (cfg.command_queue, sim.views_queue)
+    max_ticks = 60 * total + 500
+    while sim.ticks < max_ticks:
+        sim.ticks += 1
+        while poison_at and poison_at[0][0] <= sent:
+            sim.send_poison(poison_at.pop(0)[1])
+        now = sim.clock.now()
+        due = [r for r in resends if r[0] <= now]
+        for r in due:
+            resends.remove(r)
+            sim.resend(r[1], r[2])
+        if plan.restart > 0 and sim.budget > 0 and rng.random() < plan.restart:
+            sim.budget -= 1
+            sim.restart(rng.randrange(cfg.workers))
+        n = sim.pick_sendable()
+        if n is None and not poison_at and not resends and not sim.active:
+            break
+        if n is not None and rng.random() < 0.45:
+            sim.send_next(n)
+            sent += 1
+            idle = 0
+            if plan.resend > 0 and rng.random() < plan.resend:
+                delay = rng.choice((0.5, 5.0, float(cfg.visibility_timeout), 301.0))
+                resends.append((sim.clock.now() + delay, n, len(sim.orders[n].commands) - 1))
+        else:
+            got = sim.poll(rng.randrange(cfg.workers), queues[0] if rng.random() < 0.6 else queues[1])
+            idle = 0 if got else idle + 1
+            if idle >= 2 * cfg.workers:
+                # nothing visible: let time pass to the next visibility deadline / resend
+                sim.clock.advance(cfg.visibility_timeout / 2 if not resends else
+                                  max(0.0, min(r[0] for r in resends) - sim.clock.now()) + 0.001)
+                idle = 0
+        sim.clock.advance(rng.random() * 0.2)
+    for kind in [k for _, k in poison_at]:
+        sim.send_poison(kind)
+    for due_at, n, which in sorted(resends):
+        sim.clock.advance_to(due_at)
+        sim.resend(n, which)
+
+
+@contextmanager
+def _maybe_mutant(name: str | None) -> Iterator[None]:
+    if name is None:
+        yield
+        return
+    from harness.mutants import apply_mutant
+
+    with apply_mutant(name):
+        yield
+
+
+@contextmanager
+def _quiet_reference() -> Iterator[None]:
+    """The reference logs every expected redelivery at WARNING; a simulation injects thousands."""
+    logger = logging.getLogger("reference")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def run_simulation(config: SimConfig, *, mutant: str | None = None) -> SimResult:
+    """Run one seeded simulation and judge its history (see the module docstring)."""
+    with _quiet_reference(), _maybe_mutant(mutant):
+        sim = Simulation(config)
+        try:
+            _schedule(sim)
+            return sim.finish(mutant)
+        finally:
+            sim.close()
+
+
+# -------------------------------------------------------------------------------- CLI
+def _parser(prog: str, *, seed_positional: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Deterministic simulation of the reference bus.")
+    if seed_positional:
+        p.add_argument("seed", type=int)
+    else:
+        p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--orders", type=int, default=20)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--producers", type=int, default=1)
+    p.add_argument("--standard", action="store_true", help="standard command queue instead of FIFO")
+    p.add_argument("--encryption", action="store_true")
+    p.add_argument("--idempotency", choices=IDEMPOTENCY_MODES, default="shared")
+    p.add_argument("--visibility-timeout", type=int, default=30)
+    p.add_argument("--max-receive-count", type=int, default=3)
+    p.add_argument("--cancel-ratio", type=float, default=0.1)
+    p.add_argument("--invalid-ratio", type=float, default=0.0)
+    p.add_argument("--faults", default="none", help="e.g. chaos, or crash=0.05,stall=0.02,poison=all,crash@mid_handler")
+    p.add_argument("--mutant", default=None, help="run a mutant of the reference (see flowgate mutants --list)")
+    p.add_argument("--history", default=None, help="write the history (JSON lines) here")
+    p.add_argument("--timeline", default=None, help="write the SVG timeline here")
+    return p
+
+
+def _config(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(seed=args.seed, orders=args.orders, workers=args.workers, producers=args.producers,
+                     fifo=not args.standard, encryption=args.encryption, idempotency=args.idempotency,
+                     visibility_timeout=args.visibility_timeout, max_receive_count=args.max_receive_count,
+                     cancel_ratio=args.cancel_ratio, invalid_ratio=args.invalid_ratio,
+                     faults=parse_faults(args.faults))
+
+
+def _report(result: SimResult, args: argparse.Namespace, *, always_write: bool) -> int:
+    print("stats: " + json.dumps(result.stats, sort_keys=True))
+    print(render_table(result.verdicts))
+    history_path = args.history or (f"reports/sim/history-{result.seed}.jsonl" if always_write else None)
+    if history_path:
+        print(f"history: {result.history.dump(history_path)}")
+    timeline_path = args.timeline or (f"reports/sim/timeline-{result.seed}.svg" if always_write else None)
+    if timeline_path:
+        from harness.timeline import render_svg
+
+        anomalies = [a for v in result.verdicts for a in v.anomalies]
+        path = Path(timeline_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_svg(result.history, anomalies=anomalies,
+                                   title=f"flowgate sim seed {result.seed}"), encoding="utf-8")
+        print(f"timeline: {path}")
+    if not result.valid:
+        print(f"INVALID: replay with: {result.replay_command()}")
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``flowgate sim --seed N --orders N --workers N [--faults ...] [--mutant NAME] [--history PATH]``."""
+    args = _parser("flowgate sim", seed_positional=False).parse_args(argv)
+    return _report(run_simulation(_config(args), mutant=args.mutant), args, always_write=False)
+
+
+def replay_main(argv: Sequence[str] | None = None) -> int:
+    """``flowgate replay SEED [same options]``: re-run exactly; writes the history and the SVG timeline."""
+    args = _parser("flowgate replay", seed_positional=True).parse_args(argv)
+    return _report(run_simulation(_config(args), mutant=args.mutant), args, always_write=True)
+
+
+__all__ = ["IDEMPOTENCY_MODES", "SimConfig", "SimResult", "Simulation", "main", "replay_main", "run_simulation"]
+
+if __name__ == "__main__":
+    sys.exit(main())

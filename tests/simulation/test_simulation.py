@@ -1,0 +1,186 @@
+"""The simulation itself: determinism, every fault kind really happens and changes behaviour,
+the drain, the CLI and the mutant catalog's direct kills."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.faults import POISON_KINDS, FaultPlan, parse_faults
+from harness.mutants import MUTANTS
+from harness.simulation import SimConfig, SimResult, Simulation, main, replay_main, run_simulation
+
+
+def _jsonl(result: SimResult) -> str:
+    return "\n".join(op.to_json() for op in result.history.ops)
+
+
+def _faults(result: SimResult, f: str) -> list[dict[str, object]]:
+    return [dict(op.value) for op in result.history.ops if op.process == "nemesis" and op.f == f]
+
+
+def _count(result: SimResult, f: str, type: str = "ok") -> int:
+    return sum(1 for op in result.history.ops if op.f == f and op.type == type)
+
+
+@pytest.mark.parametrize("config", [
+    SimConfig(seed=11, orders=12, workers=3, faults=parse_faults("chaos")),
+    SimConfig(seed=12, orders=12, workers=3, fifo=False, encryption=True, faults=parse_faults("chaos")),
+])
+def test_same_seed_same_history(config: SimConfig) -> None:
+    first, second = run_simulation(config), run_simulation(config)
+    assert _jsonl(first) == _jsonl(second)
+    assert first.valid, first.summary()
+    other = run_simulation(SimConfig(**{**config.__dict__, "seed": config.seed + 1}))
+    assert _jsonl(other) != _jsonl(first)
+
+
+def test_clean_run_is_valid_and_drained() -> None:
+    result = run_simulation(SimConfig(seed=3, orders=15, workers=2))
+    assert result.valid, result.summary()
+    assert result.stats["drained"]
+    assert result.stats["effects"] == result.stats["commands_sent"]
+    assert _count(result, "drain") == 1
+    assert _count(result, "state") == _count(result, "replay") > 15
+
+
+def test_crash_after_effect_is_recognised_as_duplicate() -> None:
+    base = SimConfig(seed=5, orders=3, workers=2)
+    clean = run_simulation(base)
+    crashed = run_simulation(SimConfig(**{**base.__dict__,
+                                          "faults": FaultPlan(scripted=("crash@after_effect_before_delete",))}))
+    assert len(_faults(crashed, "crash")) == 1
+    assert _count(crashed, "duplicate") > _count(clean, "duplicate")
+    assert crashed.valid, crashed.summary()
+
+
+@pytest.mark.parametrize("point", ["after_receive", "mid_handler", "before_delete"])
+def test_crash_at_point_leaves_no_loss(point: str) -> None:
+    result = run_simulation(SimConfig(seed=6, orders=4, workers=2, faults=FaultPlan(scripted=(f"crash@{point}",))))
+    assert [f["point"] for f in _faults(result, "crash")] == [point]
+    assert result.valid, result.summary()
+    assert _count(result, "receive") > run_simulation(SimConfig(seed=6, orders=4, workers=2)).stats["effects"]
+
+
+@pytest.mark.parametrize("kind", ["stall", "expire_lease", "redeliver"])
+def test_stall_kinds_make_another_worker_take_the_message(kind: str) -> None:
+    result = run_simulation(SimConfig(seed=8, orders=3, workers=2, faults=FaultPlan(scripted=(f"{kind}@mid_handler",))))
+    fault = _faults(result, kind)
+    assert len(fault) == 1, fault
+    mid = fault[0]["message_id"]
+    receivers = {op.process for op in result.history.ops if op.f == "receive" and op.value.get("message_id") == mid}
+    assert len(receivers) == 2, receivers  # the nested poll of the other worker really received it
+    assert result.valid, result.summary()
+
+
+def test_stall_then_fenced_commit_fails_for_the_first_worker() -> None:
+    result = run_simulation(SimConfig(seed=8, orders=3, workers=2,
+                                      faults=FaultPlan(scripted=("expire_lease@mid_handler",))))
+    mid = _faults(result, "expire_lease")[0]["message_id"]
+    assert result.valid
+    effects = [op for op in result.history.ops if op.f == "effect"]
+    assert len({op.value["command_id"] for op in effects}) == len(effects)
+    assert mid
+
+
+def test_duplicate_delivery_and_delayed_delete_on_standard_queues() -> None:
+    result = run_simulation(SimConfig(seed=9, orders=10, workers=2, fifo=False,
+                                      faults=FaultPlan(duplicate=0.3, delay_delete=0.3)))
+    assert _faults(result, "duplicate_delivery")
+    assert _faults(result, "delay_delete")
+    assert _count(result, "duplicate") > 0
+    assert result.valid, result.summary()
+
+
+def test_resend_and_restart() -> None:
+    result = run_simulation(SimConfig(seed=10, orders=10, workers=2, idempotency="shared",
+                                      faults=FaultPlan(resend=0.5, restart=0.05)))
+    assert _faults(result, "resend")
+    assert _faults(result, "restart")
+    sends = [op for op in result.history.ops if op.f == "send" and op.type == "ok"]
+    assert len(sends) > len({op.value["command_id"] for op in sends})
+    assert result.valid, result.summary()
+
+
+def test_per_worker_idempotency_lost_on_restart_is_caught() -> None:
+    """In-memory per-worker state is lost on a crash: the redelivery takes effect again."""
+    result = run_simulation(SimConfig(seed=4, orders=3, workers=1, idempotency="per-worker",
+                                      faults=FaultPlan(scripted=("crash@after_effect_before_delete",))))
+    assert not result.valid
+    assert "duplicated" in result.anomaly_kinds() or "duplicate-effect" in result.anomaly_kinds()
+
+
+@pytest.mark.parametrize("encryption", [False, True])
+def test_every_poison_kind_is_dead_lettered(encryption: bool) -> None:
+    result = run_simulation(SimConfig(seed=13, orders=3, workers=2, encryption=encryption,
+                                      faults=FaultPlan(poison=POISON_KINDS)))
+    kinds = {op.value["kind"] for op in result.history.ops if op.f == "poison"}
+    expected = set(POISON_KINDS) if encryption else {"bad_json", "unknown_type", "missing_attribute", "oversized"}
+    assert kinds == expected
+    assert _count(result, "dead_letter") == len(expected)
+    assert result.valid, result.summary()
+
+
+def test_drain_that_cannot_finish_is_reported() -> None:
+    result = run_simulation(SimConfig(seed=1, orders=2, workers=1, faults=FaultPlan(poison=("bad_json",))),
+                            mutant="no-redrive")
+    assert _count(result, "drain", "fail") == 1
+    assert not result.stats["drained"]
+    assert "no-drain" in result.anomaly_kinds() or "poison-not-dead-lettered" in result.anomaly_kinds()
+
+
+def test_stepwise_simulation_api() -> None:
+    sim = Simulation(SimConfig(seed=2, orders=2, workers=2))
+    sim.send_next(0)
+    sim.arm("crash", "after_decode", worker=0)
+    sim.poll(0)
+    sim.send_next(1)
+    sim.advance(31)
+    sim.poll(1)
+    result = sim.finish()
+    assert result.valid, result.summary()
+    assert _faults(result, "crash")
+
+
+KILL_CONFIGS = {
+    "fifo-parallel-group": SimConfig(seed=1, orders=8, faults=FaultPlan(crash=0.05)),
+    "delete-before-handle": SimConfig(seed=1, orders=8, faults=FaultPlan(crash=0.1)),
+    "check-then-mark": SimConfig(seed=1, orders=8, workers=3, faults=FaultPlan(expire_lease=0.1)),
+    "no-idempotency": SimConfig(seed=1, orders=8, workers=3, faults=FaultPlan(stall=0.1, crash=0.05)),
+    "idempotency-on-message-id": SimConfig(seed=1, orders=8, workers=3, fifo=False,
+                                           faults=FaultPlan(duplicate=0.1, resend=0.2)),
+    "no-aad": SimConfig(seed=1, orders=4, encryption=True, faults=FaultPlan(poison=("swapped_aad",))),
+    "no-redrive": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("bad_json",))),
+    "replay-persists": SimConfig(seed=1, orders=4),
+    "unfenced-commit": SimConfig(seed=1, orders=8, workers=3, faults=FaultPlan(expire_lease=0.1)),
+    "unconditional-row-write": SimConfig(seed=3, orders=7, workers=3, fifo=False, visibility_timeout=5,
+                                         max_receive_count=5,
+                                         faults=parse_faults("stall=0.2,duplicate=0.02,delay_delete=0.02,"
+                                                             "expire_lease=0.1,redeliver=0.1,resend=0.02")),
+    "no-poison-dlq": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("bad_json",))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_each_mutant_is_killed_by_a_known_seed(name: str) -> None:
+    config = KILL_CONFIGS[name]
+    assert run_simulation(config).valid
+    killed = run_simulation(config, mutant=name)
+    assert not killed.valid
+    assert killed.replay_command().endswith(f"--mutant {name}")
+
+
+def test_cli_sim_and_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--orders", "3", "--workers", "2", "--faults", "crash=0.1,poison=bad_json"]
+    assert main(["--seed", "4", *args, "--history", str(tmp_path / "h.jsonl")]) == 0
+    first = (tmp_path / "h.jsonl").read_text()
+    assert replay_main(["4", *args, "--history", str(tmp_path / "r.jsonl"),
+                        "--timeline", str(tmp_path / "t.svg")]) == 0
+    assert (tmp_path / "r.jsonl").read_text() == first
+    assert (tmp_path / "t.svg").read_text().startswith("<svg")
+    assert main(["--seed", "4", "--orders", "3", "--mutant", "replay-persists"]) == 1
+    out = capsys.readouterr().out
+    assert "flowgate replay 4 --orders 3 --workers 2 --mutant replay-persists" in out
+    assert json.loads(out.splitlines()[0].removeprefix("stats: "))["orders"] == 3
