@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -190,9 +191,19 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def _state_file(url: str | None = None) -> Path:
+    """The state file of the instance at ``url``: the default port's is :data:`STATE_FILE`.
+
+    Instances on other ports (chaos scenarios restart their own) keep their own file, so they
+    never overwrite the record of the main instance.
+    """
+    port = urllib.parse.urlsplit(url).port if url else DEFAULT_PORT
+    return STATE_FILE if port in (None, DEFAULT_PORT) else REPORTS / f"localstack-{port}.state.json"
+
+
 def _save_state(endpoint: Endpoint) -> None:
     REPORTS.mkdir(parents=True, exist_ok=True)
-    STATE_FILE.write_text(json.dumps(asdict(endpoint), indent=2))
+    _state_file(endpoint.url).write_text(json.dumps(asdict(endpoint), indent=2))
 
 
 def _load_state() -> Endpoint | None:
@@ -355,7 +366,7 @@ def stop(endpoint: Endpoint | None = None) -> bool:
 
             docker.from_env().containers.get(endpoint.container).stop(timeout=10)
     with contextlib.suppress(OSError):
-        STATE_FILE.unlink()
+        _state_file(endpoint.url).unlink()
     _progress(f"stopped LocalStack at {endpoint.url}")
     return True
 
@@ -364,8 +375,9 @@ def restart(endpoint: Endpoint, start_timeout: float = 90.0) -> Endpoint:
     """Stop and start a LocalStack this launcher owns (chaos: all state is lost)."""
     if not endpoint.started_here:
         raise LauncherError("cannot restart a LocalStack this launcher did not start")
+    where = urllib.parse.urlsplit(endpoint.url)
     stop(endpoint)
-    return start_host(start_timeout=start_timeout)
+    return start_host(where.hostname or DEFAULT_HOST, where.port or DEFAULT_PORT, start_timeout=start_timeout)
 
 
 def status() -> dict[str, Any]:

@@ -179,9 +179,13 @@ class SqsListener:
         return len(messages)
 
     def _run_group(self, flights: list[_Flight]) -> None:
-        for flight in flights:
+        for index, flight in enumerate(flights):
             if not self._process(flight):
                 return  # stop the group at its first unfinished message
+            for waiting in flights[index + 1:]:
+                # messages queued behind the head in this batch are invisible too: keep them so
+                # (a follower whose visibility lapses is redelivered while we still hold it)
+                self._beat(waiting)
 
     # -- one message -------------------------------------------------------------------------
     def _process(self, f: _Flight) -> bool:

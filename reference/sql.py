@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import (
@@ -36,7 +37,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from reference.errors import LeaseLost, SequenceConflict, StoreError, WriteConflict
 from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Duplicate
@@ -106,7 +107,7 @@ class SqlStorage:
         )
         self.metadata = md
         if create:
-            md.create_all(engine)
+            _create_tables(md, engine)
 
     def __repr__(self) -> str:
         return f"SqlStorage({self.engine.url!r})"
@@ -278,6 +279,23 @@ class SqlStorage:
     def _guard(self) -> Any:
         """SQLite allows one writer: serialise writers in-process instead of hitting 'database is locked'."""
         return self._lock if self._lock is not None else _NullCtx()
+
+
+def _create_tables(md: MetaData, engine: Engine, attempts: int = 5) -> None:
+    """``CREATE TABLE`` for whatever is missing, tolerating another process doing the same.
+
+    ``create_all`` checks, then creates: two workers starting together on a new database can both
+    see a table missing and one fails with "already exists". That failure is retried (the next
+    check sees the table), so concurrent start-up is safe on SQLite and PostgreSQL alike.
+    """
+    for attempt in range(attempts):
+        try:
+            md.create_all(engine, checkfirst=True)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 class _NullCtx:
