@@ -16,6 +16,18 @@ It bootstraps the resources, then runs one listener per listened/subscribed queu
 or SIGINT; the batch in hand is finished before exiting (graceful stop, at most
 ``wait_time_seconds`` + one batch). AWS endpoint and credentials come from the usual boto3
 environment (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ...).
+
+Test seams (all off by default; the LocalStack scenarios use them, production never sets them):
+
+* ``--history PATH`` or ``FLOWGATE_HISTORY=PATH``: append every observation as one JSON line
+  ``{"process", "type", "f", "value", "time"}`` (flushed per line, so a SIGKILL loses at most the
+  line being written); ``FLOWGATE_PROCESS`` names the process (default ``worker-<pid>``).
+* ``FLOWGATE_CRASH_AT=point:probability[,point:probability]`` (points of
+  :data:`reference.hooks.FAULT_POINTS`, seeded by ``FLOWGATE_SEED``): at that fault point the
+  process writes a ``crash`` line and dies with ``os._exit(137)`` -- no cleanup, no delete.
+* ``FLOWGATE_HANDLER_DELAY_MS=[point:]ms[:probability][,...]`` (default point ``mid_handler``):
+  sleep that long at the point, to outlive a short visibility timeout (one long sleep: the
+  heartbeat cannot run; several shorter ones at successive points: it extends visibility).
 """
 
 from __future__ import annotations
@@ -23,9 +35,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import random
 import signal
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +130,56 @@ def build_runtime(
     return Runtime(config, resources, processor, bus, commands, events, listeners)
 
 
+class JsonLinesObserver:
+    """Writes each observation as one flushed JSON line (the harness merges these into a history)."""
+
+    def __init__(self, path: str, process: str) -> None:
+        self.process = process
+        self._lock = threading.Lock()
+        self._out = open(path, "a", encoding="utf-8")  # noqa: SIM115 -- lives as long as the process
+
+    def observe(self, f: str, kind: str, value: Mapping[str, Any]) -> None:
+        line = json.dumps({"process": self.process, "type": kind, "f": f, "value": dict(value),
+                           "time": time.time()}, default=str)
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+
+class EnvFaults:
+    """``FLOWGATE_CRASH_AT`` / ``FLOWGATE_HANDLER_DELAY_MS`` (see the module docstring)."""
+
+    def __init__(self, crash_at: str, delay: str, seed: int, observer: Observer) -> None:
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.observer = observer
+        self.crash: dict[str, float] = {}
+        self.delays: list[tuple[str, float, float]] = []
+        for item in filter(None, (x.strip() for x in crash_at.split(","))):
+            point, _, prob = item.partition(":")
+            self.crash[point] = float(prob or 1.0)
+        for item in filter(None, (x.strip() for x in delay.split(","))):
+            parts = item.split(":")
+            if not parts[0].replace(".", "").isdigit():
+                point, parts = parts[0], parts[1:]
+            else:
+                point = "mid_handler"
+            self.delays.append((point, float(parts[0]) / 1000.0, float(parts[1]) if len(parts) > 1 else 1.0))
+
+    def hit(self, point: str, context: Mapping[str, Any]) -> None:
+        with self.lock:
+            crash = point in self.crash and self.rng.random() < self.crash[point]
+            sleeps = [s for p, s, prob in self.delays if p == point and self.rng.random() < prob]
+        if crash:
+            self.observer.observe("crash", "info", {"point": point, **{k: context[k] for k in context
+                                                                       if k in ("message_id", "entity_id", "seq")}})
+            os._exit(137)
+        for seconds in sleeps:
+            self.observer.observe("stall", "info", {"point": point, "seconds": seconds,
+                                                    "message_id": context.get("message_id")})
+            time.sleep(seconds)
+
+
 def load_config_file(path: str) -> dict[str, Any]:
     text = Path(path).read_text(encoding="utf-8")
     if path.endswith((".yaml", ".yml")):
@@ -135,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flowgate worker", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="JSON or YAML bus configuration")
     parser.add_argument("--once", action="store_true", help="poll every listener once and exit")
+    parser.add_argument("--history", default=os.environ.get("FLOWGATE_HISTORY"),
+                        help="append observations as JSON lines to this file (test seam)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     data = load_config_file(args.config)
@@ -154,10 +221,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         storage = InMemoryStorage(registry)
     executor = ThreadPoolExecutor(max_workers=config.options.max_concurrent_calls)
+    observer: Observer = NullObserver()
+    if args.history:
+        observer = JsonLinesObserver(args.history, os.environ.get("FLOWGATE_PROCESS") or f"worker-{os.getpid()}")
+    faults: Faults = NoFaults()
+    crash_at, delay = os.environ.get("FLOWGATE_CRASH_AT", ""), os.environ.get("FLOWGATE_HANDLER_DELAY_MS", "")
+    if crash_at or delay:
+        faults = EnvFaults(crash_at, delay, int(os.environ.get("FLOWGATE_SEED", "0")), observer)
     runtime = build_runtime(
         config, sqs=session.client("sqs"), sns=session.client("sns"), sts=session.client("sts"),
         kms=session.client("kms") if config.kms_key_id else None, storage=storage,
-        sagas=domain.sagas(), views=domain.views(), executor=executor)
+        sagas=domain.sagas(), views=domain.views(), executor=executor, faults=faults, observer=observer)
     if args.once:
         runtime.poll_all_once()
         runtime.close()
