@@ -1,0 +1,479 @@
+"""Per-process run state for the Locust load test: clients, batcher, probe, history, figures.
+
+Imported only from ``loadtests/locustfile.py`` (after Locust has monkey-patched with gevent,
+so botocore's sockets cooperate). One shared boto3 client per service with a connection
+pool sized for the send concurrency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gevent
+from gevent.event import Event as GEvent
+from gevent.pool import Pool
+
+from harness.baseline import BATCH, percentile
+from harness.history import History
+
+from ._sut import SUT, SUTS, ObservedEvent, Order
+
+
+@dataclass
+class Config:
+    shape: str = "steady-10k"
+    target_rate: float | None = None
+    duration_s: float | None = None
+    user_rate: float = 100.0
+    workers: int = 1
+    sut: str = "reference"
+    p99_ms: float | None = None
+    p95_ms: float | None = None
+    min_ratio: float = 0.98
+    drain_timeout_s: float = 60.0
+    send_concurrency: int = 32
+    linger_s: float = 0.02
+    probe_pollers: int = 2
+    commands_per_order: int = 4
+    storage_url: str | None = None
+    worker_history: bool = True
+    bus_config: str | None = None
+    report_dir: Path = Path("reports/load")
+    capacity_p99_ms: float = 2_000.0
+    step_s: float = 30.0
+    baseline: bool = True
+
+
+def resolve_endpoint() -> str:
+    for var in ("AWS_ENDPOINT_URL", "FLOWGATE_ENDPOINT_URL"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        from harness.launcher import ensure_localstack
+    except ImportError:
+        return "http://127.0.0.1:4566"
+    endpoint = ensure_localstack()
+    return str(getattr(endpoint, "url", endpoint))
+
+
+def _localstack_cpu() -> float:
+    """CPU seconds used so far by LocalStack processes on this host (read-only /proc scan)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if b"localstack" not in f.read():
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def cpu_snapshot() -> dict[str, float]:
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "wall": time.time(),
+        "locust": me.ru_utime + me.ru_stime,
+        "workers": kids.ru_utime + kids.ru_stime,  # waited-for children: the worker subprocesses
+        "localstack": _localstack_cpu(),
+    }
+
+
+def cpu_split(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Cores used by each part between two snapshots (1.0 = one full core)."""
+    wall = max(1e-6, after["wall"] - before["wall"])
+    return {k: round((after[k] - before[k]) / wall, 2) for k in before if k != "wall"}
+
+
+@dataclass
+class Tracked:
+    due: float
+    order: Order
+    sent: float = 0.0
+    acked: bool = False
+    effected: float = 0.0
+    events: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Run:
+    cfg: Config
+    fire: Callable[..., None]  # environment.events.request.fire
+    log: Callable[[str], None] = print
+    history: History = field(default_factory=lambda: History(clock=time.time))
+    orders: dict[str, Tracked] = field(default_factory=dict)  # entity id -> tracking
+    buffer: list[tuple[Order, float]] = field(default_factory=list)
+    released: int = 0
+    acked: int = 0
+    failed: int = 0
+    effected: int = 0
+    duplicates: int = 0
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (time effected, ms)
+    started: float = 0.0
+    shape_started: float = 0.0
+    load_stopped: float = 0.0
+    stopping: bool = False
+    sut: SUT | None = None
+    queued: dict[str, int] = field(default_factory=dict)
+
+    # -- setup ---------------------------------------------------------------------
+    def start(self) -> None:
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        self.endpoint = resolve_endpoint()
+        pool = self.cfg.send_concurrency + self.cfg.probe_pollers * 2 + 16
+        boto_cfg = BotoConfig(
+            max_pool_connections=pool, retries={"max_attempts": 3, "mode": "standard"}, read_timeout=30
+        )
+        session = boto3.session.Session(
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+            region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        )
+        self.sqs = session.client("sqs", endpoint_url=self.endpoint, config=boto_cfg)
+        self.producer_calls: dict[str, int] = {}
+        self.sns = session.client("sns", endpoint_url=self.endpoint, config=boto_cfg)
+        suffix = uuid.uuid4().hex[:10]
+        # per-run artifacts (bus config, worker logs, call counts, worker histories)
+        self.run_dir = self.cfg.report_dir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S')}-{suffix}"
+        self.sut = SUTS[self.cfg.sut](
+            endpoint=self.endpoint,
+            sqs=self.sqs,
+            sns=self.sns,
+            report_dir=self.run_dir,
+            log=self.log,
+            suffix=suffix,
+        )
+        self.sut.commands_per_order = self.cfg.commands_per_order
+        self.sut.storage_url = self.cfg.storage_url
+        self.sut.bus_config = self.cfg.bus_config
+        self.sut.worker_history = self.cfg.worker_history and self.cfg.sut == "reference"
+        self.sut.history_observer = self.history.observer("producer")
+        self.log(
+            f"endpoint {self.endpoint}; system under load: {self.cfg.sut} with {self.cfg.workers} workers"
+        )
+        self.sut.start(self.cfg.workers)
+        self._start_probe()
+        gevent.sleep(1.0)  # a worker that cannot start usually dies within a second
+        dead = [p for p in self.sut.procs if p.poll() is not None]
+        if dead:
+            raise RuntimeError(
+                f"{len(dead)} worker process(es) exited at start (codes {[p.returncode for p in dead]}); "
+                f"see {self.run_dir}/*worker-*.log"
+            )
+        self.pool = Pool(self.cfg.send_concurrency)
+        self.wake = GEvent()
+        self.stop_event = GEvent()
+        self.batcher = gevent.spawn(self._batcher)
+        self.started = time.time()
+        self.cpu_before = cpu_snapshot()
+
+    def _start_probe(self) -> None:
+        assert self.sut is not None
+        fifo = self.sut.fifo_events
+        name = f"fg-load-probe-{self.sut.suffix}" + (".fifo" if fifo else "")
+        attrs = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
+        self.probe_url = self.sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+        self.sut.queues.append(self.probe_url)
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.probe_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sub_attrs = {"RawMessageDelivery": "true"}
+        policy = self.sut.probe_filter()
+        if policy:
+            sub_attrs["FilterPolicy"] = json.dumps(policy)
+        for topic in self.sut.event_topics():
+            self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes=sub_attrs)
+        self.probe_stop = GEvent()
+        self.probes = [gevent.spawn(self._probe) for _ in range(self.cfg.probe_pollers)]
+
+    # -- producing -----------------------------------------------------------------
+    def submit(self, n: int, due: float) -> None:
+        """Release ``n`` orders due at ``due`` (never blocks: open loop)."""
+        assert self.sut is not None
+        if self.stopping:
+            return
+        for order in self.sut.make_orders(n):
+            self.released += 1
+            self.orders[order.entity_id] = Tracked(due=due, order=order)
+            self.buffer.append((order, due))
+        if len(self.buffer) >= self.sut.orders_per_batch:
+            self.wake.set()
+
+    def _batcher(self) -> None:
+        """Full batches go at once; a partial batch waits at most ``linger_s``."""
+        while True:
+            self.wake.wait(timeout=self.cfg.linger_s)
+            self.wake.clear()
+            stopping = self.stop_event.is_set()
+            size = self.sut.orders_per_batch if self.sut is not None else BATCH
+            while len(self.buffer) >= size or (
+                self.buffer and (stopping or time.time() - self.buffer[0][1] >= self.cfg.linger_s)
+            ):
+                batch = self.buffer[:size]
+                del self.buffer[:size]
+                self.pool.spawn(self._send, batch)  # blocks when the pool is full: backlog grows
+            if stopping and not self.buffer:
+                return
+
+    def _send(self, batch: list[tuple[Order, float]]) -> None:
+        assert self.sut is not None
+        destination = self.cfg.sut
+        for order, _ in [] if self.sut.records_sends else batch:
+            self.history.append(
+                "producer",
+                "invoke",
+                "send",
+                {
+                    "command_id": order.command_id,
+                    "entity_id": order.entity_id,
+                    "seq": order.seq,
+                    "command_type": order.command_type,
+                    "destination": destination,
+                },
+            )
+        t0 = time.time()
+        error: BaseException | None = None
+        try:
+            results = self.sut.send_batch([o for o, _ in batch])
+        except Exception as exc:  # outcome unknown for the whole batch
+            error = exc
+            results = [False] * len(batch)
+        t1 = time.time()
+        calls = -(-len(batch) * self.sut.commands_per_order // BATCH)  # dispatch_many: <= 10 per call
+        self.producer_calls["SendMessageBatch"] = self.producer_calls.get("SendMessageBatch", 0) + calls
+        self.fire(
+            request_type="sqs",
+            name="SendMessageBatch",
+            response_time=(t1 - t0) * 1000.0,
+            response_length=len(batch),
+            exception=error,
+            context={},
+        )
+        for (order, due), ok in zip(batch, results, strict=True):
+            value = {
+                "command_id": order.command_id,
+                "entity_id": order.entity_id,
+                "seq": order.seq,
+                "command_type": order.command_type,
+                "destination": destination,
+            }
+            tracked = self.orders[order.entity_id]
+            tracked.sent = t0
+            if ok:
+                tracked.acked = True
+                self.acked += 1
+            else:
+                self.failed += 1
+            if not self.sut.records_sends:
+                self.history.append("producer", "ok" if ok else ("info" if error else "fail"), "send", value)
+            self.fire(
+                request_type="order",
+                name="due-to-ack",
+                response_time=(t1 - due) * 1000.0,
+                response_length=1,
+                exception=None if ok else (error or RuntimeError("send not acknowledged")),
+                context={},
+            )
+
+    # -- observing -----------------------------------------------------------------
+    def _probe(self) -> None:
+        assert self.sut is not None
+        while not self.probe_stop.is_set():
+            try:
+                t0 = time.time()
+                msgs = self.sqs.receive_message(
+                    QueueUrl=self.probe_url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=1,
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+                if not msgs:
+                    continue
+                now = time.time()
+                self.fire(
+                    request_type="sqs",
+                    name="probe ReceiveMessage (long poll)",
+                    response_time=(now - t0) * 1000.0,
+                    response_length=len(msgs),
+                    exception=None,
+                    context={},
+                )
+                for m in msgs:
+                    event = self.sut.parse_event(m)
+                    if event is not None:
+                        self._observed(event, now)
+                self.sqs.delete_message_batch(
+                    QueueUrl=self.probe_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)],
+                )
+            except Exception as exc:
+                if not self.probe_stop.is_set():
+                    self.log(f"probe error: {exc!r}")
+                    gevent.sleep(0.2)
+
+    def _observed(self, event: ObservedEvent, now: float) -> None:
+        if not event.final:
+            return
+        tracked = self.orders.get(event.entity_id)
+        if tracked is None:
+            return  # another run's order (shared LocalStack) -- not ours
+        order = tracked.order
+        key = {"event_id": event.event_id, "event_type": event.event_type}
+        if self.sut is not None and self.sut.worker_history:
+            # the workers record their own effects; the probe only measures latency
+            if event.event_id in tracked.events:
+                return
+            tracked.events.add(event.event_id)
+        elif self._probe_effects(order, tracked, event, key) is None:
+            return
+        if tracked.effected:
+            self.duplicates += 1
+            return
+        tracked.effected = now
+        self.effected += 1
+        ms = (now - (tracked.sent or tracked.due)) * 1000.0
+        self.latencies.append((now, ms))
+        self.fire(
+            request_type="order",
+            name="send-to-effect",
+            response_time=ms,
+            response_length=1,
+            exception=None,
+            context={},
+        )
+
+    def _probe_effects(
+        self, order: Order, tracked: Tracked, event: ObservedEvent, key: dict[str, str]
+    ) -> list[tuple[str, int, str]] | None:
+        """Without worker histories: record the order's effects as the probe saw them."""
+        if event.event_id in tracked.events:
+            # the same event delivered again: at-least-once delivery, recognised, not a new effect
+            self.history.append(
+                "probe",
+                "ok",
+                "duplicate",
+                {"key": event.event_id, "entity_id": order.entity_id, "seq": order.seq},
+            )
+            return None
+        tracked.events.add(event.event_id)
+        # The order's effects as observed end to end: its final event reached the probe. The
+        # earlier commands of the order are inferred (FIFO group order: the final command can
+        # only take effect after them) and marked so.
+        commands = order.commands or [(order.command_id, order.seq, order.command_type)]
+        for command_id, seq, command_type in commands:
+            self.history.append(
+                "probe",
+                "ok",
+                "effect",
+                {
+                    "command_id": command_id,
+                    "entity_id": order.entity_id,
+                    "seq": seq,
+                    "command_type": command_type,
+                    "inferred": command_id != order.command_id,
+                    **key,
+                },
+            )
+        return commands
+
+    def merged_history(self) -> History:
+        """The producer/probe history merged with the workers' own (by time), re-indexed."""
+        from harness.history import Op
+
+        ops = [(op.time, 0, op) for op in self.history.ops]
+        for n, path in enumerate(self.sut.worker_histories() if self.sut is not None else []):
+            with path.open(encoding="utf-8") as src:
+                for line in src:
+                    if not line.strip():
+                        continue
+                    try:
+                        raw = json.loads(line)
+                        op = Op(
+                            0,
+                            str(raw["process"]),
+                            str(raw["type"]),
+                            str(raw["f"]),
+                            dict(raw.get("value") or {}),
+                            float(raw.get("time", 0.0)),
+                        )
+                    except (ValueError, KeyError, TypeError):
+                        continue  # a line cut by a kill
+                    ops.append((op.time, n + 1, op))
+        ops.sort(key=lambda item: (item[0], item[1]))
+        # the drain op goes last: it closes the run for the checkers
+        drain = [op for _, _, op in ops if op.f == "drain" and op.process == "harness"]
+        rest = [op for _, _, op in ops if not (op.f == "drain" and op.process == "harness")]
+        merged = History()
+        for op in [*rest, *drain]:
+            merged.append(op.process, op.type, op.f, op.value)
+        merged._ops = [
+            Op(o.index, o.process, o.type, o.f, o.value, src.time)
+            for o, src in zip(merged._ops, [*rest, *drain], strict=True)
+        ]
+        return merged
+
+    # -- figures -------------------------------------------------------------------
+    def backlog(self) -> int:
+        return self.acked - self.effected
+
+    def window_p99(self, since: float) -> float:
+        values = sorted(ms for t, ms in self.latencies if t >= since)
+        return percentile(values, 99) if values else math.nan
+
+    def percentiles(self) -> tuple[float, float, float]:
+        values = sorted(ms for _, ms in self.latencies)
+        return percentile(values, 50), percentile(values, 95), percentile(values, 99)
+
+    # -- teardown ------------------------------------------------------------------
+    def stop_load(self) -> None:
+        """Flush what is buffered, wait for in-flight sends; the pacers are already stopped."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.load_stopped = time.time()
+        self.stop_event.set()
+        self.wake.set()
+        self.batcher.join(timeout=30)
+        self.pool.join(timeout=60)
+
+    def drain(self) -> int:
+        """Wait until every acknowledged order took effect (or the timeout); returns missing."""
+        deadline = time.time() + self.cfg.drain_timeout_s
+        while time.time() < deadline and self.backlog() > 0:
+            gevent.sleep(0.2)
+        # linger briefly to catch late duplicates
+        gevent.sleep(min(2.0, max(0.0, deadline - time.time())))
+        missing = sum(1 for t in self.orders.values() if t.acked and not t.effected)
+        self.queued = self.sut.queue_backlog(exclude=[self.probe_url]) if self.sut is not None else {}
+        self.history.append("harness", "ok", "drain", {"missing": missing, "still_queued": self.queued})
+        return missing
+
+    def shutdown(self) -> None:
+        if hasattr(self, "probe_stop"):
+            self.probe_stop.set()
+            for g in self.probes:
+                g.join(timeout=5)
+        if self.sut is not None:
+            self.sut.stop_workers()
+            with contextlib.suppress(Exception):
+                self.sut.cleanup()
+        self.cpu = cpu_split(self.cpu_before, cpu_snapshot()) if hasattr(self, "cpu_before") else {}

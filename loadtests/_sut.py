@@ -1,0 +1,380 @@
+"""The system under load, behind one small interface.
+
+* :class:`ReferenceSUT` -- the reference bus: its bootstrapper provisions the topology,
+  ``python -m reference.worker`` subprocesses run the listeners, orders go through the
+  reference's SQS command dispatcher, the probe watches the final event (``OrderConfirmed``)
+  on the event topic(s).
+* :class:`RawSUT` -- the bare boto3 pipeline of :mod:`harness.baseline` (its worker loop as
+  subprocesses): the same Locust machinery against a framework-free system, used to validate
+  the load harness itself and while the reference is incomplete.
+
+Everything AWS-side gets a uuid suffix and is deleted by :meth:`stop`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Order:
+    command_id: str
+    entity_id: str
+    seq: int
+    command_type: str
+    body: Any = None  # SUT-specific (a reference Command, or a dict)
+    #: (command_id, seq, command_type) of every command of the order, in issue order
+    commands: list[tuple[str, int, str]] = field(default_factory=list)
+
+
+@dataclass
+class ObservedEvent:
+    entity_id: str
+    event_type: str
+    event_id: str
+    final: bool
+
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("AWS_ACCESS_KEY_ID", "test")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    env["AWS_ENDPOINT_URL"] = endpoint
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+@dataclass
+class SUT:
+    endpoint: str
+    sqs: Any
+    sns: Any
+    report_dir: Path
+    log: Callable[[str], None] = print
+    suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    queues: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    final_event: str = "OrderConfirmed"
+    commands_per_order: int = 4
+    records_sends: bool = False  # True when the SUT's dispatcher writes the send ops itself
+    fifo_events: ClassVar[bool] = True
+    history_observer: Any = None
+    storage_url: str | None = None
+    worker_history: bool = False  # the workers write their own history (reference --history)
+    bus_config: str | None = None  # an existing system's bus config: adopt, start no workers
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self, workers: int) -> None:
+        raise NotImplementedError
+
+    def event_topics(self) -> list[str]:
+        return list(getattr(self, "event_topic_arns", None) or self.topics)
+
+    @property
+    def orders_per_batch(self) -> int:
+        """Orders per send call so that one call carries at most 10 messages."""
+        return max(1, 10 // self.commands_per_order)
+
+    def probe_filter(self) -> dict[str, Any] | None:
+        """An SNS filter policy selecting the final event (None: take everything)."""
+        return None
+
+    def worker_histories(self) -> list[Path]:
+        if not self.worker_history:
+            return []
+        return sorted(self.report_dir.glob(f"worker-*-{self.suffix}.jsonl"))
+
+    def queue_backlog(self, exclude: Sequence[str] = ()) -> dict[str, int]:
+        """Messages still in the system's queues (visible + in flight), by queue name."""
+        out: dict[str, int] = {}
+        for url in self.queues:
+            if url in exclude:
+                continue
+            try:
+                attrs = self.sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )["Attributes"]
+            except Exception:
+                continue
+            n = int(attrs.get("ApproximateNumberOfMessages", 0)) + int(
+                attrs.get("ApproximateNumberOfMessagesNotVisible", 0)
+            )
+            if n:
+                out[url.rsplit("/", 1)[-1]] = n
+        return out
+
+    def worker_calls(self) -> dict[str, int]:
+        """AWS API calls made by the worker processes (after they stopped), by operation."""
+        total: dict[str, int] = {}
+        for path in sorted(self.report_dir.glob(f"calls-worker-*-{self.suffix}.json")):
+            for op, n in json.loads(path.read_text()).items():
+                total[op] = total.get(op, 0) + int(n)
+        return total
+
+    def spawn(
+        self, argv: Sequence[str], name: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        out = (self.report_dir / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, *argv],
+            env={**aws_env(self.endpoint), **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        self.procs.append(proc)
+        self.log(f"started {name} pid {proc.pid}: {' '.join(argv)}")
+        return proc
+
+    def stop_workers(self, grace: float = 10.0) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def cleanup(self) -> None:
+        for arn in self.topics:
+            with contextlib.suppress(Exception):
+                self.sns.delete_topic(TopicArn=arn)
+        for url in self.queues:
+            with contextlib.suppress(Exception):
+                self.sqs.delete_queue(QueueUrl=url)
+
+    # -- traffic -------------------------------------------------------------------
+    def make_orders(self, n: int) -> list[Order]:
+        raise NotImplementedError
+
+    def send_batch(self, orders: Sequence[Order]) -> list[bool]:
+        """Send up to 10 orders in one batch; one bool per order (acknowledged or not)."""
+        raise NotImplementedError
+
+    def parse_event(self, message: dict[str, Any]) -> ObservedEvent | None:
+        raise NotImplementedError
+
+
+class RawSUT(SUT):
+    """The bare pipeline of :mod:`harness.baseline` (SQS FIFO -> worker -> SNS FIFO)."""
+
+    def start(self, workers: int) -> None:
+        self.final_event, self.commands_per_order = "Placed", 1
+        fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "true", "VisibilityTimeout": "30"}
+        self.cmd_url = self.sqs.create_queue(QueueName=f"fg-load-cmd-{self.suffix}.fifo", Attributes=fifo)[
+            "QueueUrl"
+        ]
+        self.queues.append(self.cmd_url)
+        self.topic = self.sns.create_topic(
+            Name=f"fg-load-evt-{self.suffix}.fifo",
+            Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"},
+        )["TopicArn"]
+        self.topics.append(self.topic)
+        for i in range(workers):
+            calls = self.report_dir / f"calls-worker-{i + 1}-{self.suffix}.json"
+            self.spawn(
+                [
+                    "-m",
+                    "loadtests._count_calls",
+                    str(calls),
+                    "harness.baseline",
+                    "worker",
+                    "--queue-url",
+                    self.cmd_url,
+                    "--topic-arn",
+                    self.topic,
+                ],
+                f"raw-worker-{i + 1}",
+            )
+
+    def make_orders(self, n: int) -> list[Order]:
+        out = []
+        for _ in range(n):
+            oid = f"o-{uuid.uuid4().hex}"
+            out.append(Order(command_id=uuid.uuid4().hex, entity_id=oid, seq=1, command_type="PlaceOrder"))
+        return out
+
+    def send_batch(self, orders: Sequence[Order]) -> list[bool]:
+        import time
+
+        now = time.time()
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": json.dumps({"order": o.entity_id, "command_id": o.command_id, "t": now}),
+                "MessageGroupId": o.entity_id,
+                "MessageDeduplicationId": o.command_id,
+            }
+            for i, o in enumerate(orders)
+        ]
+        resp = self.sqs.send_message_batch(QueueUrl=self.cmd_url, Entries=entries)
+        ok = {int(e["Id"]) for e in resp.get("Successful", [])}
+        return [i in ok for i in range(len(orders))]
+
+    def parse_event(self, message: dict[str, Any]) -> ObservedEvent | None:
+        body = json.loads(message["Body"])
+        return ObservedEvent(body["order"], body.get("event", "Placed"), body["order"], True)
+
+
+#: The commands of one order, in the order the client issues them (reference/domain/orders.py).
+LIFECYCLE = ("PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder")
+FINAL_EVENT = {1: "OrderPlaced", 2: "PaymentAuthorized", 3: "InventoryReserved", 4: "OrderConfirmed"}
+
+#: How the worker is started; ``{config}`` is the bus configuration file (reference/config.py
+#: ``BusConfiguration.from_dict`` shape). Override with FLOWGATE_WORKER_CMD.
+WORKER_CMD = os.environ.get("FLOWGATE_WORKER_CMD", "-m reference.worker --config {config}")
+
+
+class ReferenceSUT(SUT):
+    """The reference bus: bootstrapper, ``reference.worker`` subprocesses, SqsCommandDispatcher.
+
+    One order = the client-issued lifecycle ``PlaceOrder, AuthorizePayment, ReserveInventory,
+    ConfirmOrder`` (``commands_per_order`` = 4, seq 1..4, one FIFO group per order) sent with
+    ``dispatch_many`` (SendMessageBatch, <= 10 per call, in order); the effect is observed when
+    the event of the last command (``OrderConfirmed``) reaches the probe. The dispatcher's own
+    observer writes the ``send`` ops of the history.
+    """
+
+    def start(self, workers: int) -> None:
+        self.records_sends = True
+        try:
+            from reference.bootstrap import Bootstrapper
+            from reference.config import BusConfiguration
+            from reference.dispatchers import SqsCommandDispatcher
+            from reference.domain import orders as domain
+        except ImportError as exc:
+            raise RuntimeError(
+                f"the reference AWS side is not importable ({exc}); run with --sut raw to load the bare pipeline"
+            ) from exc
+        import boto3
+
+        self.domain = domain
+        self.registry = domain.order_registry()
+        self.final_event = FINAL_EVENT[self.commands_per_order]
+        p = f"fg-load-{self.suffix}"
+        self.config_dict: dict[str, Any] = {
+            "domain": "orders",
+            "send": {f"{p}-orders.fifo": [*list(LIFECYCLE), "CancelOrder"]},
+            "raise": {f"{p}-order-events.fifo": [e.__name__ for e in domain.ORDER_EVENTS]},
+            "listen": [f"{p}-orders.fifo"],
+            "subscribe": {f"{p}-order-views.fifo": [f"{p}-order-events.fifo"]},
+            "options": {"wait_time_seconds": 1, "visibility_timeout": 30},
+        }
+        if self.bus_config:  # a system already running: use its topology, create/delete nothing of it
+            from reference.worker import load_config_file
+
+            self.config_dict = load_config_file(self.bus_config)
+        elif self.storage_url or (workers > 1 and self.commands_per_order > 1):
+            # an order's later commands need its state: share it between worker processes
+            # (in-memory storage is per process; one command per order needs no sharing)
+            url = self.storage_url or f"sqlite:///{(self.report_dir / f'state-{self.suffix}.db').resolve()}"
+            self.config_dict["idempotency"] = {"url": url}
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.report_dir / f"bus-{self.suffix}.json"
+        self.config_path.write_text(json.dumps(self.config_dict, indent=2))
+        if self.bus_config:
+            self.config_path = Path(self.bus_config)
+        self.config = BusConfiguration.from_dict(self.config_dict, self.registry)
+        sts = boto3.client(
+            "sts",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        self.resources = Bootstrapper(self.config, sqs=self.sqs, sns=self.sns, sts=sts).run()
+        if not self.bus_config:  # ours: deleted after the run
+            self.queues.extend([*self.resources.queue_urls.values(), *self.resources.dlq_urls.values()])
+            self.topics.extend(self.resources.topic_arns.values())
+        self.event_topic_arns = list(self.resources.topic_arns.values())
+        self._results: dict[str, bool] = {}
+        self.dispatcher = SqsCommandDispatcher(self.sqs, self.config, self.resources, observer=self)
+        for i in range(workers):
+            argv = [a.replace("{config}", str(self.config_path)) for a in WORKER_CMD.split()]
+            if argv[:1] == ["-m"]:  # count the worker's AWS calls (API calls per order)
+                calls = self.report_dir / f"calls-worker-{i + 1}-{self.suffix}.json"
+                argv = ["-m", "loadtests._count_calls", str(calls), *argv[1:]]
+            if self.worker_history:  # the worker's own observations (effect, publish, project...)
+                argv += ["--history", str(self.report_dir / f"worker-{i + 1}-{self.suffix}.jsonl")]
+            self.spawn(argv, f"worker-{i + 1}", env={"FLOWGATE_PROCESS": f"worker-{i + 1}"})
+
+    # the dispatcher's observer: forward to the run's history, remember each command's outcome
+
+    def observe(self, f: str, kind: str, value: Mapping[str, Any]) -> None:
+        if self.history_observer is not None:
+            self.history_observer.observe(f, kind, value)
+        if f == "send" and kind in ("ok", "fail"):
+            self._results[str(value["command_id"])] = kind == "ok"
+
+    def probe_filter(self) -> dict[str, Any] | None:
+        return {"EventType": [self.final_event]}
+
+    def make_orders(self, n: int) -> list[Order]:
+        from reference.messages import new_command
+
+        d = self.domain
+        out = []
+        for _ in range(n):
+            oid = f"order-{uuid.uuid4().hex[:16]}"
+            payloads = [
+                d.PlaceOrder(customer_id="c-1", sku="sku-1", quantity=1, amount_cents=1999),
+                d.AuthorizePayment(payment_id=f"pay-{oid}", amount_cents=1999),
+                d.ReserveInventory(sku="sku-1", quantity=1),
+                d.ConfirmOrder(),
+            ][: self.commands_per_order]
+            commands = [
+                new_command(p, oid, is_new=(i == 0), sequence_no=i + 1, correlation_id=oid)
+                for i, p in enumerate(payloads)
+            ]
+            last = commands[-1]
+            out.append(
+                Order(
+                    last.metadata.event_id,
+                    oid,
+                    len(commands),
+                    last.name,
+                    body=commands,
+                    commands=[(c.metadata.event_id, i + 1, c.name) for i, c in enumerate(commands)],
+                )
+            )
+        return out
+
+    def send_batch(self, orders: Sequence[Order]) -> list[bool]:
+        from reference.errors import DispatchError
+
+        commands = [c for o in orders for c in o.body]
+        with contextlib.suppress(DispatchError):  # per-command outcomes land in self._results
+            self.dispatcher.dispatch_many(commands)
+        return [all(self._results.pop(c.metadata.event_id, False) for c in o.body) for o in orders]
+
+    def parse_event(self, message: dict[str, Any]) -> ObservedEvent | None:
+        attrs = message.get("MessageAttributes") or {}
+
+        def get(name: str) -> str | None:
+            a = attrs.get(name)
+            return a.get("StringValue") if a else None
+
+        etype, entity, eid = get("EventType"), get("EntityId"), get("EventId")
+        if etype is None or entity is None:
+            return None
+        return ObservedEvent(entity, etype, eid or message["MessageId"], etype == self.final_event)
+
+
+SUTS: dict[str, type[SUT]] = {"reference": ReferenceSUT, "raw": RawSUT}

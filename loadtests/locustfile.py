@@ -1,0 +1,474 @@
+"""flowgate load profiles: ``locust -f loadtests --headless --shape steady-10k``.
+
+The only locustfile in ``loadtests/`` (helpers are ``_``-prefixed so Locust's directory
+loader skips them). Locust has already monkey-patched with gevent when it imports this
+file, and boto3/botocore are imported only later (in ``_runtime``), so their sockets
+cooperate.
+
+What happens:
+
+1. ``test_start``: LocalStack via ``harness.launcher.ensure_localstack()`` (or
+   ``AWS_ENDPOINT_URL``), the system under load (``--sut reference``: bootstrapper +
+   ``--workers`` worker subprocesses; ``--sut raw``: the bare boto3 pipeline), a probe queue
+   subscribed to the event topic(s), a batcher (SendMessageBatch of 10, 20 ms linger) and
+   probe pollers.
+2. The shape (``--shape`` / ``FLOWGATE_SHAPE``) sets the number of :class:`OrderPacer`
+   users; each releases ``--user-rate`` orders/min open loop (arrivals do not wait for
+   responses), so users x user-rate is the arrival rate.
+3. Request events: ``sqs SendMessageBatch`` (per call), ``order due-to-ack`` (scheduled
+   time -> send acknowledged), ``order send-to-effect`` (send -> final event seen by the
+   probe).
+4. ``test_stop``: flush, drain, stop workers, run the checkers over the history, print
+   the verdict and figures, write ``reports/load/history.jsonl`` and ``summary.json``;
+   ``quitting`` sets the exit code (non-zero on lost/duplicated effects, achieved rate
+   below ``--min-rate-ratio`` of target, or ``--p99-ms``/``--p95-ms`` exceeded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gevent
+from locust import LoadTestShape, User, events, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness.baseline import Pacer
+from loadtests import _shapes
+from loadtests._verdict import RunFigures, judge
+
+log = logging.getLogger("flowgate.load")
+
+_STATE: dict[str, object] = {}
+
+
+def _run():  # type: ignore[no-untyped-def]
+    return _STATE.get("run")
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
+    g = parser.add_argument_group("flowgate")
+    g.add_argument(
+        "--shape",
+        default=os.environ.get("FLOWGATE_SHAPE", "steady-10k"),
+        choices=list(_shapes.PROFILES),
+        help="load profile",
+    )
+    g.add_argument(
+        "--target-rate",
+        type=float,
+        default=None,
+        help="base rate orders/min (default per shape: 10k; ramp peak 20k; capacity start 5k)",
+    )
+    g.add_argument("--shape-duration", type=float, default=None, help="profile length in seconds")
+    g.add_argument(
+        "--user-rate",
+        type=float,
+        default=_shapes.DEFAULT_USER_RATE,
+        help="orders/min released by each pacer user",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("FLOWGATE_WORKERS", "1")),
+        help="worker subprocesses of the system under load (>1 shares entity state via SQL)",
+    )
+    g.add_argument(
+        "--worker-history",
+        dest="worker_history",
+        action="store_true",
+        default=True,
+        help="reference (default): workers write their own history (--history), merged for the checkers",
+    )
+    g.add_argument(
+        "--no-worker-history",
+        dest="worker_history",
+        action="store_false",
+        help="reference: no worker history; effects are observed at the probe (final event)",
+    )
+    g.add_argument(
+        "--bus-config",
+        default=os.environ.get("FLOWGATE_BUS_CONFIG"),
+        help="reference: load a system already running with this bus config (worker config file); "
+        "its resources are adopted, not deleted; use --workers 0 if its workers run already",
+    )
+    g.add_argument(
+        "--storage-url",
+        default=os.environ.get("FLOWGATE_STORAGE_URL"),
+        help="reference: SQL URL for entity state/idempotency (default in-memory; sqlite file if --workers>1)",
+    )
+    g.add_argument("--sut", default=os.environ.get("FLOWGATE_SUT", "reference"), choices=["reference", "raw"])
+    g.add_argument(
+        "--commands-per-order",
+        type=int,
+        default=4,
+        choices=[1, 2, 3, 4],
+        help="reference: commands issued per order (4 = Place, Authorize, Reserve, Confirm)",
+    )
+    g.add_argument("--p99-ms", type=float, default=None, help="fail when p99 send-to-effect exceeds this")
+    g.add_argument("--p95-ms", type=float, default=None, help="fail when p95 send-to-effect exceeds this")
+    g.add_argument("--min-rate-ratio", type=float, default=0.98)
+    g.add_argument("--drain-timeout", type=float, default=60.0)
+    g.add_argument("--send-concurrency", type=int, default=32)
+    g.add_argument("--step-seconds", type=float, default=30.0, help="capacity: seconds per step")
+    g.add_argument("--step-rate", type=float, default=1000.0, help="capacity: orders/min added per step")
+    g.add_argument("--baseline-start", type=float, default=5000.0, help="capacity: baseline search start/min")
+    g.add_argument("--baseline-step", type=float, default=2500.0, help="capacity: baseline search step/min")
+    g.add_argument("--capacity-p99-ms", type=float, default=2000.0, help="capacity: p99 limit of a step")
+    g.add_argument("--no-baseline", action="store_true", help="capacity: skip the baseline measurement")
+    g.add_argument("--report-dir", default="reports/load")
+    # reports land under reports/load unless the command line says otherwise
+    shape = _shape_in_argv()
+    parser.set_defaults(csv_prefix=f"reports/load/{shape}", html_file=f"reports/load/{shape}.html")
+
+
+def _shape_in_argv() -> str:
+    """The shape named on the command line (for default report names, set before parsing)."""
+    argv = sys.argv
+    for i, arg in enumerate(argv):
+        if arg == "--shape" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--shape="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("FLOWGATE_SHAPE", "steady-10k")
+
+
+def _config(options):  # type: ignore[no-untyped-def]
+    from loadtests._runtime import Config
+
+    return Config(
+        shape=options.shape,
+        target_rate=options.target_rate,
+        duration_s=options.shape_duration,
+        user_rate=options.user_rate,
+        workers=options.workers,
+        sut=options.sut,
+        p99_ms=options.p99_ms,
+        p95_ms=options.p95_ms,
+        min_ratio=options.min_rate_ratio,
+        drain_timeout_s=options.drain_timeout,
+        send_concurrency=options.send_concurrency,
+        commands_per_order=options.commands_per_order,
+        storage_url=options.storage_url,
+        bus_config=options.bus_config,
+        worker_history=options.worker_history,
+        report_dir=Path(options.report_dir),
+        capacity_p99_ms=options.capacity_p99_ms,
+        step_s=options.step_seconds,
+        baseline=not options.no_baseline,
+    )
+
+
+@events.test_start.add_listener
+def _on_start(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
+    if _run() is not None:
+        return
+    from locust.runners import MasterRunner, WorkerRunner
+
+    if isinstance(environment.runner, MasterRunner | WorkerRunner):
+        # the run state (system under load, probe, history) lives in one process
+        log.error("flowgate load profiles run in one Locust process: drop --processes/--master/--worker")
+        _STATE["start_error"] = "distributed mode is not supported"
+        environment.process_exit_code = 2
+        gevent.spawn_later(0.1, environment.runner.quit)
+        return
+    try:
+        from loadtests._runtime import Run
+
+        cfg = _config(environment.parsed_options)
+        _STATE["options"] = environment.parsed_options
+        run = Run(cfg=cfg, fire=environment.events.request.fire, log=log.info)
+        _STATE["run"] = run
+        run.start()
+    except Exception as exc:
+        log.exception("could not start the system under load: %s", exc)
+        _STATE["start_error"] = str(exc)
+        environment.process_exit_code = 2
+        if environment.runner is not None:
+            gevent.spawn_later(0.1, environment.runner.quit)
+        with contextlib.suppress(Exception):
+            _STATE["run"].shutdown()  # type: ignore[attr-defined]
+        return
+    shape = environment.shape_class
+    if shape is not None:
+        shape.bind(run)
+
+
+class OrderPacer(User):
+    """One open-loop source of orders at ``--user-rate`` orders/min."""
+
+    def on_start(self) -> None:
+        run = _run()
+        rate = self.environment.parsed_options.user_rate if self.environment.parsed_options else 100.0
+        # a random phase spreads the users' releases; credit ~ U[0, 1) keeps the expected count
+        # released by any time T exactly rate x T (E[floor(U + x)] = x)
+        self.pacer = Pacer(rate, time.time(), _credit=random.random())
+        self.run_state = run
+
+    @task
+    def release(self) -> None:
+        run = self.run_state
+        if run is None or run.stopping:
+            gevent.sleep(0.5)
+            return
+        while True:
+            now = time.time()
+            n = self.pacer.due(now)
+            if n:
+                run.submit(n, now)
+            gevent.sleep(self.pacer.next_due_in())
+
+    def wait_time(self) -> float:
+        return 0.0
+
+
+class FlowgateShape(LoadTestShape):
+    """Every profile of :mod:`loadtests._shapes`, picked by ``--shape``."""
+
+    use_common_options = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.schedule: _shapes.Schedule | None = None
+        self.run_state = None
+        self.step_started = 0.0
+        self.step_mark: tuple[int, int, int] = (0, 0, 0)
+        self.step_log: list[dict[str, object]] = []
+        self.commanded: list[tuple[float, float]] = []
+
+    def bind(self, run) -> None:  # type: ignore[no-untyped-def]
+        self.run_state = run
+        self.reset_time()  # the profile's clock starts once the system under load is up
+        run.shape_started = time.time()
+        if self.commanded:  # the first rate holds from now (users spawn after test_start)
+            self.commanded[0] = (run.shape_started, self.commanded[0][1])
+
+    def _schedule(self) -> _shapes.Schedule:
+        if self.schedule is None:
+            opts = self.runner.environment.parsed_options
+            self.schedule = _shapes.make_schedule(
+                opts.shape, rate=opts.target_rate, duration_s=opts.shape_duration
+            )
+            if isinstance(self.schedule, _shapes.Capacity):
+                self.schedule.step_s = opts.step_seconds
+                self.schedule.step_rate = opts.step_rate
+        return self.schedule
+
+    def tick(self):  # type: ignore[no-untyped-def]
+        schedule = self._schedule()
+        run = self.run_state
+        opts = self.runner.environment.parsed_options
+        if run is None:  # the first tick: runner.start() fires test_start (setup) before spawning
+            first = _shapes.tick_for(schedule, 0.0, opts.user_rate)
+            self.commanded = [(time.time(), first[0] * opts.user_rate if first else 0.0)]
+            return first
+        t = self.get_run_time()
+        if isinstance(schedule, _shapes.Capacity):
+            self._capacity_step(schedule, run, t)
+        result = _shapes.tick_for(schedule, t, opts.user_rate)
+        rate = result[0] * opts.user_rate if result is not None else 0.0
+        if not self.commanded or self.commanded[-1][1] != rate:
+            self.commanded.append((time.time(), rate))  # what the pacers are told: the target
+        return result
+
+    def _capacity_step(self, schedule: _shapes.Capacity, run, t: float) -> None:  # type: ignore[no-untyped-def]
+        if self.step_started == 0.0:
+            self.step_started = t
+            self.step_mark = (run.released, run.acked, run.backlog())
+            self.step_wall = time.time()
+            return
+        if t - self.step_started < schedule.step_s or schedule.stopped:
+            return
+        released, acked, backlog = self.step_mark
+        # judge the step on its second half (the first absorbs the step change)
+        stats = _shapes.StepStats(
+            target_per_min=schedule.current(),
+            due=run.released - released,
+            acked=run.acked - acked,
+            p99_ms=run.window_p99(self.step_wall + schedule.step_s / 2),
+            backlog_start=backlog,
+            backlog_end=run.backlog(),
+        )
+        ok, reason = _shapes.step_ok(stats, p99_limit_ms=run.cfg.capacity_p99_ms, min_ratio=run.cfg.min_ratio)
+        self.step_log.append({"rate": schedule.current(), "ok": ok, "reason": reason, **stats.__dict__})
+        log.info(
+            "capacity step %s/min: %s (%s)", f"{schedule.current():,.0f}", "ok" if ok else "STOP", reason
+        )
+        schedule.end_step(ok)
+        self.step_started = t
+        self.step_mark = (run.released, run.acked, run.backlog())
+        self.step_wall = time.time()
+
+
+@events.test_stop.add_listener
+def _on_stop(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
+    run = _run()
+    if run is None or _STATE.get("stopped") or run.sut is None or not run.started:
+        return
+    _STATE["stopped"] = True
+    run.stop_load()
+    missing = run.drain()
+    run.shutdown()
+    _finish(environment, run, missing)
+
+
+def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-def]
+    from harness.checkers import check_all, render_table
+
+    cfg = run.cfg
+    cfg.report_dir.mkdir(parents=True, exist_ok=True)
+    history = run.merged_history()
+    history_path = history.dump(cfg.report_dir / "history.jsonl")
+    if getattr(run, "run_dir", None):
+        history.dump(run.run_dir / "history.jsonl")
+    verdicts = check_all(history, checkers=["total_queue", "per_entity_order", "exactly_once_effect"])
+    print(render_table(verdicts))
+
+    shape = environment.shape_class
+    schedule = shape.schedule if shape is not None else None
+    begin = run.shape_started or run.started
+    commanded = shape.commanded if shape is not None else []
+    end = run.load_stopped
+    if commanded and commanded[-1][1] == 0.0:
+        end = min(end, commanded[-1][0])  # the profile ended here; users were stopped just after
+    elapsed = max(1e-6, end - begin)
+    acked_in_window = sum(1 for t in run.orders.values() if t.acked and t.due <= end)
+    # the target is the rate the shape commanded, integrated over the run (ticks are 1 s apart,
+    # so the profile's own integral can differ by a tick at each change)
+    target = _shapes.integrate_steps(commanded, begin, end) if commanded else float(run.released)
+    p50, p95, p99 = run.percentiles()
+    figures = RunFigures(
+        target_orders=target,
+        due_orders=run.released,
+        acked_orders=acked_in_window,
+        failed_orders=run.failed,
+        elapsed_s=elapsed,
+        effected_orders=run.effected,
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+    )
+    summary: dict[str, object] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(sys.argv),
+        "shape": cfg.shape,
+        "sut": cfg.sut,
+        "workers": cfg.workers,
+        "target_per_min": round(figures.target_per_min, 1),
+        "achieved_per_min": round(figures.achieved_per_min, 1),
+        "achieved_ratio": round(figures.ratio, 4),
+        "window_s": round(elapsed, 3),
+        "commanded": [(round(t - begin, 3), r) for t, r in commanded],
+        "effected_in_window_per_min": round(
+            sum(1 for t, _ in run.latencies if begin <= t <= end) * 60.0 / elapsed, 1
+        ),
+        "released": run.released,
+        "acked": run.acked,
+        "failed": run.failed,
+        "effected": run.effected,
+        "missing_after_drain": missing,
+        "duplicate_final_events": run.duplicates,
+        "send_to_effect_ms": {"p50": p50, "p95": p95, "p99": p99},
+        "load_average": os.getloadavg(),
+        "cores_used": getattr(run, "cpu", {}),  # load + drain window; workers counted after they exit
+        "history": str(history_path),
+        "history_ops": len(history),
+        "worker_histories": [str(p) for p in run.sut.worker_histories()] if run.sut is not None else [],
+        "checkers": {v.checker: {"valid": v.valid, "anomalies": len(v.anomalies)} for v in verdicts},
+    }
+    worker_calls = run.sut.worker_calls() if run.sut is not None else {}
+    calls = sum(worker_calls.values()) + sum(run.producer_calls.values())
+    summary["api_calls"] = {"producer": run.producer_calls, "workers": worker_calls}
+    summary["api_calls_per_order"] = round(calls / run.effected, 2) if run.effected else None
+    summary["still_queued_after_drain"] = run.queued
+    extra: list[str] = []
+    if missing and run.queued:
+        extra.append(
+            f"drain timed out with messages still queued {run.queued}: the system under load fell behind "
+            "(the 'lost' orders above were not processed in time, not necessarily lost)"
+        )
+    if isinstance(schedule, _shapes.Capacity):
+        summary["capacity_per_min"] = schedule.capacity
+        summary["capacity_steps"] = shape.step_log
+        if cfg.baseline:
+            summary.update(_baseline_capacity(cfg, schedule))
+    verdict = judge(
+        figures,
+        verdicts,
+        min_ratio=cfg.min_ratio,
+        p99_ms=cfg.p99_ms,
+        p95_ms=cfg.p95_ms,
+        missing_effects=missing,
+        extra_reasons=extra,
+        allowance_orders=max((r for _, r in commanded), default=0.0) / cfg.user_rate,
+    )
+    summary["exit_code"] = verdict.exit_code
+    summary["reasons"] = verdict.reasons
+    summary["run_dir"] = str(getattr(run, "run_dir", ""))
+    text = json.dumps(summary, indent=2, default=str)
+    (cfg.report_dir / "summary.json").write_text(text)  # the latest run
+    (cfg.report_dir / f"summary-{cfg.shape}.json").write_text(text)  # the latest run of this shape
+    if getattr(run, "run_dir", None):
+        (run.run_dir / "summary.json").write_text(text)
+    print(
+        f"flowgate load {cfg.shape} ({cfg.sut}, {cfg.workers} workers): target {figures.target_per_min:,.0f}/min, "
+        f"achieved {figures.achieved_per_min:,.0f}/min ({figures.ratio:.1%}); effected {run.effected}/{run.acked} "
+        f"({summary['effected_in_window_per_min']:,.0f}/min during the load); "
+        f"send-to-effect p50 {p50:.0f} ms p95 {p95:.0f} ms p99 {p99:.0f} ms; "
+        f"API calls/order {summary['api_calls_per_order']}; "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cores used {getattr(run, 'cpu', {})}"
+    )
+    if "capacity_per_min" in summary:
+        print(
+            f"capacity: reference {summary['capacity_per_min']:,.0f}/min; baseline "
+            f"{summary.get('baseline_capacity_per_min', 'n/a')}/min; ratio {summary.get('capacity_ratio', 'n/a')}"
+        )
+    print("VERDICT: " + ("PASS" if verdict.ok else "FAIL: " + "; ".join(verdict.reasons)))
+    _STATE["exit_code"] = verdict.exit_code
+
+
+def _baseline_capacity(cfg, schedule: _shapes.Capacity) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The bare boto3 baseline's capacity, measured right after (same run, same machine)."""
+    out = cfg.report_dir / "baseline-capacity.json"
+    opts = _STATE["options"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.baseline",
+        "capacity",
+        "--start",
+        str(opts.baseline_start),
+        "--step",
+        str(opts.baseline_step),
+        "--step-seconds",
+        str(min(cfg.step_s, 20.0)),
+        "--p99-ms",
+        str(cfg.capacity_p99_ms),
+        "--json",
+        str(out),
+    ]
+    log.info("measuring the baseline: %s", " ".join(cmd))
+    proc = subprocess.run(cmd, check=False, cwd=Path(__file__).resolve().parent.parent)
+    if proc.returncode != 0 or not out.exists():
+        return {"baseline_error": f"baseline exited {proc.returncode}"}
+    base = float(json.loads(out.read_text())["capacity_per_min"])
+    ratio = schedule.capacity / base if base else math.nan
+    return {"baseline_capacity_per_min": base, "capacity_ratio": round(ratio, 3)}
+
+
+@events.quitting.add_listener
+def _on_quit(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
+    if "exit_code" in _STATE:
+        environment.process_exit_code = _STATE["exit_code"]
+    elif "start_error" in _STATE:
+        environment.process_exit_code = 2
