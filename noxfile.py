@@ -86,14 +86,15 @@ def load(session: nox.Session) -> None:
     """Locust steady-10k for 2 minutes headless against LocalStack; non-zero on loss, duplicates or rate < 98%."""
     _install(session, extras="postgres,report,load")
     args = session.posargs or ["--shape", "steady-10k", "-t", "2m"]
-    session.run("locust", "-f", "loadtests", "--headless", *args)
+    session.run("locust", "-f", "loadtests", "--headless", "--only-summary", *args)
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Speed figures: simulator orders/s and virtual-to-wall ratio, then a Locust capacity run vs the baseline."""
     _install(session, extras="postgres,report,load")
-    session.run("flowgate", "bench", *session.posargs)
+    session.run("flowgate", "bench", "--skip-load")
+    session.run("locust", "-f", "loadtests", "--headless", "--only-summary", "--shape", "capacity", *session.posargs)
 
 
 @nox.session

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from flowgate_reference_kms import ENDPOINT, ManualClock
+from flowgate_reference_kms import ManualClock
 
 from reference.domain import order_registry, partner_registry
 from reference.messages import TypeRegistry
@@ -32,18 +31,12 @@ def uid() -> str:
 
 
 @pytest.fixture(scope="session")
-def aws() -> SimpleNamespace:
-    try:
-        urllib.request.urlopen(f"{ENDPOINT}/_localstack/health", timeout=2).read()
-    except OSError:
-        pytest.skip(f"LocalStack not reachable at {ENDPOINT}")
-    import boto3
-    from botocore.config import Config
+def aws(localstack_endpoint: str | None) -> SimpleNamespace:
+    """boto3 clients on the session's LocalStack (started by the flowgate plugin when needed)."""
+    from fixtures.aws import clients
 
-    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
-    cfg = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=20)
-    return SimpleNamespace(**{name: session.client(name, endpoint_url=ENDPOINT, config=cfg)
-                              for name in ("sqs", "sns", "kms", "sts")})
+    made = clients(localstack_endpoint, max_pool_connections=20)
+    return SimpleNamespace(**made.as_dict())
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ atomic fenced commit), run against every backend: in-memory, SQLite (file), Post
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -199,13 +198,9 @@ class TestPostgresStorage(StorageContract):
     __test__ = True
 
     @pytest.fixture
-    def storage(self, registry: TypeRegistry, tmp_path: Any) -> Iterator[Storage]:
+    def storage(self, registry: TypeRegistry, tmp_path: Any, postgres_url: str) -> Iterator[Storage]:
         from reference.sql import SqlStorage
 
-        url = os.environ.get("FLOWGATE_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-        try:
-            s = SqlStorage(registry, url, prefix=f"t{uuid.uuid4().hex[:8]}_")
-        except Exception as exc:
-            pytest.skip(f"PostgreSQL unavailable: {exc}")
+        s = SqlStorage(registry, postgres_url, prefix=f"t{uuid.uuid4().hex[:8]}_")
         yield s
         s.drop()
