@@ -5,7 +5,7 @@ DETECT that and REPORT it (an ``infra`` verdict in the summary), and must not ha
 
 Phases: A) orders sent and processed; B) orders sent while LocalStack restarts (acknowledged
 sends whose messages die with the old instance); detection: queues missing after the restart;
-C) workers restarted (they re-bootstrap), more orders sent and processed. Verdict: the checkers'
+every worker must have survived the outage (still running 3 s after it); C) workers restarted (they re-bootstrap), more orders sent and processed. Verdict: the checkers'
 ``lost`` anomalies must be exactly commands acknowledged before the restart (reported as
 infrastructure loss); anything else (a lost command sent after the restart, a duplicate, an
 order violation) fails the test.
@@ -67,6 +67,12 @@ def test_localstack_restart_is_detected_and_reported(scenario, registry, summary
             except aws.sqs.exceptions.QueueDoesNotExist:
                 infra.append("LocalStack restart lost all state (queues gone, in-flight messages lost)")
                 s.history.nemesis("state_lost", {"queues": "missing after restart"})
+            # an outage is transient for the bus: every worker must still be running (its poll
+            # loop logs, backs off and retries) -- one that died would leave work unprocessed
+            time.sleep(3)
+            outage = [f"worker {w.process_name} died during the LocalStack outage (exit {w.process.returncode})"
+                      for w in workers.workers.values()
+                      if w.process is not None and not w.stopped and w.process.poll() is not None]
             # C: operators redeploy: workers restart and re-bootstrap, clients resend new work
             for name in list(workers.workers):
                 workers.restart(name)
@@ -90,7 +96,7 @@ def test_localstack_restart_is_detected_and_reported(scenario, registry, summary
     lost = [a for v in verdicts for a in v.anomalies if a.kind == "lost"]
     other = [a for v in verdicts for a in v.anomalies if a.kind != "lost"]
     lost_after = [a for a in lost if not any(cid and cid in a.message for cid in sent_before)]
-    problems = [str(a) for a in other + lost_after] + result.notes
+    problems = [str(a) for a in other + lost_after] + result.notes + outage
     if not infra:
         problems.append("the restart was not detected (queues still present?)")
     history.dump(launcher.REPORTS / "histories" / "chaos_localstack_restart.jsonl")

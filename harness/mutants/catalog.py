@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
+import secrets
+import signal
+import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 from unittest import mock
 
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
 from reference.bootstrap import Bootstrapper
 from reference.bus import CommandBus, ReplayResult
+from reference.dispatchers import message_attributes
 from reference.envelope import MessageBinding
-from reference.errors import MessageError
+from reference.errors import LeaseLost, MessageError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
 from reference.listener import SqsListener, _Flight
+from reference.messages import Command, Event, Metadata, Payload, derived_event_id
 from reference.sql import SqlStorage
 from reference.stores import UNCHECKED, Effect, InMemoryStorage, _Record, outbox_from_json
 
 ENV = "FLOWGATE_MUTANT"
 P = "properties/"
+S = "scenarios/"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,9 @@ class Mutant:
     killers: tuple[str, ...]            # pytest node ids (relative to the repo root) that must fail
     expected: tuple[str, ...]           # anomaly kinds the killers are expected to report
     patches: Callable[[], Sequence[Any]]  # context managers that install the bug
+    #: LocalStack scenario node ids that must fail under this mutant (``flowgate mutants --suite
+    #: scenarios``); the scenario's worker processes run it via ``harness.mutants.worker``
+    scenarios: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ patch builders
@@ -73,6 +87,51 @@ def _unfenced_commit_fn(orig_commit: Callable[[InMemoryStorage, Effect], None]) 
     return commit
 
 
+def _sql_unfenced_commit_fn(orig_commit: Callable[[SqlStorage, Effect], None]) -> Callable[..., None]:
+    """SQL flavour: the completion ignores the token/status condition (the record is overwritten
+    as ours first, whatever another worker did since), then the original commit runs."""
+
+    def commit(self: SqlStorage, effect: Effect) -> None:
+        t = self.idempotency
+        for attempt in range(3):
+            with self._guard(), self.engine.begin() as c:
+                n = c.execute(update(t).where(t.c.key == effect.key).values(
+                    status=IN_PROGRESS, fencing_token=effect.token)).rowcount
+                if n == 0:
+                    try:
+                        with c.begin_nested():
+                            c.execute(insert(t).values(
+                                key=effect.key, status=IN_PROGRESS, lease_expires_at=effect.expires_at,
+                                fencing_token=effect.token, expires_at=effect.expires_at,
+                                message_type=effect.message_type, outbox="[]"))
+                    except IntegrityError:
+                        pass
+            try:
+                orig_commit(self, effect)
+                return
+            except LeaseLost:  # someone overwrote the record in between: overwrite it again
+                if attempt == 2:
+                    raise
+
+    return commit
+
+
+def _sql_claim(*, check: bool) -> Callable[..., ClaimResult]:
+    """SQL claim without the conditional write: ``check`` = SELECT first (duplicate only when a
+    COMPLETED, unexpired record is seen), else no look at the store at all; never INSERT/UPDATE."""
+
+    def claim(self: SqlStorage, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
+        if check:
+            t = self.idempotency
+            with self.engine.connect() as c:
+                row = c.execute(select(t.c.status, t.c.expires_at, t.c.outbox).where(t.c.key == key)).first()
+            if row is not None and row.status == COMPLETED and float(row.expires_at) > now:
+                return Duplicate(outbox_from_json(row.outbox, self._registry))
+        return Claimed(secrets.randbits(62), lease_until)  # ... and the mark comes later, at commit
+
+    return claim
+
+
 def _check_then_mark() -> list[Any]:
     def claim(self: InMemoryStorage, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
         with self._lock:  # the check ...
@@ -86,7 +145,10 @@ def _check_then_mark() -> list[Any]:
 
     return [mock.patch.object(InMemoryStorage, "claim", claim),
             mock.patch.object(InMemoryStorage, "commit", _unfenced_commit_fn(InMemoryStorage.commit)),
-            mock.patch.object(InMemoryStorage, "extend", lambda self, key, token, lease_until: True)]  # noqa: PT008
+            mock.patch.object(InMemoryStorage, "extend", lambda self, key, token, lease_until: True),  # noqa: PT008
+            mock.patch.object(SqlStorage, "claim", _sql_claim(check=True)),
+            mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit)),
+            mock.patch.object(SqlStorage, "extend", lambda self, key, token, lease_until: True)]  # noqa: PT008
 
 
 def _no_idempotency() -> list[Any]:
@@ -97,7 +159,10 @@ def _no_idempotency() -> list[Any]:
 
     return [mock.patch.object(InMemoryStorage, "claim", claim),
             mock.patch.object(InMemoryStorage, "commit", _unfenced_commit_fn(InMemoryStorage.commit)),
-            mock.patch.object(InMemoryStorage, "extend", lambda self, key, token, lease_until: True)]  # noqa: PT008
+            mock.patch.object(InMemoryStorage, "extend", lambda self, key, token, lease_until: True),  # noqa: PT008
+            mock.patch.object(SqlStorage, "claim", _sql_claim(check=False)),
+            mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit)),
+            mock.patch.object(SqlStorage, "extend", lambda self, key, token, lease_until: True)]  # noqa: PT008
 
 
 _CURRENT_MESSAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar("fg_mutant_message", default=None)
@@ -184,7 +249,67 @@ def _unconditional_row_write() -> list[Any]:
 
 
 def _unfenced_commit() -> list[Any]:
-    return [mock.patch.object(InMemoryStorage, "commit", _unfenced_commit_fn(InMemoryStorage.commit))]
+    return [mock.patch.object(InMemoryStorage, "commit", _unfenced_commit_fn(InMemoryStorage.commit)),
+            mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit))]
+
+
+def _sigterm_abandons_batch() -> list[Any]:
+    real_signal = signal.signal
+
+    def install(signum: int, handler: Any) -> Any:
+        def abandon(signo: int, frame: Any) -> None:
+            log.info("signal %d: exiting at once", signo)  # no stop flag, no drain of the batch in hand
+            os._exit(0)
+
+        return real_signal(signum, abandon)
+
+    shim = types.SimpleNamespace(signal=install, SIGTERM=signal.SIGTERM, SIGINT=signal.SIGINT)
+    return [mock.patch("reference.worker.signal", shim)]
+
+
+def _poll_loop_dies_on_error() -> list[Any]:
+    def run(self: SqsListener, stop: Any) -> None:
+        while not stop.is_set():
+            self.poll_once()  # a transport error escapes: the listener thread (and the worker) ends
+
+    return [mock.patch.object(SqsListener, "run", run)]
+
+
+def _plaintext_on_encrypted_bus() -> list[Any]:
+    def no_cipher(kms: Any, key_id: str) -> None:
+        return None  # the configured key is never wired: dispatchers seal nothing, listeners accept plaintext
+
+    return [mock.patch("reference.worker.KmsEnvelopeCipher", no_cipher)]
+
+
+def _drops_correlation_id() -> list[Any]:
+    def event_for(command: Command, index: int, payload: Payload) -> Event:
+        meta = command.metadata
+        eid = derived_event_id(meta.event_id, index, type(payload).message_name)
+        return Event(payload=payload, entity_id=command.entity_id, metadata=Metadata(
+            event_id=eid, occurred_on=meta.occurred_on, sequence_no=meta.sequence_no,
+            correlation_id=eid,  # a new chain per event: the command's correlation id is dropped
+            is_replay=meta.is_replay, causation_id=meta.event_id))
+
+    return [mock.patch("reference.bus.event_for", event_for)]
+
+
+def _drops_correlation_attribute() -> list[Any]:
+    orig = message_attributes
+
+    def attributes(message: Any, *, encrypted: bool, traceparent: str | None) -> dict[str, Any]:
+        attrs = orig(message, encrypted=encrypted, traceparent=traceparent)
+        attrs.pop("CorrelationId", None)  # the body keeps it; the wire attribute is never written
+        return attrs
+
+    return [mock.patch("reference.dispatchers.message_attributes", attributes)]
+
+
+def _no_heartbeat() -> list[Any]:
+    def _beat(self: SqsListener, f: _Flight) -> bool:
+        return True  # never ChangeMessageVisibility, never extends the lease
+
+    return [mock.patch.object(SqsListener, "_beat", _beat)]
 
 
 ORDER = P + "test_ordering.py"
@@ -193,29 +318,70 @@ LOSS = P + "test_no_loss.py"
 CRYPTO = P + "test_encryption.py"
 REPLAY = P + "test_replay.py"
 
+LIFE_PLAIN = S + "test_lifecycle.py::test_order_lifecycle[plaintext]"
+LIFE_KMS = S + "test_lifecycle.py::test_order_lifecycle[kms]"
+CONC = S + "test_concurrency.py"
+STD_SQLITE = S + "test_standard_queue.py::test_standard_queue_sqlite"
+STD_PG = S + "test_standard_queue.py::test_standard_queue_postgres"
+BOOT = S + "test_bootstrap.py"
+DEAD_POISON = S + "test_dead_letters.py::test_poison_and_business_dead_letters"
+DEAD_REPLAY = S + "test_dead_letters.py::test_dlq_replay_keeps_group_order"
+PARTNERS = S + "test_partners.py"
+CH_DUP = S + "test_chaos.py::test_duplicate_injection_fifo"
+CH_KILL = S + "test_chaos.py::test_sigkill_and_crash_between_effect_and_delete"
+CH_SIGTERM = S + "test_chaos.py::test_sigterm_drains_in_flight"
+CH_VT_NO_HB = S + "test_chaos.py::test_visibility_expiry[no-heartbeat]"
+CH_VT_HB = S + "test_chaos.py::test_visibility_expiry[heartbeat]"
+RESTART = S + "test_localstack_restart.py::test_localstack_restart_is_detected_and_reported"
+
 MUTANTS: dict[str, Mutant] = {m.name: m for m in (
     Mutant("fifo-parallel-group", "processes a FIFO group's messages in parallel / out of order",
-           (ORDER,), ("nonmonotonic", "skip", "unexpected-business-dead-letter"), _fifo_parallel_group),
+           (ORDER,), ("nonmonotonic", "skip", "unexpected-business-dead-letter"), _fifo_parallel_group,
+           scenarios=(LIFE_PLAIN, DEAD_REPLAY)),  # CONC survived 2026-11-21: interleaved sends, rare same-group batches
     Mutant("delete-before-handle", "deletes the message before handling it (a crash loses it)",
-           (LOSS,), ("lost",), _delete_before_handle),
+           (LOSS,), ("lost",), _delete_before_handle, scenarios=(CH_KILL, CH_VT_NO_HB)),
     Mutant("check-then-mark", "idempotency check, then mark at commit: not one atomic conditional write",
-           (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _check_then_mark),
+           (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _check_then_mark,
+           scenarios=(STD_SQLITE,)),  # STD_PG: race-dependent (killed once, survived once)
     Mutant("no-idempotency", "no idempotency store: every delivery is handled",
-           (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _no_idempotency),
+           (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _no_idempotency,
+           scenarios=(CH_DUP,)),
     Mutant("idempotency-on-message-id", "idempotency key from the SQS MessageId instead of the command id",
-           (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _idempotency_on_message_id),
+           (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _idempotency_on_message_id,
+           scenarios=(STD_SQLITE, PARTNERS)),
     Mutant("no-aad", "AAD/encryption context not bound: a ciphertext moved to another destination decrypts",
            (CRYPTO,), ("integrity-breach",), _no_aad),
     Mutant("no-redrive", "no redrive policy and the listener never dead-letters",
-           (LOSS,), ("poison-not-dead-lettered", "no-drain"), _no_redrive),
+           (LOSS,), ("poison-not-dead-lettered", "no-drain"), _no_redrive, scenarios=(BOOT,)),
     Mutant("replay-persists", "replay appends the replayed commands to the command store",
            (REPLAY,), ("replay-divergence",), _replay_persists),
     Mutant("unconditional-row-write", "entity/view rows written blindly: concurrent projections lose updates",
-           (REPLAY,), ("replay-divergence",), _unconditional_row_write),
+           (REPLAY,), ("replay-divergence",), _unconditional_row_write),  # CONC survived (no lost update observed)
+    # unfenced-commit: no scenario kills it on SqlStorage -- the pre-commit heartbeat
+    # (ChangeMessageVisibility with a stale receipt, then a fenced extend()) stops a superseded
+    # worker before it reaches the commit; observed surviving test_visibility_expiry[no-heartbeat]
     Mutant("unfenced-commit", "the effect commit ignores the claim's fencing token",
            (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _unfenced_commit),
     Mutant("no-poison-dlq", "poison is deleted silently instead of forwarded to the DLQ with a reason",
-           (LOSS,), ("poison-not-dead-lettered",), _no_poison_dlq),
+           (LOSS,), ("poison-not-dead-lettered",), _no_poison_dlq, scenarios=(DEAD_POISON,)),
+    # process lifecycle, transport outages, heartbeats against real visibility timers and tracing
+    # are not modelled by the simulated properties: killers=() keeps those scenario-only mutants
+    # out of the properties suite (``flowgate mutants --suite scenarios`` runs them)
+    Mutant("sigterm-abandons-batch", "SIGTERM exits the worker at once: the batch in hand is left unfinished",
+           (), ("scenario:torn-batch",), _sigterm_abandons_batch, scenarios=(CH_SIGTERM,)),
+    Mutant("poll-loop-dies-on-error", "the listener's run loop ends on the first transport error "
+           "(a LocalStack/SQS outage stops the worker)",
+           (), ("scenario:worker-died-in-outage",), _poll_loop_dies_on_error, scenarios=(RESTART,)),
+    Mutant("plaintext-on-encrypted-bus", "a configured KMS key is never wired: dispatchers send plaintext "
+           "(and listeners accept it)",
+           (CRYPTO,), ("unencrypted-wire",), _plaintext_on_encrypted_bus,
+           scenarios=(LIFE_KMS,)),
+    Mutant("drops-correlation-id", "events get a correlation id of their own instead of the command's",
+           (), ("scenario:correlation-id",), _drops_correlation_id, scenarios=(LIFE_PLAIN,)),
+    Mutant("drops-correlation-attribute", "commands and events are sent without the CorrelationId attribute",
+           (), ("scenario:correlation-id",), _drops_correlation_attribute, scenarios=(LIFE_PLAIN,)),
+    Mutant("no-heartbeat", "never calls ChangeMessageVisibility nor extends the lease during slow handlers",
+           (), ("scenario:taken-over-despite-heartbeat",), _no_heartbeat, scenarios=(CH_VT_HB,)),
 )}
 
 

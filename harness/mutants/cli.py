@@ -1,10 +1,19 @@
-"""``flowgate mutants``: the mutation score of the property suites.
+"""``flowgate mutants``: the mutation score of the property suites (or of the LocalStack scenarios).
+
+``--suite properties`` (default):
 
 1. The clean reference must pass every killing property (one pytest run).
 2. Each mutant runs its killing properties in a pytest subprocess with ``--mutant NAME``
    (hypothesis without shrinking); the mutant is *killed* when they fail. Two at a time.
-Prints ``mutant | killed by | anomaly | status`` and the mutation score; exits 1 if the clean
-reference fails or any mutant survives.
+   Scenario-only mutants (no property killers) are listed and skipped.
+
+``--suite scenarios``: the scenario -> mutant kill matrix. Every ``Mutant.scenarios`` node runs
+in its own pytest subprocess (``pytest NODE -p fixtures.summary --mutant NAME``), one at a time,
+against LocalStack (:func:`harness.launcher.ensure_localstack`: the running one is reused and
+never stopped; one started here is stopped at the end); a row is *killed* when the scenario
+fails. ``--clean`` first runs every listed scenario on the clean reference (must pass).
+
+Prints the table and the score; exits 1 if the clean reference fails or anything survives.
 """
 
 from __future__ import annotations
@@ -37,12 +46,13 @@ class Outcome:
     tail: str = ""
 
 
-def _pytest(nodes: Sequence[str], *, mutant: str | None, profile: str, timeout: float) -> tuple[int, str]:
+def _pytest(nodes: Sequence[str], *, mutant: str | None, profile: str, timeout: float,
+            extra: Sequence[str] = (), env_extra: dict[str, str] | None = None) -> tuple[int, str]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-           "--no-header", "-rf", *nodes]
+           "--no-header", "-rf", *extra, *nodes]
     if mutant:
         cmd += ["--mutant", mutant]
-    env = {**os.environ, "HYPOTHESIS_PROFILE": profile}
+    env = {**os.environ, "HYPOTHESIS_PROFILE": profile, **(env_extra or {})}
     env.pop("FLOWGATE_MUTANT", None)
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -66,6 +76,91 @@ def run_mutant(mutant: Mutant, *, profile: str, timeout: float) -> Outcome:
     return Outcome(mutant.name, status, failed, anomalies, seconds, out[-1500:])
 
 
+# a failing checker row of the printed table: "checker  NO  3  kind: ..."
+_CHECKER_KIND = re.compile(r"^\S*\s*\w+\s+NO\s+\d+\s+([\w-]+):", re.M)
+_SCENARIO_ANOMALY = re.compile(r"^\s*scenario anomaly: (.*)$", re.M)
+
+
+@dataclass
+class ScenarioOutcome:
+    node: str
+    mutant: str
+    status: str  # killed / SURVIVED / ERROR
+    anomalies: list[str]
+    first: str
+    seconds: float
+    tail: str = ""
+
+
+def run_scenario(node: str, mutant: str | None, *, endpoint: str, timeout: float) -> ScenarioOutcome:
+    start = time.perf_counter()
+    rc, out = _pytest([node], mutant=mutant, profile="ci", timeout=timeout, extra=("-p", "fixtures.summary"),
+                      env_extra={"AWS_ENDPOINT_URL": endpoint})
+    seconds = time.perf_counter() - start
+    scenario_lines = _SCENARIO_ANOMALY.findall(out)
+    kinds = sorted(set(_CHECKER_KIND.findall(out)))
+    if scenario_lines:
+        kinds.append(f"scenario x{len(scenario_lines)}")
+    first = scenario_lines[0] if scenario_lines else next(
+        (line.strip() for line in out.splitlines() if line.startswith("E ") and "Error" in line), "")
+    if rc == 1 and _FAILED.search(out):
+        status = "killed"
+    elif rc == 0:
+        status = "SURVIVED"
+    else:
+        status = "ERROR"
+    return ScenarioOutcome(node, mutant or "(clean)", status, kinds, first[:90], seconds, out[-1500:])
+
+
+def _grid(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    cells = [tuple(head), *(tuple(r) for r in rows)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def scenarios_main(args: argparse.Namespace) -> int:
+    from harness.launcher import ensure_localstack, stop
+
+    chosen = [MUTANTS[n] for n in (args.only or list(MUTANTS))]
+    pairs = [(node, m.name) for m in chosen for node in m.scenarios]
+    if not pairs:
+        print("no scenario killers for the chosen mutants")
+        return 1
+    start = time.perf_counter()
+    endpoint = ensure_localstack()
+    print(f"LocalStack: {endpoint.url} ({endpoint.source})", flush=True)
+    rows: list[ScenarioOutcome] = []
+    try:
+        if args.clean:
+            for node in sorted({n for n, _ in pairs}):
+                clean = run_scenario(node, None, endpoint=endpoint.url, timeout=args.timeout)
+                print(f"clean {node}: {'pass' if clean.status == 'SURVIVED' else 'FAIL'} ({clean.seconds:.0f}s)",
+                      flush=True)
+                if clean.status != "SURVIVED":
+                    print(clean.tail)
+                    return 1
+        for node, name in pairs:
+            row = run_scenario(node, name, endpoint=endpoint.url, timeout=args.timeout)
+            print(f"{row.status:8} {name:27} {node} ({row.seconds:.0f}s)", flush=True)
+            rows.append(row)
+    finally:
+        if endpoint.started_here:
+            stop(endpoint)
+    print(_grid(("scenario", "mutant", "status", "anomalies", "s", "first scenario finding"),
+                [(r.node.removeprefix("scenarios/"), r.mutant, r.status, ", ".join(r.anomalies) or "-",
+                  f"{r.seconds:.0f}", r.first or "-") for r in rows]))
+    killed = sum(r.status == "killed" for r in rows)
+    print(f"scenario kill score: {killed}/{len(rows)} = {100.0 * killed / len(rows):.0f}% "
+          f"({len({m for _, m in pairs})} mutants, {len({n for n, _ in pairs})} scenario nodes, "
+          f"{time.perf_counter() - start:.0f}s)")
+    for r in rows:
+        if r.status != "killed":
+            print(f"--- {r.mutant} on {r.node}: {r.status}\n{r.tail}")
+    return 0 if killed == len(rows) else 1
+
+
 def _table(rows: list[Outcome]) -> str:
     head = ("mutant", "killed by", "anomaly", "status", "s")
     cells = [head] + [(o.mutant, ", ".join(k.rsplit("::", 1)[-1] for k in o.killed_by) or "-",
@@ -85,12 +180,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per pytest run")
     parser.add_argument("--skip-clean", action="store_true", help="do not re-check the clean reference")
+    parser.add_argument("--suite", choices=("properties", "scenarios"), default="properties",
+                        help="properties (default, simulated) or scenarios (LocalStack kill matrix)")
+    parser.add_argument("--clean", action="store_true",
+                        help="scenarios suite: first run each listed scenario on the clean reference")
     args = parser.parse_args(argv)
     if args.list:
         for m in MUTANTS.values():
-            print(f"{m.name:27} {m.bug}\n{'':27} killed by: {', '.join(m.killers)}")
+            print(f"{m.name:27} {m.bug}\n{'':27} killed by: {', '.join(m.killers) or '-'}"
+                  f"\n{'':27} scenarios: {', '.join(m.scenarios) or '-'}")
         return 0
+    if args.suite == "scenarios":
+        if "--timeout" not in (argv if argv is not None else sys.argv):
+            args.timeout = 300.0
+        return scenarios_main(args)
     chosen = [MUTANTS[n] for n in (args.only or list(MUTANTS))]
+    scenario_only = [m.name for m in chosen if not m.killers]
+    if scenario_only:
+        print(f"scenario-only mutants (no property killers; see --suite scenarios): {', '.join(scenario_only)}")
+    chosen = [m for m in chosen if m.killers]
     start = time.perf_counter()
     if not args.skip_clean:
         nodes = sorted({k for m in chosen for k in m.killers})

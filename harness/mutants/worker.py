@@ -2,7 +2,7 @@
 
 Applies the mutant named by ``FLOWGATE_MUTANT`` (or ``--mutant NAME`` before the worker's own
 arguments), then calls :func:`reference.worker.main` with the remaining arguments. Without a
-mutant it is the plain reference worker. Storage mutants patch the in-memory store only.
+mutant it is the plain reference worker. Storage mutants patch InMemoryStorage and SqlStorage.
 """
 
 from __future__ import annotations
