@@ -337,7 +337,7 @@ RESTART = S + "test_localstack_restart.py::test_localstack_restart_is_detected_a
 MUTANTS: dict[str, Mutant] = {m.name: m for m in (
     Mutant("fifo-parallel-group", "processes a FIFO group's messages in parallel / out of order",
            (ORDER,), ("nonmonotonic", "skip", "unexpected-business-dead-letter"), _fifo_parallel_group,
-           scenarios=(LIFE_PLAIN, DEAD_REPLAY)),  # CONC survived 2026-11-21: interleaved sends, rare same-group batches
+           scenarios=(LIFE_PLAIN, DEAD_REPLAY, CONC)),
     Mutant("delete-before-handle", "deletes the message before handling it (a crash loses it)",
            (LOSS,), ("lost",), _delete_before_handle, scenarios=(CH_KILL, CH_VT_NO_HB)),
     Mutant("check-then-mark", "idempotency check, then mark at commit: not one atomic conditional write",
@@ -356,7 +356,7 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
     Mutant("replay-persists", "replay appends the replayed commands to the command store",
            (REPLAY,), ("replay-divergence",), _replay_persists),
     Mutant("unconditional-row-write", "entity/view rows written blindly: concurrent projections lose updates",
-           (REPLAY,), ("replay-divergence",), _unconditional_row_write),  # CONC survived (no lost update observed)
+           (REPLAY,), ("replay-divergence",), _unconditional_row_write, scenarios=(CONC,)),
     # unfenced-commit: no scenario kills it on SqlStorage -- the pre-commit heartbeat
     # (ChangeMessageVisibility with a stale receipt, then a fenced extend()) stops a superseded
     # worker before it reaches the commit; observed surviving test_visibility_expiry[no-heartbeat]
