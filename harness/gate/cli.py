@@ -2,28 +2,50 @@
 
 Exit codes: 0 every check passed; 1 at least one anomaly; 2 usage error; 3 the gate could not
 run (backend unreachable, provisioning failed).
+
+``flowgate gate --self-test`` proves the gate itself: the reference and the Node example worker
+must PASS, every observable reference mutant and every broken Node variant must FAIL with the
+anomaly named; prints the verdict table and the mutation score; exit 0 only if all of that holds.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.gate.driver import EXIT_INFRA, EXIT_USAGE, GateError, run_gate
+from harness.gate.driver import EXIT_ANOMALY, EXIT_INFRA, EXIT_PASS, EXIT_USAGE, GateError, run_gate
+from harness.gate.mutants import (
+    CATALOG,
+    NODE_DIR,
+    NODE_IMPL,
+    REFERENCE_ADAPTER,
+    Outcome,
+    reference_catalog,
+    run_mutant,
+)
 from harness.gate.workload import PROFILES
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flowgate gate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--impl", required=True, help='the command that starts one instance, e.g. "node worker.js"')
-    p.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
+    p.add_argument("--impl", default=None, help='the command that starts one instance, e.g. "node worker.js"')
+    p.add_argument("--self-test", action="store_true",
+                   help="run the reference and the Node worker (must pass) and every mutant (must fail)")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                   help="workload/fault profile (default smoke; with --self-test: the passing runs' profile, "
+                        "default standard -- each mutant runs its declared profile)")
     p.add_argument("--backend", choices=["localstack", "aws"], default="localstack")
-    p.add_argument("--seed", type=int, default=0, help="reproduces the workload and fault schedule")
+    p.add_argument("--seed", type=int, default=None, help="reproduces the workload and fault schedule "
+                                                          "(default 0; with --self-test 1)")
     p.add_argument("--instances", type=int, default=None, help="instances to run (default: the profile's)")
-    p.add_argument("--out", type=Path, default=Path("reports/gate"), help="history, junit.xml, allure-results")
+    p.add_argument("--out", type=Path, default=None,
+                   help="history, junit.xml, allure-results (default reports/gate, --self-test reports/gate-self-test)")
     p.add_argument("--topology", type=Path, default=None, help="topology YAML (default: the built-in one)")
     p.add_argument("--no-encryption", action="store_true", help="run the bus unencrypted (no KMS key)")
     p.add_argument("--endpoint-url", default=None, help="LocalStack URL (default AWS_ENDPOINT_URL or :4566)")
@@ -33,7 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.self_test:
+        if args.impl is not None:
+            print("flowgate gate: --self-test runs its own implementations; drop --impl", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            return self_test(profile=args.profile or "standard", seed=1 if args.seed is None else args.seed,
+                             out_dir=args.out or Path("reports/gate-self-test"))
+        except GateError as exc:
+            print(f"flowgate gate: {exc}", file=sys.stderr)
+            return EXIT_INFRA
+    if args.impl is None:
+        parser.error("--impl is required (or --self-test)")
     extra = {}
     for item in args.env:
         key, sep, value = item.partition("=")
@@ -42,9 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         extra[key] = value
     try:
-        result = run_gate(args.impl, profile=args.profile, backend=args.backend, seed=args.seed,
-                          instances=args.instances, out_dir=args.out, topology=args.topology,
-                          encrypted=not args.no_encryption, endpoint_url=args.endpoint_url, extra_env=extra)
+        result = run_gate(args.impl, profile=args.profile or "smoke", backend=args.backend,
+                          seed=args.seed or 0, instances=args.instances, out_dir=args.out or Path("reports/gate"),
+                          topology=args.topology, encrypted=not args.no_encryption,
+                          endpoint_url=args.endpoint_url, extra_env=extra)
     except ValueError as exc:
         print(f"flowgate gate: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -55,6 +91,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"history: {result.history_path}\njunit: {result.junit_path}\nallure: {result.allure_dir}")
     print("GATE PASSED" if result.passed else "GATE FAILED")
     return result.exit_code
+
+
+# ---- self-test --------------------------------------------------------------------------------
+def ensure_node_worker() -> None:
+    """``npm ci`` in the example worker when its dependencies are not installed."""
+    if shutil.which("node") is None:
+        raise GateError("node (>= 20) is required for the self-test (the Node example worker)")
+    if not (NODE_DIR / "node_modules" / "@aws-sdk" / "client-sqs").exists():
+        print("gate self-test: npm ci in docs/examples/node-worker ...", flush=True)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, timeout=600)
+
+
+def _row(name: str, expected: str, verdict: str, kinds: Sequence[str], seconds: float) -> tuple[str, ...]:
+    return (name, expected, verdict, ", ".join(kinds) or "-", f"{seconds:.0f}")
+
+
+def render(rows: Sequence[tuple[str, ...]]) -> str:
+    head = ("implementation", "expected", "verdict", "anomalies", "s")
+    cells = [head, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def self_test(*, profile: str, seed: int, out_dir: Path) -> int:
+    started = time.monotonic()
+    ensure_node_worker()
+    rows: list[tuple[str, ...]] = []
+    ok = True
+
+    def progress(line: str) -> None:
+        print(f"[{time.monotonic() - started:5.0f}s] {line}", flush=True)
+
+    for name, impl in (("reference", REFERENCE_ADAPTER), ("node-worker", NODE_IMPL)):
+        progress(f"gate: {name} ({profile}), must PASS ...")
+        result = run_gate(impl, profile=profile, seed=seed, out_dir=out_dir / name)
+        kinds = sorted({k for v in result.verdicts for k in v.kinds()})
+        verdict = "PASS" if result.passed else "FAIL"
+        ok = ok and result.passed
+        progress(f"  {name}: {verdict} ({result.duration:.0f}s)")
+        rows.append(_row(f"{name} [{profile}]", "PASS", verdict if result.passed else "FAIL (!)", kinds,
+                         result.duration))
+    outcomes: list[Outcome] = []
+    for mutant in (*reference_catalog(), *CATALOG):
+        label = mutant.name if mutant.family == "node" else f"mutant:{mutant.name}"
+        if mutant.unobservable:
+            rows.append((f"{label}", "FAIL", "not observable", mutant.unobservable[:60] + "...", "-"))
+            outcomes.append(Outcome(mutant, False))
+            continue
+        progress(f"gate: {label} ({mutant.profile}), must FAIL with {'|'.join(sorted(mutant.expect))} ...")
+        outcome = run_mutant(mutant, seed=seed, out_dir=out_dir / label.replace(":", "-"))
+        outcomes.append(outcome)
+        progress(f"  {label}: {outcome.verdict} ({outcome.seconds:.0f}s) {', '.join(outcome.kinds) or '-'}")
+        rows.append(_row(f"{label} [{mutant.profile}]", "FAIL",
+                         "FAIL (killed)" if outcome.killed else "SURVIVED (!)", outcome.kinds, outcome.seconds))
+    judged = [o for o in outcomes if not o.mutant.unobservable]
+    killed = sum(o.killed for o in judged)
+    table = render(rows)
+    elapsed = time.monotonic() - started
+    summary = (f"mutation score: {killed}/{len(judged)} observable mutants killed "
+               f"({len(outcomes) - len(judged)} declared not observable); wall time {elapsed:.0f}s")
+    print(table)
+    print(summary)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "self-test.txt").write_text(table + "\n" + summary + "\n", encoding="utf-8")
+    passed = ok and killed == len(judged)
+    print("GATE SELF-TEST PASSED" if passed else "GATE SELF-TEST FAILED")
+    return EXIT_PASS if passed else EXIT_ANOMALY
 
 
 if __name__ == "__main__":

@@ -39,7 +39,15 @@ from harness.checkers.model import Anomaly, Verdict
 from harness.gate import envelope
 from harness.gate.observe import EventMapper, SentCommand
 from harness.gate.reporting import write_allure, write_junit
-from harness.gate.workload import PROFILES, Fault, Plan, PlannedCommand, PlannedPoison, make_plan
+from harness.gate.workload import (
+    ENCRYPTED_ONLY,
+    PROFILES,
+    Fault,
+    Plan,
+    PlannedCommand,
+    PlannedPoison,
+    make_plan,
+)
 from harness.history import History
 
 EXIT_PASS, EXIT_ANOMALY, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
@@ -229,6 +237,7 @@ class Gate:
         self.stop_probe = threading.Event()
         self.effects_seen: set[str] = set()
         self.last_progress = time.monotonic()
+        self._keys: frozenset[str] | None = None
 
     # ---- sending -------------------------------------------------------------------------------
     def _seal(self, key_id: str, ctx: dict[str, str], plaintext: bytes) -> str:
@@ -271,6 +280,42 @@ class Gate:
         else:
             self.history.append(CLIENT, "ok", "send", dict(value, message_id=resp["MessageId"]))
 
+    def send_burst(self, first: int) -> None:
+        """All commands of one order in a single SendMessageBatch: one receive then sees several
+        messages of the same group, so processing them out of order or in parallel shows."""
+        entity = self.plan.commands[first].entity_id
+        batch = [c for c in self.plan.commands if c.entity_id == entity]
+        entries, values = [], []
+        for n, c in enumerate(batch):
+            attrs = _attrs(CommandType=c.command_type, EntityId=c.entity_id, SequenceNo=str(c.seq),
+                           EventId=c.command_id, CorrelationId=c.command_id)
+            if self.encrypted:
+                attrs.update(_attrs(Encryption=envelope.SCHEME))
+            body = self._encode(command_body(c), event_id=c.command_id, entity=c.entity_id, ctype=c.command_type)
+            entries.append({"Id": f"m{n}", "MessageBody": body, "MessageAttributes": attrs,
+                            "MessageGroupId": c.entity_id, "MessageDeduplicationId": c.command_id})
+            value = {"command_id": c.command_id, "entity_id": c.entity_id, "seq": c.seq,
+                     "command_type": c.command_type, "destination": self.prov.command_queue_name, "burst": True}
+            values.append(value)
+            self.history.append(CLIENT, "invoke", "send", value)
+        try:
+            resp = self.sqs.send_message_batch(QueueUrl=self.prov.command_queue_url, Entries=entries)
+        except ClientError as exc:
+            for value in values:
+                self.history.append(CLIENT, "fail", "send", dict(value, error=str(exc)))
+            return
+        except BotoCoreError as exc:
+            for value in values:
+                self.history.append(CLIENT, "info", "send", dict(value, error=str(exc)))
+            return
+        ok = {e["Id"]: e["MessageId"] for e in resp.get("Successful", [])}
+        failed = {e["Id"]: e.get("Message", e.get("Code", "")) for e in resp.get("Failed", [])}
+        for n, value in enumerate(values):
+            if f"m{n}" in ok:
+                self.history.append(CLIENT, "ok", "send", dict(value, message_id=ok[f"m{n}"]))
+            else:  # an entry SQS refused was not sent; the later ones of the group still were
+                self.history.append(CLIENT, "fail", "send", dict(value, error=failed.get(f"m{n}", "?")))
+
     def send_poison(self, p: PlannedPoison) -> None:
         entity, qname = p.group, self.prov.command_queue_name
         body = command_body(PlannedCommand(p.command_id, entity, 1, "PlaceOrder",
@@ -293,10 +338,19 @@ class Gate:
             sealed = envelope.Sealed.from_body(self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype))
             flipped = bytearray(sealed.ciphertext)
             flipped[len(flipped) // 2] ^= 0x01
-            encoded = envelope.Sealed(sealed.key_id, sealed.encrypted_data_key, sealed.nonce, sealed.tag,
-                                      bytes(flipped)).to_body()
+            encoded = envelope.Sealed(sealed.key_id, sealed.destination, sealed.encrypted_data_key, sealed.nonce,
+                                      sealed.tag, bytes(flipped)).to_body()
         elif p.kind == "swapped_aad":
             ctx = envelope.context(p.command_id, qname, ctype, entity)  # entityId and messageType swapped
+            encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype, ctx=ctx)
+        elif p.kind == "moved_ciphertext":
+            # a ciphertext made for another message of another entity (its context and AAD), moved into
+            # this one; the plaintext agrees with this message's attributes, so only the binding catches it
+            ctx = envelope.context(f"{p.command_id}-elsewhere", qname, f"{entity}-elsewhere", ctype)
+            encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype, ctx=ctx)
+        elif p.kind == "wrong_destination":
+            # sealed for another queue (its Destination and context): must not open on this one
+            ctx = envelope.context(p.command_id, f"other-{qname}", entity, ctype)
             encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype, ctx=ctx)
         elif p.kind == "wrong_key":
             encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype,
@@ -323,9 +377,17 @@ class Gate:
         ctx = envelope.context(attrs.get("EventId", ""), self.prov.topic_name, attrs.get("EntityId", ""),
                                attrs.get("EventType", ""))
         try:
-            return envelope.open_body(self.kms, self.prov.kms_key_id, ctx, body).decode(), True, None
+            return envelope.open_body(self.kms, self._accepted_keys(), ctx, body).decode(), True, None
         except (envelope.EnvelopeError, UnicodeDecodeError) as exc:
             return None, True, str(exc)
+
+    def _accepted_keys(self) -> frozenset[str]:
+        if self._keys is None:
+            try:
+                self._keys = envelope.accepted_key_ids(self.kms, self.prov.kms_key_id)
+            except (ClientError, BotoCoreError):
+                return frozenset({self.prov.kms_key_id})
+        return self._keys
 
     def poll_probe(self, wait: int = 1) -> int:
         try:
@@ -401,14 +463,22 @@ class Gate:
                 time.sleep(1.0)
                 fresh = self.cluster.start(victim.index)
                 self.history.nemesis("restart", {"instance": victim.index, "pid": fresh.process.pid})
-            elif fault.kind == "slow":
+            elif fault.kind in ("slow", "slow-kill"):
                 delay = vt * 1000 + 1500
                 slow = self.cluster.start(fault.instance, delay_ms=delay)
                 self.history.nemesis("stall", {"instance": fault.instance, "delay_ms": delay,
-                                               "visibility_timeout": vt, "window": self.profile.slow_window_seconds})
+                                               "visibility_timeout": vt, "window": self.profile.slow_window_seconds,
+                                               "ends_with": "SIGKILL" if fault.kind == "slow-kill" else "SIGTERM"})
                 if done.wait(self.profile.slow_window_seconds):
+                    if fault.kind == "slow-kill" and slow.process.poll() is None:
+                        self.cluster.kill(slow)
                     return
-                self.cluster.terminate(slow, grace=max(30.0, 12 * delay / 1000))
+                if fault.kind == "slow-kill":  # a crash in the middle of a (slow) handler: nothing may be lost
+                    self.history.nemesis("kill", {"instance": fault.instance, "pid": slow.process.pid,
+                                                  "signal": "SIGKILL", "mid_handler": True})
+                    self.cluster.kill(slow)
+                else:
+                    self.cluster.terminate(slow, grace=max(30.0, 12 * delay / 1000))
                 self.history.nemesis("stall_end", {"instance": fault.instance})
 
     # ---- the run -------------------------------------------------------------------------------
@@ -481,6 +551,8 @@ class Gate:
             for kind, index in self.plan.schedule:
                 if kind == "send":
                     self.send_command(self.plan.commands[index])
+                elif kind == "burst":
+                    self.send_burst(index)
                 elif kind == "dup":
                     self.send_command(self.plan.commands[index], resend=True)
                 else:
@@ -531,16 +603,40 @@ class Gate:
                 dlq_seen, self.last_progress = depth, time.monotonic()
             if acked <= self.effects_seen and depth >= len(self.plan.poison) and not nemesis.is_alive():
                 break
-            if not self.cluster.live() or (time.monotonic() - self.last_progress > stall and not nemesis.is_alive()):
+            # (no instance live during a kill -> restart gap is not the end: wait for the nemesis)
+            if not nemesis.is_alive() and (not self.cluster.live() or time.monotonic() - self.last_progress > stall):
                 break
             time.sleep(0.5)
         quiet_until = time.monotonic() + 2.0
         while time.monotonic() < quiet_until:
             time.sleep(0.25)
 
+    def _excuse_crash_stranded_poison(self, verdict: Verdict) -> Verdict:
+        """A worker SIGKILLed while it holds a poison message on its ``maxReceive``-th receive cannot
+        forward it; the queue's native redrive (same count, section 6) then moves it without a reason
+        on the next receive. That is the backstop working, not a bug -- but only for *poison*, only in
+        a run with a SIGKILL, and only if the implementation forwarded some poison itself with a reason
+        (a listener that never dead-letters is still caught in every profile)."""
+        if verdict.checker != "dead_letter" or verdict.valid:
+            return verdict
+        ops = self.history.ops
+        killed = any(op.f == "kill" for op in ops)
+        with_reason = sum(1 for op in ops if op.f == "dead_letter" and op.value.get("poison") and op.value.get("reason"))
+
+        def excused(a: Anomaly) -> bool:
+            return (a.kind == "dead-letter-without-reason" and killed and with_reason > 0 and bool(a.ops)
+                    and all(ops[i].f == "dead_letter" and ops[i].value.get("poison") for i in a.ops))
+
+        kept = [a for a in verdict.anomalies if not excused(a)]
+        if len(kept) == len(verdict.anomalies):
+            return verdict
+        stats = dict(verdict.stats, excused_crash_stranded_poison=len(verdict.anomalies) - len(kept))
+        return Verdict(verdict.checker, not kept, kept, stats)
+
     def _judge(self, started: float, t_start: float) -> GateResult:
         history_path = self.history.dump(self.out_dir / "history.jsonl")
-        verdicts = check_all(self.history, require_encryption=self.encrypted)
+        verdicts = [self._excuse_crash_stranded_poison(v) for v in
+                    check_all(self.history, require_encryption=self.encrypted, integrity_kinds=ENCRYPTED_ONLY)]
         verdicts = [v for v in verdicts if not (v.checker == "replay_equivalence" and v.valid)] + \
             [self.mapper.verdict(),
              Verdict("lifecycle", not self.cluster.anomalies, list(self.cluster.anomalies),

@@ -1,13 +1,15 @@
-"""The contract v1 envelope (``kms-aes256gcm-v1``), written from ``docs/contract.md`` alone.
+"""The contract v1 envelope (``kms-aes256gcm-v1``), written from ``docs/contract.md`` section 5.
 
 The gate encrypts the commands it sends and opens the events it observes with this module,
-independently of the reference's own cipher: two implementations of one spec, checked against
-the same vectors (``docs/vectors/``).
+independently of the reference's own cipher (``reference/envelope.py``): two implementations of
+one spec, checked against the same vectors (``docs/vectors/``) and against each other
+(``tests/gate/test_vectors.py``).
 
-Layout: the message body is ``base64(JSON {"Version": 1, "KeyId", "EncryptedDataKey", "Nonce",
-"Tag", "Ciphertext"})`` (binary fields base64), AES-256-GCM with a 12-byte nonce and a 16-byte
-tag, the data key from KMS ``GenerateDataKey(AES_256)`` under the encryption context of
-:func:`context`, and the AAD of :func:`aad`.
+Layout: the message body is ``base64(JSON {"Version": 1, "KeyId", "Destination",
+"EncryptedDataKey", "Nonce", "Tag", "Ciphertext"})`` (in that order, compact separators, binary
+fields base64), AES-256-GCM with a 12-byte nonce and a 16-byte tag, the data key from KMS
+``GenerateDataKey(AES_256)`` under the encryption context of :func:`context`, and the AAD of
+:func:`aad` (the context's values plus the key id, length-prefixed, in :data:`AAD_FIELDS` order).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import base64
 import json
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,8 +29,11 @@ SCHEME: Final = "kms-aes256gcm-v1"
 VERSION: Final = "1"
 NONCE_BYTES: Final = 12
 TAG_BYTES: Final = 16
-#: Encryption-context keys, in AAD order.
-AAD_FIELDS: Final = ("flowgate:version", "messageId", "destination", "entityId", "messageType")
+#: KMS encryption-context keys (the context has no key id: KMS binds the key itself).
+CONTEXT_FIELDS: Final = ("flowgate:version", "messageId", "destination", "entityId", "messageType")
+#: AAD fields in order; ``keyId`` is the envelope's ``KeyId`` (the ARN KMS returned), the others
+#: are the context's values.
+AAD_FIELDS: Final = ("flowgate:version", "keyId", "destination", "messageId", "entityId", "messageType")
 
 
 class EnvelopeError(ValueError):
@@ -36,7 +41,7 @@ class EnvelopeError(ValueError):
 
 
 def context(message_id: str, destination: str, entity_id: str, message_type: str) -> dict[str, str]:
-    """The KMS encryption context (also the source of the AAD)."""
+    """The KMS encryption context (also the source of the AAD, with the key id)."""
     return {
         "flowgate:version": VERSION,
         "messageId": message_id,
@@ -46,18 +51,24 @@ def context(message_id: str, destination: str, entity_id: str, message_type: str
     }
 
 
-def aad(ctx: Mapping[str, str]) -> bytes:
-    """4-byte big-endian length + UTF-8 bytes of each context value, in :data:`AAD_FIELDS` order."""
+def aad(ctx: Mapping[str, str], key_id: str) -> bytes:
+    """4-byte big-endian length + UTF-8 bytes of each field, in :data:`AAD_FIELDS` order."""
+    values = {**ctx, "keyId": key_id}
     out = bytearray()
     for key in AAD_FIELDS:
-        raw = ctx[key].encode("utf-8")
+        raw = values[key].encode("utf-8")
         out += struct.pack(">I", len(raw)) + raw
     return bytes(out)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
 class Sealed:
     key_id: str
+    destination: str
     encrypted_data_key: bytes
     nonce: bytes
     tag: bytes
@@ -67,21 +78,23 @@ class Sealed:
         doc = {
             "Version": 1,
             "KeyId": self.key_id,
-            "EncryptedDataKey": base64.b64encode(self.encrypted_data_key).decode(),
-            "Nonce": base64.b64encode(self.nonce).decode(),
-            "Tag": base64.b64encode(self.tag).decode(),
-            "Ciphertext": base64.b64encode(self.ciphertext).decode(),
+            "Destination": self.destination,
+            "EncryptedDataKey": _b64(self.encrypted_data_key),
+            "Nonce": _b64(self.nonce),
+            "Tag": _b64(self.tag),
+            "Ciphertext": _b64(self.ciphertext),
         }
-        return base64.b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode()
+        return _b64(json.dumps(doc, separators=(",", ":")).encode("ascii"))
 
     @classmethod
     def from_body(cls, body: str) -> Sealed:
         try:
             doc = json.loads(base64.b64decode(body, validate=True))
-            if doc.get("Version") != 1:
-                raise EnvelopeError(f"unsupported envelope version {doc.get('Version')!r}")
+            if not isinstance(doc, dict) or doc.get("Version") != 1:
+                raise EnvelopeError("unsupported envelope version")
             sealed = cls(
                 key_id=str(doc["KeyId"]),
+                destination=str(doc["Destination"]),
                 encrypted_data_key=base64.b64decode(doc["EncryptedDataKey"], validate=True),
                 nonce=base64.b64decode(doc["Nonce"], validate=True),
                 tag=base64.b64decode(doc["Tag"], validate=True),
@@ -101,30 +114,60 @@ def seal_with_key(
     nonce: bytes | None = None,
 ) -> Sealed:
     nonce = nonce if nonce is not None else os.urandom(NONCE_BYTES)
-    out = AESGCM(data_key).encrypt(nonce, plaintext, aad(ctx))
-    return Sealed(key_id, encrypted_data_key, nonce, out[-TAG_BYTES:], out[:-TAG_BYTES])
+    out = AESGCM(data_key).encrypt(nonce, plaintext, aad(ctx, key_id))
+    return Sealed(key_id, ctx["destination"], encrypted_data_key, nonce, out[-TAG_BYTES:], out[:-TAG_BYTES])
 
 
 def open_with_key(data_key: bytes, sealed: Sealed, ctx: Mapping[str, str]) -> bytes:
+    """Open with a known data key; ``ctx`` is what the consumer expects (never read from the envelope)."""
+    if sealed.destination != ctx["destination"]:
+        raise EnvelopeError(f"envelope is for {sealed.destination!r}, not {ctx['destination']!r}")
+    if len(sealed.tag) != TAG_BYTES or len(sealed.nonce) != NONCE_BYTES:
+        raise EnvelopeError("nonce must be 12 bytes and tag 16 bytes")
     try:
-        return AESGCM(data_key).decrypt(sealed.nonce, sealed.ciphertext + sealed.tag, aad(ctx))
+        return AESGCM(data_key).decrypt(sealed.nonce, sealed.ciphertext + sealed.tag, aad(ctx, sealed.key_id))
     except (InvalidTag, ValueError) as exc:
         raise EnvelopeError("AES-GCM authentication failed") from exc
 
 
 def seal(kms: Any, key_id: str, ctx: Mapping[str, str], plaintext: bytes) -> str:
-    """Encrypt ``plaintext`` under a fresh KMS data key; returns the message body."""
+    """Encrypt ``plaintext`` under a fresh KMS data key; returns the message body.
+
+    The envelope's ``KeyId`` (and the AAD's) is the key id KMS reports (its ARN), as the
+    reference writes it."""
     dk = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256", EncryptionContext=dict(ctx))
-    return seal_with_key(dk["Plaintext"], dk["CiphertextBlob"], key_id, ctx, plaintext).to_body()
+    key = bytearray(dk["Plaintext"])
+    try:
+        return seal_with_key(bytes(key), dk["CiphertextBlob"], str(dk["KeyId"]), ctx, plaintext).to_body()
+    finally:
+        key[:] = bytes(len(key))
 
 
-def open_body(kms: Any, key_id: str, ctx: Mapping[str, str], body: str) -> bytes:
-    """Decrypt a message body; any failure (including KMS refusing the context) is :class:`EnvelopeError`."""
+def open_body(kms: Any, allowed_key_ids: Collection[str], ctx: Mapping[str, str], body: str) -> bytes:
+    """Decrypt a message body; any failure (a foreign key, another destination, KMS refusing the
+    context, GCM) is :class:`EnvelopeError`. ``Decrypt`` is pinned to the envelope's key, which
+    must be one of ``allowed_key_ids``."""
     sealed = Sealed.from_body(body)
+    if sealed.destination != ctx["destination"]:
+        raise EnvelopeError(f"envelope is for {sealed.destination!r}, not {ctx['destination']!r}")
+    if sealed.key_id not in allowed_key_ids:
+        raise EnvelopeError(f"envelope key {sealed.key_id!r} is not an accepted key")
     try:
         dk = kms.decrypt(
-            CiphertextBlob=sealed.encrypted_data_key, KeyId=key_id, EncryptionContext=dict(ctx)
+            CiphertextBlob=sealed.encrypted_data_key, KeyId=sealed.key_id, EncryptionContext=dict(ctx)
         )
     except Exception as exc:  # botocore ClientError of any code: the key cannot be had
         raise EnvelopeError(f"KMS refused the data key: {exc}") from exc
-    return open_with_key(dk["Plaintext"], sealed, ctx)
+    if dk.get("KeyId") not in allowed_key_ids:
+        raise EnvelopeError("KMS decrypted with an unexpected key")
+    key = bytearray(dk["Plaintext"])
+    try:
+        return open_with_key(bytes(key), sealed, ctx)
+    finally:
+        key[:] = bytes(len(key))
+
+
+def accepted_key_ids(kms: Any, key_id: str) -> frozenset[str]:
+    """The ids a consumer configured with ``key_id`` accepts: the id itself, its key id and ARN."""
+    meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    return frozenset({key_id, str(meta["KeyId"]), str(meta["Arn"])})

@@ -85,7 +85,7 @@ class EventMapper:
             self.violation("malformed-event", f"event {message_id} does not follow event.schema.json: {exc!r}",
                            message_id=message_id)
             return
-        for attr in ("EventType", "EntityId", "SequenceNo", "EventId"):
+        for attr in ("EventType", "EntityId", "SequenceNo", "EventId", "CorrelationId"):
             if attr not in attributes:
                 self.violation("missing-attribute", f"event {event_id} lacks attribute {attr}", event_id=event_id)
         expected = {"EventType": name, "EntityId": entity, "SequenceNo": str(seq), "EventId": event_id}
@@ -102,6 +102,12 @@ class EventMapper:
             if entity != command.entity_id or seq != command.seq:
                 self.violation("wrong-entity-or-seq", f"event {event_id} names entity {entity} seq {seq}, its "
                                f"command {cause} is entity {command.entity_id} seq {command.seq}",
+                               event_id=event_id)
+            # the gate sends correlationId = the command id; an event carries its command's correlation id
+            correlation = meta.get("correlationId") if isinstance(meta, dict) else None
+            if correlation != cause or attributes.get("CorrelationId", cause) != cause:
+                self.violation("correlation-not-propagated", f"event {event_id} has correlationId {correlation!r} "
+                               f"(attribute {attributes.get('CorrelationId')!r}), its command's is {cause!r}",
                                event_id=event_id)
             candidates = {derived_event_id(cause, i, name) for i in range(4)}
             if event_id not in candidates:

@@ -28,6 +28,9 @@ DATA_KEY = bytes(range(32))
 OTHER_KEY = bytes(range(32, 64))
 EDK = b"kms-stand-in:" + bytes(range(19))  # opaque stand-in for the KMS CiphertextBlob
 NONCE = bytes.fromhex("000102030405060708090a0b")
+#: the envelope's KeyId is the key ARN KMS reports from GenerateDataKey (as the reference writes it)
+KEY_ID = "arn:aws:kms:us-east-1:000000000000:key/0f1e2d3c-4b5a-4678-9abc-def012345678"
+OTHER_KEY_ID = "0f1e2d3c-4b5a-4678-9abc-def012345678"  # the same key by its bare id: another AAD
 CTX = envelope.context(
     "6f1c2f3a-1d2e-4b5c-8d9e-0a1b2c3d4e5f", "orders-commands.fifo", "order-42", "PlaceOrder"
 )
@@ -49,20 +52,29 @@ PLAINTEXT = json.dumps(
 ).encode()
 
 
+def _fields(vec: dict[str, Any]) -> envelope.Sealed:
+    return envelope.Sealed(
+        vec["keyId"], vec["destination"], base64.b64decode(vec["encryptedDataKey"]),
+        base64.b64decode(vec["nonce"]), base64.b64decode(vec["tag"]), base64.b64decode(vec["ciphertext"]),
+    )
+
+
 def _vector(name: str, description: str, ctx: dict[str, str], *, key: bytes = DATA_KEY,
             plaintext: bytes = PLAINTEXT, nonce: bytes = NONCE) -> dict[str, Any]:
-    sealed = envelope.seal_with_key(key, EDK, "alias/flowgate-vectors", ctx, plaintext, nonce=nonce)
+    sealed = envelope.seal_with_key(key, EDK, KEY_ID, ctx, plaintext, nonce=nonce)
+    aad = envelope.aad(ctx, KEY_ID)
     return {
         "name": name,
         "description": description,
         "result": "accept",
         "dataKey": _b64(key),
         "encryptedDataKey": _b64(EDK),
-        "keyId": "alias/flowgate-vectors",
+        "keyId": KEY_ID,
+        "destination": sealed.destination,
         "nonce": _b64(nonce),
         "context": dict(ctx),
-        "aad": _b64(envelope.aad(ctx)),
-        "aadHex": envelope.aad(ctx).hex(),
+        "aad": _b64(aad),
+        "aadHex": aad.hex(),
         "plaintext": plaintext.decode(),
         "ciphertext": _b64(sealed.ciphertext),
         "tag": _b64(sealed.tag),
@@ -90,24 +102,30 @@ def build() -> dict[str, Any]:
         vec.update(changes)
         vec["name"], vec["description"], vec["result"] = name, why, "reject"
         vec["reason"] = "DecryptionError"
+        # the consumer's AAD: from the context it expects and the envelope's key id
+        consumer_aad = envelope.aad(vec["context"], vec["keyId"])
+        vec["aad"], vec["aadHex"] = _b64(consumer_aad), consumer_aad.hex()
+        vec["body"] = _fields(vec).to_body()  # the body carries exactly the (tampered) fields
         negatives.append(vec)
 
-    wrong_ctx = {**CTX, "destination": "other-commands.fifo"}
     negative("wrong-context-destination",
-             "the consumer's context names another queue: the AAD differs (and KMS would refuse)",
-             context=wrong_ctx, aad=_b64(envelope.aad(wrong_ctx)), aadHex=envelope.aad(wrong_ctx).hex())
-    wrong_entity = {**CTX, "entityId": "order-43"}
+             "the consumer is another queue: the envelope's Destination is not its own (and the AAD differs)",
+             context={**CTX, "destination": "other-commands.fifo"})
+    negative("wrong-destination",
+             "ciphertext moved to another queue with Destination rewritten to match it: the AAD differs",
+             context={**CTX, "destination": "other-commands.fifo"}, destination="other-commands.fifo")
     negative("wrong-context-entity", "the ciphertext moved to another entity's message",
-             context=wrong_entity, aad=_b64(envelope.aad(wrong_entity)),
-             aadHex=envelope.aad(wrong_entity).hex())
-    swapped = {**CTX, "entityId": CTX["messageType"], "messageType": CTX["entityId"]}
+             context={**CTX, "entityId": "order-43"})
+    negative("wrong-context-message-id", "the ciphertext moved to another message (other EventId)",
+             context={**CTX, "messageId": "00000000-0000-4000-8000-000000000000"})
     negative("swapped-aad-fields", "entityId and messageType swapped: same bytes, other order",
-             context=swapped, aad=_b64(envelope.aad(swapped)), aadHex=envelope.aad(swapped).hex())
+             context={**CTX, "entityId": CTX["messageType"], "messageType": CTX["entityId"]})
     # an AAD that concatenates without length prefixes collides: show the prefix matters
-    shifted = {**CTX, "destination": CTX["destination"] + "o", "entityId": CTX["entityId"][1:]}
     negative("shifted-aad-boundary",
-             "one byte moved from entityId to destination: equal without length prefixes, unequal with",
-             context=shifted, aad=_b64(envelope.aad(shifted)), aadHex=envelope.aad(shifted).hex())
+             "one byte moved from entityId to messageId: equal without length prefixes, unequal with",
+             context={**CTX, "messageId": CTX["messageId"] + "o", "entityId": CTX["entityId"][1:]})
+    negative("wrong-key-id", "the envelope names the same key by another id: the key id is bound in the AAD",
+             keyId=OTHER_KEY_ID)
     tag = base64.b64decode(ok["tag"])
     negative("truncated-tag", "a 12-byte tag: must be refused before or by AES-GCM", tag=_b64(tag[:12]))
     negative("wrong-key", "another data key (a data key of a foreign KMS key)", dataKey=_b64(OTHER_KEY))
@@ -118,35 +136,35 @@ def build() -> dict[str, Any]:
     bad_tag[-1] ^= 0x80
     negative("flipped-tag-bit", "the last tag bit flipped", tag=_b64(bytes(bad_tag)))
     negative("wrong-nonce", "another nonce", nonce=_b64(bytes(12)))
-    for vec in negatives:  # keep the body consistent with the (tampered) fields where it can be
-        if vec["name"] in ("truncated-tag", "flipped-ciphertext-bit", "flipped-tag-bit", "wrong-nonce"):
-            doc = json.loads(base64.b64decode(ok["body"]))
-            doc.update({"Tag": vec["tag"], "Ciphertext": vec["ciphertext"], "Nonce": vec["nonce"]})
-            vec["body"] = _b64(json.dumps(doc, separators=(",", ":")).encode())
     return {
         "scheme": envelope.SCHEME,
+        "contextFields": list(envelope.CONTEXT_FIELDS),
         "aadFields": list(envelope.AAD_FIELDS),
-        "aadEncoding": "for each field in aadFields: uint32 big-endian byte length, then UTF-8 bytes",
+        "aadEncoding": "for each field in aadFields: uint32 big-endian byte length, then UTF-8 bytes; "
+                       "keyId = the envelope's KeyId, the others = the consumer's expected context",
+        "envelopeFields": ["Version", "KeyId", "Destination", "EncryptedDataKey", "Nonce", "Tag", "Ciphertext"],
         "vectors": [ok, ok_unicode, ok_empty, *negatives],
     }
 
 
 def verify(doc: dict[str, Any]) -> list[str]:
-    """Check every vector with :mod:`harness.gate.envelope`; returns the failures (empty = all good)."""
+    """Check every vector with :mod:`harness.gate.envelope`; returns the failures (empty = all good).
+
+    The consumer's procedure: parse ``body``, refuse a ``Destination`` other than the context's,
+    compute the AAD from the expected context and the envelope's ``KeyId``, open with ``dataKey``."""
     failures: list[str] = []
     for vec in doc["vectors"]:
         ctx = vec["context"]
-        if envelope.aad(ctx) != base64.b64decode(vec["aad"]):
-            failures.append(f"{vec['name']}: aad does not match the context")
+        if envelope.aad(ctx, vec["keyId"]) != base64.b64decode(vec["aad"]):
+            failures.append(f"{vec['name']}: aad does not match the context and key id")
             continue
-        sealed = envelope.Sealed(
-            vec["keyId"], base64.b64decode(vec["encryptedDataKey"]), base64.b64decode(vec["nonce"]),
-            base64.b64decode(vec["tag"]), base64.b64decode(vec["ciphertext"]),
-        )
+        got: bytes | None
         try:
-            if len(sealed.tag) != envelope.TAG_BYTES or len(sealed.nonce) != envelope.NONCE_BYTES:
-                raise envelope.EnvelopeError("bad lengths")
-            got: bytes | None = envelope.open_with_key(base64.b64decode(vec["dataKey"]), sealed, ctx)
+            sealed = envelope.Sealed.from_body(vec["body"])
+            if sealed != _fields(vec):
+                failures.append(f"{vec['name']}: body does not carry the vector's fields")
+                continue
+            got = envelope.open_with_key(base64.b64decode(vec["dataKey"]), sealed, ctx)
         except envelope.EnvelopeError:
             got = None
         if vec["result"] == "accept" and got != vec["plaintext"].encode():

@@ -16,9 +16,11 @@ POISON_REASONS: Final[dict[str, str]] = {
     "tampered": "DecryptionError",
     "swapped_aad": "DecryptionError",
     "wrong_key": "DecryptionError",
+    "moved_ciphertext": "DecryptionError",
+    "wrong_destination": "DecryptionError",
 }
-#: Kinds that need encryption on.
-ENCRYPTED_ONLY: Final = frozenset({"tampered", "swapped_aad", "wrong_key"})
+#: Kinds that need encryption on (all hostile: an effect caused by one is an ``integrity-breach``).
+ENCRYPTED_ONLY: Final = frozenset({"tampered", "swapped_aad", "wrong_key", "moved_ciphertext", "wrong_destination"})
 
 SEQUENCES: Final[tuple[tuple[str, ...], ...]] = (
     ("PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder"),
@@ -47,6 +49,9 @@ class Profile:
     poison: tuple[str, ...]
     kills: int = 0                   # SIGKILL + restart of a running instance
     slow_windows: int = 0            # an extra instance with FLOWGATE_HANDLER_DELAY_MS for a while
+    slow_kills: int = 0              # as slow_windows, but the slow instance is SIGKILLed mid-handler at the end
+    bursts: int = 0                  # orders whose commands are all sent in one SendMessageBatch (same group,
+    #                                  one receive sees several of them: exposes parallel/out-of-order groups)
     slow_window_seconds: float = 8.0
     send_seconds: float = 4.0        # sends are spread over this long
     settle_timeout: float = 90.0     # how long to wait for every effect and dead letter
@@ -54,12 +59,13 @@ class Profile:
 
 PROFILES: Final[dict[str, Profile]] = {
     "smoke": Profile("smoke", orders=6, instances=1, visibility_timeout=5, max_receive_count=3, duplicates=2,
-                     poison=tuple(POISON_REASONS), send_seconds=2.0, settle_timeout=60.0),
+                     poison=tuple(POISON_REASONS), bursts=2, send_seconds=2.0, settle_timeout=60.0),
     "standard": Profile("standard", orders=16, instances=2, visibility_timeout=3, max_receive_count=5,
-                        duplicates=4, poison=tuple(POISON_REASONS), kills=1, slow_windows=1,
-                        send_seconds=8.0, settle_timeout=120.0),
+                           duplicates=4, poison=tuple(POISON_REASONS), kills=1, slow_windows=1, slow_kills=1,
+                        bursts=3, send_seconds=8.0, settle_timeout=120.0),
     "chaos": Profile("chaos", orders=30, instances=3, visibility_timeout=3, max_receive_count=6, duplicates=8,
-                     poison=tuple(POISON_REASONS) * 2, kills=4, slow_windows=2, send_seconds=16.0,
+                     poison=tuple(POISON_REASONS) * 2, kills=4, slow_windows=2, slow_kills=1, bursts=5,
+                     send_seconds=16.0,
                      settle_timeout=180.0),
 }
 
@@ -86,7 +92,7 @@ class PlannedPoison:
 @dataclass(frozen=True, slots=True)
 class Fault:
     at: float                        # seconds after the first send
-    kind: str                        # kill | slow
+    kind: str                        # kill | slow | slow-kill
     instance: int
 
 
@@ -95,7 +101,8 @@ class Plan:
     seed: int
     profile: Profile
     commands: list[PlannedCommand] = field(default_factory=list)
-    #: (index into commands, or -1 - poison index) in send order; duplicates are ("dup", i)
+    #: ("send", command index) | ("dup", command index) | ("poison", poison index) |
+    #: ("burst", command index of the order's first command: all its commands in one batch), in send order
     schedule: list[tuple[str, int]] = field(default_factory=list)
     poison: list[PlannedPoison] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
@@ -150,6 +157,17 @@ def make_plan(profile: Profile, seed: int, run_id: str, *, encrypted: bool, inst
         after = sent_of[later[0]] if later else sent_of[index]
         plan.schedule.insert(after + 1, ("dup", index))
         sent_of = {i: pos + (1 if pos > after else 0) for i, pos in sent_of.items()}
+    # bursts: a few orders without a resend send all their commands at once (one SendMessageBatch);
+    # a separate generator so the rest of a seed's plan is what it was before bursts existed
+    burst_rng = random.Random(f"{seed}:bursts")
+    resent = {plan.commands[i].entity_id for kind, i in plan.schedule if kind == "dup"}
+    firsts = [i for i, c in enumerate(plan.commands) if c.seq == 1 and c.entity_id not in resent]
+    for first in sorted(burst_rng.sample(firsts, min(profile.bursts, len(firsts)))):
+        entity = plan.commands[first].entity_id
+        members = {j for j, c in enumerate(plan.commands) if c.entity_id == entity}
+        at = plan.schedule.index(("send", first))
+        plan.schedule = [e for e in plan.schedule if not (e[0] == "send" and e[1] in members)]
+        plan.schedule.insert(at, ("burst", first))
     kinds = [k for k in profile.poison if encrypted or k not in ENCRYPTED_ONLY]
     for number, kind in enumerate(kinds):
         poison_id = f"poison-{run_id}-{number:02d}-{kind}"
@@ -160,5 +178,9 @@ def make_plan(profile: Profile, seed: int, run_id: str, *, encrypted: bool, inst
         plan.faults.append(Fault(round(rng.uniform(1.0, horizon), 2), "kill", rng.randrange(instances)))
     for _ in range(profile.slow_windows):
         plan.faults.append(Fault(round(rng.uniform(0.5, max(1.0, profile.send_seconds / 2)), 2), "slow", instances))
+    fault_rng = random.Random(f"{seed}:slow-kills")
+    for _ in range(profile.slow_kills):
+        plan.faults.append(Fault(round(fault_rng.uniform(0.5, max(1.0, profile.send_seconds / 2)), 2), "slow-kill",
+                                 instances + 1))
     plan.faults.sort(key=lambda f: f.at)
     return plan

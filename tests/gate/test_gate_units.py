@@ -32,21 +32,34 @@ def test_same_seed_same_plan_other_seed_other_plan() -> None:
 def test_plan_keeps_each_entity_in_sequence_and_resends_after_seq_2() -> None:
     plan = make_plan(PROFILES["chaos"], 3, "run", encrypted=True, instances=3)
     last: dict[str, int] = {}
+    bursts = set()
     for kind, index in plan.schedule:
+        if kind == "burst":
+            entity = plan.commands[index].entity_id
+            assert entity not in last  # a burst carries all of its order's commands, nothing sent before
+            last[entity] = max(c.seq for c in plan.commands if c.entity_id == entity)
+            bursts.add(entity)
         if kind != "send":
             continue
         c = plan.commands[index]
+        assert c.entity_id not in bursts
         assert c.seq == last.get(c.entity_id, 0) + 1
         last[c.entity_id] = c.seq
+    assert len(bursts) == PROFILES["chaos"].bursts
+    assert set(last) == {c.entity_id for c in plan.commands}  # every command is sent
     dups = [i for kind, i in plan.schedule if kind == "dup"]
     assert len(dups) == PROFILES["chaos"].duplicates
-    assert {f.kind for f in plan.faults} == {"kill", "slow"}
-    assert len(plan.poison) == 12
+    assert not {plan.commands[i].entity_id for i in dups} & bursts
+    assert {f.kind for f in plan.faults} == {"kill", "slow", "slow-kill"}
+    assert len(plan.poison) == 16
 
 
 def test_unencrypted_plan_leaves_out_hostile_kinds() -> None:
     plan = make_plan(PROFILES["smoke"], 1, "run", encrypted=False, instances=1)
     assert {p.kind for p in plan.poison} == {"bad_json", "unknown_type", "missing_attribute"}
+    hostile = make_plan(PROFILES["smoke"], 1, "run", encrypted=True, instances=1)
+    assert {p.kind for p in hostile.poison} >= {"tampered", "swapped_aad", "wrong_key", "moved_ciphertext",
+                                                 "wrong_destination"}
 
 
 def test_command_bodies_follow_the_schema() -> None:
@@ -93,3 +106,23 @@ def test_unknown_profile_is_an_argparse_error() -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(["--impl", "x", "--profile", "nope"])
     assert exc.value.code == 2
+
+
+def test_self_test_needs_no_impl_and_refuses_one() -> None:
+    assert cli.main(["--self-test", "--impl", "x"]) == EXIT_USAGE
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--profile", "smoke"])  # neither --impl nor --self-test
+    assert exc.value.code == 2
+
+
+def test_every_reference_mutant_has_a_gate_profile_or_a_reason() -> None:
+    from harness.gate.mutants import NOT_OBSERVABLE, REFERENCE_GATE, reference_catalog
+    from harness.mutants.catalog import MUTANTS
+
+    assert set(MUTANTS) == set(REFERENCE_GATE) | set(NOT_OBSERVABLE)
+    assert not set(REFERENCE_GATE) & set(NOT_OBSERVABLE)
+    for m in reference_catalog():
+        assert m.unobservable or (m.profile in PROFILES and m.expect), m.name
+    contract = (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
+    for name in NOT_OBSERVABLE:
+        assert f"`{name}`" in contract, f"{name} must be listed as not observable in docs/contract.md"

@@ -30,7 +30,8 @@ def event(cause: str, seq: int, name: str, event_id: str | None = None) -> tuple
     body = {"name": name, "entity": {"id": "order-1"}, "payload": {},
             "metadata": {"eventId": eid, "isReplay": False, "occurredOn": "2026-11-21T10:00:00.000Z",
                          "sequenceNo": seq, "correlationId": cause, "causationId": cause, "properties": {}}}
-    attrs = {"EventType": name, "EventName": name, "EntityId": "order-1", "SequenceNo": str(seq), "EventId": eid}
+    attrs = {"EventType": name, "EventName": name, "EntityId": "order-1", "SequenceNo": str(seq), "EventId": eid,
+             "CorrelationId": cause}
     return json.dumps(body), attrs
 
 

@@ -9,7 +9,7 @@ const crypto = require('node:crypto');
 const { SQSClient, ReceiveMessageCommand, DeleteMessageCommand, SendMessageCommand,
   ChangeMessageVisibilityCommand } = require('@aws-sdk/client-sqs');
 const { SNSClient, PublishCommand } = require('@aws-sdk/client-sns');
-const { KMSClient, GenerateDataKeyCommand, DecryptCommand } = require('@aws-sdk/client-kms');
+const { KMSClient, GenerateDataKeyCommand, DecryptCommand, DescribeKeyCommand } = require('@aws-sdk/client-kms');
 const env = require('./lib/envelope');
 const { openStore } = require('./lib/store');
 const { derivedEventId } = require('./lib/ids');
@@ -60,6 +60,16 @@ class BusinessFailure extends Error {}
 
 const attr = (msg, name) => (msg.MessageAttributes && msg.MessageAttributes[name] ? msg.MessageAttributes[name].StringValue : undefined);
 
+// The key ids this consumer accepts in an envelope: the configured id, and the key's id and ARN.
+let accepted = null;
+async function acceptedKeys() {
+  if (!accepted) {
+    const meta = (await kms.send(new DescribeKeyCommand({ KeyId: cfg.kmsKeyId }))).KeyMetadata;
+    accepted = new Set([cfg.kmsKeyId, meta.KeyId, meta.Arn]);
+  }
+  return accepted;
+}
+
 async function decodeCommand(msg) {
   if (Buffer.byteLength(msg.Body || '', 'utf8') > MAX_BODY) throw new Poison('OversizedMessage', 'body over 256 KiB');
   const type = attr(msg, 'CommandType'); const entityId = attr(msg, 'EntityId'); const seq = attr(msg, 'SequenceNo');
@@ -76,8 +86,13 @@ async function decodeCommand(msg) {
     const ctx = env.context(messageId, queueName, entityId, type);
     try {
       const sealed = env.fromBody(msg.Body);
-      const dk = await kms.send(new DecryptCommand({ CiphertextBlob: sealed.encryptedDataKey, KeyId: cfg.kmsKeyId, EncryptionContext: ctx }));
-      text = env.openWithKey(Buffer.from(dk.Plaintext), sealed, ctx).toString('utf8');
+      if (sealed.destination !== queueName) throw new env.EnvelopeError(`envelope is for ${sealed.destination}, not ${queueName}`);
+      const keys = await acceptedKeys();
+      if (!keys.has(sealed.keyId)) throw new env.EnvelopeError(`envelope key ${sealed.keyId} is not an accepted key`);
+      const dk = await kms.send(new DecryptCommand({ CiphertextBlob: sealed.encryptedDataKey, KeyId: sealed.keyId, EncryptionContext: ctx }));
+      if (!keys.has(dk.KeyId)) throw new env.EnvelopeError('KMS decrypted with an unexpected key');
+      const key = Buffer.from(dk.Plaintext);
+      try { text = env.openWithKey(key, sealed, ctx).toString('utf8'); } finally { key.fill(0); }
     } catch (err) {
       if (err.name === 'ThrottlingException' || err.$retryable) throw err; // transport, not poison
       throw new Poison('DecryptionError', err.message);
@@ -144,8 +159,9 @@ async function publish(event) {
   if (cfg.kmsKeyId && !cfg.broken.has('plaintext-events')) {
     const ctx = env.context(event.metadata.eventId, topicName, event.entity.id, event.name);
     const dk = await kms.send(new GenerateDataKeyCommand({ KeyId: cfg.kmsKeyId, KeySpec: 'AES_256', EncryptionContext: ctx }));
-    body = env.toBody(env.sealWithKey(Buffer.from(dk.Plaintext), Buffer.from(dk.CiphertextBlob), cfg.kmsKeyId, ctx, Buffer.from(body, 'utf8')));
-    Buffer.from(dk.Plaintext).fill(0);
+    const key = Buffer.from(dk.Plaintext);
+    // KeyId in the envelope and the AAD = the key id KMS reports (its ARN), as the reference writes it
+    try { body = env.toBody(env.sealWithKey(key, Buffer.from(dk.CiphertextBlob), dk.KeyId, ctx, Buffer.from(body, 'utf8'))); } finally { key.fill(0); }
     attrs.Encryption = s(env.SCHEME);
   }
   await sns.send(new PublishCommand({ TopicArn: cfg.topicArn, Message: body, Subject: event.name, MessageAttributes: attrs,
