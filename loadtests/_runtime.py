@@ -42,8 +42,9 @@ class Config:
     send_concurrency: int = 32
     linger_s: float = 0.02
     probe_pollers: int = 2
-    commands_per_order: int = 4
+    commands_per_order: int = 1
     storage_url: str | None = None
+    pollers: int | None = None  # reference: BusOptions.pollers (None: the reference's default)
     worker_history: bool = True
     bus_config: str | None = None
     report_dir: Path = Path("reports/load")
@@ -164,6 +165,7 @@ class Run:
         )
         self.sut.commands_per_order = self.cfg.commands_per_order
         self.sut.storage_url = self.cfg.storage_url
+        self.sut.pollers = self.cfg.pollers
         self.sut.bus_config = self.cfg.bus_config
         self.sut.worker_history = self.cfg.worker_history and self.cfg.sut == "reference"
         self.sut.history_observer = self.history.observer("producer")

@@ -68,11 +68,12 @@ class SUT:
     queues: list[str] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
     final_event: str = "OrderConfirmed"
-    commands_per_order: int = 4
+    commands_per_order: int = 1
     records_sends: bool = False  # True when the SUT's dispatcher writes the send ops itself
     fifo_events: ClassVar[bool] = True
     history_observer: Any = None
     storage_url: str | None = None
+    pollers: int | None = None  # reference: BusOptions.pollers written into the bus config
     worker_history: bool = False  # the workers write their own history (reference --history)
     bus_config: str | None = None  # an existing system's bus config: adopt, start no workers
 
@@ -245,10 +246,12 @@ WORKER_CMD = os.environ.get("FLOWGATE_WORKER_CMD", "-m reference.worker --config
 class ReferenceSUT(SUT):
     """The reference bus: bootstrapper, ``reference.worker`` subprocesses, SqsCommandDispatcher.
 
-    One order = the client-issued lifecycle ``PlaceOrder, AuthorizePayment, ReserveInventory,
-    ConfirmOrder`` (``commands_per_order`` = 4, seq 1..4, one FIFO group per order) sent with
-    ``dispatch_many`` (SendMessageBatch, <= 10 per call, in order); the effect is observed when
-    the event of the last command (``OrderConfirmed``) reaches the probe. The dispatcher's own
+    One order = ``PlaceOrder`` -> ``OrderPlaced`` -> view updated (``commands_per_order`` = 1, the
+    default: the baseline's hops), or the client-issued lifecycle ``PlaceOrder, AuthorizePayment,
+    ReserveInventory, ConfirmOrder`` (``commands_per_order`` = 4, seq 1..4, one FIFO group per
+    order), sent with ``dispatch_many`` (SendMessageBatch, <= 10 per call, in order); the effect
+    is observed when the event of the last command (``OrderPlaced``/``OrderConfirmed``) reaches
+    the probe. The dispatcher's own
     observer writes the ``send`` ops of the history.
     """
 
@@ -277,6 +280,8 @@ class ReferenceSUT(SUT):
             "subscribe": {f"{p}-order-views.fifo": [f"{p}-order-events.fifo"]},
             "options": {"wait_time_seconds": 1, "visibility_timeout": 30},
         }
+        if self.pollers:
+            self.config_dict["options"]["pollers"] = self.pollers
         if self.bus_config:  # a system already running: use its topology, create/delete nothing of it
             from reference.worker import load_config_file
 

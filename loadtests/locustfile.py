@@ -107,13 +107,20 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
         default=os.environ.get("FLOWGATE_STORAGE_URL"),
         help="reference: SQL URL for entity state/idempotency (default in-memory; sqlite file if --workers>1)",
     )
+    g.add_argument(
+        "--pollers",
+        type=int,
+        default=int(os.environ["FLOWGATE_POLLERS"]) if os.environ.get("FLOWGATE_POLLERS") else None,
+        help="reference: poll threads per listener in each worker (BusOptions.pollers; default: the reference's)",
+    )
     g.add_argument("--sut", default=os.environ.get("FLOWGATE_SUT", "reference"), choices=["reference", "raw"])
     g.add_argument(
         "--commands-per-order",
         type=int,
-        default=4,
+        default=int(os.environ.get("FLOWGATE_COMMANDS_PER_ORDER", "1")),
         choices=[1, 2, 3, 4],
-        help="reference: commands issued per order (4 = Place, Authorize, Reserve, Confirm)",
+        help="reference: commands issued per order: 1 (default) = PlaceOrder -> OrderPlaced -> view, the "
+        "baseline's hops; 4 = the lifecycle Place, Authorize, Reserve, Confirm",
     )
     g.add_argument("--p99-ms", type=float, default=None, help="fail when p99 send-to-effect exceeds this")
     g.add_argument("--p95-ms", type=float, default=None, help="fail when p95 send-to-effect exceeds this")
@@ -160,6 +167,7 @@ def _config(options):  # type: ignore[no-untyped-def]
         send_concurrency=options.send_concurrency,
         commands_per_order=options.commands_per_order,
         storage_url=options.storage_url,
+        pollers=options.pollers,
         bus_config=options.bus_config,
         worker_history=options.worker_history,
         report_dir=Path(options.report_dir),

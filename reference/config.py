@@ -27,6 +27,10 @@ Timeouts and how they interact (all seconds):
   in the business dead-letter store on the attempt with receive count >= this; keep it <=
   ``max_receive_count`` or SQS's redrive moves the message first.
 * ``batch_linger`` -- how long the batching sender waits to fill a SendMessageBatch/PublishBatch.
+* ``publish_linger`` -- the same for the worker's event publisher, which collects the outboxes of
+  all its pollers: full PublishBatch calls matter most (a FIFO topic's fan-out is sequential).
+* ``pollers`` -- concurrent poll loops per listener in a worker process (throughput; FIFO
+  ordering does not depend on it).
 """
 
 from __future__ import annotations
@@ -61,8 +65,15 @@ class BusOptions:
     max_receive_count: int = 3
     business_max_attempts: int = 3
     max_concurrent_calls: int = 10
+    #: concurrent ReceiveMessage loops per listener in a worker process (reference.worker); each
+    #: poll is receive -> process -> PublishBatch -> DeleteMessageBatch, so one poller waits on
+    #: the API most of the time; with the worker's shared publisher 2 suffice (measured on 2 cores
+    #: against LocalStack: 1-2 best, 3 and more add small receives and latency; docs/load.md)
+    pollers: int = 2
     message_retention_seconds: int = 1_209_600
     batch_linger: float = 0.01
+    #: linger of the worker's shared event publisher (listener outboxes of all pollers -> PublishBatch)
+    publish_linger: float = 0.05
     idempotency_ttl_seconds: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
@@ -76,6 +87,10 @@ class BusOptions:
             raise ConfigurationError("business_max_attempts must be within 1..max_receive_count")
         if self.max_concurrent_calls < 1:
             raise ConfigurationError("max_concurrent_calls must be >= 1")
+        if self.batch_linger < 0 or self.publish_linger < 0:
+            raise ConfigurationError("batch_linger and publish_linger must be >= 0")
+        if not 1 <= self.pollers <= 64:
+            raise ConfigurationError("pollers must be within 1..64")
 
 
 @dataclass

@@ -12,8 +12,10 @@ message's eventId (never random, never the ciphertext, so a resend within 5 minu
 
 Two send paths: ``dispatch`` (one message, synchronous; through a shared batcher when
 ``batch_linger`` > 0 and ``batching=True``, so concurrent callers share SendMessageBatch/PublishBatch
-calls of up to 10 entries) and ``dispatch_many`` (explicit batches, in order). Per-entry
-failures of batch calls raise :class:`DispatchError`. Bodies over 256 KiB raise
+calls of up to 10 entries), ``dispatch_many`` (explicit batches, in order) and
+``dispatch_each`` (several independent message lists, e.g. the outboxes of a listener's poll,
+sent in order in shared batch calls, one outcome per list). Per-entry failures of batch calls
+raise :class:`DispatchError` (``dispatch_each`` returns them instead). Bodies over 256 KiB raise
 :class:`OversizedMessage` before any call.
 """
 
@@ -152,13 +154,14 @@ class _Dispatcher:
     kind = "command"
 
     def __init__(self, config: BusConfiguration, resources: Resources, *, cipher: EnvelopeCipher | None,
-                 observer: Observer | None, telemetry: Telemetry | None, batching: bool) -> None:
+                 observer: Observer | None, telemetry: Telemetry | None, batching: bool,
+                 linger: float | None = None) -> None:
         self.config = config
         self.resources = resources
         self.cipher = cipher
         self.observer = observer or NullObserver()
         self.telemetry = telemetry or NOOP
-        linger = config.options.batch_linger
+        linger = config.options.batch_linger if linger is None else linger
         self._batcher = Batcher(self._send_batch, linger) if batching and linger > 0 else None
 
     def close(self) -> None:
@@ -234,6 +237,84 @@ class _Dispatcher:
         if failures:
             raise DispatchError("; ".join(failures))
 
+    def dispatch_each(self, items: Sequence[Sequence[Message]]) -> list[Exception | None]:
+        """Send several independent lists of messages with as few batch calls as possible.
+
+        ``items`` are, e.g., the outboxes of the messages a listener finished in one poll. All their
+        messages go out in the given order (item by item), consecutive messages for the same
+        destination sharing SendMessageBatch/PublishBatch calls of <= 10 entries, across item
+        boundaries. Returns one outcome per item: None when every message of the item was
+        acknowledged, else the first error among them (a failed call fails each of its entries).
+        Never raises for a send failure; the caller decides what a failed item means.
+        """
+        routed = [(n, m, d) for n, msgs in enumerate(items) for m in msgs if (d := self._destination(m)) is not None]
+        outcome: list[Exception | None] = [None] * len(items)
+        if self._batcher is not None:
+            return self._each_through_batcher(routed, outcome)
+        i = 0
+        while i < len(routed):
+            dest = routed[i][2]
+            j = i
+            while j < len(routed) and j - i < MAX_BATCH and routed[j][2] == dest:
+                j += 1
+            chunk, i = routed[i:j], j
+            entries: list[dict[str, Any]] = []
+            errors: list[Exception | None] = []
+            for k, (_n, m, _d) in enumerate(chunk):
+                self._observe(m, dest, "invoke")
+                try:
+                    entry = self._entry(m, dest)
+                except Exception as exc:  # e.g. OversizedMessage: this entry only
+                    entries.append({})
+                    errors.append(exc)
+                    continue
+                entry["Id"] = str(k)
+                entries.append(entry)
+                errors.append(None)
+            todo = [e for e, err in zip(entries, errors, strict=True) if err is None]
+            start = time.perf_counter()
+            try:
+                if len(todo) > 1:
+                    sent = self._send_batch(dest, todo)
+                else:
+                    sent = [self._try_one(dest, e) for e in todo]
+            except Exception as exc:
+                sent = [exc] * len(todo)
+            ms = (time.perf_counter() - start) * 1000
+            it = iter(sent)
+            for k, (n, m, _d) in enumerate(chunk):
+                err = errors[k] if errors[k] is not None else next(it)
+                self._observe(m, dest, "ok" if err is None else "fail")
+                self._metric(err is None, dest, m.name, ms)
+                if err is not None and outcome[n] is None:
+                    outcome[n] = err
+        return outcome
+
+    def _each_through_batcher(self, routed: list[tuple[int, Message, str]],
+                              outcome: list[Exception | None]) -> list[Exception | None]:
+        """``dispatch_each`` through the shared batcher: entries of concurrent callers (e.g. all
+        pollers of a worker) share full batch calls. Each destination's entries keep their
+        submission order, so a FIFO group's events stay in order."""
+        assert self._batcher is not None
+        start = time.perf_counter()
+        waiting: list[tuple[int, Message, str, Future[None]]] = []
+        for n, m, d in routed:
+            self._observe(m, d, "invoke")
+            try:
+                fut = self._batcher.submit(d, self._entry(m, d))
+            except Exception as exc:
+                fut = Future()
+                fut.set_exception(exc)
+            waiting.append((n, m, d, fut))
+        for n, m, d, fut in waiting:
+            err = fut.exception()
+            err = err if err is None or isinstance(err, Exception) else DispatchError(str(err))
+            self._observe(m, d, "ok" if err is None else "fail")
+            self._metric(err is None, d, m.name, (time.perf_counter() - start) * 1000)
+            if err is not None and outcome[n] is None:
+                outcome[n] = err
+        return outcome
+
     def _try_one(self, destination: str, entry: dict[str, Any]) -> Exception | None:
         try:
             entry = {k: v for k, v in entry.items() if k != "Id"}
@@ -295,13 +376,16 @@ class SqsCommandDispatcher(_Dispatcher):
 
 
 class SnsEventDispatcher(_Dispatcher):
-    """Publishes events to the topic their type is raised to; unrouted events are skipped."""
+    """Publishes events to the topic their type is raised to; unrouted events are skipped.
+
+    With ``batching`` its batcher lingers ``options.publish_linger`` (the worker's shared outbox
+    publisher; full PublishBatch calls matter more than a few ms of latency)."""
 
     def __init__(self, sns: Any, config: BusConfiguration, resources: Resources, *,
                  cipher: EnvelopeCipher | None = None, observer: Observer | None = None,
                  telemetry: Telemetry | None = None, batching: bool = False) -> None:
         super().__init__(config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
-                         batching=batching)
+                         batching=batching, linger=config.options.publish_linger)
         self.sns = sns
 
     def _destination(self, message: Message) -> str | None:

@@ -7,6 +7,18 @@ For each received message (fault points of :mod:`reference.hooks` in this order)
       -> ONE atomic fenced commit -> after_effect_before_delete -> publish outbox events
       -> after_publish -> before_delete -> delete -> after_delete
 
+The publish and the delete are batched over the whole poll (:meth:`SqsListener._finish`): every
+message is first taken up to its commit (``after_effect_before_delete``); then the outboxes of
+all finished messages are published (PublishBatch, <= 10 per call and topic; each FIFO group's
+events in order, one message of a group per call) and ``after_publish`` is hit for each; then
+``before_delete`` for each, the deletes go out as DeleteMessageBatch (<= 10; a failed entry is a
+stale receipt: observed as a ``delete`` fail, never fatal) and ``after_delete`` is hit for each
+deleted message. Per message the order of the points and the safety order commit -> publish ->
+delete are unchanged; across the messages of one poll the later points interleave. A message is
+deleted only after its events were published; if that publish fails, it and the rest of its
+group stay for redelivery (committed, so the redelivery is a duplicate that re-publishes).
+Poison is forwarded to the DLQ and deleted on the spot (single calls: rare).
+
 Outcomes:
 
 * **done** (effect committed, or already completed = *duplicate*: its outbox is re-published with
@@ -24,7 +36,9 @@ Ordering: messages are grouped by MessageGroupId (standard queues: each message 
 group). A group is processed strictly in order and stops at its first unfinished message; the
 rest of that group in the batch is left for redelivery. Groups run in parallel on ``executor``
 (production, up to ``max_concurrent_calls``) or one after another when ``executor`` is None
-(simulation: :meth:`SqsListener.poll_once` is then deterministic).
+(simulation: :meth:`SqsListener.poll_once` is then deterministic). A worker runs
+``BusOptions.pollers`` threads per listener, each calling :meth:`SqsListener.poll_once` in a
+loop (SQS FIFO never hands a group's messages to a second receiver while some are in flight).
 
 Timeouts: the message is invisible for VT = ``visibility_timeout`` from receipt; the idempotency
 lease ends at the same deadline. At every step boundary, when more than VT/2 has passed since the
@@ -48,7 +62,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reference.bus import Processor
 from reference.config import BusOptions, is_fifo
-from reference.dispatchers import MAX_BODY_BYTES
+from reference.dispatchers import MAX_BATCH, MAX_BODY_BYTES
 from reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher
 from reference.errors import (
     BusinessError,
@@ -92,6 +106,13 @@ class _Flight:
     extended_at: float
     key: str | None = None
     token: int | None = None
+    #: set by ``_command``/``_event`` when the message is finished up to its publish + delete,
+    #: which :meth:`SqsListener._finish` then does for the whole poll in batch calls
+    ready: bool = False
+    outbox: Sequence[Message] = ()
+    ctx: dict[str, Any] | None = None
+    #: ``after_publish`` is hit after the outbox publish (effects and projections, not duplicates)
+    publish_point: bool = False
 
     @property
     def message_id(self) -> str:
@@ -146,11 +167,18 @@ class SqsListener:
                 stop.wait(1.0)
 
     def poll_once(self) -> int:
-        """One ReceiveMessage (long poll, up to 10) and the processing of everything received.
+        """One ReceiveMessage (long poll, up to 10) and the processing of everything received,
+        including the publish and delete (:meth:`_finish`) before it returns.
 
         Returns the number of messages received. Raises :class:`TransportError` if the receive
         itself fails; :class:`~reference.hooks.WorkerCrash` always propagates.
         """
+        received, groups = self._receive_and_process()
+        self._finish(groups)
+        return received
+
+    def _receive_and_process(self) -> tuple[int, list[list[_Flight]]]:
+        """Receive, then take every message up to its commit (``_run_group`` per FIFO group)."""
         vt = self.options.visibility_timeout
         try:
             resp = self.sqs.receive_message(
@@ -176,7 +204,73 @@ class SqsListener:
             futures = [self.executor.submit(self._run_group, flights) for flights in groups.values()]
             for fut in futures:
                 fut.result()
-        return len(messages)
+        return len(messages), list(groups.values())
+
+    def _finish(self, groups: list[list[_Flight]]) -> None:
+        """Publish the outboxes, then delete, of every message of this poll that is ready.
+
+        Per message the safety order is unchanged: commit -> publish its events -> delete it. The
+        calls are shared: publishing goes in rounds (round r = the r-th ready message of every
+        group, so one call never holds two messages of a group and a failed publish cannot be
+        overtaken by a later message of its group); each round is one ``dispatch_each`` (PublishBatch,
+        <= 10 entries per topic and call, each group's events in order). A message whose publish
+        failed is not deleted, nor is anything after it in its group (their effects are committed:
+        the redeliveries are duplicates and re-publish, in group order). The deletes of all
+        published messages then go out as DeleteMessageBatch calls of <= 10 entries.
+        """
+        # each group's ready messages in group order (``_run_group`` stopped the group at its first
+        # unfinished message; poison was dead-lettered and deleted on the spot, so is not "ready")
+        pending = [ready for flights in groups if (ready := [f for f in flights if f.ready])]
+        to_delete: list[_Flight] = []
+        round_no = 0
+        while pending:
+            batch = [g[round_no] for g in pending]
+            outcomes: list[Exception | None] = [None] * len(batch)
+            if self.publisher is not None and any(f.outbox for f in batch):
+                outcomes = self._publish([f.outbox for f in batch])
+            alive = []
+            for g, f, err in zip(pending, batch, outcomes, strict=True):
+                if err is not None:
+                    log.warning("%s left for redelivery: publish failed: %s", f.message_id, err)
+                    self.telemetry.message_processing_error.add(1, {"queue": self.queue})
+                    continue  # this message and the rest of its group stay for redelivery
+                if f.publish_point:
+                    self.faults.hit("after_publish", f.ctx or {})
+                to_delete.append(f)
+                if round_no + 1 < len(g):
+                    alive.append(g)
+            pending = alive
+            round_no += 1
+        for f in to_delete:
+            self.faults.hit("before_delete", f.ctx or {})
+        for i in range(0, len(to_delete), MAX_BATCH):
+            chunk = to_delete[i:i + MAX_BATCH]
+            if len(chunk) == 1:
+                self._delete(chunk[0], chunk[0].ctx or {})
+            else:
+                self._delete_batch(chunk)
+
+    def _publish(self, outboxes: list[Sequence[Message]]) -> list[Exception | None]:
+        """One outcome per outbox; batched when the publisher can (``dispatch_each``)."""
+        assert self.publisher is not None
+        each = getattr(self.publisher, "dispatch_each", None)
+        if each is not None:
+            return list(each(outboxes))
+        out: list[Exception | None] = []
+        for events in outboxes:
+            try:
+                if events:
+                    self.publisher.dispatch_many(events)
+                out.append(None)
+            except TransportError as exc:
+                out.append(exc)
+        return out
+
+    def _ready(self, f: _Flight, ctx: dict[str, Any], outbox: Sequence[Message] = (), *,
+               publish_point: bool = False) -> bool:
+        """Hand ``f`` to :meth:`_finish` (publish ``outbox``, then delete) and report it done."""
+        f.ready, f.outbox, f.ctx, f.publish_point = True, tuple(outbox), ctx, publish_point
+        return True
 
     def _run_group(self, flights: list[_Flight]) -> None:
         for index, flight in enumerate(flights):
@@ -231,10 +325,7 @@ class SqsListener:
         if isinstance(claim, Duplicate):
             self.observer.observe("duplicate", "ok", {"key": key, "entity_id": cmd.entity_id,
                                                       "seq": cmd.metadata.sequence_no})
-            if claim.outbox and self.publisher is not None:
-                self.publisher.dispatch_many(claim.outbox)
-            self.faults.hit("before_delete", ctx)
-            return self._delete(f, ctx)
+            return self._ready(f, ctx, claim.outbox)  # re-published with the same ids, then deleted
         f.key, f.token = key, claim.token
         self.faults.hit("after_claim", ctx)
         if not self._beat(f):
@@ -264,11 +355,7 @@ class SqsListener:
         self.observer.observe("effect", "ok", {"command_id": cmd.event_id, "entity_id": cmd.entity_id,
                                                "seq": cmd.metadata.sequence_no, "command_type": cmd.name})
         self.faults.hit("after_effect_before_delete", ctx)
-        if decision.events and self.publisher is not None:
-            self.publisher.dispatch_many(decision.events)
-        self.faults.hit("after_publish", ctx)
-        self.faults.hit("before_delete", ctx)
-        return self._delete(f, ctx)
+        return self._ready(f, ctx, decision.events, publish_point=True)
 
     def _business_failure(self, f: _Flight, cmd: Command, exc: Exception, ctx: dict[str, Any]) -> bool:
         assert f.key is not None
@@ -282,8 +369,7 @@ class SqsListener:
         self.observer.observe("business_dead_letter", "ok", {
             "command_id": cmd.event_id, "entity_id": cmd.entity_id, "seq": cmd.metadata.sequence_no,
             "reason": reason})
-        self.faults.hit("before_delete", ctx)
-        return self._delete(f, ctx)
+        return self._ready(f, ctx)
 
     def _event(self, f: _Flight, evt: Event, ctx: dict[str, Any]) -> bool:
         for view in self.processor.views_for(type(evt.payload)):
@@ -323,9 +409,7 @@ class SqsListener:
                 "event_type": evt.name, "view": view.name})
             f.key = f.token = None
         self.faults.hit("after_effect_before_delete", ctx)
-        self.faults.hit("after_publish", ctx)
-        self.faults.hit("before_delete", ctx)
-        return self._delete(f, ctx)
+        return self._ready(f, ctx, publish_point=True)
 
     # -- helpers -----------------------------------------------------------------------------
     def _decode(self, m: Mapping[str, Any], attrs: Mapping[str, str]) -> Message:
@@ -426,6 +510,34 @@ class SqsListener:
         self.observer.observe("delete", "ok", value)
         self.faults.hit("after_delete", ctx)
         return True
+
+
+    def _delete_batch(self, flights: Sequence[_Flight]) -> None:
+        """DeleteMessageBatch (<= 10). A failed entry is a stale receipt (visibility expired, the
+        message redelivered): observed as a ``delete`` fail and logged, never fatal; the redelivery
+        is recognised as a duplicate. A failed call fails every entry the same way."""
+        assert len(flights) <= MAX_BATCH
+        failed: dict[str, str] = {}
+        try:
+            resp = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(n), "ReceiptHandle": f.receipt} for n, f in enumerate(flights)])
+            for entry in resp.get("Failed", []):
+                failed[str(entry.get("Id"))] = f"{entry.get('Code')}: {entry.get('Message', '')}"
+            answered = {str(e.get("Id")) for e in resp.get("Successful", [])} | set(failed)
+            for n in range(len(flights)):
+                if str(n) not in answered:
+                    failed[str(n)] = "no result for this entry"
+        except (ClientError, BotoCoreError) as exc:
+            failed = {str(n): str(exc) for n in range(len(flights))}
+        for n, f in enumerate(flights):
+            value = {"message_id": f.message_id, "queue": self.queue}
+            error = failed.get(str(n))
+            if error is not None:
+                log.warning("delete of %s failed: %s", f.message_id, error)
+                self.observer.observe("delete", "fail", {**value, "error": error})
+                continue
+            self.observer.observe("delete", "ok", value)
+            self.faults.hit("after_delete", f.ctx or value)
 
 
 def _string_attributes(m: Mapping[str, Any]) -> dict[str, str]:

@@ -12,7 +12,8 @@ reads a JSON or YAML file::
      "idempotency": {"url": "sqlite:///flowgate.db"},       # optional; default in-memory
      "options": {"visibility_timeout": 30, "max_receive_count": 3, ...}}
 
-It bootstraps the resources, then runs one listener per listened/subscribed queue until SIGTERM
+It bootstraps the resources, then runs one listener per listened/subscribed queue (each with
+``options.pollers`` poll threads, one boto3 client per service shared by all) until SIGTERM
 or SIGINT; the batch in hand is finished before exiting (graceful stop, at most
 ``wait_time_seconds`` + one batch). AWS endpoint and credentials come from the usual boto3
 environment (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ...).
@@ -102,6 +103,7 @@ def build_runtime(
     sagas: Sequence[Saga] = (), views: Sequence[View] = (), clock: Clock | None = None,
     faults: Faults | None = None, observer: Observer | None = None, telemetry: Telemetry | None = None,
     executor: Executor | None = None, batching: bool = False, resources: Resources | None = None,
+    publish_batching: bool = False,
 ) -> Runtime:
     """Validate, bootstrap (unless ``resources`` given) and wire dispatchers and listeners."""
     config.validate(sagas=sagas, views=views)
@@ -115,8 +117,11 @@ def build_runtime(
     cipher = KmsEnvelopeCipher(kms, config.kms_key_id) if config.kms_key_id else None
     commands = SqsCommandDispatcher(sqs, config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
                                     batching=batching)
+    # publish_batching: the listeners' outbox publishes (dispatch_each) of all pollers go through
+    # one batcher (PublishBatch of <= 10, batch_linger) -- fuller batches; off in the simulator
+    # (a batcher thread is not deterministic)
     events = SnsEventDispatcher(sns, config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
-                                batching=False)
+                                batching=publish_batching)
     listeners = []
     queues = [(q, {q}) for q in config.command_queues]
     queues += [(q, set(ts)) for q, ts in config.subscriptions.items()]
@@ -212,6 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = BusConfiguration.from_dict(data, registry)
     region = config.options.region
     session = boto3.session.Session(region_name=region)
+    from botocore.config import Config
+
+    # every poller, every executor thread and the batcher may hold a connection at once
+    queues = len(config.command_queues) + len(config.subscriptions)
+    client_config = Config(max_pool_connections=config.options.max_concurrent_calls
+                           + config.options.pollers * max(1, queues) + 4)
     url = (data.get("idempotency") or {}).get("url")
     storage: Storage
     if url:
@@ -229,9 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if crash_at or delay:
         faults = EnvFaults(crash_at, delay, int(os.environ.get("FLOWGATE_SEED", "0")), observer)
     runtime = build_runtime(
-        config, sqs=session.client("sqs"), sns=session.client("sns"), sts=session.client("sts"),
-        kms=session.client("kms") if config.kms_key_id else None, storage=storage,
-        sagas=domain.sagas(), views=domain.views(), executor=executor, faults=faults, observer=observer)
+        config, sqs=session.client("sqs", config=client_config), sns=session.client("sns", config=client_config),
+        sts=session.client("sts"), kms=session.client("kms", config=client_config) if config.kms_key_id else None,
+        storage=storage,
+        sagas=domain.sagas(), views=domain.views(), executor=executor, faults=faults, observer=observer,
+        publish_batching=True)
     if args.once:
         runtime.poll_all_once()
         runtime.close()
@@ -245,8 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    threads = [threading.Thread(target=lst.run, args=(stop,), name=f"listener-{lst.queue}")
-               for lst in runtime.listeners]
+    threads = [threading.Thread(target=lst.run, args=(stop,), name=f"listener-{lst.queue}-{n}")
+               for lst in runtime.listeners for n in range(config.options.pollers)]
     for t in threads:
         t.start()
     log.info("worker running: %s", [lst.queue for lst in runtime.listeners])
