@@ -94,7 +94,9 @@ def bench(session: nox.Session) -> None:
     """Speed figures: simulator orders/s and virtual-to-wall ratio, then a Locust capacity run vs the baseline."""
     _install(session, extras="postgres,report,load")
     session.run("flowgate", "bench", "--skip-load")
-    session.run("locust", "-f", "loadtests", "--headless", "--only-summary", "--shape", "capacity", *session.posargs)
+    session.run(
+        "locust", "-f", "loadtests", "--headless", "--only-summary", "--shape", "capacity", *session.posargs
+    )
 
 
 @nox.session

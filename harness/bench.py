@@ -21,20 +21,31 @@ from harness.simulation import SimConfig, run_simulation
 load_hook: Callable[[Sequence[str]], int] | None = None
 
 
-def simulator_bench(orders: int = 10_000, *, seed: int = 1, workers: int = 4, chaos: bool = True,
-                    encryption: bool = False) -> dict[str, Any]:
+def simulator_bench(
+    orders: int = 10_000, *, seed: int = 1, workers: int = 4, chaos: bool = True, encryption: bool = False
+) -> dict[str, Any]:
     plan = CHAOS if chaos else FaultPlan()
-    result = run_simulation(SimConfig(seed=seed, orders=orders, workers=workers, faults=plan, encryption=encryption,
-                                      wire_samples=40))
+    result = run_simulation(
+        SimConfig(
+            seed=seed, orders=orders, workers=workers, faults=plan, encryption=encryption, wire_samples=40
+        )
+    )
     s = result.stats
     wall = max(s["wall_seconds"], 1e-9)
     return {
-        "orders": orders, "chaos": chaos, "encryption": encryption, "valid": result.valid,
-        "anomalies": result.anomaly_kinds(), "commands": s["commands_sent"], "ops": s["ops"],
-        "wall_seconds": s["wall_seconds"], "virtual_seconds": s["virtual_seconds"],
+        "orders": orders,
+        "chaos": chaos,
+        "encryption": encryption,
+        "valid": result.valid,
+        "anomalies": result.anomaly_kinds(),
+        "commands": s["commands_sent"],
+        "ops": s["ops"],
+        "wall_seconds": s["wall_seconds"],
+        "virtual_seconds": s["virtual_seconds"],
         "orders_per_wall_second": round(orders / wall, 1),
         "virtual_per_wall": round(s["virtual_seconds"] / wall, 1),
-        "checker_seconds": s["checker_seconds"], "faults": s["faults"],
+        "checker_seconds": s["checker_seconds"],
+        "faults": s["faults"],
     }
 
 
@@ -44,20 +55,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--encryption", action="store_true")
-    parser.add_argument("--skip-load", action="store_true", help="simulator figures only (no Locust capacity run)")
+    parser.add_argument(
+        "--skip-load", action="store_true", help="simulator figures only (no Locust capacity run)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     args, rest = parser.parse_known_args(argv)
     rc = 0
     for chaos in (True, False):
-        r = simulator_bench(args.orders, seed=args.seed, workers=args.workers, chaos=chaos,
-                            encryption=args.encryption)
+        r = simulator_bench(
+            args.orders, seed=args.seed, workers=args.workers, chaos=chaos, encryption=args.encryption
+        )
         if args.json:
             print(json.dumps(r, sort_keys=True))
         else:
-            print(f"simulator {'chaos' if chaos else 'clean'}: {r['orders']} orders, {r['commands']} commands, "
-                  f"{r['ops']} ops in {r['wall_seconds']:.2f}s wall = {r['orders_per_wall_second']:.0f} orders/s; "
-                  f"virtual {r['virtual_seconds']:.0f}s ({r['virtual_per_wall']:.0f}x wall); "
-                  f"checkers {r['checker_seconds']:.2f}s; valid={r['valid']} {r['anomalies'] or ''}")
+            print(
+                f"simulator {'chaos' if chaos else 'clean'}: {r['orders']} orders, {r['commands']} commands, "
+                f"{r['ops']} ops in {r['wall_seconds']:.2f}s wall = {r['orders_per_wall_second']:.0f} orders/s; "
+                f"virtual {r['virtual_seconds']:.0f}s ({r['virtual_per_wall']:.0f}x wall); "
+                f"checkers {r['checker_seconds']:.2f}s; valid={r['valid']} {r['anomalies'] or ''}"
+            )
         rc |= 0 if r["valid"] else 1
     if not args.skip_load and load_hook is not None:
         rc |= load_hook(rest)

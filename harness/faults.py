@@ -21,32 +21,44 @@ from typing import Final
 
 from reference.hooks import FAULT_POINTS
 
-POISON_KINDS: Final = ("bad_json", "unknown_type", "missing_attribute", "oversized", "tampered", "wrong_key",
-                       "swapped_aad")
+POISON_KINDS: Final = (
+    "bad_json",
+    "unknown_type",
+    "missing_attribute",
+    "oversized",
+    "tampered",
+    "wrong_key",
+    "swapped_aad",
+)
 ENCRYPTED_ONLY_KINDS: Final = frozenset({"tampered", "wrong_key", "swapped_aad"})
 #: Points where a stall / lease expiry makes sense (the message is claimed or being handled).
 STALL_POINTS: Final = ("after_claim", "mid_handler", "after_effect_before_delete", "before_delete")
 SCRIPTABLE: Final = ("crash", "stall", "expire_lease", "redeliver")
-_ALIASES: Final = {"dup": "duplicate", "duplicate_delivery": "duplicate", "delay": "delay_delete",
-                   "lease": "expire_lease", "expire": "redeliver"}
+_ALIASES: Final = {
+    "dup": "duplicate",
+    "duplicate_delivery": "duplicate",
+    "delay": "delay_delete",
+    "lease": "expire_lease",
+    "expire": "redeliver",
+}
 
 
 @dataclass(frozen=True)
 class FaultPlan:
     """How often each fault kind is injected (all default to none)."""
 
-    crash: float = 0.0          # per fault-point hit: the worker dies there (WorkerCrash), replaced
-    stall: float = 0.0          # per hit at STALL_POINTS: clock jumps past VT, another worker polls nested
-    duplicate: float = 0.0      # per standard-queue delivery (SimTap): a second visible copy
-    delay_delete: float = 0.0   # per delete (SimTap): the delete takes effect only after VT+1 s
-    expire_lease: float = 0.0   # per hit at STALL_POINTS: the idempotency lease ends now, another worker polls
-    redeliver: float = 0.0      # per hit at STALL_POINTS: visibility ends now (no time passes), nested poll
-    resend: float = 0.0         # per producer send: the same command (same identity) is sent again later
-    restart: float = 0.0        # per scheduler step: a worker restarts with empty in-memory state
+    crash: float = 0.0  # per fault-point hit: the worker dies there (WorkerCrash), replaced
+    stall: float = 0.0  # per hit at STALL_POINTS: clock jumps past VT, another worker polls nested
+    duplicate: float = 0.0  # per standard-queue delivery (SimTap): a second visible copy
+    delay_delete: float = 0.0  # per delete (SimTap): the delete takes effect only after VT+1 s
+    expire_lease: float = 0.0  # per hit at STALL_POINTS: the idempotency lease ends now, another worker polls
+    redeliver: float = 0.0  # per hit at STALL_POINTS: visibility ends now (no time passes), nested poll
+    resend: float = 0.0  # per producer send: the same command (same identity) is sent again later
+    restart: float = 0.0  # per scheduler step: a worker restarts with empty in-memory state
     poison: tuple[str, ...] = ()
     scripted: tuple[str, ...] = ()  # "kind@point", each fires once
     crash_points: tuple[str, ...] = FAULT_POINTS
-    max_faults: int = 10_000    # budget of probabilistic faults per run
+    max_faults: int = 10_000  # budget of probabilistic faults per run
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -59,12 +71,16 @@ class FaultPlan:
         for item in self.scripted:
             kind, _, point = item.partition("@")
             if kind not in SCRIPTABLE or point not in FAULT_POINTS:
-                raise ValueError(f"scripted fault {item!r} must be KIND@POINT with KIND in {SCRIPTABLE} "
-                                 f"and POINT in {FAULT_POINTS}")
+                raise ValueError(
+                    f"scripted fault {item!r} must be KIND@POINT with KIND in {SCRIPTABLE} "
+                    f"and POINT in {FAULT_POINTS}"
+                )
 
     @property
     def active(self) -> bool:
-        return any(getattr(self, f.name) for f in fields(self) if f.name not in ("crash_points", "max_faults"))
+        return any(
+            getattr(self, f.name) for f in fields(self) if f.name not in ("crash_points", "max_faults")
+        )
 
     def to_arg(self) -> str:
         """The ``--faults`` argument that rebuilds this plan (for replay commands)."""
@@ -83,8 +99,17 @@ class FaultPlan:
         return ",".join(parts) or "none"
 
 
-CHAOS: Final = FaultPlan(crash=0.01, stall=0.01, duplicate=0.05, delay_delete=0.02, expire_lease=0.01,
-                         redeliver=0.01, resend=0.05, restart=0.005, poison=POISON_KINDS)
+CHAOS: Final = FaultPlan(
+    crash=0.01,
+    stall=0.01,
+    duplicate=0.05,
+    delay_delete=0.02,
+    expire_lease=0.01,
+    redeliver=0.01,
+    resend=0.05,
+    restart=0.005,
+    poison=POISON_KINDS,
+)
 
 
 def parse_faults(text: str | None) -> FaultPlan:
@@ -116,7 +141,9 @@ def parse_faults(text: str | None) -> FaultPlan:
         elif sep and name in {f.name for f in fields(FaultPlan)}:
             changes[name] = float(value)
         else:
-            raise ValueError(f"cannot parse fault {item!r} (expected NAME=PROBABILITY, KIND@POINT or poison=...)")
+            raise ValueError(
+                f"cannot parse fault {item!r} (expected NAME=PROBABILITY, KIND@POINT or poison=...)"
+            )
     if scripted:
         changes["scripted"] = (*plan.scripted, *scripted)
     return replace(plan, **changes)  # type: ignore[arg-type]

@@ -143,9 +143,11 @@ class SimResult:
 
     def summary(self) -> str:
         """Seed, replay command and the first anomalies: what a failing property prints."""
-        lines = [f"seed {self.seed}: {'valid' if self.valid else 'INVALID'} "
-                 f"(anomalies: {', '.join(self.anomaly_kinds()) or 'none'})",
-                 f"replay: {self.replay_command()}"]
+        lines = [
+            f"seed {self.seed}: {'valid' if self.valid else 'INVALID'} "
+            f"(anomalies: {', '.join(self.anomaly_kinds()) or 'none'})",
+            f"replay: {self.replay_command()}",
+        ]
         for v in self.verdicts:
             for a in v.anomalies[:2]:
                 lines.append(f"  {v.checker}: {str(a)[:300]}")
@@ -200,8 +202,13 @@ class _Tap(SimTap):
     def duplicate_delivery(self, queue_url: str, message_id: str) -> bool:
         sim = self.sim
         p = sim.config.faults.duplicate
-        if p <= 0 or not sim.faults_on or sim.budget <= 0 or not sim.may_harm([message_id]) \
-                or sim.rng.random() >= p:
+        if (
+            p <= 0
+            or not sim.faults_on
+            or sim.budget <= 0
+            or not sim.may_harm([message_id])
+            or sim.rng.random() >= p
+        ):
             return False
         sim.budget -= 1
         sim.history.nemesis("duplicate_delivery", {"queue": _short(queue_url), "message_id": message_id})
@@ -211,18 +218,30 @@ class _Tap(SimTap):
     def delete_delay(self, queue_url: str, message_id: str) -> float:
         sim = self.sim
         p = sim.config.faults.delay_delete
-        if p <= 0 or not sim.faults_on or sim.budget <= 0 or not sim.may_harm([message_id]) \
-                or sim.rng.random() >= p:
+        if (
+            p <= 0
+            or not sim.faults_on
+            or sim.budget <= 0
+            or not sim.may_harm([message_id])
+            or sim.rng.random() >= p
+        ):
             return 0.0
         sim.budget -= 1
         delay = float(sim.config.visibility_timeout + 1)
-        sim.history.nemesis("delay_delete", {"queue": _short(queue_url), "message_id": message_id,
-                                             "seconds": delay})
+        sim.history.nemesis(
+            "delay_delete", {"queue": _short(queue_url), "message_id": message_id, "seconds": delay}
+        )
         sim.fault_counts["delay_delete"] += 1
         return delay
 
-    def after_call(self, service: str, operation: str, params: Mapping[str, Any],
-                   response: Mapping[str, Any] | None, error: Any) -> None:
+    def after_call(
+        self,
+        service: str,
+        operation: str,
+        params: Mapping[str, Any],
+        response: Mapping[str, Any] | None,
+        error: Any,
+    ) -> None:
         sim = self.sim
         if error is not None or sim.sending_poison or sim.wire_left <= 0:
             return
@@ -241,12 +260,23 @@ class _Tap(SimTap):
             if sim.wire_left <= 0:
                 return
             attrs = {k: v.get("StringValue") for k, v in (entry.get("MessageAttributes") or {}).items()}
-            markers = [m for m in (attrs.get("EntityId"), attrs.get("CommandType") or attrs.get("EventType")) if m]
+            markers = [
+                m for m in (attrs.get("EntityId"), attrs.get("CommandType") or attrs.get("EventType")) if m
+            ]
             body = str(entry.get(body_key, ""))
             sim.wire_left -= 1
-            sim.history.append(HARNESS, "info", "wire", {
-                "service": service, "operation": operation, "body": body[:2000],
-                "encrypted": "Encryption" in attrs, "plaintext_markers": markers})
+            sim.history.append(
+                HARNESS,
+                "info",
+                "wire",
+                {
+                    "service": service,
+                    "operation": operation,
+                    "body": body[:2000],
+                    "encrypted": "Encryption" in attrs,
+                    "plaintext_markers": markers,
+                },
+            )
 
 
 def _short(queue_url: str) -> str:
@@ -267,8 +297,12 @@ class _WorkerFaults:
         on_commands = context.get("queue") == sim.config.command_queue
         decoded = "message_type" in context
         for n, (worker, kind, at) in enumerate(sim.armed):
-            if at == point and worker in (None, self.index) and (on_commands or worker is not None) \
-                    and (kind == "crash" or (decoded and sim.depth == 0)):
+            if (
+                at == point
+                and worker in (None, self.index)
+                and (on_commands or worker is not None)
+                and (kind == "crash" or (decoded and sim.depth == 0))
+            ):
                 del sim.armed[n]
                 self._fire(kind, point, context)
                 return
@@ -295,9 +329,15 @@ class _WorkerFaults:
 
     def _fire(self, kind: str, point: str, context: Mapping[str, Any]) -> None:
         sim = self.sim
-        value = {"worker": sim.workers[self.index].name, "point": point,
-                 **{k: context[k] for k in ("queue", "message_id", "entity_id", "seq", "message_type", "view")
-                    if k in context}}
+        value = {
+            "worker": sim.workers[self.index].name,
+            "point": point,
+            **{
+                k: context[k]
+                for k in ("queue", "message_id", "entity_id", "seq", "message_type", "view")
+                if k in context
+            },
+        }
         sim.history.nemesis(kind, value)
         sim.fault_counts[kind] += 1
         queue = str(context.get("queue"))
@@ -308,8 +348,11 @@ class _WorkerFaults:
             sim.clock.advance(sim.config.visibility_timeout + 1)
         elif kind == "expire_lease":
             storage = sim.workers[self.index].storage
-            key = (event_key(str(context["event_id"]), str(context["view"])) if "view" in context
-                   else command_key(str(context["event_id"])))
+            key = (
+                event_key(str(context["event_id"]), str(context["view"]))
+                if "view" in context
+                else command_key(str(context["event_id"]))
+            )
             if isinstance(storage, InMemoryStorage):
                 record = storage._m.records.get(key)  # the nemesis reaches into the store on purpose
                 if record is not None:
@@ -385,14 +428,22 @@ class Simulation:
         self.drained: bool | None = None
         self.registry = order_registry()
         suffix = ".fifo" if config.fifo else ""
-        self.bus_config = (BusConfiguration(self.registry)
-                           .send(*ORDER_COMMANDS).to_queue(config.command_queue)
-                           .raise_events(*ORDER_EVENTS).to_topic(f"order-events{suffix}")
-                           .listen_to(config.command_queue)
-                           .subscribe(f"order-views{suffix}").to_topics(f"order-events{suffix}")
-                           .with_options(visibility_timeout=config.visibility_timeout, wait_time_seconds=0,
-                                         max_receive_count=config.max_receive_count,
-                                         business_max_attempts=min(3, config.max_receive_count)))
+        self.bus_config = (
+            BusConfiguration(self.registry)
+            .send(*ORDER_COMMANDS)
+            .to_queue(config.command_queue)
+            .raise_events(*ORDER_EVENTS)
+            .to_topic(f"order-events{suffix}")
+            .listen_to(config.command_queue)
+            .subscribe(f"order-views{suffix}")
+            .to_topics(f"order-events{suffix}")
+            .with_options(
+                visibility_timeout=config.visibility_timeout,
+                wait_time_seconds=0,
+                max_receive_count=config.max_receive_count,
+                business_max_attempts=min(3, config.max_receive_count),
+            )
+        )
         self.views_queue = f"order-views{suffix}"
         self.key_arn: str | None = None
         self._stack = ExitStack()
@@ -400,20 +451,33 @@ class Simulation:
         if config.encryption:
             self.key_arn = str(self.kms.create_key(Description="flowgate sim")["KeyMetadata"]["Arn"])
             self.bus_config.with_encryption(self.key_arn)
-        self.resources: Resources = Bootstrapper(self.bus_config, sqs=self.sqs, sns=self.sns, sts=self.sts).run()
+        self.resources: Resources = Bootstrapper(
+            self.bus_config, sqs=self.sqs, sns=self.sns, sts=self.sts
+        ).run()
         self.shared: Storage = InMemoryStorage(self.registry)
         self.workers = [self._new_worker(i) for i in range(config.workers)]
-        scripts = generate_orders(config.seed, config.orders, cancel_ratio=config.cancel_ratio,
-                                  invalid_ratio=config.invalid_ratio)
+        scripts = generate_orders(
+            config.seed, config.orders, cancel_ratio=config.cancel_ratio, invalid_ratio=config.invalid_ratio
+        )
         self.orders = [_Order(s) for s in scripts]
         self.active = [n for n, o in enumerate(self.orders) if o.remaining > 0]
         self.expected_failures: set[str] = set()
         self.producers = [
-            build_runtime(self.bus_config, sqs=self.sqs, sns=self.sns, sts=self.sts, kms=self.kms,
-                          storage=self.shared, sagas=[OrderSaga()], views=self._views(), clock=self.clock,
-                          observer=_ProducerObserver(self.history, f"client-{p}", self.expected_failures),
-                          resources=self.resources)
-            for p in range(config.producers)]
+            build_runtime(
+                self.bus_config,
+                sqs=self.sqs,
+                sns=self.sns,
+                sts=self.sts,
+                kms=self.kms,
+                storage=self.shared,
+                sagas=[OrderSaga()],
+                views=self._views(),
+                clock=self.clock,
+                observer=_ProducerObserver(self.history, f"client-{p}", self.expected_failures),
+                resources=self.resources,
+            )
+            for p in range(config.producers)
+        ]
         self.wall_start = time.perf_counter()
         self.virtual_start = self.clock.now()
 
@@ -424,10 +488,20 @@ class Simulation:
     def _new_worker(self, index: int, generation: int = 0) -> _Worker:
         storage = self.shared if self.config.idempotency == "shared" else InMemoryStorage(self.registry)
         name = f"worker-{index}"
-        runtime = build_runtime(self.bus_config, sqs=self.sqs, sns=self.sns, sts=self.sts, kms=self.kms,
-                                storage=storage, sagas=[OrderSaga()], views=self._views(), clock=self.clock,
-                                faults=_WorkerFaults(self, index), observer=_WorkerObserver(self, name),
-                                resources=self.resources)
+        runtime = build_runtime(
+            self.bus_config,
+            sqs=self.sqs,
+            sns=self.sns,
+            sts=self.sts,
+            kms=self.kms,
+            storage=storage,
+            sagas=[OrderSaga()],
+            views=self._views(),
+            clock=self.clock,
+            faults=_WorkerFaults(self, index),
+            observer=_WorkerObserver(self, name),
+            resources=self.resources,
+        )
         return _Worker(index, name, runtime, storage, generation)
 
     def close(self) -> None:
@@ -440,8 +514,9 @@ class Simulation:
         self.workers[index] = self._new_worker(index, old.generation + 1)
 
     def restart(self, index: int) -> None:
-        self.history.nemesis("restart", {"worker": self.workers[index].name,
-                                         "state_lost": self.config.idempotency != "shared"})
+        self.history.nemesis(
+            "restart", {"worker": self.workers[index].name, "state_lost": self.config.idempotency != "shared"}
+        )
         self.fault_counts["restart"] += 1
         self.replace_worker(index, "restart")
 
@@ -520,8 +595,14 @@ class Simulation:
             return None
         step = order.script.steps[order.sent]
         event_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-        command = new_command(step.payload, order.script.order_id, is_new=isinstance(step.payload, PlaceOrder),
-                              sequence_no=order.sent + 1, event_id=event_id, clock=self.clock)
+        command = new_command(
+            step.payload,
+            order.script.order_id,
+            is_new=isinstance(step.payload, PlaceOrder),
+            sequence_no=order.sent + 1,
+            event_id=event_id,
+            clock=self.clock,
+        )
         if step.expect_business_failure:
             self.expected_failures.add(event_id)
         order.commands.append(command)
@@ -535,8 +616,14 @@ class Simulation:
         if not order.commands:
             return None
         command = order.commands[-1 if which is None else which % len(order.commands)]
-        self.history.nemesis("resend", {"command_id": command.event_id, "entity_id": command.entity_id,
-                                        "seq": command.metadata.sequence_no})
+        self.history.nemesis(
+            "resend",
+            {
+                "command_id": command.event_id,
+                "entity_id": command.entity_id,
+                "seq": command.metadata.sequence_no,
+            },
+        )
         self.fault_counts["resend"] += 1
         self._publish(order_index, command)
         return command
@@ -555,8 +642,9 @@ class Simulation:
         if not flights:
             return False
         victim = flights[self.rng.randrange(len(flights))]
-        self.history.nemesis("duplicate_delivery", {"queue": self.config.command_queue,
-                                                    "message_id": victim.message_id})
+        self.history.nemesis(
+            "duplicate_delivery", {"queue": self.config.command_queue, "message_id": victim.message_id}
+        )
         self.fault_counts["duplicate_delivery"] += 1
         return self.aws.inject_duplicate(url, victim.message_id)
 
@@ -570,8 +658,14 @@ class Simulation:
         entity = f"poison-{n:04d}"
         cid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         queue = self.config.command_queue
-        cmd = new_command(PlaceOrder("CUST-POISON", "SKU-POISON", 1, 100), entity, is_new=True, sequence_no=1,
-                          event_id=cid, clock=self.clock)
+        cmd = new_command(
+            PlaceOrder("CUST-POISON", "SKU-POISON", 1, 100),
+            entity,
+            is_new=True,
+            sequence_no=1,
+            event_id=cid,
+            clock=self.clock,
+        )
         attrs = message_attributes(cmd, encrypted=self.config.encryption, traceparent=None)
         body = encode(cmd)
         if kind == "bad_json":
@@ -587,8 +681,11 @@ class Simulation:
             body = self._seal(cmd, body, kind)
         elif self.config.encryption:
             attrs["Encryption"] = {"DataType": "String", "StringValue": "kms-aes256gcm-v1"}
-        params: dict[str, Any] = {"QueueUrl": self.resources.queue_urls[queue], "MessageBody": body,
-                                  "MessageAttributes": attrs}
+        params: dict[str, Any] = {
+            "QueueUrl": self.resources.queue_urls[queue],
+            "MessageBody": body,
+            "MessageAttributes": attrs,
+        }
         if self.config.fifo:
             params["MessageGroupId"] = entity
             params["MessageDeduplicationId"] = cid
@@ -597,8 +694,19 @@ class Simulation:
             message_id = str(self.sqs.send_message(**params)["MessageId"])
         finally:
             self.sending_poison = False
-        self.history.append(HARNESS, "ok", "poison", {"kind": kind, "message_id": message_id, "poison_id": cid,
-                                                      "command_id": cid, "entity_id": entity, "queue": queue})
+        self.history.append(
+            HARNESS,
+            "ok",
+            "poison",
+            {
+                "kind": kind,
+                "message_id": message_id,
+                "poison_id": cid,
+                "command_id": cid,
+                "entity_id": entity,
+                "queue": queue,
+            },
+        )
         return message_id
 
     def _seal(self, cmd: Command, body: str, kind: str) -> str:
@@ -610,8 +718,9 @@ class Simulation:
             return KmsEnvelopeCipher(self.kms, other).seal(body, binding)
         if kind == "swapped_aad":
             # sealed for another destination, then relabelled: only the AAD/context binding notices
-            moved = MessageBinding(cmd.event_id, f"elsewhere{'.fifo' if self.config.fifo else ''}",
-                                   cmd.entity_id, cmd.name)
+            moved = MessageBinding(
+                cmd.event_id, f"elsewhere{'.fifo' if self.config.fifo else ''}", cmd.entity_id, cmd.name
+            )
             env = parse_envelope(KmsEnvelopeCipher(self.kms, self.key_arn).seal(body, moved))
             env["Destination"] = queue
             return build_envelope(env)
@@ -628,11 +737,17 @@ class Simulation:
     def _queue_depth(self) -> dict[str, int]:
         out = {}
         for queue in (self.config.command_queue, self.views_queue):
-            a = self.sqs.get_queue_attributes(QueueUrl=self.resources.queue_urls[queue],
-                                              AttributeNames=["All"])["Attributes"]
-            out[queue] = sum(int(a.get(k, "0")) for k in ("ApproximateNumberOfMessages",
-                                                          "ApproximateNumberOfMessagesNotVisible",
-                                                          "ApproximateNumberOfMessagesDelayed"))
+            a = self.sqs.get_queue_attributes(
+                QueueUrl=self.resources.queue_urls[queue], AttributeNames=["All"]
+            )["Attributes"]
+            out[queue] = sum(
+                int(a.get(k, "0"))
+                for k in (
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                )
+            )
         return out
 
     def drain(self, *, max_idle_rounds: int | None = None) -> bool:
@@ -661,8 +776,9 @@ class Simulation:
             if received == 0 and any(depth.values()):
                 self.clock.advance(self.config.visibility_timeout + 1)
         self.drained = not any(depth.values())
-        self.history.append(HARNESS, "ok" if self.drained else "fail", "drain",
-                            {"rounds": rounds, "remaining": depth})
+        self.history.append(
+            HARNESS, "ok" if self.drained else "fail", "drain", {"rounds": rounds, "remaining": depth}
+        )
         return self.drained
 
     def snapshot(self) -> None:
@@ -677,25 +793,46 @@ class Simulation:
             if not order.commands:
                 continue
             eid = order.script.order_id
-            live = {"entity_id": eid, "entity": storage.get_entity("order", eid),
-                    "views": {v: storage.get_view(v, eid) for v in ("orders", "payments")}}
+            live = {
+                "entity_id": eid,
+                "entity": storage.get_entity("order", eid),
+                "views": {v: storage.get_view(v, eid) for v in ("orders", "payments")},
+            }
             self.history.append(HARNESS, "ok", "state", live)
             try:
                 bus.replay(eid)
                 result = bus.replay(eid)  # twice: a replay must not change what the next one sees
                 rebuilt = rebuild_views(views, result.events)
                 all_events.extend(result.events)
-                value: dict[str, Any] = {"entity_id": eid, "entity": result.states.get("order"),
-                                         "views": {v: rebuilt[v].get(eid) for v in ("orders", "payments")}}
+                value: dict[str, Any] = {
+                    "entity_id": eid,
+                    "entity": result.states.get("order"),
+                    "views": {v: rebuilt[v].get(eid) for v in ("orders", "payments")},
+                }
             except Exception as exc:
-                value = {"entity_id": eid, "entity": {"replay_error": f"{type(exc).__name__}: {exc}"},
-                         "views": {}}
+                value = {
+                    "entity_id": eid,
+                    "entity": {"replay_error": f"{type(exc).__name__}: {exc}"},
+                    "views": {},
+                }
             self.history.append(HARNESS, "ok", "replay", value)
         inventory = rebuild_views(views, all_events)["inventory"]
-        self.history.append(HARNESS, "ok", "state", {"entity_id": "view:inventory", "entity": None,
-                                                     "views": {"inventory": storage.list_view("inventory")}})
-        self.history.append(HARNESS, "ok", "replay", {"entity_id": "view:inventory", "entity": None,
-                                                      "views": {"inventory": inventory}})
+        self.history.append(
+            HARNESS,
+            "ok",
+            "state",
+            {
+                "entity_id": "view:inventory",
+                "entity": None,
+                "views": {"inventory": storage.list_view("inventory")},
+            },
+        )
+        self.history.append(
+            HARNESS,
+            "ok",
+            "replay",
+            {"entity_id": "view:inventory", "entity": None, "views": {"inventory": inventory}},
+        )
 
     def finish(self, mutant: str | None = None) -> SimResult:
         if self.drained is None:
@@ -704,18 +841,29 @@ class Simulation:
             self.snapshot()
         wall = time.perf_counter() - self.wall_start
         t0 = time.perf_counter()
-        verdicts = check_all(self.history, fifo={self.config.command_queue} if self.config.fifo else set(),
-                             require_encryption=self.config.encryption)
+        verdicts = check_all(
+            self.history,
+            fifo={self.config.command_queue} if self.config.fifo else set(),
+            require_encryption=self.config.encryption,
+        )
         check_s = time.perf_counter() - t0
         ops = self.history.ops
         counts = Counter(op.f for op in ops if op.type in ("ok", "info"))
         stats: dict[str, Any] = {
-            "orders": self.config.orders, "commands_sent": sum(o.sent for o in self.orders),
-            "effects": counts["effect"], "projections": counts["project"], "duplicates": counts["duplicate"],
-            "dead_letters": counts["dead_letter"], "business_dead_letters": counts["business_dead_letter"],
-            "faults": dict(sorted(self.fault_counts.items())), "ticks": self.ticks, "ops": len(ops),
+            "orders": self.config.orders,
+            "commands_sent": sum(o.sent for o in self.orders),
+            "effects": counts["effect"],
+            "projections": counts["project"],
+            "duplicates": counts["duplicate"],
+            "dead_letters": counts["dead_letter"],
+            "business_dead_letters": counts["business_dead_letter"],
+            "faults": dict(sorted(self.fault_counts.items())),
+            "ticks": self.ticks,
+            "ops": len(ops),
             "virtual_seconds": round(self.clock.now() - self.virtual_start, 3),
-            "wall_seconds": round(wall, 3), "checker_seconds": round(check_s, 3), "drained": self.drained,
+            "wall_seconds": round(wall, 3),
+            "checker_seconds": round(check_s, 3),
+            "drained": self.drained,
         }
         self.close()
         return SimResult(self.history, verdicts, stats, self.config.seed, self.config, mutant)
@@ -760,8 +908,11 @@ def _schedule(sim: Simulation) -> None:
             idle = 0 if got else idle + 1
             if idle >= 2 * cfg.workers:
                 # nothing visible: let time pass to the next visibility deadline / resend
-                sim.clock.advance(cfg.visibility_timeout / 2 if not resends else
-                                  max(0.0, min(r[0] for r in resends) - sim.clock.now()) + 0.001)
+                sim.clock.advance(
+                    cfg.visibility_timeout / 2
+                    if not resends
+                    else max(0.0, min(r[0] for r in resends) - sim.clock.now()) + 0.001
+                )
                 idle = 0
         sim.clock.advance(rng.random() * 0.2)
     for kind in [k for _, k in poison_at]:
@@ -822,19 +973,32 @@ def _parser(prog: str, *, seed_positional: bool) -> argparse.ArgumentParser:
     p.add_argument("--max-receive-count", type=int, default=3)
     p.add_argument("--cancel-ratio", type=float, default=0.1)
     p.add_argument("--invalid-ratio", type=float, default=0.0)
-    p.add_argument("--faults", default="none", help="e.g. chaos, or crash=0.05,stall=0.02,poison=all,crash@mid_handler")
-    p.add_argument("--mutant", default=None, help="run a mutant of the reference (see flowgate mutants --list)")
+    p.add_argument(
+        "--faults", default="none", help="e.g. chaos, or crash=0.05,stall=0.02,poison=all,crash@mid_handler"
+    )
+    p.add_argument(
+        "--mutant", default=None, help="run a mutant of the reference (see flowgate mutants --list)"
+    )
     p.add_argument("--history", default=None, help="write the history (JSON lines) here")
     p.add_argument("--timeline", default=None, help="write the SVG timeline here")
     return p
 
 
 def _config(args: argparse.Namespace) -> SimConfig:
-    return SimConfig(seed=args.seed, orders=args.orders, workers=args.workers, producers=args.producers,
-                     fifo=not args.standard, encryption=args.encryption, idempotency=args.idempotency,
-                     visibility_timeout=args.visibility_timeout, max_receive_count=args.max_receive_count,
-                     cancel_ratio=args.cancel_ratio, invalid_ratio=args.invalid_ratio,
-                     faults=parse_faults(args.faults))
+    return SimConfig(
+        seed=args.seed,
+        orders=args.orders,
+        workers=args.workers,
+        producers=args.producers,
+        fifo=not args.standard,
+        encryption=args.encryption,
+        idempotency=args.idempotency,
+        visibility_timeout=args.visibility_timeout,
+        max_receive_count=args.max_receive_count,
+        cancel_ratio=args.cancel_ratio,
+        invalid_ratio=args.invalid_ratio,
+        faults=parse_faults(args.faults),
+    )
 
 
 def _report(result: SimResult, args: argparse.Namespace, *, always_write: bool) -> int:
@@ -850,8 +1014,10 @@ def _report(result: SimResult, args: argparse.Namespace, *, always_write: bool) 
         anomalies = [a for v in result.verdicts for a in v.anomalies]
         path = Path(timeline_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_svg(result.history, anomalies=anomalies,
-                                   title=f"flowgate sim seed {result.seed}"), encoding="utf-8")
+        path.write_text(
+            render_svg(result.history, anomalies=anomalies, title=f"flowgate sim seed {result.seed}"),
+            encoding="utf-8",
+        )
         print(f"timeline: {path}")
     if not result.valid:
         print(f"INVALID: replay with: {result.replay_command()}")
@@ -871,7 +1037,15 @@ def replay_main(argv: Sequence[str] | None = None) -> int:
     return _report(run_simulation(_config(args), mutant=args.mutant), args, always_write=True)
 
 
-__all__ = ["IDEMPOTENCY_MODES", "SimConfig", "SimResult", "Simulation", "main", "replay_main", "run_simulation"]
+__all__ = [
+    "IDEMPOTENCY_MODES",
+    "SimConfig",
+    "SimResult",
+    "Simulation",
+    "main",
+    "replay_main",
+    "run_simulation",
+]
 
 if __name__ == "__main__":
     sys.exit(main())

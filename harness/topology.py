@@ -54,8 +54,13 @@ class Topology:
     kms_key: bool = True
     foreign_key: bool = True
 
-    def with_overrides(self, *, visibility_timeout: int | None = None, max_receive_count: int | None = None,
-                       encrypted: bool | None = None) -> Topology:
+    def with_overrides(
+        self,
+        *,
+        visibility_timeout: int | None = None,
+        max_receive_count: int | None = None,
+        encrypted: bool | None = None,
+    ) -> Topology:
         queue = self.command_queue
         if visibility_timeout is not None:
             queue = replace(queue, visibility_timeout=visibility_timeout)
@@ -75,8 +80,10 @@ def _check_name(name: Any, fifo: bool, where: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise TopologyError(f"{where}: {name!r} is not a valid queue/topic name")
     if fifo != name.endswith(".fifo"):
-        raise TopologyError(f"{where}: a {'FIFO' if fifo else 'standard'} name must "
-                            f"{'' if fifo else 'not '}end in .fifo ({name!r})")
+        raise TopologyError(
+            f"{where}: a {'FIFO' if fifo else 'standard'} name must "
+            f"{'' if fifo else 'not '}end in .fifo ({name!r})"
+        )
     return name
 
 
@@ -90,8 +97,11 @@ def parse(doc: Mapping[str, Any]) -> Topology:
     cq = _need(doc, "command_queue", "topology")
     fifo = bool(cq.get("fifo", True))
     dlq = cq.get("dead_letter") or {}
-    dlq_name = _check_name(_need(dlq, "name", "command_queue.dead_letter"), fifo, "command_queue.dead_letter") \
-        if dlq else None
+    dlq_name = (
+        _check_name(_need(dlq, "name", "command_queue.dead_letter"), fifo, "command_queue.dead_letter")
+        if dlq
+        else None
+    )
     queue = QueueSpec(
         name=_check_name(_need(cq, "name", "command_queue"), fifo, "command_queue"),
         fifo=fifo,
@@ -109,13 +119,23 @@ def parse(doc: Mapping[str, Any]) -> Topology:
         raise TopologyError("command_queue.dead_letter.max_receive_count must be 1..1000")
     et = _need(doc, "event_topic", "topology")
     topic_fifo = bool(et.get("fifo", True))
-    topic = TopicSpec(_check_name(_need(et, "name", "event_topic"), topic_fifo, "event_topic"), topic_fifo,
-                      bool(et.get("content_based_deduplication", False)))
+    topic = TopicSpec(
+        _check_name(_need(et, "name", "event_topic"), topic_fifo, "event_topic"),
+        topic_fifo,
+        bool(et.get("content_based_deduplication", False)),
+    )
     pq = _need(doc, "probe_queue", "topology")
     probe = _check_name(_need(pq, "name", "probe_queue"), topic_fifo, "probe_queue")
     kms = doc.get("kms") or {}
-    return Topology(prefix, queue, topic, probe, bool(pq.get("raw_message_delivery", True)),
-                    bool(kms.get("key", True)), bool(kms.get("foreign_key", True)) and bool(kms.get("key", True)))
+    return Topology(
+        prefix,
+        queue,
+        topic,
+        probe,
+        bool(pq.get("raw_message_delivery", True)),
+        bool(kms.get("key", True)),
+        bool(kms.get("foreign_key", True)) and bool(kms.get("key", True)),
+    )
 
 
 def load(path: str | Path | None = None) -> Topology:
@@ -181,37 +201,59 @@ def provision(topology: Topology, run_id: str, sqs: Any, sns: Any, kms: Any) -> 
     try:
         if q.dlq_name:
             out.dlq_name = base + q.dlq_name
-            out.dlq_url = sqs.create_queue(QueueName=out.dlq_name, Attributes=_queue_attrs(q, q.fifo, 30))["QueueUrl"]
+            out.dlq_url = sqs.create_queue(QueueName=out.dlq_name, Attributes=_queue_attrs(q, q.fifo, 30))[
+                "QueueUrl"
+            ]
             out.created.append(("queue", out.dlq_url))
         attrs = _queue_attrs(q, q.fifo)
         if q.dlq_name:
-            dlq_arn = sqs.get_queue_attributes(QueueUrl=out.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.max_receive_count})
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=out.dlq_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            attrs["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.max_receive_count}
+            )
         out.command_queue_name = base + q.name
-        out.command_queue_url = sqs.create_queue(QueueName=out.command_queue_name, Attributes=attrs)["QueueUrl"]
+        out.command_queue_url = sqs.create_queue(QueueName=out.command_queue_name, Attributes=attrs)[
+            "QueueUrl"
+        ]
         out.created.append(("queue", out.command_queue_url))
         t = topology.event_topic
         out.topic_name = base + t.name
-        topic_attrs = {"FifoTopic": "true", "ContentBasedDeduplication": str(t.content_based_deduplication).lower()} \
-            if t.fifo else {}
+        topic_attrs = (
+            {"FifoTopic": "true", "ContentBasedDeduplication": str(t.content_based_deduplication).lower()}
+            if t.fifo
+            else {}
+        )
         out.topic_arn = sns.create_topic(Name=out.topic_name, Attributes=topic_attrs)["TopicArn"]
         out.created.append(("topic", out.topic_arn))
         out.probe_queue_name = base + topology.probe_queue
         probe_attrs = {"VisibilityTimeout": "30"}
         if t.fifo:
             probe_attrs.update(FifoQueue="true", ContentBasedDeduplication="false")
-        out.probe_queue_url = sqs.create_queue(QueueName=out.probe_queue_name, Attributes=probe_attrs)["QueueUrl"]
+        out.probe_queue_url = sqs.create_queue(QueueName=out.probe_queue_name, Attributes=probe_attrs)[
+            "QueueUrl"
+        ]
         out.created.append(("queue", out.probe_queue_url))
-        probe_arn = sqs.get_queue_attributes(QueueUrl=out.probe_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sub = sns.subscribe(TopicArn=out.topic_arn, Protocol="sqs", Endpoint=probe_arn, ReturnSubscriptionArn=True,
-                            Attributes={"RawMessageDelivery": str(topology.raw_message_delivery).lower()})
+        probe_arn = sqs.get_queue_attributes(QueueUrl=out.probe_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sub = sns.subscribe(
+            TopicArn=out.topic_arn,
+            Protocol="sqs",
+            Endpoint=probe_arn,
+            ReturnSubscriptionArn=True,
+            Attributes={"RawMessageDelivery": str(topology.raw_message_delivery).lower()},
+        )
         out.subscription_arn = sub["SubscriptionArn"]
         out.created.append(("subscription", out.subscription_arn))
         if topology.kms_key:
             out.kms_key_id = kms.create_key(Description=f"flowgate gate {run_id}")["KeyMetadata"]["KeyId"]
             out.created.append(("key", out.kms_key_id))
         if topology.foreign_key:
-            out.foreign_key_id = kms.create_key(Description=f"flowgate gate {run_id} foreign")["KeyMetadata"]["KeyId"]
+            out.foreign_key_id = kms.create_key(Description=f"flowgate gate {run_id} foreign")["KeyMetadata"][
+                "KeyId"
+            ]
             out.created.append(("key", out.foreign_key_id))
     except Exception:
         out.teardown(sqs, sns, kms)

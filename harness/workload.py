@@ -116,7 +116,9 @@ def generate_orders(
             if rng.random() < cancel_ratio:
                 cut = rng.randint(0, 2)
                 steps += [Step(p) for p in full[:cut]]
-                steps.append(Step(CancelOrder(rng.choice(["customer request", "fraud check", "out of stock"]))))
+                steps.append(
+                    Step(CancelOrder(rng.choice(["customer request", "fraud check", "out of stock"])))
+                )
             else:
                 steps += [Step(p) for p in full]
             if rng.random() < invalid_ratio:

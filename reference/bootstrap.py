@@ -62,17 +62,24 @@ class Bootstrapper:
             for queue in self.config.queues():
                 dlq = dlq_name(queue)
                 res.dlq_urls[queue], res.dlq_arns[queue] = self._ensure_queue(dlq, redrive_to=None)
-                res.queue_urls[queue], res.queue_arns[queue] = self._ensure_queue(queue, redrive_to=res.dlq_arns[queue])
+                res.queue_urls[queue], res.queue_arns[queue] = self._ensure_queue(
+                    queue, redrive_to=res.dlq_arns[queue]
+                )
             for topic in self.config.topics():
                 res.topic_arns[topic] = self._ensure_topic(topic, account)
             for queue, topics in self.config.subscriptions.items():
                 for topic in topics:
                     resp = self.sns.subscribe(
-                        TopicArn=res.topic_arns[topic], Protocol="sqs", Endpoint=res.queue_arns[queue],
-                        Attributes={"RawMessageDelivery": "true"}, ReturnSubscriptionArn=True)
+                        TopicArn=res.topic_arns[topic],
+                        Protocol="sqs",
+                        Endpoint=res.queue_arns[queue],
+                        Attributes={"RawMessageDelivery": "true"},
+                        ReturnSubscriptionArn=True,
+                    )
                     res.subscription_arns[f"{topic}->{queue}"] = resp["SubscriptionArn"]
-                self._allow_topics(res.queue_urls[queue], res.queue_arns[queue],
-                                   [res.topic_arns[t] for t in topics])
+                self._allow_topics(
+                    res.queue_urls[queue], res.queue_arns[queue], [res.topic_arns[t] for t in topics]
+                )
             return res
         except ClientError as exc:
             raise TransportError(f"bootstrap failed: {exc}") from exc
@@ -81,13 +88,16 @@ class Bootstrapper:
 
     def _queue_attributes(self, name: str, redrive_to: str | None) -> dict[str, str]:
         o = self.config.options
-        attrs = {"VisibilityTimeout": str(o.visibility_timeout),
-                 "MessageRetentionPeriod": str(o.message_retention_seconds)}
+        attrs = {
+            "VisibilityTimeout": str(o.visibility_timeout),
+            "MessageRetentionPeriod": str(o.message_retention_seconds),
+        }
         if is_fifo(name):
             attrs.update(FifoQueue="true", ContentBasedDeduplication="true")
         if redrive_to is not None:
-            attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": redrive_to,
-                                                 "maxReceiveCount": str(o.max_receive_count)})
+            attrs["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": redrive_to, "maxReceiveCount": str(o.max_receive_count)}
+            )
         return attrs
 
     def _ensure_queue(self, name: str, *, redrive_to: str | None) -> tuple[str, str]:
@@ -113,8 +123,10 @@ class Bootstrapper:
         if "RedrivePolicy" in wanted:
             have = json.loads(current.get("RedrivePolicy") or "{}")
             want = json.loads(wanted["RedrivePolicy"])
-            if have.get("deadLetterTargetArn") != want["deadLetterTargetArn"] or str(
-                    have.get("maxReceiveCount")) != want["maxReceiveCount"]:
+            if (
+                have.get("deadLetterTargetArn") != want["deadLetterTargetArn"]
+                or str(have.get("maxReceiveCount")) != want["maxReceiveCount"]
+            ):
                 changes["RedrivePolicy"] = wanted["RedrivePolicy"]
         if changes:
             self.sqs.set_queue_attributes(QueueUrl=url, Attributes=changes)
@@ -139,42 +151,78 @@ class Bootstrapper:
             arn = f"arn:aws:sns:{self.config.options.region}:{account}:{name}"
             current = self.sns.get_topic_attributes(TopicArn=arn)["Attributes"]
             if (current.get("FifoTopic") == "true") != is_fifo(name):
-                raise ConfigurationError(f"topic {name!r} exists with FifoTopic={current.get('FifoTopic')}") from exc
+                raise ConfigurationError(
+                    f"topic {name!r} exists with FifoTopic={current.get('FifoTopic')}"
+                ) from exc
             return arn
 
     def _allow_topics(self, url: str, queue_arn: str, topic_arns: list[str]) -> None:
         current = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
         policy = json.loads(current.get("Policy") or '{"Version": "2012-10-17", "Statement": []}')
         others = [s for s in policy.get("Statement", []) if s.get("Sid") != _POLICY_SID]
-        ours = {"Sid": _POLICY_SID, "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage", "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": sorted(topic_arns)}}}
+        ours = {
+            "Sid": _POLICY_SID,
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": sorted(topic_arns)}},
+        }
         if ours in others or any(s == ours for s in policy.get("Statement", [])):
             return
         policy["Statement"] = [*others, ours]
         self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
 
 
-def iam_policy(config: BusConfiguration, account: str = "*", region: str | None = None,
-               kms_key_arn: str | None = None) -> dict[str, Any]:
+def iam_policy(
+    config: BusConfiguration, account: str = "*", region: str | None = None, kms_key_arn: str | None = None
+) -> dict[str, Any]:
     """Least-privilege IAM policy for bootstrapping and running ``config`` (queues, DLQs, topics, key)."""
     region = region or config.options.region
     queues = [f"arn:aws:sqs:{region}:{account}:{n}" for q in config.queues() for n in (q, dlq_name(q))]
     topics = [f"arn:aws:sns:{region}:{account}:{t}" for t in config.topics()]
     statements: list[dict[str, Any]] = [
-        {"Sid": "FlowgateQueues", "Effect": "Allow",
-         "Action": ["sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes",
-                    "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
-         "Resource": sorted(queues)},
+        {
+            "Sid": "FlowgateQueues",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:CreateQueue",
+                "sqs:GetQueueUrl",
+                "sqs:GetQueueAttributes",
+                "sqs:SetQueueAttributes",
+                "sqs:SendMessage",
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+            ],
+            "Resource": sorted(queues),
+        },
         {"Sid": "FlowgateIdentity", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
     ]
     if topics:
-        statements.insert(1, {"Sid": "FlowgateTopics", "Effect": "Allow",
-                              "Action": ["sns:CreateTopic", "sns:GetTopicAttributes", "sns:Subscribe",
-                                         "sns:SetSubscriptionAttributes", "sns:Publish"],
-                              "Resource": sorted(topics)})
+        statements.insert(
+            1,
+            {
+                "Sid": "FlowgateTopics",
+                "Effect": "Allow",
+                "Action": [
+                    "sns:CreateTopic",
+                    "sns:GetTopicAttributes",
+                    "sns:Subscribe",
+                    "sns:SetSubscriptionAttributes",
+                    "sns:Publish",
+                ],
+                "Resource": sorted(topics),
+            },
+        )
     if config.kms_key_id:
         key = kms_key_arn or f"arn:aws:kms:{region}:{account}:key/*"
-        statements.append({"Sid": "FlowgateEnvelopeKey", "Effect": "Allow",
-                           "Action": ["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"], "Resource": key})
+        statements.append(
+            {
+                "Sid": "FlowgateEnvelopeKey",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"],
+                "Resource": key,
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}

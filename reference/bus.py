@@ -118,8 +118,13 @@ class Processor:
     """
 
     def __init__(
-        self, storage: Storage, *, sagas: Sequence[Saga] = (), views: Sequence[View] = (),
-        clock: Clock | None = None, ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        self,
+        storage: Storage,
+        *,
+        sagas: Sequence[Saga] = (),
+        views: Sequence[View] = (),
+        clock: Clock | None = None,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
     ) -> None:
         self.storage = storage
         self.sagas = tuple(sagas)
@@ -150,19 +155,32 @@ class Processor:
 
     def command_effect(self, command: Command, token: int, decision: Decision) -> Effect:
         return Effect(
-            key=command_key(command.event_id), token=token, message_type=command.name,
-            expires_at=self.clock.now() + self.ttl_seconds, entities=decision.entities,
-            command=command, outbox=decision.events,
+            key=command_key(command.event_id),
+            token=token,
+            message_type=command.name,
+            expires_at=self.clock.now() + self.ttl_seconds,
+            entities=decision.entities,
+            command=command,
+            outbox=decision.events,
         )
 
     def dead_letter_effect(self, command: Command, token: int, reason: str, body: str) -> Effect:
         """Completes the claim without any business effect, recording the failure."""
         now = self.clock.now()
         return Effect(
-            key=command_key(command.event_id), token=token, message_type=command.name,
+            key=command_key(command.event_id),
+            token=token,
+            message_type=command.name,
             expires_at=now + self.ttl_seconds,
-            dead_letter=DeadLetter(command_key(command.event_id), command.name, command.entity_id,
-                                   command.metadata.sequence_no, reason, body, now),
+            dead_letter=DeadLetter(
+                command_key(command.event_id),
+                command.name,
+                command.entity_id,
+                command.metadata.sequence_no,
+                reason,
+                body,
+                now,
+            ),
         )
 
     def view_effect(self, view: View, event: Event, token: int) -> Effect:
@@ -170,7 +188,9 @@ class Processor:
         before = self.storage.get_view(view.name, row_id)
         row = view.project(before, event)
         return Effect(
-            key=event_key(event.event_id, view.name), token=token, message_type=event.name,
+            key=event_key(event.event_id, view.name),
+            token=token,
+            message_type=event.name,
             expires_at=self.clock.now() + self.ttl_seconds,
             views=(ViewWrite(view.name, row_id, row, expected=before),),
         )
@@ -187,8 +207,14 @@ class LocalCommandDispatcher:
     both locally and remotely still has one effect.
     """
 
-    def __init__(self, processor: Processor, events: EventQueue | None = None, *,
-                 observer: Observer | None = None, lease_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        processor: Processor,
+        events: EventQueue | None = None,
+        *,
+        observer: Observer | None = None,
+        lease_seconds: float = 30.0,
+    ) -> None:
         self.processor = processor
         self.events = events
         self.observer = observer or NullObserver()
@@ -201,8 +227,15 @@ class LocalCommandDispatcher:
         if isinstance(claim, Busy):
             raise LeaseLost(f"{command.name} {command.event_id} is being processed elsewhere")
         if isinstance(claim, Duplicate):
-            self.observer.observe("duplicate", "ok", {"key": command_key(command.event_id),
-                                  "entity_id": command.entity_id, "seq": command.metadata.sequence_no})
+            self.observer.observe(
+                "duplicate",
+                "ok",
+                {
+                    "key": command_key(command.event_id),
+                    "entity_id": command.entity_id,
+                    "seq": command.metadata.sequence_no,
+                },
+            )
             outbox = claim.outbox
         else:
             try:
@@ -211,9 +244,16 @@ class LocalCommandDispatcher:
                 self.processor.storage.release(command_key(command.event_id), claim.token)
                 raise
             self.processor.storage.commit(self.processor.command_effect(command, claim.token, decision))
-            self.observer.observe("effect", "ok", {
-                "command_id": command.event_id, "entity_id": command.entity_id,
-                "seq": command.metadata.sequence_no, "command_type": command.name})
+            self.observer.observe(
+                "effect",
+                "ok",
+                {
+                    "command_id": command.event_id,
+                    "entity_id": command.entity_id,
+                    "seq": command.metadata.sequence_no,
+                    "command_type": command.name,
+                },
+            )
             outbox = decision.events
         if self.events is not None:
             for event in outbox:
@@ -224,8 +264,14 @@ class LocalEventDispatcher:
     """Projects an event into every view that ``projects`` it (idempotent per view), then
     notifies aggregates that ``subscribes`` to it."""
 
-    def __init__(self, processor: Processor, aggregates: Sequence[Aggregate] = (), *,
-                 observer: Observer | None = None, lease_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        processor: Processor,
+        aggregates: Sequence[Aggregate] = (),
+        *,
+        observer: Observer | None = None,
+        lease_seconds: float = 30.0,
+    ) -> None:
         self.processor = processor
         self.aggregates = tuple(aggregates)
         self.observer = observer or NullObserver()
@@ -239,14 +285,16 @@ class LocalEventDispatcher:
                 aggregate.on(event)
 
 
-def project_into(processor: Processor, view: View, event: Event, lease_seconds: float,
-                 observer: Observer) -> bool:
+def project_into(
+    processor: Processor, view: View, event: Event, lease_seconds: float, observer: Observer
+) -> bool:
     """Claim ``event:{id}:{view}``, project, commit. True when done (now or before), False if busy."""
     key = event_key(event.event_id, view.name)
     claim = processor.claim(key, event.name, lease_seconds)
     if isinstance(claim, Duplicate):
-        observer.observe("duplicate", "ok", {"key": key, "entity_id": event.entity_id,
-                                             "seq": event.metadata.sequence_no})
+        observer.observe(
+            "duplicate", "ok", {"key": key, "entity_id": event.entity_id, "seq": event.metadata.sequence_no}
+        )
         return True
     if isinstance(claim, Busy):
         return False
@@ -257,9 +305,17 @@ def project_into(processor: Processor, view: View, event: Event, lease_seconds: 
         processor.storage.release(key, claim.token)
         raise
     processor.storage.commit(effect)
-    observer.observe("project", "ok", {"event_id": event.event_id, "entity_id": event.entity_id,
-                                       "seq": event.metadata.sequence_no, "event_type": event.name,
-                                       "view": view.name})
+    observer.observe(
+        "project",
+        "ok",
+        {
+            "event_id": event.event_id,
+            "entity_id": event.entity_id,
+            "seq": event.metadata.sequence_no,
+            "event_type": event.name,
+            "view": view.name,
+        },
+    )
     return True
 
 
@@ -280,8 +336,13 @@ class CommandBus:
     ``replay`` needs the processor (command store + sagas); publishing does not.
     """
 
-    def __init__(self, dispatchers: Iterable[CommandDispatcher] = (), *, sequencer: Sequencer | None = None,
-                 processor: Processor | None = None) -> None:
+    def __init__(
+        self,
+        dispatchers: Iterable[CommandDispatcher] = (),
+        *,
+        sequencer: Sequencer | None = None,
+        processor: Processor | None = None,
+    ) -> None:
         self.dispatchers = list(dispatchers)
         self.sequencer = sequencer or InMemorySequencer(processor.storage if processor else None)
         self.processor = processor

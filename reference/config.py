@@ -106,8 +106,10 @@ class BusConfiguration:
     options: BusOptions = field(default_factory=BusOptions)
 
     def __repr__(self) -> str:
-        return (f"BusConfiguration(commands={self.command_routes}, events={self.event_routes}, "
-                f"listen={self.command_queues}, subscribe={self.subscriptions}, kms={self.kms_key_id!r})")
+        return (
+            f"BusConfiguration(commands={self.command_routes}, events={self.event_routes}, "
+            f"listen={self.command_queues}, subscribe={self.subscriptions}, kms={self.kms_key_id!r})"
+        )
 
     # -- fluent ------------------------------------------------------------------------------
     def send(self, *commands: type[Payload]) -> _CommandRoute:
@@ -148,8 +150,10 @@ class BusConfiguration:
         try:
             return self.command_routes[command_name]
         except KeyError:
-            raise ConfigurationError(f"command {command_name!r} is not routed to any queue "
-                                     f"(add .send({command_name}).to_queue(...))") from None
+            raise ConfigurationError(
+                f"command {command_name!r} is not routed to any queue "
+                f"(add .send({command_name}).to_queue(...))"
+            ) from None
 
     def topic_for(self, event_name: str) -> str | None:
         return self.event_routes.get(event_name)
@@ -170,7 +174,9 @@ class BusConfiguration:
                 raise ConfigurationError(f"queue {queue!r} subscribes to no topic")
             for t in topics:
                 if is_fifo(t) and not is_fifo(queue):
-                    raise ConfigurationError(f"FIFO topic {t!r} can only deliver to FIFO queues, not {queue!r}")
+                    raise ConfigurationError(
+                        f"FIFO topic {t!r} can only deliver to FIFO queues, not {queue!r}"
+                    )
             if queue in self.command_routes.values():
                 raise ConfigurationError(f"queue {queue!r} is used both for commands and for subscriptions")
         if sagas is not None:
@@ -185,7 +191,9 @@ class BusConfiguration:
         if views is not None:
             for queue, topics in self.subscriptions.items():
                 names = [n for n, t in self.event_routes.items() if t in topics]
-                if names and not any(v.projects(self.registry.lookup(n, "event")) for v in views for n in names):
+                if names and not any(
+                    v.projects(self.registry.lookup(n, "event")) for v in views for n in names
+                ):
                     raise ConfigurationError(f"queue {queue!r} receives {names} but no view projects them")
 
     @classmethod
@@ -257,4 +265,6 @@ class _Subscription:
 
 def _check_name(name: str) -> None:
     if not _NAME.match(name):
-        raise ConfigurationError(f"invalid queue/topic short name {name!r} (1-75 of [A-Za-z0-9_-], optional .fifo)")
+        raise ConfigurationError(
+            f"invalid queue/topic short name {name!r} (1-75 of [A-Za-z0-9_-], optional .fifo)"
+        )

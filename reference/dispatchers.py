@@ -72,8 +72,9 @@ def build_body(message: Message, destination: str, cipher: EnvelopeCipher | None
     """JSON body, sealed for ``destination`` when a cipher is given; checks the 256 KiB limit."""
     body = encode(message)
     if cipher is not None:
-        body = cipher.seal(body, MessageBinding(message.metadata.event_id, destination,
-                                                message.entity_id, message.name))
+        body = cipher.seal(
+            body, MessageBinding(message.metadata.event_id, destination, message.entity_id, message.name)
+        )
     size = len(body.encode("utf-8"))
     if size > MAX_BODY_BYTES:
         raise OversizedMessage(f"{message.name} {message.metadata.event_id} body is {size} bytes > 256 KiB")
@@ -92,8 +93,9 @@ class Batcher:
     ``send_batch(destination, entries)`` returns one error (or None) per entry, in order.
     """
 
-    def __init__(self, send_batch: Callable[[str, list[dict[str, Any]]], list[Exception | None]],
-                 linger: float) -> None:
+    def __init__(
+        self, send_batch: Callable[[str, list[dict[str, Any]]], list[Exception | None]], linger: float
+    ) -> None:
         self._send_batch = send_batch
         self._linger = linger
         self._cond = threading.Condition()
@@ -125,8 +127,11 @@ class Batcher:
                 if not self._pending and self._closed:
                     return
                 deadline = time.monotonic() + self._linger
-                while (not self._closed and max(len(v) for v in self._pending.values()) < MAX_BATCH
-                       and (remaining := deadline - time.monotonic()) > 0):
+                while (
+                    not self._closed
+                    and max(len(v) for v in self._pending.values()) < MAX_BATCH
+                    and (remaining := deadline - time.monotonic()) > 0
+                ):
                     self._cond.wait(remaining)
                 work = {d: v[:MAX_BATCH] for d, v in self._pending.items()}
                 for d, v in list(self._pending.items()):
@@ -153,9 +158,17 @@ class _Dispatcher:
 
     kind = "command"
 
-    def __init__(self, config: BusConfiguration, resources: Resources, *, cipher: EnvelopeCipher | None,
-                 observer: Observer | None, telemetry: Telemetry | None, batching: bool,
-                 linger: float | None = None) -> None:
+    def __init__(
+        self,
+        config: BusConfiguration,
+        resources: Resources,
+        *,
+        cipher: EnvelopeCipher | None,
+        observer: Observer | None,
+        telemetry: Telemetry | None,
+        batching: bool,
+        linger: float | None = None,
+    ) -> None:
         self.config = config
         self.resources = resources
         self.cipher = cipher
@@ -214,7 +227,9 @@ class _Dispatcher:
         while i < len(routed):
             dest = routed[i][1]
             chunk = [routed[i]]
-            while i + len(chunk) < len(routed) and len(chunk) < MAX_BATCH and routed[i + len(chunk)][1] == dest:
+            while (
+                i + len(chunk) < len(routed) and len(chunk) < MAX_BATCH and routed[i + len(chunk)][1] == dest
+            ):
                 chunk.append(routed[i + len(chunk)])
             i += len(chunk)
             entries = []
@@ -225,7 +240,9 @@ class _Dispatcher:
                 entries.append(entry)
             start = time.perf_counter()
             try:
-                errors = self._send_batch(dest, entries) if len(entries) > 1 else [self._try_one(dest, entries[0])]
+                errors = (
+                    self._send_batch(dest, entries) if len(entries) > 1 else [self._try_one(dest, entries[0])]
+                )
             except Exception as exc:
                 errors = [exc] * len(entries)
             ms = (time.perf_counter() - start) * 1000
@@ -247,7 +264,9 @@ class _Dispatcher:
         acknowledged, else the first error among them (a failed call fails each of its entries).
         Never raises for a send failure; the caller decides what a failed item means.
         """
-        routed = [(n, m, d) for n, msgs in enumerate(items) for m in msgs if (d := self._destination(m)) is not None]
+        routed = [
+            (n, m, d) for n, msgs in enumerate(items) for m in msgs if (d := self._destination(m)) is not None
+        ]
         outcome: list[Exception | None] = [None] * len(items)
         if self._batcher is not None:
             return self._each_through_batcher(routed, outcome)
@@ -290,8 +309,9 @@ class _Dispatcher:
                     outcome[n] = err
         return outcome
 
-    def _each_through_batcher(self, routed: list[tuple[int, Message, str]],
-                              outcome: list[Exception | None]) -> list[Exception | None]:
+    def _each_through_batcher(
+        self, routed: list[tuple[int, Message, str]], outcome: list[Exception | None]
+    ) -> list[Exception | None]:
         """``dispatch_each`` through the shared batcher: entries of concurrent callers (e.g. all
         pollers of a worker) share full batch calls. Each destination's entries keep their
         submission order, so a FIFO group's events stay in order."""
@@ -327,11 +347,20 @@ class _Dispatcher:
 class SqsCommandDispatcher(_Dispatcher):
     """Sends commands to the queue their type is routed to (``ConfigurationError`` if none)."""
 
-    def __init__(self, sqs: Any, config: BusConfiguration, resources: Resources, *,
-                 cipher: EnvelopeCipher | None = None, observer: Observer | None = None,
-                 telemetry: Telemetry | None = None, batching: bool = False) -> None:
-        super().__init__(config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
-                         batching=batching)
+    def __init__(
+        self,
+        sqs: Any,
+        config: BusConfiguration,
+        resources: Resources,
+        *,
+        cipher: EnvelopeCipher | None = None,
+        observer: Observer | None = None,
+        telemetry: Telemetry | None = None,
+        batching: bool = False,
+    ) -> None:
+        super().__init__(
+            config, resources, cipher=cipher, observer=observer, telemetry=telemetry, batching=batching
+        )
         self.sqs = sqs
 
     def _destination(self, message: Message) -> str | None:
@@ -340,8 +369,9 @@ class SqsCommandDispatcher(_Dispatcher):
     def _entry(self, message: Message, destination: str) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "MessageBody": build_body(message, destination, self.cipher),
-            "MessageAttributes": message_attributes(message, encrypted=self.cipher is not None,
-                                                    traceparent=self.telemetry.current_traceparent()),
+            "MessageAttributes": message_attributes(
+                message, encrypted=self.cipher is not None, traceparent=self.telemetry.current_traceparent()
+            ),
         }
         if is_fifo(destination):
             entry["MessageGroupId"] = message.entity_id
@@ -356,15 +386,25 @@ class SqsCommandDispatcher(_Dispatcher):
 
     def _send_batch(self, destination: str, entries: list[dict[str, Any]]) -> list[Exception | None]:
         try:
-            resp = self.sqs.send_message_batch(QueueUrl=self.resources.queue_urls[destination], Entries=entries)
+            resp = self.sqs.send_message_batch(
+                QueueUrl=self.resources.queue_urls[destination], Entries=entries
+            )
         except (ClientError, BotoCoreError) as exc:
             raise DispatchError(f"SendMessageBatch to {destination} failed: {exc}") from exc
         return _batch_errors(entries, resp, "SendMessageBatch")
 
     def _observe(self, message: Message, destination: str, kind: str) -> None:
-        self.observer.observe("send", kind, {
-            "command_id": message.metadata.event_id, "entity_id": message.entity_id,
-            "seq": message.metadata.sequence_no, "command_type": message.name, "destination": destination})
+        self.observer.observe(
+            "send",
+            kind,
+            {
+                "command_id": message.metadata.event_id,
+                "entity_id": message.entity_id,
+                "seq": message.metadata.sequence_no,
+                "command_type": message.name,
+                "destination": destination,
+            },
+        )
 
     def _metric(self, ok: bool, destination: str, name: str, ms: float) -> None:
         attrs = {"destination": destination, "type": name}
@@ -381,11 +421,26 @@ class SnsEventDispatcher(_Dispatcher):
     With ``batching`` its batcher lingers ``options.publish_linger`` (the worker's shared outbox
     publisher; full PublishBatch calls matter more than a few ms of latency)."""
 
-    def __init__(self, sns: Any, config: BusConfiguration, resources: Resources, *,
-                 cipher: EnvelopeCipher | None = None, observer: Observer | None = None,
-                 telemetry: Telemetry | None = None, batching: bool = False) -> None:
-        super().__init__(config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
-                         batching=batching, linger=config.options.publish_linger)
+    def __init__(
+        self,
+        sns: Any,
+        config: BusConfiguration,
+        resources: Resources,
+        *,
+        cipher: EnvelopeCipher | None = None,
+        observer: Observer | None = None,
+        telemetry: Telemetry | None = None,
+        batching: bool = False,
+    ) -> None:
+        super().__init__(
+            config,
+            resources,
+            cipher=cipher,
+            observer=observer,
+            telemetry=telemetry,
+            batching=batching,
+            linger=config.options.publish_linger,
+        )
         self.sns = sns
 
     def _destination(self, message: Message) -> str | None:
@@ -395,8 +450,9 @@ class SnsEventDispatcher(_Dispatcher):
         entry: dict[str, Any] = {
             "Message": build_body(message, destination, self.cipher),
             "Subject": message.name,
-            "MessageAttributes": message_attributes(message, encrypted=self.cipher is not None,
-                                                    traceparent=self.telemetry.current_traceparent()),
+            "MessageAttributes": message_attributes(
+                message, encrypted=self.cipher is not None, traceparent=self.telemetry.current_traceparent()
+            ),
         }
         if is_fifo(destination):
             entry["MessageGroupId"] = message.entity_id
@@ -411,8 +467,9 @@ class SnsEventDispatcher(_Dispatcher):
 
     def _send_batch(self, destination: str, entries: list[dict[str, Any]]) -> list[Exception | None]:
         try:
-            resp = self.sns.publish_batch(TopicArn=self.resources.topic_arns[destination],
-                                          PublishBatchRequestEntries=entries)
+            resp = self.sns.publish_batch(
+                TopicArn=self.resources.topic_arns[destination], PublishBatchRequestEntries=entries
+            )
         except (ClientError, BotoCoreError) as exc:
             raise DispatchError(f"PublishBatch to {destination} failed: {exc}") from exc
         return _batch_errors(entries, resp, "PublishBatch")
@@ -420,9 +477,17 @@ class SnsEventDispatcher(_Dispatcher):
     def _observe(self, message: Message, destination: str, kind: str) -> None:
         if kind != "ok":
             return  # "publish" is a single ok observation (hooks.OBSERVATIONS)
-        self.observer.observe("publish", "ok", {
-            "event_id": message.metadata.event_id, "entity_id": message.entity_id,
-            "seq": message.metadata.sequence_no, "event_type": message.name, "destination": destination})
+        self.observer.observe(
+            "publish",
+            "ok",
+            {
+                "event_id": message.metadata.event_id,
+                "entity_id": message.entity_id,
+                "seq": message.metadata.sequence_no,
+                "event_type": message.name,
+                "destination": destination,
+            },
+        )
 
     def _metric(self, ok: bool, destination: str, name: str, ms: float) -> None:
         attrs = {"destination": destination, "type": name}
@@ -438,6 +503,11 @@ def _batch_errors(entries: list[dict[str, Any]], resp: Any, op: str) -> list[Exc
     out: list[Exception | None] = []
     for e in entries:
         f = failed.get(e["Id"])
-        out.append(None if f is None else DispatchError(
-            f"{op} entry failed: {f.get('Code')} {f.get('Message', '')} (sender fault: {f.get('SenderFault')})"))
+        out.append(
+            None
+            if f is None
+            else DispatchError(
+                f"{op} entry failed: {f.get('Code')} {f.get('Message', '')} (sender fault: {f.get('SenderFault')})"
+            )
+        )
     return out

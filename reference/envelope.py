@@ -43,9 +43,16 @@ VERSION = 1
 NONCE_BYTES = 12
 TAG_BYTES = 16
 #: KMS errors meaning "this ciphertext/context/key is wrong" (poison); anything else is transport.
-_POISON_CODES = {"InvalidCiphertextException", "IncorrectKeyException", "AccessDeniedException",
-                 "NotFoundException", "KMSInvalidStateException", "DisabledException", "ValidationException",
-                 "InvalidKeyUsageException"}
+_POISON_CODES = {
+    "InvalidCiphertextException",
+    "IncorrectKeyException",
+    "AccessDeniedException",
+    "NotFoundException",
+    "KMSInvalidStateException",
+    "DisabledException",
+    "ValidationException",
+    "InvalidKeyUsageException",
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,13 @@ class MessageBinding:
     message_type: str
 
     def context(self) -> dict[str, str]:
-        return {"flowgate:version": str(VERSION), "messageId": self.message_id,
-                "destination": self.destination, "entityId": self.entity_id, "messageType": self.message_type}
+        return {
+            "flowgate:version": str(VERSION),
+            "messageId": self.message_id,
+            "destination": self.destination,
+            "entityId": self.entity_id,
+            "messageType": self.message_type,
+        }
 
     def aad(self, key_id: str) -> bytes:
         fields = (str(VERSION), key_id, self.destination, self.message_id, self.entity_id, self.message_type)
@@ -75,8 +87,15 @@ class EnvelopeCipher(Protocol):
 
     def seal(self, plaintext: str, binding: MessageBinding) -> str: ...
 
-    def open(self, sealed: str, *, message_id: str, entity_id: str, message_type: str,
-             destinations: Collection[str]) -> str: ...
+    def open(
+        self,
+        sealed: str,
+        *,
+        message_id: str,
+        entity_id: str,
+        message_type: str,
+        destinations: Collection[str],
+    ) -> str: ...
 
 
 class KmsEnvelopeCipher:
@@ -106,8 +125,9 @@ class KmsEnvelopeCipher:
 
     def seal(self, plaintext: str, binding: MessageBinding) -> str:
         try:
-            resp = self.kms.generate_data_key(KeyId=self.key_id, KeySpec="AES_256",
-                                              EncryptionContext=binding.context())
+            resp = self.kms.generate_data_key(
+                KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=binding.context()
+            )
         except (ClientError, BotoCoreError) as exc:
             raise TransportError(f"GenerateDataKey failed: {exc}") from exc
         key = bytearray(resp["Plaintext"])
@@ -118,14 +138,25 @@ class KmsEnvelopeCipher:
         finally:
             key[:] = bytes(len(key))
         envelope = {
-            "Version": VERSION, "KeyId": key_id, "Destination": binding.destination,
-            "EncryptedDataKey": _b64(resp["CiphertextBlob"]), "Nonce": _b64(nonce),
-            "Tag": _b64(sealed[-TAG_BYTES:]), "Ciphertext": _b64(sealed[:-TAG_BYTES]),
+            "Version": VERSION,
+            "KeyId": key_id,
+            "Destination": binding.destination,
+            "EncryptedDataKey": _b64(resp["CiphertextBlob"]),
+            "Nonce": _b64(nonce),
+            "Tag": _b64(sealed[-TAG_BYTES:]),
+            "Ciphertext": _b64(sealed[:-TAG_BYTES]),
         }
         return _b64(json.dumps(envelope, separators=(",", ":")).encode("ascii"))
 
-    def open(self, sealed: str, *, message_id: str, entity_id: str, message_type: str,
-             destinations: Collection[str]) -> str:
+    def open(
+        self,
+        sealed: str,
+        *,
+        message_id: str,
+        entity_id: str,
+        message_type: str,
+        destinations: Collection[str],
+    ) -> str:
         """Decrypt, verifying key, destination, KMS context and AAD; :class:`DecryptionError` if any fails."""
         env = parse_envelope(sealed)
         destination = env["Destination"]
@@ -136,8 +167,9 @@ class KmsEnvelopeCipher:
             raise DecryptionError(f"envelope key {key_id!r} is not an accepted key")
         binding = MessageBinding(message_id, destination, entity_id, message_type)
         try:
-            resp = self.kms.decrypt(CiphertextBlob=env["EncryptedDataKey"], KeyId=key_id,
-                                    EncryptionContext=binding.context())
+            resp = self.kms.decrypt(
+                CiphertextBlob=env["EncryptedDataKey"], KeyId=key_id, EncryptionContext=binding.context()
+            )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _POISON_CODES:
@@ -149,7 +181,9 @@ class KmsEnvelopeCipher:
             raise DecryptionError("KMS decrypted with an unexpected key")
         key = bytearray(resp["Plaintext"])
         try:
-            data = AESGCM(bytes(key)).decrypt(env["Nonce"], env["Ciphertext"] + env["Tag"], binding.aad(key_id))
+            data = AESGCM(bytes(key)).decrypt(
+                env["Nonce"], env["Ciphertext"] + env["Tag"], binding.aad(key_id)
+            )
         except InvalidTag as exc:
             raise DecryptionError("ciphertext, tag or bound fields were tampered with") from exc
         finally:

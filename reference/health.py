@@ -22,8 +22,9 @@ class HealthReport:
         return all(v == "ok" for v in self.checks.values())
 
 
-def check_health(config: BusConfiguration, resources: Resources, *, sqs: Any, sns: Any,
-                 kms: Any = None) -> HealthReport:
+def check_health(
+    config: BusConfiguration, resources: Resources, *, sqs: Any, sns: Any, kms: Any = None
+) -> HealthReport:
     """Run every check (never raises for AWS errors; they become failed checks)."""
     report = HealthReport()
 
@@ -35,10 +36,18 @@ def check_health(config: BusConfiguration, resources: Resources, *, sqs: Any, sn
             report.checks[name] = f"{type(exc).__name__}: {exc}"
 
     for queue in config.queues():
-        run(f"sqs:{queue}", sqs.get_queue_attributes, QueueUrl=resources.queue_urls.get(queue, queue),
-            AttributeNames=["QueueArn"])
-        run(f"sqs:{queue}:dlq", sqs.get_queue_attributes, QueueUrl=resources.dlq_urls.get(queue, queue),
-            AttributeNames=["QueueArn"])
+        run(
+            f"sqs:{queue}",
+            sqs.get_queue_attributes,
+            QueueUrl=resources.queue_urls.get(queue, queue),
+            AttributeNames=["QueueArn"],
+        )
+        run(
+            f"sqs:{queue}:dlq",
+            sqs.get_queue_attributes,
+            QueueUrl=resources.dlq_urls.get(queue, queue),
+            AttributeNames=["QueueArn"],
+        )
     for topic in config.topics():
         run(f"sns:{topic}", sns.get_topic_attributes, TopicArn=resources.topic_arns.get(topic, topic))
     if config.kms_key_id:

@@ -127,11 +127,23 @@ class SqsListener:
     """Consumes one queue: commands (sagas) and/or events (views). See the module docstring."""
 
     def __init__(
-        self, sqs: Any, *, queue: str, queue_url: str, dlq_url: str, registry: TypeRegistry,
-        processor: Processor, options: BusOptions | None = None, destinations: Collection[str] | None = None,
-        publisher: OutboxPublisher | None = None, cipher: EnvelopeCipher | None = None,
-        clock: Clock | None = None, faults: Faults | None = None, observer: Observer | None = None,
-        telemetry: Telemetry | None = None, executor: Executor | None = None,
+        self,
+        sqs: Any,
+        *,
+        queue: str,
+        queue_url: str,
+        dlq_url: str,
+        registry: TypeRegistry,
+        processor: Processor,
+        options: BusOptions | None = None,
+        destinations: Collection[str] | None = None,
+        publisher: OutboxPublisher | None = None,
+        cipher: EnvelopeCipher | None = None,
+        clock: Clock | None = None,
+        faults: Faults | None = None,
+        observer: Observer | None = None,
+        telemetry: Telemetry | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.sqs = sqs
         self.queue = queue
@@ -182,8 +194,13 @@ class SqsListener:
         vt = self.options.visibility_timeout
         try:
             resp = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=self.options.wait_time_seconds,
-                VisibilityTimeout=vt, AttributeNames=["All"], MessageAttributeNames=["All"])
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=self.options.wait_time_seconds,
+                VisibilityTimeout=vt,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
         except (ClientError, BotoCoreError) as exc:
             raise TransportError(f"ReceiveMessage on {self.queue} failed: {exc}") from exc
         messages: list[Mapping[str, Any]] = resp.get("Messages", [])
@@ -192,8 +209,9 @@ class SqsListener:
         for m in messages:
             attrs = m.get("Attributes", {})
             count = int(attrs.get("ApproximateReceiveCount", "1"))
-            self.observer.observe("receive", "ok", {"message_id": m["MessageId"], "queue": self.queue,
-                                                    "receive_count": count})
+            self.observer.observe(
+                "receive", "ok", {"message_id": m["MessageId"], "queue": self.queue, "receive_count": count}
+            )
             self.telemetry.message_received.add(1, {"queue": self.queue})
             group = attrs.get("MessageGroupId") or f"msg:{m['MessageId']}"
             groups.setdefault(group, []).append(_Flight(m, count, now + vt, now))
@@ -244,7 +262,7 @@ class SqsListener:
         for f in to_delete:
             self.faults.hit("before_delete", f.ctx or {})
         for i in range(0, len(to_delete), MAX_BATCH):
-            chunk = to_delete[i:i + MAX_BATCH]
+            chunk = to_delete[i : i + MAX_BATCH]
             if len(chunk) == 1:
                 self._delete(chunk[0], chunk[0].ctx or {})
             else:
@@ -266,8 +284,9 @@ class SqsListener:
                 out.append(exc)
         return out
 
-    def _ready(self, f: _Flight, ctx: dict[str, Any], outbox: Sequence[Message] = (), *,
-               publish_point: bool = False) -> bool:
+    def _ready(
+        self, f: _Flight, ctx: dict[str, Any], outbox: Sequence[Message] = (), *, publish_point: bool = False
+    ) -> bool:
         """Hand ``f`` to :meth:`_finish` (publish ``outbox``, then delete) and report it done."""
         f.ready, f.outbox, f.ctx, f.publish_point = True, tuple(outbox), ctx, publish_point
         return True
@@ -276,7 +295,7 @@ class SqsListener:
         for index, flight in enumerate(flights):
             if not self._process(flight):
                 return  # stop the group at its first unfinished message
-            for waiting in flights[index + 1:]:
+            for waiting in flights[index + 1 :]:
                 # messages queued behind the head in this batch are invisible too: keep them so
                 # (a follower whose visibility lapses is redelivered while we still hold it)
                 self._beat(waiting)
@@ -286,8 +305,9 @@ class SqsListener:
         ctx = {"message_id": f.message_id, "queue": self.queue, "receive_count": f.receive_count}
         start = time.perf_counter()
         attrs = _string_attributes(f.message)
-        with self.telemetry.span("AwsSqsCommandListener.ProcessMessage", {"queue": self.queue},
-                                 attrs.get("traceparent")):
+        with self.telemetry.span(
+            "AwsSqsCommandListener.ProcessMessage", {"queue": self.queue}, attrs.get("traceparent")
+        ):
             self.faults.hit("after_receive", ctx)
             try:
                 message = self._decode(f.message, attrs)
@@ -297,8 +317,13 @@ class SqsListener:
                 log.warning("transient failure decoding %s: %s", f.message_id, exc)
                 self.telemetry.message_processing_error.add(1, {"queue": self.queue})
                 return False
-            ctx = {**ctx, "message_type": message.name, "entity_id": message.entity_id,
-                   "seq": message.metadata.sequence_no, "event_id": message.metadata.event_id}
+            ctx = {
+                **ctx,
+                "message_type": message.name,
+                "entity_id": message.entity_id,
+                "seq": message.metadata.sequence_no,
+                "event_id": message.metadata.event_id,
+            }
             self.faults.hit("after_decode", ctx)
             try:
                 if isinstance(message, Command):
@@ -310,21 +335,24 @@ class SqsListener:
                 done = False
             if done:
                 self.telemetry.message_processed.add(1, {"queue": self.queue, "type": message.name})
-                self.telemetry.message_processing_duration.record((time.perf_counter() - start) * 1000,
-                                                                  {"queue": self.queue, "type": message.name})
+                self.telemetry.message_processing_duration.record(
+                    (time.perf_counter() - start) * 1000, {"queue": self.queue, "type": message.name}
+                )
             else:
                 self.telemetry.message_processing_error.add(1, {"queue": self.queue, "type": message.name})
             return done
 
     def _command(self, f: _Flight, cmd: Command, ctx: dict[str, Any]) -> bool:
         key = command_key(cmd.event_id)
-        claim = self.processor.storage.claim(key, now=self.clock.now(), lease_until=f.deadline,
-                                             message_type=cmd.name)
+        claim = self.processor.storage.claim(
+            key, now=self.clock.now(), lease_until=f.deadline, message_type=cmd.name
+        )
         if isinstance(claim, Busy):
             return False
         if isinstance(claim, Duplicate):
-            self.observer.observe("duplicate", "ok", {"key": key, "entity_id": cmd.entity_id,
-                                                      "seq": cmd.metadata.sequence_no})
+            self.observer.observe(
+                "duplicate", "ok", {"key": key, "entity_id": cmd.entity_id, "seq": cmd.metadata.sequence_no}
+            )
             return self._ready(f, ctx, claim.outbox)  # re-published with the same ids, then deleted
         f.key, f.token = key, claim.token
         self.faults.hit("after_claim", ctx)
@@ -352,8 +380,16 @@ class SqsListener:
         else:
             self.processor.storage.release(key, claim.token)
             return False
-        self.observer.observe("effect", "ok", {"command_id": cmd.event_id, "entity_id": cmd.entity_id,
-                                               "seq": cmd.metadata.sequence_no, "command_type": cmd.name})
+        self.observer.observe(
+            "effect",
+            "ok",
+            {
+                "command_id": cmd.event_id,
+                "entity_id": cmd.entity_id,
+                "seq": cmd.metadata.sequence_no,
+                "command_type": cmd.name,
+            },
+        )
         self.faults.hit("after_effect_before_delete", ctx)
         return self._ready(f, ctx, decision.events, publish_point=True)
 
@@ -365,22 +401,35 @@ class SqsListener:
             self.processor.storage.release(f.key, f.token)
             return False
         reason = f"{type(exc).__name__}: {exc}"
-        self.processor.storage.commit(self.processor.dead_letter_effect(cmd, f.token, reason, str(f.message["Body"])))
-        self.observer.observe("business_dead_letter", "ok", {
-            "command_id": cmd.event_id, "entity_id": cmd.entity_id, "seq": cmd.metadata.sequence_no,
-            "reason": reason})
+        self.processor.storage.commit(
+            self.processor.dead_letter_effect(cmd, f.token, reason, str(f.message["Body"]))
+        )
+        self.observer.observe(
+            "business_dead_letter",
+            "ok",
+            {
+                "command_id": cmd.event_id,
+                "entity_id": cmd.entity_id,
+                "seq": cmd.metadata.sequence_no,
+                "reason": reason,
+            },
+        )
         return self._ready(f, ctx)
 
     def _event(self, f: _Flight, evt: Event, ctx: dict[str, Any]) -> bool:
         for view in self.processor.views_for(type(evt.payload)):
             key = event_key(evt.event_id, view.name)
-            claim = self.processor.storage.claim(key, now=self.clock.now(), lease_until=f.deadline,
-                                                 message_type=evt.name)
+            claim = self.processor.storage.claim(
+                key, now=self.clock.now(), lease_until=f.deadline, message_type=evt.name
+            )
             if isinstance(claim, Busy):
                 return False
             if isinstance(claim, Duplicate):
-                self.observer.observe("duplicate", "ok", {"key": key, "entity_id": evt.entity_id,
-                                                          "seq": evt.metadata.sequence_no})
+                self.observer.observe(
+                    "duplicate",
+                    "ok",
+                    {"key": key, "entity_id": evt.entity_id, "seq": evt.metadata.sequence_no},
+                )
                 continue
             f.key, f.token = key, claim.token
             self.faults.hit("after_claim", {**ctx, "view": view.name})
@@ -404,9 +453,17 @@ class SqsListener:
             else:
                 self.processor.storage.release(key, claim.token)
                 return False
-            self.observer.observe("project", "ok", {
-                "event_id": evt.event_id, "entity_id": evt.entity_id, "seq": evt.metadata.sequence_no,
-                "event_type": evt.name, "view": view.name})
+            self.observer.observe(
+                "project",
+                "ok",
+                {
+                    "event_id": evt.event_id,
+                    "entity_id": evt.entity_id,
+                    "seq": evt.metadata.sequence_no,
+                    "event_type": evt.name,
+                    "view": view.name,
+                },
+            )
             f.key = f.token = None
         self.faults.hit("after_effect_before_delete", ctx)
         return self._ready(f, ctx, publish_point=True)
@@ -438,8 +495,13 @@ class SqsListener:
             event_id = attrs.get("EventId")
             if not event_id:
                 raise MissingAttribute("EventId attribute missing on an encrypted message")
-            body = self.cipher.open(body, message_id=event_id, entity_id=entity_id, message_type=type_name,
-                                    destinations=self.destinations)
+            body = self.cipher.open(
+                body,
+                message_id=event_id,
+                entity_id=entity_id,
+                message_type=type_name,
+                destinations=self.destinations,
+            )
         elif self.cipher is not None:
             raise DecryptionError("plaintext message on an encrypted bus")
         message = decode(body, self.registry)
@@ -456,17 +518,24 @@ class SqsListener:
     def _poison(self, f: _Flight, exc: MessageError) -> bool:
         reason = f"{exc.reason}: {exc}"[:1000]
         if f.receive_count < self.options.max_receive_count:
-            log.info("poison %s on receive %d (left for redelivery): %s", f.message_id, f.receive_count, reason)
+            log.info(
+                "poison %s on receive %d (left for redelivery): %s", f.message_id, f.receive_count, reason
+            )
             return False
         attrs = dict(f.message.get("MessageAttributes", {}))
         attrs.pop(DEAD_LETTER_REASON, None)
         if len(attrs) >= 10:
             attrs.pop("traceparent", None)
-        forwarded = {k: {kk: vv for kk, vv in v.items() if kk in ("DataType", "StringValue", "BinaryValue")}
-                     for k, v in list(attrs.items())[:9]}
+        forwarded = {
+            k: {kk: vv for kk, vv in v.items() if kk in ("DataType", "StringValue", "BinaryValue")}
+            for k, v in list(attrs.items())[:9]
+        }
         forwarded[DEAD_LETTER_REASON] = {"DataType": "String", "StringValue": reason}
-        params: dict[str, Any] = {"QueueUrl": self.dlq_url, "MessageBody": str(f.message.get("Body") or "-"),
-                                  "MessageAttributes": forwarded}
+        params: dict[str, Any] = {
+            "QueueUrl": self.dlq_url,
+            "MessageBody": str(f.message.get("Body") or "-"),
+            "MessageAttributes": forwarded,
+        }
         if is_fifo(self.queue):
             sys_attrs = f.message.get("Attributes", {})
             params["MessageGroupId"] = sys_attrs.get("MessageGroupId") or "poison"
@@ -476,8 +545,9 @@ class SqsListener:
         except (ClientError, BotoCoreError) as exc2:
             log.warning("could not forward %s to the DLQ: %s", f.message_id, exc2)
             return False
-        self.observer.observe("dead_letter", "ok", {"message_id": f.message_id, "queue": self.queue,
-                                                    "reason": reason})
+        self.observer.observe(
+            "dead_letter", "ok", {"message_id": f.message_id, "queue": self.queue, "reason": reason}
+        )
         return self._delete(f, {"message_id": f.message_id, "queue": self.queue})
 
     def _beat(self, f: _Flight) -> bool:
@@ -487,8 +557,9 @@ class SqsListener:
         if now - f.extended_at <= vt / 2:
             return True
         try:
-            self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=f.receipt,
-                                               VisibilityTimeout=vt)
+            self.sqs.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=f.receipt, VisibilityTimeout=vt
+            )
         except (ClientError, BotoCoreError) as exc:
             log.warning("heartbeat for %s failed (message may be redelivered): %s", f.message_id, exc)
             return False
@@ -511,7 +582,6 @@ class SqsListener:
         self.faults.hit("after_delete", ctx)
         return True
 
-
     def _delete_batch(self, flights: Sequence[_Flight]) -> None:
         """DeleteMessageBatch (<= 10). A failed entry is a stale receipt (visibility expired, the
         message redelivered): observed as a ``delete`` fail and logged, never fatal; the redelivery
@@ -519,8 +589,10 @@ class SqsListener:
         assert len(flights) <= MAX_BATCH
         failed: dict[str, str] = {}
         try:
-            resp = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(n), "ReceiptHandle": f.receipt} for n, f in enumerate(flights)])
+            resp = self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(n), "ReceiptHandle": f.receipt} for n, f in enumerate(flights)],
+            )
             for entry in resp.get("Failed", []):
                 failed[str(entry.get("Id"))] = f"{entry.get('Code')}: {entry.get('Message', '')}"
             answered = {str(e.get("Id")) for e in resp.get("Successful", [])} | set(failed)

@@ -233,7 +233,9 @@ class TypeRegistry:
                 raise DecodeError(f"payload of {name} lacks field {wire!r}")
             value = data[wire]
             expected = _SIMPLE.get(hints.get(f.name))  # type: ignore[arg-type]
-            if expected and (not isinstance(value, expected) or (bool not in expected and isinstance(value, bool))):
+            if expected and (
+                not isinstance(value, expected) or (bool not in expected and isinstance(value, bool))
+            ):
                 raise DecodeError(f"payload field {name}.{f.name} has the wrong type")
             values[f.name] = value
         try:

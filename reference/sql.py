@@ -51,20 +51,27 @@ class SqlStorage:
     """The SQL :class:`~reference.stores.Storage`. ``prefix`` namespaces the tables (tests, tenants)."""
 
     def __init__(
-        self, registry: TypeRegistry, url: str = DEFAULT_URL, *, prefix: str = "flowgate_",
-        engine: Engine | None = None, create: bool = True,
+        self,
+        registry: TypeRegistry,
+        url: str = DEFAULT_URL,
+        *,
+        prefix: str = "flowgate_",
+        engine: Engine | None = None,
+        create: bool = True,
     ) -> None:
         self._registry = registry
         if engine is None:
-            connect_args: dict[str, Any] = {"timeout": 30, "check_same_thread": False} if url.startswith(
-                "sqlite") else {}
+            connect_args: dict[str, Any] = (
+                {"timeout": 30, "check_same_thread": False} if url.startswith("sqlite") else {}
+            )
             engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
         self.engine = engine
         self._lock = threading.Lock() if engine.dialect.name == "sqlite" else None
         md = MetaData()
         p = prefix
         self.commands = Table(
-            f"{p}commands", md,
+            f"{p}commands",
+            md,
             Column("entity_id", String(200), primary_key=True),
             Column("sequence_no", BigInteger, primary_key=True, autoincrement=False),
             Column("event_id", String(100), nullable=False),
@@ -72,19 +79,22 @@ class SqlStorage:
             Column("body", Text, nullable=False),
         )
         self.entities = Table(
-            f"{p}entities", md,
+            f"{p}entities",
+            md,
             Column("kind", String(100), primary_key=True),
             Column("entity_id", String(200), primary_key=True),
             Column("state", Text, nullable=False),
         )
         self.views = Table(
-            f"{p}views", md,
+            f"{p}views",
+            md,
             Column("view", String(100), primary_key=True),
             Column("row_id", String(200), primary_key=True),
             Column("state", Text, nullable=False),
         )
         self.idempotency = Table(
-            f"{p}idempotency", md,
+            f"{p}idempotency",
+            md,
             Column("key", String(500), primary_key=True),
             Column("status", String(20), nullable=False),
             Column("lease_expires_at", Double, nullable=False),
@@ -95,7 +105,8 @@ class SqlStorage:
             Index(f"ix_{p}idempotency_expires_at", "expires_at"),
         )
         self.dead = Table(
-            f"{p}dead_letters", md,
+            f"{p}dead_letters",
+            md,
             Column("id", Integer, primary_key=True, autoincrement=True),
             Column("key", String(500), nullable=False),
             Column("message_type", String(200), nullable=False),
@@ -120,8 +131,11 @@ class SqlStorage:
     # -- reads -------------------------------------------------------------------------------
     def load_commands(self, entity_id: str) -> list[Command]:
         with self.engine.connect() as c:
-            rows = c.execute(select(self.commands.c.body).where(self.commands.c.entity_id == entity_id)
-                             .order_by(self.commands.c.sequence_no)).all()
+            rows = c.execute(
+                select(self.commands.c.body)
+                .where(self.commands.c.entity_id == entity_id)
+                .order_by(self.commands.c.sequence_no)
+            ).all()
         out = []
         for (body,) in rows:
             message = decode(body, self._registry)
@@ -131,8 +145,9 @@ class SqlStorage:
 
     def last_sequence(self, entity_id: str) -> int:
         with self.engine.connect() as c:
-            value = c.execute(select(func.max(self.commands.c.sequence_no))
-                              .where(self.commands.c.entity_id == entity_id)).scalar()
+            value = c.execute(
+                select(func.max(self.commands.c.sequence_no)).where(self.commands.c.entity_id == entity_id)
+            ).scalar()
         return int(value or 0)
 
     def get_entity(self, kind: str, entity_id: str) -> State | None:
@@ -157,8 +172,18 @@ class SqlStorage:
         t = self.dead
         with self.engine.connect() as c:
             rows = c.execute(select(t).order_by(t.c.id)).mappings().all()
-        return [DeadLetter(r["key"], r["message_type"], r["entity_id"], int(r["sequence_no"]), r["reason"],
-                           r["body"], float(r["recorded_at"])) for r in rows]
+        return [
+            DeadLetter(
+                r["key"],
+                r["message_type"],
+                r["entity_id"],
+                int(r["sequence_no"]),
+                r["reason"],
+                r["body"],
+                float(r["recorded_at"]),
+            )
+            for r in rows
+        ]
 
     # -- idempotency -------------------------------------------------------------------------
     def claim(self, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
@@ -167,22 +192,45 @@ class SqlStorage:
             token = secrets.randbits(62)
             try:
                 with self._guard(), self.engine.begin() as c:
-                    c.execute(insert(t).values(
-                        key=key, status=IN_PROGRESS, lease_expires_at=lease_until, fencing_token=token,
-                        expires_at=lease_until, message_type=message_type, outbox="[]"))
+                    c.execute(
+                        insert(t).values(
+                            key=key,
+                            status=IN_PROGRESS,
+                            lease_expires_at=lease_until,
+                            fencing_token=token,
+                            expires_at=lease_until,
+                            message_type=message_type,
+                            outbox="[]",
+                        )
+                    )
                 return Claimed(token, lease_until)
             except IntegrityError:
                 pass
             with self._guard(), self.engine.begin() as c:
-                taken = c.execute(update(t).where(t.c.key == key, or_(
-                    and_(t.c.status == IN_PROGRESS, t.c.lease_expires_at <= now),
-                    and_(t.c.status == COMPLETED, t.c.expires_at <= now),
-                )).values(status=IN_PROGRESS, lease_expires_at=lease_until, fencing_token=token,
-                          expires_at=lease_until, message_type=message_type, outbox="[]")).rowcount
+                taken = c.execute(
+                    update(t)
+                    .where(
+                        t.c.key == key,
+                        or_(
+                            and_(t.c.status == IN_PROGRESS, t.c.lease_expires_at <= now),
+                            and_(t.c.status == COMPLETED, t.c.expires_at <= now),
+                        ),
+                    )
+                    .values(
+                        status=IN_PROGRESS,
+                        lease_expires_at=lease_until,
+                        fencing_token=token,
+                        expires_at=lease_until,
+                        message_type=message_type,
+                        outbox="[]",
+                    )
+                ).rowcount
             if taken == 1:
                 return Claimed(token, lease_until)
             with self.engine.connect() as c:
-                row = c.execute(select(t.c.status, t.c.lease_expires_at, t.c.outbox).where(t.c.key == key)).first()
+                row = c.execute(
+                    select(t.c.status, t.c.lease_expires_at, t.c.outbox).where(t.c.key == key)
+                ).first()
             if row is None:
                 continue  # released or cleaned up meanwhile: try the insert again
             if row.status == COMPLETED:
@@ -193,11 +241,16 @@ class SqlStorage:
     def extend(self, key: str, token: int, lease_until: float) -> bool:
         t = self.idempotency
         with self._guard(), self.engine.begin() as c:
-            n = c.execute(update(t).where(t.c.key == key, t.c.fencing_token == token, t.c.status == IN_PROGRESS)
-                          .values(lease_expires_at=func.max(t.c.lease_expires_at, lease_until)
-                                  if self.engine.dialect.name == "sqlite"
-                                  else func.greatest(t.c.lease_expires_at, lease_until),
-                                  expires_at=lease_until)).rowcount
+            n = c.execute(
+                update(t)
+                .where(t.c.key == key, t.c.fencing_token == token, t.c.status == IN_PROGRESS)
+                .values(
+                    lease_expires_at=func.max(t.c.lease_expires_at, lease_until)
+                    if self.engine.dialect.name == "sqlite"
+                    else func.greatest(t.c.lease_expires_at, lease_until),
+                    expires_at=lease_until,
+                )
+            ).rowcount
         return n == 1
 
     def release(self, key: str, token: int) -> None:
@@ -215,45 +268,89 @@ class SqlStorage:
         t = self.idempotency
         try:
             with self._guard(), self.engine.begin() as c:
-                n = c.execute(update(t).where(
-                    t.c.key == effect.key, t.c.fencing_token == effect.token, t.c.status == IN_PROGRESS,
-                ).values(status=COMPLETED, expires_at=effect.expires_at, message_type=effect.message_type,
-                         outbox=outbox_to_json(effect.outbox))).rowcount
+                n = c.execute(
+                    update(t)
+                    .where(
+                        t.c.key == effect.key,
+                        t.c.fencing_token == effect.token,
+                        t.c.status == IN_PROGRESS,
+                    )
+                    .values(
+                        status=COMPLETED,
+                        expires_at=effect.expires_at,
+                        message_type=effect.message_type,
+                        outbox=outbox_to_json(effect.outbox),
+                    )
+                ).rowcount
                 if n != 1:
                     raise LeaseLost(f"claim on {effect.key!r} is no longer ours")
                 if effect.command is not None:
                     cmd = effect.command
                     try:
                         with c.begin_nested():
-                            c.execute(insert(self.commands).values(
-                                entity_id=cmd.entity_id, sequence_no=cmd.metadata.sequence_no,
-                                event_id=cmd.event_id, name=cmd.name, body=encode(cmd)))
+                            c.execute(
+                                insert(self.commands).values(
+                                    entity_id=cmd.entity_id,
+                                    sequence_no=cmd.metadata.sequence_no,
+                                    event_id=cmd.event_id,
+                                    name=cmd.name,
+                                    body=encode(cmd),
+                                )
+                            )
                     except IntegrityError as exc:
                         raise SequenceConflict(
-                            f"{cmd.entity_id} already has seq {cmd.metadata.sequence_no}") from exc
+                            f"{cmd.entity_id} already has seq {cmd.metadata.sequence_no}"
+                        ) from exc
                 for w in effect.entities:
                     e = self.entities
-                    self._write_row(c, e, and_(e.c.kind == w.kind, e.c.entity_id == w.entity_id),
-                                    {"kind": w.kind, "entity_id": w.entity_id}, w.state, w.expected,
-                                    f"{w.kind} {w.entity_id}")
+                    self._write_row(
+                        c,
+                        e,
+                        and_(e.c.kind == w.kind, e.c.entity_id == w.entity_id),
+                        {"kind": w.kind, "entity_id": w.entity_id},
+                        w.state,
+                        w.expected,
+                        f"{w.kind} {w.entity_id}",
+                    )
                 for v in effect.views:
                     vt = self.views
-                    self._write_row(c, vt, and_(vt.c.view == v.view, vt.c.row_id == v.row_id),
-                                    {"view": v.view, "row_id": v.row_id}, v.state, v.expected,
-                                    f"view {v.view} row {v.row_id}")
+                    self._write_row(
+                        c,
+                        vt,
+                        and_(vt.c.view == v.view, vt.c.row_id == v.row_id),
+                        {"view": v.view, "row_id": v.row_id},
+                        v.state,
+                        v.expected,
+                        f"view {v.view} row {v.row_id}",
+                    )
                 if effect.dead_letter is not None:
                     d = effect.dead_letter
-                    c.execute(insert(self.dead).values(
-                        key=d.key, message_type=d.message_type, entity_id=d.entity_id, sequence_no=d.sequence_no,
-                        reason=d.reason, body=d.body, recorded_at=d.recorded_at))
+                    c.execute(
+                        insert(self.dead).values(
+                            key=d.key,
+                            message_type=d.message_type,
+                            entity_id=d.entity_id,
+                            sequence_no=d.sequence_no,
+                            reason=d.reason,
+                            body=d.body,
+                            recorded_at=d.recorded_at,
+                        )
+                    )
         except (LeaseLost, SequenceConflict, WriteConflict):
             raise
         except SQLAlchemyError as exc:
             raise StoreError(f"commit of {effect.key!r} failed: {exc}") from exc
 
     @staticmethod
-    def _write_row(c: Any, table: Table, where: Any, ident: dict[str, str], state: State,
-                   expected: State | None, what: str) -> None:
+    def _write_row(
+        c: Any,
+        table: Table,
+        where: Any,
+        ident: dict[str, str],
+        state: State,
+        expected: State | None,
+        what: str,
+    ) -> None:
         """Write one row, conditionally on its current content (optimistic concurrency).
 
         ``expected is None``: the row must not exist (INSERT; a concurrent insert violates the

@@ -215,7 +215,9 @@ class InMemoryStorage:
             )
             if takeover:
                 self._tokens += 1
-                self._m.records[key] = _Record(IN_PROGRESS, self._tokens, lease_until, lease_until, message_type)
+                self._m.records[key] = _Record(
+                    IN_PROGRESS, self._tokens, lease_until, lease_until, message_type
+                )
                 return Claimed(self._tokens, lease_until)
             assert rec is not None
             if rec.status == COMPLETED:
@@ -257,9 +259,13 @@ class InMemoryStorage:
                 if existing is not None:
                     raise SequenceConflict(f"{cmd.entity_id} already has seq {cmd.metadata.sequence_no}")
             for w in effect.entities:
-                _check_expected(self._m.entities.get((w.kind, w.entity_id)), w.expected, f"{w.kind} {w.entity_id}")
+                _check_expected(
+                    self._m.entities.get((w.kind, w.entity_id)), w.expected, f"{w.kind} {w.entity_id}"
+                )
             for v in effect.views:
-                _check_expected(self._m.views.get(v.view, {}).get(v.row_id), v.expected, f"view {v.view} row {v.row_id}")
+                _check_expected(
+                    self._m.views.get(v.view, {}).get(v.row_id), v.expected, f"view {v.view} row {v.row_id}"
+                )
             # every check passed: apply all writes (nothing below can fail)
             if effect.command is not None:
                 cmd = effect.command
@@ -271,7 +277,11 @@ class InMemoryStorage:
             if effect.dead_letter is not None:
                 self._m.dead.append(effect.dead_letter)
             self._m.records[effect.key] = _Record(
-                COMPLETED, effect.token, rec.lease_until, effect.expires_at, effect.message_type,
+                COMPLETED,
+                effect.token,
+                rec.lease_until,
+                effect.expires_at,
+                effect.message_type,
                 outbox_to_json(effect.outbox),
             )
 

@@ -26,15 +26,20 @@ class Telemetry:
         meter = metrics.get_meter(SOURCE, meter_provider=meter_provider)
         self.tracer = trace.get_tracer(SOURCE, tracer_provider=tracer_provider)
         self.command_dispatched = meter.create_counter("sourceflow.aws.command.dispatched")
-        self.command_dispatch_duration = meter.create_histogram("sourceflow.aws.command.dispatch_duration", unit="ms")
+        self.command_dispatch_duration = meter.create_histogram(
+            "sourceflow.aws.command.dispatch_duration", unit="ms"
+        )
         self.command_dispatch_error = meter.create_counter("sourceflow.aws.command.dispatch_error")
         self.event_published = meter.create_counter("sourceflow.aws.event.published")
-        self.event_publish_duration = meter.create_histogram("sourceflow.aws.event.publish_duration", unit="ms")
+        self.event_publish_duration = meter.create_histogram(
+            "sourceflow.aws.event.publish_duration", unit="ms"
+        )
         self.event_publish_error = meter.create_counter("sourceflow.aws.event.publish_error")
         self.message_received = meter.create_counter("sourceflow.aws.message.received")
         self.message_processed = meter.create_counter("sourceflow.aws.message.processed")
         self.message_processing_duration = meter.create_histogram(
-            "sourceflow.aws.message.processing_duration", unit="ms")
+            "sourceflow.aws.message.processing_duration", unit="ms"
+        )
         self.message_processing_error = meter.create_counter("sourceflow.aws.message.processing_error")
 
     @contextmanager

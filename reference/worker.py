@@ -73,7 +73,9 @@ class Domain:
 
 #: The explicit list of domains a config file may name (never an import by name).
 DOMAINS: dict[str, Domain] = {
-    "orders": Domain(order_registry, lambda: [OrderSaga()], lambda: [OrderView(), InventoryView(), PaymentsView()]),
+    "orders": Domain(
+        order_registry, lambda: [OrderSaga()], lambda: [OrderView(), InventoryView(), PaymentsView()]
+    ),
     "partners": Domain(partner_registry, lambda: [PartnerOrderSaga()], lambda: []),
 }
 
@@ -99,10 +101,22 @@ class Runtime:
 
 
 def build_runtime(
-    config: BusConfiguration, *, sqs: Any, sns: Any, sts: Any, kms: Any = None, storage: Storage | None = None,
-    sagas: Sequence[Saga] = (), views: Sequence[View] = (), clock: Clock | None = None,
-    faults: Faults | None = None, observer: Observer | None = None, telemetry: Telemetry | None = None,
-    executor: Executor | None = None, batching: bool = False, resources: Resources | None = None,
+    config: BusConfiguration,
+    *,
+    sqs: Any,
+    sns: Any,
+    sts: Any,
+    kms: Any = None,
+    storage: Storage | None = None,
+    sagas: Sequence[Saga] = (),
+    views: Sequence[View] = (),
+    clock: Clock | None = None,
+    faults: Faults | None = None,
+    observer: Observer | None = None,
+    telemetry: Telemetry | None = None,
+    executor: Executor | None = None,
+    batching: bool = False,
+    resources: Resources | None = None,
     publish_batching: bool = False,
 ) -> Runtime:
     """Validate, bootstrap (unless ``resources`` given) and wire dispatchers and listeners."""
@@ -112,25 +126,48 @@ def build_runtime(
     telemetry = telemetry or NOOP
     resources = resources or Bootstrapper(config, sqs=sqs, sns=sns, sts=sts).run()
     storage = storage or InMemoryStorage(config.registry)
-    processor = Processor(storage, sagas=sagas, views=views, clock=clock,
-                          ttl_seconds=config.options.idempotency_ttl_seconds)
+    processor = Processor(
+        storage, sagas=sagas, views=views, clock=clock, ttl_seconds=config.options.idempotency_ttl_seconds
+    )
     cipher = KmsEnvelopeCipher(kms, config.kms_key_id) if config.kms_key_id else None
-    commands = SqsCommandDispatcher(sqs, config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
-                                    batching=batching)
+    commands = SqsCommandDispatcher(
+        sqs, config, resources, cipher=cipher, observer=observer, telemetry=telemetry, batching=batching
+    )
     # publish_batching: the listeners' outbox publishes (dispatch_each) of all pollers go through
     # one batcher (PublishBatch of <= 10, batch_linger) -- fuller batches; off in the simulator
     # (a batcher thread is not deterministic)
-    events = SnsEventDispatcher(sns, config, resources, cipher=cipher, observer=observer, telemetry=telemetry,
-                                batching=publish_batching)
+    events = SnsEventDispatcher(
+        sns,
+        config,
+        resources,
+        cipher=cipher,
+        observer=observer,
+        telemetry=telemetry,
+        batching=publish_batching,
+    )
     listeners = []
     queues = [(q, {q}) for q in config.command_queues]
     queues += [(q, set(ts)) for q, ts in config.subscriptions.items()]
     for queue, destinations in queues:
-        listeners.append(SqsListener(
-            sqs, queue=queue, queue_url=resources.queue_urls[queue], dlq_url=resources.dlq_urls[queue],
-            registry=config.registry, processor=processor, options=config.options, destinations=destinations,
-            publisher=events, cipher=cipher, clock=clock, faults=faults or NoFaults(), observer=observer,
-            telemetry=telemetry, executor=executor))
+        listeners.append(
+            SqsListener(
+                sqs,
+                queue=queue,
+                queue_url=resources.queue_urls[queue],
+                dlq_url=resources.dlq_urls[queue],
+                registry=config.registry,
+                processor=processor,
+                options=config.options,
+                destinations=destinations,
+                publisher=events,
+                cipher=cipher,
+                clock=clock,
+                faults=faults or NoFaults(),
+                observer=observer,
+                telemetry=telemetry,
+                executor=executor,
+            )
+        )
     bus = CommandBus([commands], processor=processor)
     return Runtime(config, resources, processor, bus, commands, events, listeners)
 
@@ -144,8 +181,10 @@ class JsonLinesObserver:
         self._out = open(path, "a", encoding="utf-8")  # noqa: SIM115 -- lives as long as the process
 
     def observe(self, f: str, kind: str, value: Mapping[str, Any]) -> None:
-        line = json.dumps({"process": self.process, "type": kind, "f": f, "value": dict(value),
-                           "time": time.time()}, default=str)
+        line = json.dumps(
+            {"process": self.process, "type": kind, "f": f, "value": dict(value), "time": time.time()},
+            default=str,
+        )
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()
@@ -176,12 +215,19 @@ class EnvFaults:
             crash = point in self.crash and self.rng.random() < self.crash[point]
             sleeps = [s for p, s, prob in self.delays if p == point and self.rng.random() < prob]
         if crash:
-            self.observer.observe("crash", "info", {"point": point, **{k: context[k] for k in context
-                                                                       if k in ("message_id", "entity_id", "seq")}})
+            self.observer.observe(
+                "crash",
+                "info",
+                {
+                    "point": point,
+                    **{k: context[k] for k in context if k in ("message_id", "entity_id", "seq")},
+                },
+            )
             os._exit(137)
         for seconds in sleeps:
-            self.observer.observe("stall", "info", {"point": point, "seconds": seconds,
-                                                    "message_id": context.get("message_id")})
+            self.observer.observe(
+                "stall", "info", {"point": point, "seconds": seconds, "message_id": context.get("message_id")}
+            )
             time.sleep(seconds)
 
 
@@ -205,8 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flowgate worker", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="JSON or YAML bus configuration")
     parser.add_argument("--once", action="store_true", help="poll every listener once and exit")
-    parser.add_argument("--history", default=os.environ.get("FLOWGATE_HISTORY"),
-                        help="append observations as JSON lines to this file (test seam)")
+    parser.add_argument(
+        "--history",
+        default=os.environ.get("FLOWGATE_HISTORY"),
+        help="append observations as JSON lines to this file (test seam)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     data = load_config_file(args.config)
@@ -221,8 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # every poller, every executor thread and the batcher may hold a connection at once
     queues = len(config.command_queues) + len(config.subscriptions)
-    client_config = Config(max_pool_connections=config.options.max_concurrent_calls
-                           + config.options.pollers * max(1, queues) + 4)
+    client_config = Config(
+        max_pool_connections=config.options.max_concurrent_calls + config.options.pollers * max(1, queues) + 4
+    )
     url = (data.get("idempotency") or {}).get("url")
     storage: Storage
     if url:
@@ -234,17 +284,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     executor = ThreadPoolExecutor(max_workers=config.options.max_concurrent_calls)
     observer: Observer = NullObserver()
     if args.history:
-        observer = JsonLinesObserver(args.history, os.environ.get("FLOWGATE_PROCESS") or f"worker-{os.getpid()}")
+        observer = JsonLinesObserver(
+            args.history, os.environ.get("FLOWGATE_PROCESS") or f"worker-{os.getpid()}"
+        )
     faults: Faults = NoFaults()
     crash_at, delay = os.environ.get("FLOWGATE_CRASH_AT", ""), os.environ.get("FLOWGATE_HANDLER_DELAY_MS", "")
     if crash_at or delay:
         faults = EnvFaults(crash_at, delay, int(os.environ.get("FLOWGATE_SEED", "0")), observer)
     runtime = build_runtime(
-        config, sqs=session.client("sqs", config=client_config), sns=session.client("sns", config=client_config),
-        sts=session.client("sts"), kms=session.client("kms", config=client_config) if config.kms_key_id else None,
+        config,
+        sqs=session.client("sqs", config=client_config),
+        sns=session.client("sns", config=client_config),
+        sts=session.client("sts"),
+        kms=session.client("kms", config=client_config) if config.kms_key_id else None,
         storage=storage,
-        sagas=domain.sagas(), views=domain.views(), executor=executor, faults=faults, observer=observer,
-        publish_batching=True)
+        sagas=domain.sagas(),
+        views=domain.views(),
+        executor=executor,
+        faults=faults,
+        observer=observer,
+        publish_batching=True,
+    )
     if args.once:
         runtime.poll_all_once()
         runtime.close()
@@ -258,8 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    threads = [threading.Thread(target=lst.run, args=(stop,), name=f"listener-{lst.queue}-{n}")
-               for lst in runtime.listeners for n in range(config.options.pollers)]
+    threads = [
+        threading.Thread(target=lst.run, args=(stop,), name=f"listener-{lst.queue}-{n}")
+        for lst in runtime.listeners
+        for n in range(config.options.pollers)
+    ]
     for t in threads:
         t.start()
     log.info("worker running: %s", [lst.queue for lst in runtime.listeners])

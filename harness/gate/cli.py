@@ -32,25 +32,46 @@ from harness.gate.workload import PROFILES
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flowgate gate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="flowgate gate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--impl", default=None, help='the command that starts one instance, e.g. "node worker.js"')
-    p.add_argument("--self-test", action="store_true",
-                   help="run the reference and the Node worker (must pass) and every mutant (must fail)")
-    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
-                   help="workload/fault profile (default smoke; with --self-test: the passing runs' profile, "
-                        "default standard -- each mutant runs its declared profile)")
+    p.add_argument(
+        "--self-test",
+        action="store_true",
+        help="run the reference and the Node worker (must pass) and every mutant (must fail)",
+    )
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="workload/fault profile (default smoke; with --self-test: the passing runs' profile, "
+        "default standard -- each mutant runs its declared profile)",
+    )
     p.add_argument("--backend", choices=["localstack", "aws"], default="localstack")
-    p.add_argument("--seed", type=int, default=None, help="reproduces the workload and fault schedule "
-                                                          "(default 0; with --self-test 1)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="reproduces the workload and fault schedule (default 0; with --self-test 1)",
+    )
     p.add_argument("--instances", type=int, default=None, help="instances to run (default: the profile's)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="history, junit.xml, allure-results (default reports/gate, --self-test reports/gate-self-test)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="history, junit.xml, allure-results (default reports/gate, --self-test reports/gate-self-test)",
+    )
     p.add_argument("--topology", type=Path, default=None, help="topology YAML (default: the built-in one)")
     p.add_argument("--no-encryption", action="store_true", help="run the bus unencrypted (no KMS key)")
     p.add_argument("--endpoint-url", default=None, help="LocalStack URL (default AWS_ENDPOINT_URL or :4566)")
-    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra environment for the implementation (repeatable)")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the implementation (repeatable)",
+    )
     return p
 
 
@@ -62,8 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("flowgate gate: --self-test runs its own implementations; drop --impl", file=sys.stderr)
             return EXIT_USAGE
         try:
-            return self_test(profile=args.profile or "standard", seed=1 if args.seed is None else args.seed,
-                             out_dir=args.out or Path("reports/gate-self-test"))
+            return self_test(
+                profile=args.profile or "standard",
+                seed=1 if args.seed is None else args.seed,
+                out_dir=args.out or Path("reports/gate-self-test"),
+            )
         except GateError as exc:
             print(f"flowgate gate: {exc}", file=sys.stderr)
             return EXIT_INFRA
@@ -77,10 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         extra[key] = value
     try:
-        result = run_gate(args.impl, profile=args.profile or "smoke", backend=args.backend,
-                          seed=args.seed or 0, instances=args.instances, out_dir=args.out or Path("reports/gate"),
-                          topology=args.topology, encrypted=not args.no_encryption,
-                          endpoint_url=args.endpoint_url, extra_env=extra)
+        result = run_gate(
+            args.impl,
+            profile=args.profile or "smoke",
+            backend=args.backend,
+            seed=args.seed or 0,
+            instances=args.instances,
+            out_dir=args.out or Path("reports/gate"),
+            topology=args.topology,
+            encrypted=not args.no_encryption,
+            endpoint_url=args.endpoint_url,
+            extra_env=extra,
+        )
     except ValueError as exc:
         print(f"flowgate gate: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -132,8 +164,15 @@ def self_test(*, profile: str, seed: int, out_dir: Path) -> int:
         verdict = "PASS" if result.passed else "FAIL"
         ok = ok and result.passed
         progress(f"  {name}: {verdict} ({result.duration:.0f}s)")
-        rows.append(_row(f"{name} [{profile}]", "PASS", verdict if result.passed else "FAIL (!)", kinds,
-                         result.duration))
+        rows.append(
+            _row(
+                f"{name} [{profile}]",
+                "PASS",
+                verdict if result.passed else "FAIL (!)",
+                kinds,
+                result.duration,
+            )
+        )
     outcomes: list[Outcome] = []
     for mutant in (*reference_catalog(), *CATALOG):
         label = mutant.name if mutant.family == "node" else f"mutant:{mutant.name}"
@@ -145,14 +184,23 @@ def self_test(*, profile: str, seed: int, out_dir: Path) -> int:
         outcome = run_mutant(mutant, seed=seed, out_dir=out_dir / label.replace(":", "-"))
         outcomes.append(outcome)
         progress(f"  {label}: {outcome.verdict} ({outcome.seconds:.0f}s) {', '.join(outcome.kinds) or '-'}")
-        rows.append(_row(f"{label} [{mutant.profile}]", "FAIL",
-                         "FAIL (killed)" if outcome.killed else "SURVIVED (!)", outcome.kinds, outcome.seconds))
+        rows.append(
+            _row(
+                f"{label} [{mutant.profile}]",
+                "FAIL",
+                "FAIL (killed)" if outcome.killed else "SURVIVED (!)",
+                outcome.kinds,
+                outcome.seconds,
+            )
+        )
     judged = [o for o in outcomes if not o.mutant.unobservable]
     killed = sum(o.killed for o in judged)
     table = render(rows)
     elapsed = time.monotonic() - started
-    summary = (f"mutation score: {killed}/{len(judged)} observable mutants killed "
-               f"({len(outcomes) - len(judged)} declared not observable); wall time {elapsed:.0f}s")
+    summary = (
+        f"mutation score: {killed}/{len(judged)} observable mutants killed "
+        f"({len(outcomes) - len(judged)} declared not observable); wall time {elapsed:.0f}s"
+    )
     print(table)
     print(summary)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,7 @@ class Instance:
     log: IO[bytes]
     delay_ms: int = 0
     ready: threading.Event = field(default_factory=threading.Event)
-    stopping: bool = False           # SIGTERM or SIGKILL sent by the gate
+    stopping: bool = False  # SIGTERM or SIGKILL sent by the gate
     killed: bool = False
     pump: threading.Thread | None = None
 
@@ -96,13 +96,16 @@ class Cluster:
         self.lock = threading.Lock()
 
     def start(self, index: int, delay_ms: int = 0) -> Instance:
-        env = dict(self.env, FLOWGATE_INSTANCE_ID=f"instance-{index}", FLOWGATE_HANDLER_DELAY_MS=str(delay_ms))
+        env = dict(
+            self.env, FLOWGATE_INSTANCE_ID=f"instance-{index}", FLOWGATE_HANDLER_DELAY_MS=str(delay_ms)
+        )
         log = (self.out_dir / f"impl-{index}.log").open("ab")
         log.write(f"--- start {datetime.now(UTC).isoformat()} delay_ms={delay_ms}\n".encode())
         log.flush()
         try:
-            proc = subprocess.Popen(self.argv, env=env, stdout=subprocess.PIPE, stderr=log,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                self.argv, env=env, stdout=subprocess.PIPE, stderr=log, start_new_session=True
+            )
         except OSError as exc:
             raise GateError(f"cannot start implementation {self.argv!r}: {exc}") from exc
         inst = Instance(index, proc, log, delay_ms)
@@ -110,7 +113,9 @@ class Cluster:
         inst.pump.start()
         with self.lock:
             self.instances.append(inst)
-        self.history.append("harness", "info", "start", {"instance": index, "pid": proc.pid, "delay_ms": delay_ms})
+        self.history.append(
+            "harness", "info", "start", {"instance": index, "pid": proc.pid, "delay_ms": delay_ms}
+        )
         return inst
 
     @staticmethod
@@ -162,13 +167,22 @@ class Cluster:
         try:
             code = inst.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            self.anomalies.append(Anomaly("sigterm-timeout", f"instance {inst.index} (pid {inst.process.pid}) "
-                                          f"did not exit within {grace:.0f}s of SIGTERM; killed"))
+            self.anomalies.append(
+                Anomaly(
+                    "sigterm-timeout",
+                    f"instance {inst.index} (pid {inst.process.pid}) "
+                    f"did not exit within {grace:.0f}s of SIGTERM; killed",
+                )
+            )
             self.kill(inst)
             return
         if code != 0:
-            self.anomalies.append(Anomaly("sigterm-exit-code", f"instance {inst.index} exited {code} after "
-                                          "SIGTERM (the contract says 0)"))
+            self.anomalies.append(
+                Anomaly(
+                    "sigterm-exit-code",
+                    f"instance {inst.index} exited {code} after SIGTERM (the contract says 0)",
+                )
+            )
 
     def check_crashes(self) -> None:
         with self.lock:
@@ -176,8 +190,13 @@ class Cluster:
                 code = inst.process.poll()
                 if code is not None and not inst.stopping:
                     inst.stopping = True
-                    self.anomalies.append(Anomaly("crashed", f"instance {inst.index} (pid {inst.process.pid}) "
-                                                  f"exited {code} on its own; see impl-{inst.index}.log"))
+                    self.anomalies.append(
+                        Anomaly(
+                            "crashed",
+                            f"instance {inst.index} (pid {inst.process.pid}) "
+                            f"exited {code} on its own; see impl-{inst.index}.log",
+                        )
+                    )
                     self.history.append("harness", "info", "exited", {"instance": inst.index, "code": code})
 
 
@@ -187,9 +206,19 @@ def _iso_now() -> str:
 
 
 def command_body(c: PlannedCommand) -> dict[str, Any]:
-    return {"name": c.command_type, "entity": {"id": c.entity_id, "isNew": c.seq == 1}, "payload": c.payload,
-            "metadata": {"eventId": c.command_id, "isReplay": False, "occurredOn": _iso_now(), "sequenceNo": c.seq,
-                         "correlationId": c.command_id, "properties": {}}}
+    return {
+        "name": c.command_type,
+        "entity": {"id": c.entity_id, "isNew": c.seq == 1},
+        "payload": c.payload,
+        "metadata": {
+            "eventId": c.command_id,
+            "isReplay": False,
+            "occurredOn": _iso_now(),
+            "sequenceNo": c.seq,
+            "correlationId": c.command_id,
+            "properties": {},
+        },
+    }
 
 
 def _attrs(**values: str) -> dict[str, dict[str, str]]:
@@ -197,9 +226,20 @@ def _attrs(**values: str) -> dict[str, dict[str, str]]:
 
 
 class Gate:
-    def __init__(self, impl_command: str, *, profile: str, backend: str, seed: int, instances: int | None,
-                 out_dir: Path, topology_path: Path | None, encrypted: bool, endpoint_url: str | None,
-                 extra_env: dict[str, str] | None) -> None:
+    def __init__(
+        self,
+        impl_command: str,
+        *,
+        profile: str,
+        backend: str,
+        seed: int,
+        instances: int | None,
+        out_dir: Path,
+        topology_path: Path | None,
+        encrypted: bool,
+        endpoint_url: str | None,
+        extra_env: dict[str, str] | None,
+    ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
         if backend not in ("localstack", "aws"):
@@ -214,18 +254,27 @@ class Gate:
         self.out_dir = out_dir
         self.run_id = uuid.uuid4().hex[:10]
         self.topology = topo.load(topology_path).with_overrides(
-            visibility_timeout=self.profile.visibility_timeout, max_receive_count=self.profile.max_receive_count,
-            encrypted=encrypted)
+            visibility_timeout=self.profile.visibility_timeout,
+            max_receive_count=self.profile.max_receive_count,
+            encrypted=encrypted,
+        )
         self.encrypted = self.topology.kms_key
         self.endpoint = None
         if backend == "localstack":
-            self.endpoint = endpoint_url or os.environ.get("FLOWGATE_ENDPOINT_URL") or \
-                os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT
+            self.endpoint = (
+                endpoint_url
+                or os.environ.get("FLOWGATE_ENDPOINT_URL")
+                or os.environ.get("AWS_ENDPOINT_URL")
+                or DEFAULT_ENDPOINT
+            )
         self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.extra_env = dict(extra_env or {})
-        kwargs: dict[str, Any] = {"region_name": self.region,
-                                  "config": Config(retries={"max_attempts": 3, "mode": "standard"},
-                                                   read_timeout=20, connect_timeout=5)}
+        kwargs: dict[str, Any] = {
+            "region_name": self.region,
+            "config": Config(
+                retries={"max_attempts": 3, "mode": "standard"}, read_timeout=20, connect_timeout=5
+            ),
+        }
         if self.endpoint:
             kwargs["endpoint_url"] = self.endpoint
             kwargs["aws_access_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID", "test")
@@ -243,8 +292,16 @@ class Gate:
     def _seal(self, key_id: str, ctx: dict[str, str], plaintext: bytes) -> str:
         return envelope.seal(self.kms, key_id, ctx, plaintext)
 
-    def _encode(self, body: dict[str, Any] | bytes, *, event_id: str, entity: str, ctype: str,
-                key_id: str | None = None, ctx: dict[str, str] | None = None) -> str:
+    def _encode(
+        self,
+        body: dict[str, Any] | bytes,
+        *,
+        event_id: str,
+        entity: str,
+        ctype: str,
+        key_id: str | None = None,
+        ctx: dict[str, str] | None = None,
+    ) -> str:
         raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
         if not self.encrypted:
             return raw.decode()
@@ -253,19 +310,33 @@ class Gate:
 
     def send_command(self, c: PlannedCommand, *, resend: bool = False) -> None:
         body = self._encode(command_body(c), event_id=c.command_id, entity=c.entity_id, ctype=c.command_type)
-        attrs = _attrs(CommandType=c.command_type, EntityId=c.entity_id, SequenceNo=str(c.seq),
-                       EventId=c.command_id, CorrelationId=c.command_id)
+        attrs = _attrs(
+            CommandType=c.command_type,
+            EntityId=c.entity_id,
+            SequenceNo=str(c.seq),
+            EventId=c.command_id,
+            CorrelationId=c.command_id,
+        )
         if self.encrypted:
             attrs.update(_attrs(Encryption=envelope.SCHEME))
-        value = {"command_id": c.command_id, "entity_id": c.entity_id, "seq": c.seq, "command_type": c.command_type,
-                 "destination": self.prov.command_queue_name}
+        value = {
+            "command_id": c.command_id,
+            "entity_id": c.entity_id,
+            "seq": c.seq,
+            "command_type": c.command_type,
+            "destination": self.prov.command_queue_name,
+        }
         dedup = c.command_id if not resend else f"{c.command_id}-late-resend"
         if not resend:
             self.history.append(CLIENT, "invoke", "send", value)
         try:
-            resp = self.sqs.send_message(QueueUrl=self.prov.command_queue_url, MessageBody=body,
-                                         MessageAttributes=attrs, MessageGroupId=c.entity_id,
-                                         MessageDeduplicationId=dedup)
+            resp = self.sqs.send_message(
+                QueueUrl=self.prov.command_queue_url,
+                MessageBody=body,
+                MessageAttributes=attrs,
+                MessageGroupId=c.entity_id,
+                MessageDeduplicationId=dedup,
+            )
         except ClientError as exc:
             if not resend:
                 self.history.append(CLIENT, "fail", "send", dict(value, error=str(exc)))
@@ -275,8 +346,10 @@ class Gate:
                 self.history.append(CLIENT, "info", "send", dict(value, error=str(exc)))
             return
         if resend:
-            self.history.nemesis("duplicate_delivery", dict(value, message_id=resp["MessageId"],
-                                                            how="late resend: same body, new dedup id"))
+            self.history.nemesis(
+                "duplicate_delivery",
+                dict(value, message_id=resp["MessageId"], how="late resend: same body, new dedup id"),
+            )
         else:
             self.history.append(CLIENT, "ok", "send", dict(value, message_id=resp["MessageId"]))
 
@@ -287,15 +360,35 @@ class Gate:
         batch = [c for c in self.plan.commands if c.entity_id == entity]
         entries, values = [], []
         for n, c in enumerate(batch):
-            attrs = _attrs(CommandType=c.command_type, EntityId=c.entity_id, SequenceNo=str(c.seq),
-                           EventId=c.command_id, CorrelationId=c.command_id)
+            attrs = _attrs(
+                CommandType=c.command_type,
+                EntityId=c.entity_id,
+                SequenceNo=str(c.seq),
+                EventId=c.command_id,
+                CorrelationId=c.command_id,
+            )
             if self.encrypted:
                 attrs.update(_attrs(Encryption=envelope.SCHEME))
-            body = self._encode(command_body(c), event_id=c.command_id, entity=c.entity_id, ctype=c.command_type)
-            entries.append({"Id": f"m{n}", "MessageBody": body, "MessageAttributes": attrs,
-                            "MessageGroupId": c.entity_id, "MessageDeduplicationId": c.command_id})
-            value = {"command_id": c.command_id, "entity_id": c.entity_id, "seq": c.seq,
-                     "command_type": c.command_type, "destination": self.prov.command_queue_name, "burst": True}
+            body = self._encode(
+                command_body(c), event_id=c.command_id, entity=c.entity_id, ctype=c.command_type
+            )
+            entries.append(
+                {
+                    "Id": f"m{n}",
+                    "MessageBody": body,
+                    "MessageAttributes": attrs,
+                    "MessageGroupId": c.entity_id,
+                    "MessageDeduplicationId": c.command_id,
+                }
+            )
+            value = {
+                "command_id": c.command_id,
+                "entity_id": c.entity_id,
+                "seq": c.seq,
+                "command_type": c.command_type,
+                "destination": self.prov.command_queue_name,
+                "burst": True,
+            }
             values.append(value)
             self.history.append(CLIENT, "invoke", "send", value)
         try:
@@ -318,16 +411,29 @@ class Gate:
 
     def send_poison(self, p: PlannedPoison) -> None:
         entity, qname = p.group, self.prov.command_queue_name
-        body = command_body(PlannedCommand(p.command_id, entity, 1, "PlaceOrder",
-                                           {"customerId": "poison", "sku": "sku-1", "quantity": 1,
-                                            "amountCents": 100}, ""))
+        body = command_body(
+            PlannedCommand(
+                p.command_id,
+                entity,
+                1,
+                "PlaceOrder",
+                {"customerId": "poison", "sku": "sku-1", "quantity": 1, "amountCents": 100},
+                "",
+            )
+        )
         ctype = "PlaceOrder"
-        attrs_v = {"CommandType": ctype, "EntityId": entity, "SequenceNo": "1", "EventId": p.command_id,
-                   "CorrelationId": p.command_id}
+        attrs_v = {
+            "CommandType": ctype,
+            "EntityId": entity,
+            "SequenceNo": "1",
+            "EventId": p.command_id,
+            "CorrelationId": p.command_id,
+        }
         encoded: str
         if p.kind == "bad_json":
-            encoded = self._encode(b'{"name": "PlaceOrder", "entity": {', event_id=p.command_id, entity=entity,
-                                   ctype=ctype)
+            encoded = self._encode(
+                b'{"name": "PlaceOrder", "entity": {', event_id=p.command_id, entity=entity, ctype=ctype
+            )
         elif p.kind == "unknown_type":
             ctype = body["name"] = attrs_v["CommandType"] = "LaunchRocket"
             encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype)
@@ -335,11 +441,19 @@ class Gate:
             del attrs_v["SequenceNo"]
             encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype)
         elif p.kind == "tampered":
-            sealed = envelope.Sealed.from_body(self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype))
+            sealed = envelope.Sealed.from_body(
+                self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype)
+            )
             flipped = bytearray(sealed.ciphertext)
             flipped[len(flipped) // 2] ^= 0x01
-            encoded = envelope.Sealed(sealed.key_id, sealed.destination, sealed.encrypted_data_key, sealed.nonce,
-                                      sealed.tag, bytes(flipped)).to_body()
+            encoded = envelope.Sealed(
+                sealed.key_id,
+                sealed.destination,
+                sealed.encrypted_data_key,
+                sealed.nonce,
+                sealed.tag,
+                bytes(flipped),
+            ).to_body()
         elif p.kind == "swapped_aad":
             ctx = envelope.context(p.command_id, qname, ctype, entity)  # entityId and messageType swapped
             encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype, ctx=ctx)
@@ -353,19 +467,33 @@ class Gate:
             ctx = envelope.context(p.command_id, f"other-{qname}", entity, ctype)
             encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype, ctx=ctx)
         elif p.kind == "wrong_key":
-            encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype,
-                                   key_id=self.prov.foreign_key_id)
+            encoded = self._encode(
+                body, event_id=p.command_id, entity=entity, ctype=ctype, key_id=self.prov.foreign_key_id
+            )
         else:
             raise ValueError(p.kind)
         attrs = _attrs(**attrs_v)
         if self.encrypted:
             attrs.update(_attrs(Encryption=envelope.SCHEME))
-        resp = self.sqs.send_message(QueueUrl=self.prov.command_queue_url, MessageBody=encoded,
-                                     MessageAttributes=attrs, MessageGroupId=p.group,
-                                     MessageDeduplicationId=p.poison_id)
-        self.history.nemesis("poison", {"poison_id": p.poison_id, "message_id": resp["MessageId"], "kind": p.kind,
-                                        "reason": p.reason, "command_id": p.command_id, "entity_id": entity,
-                                        "destination": qname})
+        resp = self.sqs.send_message(
+            QueueUrl=self.prov.command_queue_url,
+            MessageBody=encoded,
+            MessageAttributes=attrs,
+            MessageGroupId=p.group,
+            MessageDeduplicationId=p.poison_id,
+        )
+        self.history.nemesis(
+            "poison",
+            {
+                "poison_id": p.poison_id,
+                "message_id": resp["MessageId"],
+                "kind": p.kind,
+                "reason": p.reason,
+                "command_id": p.command_id,
+                "entity_id": entity,
+                "destination": qname,
+            },
+        )
 
     # ---- observing -----------------------------------------------------------------------------
     def _open_event(self, msg: dict[str, Any], attrs: dict[str, str]) -> tuple[str | None, bool, str | None]:
@@ -374,8 +502,12 @@ class Gate:
             return body, False, None
         if attrs["Encryption"] != envelope.SCHEME:
             return None, True, f"unknown Encryption {attrs['Encryption']!r}"
-        ctx = envelope.context(attrs.get("EventId", ""), self.prov.topic_name, attrs.get("EntityId", ""),
-                               attrs.get("EventType", ""))
+        ctx = envelope.context(
+            attrs.get("EventId", ""),
+            self.prov.topic_name,
+            attrs.get("EntityId", ""),
+            attrs.get("EventType", ""),
+        )
         try:
             return envelope.open_body(self.kms, self._accepted_keys(), ctx, body).decode(), True, None
         except (envelope.EnvelopeError, UnicodeDecodeError) as exc:
@@ -391,9 +523,13 @@ class Gate:
 
     def poll_probe(self, wait: int = 1) -> int:
         try:
-            resp = self.sqs.receive_message(QueueUrl=self.prov.probe_queue_url, MaxNumberOfMessages=10,
-                                            WaitTimeSeconds=wait, AttributeNames=["All"],
-                                            MessageAttributeNames=["All"])
+            resp = self.sqs.receive_message(
+                QueueUrl=self.prov.probe_queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=wait,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
         except (ClientError, BotoCoreError):
             time.sleep(0.5)
             return 0
@@ -402,14 +538,22 @@ class Gate:
             attrs = {k: v.get("StringValue", "") for k, v in (msg.get("MessageAttributes") or {}).items()}
             plaintext, encrypted, error = self._open_event(msg, attrs)
             before = len(self.history)
-            self.mapper.observe(raw_body=msg.get("Body", ""), attributes=attrs, plaintext=plaintext,
-                                encrypted=encrypted, decrypt_error=error, message_id=msg["MessageId"])
+            self.mapper.observe(
+                raw_body=msg.get("Body", ""),
+                attributes=attrs,
+                plaintext=plaintext,
+                encrypted=encrypted,
+                decrypt_error=error,
+                message_id=msg["MessageId"],
+            )
             for op in self.history.ops[before:]:
                 if op.f == "effect":
                     self.effects_seen.add(str(op.value.get("command_id")))
             self.last_progress = time.monotonic()
             with contextlib.suppress(ClientError, BotoCoreError):
-                self.sqs.delete_message(QueueUrl=self.prov.probe_queue_url, ReceiptHandle=msg["ReceiptHandle"])
+                self.sqs.delete_message(
+                    QueueUrl=self.prov.probe_queue_url, ReceiptHandle=msg["ReceiptHandle"]
+                )
         return len(msgs)
 
     def _probe_loop(self) -> None:
@@ -421,9 +565,14 @@ class Gate:
         empty = 0
         seen: set[str] = set()
         while empty < 2:
-            resp = self.sqs.receive_message(QueueUrl=self.prov.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                            VisibilityTimeout=600, AttributeNames=["All"],
-                                            MessageAttributeNames=["All"])
+            resp = self.sqs.receive_message(
+                QueueUrl=self.prov.dlq_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                VisibilityTimeout=600,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
             msgs = resp.get("Messages", [])
             empty = 0 if msgs else empty + 1
             for msg in msgs:
@@ -433,14 +582,22 @@ class Gate:
                 attrs = {k: v.get("StringValue", "") for k, v in (msg.get("MessageAttributes") or {}).items()}
                 group = msg.get("Attributes", {}).get("MessageGroupId", "")
                 found = poison.get(group)
-                value: dict[str, Any] = {"message_id": msg["MessageId"], "queue": self.prov.dlq_name,
-                                         "reason": attrs.get("DeadLetterReason", ""), "group": group}
+                value: dict[str, Any] = {
+                    "message_id": msg["MessageId"],
+                    "queue": self.prov.dlq_name,
+                    "reason": attrs.get("DeadLetterReason", ""),
+                    "group": group,
+                }
                 if found is not None:
                     value.update(poison_id=found.poison_id, poison=True)
                     if value["reason"] and value["reason"].split(":", 1)[0].strip() != found.reason:
-                        self.mapper.violation("dead-letter-reason", f"poison {found.poison_id} ({found.kind}) "
-                                              f"dead-lettered with reason {value['reason']!r}, the contract says "
-                                              f"{found.reason!r}", poison_id=found.poison_id)
+                        self.mapper.violation(
+                            "dead-letter-reason",
+                            f"poison {found.poison_id} ({found.kind}) "
+                            f"dead-lettered with reason {value['reason']!r}, the contract says "
+                            f"{found.reason!r}",
+                            poison_id=found.poison_id,
+                        )
                 elif attrs.get("EventId"):
                     value["command_id"] = attrs["EventId"]
                 self.history.append("dlq", "ok", "dead_letter", value)
@@ -452,13 +609,15 @@ class Gate:
             if done.wait(max(0.0, t0 + fault.at - time.monotonic())):
                 return
             if fault.kind == "kill":
-                targets = [i for i in self.cluster.live() if i.index == fault.instance and i.delay_ms == 0] or \
-                    [i for i in self.cluster.live() if i.delay_ms == 0]
+                targets = [
+                    i for i in self.cluster.live() if i.index == fault.instance and i.delay_ms == 0
+                ] or [i for i in self.cluster.live() if i.delay_ms == 0]
                 if not targets:
                     continue
                 victim = targets[0]
-                self.history.nemesis("kill", {"instance": victim.index, "pid": victim.process.pid,
-                                              "signal": "SIGKILL"})
+                self.history.nemesis(
+                    "kill", {"instance": victim.index, "pid": victim.process.pid, "signal": "SIGKILL"}
+                )
                 self.cluster.kill(victim)
                 time.sleep(1.0)
                 fresh = self.cluster.start(victim.index)
@@ -466,16 +625,32 @@ class Gate:
             elif fault.kind in ("slow", "slow-kill"):
                 delay = vt * 1000 + 1500
                 slow = self.cluster.start(fault.instance, delay_ms=delay)
-                self.history.nemesis("stall", {"instance": fault.instance, "delay_ms": delay,
-                                               "visibility_timeout": vt, "window": self.profile.slow_window_seconds,
-                                               "ends_with": "SIGKILL" if fault.kind == "slow-kill" else "SIGTERM"})
+                self.history.nemesis(
+                    "stall",
+                    {
+                        "instance": fault.instance,
+                        "delay_ms": delay,
+                        "visibility_timeout": vt,
+                        "window": self.profile.slow_window_seconds,
+                        "ends_with": "SIGKILL" if fault.kind == "slow-kill" else "SIGTERM",
+                    },
+                )
                 if done.wait(self.profile.slow_window_seconds):
                     if fault.kind == "slow-kill" and slow.process.poll() is None:
                         self.cluster.kill(slow)
                     return
-                if fault.kind == "slow-kill":  # a crash in the middle of a (slow) handler: nothing may be lost
-                    self.history.nemesis("kill", {"instance": fault.instance, "pid": slow.process.pid,
-                                                  "signal": "SIGKILL", "mid_handler": True})
+                if (
+                    fault.kind == "slow-kill"
+                ):  # a crash in the middle of a (slow) handler: nothing may be lost
+                    self.history.nemesis(
+                        "kill",
+                        {
+                            "instance": fault.instance,
+                            "pid": slow.process.pid,
+                            "signal": "SIGKILL",
+                            "mid_handler": True,
+                        },
+                    )
                     self.cluster.kill(slow)
                 else:
                     self.cluster.terminate(slow, grace=max(30.0, 12 * delay / 1000))
@@ -484,25 +659,33 @@ class Gate:
     # ---- the run -------------------------------------------------------------------------------
     def impl_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "FLOWGATE_CONTRACT_VERSION": "1",
-            "FLOWGATE_RUN_ID": self.run_id,
-            "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-            "FLOWGATE_COMMAND_QUEUE_URL": self.prov.command_queue_url,
-            "FLOWGATE_COMMAND_QUEUE_NAME": self.prov.command_queue_name,
-            "FLOWGATE_DEAD_LETTER_QUEUE_URL": self.prov.dlq_url,
-            "FLOWGATE_EVENT_TOPIC_ARN": self.prov.topic_arn,
-            "FLOWGATE_EVENT_TOPIC_ARNS": self.prov.topic_arn,
-            "FLOWGATE_KMS_KEY_ID": self.prov.kms_key_id,
-            "FLOWGATE_IDEMPOTENCY_URL": f"file://{(self.out_dir / 'store').resolve()}",
-            "FLOWGATE_VISIBILITY_TIMEOUT": str(self.profile.visibility_timeout),
-            "FLOWGATE_MAX_RECEIVE_COUNT": str(self.profile.max_receive_count),
-            "FLOWGATE_HANDLER_DELAY_MS": "0",
-        })
+        env.update(
+            {
+                "FLOWGATE_CONTRACT_VERSION": "1",
+                "FLOWGATE_RUN_ID": self.run_id,
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                "FLOWGATE_COMMAND_QUEUE_URL": self.prov.command_queue_url,
+                "FLOWGATE_COMMAND_QUEUE_NAME": self.prov.command_queue_name,
+                "FLOWGATE_DEAD_LETTER_QUEUE_URL": self.prov.dlq_url,
+                "FLOWGATE_EVENT_TOPIC_ARN": self.prov.topic_arn,
+                "FLOWGATE_EVENT_TOPIC_ARNS": self.prov.topic_arn,
+                "FLOWGATE_KMS_KEY_ID": self.prov.kms_key_id,
+                "FLOWGATE_IDEMPOTENCY_URL": f"file://{(self.out_dir / 'store').resolve()}",
+                "FLOWGATE_VISIBILITY_TIMEOUT": str(self.profile.visibility_timeout),
+                "FLOWGATE_MAX_RECEIVE_COUNT": str(self.profile.max_receive_count),
+                "FLOWGATE_HANDLER_DELAY_MS": "0",
+            }
+        )
         if self.endpoint:
-            env.update({"AWS_ENDPOINT_URL": self.endpoint, "FLOWGATE_ENDPOINT_URL": self.endpoint,
-                        "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "test"),
-                        "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY", "test")})
+            env.update(
+                {
+                    "AWS_ENDPOINT_URL": self.endpoint,
+                    "FLOWGATE_ENDPOINT_URL": self.endpoint,
+                    "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "test"),
+                    "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY", "test"),
+                }
+            )
         if not self.encrypted:
             env.pop("FLOWGATE_KMS_KEY_ID")
         env.update(self.extra_env)
@@ -515,7 +698,9 @@ class Gate:
         try:
             self.prov = topo.provision(self.topology, self.run_id, self.sqs, self.sns, self.kms)
         except (ClientError, BotoCoreError) as exc:
-            raise GateError(f"provisioning on {self.backend} ({self.endpoint or 'AWS'}) failed: {exc}") from exc
+            raise GateError(
+                f"provisioning on {self.backend} ({self.endpoint or 'AWS'}) failed: {exc}"
+            ) from exc
         try:
             return self._run(started, t_start)
         finally:
@@ -524,16 +709,37 @@ class Gate:
                 (self.out_dir / "teardown-errors.txt").write_text("\n".join(errors) + "\n")
 
     def _run(self, started: float, t_start: float) -> GateResult:
-        self.plan: Plan = make_plan(self.profile, self.seed, self.run_id, encrypted=self.encrypted, instances=self.n)
-        sent = {c.command_id: SentCommand(c.command_id, c.entity_id, c.seq, c.command_type,
-                                          self.prov.command_queue_name, c.marker) for c in self.plan.commands}
-        self.mapper = EventMapper(self.history, sent, self.prov.topic_name,
-                                  markers={c.entity_id: c.marker for c in self.plan.commands})
-        self.history.append("harness", "info", "plan", {
-            "seed": self.seed, "profile": self.profile.name, "instances": self.n, "run_id": self.run_id,
-            "commands": len(self.plan.commands), "poison": len(self.plan.poison),
-            "faults": [(f.at, f.kind, f.instance) for f in self.plan.faults], "impl": self.impl_command,
-            "encrypted": self.encrypted})
+        self.plan: Plan = make_plan(
+            self.profile, self.seed, self.run_id, encrypted=self.encrypted, instances=self.n
+        )
+        sent = {
+            c.command_id: SentCommand(
+                c.command_id, c.entity_id, c.seq, c.command_type, self.prov.command_queue_name, c.marker
+            )
+            for c in self.plan.commands
+        }
+        self.mapper = EventMapper(
+            self.history,
+            sent,
+            self.prov.topic_name,
+            markers={c.entity_id: c.marker for c in self.plan.commands},
+        )
+        self.history.append(
+            "harness",
+            "info",
+            "plan",
+            {
+                "seed": self.seed,
+                "profile": self.profile.name,
+                "instances": self.n,
+                "run_id": self.run_id,
+                "commands": len(self.plan.commands),
+                "poison": len(self.plan.poison),
+                "faults": [(f.at, f.kind, f.instance) for f in self.plan.faults],
+                "impl": self.impl_command,
+                "encrypted": self.encrypted,
+            },
+        )
         self.cluster = Cluster(self.argv, self.impl_env(), self.out_dir, self.history)
         first = [self.cluster.start(i) for i in range(self.n)]
         self.cluster.wait_ready(first, timeout=30.0)
@@ -576,7 +782,8 @@ class Gate:
         self.read_dlq()
         leftover = self.sqs.get_queue_attributes(
             QueueUrl=self.prov.command_queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
         self.history.append("harness", "ok", "drain", {"command_queue_left": leftover})
         return self._judge(started, t_start)
 
@@ -586,7 +793,8 @@ class Gate:
     def _dlq_depth(self) -> int:
         attrs = self.sqs.get_queue_attributes(
             QueueUrl=self.prov.dlq_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
     def _settle(self, nemesis: threading.Thread) -> None:
@@ -604,7 +812,9 @@ class Gate:
             if acked <= self.effects_seen and depth >= len(self.plan.poison) and not nemesis.is_alive():
                 break
             # (no instance live during a kill -> restart gap is not the end: wait for the nemesis)
-            if not nemesis.is_alive() and (not self.cluster.live() or time.monotonic() - self.last_progress > stall):
+            if not nemesis.is_alive() and (
+                not self.cluster.live() or time.monotonic() - self.last_progress > stall
+            ):
                 break
             time.sleep(0.5)
         quiet_until = time.monotonic() + 2.0
@@ -621,11 +831,18 @@ class Gate:
             return verdict
         ops = self.history.ops
         killed = any(op.f == "kill" for op in ops)
-        with_reason = sum(1 for op in ops if op.f == "dead_letter" and op.value.get("poison") and op.value.get("reason"))
+        with_reason = sum(
+            1 for op in ops if op.f == "dead_letter" and op.value.get("poison") and op.value.get("reason")
+        )
 
         def excused(a: Anomaly) -> bool:
-            return (a.kind == "dead-letter-without-reason" and killed and with_reason > 0 and bool(a.ops)
-                    and all(ops[i].f == "dead_letter" and ops[i].value.get("poison") for i in a.ops))
+            return (
+                a.kind == "dead-letter-without-reason"
+                and killed
+                and with_reason > 0
+                and bool(a.ops)
+                and all(ops[i].f == "dead_letter" and ops[i].value.get("poison") for i in a.ops)
+            )
 
         kept = [a for a in verdict.anomalies if not excused(a)]
         if len(kept) == len(verdict.anomalies):
@@ -635,42 +852,116 @@ class Gate:
 
     def _judge(self, started: float, t_start: float) -> GateResult:
         history_path = self.history.dump(self.out_dir / "history.jsonl")
-        verdicts = [self._excuse_crash_stranded_poison(v) for v in
-                    check_all(self.history, require_encryption=self.encrypted, integrity_kinds=ENCRYPTED_ONLY)]
-        verdicts = [v for v in verdicts if not (v.checker == "replay_equivalence" and v.valid)] + \
-            [self.mapper.verdict(),
-             Verdict("lifecycle", not self.cluster.anomalies, list(self.cluster.anomalies),
-                     {"instances_started": len(self.cluster.instances)})]
+        verdicts = [
+            self._excuse_crash_stranded_poison(v)
+            for v in check_all(
+                self.history, require_encryption=self.encrypted, integrity_kinds=ENCRYPTED_ONLY
+            )
+        ]
+        verdicts = [v for v in verdicts if not (v.checker == "replay_equivalence" and v.valid)] + [
+            self.mapper.verdict(),
+            Verdict(
+                "lifecycle",
+                not self.cluster.anomalies,
+                list(self.cluster.anomalies),
+                {"instances_started": len(self.cluster.instances)},
+            ),
+        ]
         table = render_table(verdicts)
         passed = all(v.valid for v in verdicts)
         duration = time.monotonic() - t_start
-        header = (f"flowgate gate: impl={self.impl_command!r} profile={self.profile.name} seed={self.seed} "
-                  f"backend={self.backend} instances={self.n} run={self.run_id} "
-                  f"encrypted={self.encrypted} ({duration:.1f}s)")
+        header = (
+            f"flowgate gate: impl={self.impl_command!r} profile={self.profile.name} seed={self.seed} "
+            f"backend={self.backend} instances={self.n} run={self.run_id} "
+            f"encrypted={self.encrypted} ({duration:.1f}s)"
+        )
         (self.out_dir / "verdicts.txt").write_text(header + "\n" + table + "\n", encoding="utf-8")
-        (self.out_dir / "verdicts.json").write_text(json.dumps(
-            [{"checker": v.checker, "valid": v.valid, "anomalies": [str(a) for a in v.anomalies], "stats": v.stats}
-             for v in verdicts], indent=2, default=str), encoding="utf-8")
-        junit = write_junit(self.out_dir / "junit.xml", verdicts, suite=f"gate-{self.profile.name}", duration=duration,
-                            properties={"impl": self.impl_command, "seed": str(self.seed), "backend": self.backend,
-                                        "profile": self.profile.name, "run_id": self.run_id})
-        allure_dir = write_allure(self.out_dir / "allure-results", verdicts, implementation=self.impl_command,
-                                  backend=self.backend, profile=self.profile.name, seed=self.seed, table=table,
-                                  history_path=history_path, started=started, stopped=time.time())
-        return GateResult(passed, EXIT_PASS if passed else EXIT_ANOMALY, verdicts, header + "\n" + table,
-                          self.out_dir, history_path, junit, allure_dir, duration, self.run_id,
-                          {"commands": len(self.plan.commands), "poison": len(self.plan.poison),
-                           "effects": len(self.effects_seen)})
+        (self.out_dir / "verdicts.json").write_text(
+            json.dumps(
+                [
+                    {
+                        "checker": v.checker,
+                        "valid": v.valid,
+                        "anomalies": [str(a) for a in v.anomalies],
+                        "stats": v.stats,
+                    }
+                    for v in verdicts
+                ],
+                indent=2,
+                default=str,
+            ),
+            encoding="utf-8",
+        )
+        junit = write_junit(
+            self.out_dir / "junit.xml",
+            verdicts,
+            suite=f"gate-{self.profile.name}",
+            duration=duration,
+            properties={
+                "impl": self.impl_command,
+                "seed": str(self.seed),
+                "backend": self.backend,
+                "profile": self.profile.name,
+                "run_id": self.run_id,
+            },
+        )
+        allure_dir = write_allure(
+            self.out_dir / "allure-results",
+            verdicts,
+            implementation=self.impl_command,
+            backend=self.backend,
+            profile=self.profile.name,
+            seed=self.seed,
+            table=table,
+            history_path=history_path,
+            started=started,
+            stopped=time.time(),
+        )
+        return GateResult(
+            passed,
+            EXIT_PASS if passed else EXIT_ANOMALY,
+            verdicts,
+            header + "\n" + table,
+            self.out_dir,
+            history_path,
+            junit,
+            allure_dir,
+            duration,
+            self.run_id,
+            {
+                "commands": len(self.plan.commands),
+                "poison": len(self.plan.poison),
+                "effects": len(self.effects_seen),
+            },
+        )
 
 
-def run_gate(impl_command: str, *, profile: str = "smoke", backend: str = "localstack", seed: int = 0,
-             instances: int | None = None, out_dir: Path = Path("reports/gate"), topology: Path | None = None,
-             encrypted: bool = True, endpoint_url: str | None = None,
-             extra_env: dict[str, str] | None = None) -> GateResult:
+def run_gate(
+    impl_command: str,
+    *,
+    profile: str = "smoke",
+    backend: str = "localstack",
+    seed: int = 0,
+    instances: int | None = None,
+    out_dir: Path = Path("reports/gate"),
+    topology: Path | None = None,
+    encrypted: bool = True,
+    endpoint_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> GateResult:
     """Run one gate (see the module docstring). Raises :class:`GateError` when the backend is unusable."""
-    gate = Gate(impl_command, profile=profile, backend=backend, seed=seed, instances=instances,
-                out_dir=Path(out_dir), topology_path=topology, encrypted=encrypted, endpoint_url=endpoint_url,
-                extra_env=extra_env)
+    gate = Gate(
+        impl_command,
+        profile=profile,
+        backend=backend,
+        seed=seed,
+        instances=instances,
+        out_dir=Path(out_dir),
+        topology_path=topology,
+        encrypted=encrypted,
+        endpoint_url=endpoint_url,
+        extra_env=extra_env,
+    )
     return gate.run()
 
 

@@ -110,7 +110,11 @@ class Sealed:
 
 
 def seal_with_key(
-    data_key: bytes, encrypted_data_key: bytes, key_id: str, ctx: Mapping[str, str], plaintext: bytes,
+    data_key: bytes,
+    encrypted_data_key: bytes,
+    key_id: str,
+    ctx: Mapping[str, str],
+    plaintext: bytes,
     nonce: bytes | None = None,
 ) -> Sealed:
     nonce = nonce if nonce is not None else os.urandom(NONCE_BYTES)

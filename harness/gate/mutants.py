@@ -36,9 +36,9 @@ class Mutant:
     impl: str
     env: dict[str, str]
     bug: str
-    expect: frozenset[str]           # anomaly kinds of which at least one must be reported
+    expect: frozenset[str]  # anomaly kinds of which at least one must be reported
     profile: str = "smoke"
-    unobservable: str = ""           # non-empty: not run through the gate, for this reason
+    unobservable: str = ""  # non-empty: not run through the gate, for this reason
     family: str = "node"
 
 
@@ -47,12 +47,22 @@ def _node(name: str, bug: str, expect: set[str], profile: str = "smoke") -> Muta
 
 
 CATALOG: tuple[Mutant, ...] = (
-    _node("skip-dedup", "no idempotency check; isNew re-creates the order (SourceFlow v2 shape)",
-          {"lost", "skip", "duplicated", "duplicate-effect"}),
+    _node(
+        "skip-dedup",
+        "no idempotency check; isNew re-creates the order (SourceFlow v2 shape)",
+        {"lost", "skip", "duplicated", "duplicate-effect"},
+    ),
     _node("drop-poison", "poison deleted instead of dead-lettered", {"poison-not-dead-lettered"}),
-    _node("random-event-id", "event ids random instead of uuid5(command id)", {"event-id-not-derived", "duplicated"}),
-    _node("plaintext-events", "events published unencrypted while a KMS key is configured",
-          {"unencrypted-wire", "plaintext-on-wire"}),
+    _node(
+        "random-event-id",
+        "event ids random instead of uuid5(command id)",
+        {"event-id-not-derived", "duplicated"},
+    ),
+    _node(
+        "plaintext-events",
+        "events published unencrypted while a KMS key is configured",
+        {"unencrypted-wire", "plaintext-on-wire"},
+    ),
     _node("ignore-sigterm", "SIGTERM ignored (no graceful stop)", {"sigterm-timeout"}),
 )
 
@@ -67,16 +77,26 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
     "delete-before-handle": ("standard", frozenset({"lost"}), False),
     # no context/AAD binding: the gate's commands (bound to their message) do not open under the mutant's
     # empty context (valid commands dead-lettered), and its events do not open for a bound consumer
-    "no-aad": ("smoke", frozenset({"integrity-breach", "valid-dead-lettered", "undecryptable-event", "lost"}),
-               False),
+    "no-aad": (
+        "smoke",
+        frozenset({"integrity-breach", "valid-dead-lettered", "undecryptable-event", "lost"}),
+        False,
+    ),
     # the gate's queue has a RedrivePolicy (contract section 6: a backstop); a listener that never
     # dead-letters leaves poison to it, which moves it without a reason
     "no-redrive": ("smoke", frozenset({"poison-not-dead-lettered", "dead-letter-without-reason"}), False),
     "no-poison-dlq": ("smoke", frozenset({"poison-not-dead-lettered"}), False),
-    "plaintext-on-encrypted-bus": ("smoke", frozenset({"unencrypted-wire", "plaintext-on-wire", "valid-dead-lettered",
-                                                       "lost"}), False),
+    "plaintext-on-encrypted-bus": (
+        "smoke",
+        frozenset({"unencrypted-wire", "plaintext-on-wire", "valid-dead-lettered", "lost"}),
+        False,
+    ),
     "drops-correlation-id": ("smoke", frozenset({"correlation-not-propagated"}), False),
-    "drops-correlation-attribute": ("smoke", frozenset({"missing-attribute", "correlation-not-propagated"}), False),
+    "drops-correlation-attribute": (
+        "smoke",
+        frozenset({"missing-attribute", "correlation-not-propagated"}),
+        False,
+    ),
 }
 
 #: Reference mutants whose bug does not change anything the gate can see, and why. Listed in
@@ -86,30 +106,37 @@ NOT_OBSERVABLE: dict[str, str] = {
         "every re-handled duplicate hits the order state machine (PlaceOrder on an existing order, any "
         "command after a later one) and is a business failure: no event, acknowledged, recorded only in "
         "the reference's internal business dead-letter store; the re-publish a correct consumer makes is "
-        "dropped by the FIFO topic/probe deduplication. Nothing published, acknowledged or dead-lettered differs"),
+        "dropped by the FIFO topic/probe deduplication. Nothing published, acknowledged or dead-lettered differs"
+    ),
     "idempotency-on-message-id": (
         "a redelivery keeps its SQS MessageId (deduplicated as before); a producer resend gets a new one and "
-        "is re-handled, which the order state machine turns into an invisible business failure (as no-idempotency)"),
+        "is re-handled, which the order state machine turns into an invisible business failure (as no-idempotency)"
+    ),
     "check-then-mark": (
         "needs two concurrent handlings of one message with a shared store; the mutant patches only the "
         "in-memory store (one per process) and a reference process never handles a message twice at once "
-        "(it finishes a receive batch before the next receive)"),
+        "(it finishes a receive batch before the next receive)"
+    ),
     "unfenced-commit": "as check-then-mark: the race it opens needs two processes sharing the patched in-memory store",
     "replay-persists": "replay is not exercised by contract v1 (section 7): the gate never triggers a replay",
     "sigterm-abandons-batch": (
         "measured on standard (seed 1): survives -- the abandoned messages are not deleted, so they come back "
-        "after the visibility timeout and another instance handles them; nothing is lost and the exit code is 0"),
+        "after the visibility timeout and another instance handles them; nothing is lost and the exit code is 0"
+    ),
     "poll-loop-dies-on-error": (
         "measured on standard (seed 1): survives -- the gate injects no SQS/KMS transport errors (LocalStack is "
-        "shared and cannot be taken down per run), so the loop never meets an error"),
+        "shared and cannot be taken down per run), so the loop never meets an error"
+    ),
     "no-heartbeat": (
         "measured on standard (seed 1): survives -- a slow handler's message is redelivered and handled again "
         "elsewhere, but the fenced claim keeps one effect and event ids are deterministic; the slow-handler fault "
-        "is too short for the redeliveries to reach maxReceiveCount"),
+        "is too short for the redeliveries to reach maxReceiveCount"
+    ),
     "unconditional-row-write": (
         "the entity row's version check is the second line behind the fenced idempotency claim, which this "
         "mutant leaves intact, and the gate runs no projections (views); two commits of one entity never race "
-        "in a gate run (reasoned, not measured)"),
+        "in a gate run (reasoned, not measured)"
+    ),
 }
 
 
@@ -145,29 +172,50 @@ class Outcome:
         return "killed" if self.killed else "SURVIVED"
 
 
-def run_mutant(mutant: Mutant, *, seed: int, out_dir: Path, encrypted: bool = True,
-               profile: str | None = None) -> Outcome:
+def run_mutant(
+    mutant: Mutant, *, seed: int, out_dir: Path, encrypted: bool = True, profile: str | None = None
+) -> Outcome:
     if mutant.unobservable:
         return Outcome(mutant, False)
     started = time.monotonic()
-    result = run_gate(mutant.impl, profile=profile or mutant.profile, seed=seed, out_dir=out_dir,
-                      extra_env=mutant.env, encrypted=encrypted)
+    result = run_gate(
+        mutant.impl,
+        profile=profile or mutant.profile,
+        seed=seed,
+        out_dir=out_dir,
+        extra_env=mutant.env,
+        encrypted=encrypted,
+    )
     kinds = sorted({kind for v in result.verdicts for kind in v.kinds()})
     killed = not result.passed and (not mutant.expect or bool(set(kinds) & mutant.expect))
     return Outcome(mutant, killed, kinds, time.monotonic() - started, result)
 
 
-def run_mutants(*, seed: int, out_dir: Path, names: Sequence[str] | None = None, reference: bool = False,
-                encrypted: bool = True, profile: str | None = None,
-                progress: Callable[[str], None] | None = None) -> list[Outcome]:
+def run_mutants(
+    *,
+    seed: int,
+    out_dir: Path,
+    names: Sequence[str] | None = None,
+    reference: bool = False,
+    encrypted: bool = True,
+    profile: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Outcome]:
     rows = []
     for mutant in reference_catalog() if reference else CATALOG:
         if names and mutant.name not in names and mutant.name.removeprefix("node:") not in names:
             continue
         if progress and not mutant.unobservable:
             progress(f"gate: mutant {mutant.name} ({profile or mutant.profile}) ...")
-        rows.append(run_mutant(mutant, seed=seed, out_dir=out_dir / mutant.name.replace(":", "-"),
-                               encrypted=encrypted, profile=profile))
+        rows.append(
+            run_mutant(
+                mutant,
+                seed=seed,
+                out_dir=out_dir / mutant.name.replace(":", "-"),
+                encrypted=encrypted,
+                profile=profile,
+            )
+        )
     return rows
 
 
@@ -176,15 +224,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", default=None, help="override every mutant's own profile")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("reports/gate-mutants"))
-    parser.add_argument("--reference", action="store_true",
-                        help="the shared catalog (harness/mutants) on the reference worker instead of the Node variants")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="the shared catalog (harness/mutants) on the reference worker instead of the Node variants",
+    )
     parser.add_argument("--no-encryption", action="store_true")
     parser.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    rows = run_mutants(seed=args.seed, out_dir=args.out, names=args.names, reference=args.reference,
-                       encrypted=not args.no_encryption, profile=args.profile,
-                       progress=lambda line: print(line, flush=True))
+    rows = run_mutants(
+        seed=args.seed,
+        out_dir=args.out,
+        names=args.names,
+        reference=args.reference,
+        encrypted=not args.no_encryption,
+        profile=args.profile,
+        progress=lambda line: print(line, flush=True),
+    )
     width = max(len(o.mutant.name) for o in rows) if rows else 10
     print(f"{'mutant':<{width}}  {'verdict':<14}  anomalies reported")
     for o in rows:

@@ -55,7 +55,7 @@ class EventMapper:
     history: History
     commands: Mapping[str, SentCommand]
     topic_name: str
-    markers: Mapping[str, str] = field(default_factory=dict)   # entity id -> secret marker
+    markers: Mapping[str, str] = field(default_factory=dict)  # entity id -> secret marker
     seen: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     events_seen: set[str] = field(default_factory=set)
     violations: int = 0
@@ -64,17 +64,35 @@ class EventMapper:
         self.violations += 1
         self.history.append(GATE, "info", "contract_violation", {"kind": kind, "message": message, **value})
 
-    def observe(self, *, raw_body: str, attributes: Mapping[str, str], plaintext: str | None,
-                encrypted: bool, decrypt_error: str | None = None, message_id: str = "") -> None:
+    def observe(
+        self,
+        *,
+        raw_body: str,
+        attributes: Mapping[str, str],
+        plaintext: str | None,
+        encrypted: bool,
+        decrypt_error: str | None = None,
+        message_id: str = "",
+    ) -> None:
         """One probe receipt. ``plaintext`` is the decrypted (or plain) body; ``None`` if it could not be had."""
         entity_attr = attributes.get("EntityId", "")
-        self.history.append(PROBE, "ok", "wire", {
-            "body": raw_body[:4096], "encrypted": encrypted, "message_id": message_id,
-            "plaintext_markers": [self.markers[entity_attr]] if entity_attr in self.markers else [],
-        })
+        self.history.append(
+            PROBE,
+            "ok",
+            "wire",
+            {
+                "body": raw_body[:4096],
+                "encrypted": encrypted,
+                "message_id": message_id,
+                "plaintext_markers": [self.markers[entity_attr]] if entity_attr in self.markers else [],
+            },
+        )
         if decrypt_error is not None or plaintext is None:
-            self.violation("undecryptable-event", f"event {message_id} could not be opened: {decrypt_error}",
-                           message_id=message_id)
+            self.violation(
+                "undecryptable-event",
+                f"event {message_id} could not be opened: {decrypt_error}",
+                message_id=message_id,
+            )
             return
         try:
             event = json.loads(plaintext)
@@ -82,53 +100,88 @@ class EventMapper:
             meta = event["metadata"]
             event_id, seq, cause = str(meta["eventId"]), int(meta["sequenceNo"]), str(meta["causationId"])
         except (ValueError, KeyError, TypeError) as exc:
-            self.violation("malformed-event", f"event {message_id} does not follow event.schema.json: {exc!r}",
-                           message_id=message_id)
+            self.violation(
+                "malformed-event",
+                f"event {message_id} does not follow event.schema.json: {exc!r}",
+                message_id=message_id,
+            )
             return
         for attr in ("EventType", "EntityId", "SequenceNo", "EventId", "CorrelationId"):
             if attr not in attributes:
-                self.violation("missing-attribute", f"event {event_id} lacks attribute {attr}", event_id=event_id)
+                self.violation(
+                    "missing-attribute", f"event {event_id} lacks attribute {attr}", event_id=event_id
+                )
         expected = {"EventType": name, "EntityId": entity, "SequenceNo": str(seq), "EventId": event_id}
         for attr, want in expected.items():
             if attr in attributes and attributes[attr] != want:
-                self.violation("attribute-mismatch", f"event {event_id}: {attr}={attributes[attr]!r} but body "
-                               f"says {want!r}", event_id=event_id)
+                self.violation(
+                    "attribute-mismatch",
+                    f"event {event_id}: {attr}={attributes[attr]!r} but body says {want!r}",
+                    event_id=event_id,
+                )
         command = self.commands.get(cause)
-        self.history.append(IMPL, "ok", "publish", {
-            "event_id": event_id, "entity_id": entity, "seq": seq, "event_type": name,
-            "destination": self.topic_name, "causation_id": cause,
-        })
+        self.history.append(
+            IMPL,
+            "ok",
+            "publish",
+            {
+                "event_id": event_id,
+                "entity_id": entity,
+                "seq": seq,
+                "event_type": name,
+                "destination": self.topic_name,
+                "causation_id": cause,
+            },
+        )
         if command is not None:
             if entity != command.entity_id or seq != command.seq:
-                self.violation("wrong-entity-or-seq", f"event {event_id} names entity {entity} seq {seq}, its "
-                               f"command {cause} is entity {command.entity_id} seq {command.seq}",
-                               event_id=event_id)
+                self.violation(
+                    "wrong-entity-or-seq",
+                    f"event {event_id} names entity {entity} seq {seq}, its "
+                    f"command {cause} is entity {command.entity_id} seq {command.seq}",
+                    event_id=event_id,
+                )
             # the gate sends correlationId = the command id; an event carries its command's correlation id
             correlation = meta.get("correlationId") if isinstance(meta, dict) else None
             if correlation != cause or attributes.get("CorrelationId", cause) != cause:
-                self.violation("correlation-not-propagated", f"event {event_id} has correlationId {correlation!r} "
-                               f"(attribute {attributes.get('CorrelationId')!r}), its command's is {cause!r}",
-                               event_id=event_id)
+                self.violation(
+                    "correlation-not-propagated",
+                    f"event {event_id} has correlationId {correlation!r} "
+                    f"(attribute {attributes.get('CorrelationId')!r}), its command's is {cause!r}",
+                    event_id=event_id,
+                )
             candidates = {derived_event_id(cause, i, name) for i in range(4)}
             if event_id not in candidates:
-                self.violation("event-id-not-derived", f"event {event_id} of command {cause} is not "
-                               f"uuid5(commandId, 'index:{name}')", event_id=event_id)
+                self.violation(
+                    "event-id-not-derived",
+                    f"event {event_id} of command {cause} is not uuid5(commandId, 'index:{name}')",
+                    event_id=event_id,
+                )
         key = (cause, name)
         ids = self.seen.setdefault(key, set())
         if event_id in ids:
             self.history.append(IMPL, "ok", "duplicate", {"key": event_id, "entity_id": entity, "seq": seq})
             return
         ids.add(event_id)
-        self.history.append(IMPL, "ok", "effect", {
-            "command_id": cause, "entity_id": entity, "seq": seq,
-            "command_type": command.command_type if command else "", "event_id": event_id,
-            "destination": command.destination if command else "",
-        })
+        self.history.append(
+            IMPL,
+            "ok",
+            "effect",
+            {
+                "command_id": cause,
+                "entity_id": entity,
+                "seq": seq,
+                "command_type": command.command_type if command else "",
+                "event_id": event_id,
+                "destination": command.destination if command else "",
+            },
+        )
 
     def verdict(self) -> Verdict:
         """The gate's own ``event_contract`` verdict over the violations recorded so far."""
         anomalies = [
             Anomaly(str(op.value.get("kind")), str(op.value.get("message")), (op.index,))
-            for op in self.history.ops if op.f == "contract_violation"
+            for op in self.history.ops
+            if op.f == "contract_violation"
         ]
         return Verdict("event_contract", not anomalies, anomalies, {"violations": len(anomalies)})

@@ -14,14 +14,17 @@ from xml.sax.saxutils import escape, quoteattr
 from harness.checkers.model import Verdict
 
 
-def write_junit(path: Path, verdicts: Sequence[Verdict], *, suite: str, duration: float,
-                properties: dict[str, str]) -> Path:
+def write_junit(
+    path: Path, verdicts: Sequence[Verdict], *, suite: str, duration: float, properties: dict[str, str]
+) -> Path:
     failures = sum(1 for v in verdicts if not v.valid)
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<testsuites name="flowgate-gate" tests="{len(verdicts)}" failures="{failures}" time="{duration:.1f}">',
-             f'  <testsuite name={quoteattr(suite)} tests="{len(verdicts)}" failures="{failures}" '
-             f'errors="0" time="{duration:.1f}">',
-             "    <properties>"]
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuites name="flowgate-gate" tests="{len(verdicts)}" failures="{failures}" time="{duration:.1f}">',
+        f'  <testsuite name={quoteattr(suite)} tests="{len(verdicts)}" failures="{failures}" '
+        f'errors="0" time="{duration:.1f}">',
+        "    <properties>",
+    ]
     lines += [f"      <property name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in properties.items()]
     lines.append("    </properties>")
     for found in verdicts:
@@ -29,7 +32,9 @@ def write_junit(path: Path, verdicts: Sequence[Verdict], *, suite: str, duration
         if not found.valid:
             kinds = ", ".join(f"{k} x{n}" for k, n in found.kinds().items())
             detail = "\n".join(str(a) for a in found.anomalies[:50])
-            lines.append(f"      <failure message={quoteattr(kinds)} type=\"anomaly\">{escape(detail)}</failure>")
+            lines.append(
+                f'      <failure message={quoteattr(kinds)} type="anomaly">{escape(detail)}</failure>'
+            )
         lines.append(f"      <system-out>{escape(json.dumps(found.stats, default=str))}</system-out>")
         lines.append("    </testcase>")
     lines += ["  </testsuite>", "</testsuites>"]
@@ -38,16 +43,27 @@ def write_junit(path: Path, verdicts: Sequence[Verdict], *, suite: str, duration
     return path
 
 
-def write_allure(results_dir: Path, verdicts: Sequence[Verdict], *, implementation: str, backend: str,
-                 profile: str, seed: int, table: str, history_path: Path, started: float,
-                 stopped: float) -> Path:
+def write_allure(
+    results_dir: Path,
+    verdicts: Sequence[Verdict],
+    *,
+    implementation: str,
+    backend: str,
+    profile: str,
+    seed: int,
+    table: str,
+    history_path: Path,
+    started: float,
+    stopped: float,
+) -> Path:
     """allure-python-commons style ``*-result.json`` files: epic Gate, one result per checker."""
     results_dir.mkdir(parents=True, exist_ok=True)
 
     def attach(name: str, source: Path | str, mime: str, ext: str) -> dict[str, str]:
         target = results_dir / f"{uuid.uuid4()}-attachment.{ext}"
-        target.write_text(source.read_text(encoding="utf-8") if isinstance(source, Path) else source,
-                          encoding="utf-8")
+        target.write_text(
+            source.read_text(encoding="utf-8") if isinstance(source, Path) else source, encoding="utf-8"
+        )
         return {"name": name, "source": target.name, "type": mime}
 
     history_att = attach("history.jsonl", history_path, "text/plain", "txt")
@@ -60,22 +76,38 @@ def write_allure(results_dir: Path, verdicts: Sequence[Verdict], *, implementati
             "name": f"gate {profile}: {found.checker}",
             "fullName": f"flowgate.gate.{profile}.{found.checker}",
             "status": "passed" if found.valid else "failed",
-            "statusDetails": {"message": "; ".join(str(a) for a in found.anomalies[:5]),
-                              "trace": "\n".join(str(a) for a in found.anomalies)} if not found.valid else {},
+            "statusDetails": {
+                "message": "; ".join(str(a) for a in found.anomalies[:5]),
+                "trace": "\n".join(str(a) for a in found.anomalies),
+            }
+            if not found.valid
+            else {},
             "stage": "finished",
             "start": int(started * 1000),
             "stop": int(stopped * 1000),
-            "labels": [{"name": "epic", "value": "Gate"}, {"name": "feature", "value": found.checker},
-                       {"name": "story", "value": profile}, {"name": "backend", "value": backend},
-                       {"name": "implementation", "value": implementation},
-                       {"name": "suite", "value": "flowgate gate"}],
-            "parameters": [{"name": "seed", "value": str(seed)}, {"name": "backend", "value": backend},
-                           {"name": "profile", "value": profile}],
-            "attachments": [table_att, history_att, attach("stats", json.dumps(found.stats, default=str, indent=2),
-                                                            "application/json", "json"),
-                            attach("replay", replay, "text/plain", "txt")],
+            "labels": [
+                {"name": "epic", "value": "Gate"},
+                {"name": "feature", "value": found.checker},
+                {"name": "story", "value": profile},
+                {"name": "backend", "value": backend},
+                {"name": "implementation", "value": implementation},
+                {"name": "suite", "value": "flowgate gate"},
+            ],
+            "parameters": [
+                {"name": "seed", "value": str(seed)},
+                {"name": "backend", "value": backend},
+                {"name": "profile", "value": profile},
+            ],
+            "attachments": [
+                table_att,
+                history_att,
+                attach("stats", json.dumps(found.stats, default=str, indent=2), "application/json", "json"),
+                attach("replay", replay, "text/plain", "txt"),
+            ],
         }
-        (results_dir / f"{result['uuid']}-result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+        (results_dir / f"{result['uuid']}-result.json").write_text(
+            json.dumps(result, indent=1), encoding="utf-8"
+        )
     return results_dir
 
 

@@ -54,13 +54,24 @@ PLAINTEXT = json.dumps(
 
 def _fields(vec: dict[str, Any]) -> envelope.Sealed:
     return envelope.Sealed(
-        vec["keyId"], vec["destination"], base64.b64decode(vec["encryptedDataKey"]),
-        base64.b64decode(vec["nonce"]), base64.b64decode(vec["tag"]), base64.b64decode(vec["ciphertext"]),
+        vec["keyId"],
+        vec["destination"],
+        base64.b64decode(vec["encryptedDataKey"]),
+        base64.b64decode(vec["nonce"]),
+        base64.b64decode(vec["tag"]),
+        base64.b64decode(vec["ciphertext"]),
     )
 
 
-def _vector(name: str, description: str, ctx: dict[str, str], *, key: bytes = DATA_KEY,
-            plaintext: bytes = PLAINTEXT, nonce: bytes = NONCE) -> dict[str, Any]:
+def _vector(
+    name: str,
+    description: str,
+    ctx: dict[str, str],
+    *,
+    key: bytes = DATA_KEY,
+    plaintext: bytes = PLAINTEXT,
+    nonce: bytes = NONCE,
+) -> dict[str, Any]:
     sealed = envelope.seal_with_key(key, EDK, KEY_ID, ctx, plaintext, nonce=nonce)
     aad = envelope.aad(ctx, KEY_ID)
     return {
@@ -88,13 +99,15 @@ def build() -> dict[str, Any]:
         "0b8f4c1e-8f55-5b59-9f3f-2f7f5e1f0c11", "orders-events.fifo", "order-42", "OrderPlaced"
     )
     ok_unicode = _vector(
-        "unicode-event", "an event with non-ASCII payload and context values (UTF-8 lengths)",
+        "unicode-event",
+        "an event with non-ASCII payload and context values (UTF-8 lengths)",
         {**event_ctx, "entityId": "commande-é-42"},
         plaintext='{"name":"OrderPlaced","payload":{"note":"café ☕"}}'.encode(),
         nonce=bytes.fromhex("ffeeddccbbaa998877665544"),
     )
-    ok_empty = _vector("empty-plaintext", "a zero-length plaintext still carries a 16-byte tag", CTX,
-                       plaintext=b"")
+    ok_empty = _vector(
+        "empty-plaintext", "a zero-length plaintext still carries a 16-byte tag", CTX, plaintext=b""
+    )
     negatives: list[dict[str, Any]] = []
 
     def negative(name: str, why: str, **changes: Any) -> None:
@@ -108,24 +121,43 @@ def build() -> dict[str, Any]:
         vec["body"] = _fields(vec).to_body()  # the body carries exactly the (tampered) fields
         negatives.append(vec)
 
-    negative("wrong-context-destination",
-             "the consumer is another queue: the envelope's Destination is not its own (and the AAD differs)",
-             context={**CTX, "destination": "other-commands.fifo"})
-    negative("wrong-destination",
-             "ciphertext moved to another queue with Destination rewritten to match it: the AAD differs",
-             context={**CTX, "destination": "other-commands.fifo"}, destination="other-commands.fifo")
-    negative("wrong-context-entity", "the ciphertext moved to another entity's message",
-             context={**CTX, "entityId": "order-43"})
-    negative("wrong-context-message-id", "the ciphertext moved to another message (other EventId)",
-             context={**CTX, "messageId": "00000000-0000-4000-8000-000000000000"})
-    negative("swapped-aad-fields", "entityId and messageType swapped: same bytes, other order",
-             context={**CTX, "entityId": CTX["messageType"], "messageType": CTX["entityId"]})
+    negative(
+        "wrong-context-destination",
+        "the consumer is another queue: the envelope's Destination is not its own (and the AAD differs)",
+        context={**CTX, "destination": "other-commands.fifo"},
+    )
+    negative(
+        "wrong-destination",
+        "ciphertext moved to another queue with Destination rewritten to match it: the AAD differs",
+        context={**CTX, "destination": "other-commands.fifo"},
+        destination="other-commands.fifo",
+    )
+    negative(
+        "wrong-context-entity",
+        "the ciphertext moved to another entity's message",
+        context={**CTX, "entityId": "order-43"},
+    )
+    negative(
+        "wrong-context-message-id",
+        "the ciphertext moved to another message (other EventId)",
+        context={**CTX, "messageId": "00000000-0000-4000-8000-000000000000"},
+    )
+    negative(
+        "swapped-aad-fields",
+        "entityId and messageType swapped: same bytes, other order",
+        context={**CTX, "entityId": CTX["messageType"], "messageType": CTX["entityId"]},
+    )
     # an AAD that concatenates without length prefixes collides: show the prefix matters
-    negative("shifted-aad-boundary",
-             "one byte moved from entityId to messageId: equal without length prefixes, unequal with",
-             context={**CTX, "messageId": CTX["messageId"] + "o", "entityId": CTX["entityId"][1:]})
-    negative("wrong-key-id", "the envelope names the same key by another id: the key id is bound in the AAD",
-             keyId=OTHER_KEY_ID)
+    negative(
+        "shifted-aad-boundary",
+        "one byte moved from entityId to messageId: equal without length prefixes, unequal with",
+        context={**CTX, "messageId": CTX["messageId"] + "o", "entityId": CTX["entityId"][1:]},
+    )
+    negative(
+        "wrong-key-id",
+        "the envelope names the same key by another id: the key id is bound in the AAD",
+        keyId=OTHER_KEY_ID,
+    )
     tag = base64.b64decode(ok["tag"])
     negative("truncated-tag", "a 12-byte tag: must be refused before or by AES-GCM", tag=_b64(tag[:12]))
     negative("wrong-key", "another data key (a data key of a foreign KMS key)", dataKey=_b64(OTHER_KEY))
@@ -141,8 +173,16 @@ def build() -> dict[str, Any]:
         "contextFields": list(envelope.CONTEXT_FIELDS),
         "aadFields": list(envelope.AAD_FIELDS),
         "aadEncoding": "for each field in aadFields: uint32 big-endian byte length, then UTF-8 bytes; "
-                       "keyId = the envelope's KeyId, the others = the consumer's expected context",
-        "envelopeFields": ["Version", "KeyId", "Destination", "EncryptedDataKey", "Nonce", "Tag", "Ciphertext"],
+        "keyId = the envelope's KeyId, the others = the consumer's expected context",
+        "envelopeFields": [
+            "Version",
+            "KeyId",
+            "Destination",
+            "EncryptedDataKey",
+            "Nonce",
+            "Tag",
+            "Ciphertext",
+        ],
         "vectors": [ok, ok_unicode, ok_empty, *negatives],
     }
 

@@ -20,7 +20,9 @@ POISON_REASONS: Final[dict[str, str]] = {
     "wrong_destination": "DecryptionError",
 }
 #: Kinds that need encryption on (all hostile: an effect caused by one is an ``integrity-breach``).
-ENCRYPTED_ONLY: Final = frozenset({"tampered", "swapped_aad", "wrong_key", "moved_ciphertext", "wrong_destination"})
+ENCRYPTED_ONLY: Final = frozenset(
+    {"tampered", "swapped_aad", "wrong_key", "moved_ciphertext", "wrong_destination"}
+)
 
 SEQUENCES: Final[tuple[tuple[str, ...], ...]] = (
     ("PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder"),
@@ -47,26 +49,59 @@ class Profile:
     max_receive_count: int
     duplicates: int
     poison: tuple[str, ...]
-    kills: int = 0                   # SIGKILL + restart of a running instance
-    slow_windows: int = 0            # an extra instance with FLOWGATE_HANDLER_DELAY_MS for a while
-    slow_kills: int = 0              # as slow_windows, but the slow instance is SIGKILLed mid-handler at the end
-    bursts: int = 0                  # orders whose commands are all sent in one SendMessageBatch (same group,
+    kills: int = 0  # SIGKILL + restart of a running instance
+    slow_windows: int = 0  # an extra instance with FLOWGATE_HANDLER_DELAY_MS for a while
+    slow_kills: int = 0  # as slow_windows, but the slow instance is SIGKILLed mid-handler at the end
+    bursts: int = 0  # orders whose commands are all sent in one SendMessageBatch (same group,
     #                                  one receive sees several of them: exposes parallel/out-of-order groups)
     slow_window_seconds: float = 8.0
-    send_seconds: float = 4.0        # sends are spread over this long
-    settle_timeout: float = 90.0     # how long to wait for every effect and dead letter
+    send_seconds: float = 4.0  # sends are spread over this long
+    settle_timeout: float = 90.0  # how long to wait for every effect and dead letter
 
 
 PROFILES: Final[dict[str, Profile]] = {
-    "smoke": Profile("smoke", orders=6, instances=1, visibility_timeout=5, max_receive_count=3, duplicates=2,
-                     poison=tuple(POISON_REASONS), bursts=2, send_seconds=2.0, settle_timeout=60.0),
-    "standard": Profile("standard", orders=16, instances=2, visibility_timeout=3, max_receive_count=5,
-                           duplicates=4, poison=tuple(POISON_REASONS), kills=1, slow_windows=1, slow_kills=1,
-                        bursts=3, send_seconds=8.0, settle_timeout=120.0),
-    "chaos": Profile("chaos", orders=30, instances=3, visibility_timeout=3, max_receive_count=6, duplicates=8,
-                     poison=tuple(POISON_REASONS) * 2, kills=4, slow_windows=2, slow_kills=1, bursts=5,
-                     send_seconds=16.0,
-                     settle_timeout=180.0),
+    "smoke": Profile(
+        "smoke",
+        orders=6,
+        instances=1,
+        visibility_timeout=5,
+        max_receive_count=3,
+        duplicates=2,
+        poison=tuple(POISON_REASONS),
+        bursts=2,
+        send_seconds=2.0,
+        settle_timeout=60.0,
+    ),
+    "standard": Profile(
+        "standard",
+        orders=16,
+        instances=2,
+        visibility_timeout=3,
+        max_receive_count=5,
+        duplicates=4,
+        poison=tuple(POISON_REASONS),
+        kills=1,
+        slow_windows=1,
+        slow_kills=1,
+        bursts=3,
+        send_seconds=8.0,
+        settle_timeout=120.0,
+    ),
+    "chaos": Profile(
+        "chaos",
+        orders=30,
+        instances=3,
+        visibility_timeout=3,
+        max_receive_count=6,
+        duplicates=8,
+        poison=tuple(POISON_REASONS) * 2,
+        kills=4,
+        slow_windows=2,
+        slow_kills=1,
+        bursts=5,
+        send_seconds=16.0,
+        settle_timeout=180.0,
+    ),
 }
 
 
@@ -77,7 +112,7 @@ class PlannedCommand:
     seq: int
     command_type: str
     payload: dict[str, Any]
-    marker: str                      # a secret string in the payload: it must never be seen in clear
+    marker: str  # a secret string in the payload: it must never be seen in clear
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +121,13 @@ class PlannedPoison:
     kind: str
     reason: str
     group: str
-    command_id: str                  # the id inside the hostile body (never validly sent)
+    command_id: str  # the id inside the hostile body (never validly sent)
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    at: float                        # seconds after the first send
-    kind: str                        # kill | slow | slow-kill
+    at: float  # seconds after the first send
+    kind: str  # kill | slow | slow-kill
     instance: int
 
 
@@ -115,8 +150,12 @@ def _uuid(rng: random.Random) -> str:
 def payload_for(command_type: str, rng: random.Random, order: dict[str, Any]) -> dict[str, Any]:
     """Payload fields of ``reference/domain/orders.py``, camelCase on the wire (``customer_id`` -> ``customerId``)."""
     if command_type == "PlaceOrder":
-        return {"customerId": order["customer_id"], "sku": order["sku"], "quantity": order["quantity"],
-                "amountCents": order["amount_cents"]}
+        return {
+            "customerId": order["customer_id"],
+            "sku": order["sku"],
+            "quantity": order["quantity"],
+            "amountCents": order["amount_cents"],
+        }
     if command_type == "AuthorizePayment":
         return {"paymentId": f"pay-{rng.getrandbits(32):08x}", "amountCents": order["amount_cents"]}
     if command_type == "ReserveInventory":
@@ -134,12 +173,19 @@ def make_plan(profile: Profile, seed: int, run_id: str, *, encrypted: bool, inst
     for n in range(profile.orders):
         entity = f"order-{run_id}-{n:03d}"
         marker = f"cust-secret-{rng.getrandbits(48):012x}"
-        order = {"customer_id": marker, "sku": f"sku-{rng.randrange(1, 6)}", "quantity": rng.randrange(1, 5),
-                 "amount_cents": rng.randrange(500, 50_000)}
+        order = {
+            "customer_id": marker,
+            "sku": f"sku-{rng.randrange(1, 6)}",
+            "quantity": rng.randrange(1, 5),
+            "amount_cents": rng.randrange(500, 50_000),
+        }
         indexes = []
         for seq, command_type in enumerate(rng.choice(SEQUENCES), start=1):
-            plan.commands.append(PlannedCommand(_uuid(rng), entity, seq, command_type,
-                                                payload_for(command_type, rng, order), marker))
+            plan.commands.append(
+                PlannedCommand(
+                    _uuid(rng), entity, seq, command_type, payload_for(command_type, rng, order), marker
+                )
+            )
             indexes.append(len(plan.commands) - 1)
         pending.append(indexes)
     # interleave entities at random, keeping each entity's commands in sequence order
@@ -177,10 +223,17 @@ def make_plan(profile: Profile, seed: int, run_id: str, *, encrypted: bool, inst
     for _ in range(profile.kills):
         plan.faults.append(Fault(round(rng.uniform(1.0, horizon), 2), "kill", rng.randrange(instances)))
     for _ in range(profile.slow_windows):
-        plan.faults.append(Fault(round(rng.uniform(0.5, max(1.0, profile.send_seconds / 2)), 2), "slow", instances))
+        plan.faults.append(
+            Fault(round(rng.uniform(0.5, max(1.0, profile.send_seconds / 2)), 2), "slow", instances)
+        )
     fault_rng = random.Random(f"{seed}:slow-kills")
     for _ in range(profile.slow_kills):
-        plan.faults.append(Fault(round(fault_rng.uniform(0.5, max(1.0, profile.send_seconds / 2)), 2), "slow-kill",
-                                 instances + 1))
+        plan.faults.append(
+            Fault(
+                round(fault_rng.uniform(0.5, max(1.0, profile.send_seconds / 2)), 2),
+                "slow-kill",
+                instances + 1,
+            )
+        )
     plan.faults.sort(key=lambda f: f.at)
     return plan

@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 class Mutant:
     name: str
     bug: str
-    killers: tuple[str, ...]            # pytest node ids (relative to the repo root) that must fail
-    expected: tuple[str, ...]           # anomaly kinds the killers are expected to report
+    killers: tuple[str, ...]  # pytest node ids (relative to the repo root) that must fail
+    expected: tuple[str, ...]  # anomaly kinds the killers are expected to report
     patches: Callable[[], Sequence[Any]]  # context managers that install the bug
     #: LocalStack scenario node ids that must fail under this mutant (``flowgate mutants --suite
     #: scenarios``); the scenario's worker processes run it via ``harness.mutants.worker``
@@ -73,7 +73,10 @@ def _delete_before_handle() -> list[Any]:
             return True
         return orig_delete(self, f, ctx)
 
-    return [mock.patch.object(SqsListener, "_process", _process), mock.patch.object(SqsListener, "_delete", _delete)]
+    return [
+        mock.patch.object(SqsListener, "_process", _process),
+        mock.patch.object(SqsListener, "_delete", _delete),
+    ]
 
 
 def _unfenced_commit_fn(orig_commit: Callable[[InMemoryStorage, Effect], None]) -> Callable[..., None]:
@@ -81,7 +84,9 @@ def _unfenced_commit_fn(orig_commit: Callable[[InMemoryStorage, Effect], None]) 
         with self._lock:  # "mark" the claim as ours whatever happened since: no fencing
             rec = self._m.records.get(effect.key)
             lease = rec.lease_until if rec is not None else effect.expires_at
-            self._m.records[effect.key] = _Record(IN_PROGRESS, effect.token, lease, lease, effect.message_type)
+            self._m.records[effect.key] = _Record(
+                IN_PROGRESS, effect.token, lease, lease, effect.message_type
+            )
         orig_commit(self, effect)
 
     return commit
@@ -95,15 +100,25 @@ def _sql_unfenced_commit_fn(orig_commit: Callable[[SqlStorage, Effect], None]) -
         t = self.idempotency
         for attempt in range(3):
             with self._guard(), self.engine.begin() as c:
-                n = c.execute(update(t).where(t.c.key == effect.key).values(
-                    status=IN_PROGRESS, fencing_token=effect.token)).rowcount
+                n = c.execute(
+                    update(t)
+                    .where(t.c.key == effect.key)
+                    .values(status=IN_PROGRESS, fencing_token=effect.token)
+                ).rowcount
                 if n == 0:
                     try:
                         with c.begin_nested():
-                            c.execute(insert(t).values(
-                                key=effect.key, status=IN_PROGRESS, lease_expires_at=effect.expires_at,
-                                fencing_token=effect.token, expires_at=effect.expires_at,
-                                message_type=effect.message_type, outbox="[]"))
+                            c.execute(
+                                insert(t).values(
+                                    key=effect.key,
+                                    status=IN_PROGRESS,
+                                    lease_expires_at=effect.expires_at,
+                                    fencing_token=effect.token,
+                                    expires_at=effect.expires_at,
+                                    message_type=effect.message_type,
+                                    outbox="[]",
+                                )
+                            )
                     except IntegrityError:
                         pass
             try:
@@ -120,7 +135,9 @@ def _sql_claim(*, check: bool) -> Callable[..., ClaimResult]:
     """SQL claim without the conditional write: ``check`` = SELECT first (duplicate only when a
     COMPLETED, unexpired record is seen), else no look at the store at all; never INSERT/UPDATE."""
 
-    def claim(self: SqlStorage, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
+    def claim(
+        self: SqlStorage, key: str, *, now: float, lease_until: float, message_type: str
+    ) -> ClaimResult:
         if check:
             t = self.idempotency
             with self.engine.connect() as c:
@@ -133,7 +150,9 @@ def _sql_claim(*, check: bool) -> Callable[..., ClaimResult]:
 
 
 def _check_then_mark() -> list[Any]:
-    def claim(self: InMemoryStorage, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
+    def claim(
+        self: InMemoryStorage, key: str, *, now: float, lease_until: float, message_type: str
+    ) -> ClaimResult:
         with self._lock:  # the check ...
             rec = self._m.records.get(key)
             if rec is not None and rec.status == COMPLETED and rec.expires_at > now:
@@ -143,29 +162,37 @@ def _check_then_mark() -> list[Any]:
                 return Claimed(self._tokens, lease_until)  # ... and the mark comes later, at commit
         return Duplicate(outbox_from_json(outbox, self._registry))
 
-    return [mock.patch.object(InMemoryStorage, "claim", claim),
-            mock.patch.object(InMemoryStorage, "commit", _unfenced_commit_fn(InMemoryStorage.commit)),
-            mock.patch.object(InMemoryStorage, "extend", lambda self, key, token, lease_until: True),  # noqa: PT008
-            mock.patch.object(SqlStorage, "claim", _sql_claim(check=True)),
-            mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit)),
-            mock.patch.object(SqlStorage, "extend", lambda self, key, token, lease_until: True)]  # noqa: PT008
+    return [
+        mock.patch.object(InMemoryStorage, "claim", claim),
+        mock.patch.object(InMemoryStorage, "commit", _unfenced_commit_fn(InMemoryStorage.commit)),
+        mock.patch.object(InMemoryStorage, "extend", lambda self, key, token, lease_until: True),  # noqa: PT008
+        mock.patch.object(SqlStorage, "claim", _sql_claim(check=True)),
+        mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit)),
+        mock.patch.object(SqlStorage, "extend", lambda self, key, token, lease_until: True),
+    ]
 
 
 def _no_idempotency() -> list[Any]:
-    def claim(self: InMemoryStorage, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
+    def claim(
+        self: InMemoryStorage, key: str, *, now: float, lease_until: float, message_type: str
+    ) -> ClaimResult:
         with self._lock:
             self._tokens += 1
             return Claimed(self._tokens, lease_until)
 
-    return [mock.patch.object(InMemoryStorage, "claim", claim),
-            mock.patch.object(InMemoryStorage, "commit", _unfenced_commit_fn(InMemoryStorage.commit)),
-            mock.patch.object(InMemoryStorage, "extend", lambda self, key, token, lease_until: True),  # noqa: PT008
-            mock.patch.object(SqlStorage, "claim", _sql_claim(check=False)),
-            mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit)),
-            mock.patch.object(SqlStorage, "extend", lambda self, key, token, lease_until: True)]  # noqa: PT008
+    return [
+        mock.patch.object(InMemoryStorage, "claim", claim),
+        mock.patch.object(InMemoryStorage, "commit", _unfenced_commit_fn(InMemoryStorage.commit)),
+        mock.patch.object(InMemoryStorage, "extend", lambda self, key, token, lease_until: True),  # noqa: PT008
+        mock.patch.object(SqlStorage, "claim", _sql_claim(check=False)),
+        mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit)),
+        mock.patch.object(SqlStorage, "extend", lambda self, key, token, lease_until: True),
+    ]
 
 
-_CURRENT_MESSAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar("fg_mutant_message", default=None)
+_CURRENT_MESSAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "fg_mutant_message", default=None
+)
 
 
 def _idempotency_on_message_id() -> list[Any]:
@@ -184,16 +211,20 @@ def _idempotency_on_message_id() -> list[Any]:
     def event_key(event_id: str, view: str) -> str:
         return f"event:{_CURRENT_MESSAGE.get() or event_id}:{view}"
 
-    return [mock.patch.object(SqsListener, "_process", _process),
-            mock.patch("reference.listener.command_key", command_key),
-            mock.patch("reference.listener.event_key", event_key),
-            mock.patch("reference.bus.command_key", command_key),
-            mock.patch("reference.bus.event_key", event_key)]
+    return [
+        mock.patch.object(SqsListener, "_process", _process),
+        mock.patch("reference.listener.command_key", command_key),
+        mock.patch("reference.listener.event_key", event_key),
+        mock.patch("reference.bus.command_key", command_key),
+        mock.patch("reference.bus.event_key", event_key),
+    ]
 
 
 def _no_aad() -> list[Any]:
-    return [mock.patch.object(MessageBinding, "context", lambda self: {"flowgate:version": "1"}),  # noqa: PT008
-            mock.patch.object(MessageBinding, "aad", lambda self, key_id: b"")]  # noqa: PT008
+    return [
+        mock.patch.object(MessageBinding, "context", lambda self: {"flowgate:version": "1"}),  # noqa: PT008
+        mock.patch.object(MessageBinding, "aad", lambda self, key_id: b""),
+    ]
 
 
 def _no_redrive() -> list[Any]:
@@ -205,8 +236,10 @@ def _no_redrive() -> list[Any]:
     def _poison(self: SqsListener, f: _Flight, exc: MessageError) -> bool:
         return False  # never dead-lettered: left for redelivery forever
 
-    return [mock.patch.object(Bootstrapper, "_queue_attributes", _queue_attributes),
-            mock.patch.object(SqsListener, "_poison", _poison)]
+    return [
+        mock.patch.object(Bootstrapper, "_queue_attributes", _queue_attributes),
+        mock.patch.object(SqsListener, "_poison", _poison),
+    ]
 
 
 def _no_poison_dlq() -> list[Any]:
@@ -231,26 +264,38 @@ def _replay_persists() -> list[Any]:
             key = f"replay:{entity_id}:{seq}"
             claim = storage.claim(key, now=now, lease_until=now + 30, message_type=command.name)
             assert isinstance(claim, Claimed)
-            storage.commit(Effect(key=key, token=claim.token, message_type=command.name, expires_at=now + 60,
-                                  command=command))
+            storage.commit(
+                Effect(
+                    key=key,
+                    token=claim.token,
+                    message_type=command.name,
+                    expires_at=now + 60,
+                    command=command,
+                )
+            )
         return result
 
     return [mock.patch.object(CommandBus, "replay", replay)]
 
 
 def _unconditional_row_write() -> list[Any]:
-    def _write_row(c: Any, table: Any, where: Any, ident: dict[str, str], state: Any, expected: Any,
-                   what: str) -> None:
+    def _write_row(
+        c: Any, table: Any, where: Any, ident: dict[str, str], state: Any, expected: Any, what: str
+    ) -> None:
         orig_write_row(c, table, where, ident, state, UNCHECKED, what)
 
     orig_write_row = SqlStorage._write_row
-    return [mock.patch("reference.stores._check_expected", return_value=None),
-            mock.patch.object(SqlStorage, "_write_row", staticmethod(_write_row))]
+    return [
+        mock.patch("reference.stores._check_expected", return_value=None),
+        mock.patch.object(SqlStorage, "_write_row", staticmethod(_write_row)),
+    ]
 
 
 def _unfenced_commit() -> list[Any]:
-    return [mock.patch.object(InMemoryStorage, "commit", _unfenced_commit_fn(InMemoryStorage.commit)),
-            mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit))]
+    return [
+        mock.patch.object(InMemoryStorage, "commit", _unfenced_commit_fn(InMemoryStorage.commit)),
+        mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit)),
+    ]
 
 
 def _sigterm_abandons_batch() -> list[Any]:
@@ -286,10 +331,18 @@ def _drops_correlation_id() -> list[Any]:
     def event_for(command: Command, index: int, payload: Payload) -> Event:
         meta = command.metadata
         eid = derived_event_id(meta.event_id, index, type(payload).message_name)
-        return Event(payload=payload, entity_id=command.entity_id, metadata=Metadata(
-            event_id=eid, occurred_on=meta.occurred_on, sequence_no=meta.sequence_no,
-            correlation_id=eid,  # a new chain per event: the command's correlation id is dropped
-            is_replay=meta.is_replay, causation_id=meta.event_id))
+        return Event(
+            payload=payload,
+            entity_id=command.entity_id,
+            metadata=Metadata(
+                event_id=eid,
+                occurred_on=meta.occurred_on,
+                sequence_no=meta.sequence_no,
+                correlation_id=eid,  # a new chain per event: the command's correlation id is dropped
+                is_replay=meta.is_replay,
+                causation_id=meta.event_id,
+            ),
+        )
 
     return [mock.patch("reference.bus.event_for", event_for)]
 
@@ -334,55 +387,151 @@ CH_VT_NO_HB = S + "test_chaos.py::test_visibility_expiry[no-heartbeat]"
 CH_VT_HB = S + "test_chaos.py::test_visibility_expiry[heartbeat]"
 RESTART = S + "test_localstack_restart.py::test_localstack_restart_is_detected_and_reported"
 
-MUTANTS: dict[str, Mutant] = {m.name: m for m in (
-    Mutant("fifo-parallel-group", "processes a FIFO group's messages in parallel / out of order",
-           (ORDER,), ("nonmonotonic", "skip", "unexpected-business-dead-letter"), _fifo_parallel_group,
-           scenarios=(LIFE_PLAIN, DEAD_REPLAY, CONC)),
-    Mutant("delete-before-handle", "deletes the message before handling it (a crash loses it)",
-           (LOSS,), ("lost",), _delete_before_handle, scenarios=(CH_KILL, CH_VT_NO_HB)),
-    Mutant("check-then-mark", "idempotency check, then mark at commit: not one atomic conditional write",
-           (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _check_then_mark,
-           scenarios=(STD_SQLITE,)),  # STD_PG: race-dependent (killed once, survived once)
-    Mutant("no-idempotency", "no idempotency store: every delivery is handled",
-           (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _no_idempotency,
-           scenarios=(CH_DUP,)),
-    Mutant("idempotency-on-message-id", "idempotency key from the SQS MessageId instead of the command id",
-           (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _idempotency_on_message_id,
-           scenarios=(STD_SQLITE, PARTNERS)),
-    Mutant("no-aad", "AAD/encryption context not bound: a ciphertext moved to another destination decrypts",
-           (CRYPTO,), ("integrity-breach",), _no_aad),
-    Mutant("no-redrive", "no redrive policy and the listener never dead-letters",
-           (LOSS,), ("poison-not-dead-lettered", "no-drain"), _no_redrive, scenarios=(BOOT,)),
-    Mutant("replay-persists", "replay appends the replayed commands to the command store",
-           (REPLAY,), ("replay-divergence",), _replay_persists),
-    Mutant("unconditional-row-write", "entity/view rows written blindly: concurrent projections lose updates",
-           (REPLAY,), ("replay-divergence",), _unconditional_row_write, scenarios=(CONC,)),
-    # unfenced-commit: no scenario kills it on SqlStorage -- the pre-commit heartbeat
-    # (ChangeMessageVisibility with a stale receipt, then a fenced extend()) stops a superseded
-    # worker before it reaches the commit; observed surviving test_visibility_expiry[no-heartbeat]
-    Mutant("unfenced-commit", "the effect commit ignores the claim's fencing token",
-           (ONCE,), ("duplicate-projection", "unexpected-business-dead-letter"), _unfenced_commit),
-    Mutant("no-poison-dlq", "poison is deleted silently instead of forwarded to the DLQ with a reason",
-           (LOSS,), ("poison-not-dead-lettered",), _no_poison_dlq, scenarios=(DEAD_POISON,)),
-    # process lifecycle, transport outages, heartbeats against real visibility timers and tracing
-    # are not modelled by the simulated properties: killers=() keeps those scenario-only mutants
-    # out of the properties suite (``flowgate mutants --suite scenarios`` runs them)
-    Mutant("sigterm-abandons-batch", "SIGTERM exits the worker at once: the batch in hand is left unfinished",
-           (), ("scenario:torn-batch",), _sigterm_abandons_batch, scenarios=(CH_SIGTERM,)),
-    Mutant("poll-loop-dies-on-error", "the listener's run loop ends on the first transport error "
-           "(a LocalStack/SQS outage stops the worker)",
-           (), ("scenario:worker-died-in-outage",), _poll_loop_dies_on_error, scenarios=(RESTART,)),
-    Mutant("plaintext-on-encrypted-bus", "a configured KMS key is never wired: dispatchers send plaintext "
-           "(and listeners accept it)",
-           (CRYPTO,), ("unencrypted-wire",), _plaintext_on_encrypted_bus,
-           scenarios=(LIFE_KMS,)),
-    Mutant("drops-correlation-id", "events get a correlation id of their own instead of the command's",
-           (), ("scenario:correlation-id",), _drops_correlation_id, scenarios=(LIFE_PLAIN,)),
-    Mutant("drops-correlation-attribute", "commands and events are sent without the CorrelationId attribute",
-           (), ("scenario:correlation-id",), _drops_correlation_attribute, scenarios=(LIFE_PLAIN,)),
-    Mutant("no-heartbeat", "never calls ChangeMessageVisibility nor extends the lease during slow handlers",
-           (), ("scenario:taken-over-despite-heartbeat",), _no_heartbeat, scenarios=(CH_VT_HB,)),
-)}
+MUTANTS: dict[str, Mutant] = {
+    m.name: m
+    for m in (
+        Mutant(
+            "fifo-parallel-group",
+            "processes a FIFO group's messages in parallel / out of order",
+            (ORDER,),
+            ("nonmonotonic", "skip", "unexpected-business-dead-letter"),
+            _fifo_parallel_group,
+            scenarios=(LIFE_PLAIN, DEAD_REPLAY, CONC),
+        ),
+        Mutant(
+            "delete-before-handle",
+            "deletes the message before handling it (a crash loses it)",
+            (LOSS,),
+            ("lost",),
+            _delete_before_handle,
+            scenarios=(CH_KILL, CH_VT_NO_HB),
+        ),
+        Mutant(
+            "check-then-mark",
+            "idempotency check, then mark at commit: not one atomic conditional write",
+            (ONCE,),
+            ("duplicate-projection", "unexpected-business-dead-letter"),
+            _check_then_mark,
+            scenarios=(STD_SQLITE,),
+        ),  # STD_PG: race-dependent (killed once, survived once)
+        Mutant(
+            "no-idempotency",
+            "no idempotency store: every delivery is handled",
+            (ONCE,),
+            ("duplicate-projection", "unexpected-business-dead-letter"),
+            _no_idempotency,
+            scenarios=(CH_DUP,),
+        ),
+        Mutant(
+            "idempotency-on-message-id",
+            "idempotency key from the SQS MessageId instead of the command id",
+            (ONCE,),
+            ("duplicate-projection", "unexpected-business-dead-letter"),
+            _idempotency_on_message_id,
+            scenarios=(STD_SQLITE, PARTNERS),
+        ),
+        Mutant(
+            "no-aad",
+            "AAD/encryption context not bound: a ciphertext moved to another destination decrypts",
+            (CRYPTO,),
+            ("integrity-breach",),
+            _no_aad,
+        ),
+        Mutant(
+            "no-redrive",
+            "no redrive policy and the listener never dead-letters",
+            (LOSS,),
+            ("poison-not-dead-lettered", "no-drain"),
+            _no_redrive,
+            scenarios=(BOOT,),
+        ),
+        Mutant(
+            "replay-persists",
+            "replay appends the replayed commands to the command store",
+            (REPLAY,),
+            ("replay-divergence",),
+            _replay_persists,
+        ),
+        Mutant(
+            "unconditional-row-write",
+            "entity/view rows written blindly: concurrent projections lose updates",
+            (REPLAY,),
+            ("replay-divergence",),
+            _unconditional_row_write,
+            scenarios=(CONC,),
+        ),
+        # unfenced-commit: no scenario kills it on SqlStorage -- the pre-commit heartbeat
+        # (ChangeMessageVisibility with a stale receipt, then a fenced extend()) stops a superseded
+        # worker before it reaches the commit; observed surviving test_visibility_expiry[no-heartbeat]
+        Mutant(
+            "unfenced-commit",
+            "the effect commit ignores the claim's fencing token",
+            (ONCE,),
+            ("duplicate-projection", "unexpected-business-dead-letter"),
+            _unfenced_commit,
+        ),
+        Mutant(
+            "no-poison-dlq",
+            "poison is deleted silently instead of forwarded to the DLQ with a reason",
+            (LOSS,),
+            ("poison-not-dead-lettered",),
+            _no_poison_dlq,
+            scenarios=(DEAD_POISON,),
+        ),
+        # process lifecycle, transport outages, heartbeats against real visibility timers and tracing
+        # are not modelled by the simulated properties: killers=() keeps those scenario-only mutants
+        # out of the properties suite (``flowgate mutants --suite scenarios`` runs them)
+        Mutant(
+            "sigterm-abandons-batch",
+            "SIGTERM exits the worker at once: the batch in hand is left unfinished",
+            (),
+            ("scenario:torn-batch",),
+            _sigterm_abandons_batch,
+            scenarios=(CH_SIGTERM,),
+        ),
+        Mutant(
+            "poll-loop-dies-on-error",
+            "the listener's run loop ends on the first transport error "
+            "(a LocalStack/SQS outage stops the worker)",
+            (),
+            ("scenario:worker-died-in-outage",),
+            _poll_loop_dies_on_error,
+            scenarios=(RESTART,),
+        ),
+        Mutant(
+            "plaintext-on-encrypted-bus",
+            "a configured KMS key is never wired: dispatchers send plaintext (and listeners accept it)",
+            (CRYPTO,),
+            ("unencrypted-wire",),
+            _plaintext_on_encrypted_bus,
+            scenarios=(LIFE_KMS,),
+        ),
+        Mutant(
+            "drops-correlation-id",
+            "events get a correlation id of their own instead of the command's",
+            (),
+            ("scenario:correlation-id",),
+            _drops_correlation_id,
+            scenarios=(LIFE_PLAIN,),
+        ),
+        Mutant(
+            "drops-correlation-attribute",
+            "commands and events are sent without the CorrelationId attribute",
+            (),
+            ("scenario:correlation-id",),
+            _drops_correlation_attribute,
+            scenarios=(LIFE_PLAIN,),
+        ),
+        Mutant(
+            "no-heartbeat",
+            "never calls ChangeMessageVisibility nor extends the lease during slow handlers",
+            (),
+            ("scenario:taken-over-despite-heartbeat",),
+            _no_heartbeat,
+            scenarios=(CH_VT_HB,),
+        ),
+    )
+}
 
 
 @contextmanager

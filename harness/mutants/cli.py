@@ -46,16 +46,37 @@ class Outcome:
     tail: str = ""
 
 
-def _pytest(nodes: Sequence[str], *, mutant: str | None, profile: str, timeout: float,
-            extra: Sequence[str] = (), env_extra: dict[str, str] | None = None) -> tuple[int, str]:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-           "--no-header", "-rf", *extra, *nodes]
+def _pytest(
+    nodes: Sequence[str],
+    *,
+    mutant: str | None,
+    profile: str,
+    timeout: float,
+    extra: Sequence[str] = (),
+    env_extra: dict[str, str] | None = None,
+) -> tuple[int, str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "--no-header",
+        "-rf",
+        *extra,
+        *nodes,
+    ]
     if mutant:
         cmd += ["--mutant", mutant]
     env = {**os.environ, "HYPOTHESIS_PROFILE": profile, **(env_extra or {})}
     env.pop("FLOWGATE_MUTANT", None)
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         return 124, f"timeout after {timeout}s: {exc}"
     return proc.returncode, proc.stdout + proc.stderr
@@ -94,15 +115,26 @@ class ScenarioOutcome:
 
 def run_scenario(node: str, mutant: str | None, *, endpoint: str, timeout: float) -> ScenarioOutcome:
     start = time.perf_counter()
-    rc, out = _pytest([node], mutant=mutant, profile="ci", timeout=timeout, extra=("-p", "fixtures.summary"),
-                      env_extra={"AWS_ENDPOINT_URL": endpoint})
+    rc, out = _pytest(
+        [node],
+        mutant=mutant,
+        profile="ci",
+        timeout=timeout,
+        extra=("-p", "fixtures.summary"),
+        env_extra={"AWS_ENDPOINT_URL": endpoint},
+    )
     seconds = time.perf_counter() - start
     scenario_lines = _SCENARIO_ANOMALY.findall(out)
     kinds = sorted(set(_CHECKER_KIND.findall(out)))
     if scenario_lines:
         kinds.append(f"scenario x{len(scenario_lines)}")
-    first = scenario_lines[0] if scenario_lines else next(
-        (line.strip() for line in out.splitlines() if line.startswith("E ") and "Error" in line), "")
+    first = (
+        scenario_lines[0]
+        if scenario_lines
+        else next(
+            (line.strip() for line in out.splitlines() if line.startswith("E ") and "Error" in line), ""
+        )
+    )
     if rc == 1 and _FAILED.search(out):
         status = "killed"
     elif rc == 0:
@@ -136,8 +168,10 @@ def scenarios_main(args: argparse.Namespace) -> int:
         if args.clean:
             for node in sorted({n for n, _ in pairs}):
                 clean = run_scenario(node, None, endpoint=endpoint.url, timeout=args.timeout)
-                print(f"clean {node}: {'pass' if clean.status == 'SURVIVED' else 'FAIL'} ({clean.seconds:.0f}s)",
-                      flush=True)
+                print(
+                    f"clean {node}: {'pass' if clean.status == 'SURVIVED' else 'FAIL'} ({clean.seconds:.0f}s)",
+                    flush=True,
+                )
                 if clean.status != "SURVIVED":
                     print(clean.tail)
                     return 1
@@ -148,13 +182,28 @@ def scenarios_main(args: argparse.Namespace) -> int:
     finally:
         if endpoint.started_here:
             stop(endpoint)
-    print(_grid(("scenario", "mutant", "status", "anomalies", "s", "first scenario finding"),
-                [(r.node.removeprefix("scenarios/"), r.mutant, r.status, ", ".join(r.anomalies) or "-",
-                  f"{r.seconds:.0f}", r.first or "-") for r in rows]))
+    print(
+        _grid(
+            ("scenario", "mutant", "status", "anomalies", "s", "first scenario finding"),
+            [
+                (
+                    r.node.removeprefix("scenarios/"),
+                    r.mutant,
+                    r.status,
+                    ", ".join(r.anomalies) or "-",
+                    f"{r.seconds:.0f}",
+                    r.first or "-",
+                )
+                for r in rows
+            ],
+        )
+    )
     killed = sum(r.status == "killed" for r in rows)
-    print(f"scenario kill score: {killed}/{len(rows)} = {100.0 * killed / len(rows):.0f}% "
-          f"({len({m for _, m in pairs})} mutants, {len({n for n, _ in pairs})} scenario nodes, "
-          f"{time.perf_counter() - start:.0f}s)")
+    print(
+        f"scenario kill score: {killed}/{len(rows)} = {100.0 * killed / len(rows):.0f}% "
+        f"({len({m for _, m in pairs})} mutants, {len({n for n, _ in pairs})} scenario nodes, "
+        f"{time.perf_counter() - start:.0f}s)"
+    )
     for r in rows:
         if r.status != "killed":
             print(f"--- {r.mutant} on {r.node}: {r.status}\n{r.tail}")
@@ -163,8 +212,16 @@ def scenarios_main(args: argparse.Namespace) -> int:
 
 def _table(rows: list[Outcome]) -> str:
     head = ("mutant", "killed by", "anomaly", "status", "s")
-    cells = [head] + [(o.mutant, ", ".join(k.rsplit("::", 1)[-1] for k in o.killed_by) or "-",
-                       ", ".join(o.anomalies) or "-", o.status, f"{o.seconds:.1f}") for o in rows]
+    cells = [head] + [
+        (
+            o.mutant,
+            ", ".join(k.rsplit("::", 1)[-1] for k in o.killed_by) or "-",
+            ", ".join(o.anomalies) or "-",
+            o.status,
+            f"{o.seconds:.1f}",
+        )
+        for o in rows
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -175,20 +232,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flowgate mutants", description=__doc__.split("\n")[0])
     parser.add_argument("--list", action="store_true", help="list the catalog and exit")
     parser.add_argument("--only", nargs="*", default=None, help="run only these mutants")
-    parser.add_argument("--profile", default=os.environ.get("FLOWGATE_MUTANTS_PROFILE", "ci"),
-                        help="hypothesis profile of the property runs (default ci)")
+    parser.add_argument(
+        "--profile",
+        default=os.environ.get("FLOWGATE_MUTANTS_PROFILE", "ci"),
+        help="hypothesis profile of the property runs (default ci)",
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per pytest run")
     parser.add_argument("--skip-clean", action="store_true", help="do not re-check the clean reference")
-    parser.add_argument("--suite", choices=("properties", "scenarios"), default="properties",
-                        help="properties (default, simulated) or scenarios (LocalStack kill matrix)")
-    parser.add_argument("--clean", action="store_true",
-                        help="scenarios suite: first run each listed scenario on the clean reference")
+    parser.add_argument(
+        "--suite",
+        choices=("properties", "scenarios"),
+        default="properties",
+        help="properties (default, simulated) or scenarios (LocalStack kill matrix)",
+    )
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="scenarios suite: first run each listed scenario on the clean reference",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for m in MUTANTS.values():
-            print(f"{m.name:27} {m.bug}\n{'':27} killed by: {', '.join(m.killers) or '-'}"
-                  f"\n{'':27} scenarios: {', '.join(m.scenarios) or '-'}")
+            print(
+                f"{m.name:27} {m.bug}\n{'':27} killed by: {', '.join(m.killers) or '-'}"
+                f"\n{'':27} scenarios: {', '.join(m.scenarios) or '-'}"
+            )
         return 0
     if args.suite == "scenarios":
         if "--timeout" not in (argv if argv is not None else sys.argv):
@@ -197,14 +266,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [MUTANTS[n] for n in (args.only or list(MUTANTS))]
     scenario_only = [m.name for m in chosen if not m.killers]
     if scenario_only:
-        print(f"scenario-only mutants (no property killers; see --suite scenarios): {', '.join(scenario_only)}")
+        print(
+            f"scenario-only mutants (no property killers; see --suite scenarios): {', '.join(scenario_only)}"
+        )
     chosen = [m for m in chosen if m.killers]
     start = time.perf_counter()
     if not args.skip_clean:
         nodes = sorted({k for m in chosen for k in m.killers})
         rc, out = _pytest(nodes, mutant=None, profile=args.profile, timeout=args.timeout * 2)
-        print(f"clean reference on {len(nodes)} property files: {'pass' if rc == 0 else 'FAIL'} "
-              f"({time.perf_counter() - start:.1f}s)")
+        print(
+            f"clean reference on {len(nodes)} property files: {'pass' if rc == 0 else 'FAIL'} "
+            f"({time.perf_counter() - start:.1f}s)"
+        )
         if rc != 0:
             print(out[-4000:])
             return 1
@@ -212,8 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = list(pool.map(lambda m: run_mutant(m, profile=args.profile, timeout=args.timeout), chosen))
     print(_table(rows))
     killed = sum(o.status == "killed" for o in rows)
-    print(f"mutation score: {killed}/{len(rows)} = {100.0 * killed / max(1, len(rows)):.0f}% "
-          f"(profile {args.profile}, {time.perf_counter() - start:.0f}s)")
+    print(
+        f"mutation score: {killed}/{len(rows)} = {100.0 * killed / max(1, len(rows)):.0f}% "
+        f"(profile {args.profile}, {time.perf_counter() - start:.0f}s)"
+    )
     for o in rows:
         if o.status != "killed":
             print(f"--- {o.mutant} {o.status}:\n{o.tail}")

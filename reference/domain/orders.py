@@ -93,9 +93,20 @@ class OrderCancelled(Payload):
     refunded_cents: int
 
 
-ORDER_COMMANDS: tuple[type[Payload], ...] = (PlaceOrder, AuthorizePayment, ReserveInventory, ConfirmOrder, CancelOrder)
-ORDER_EVENTS: tuple[type[Payload], ...] = (OrderPlaced, PaymentAuthorized, InventoryReserved, OrderConfirmed,
-                                           OrderCancelled)
+ORDER_COMMANDS: tuple[type[Payload], ...] = (
+    PlaceOrder,
+    AuthorizePayment,
+    ReserveInventory,
+    ConfirmOrder,
+    CancelOrder,
+)
+ORDER_EVENTS: tuple[type[Payload], ...] = (
+    OrderPlaced,
+    PaymentAuthorized,
+    InventoryReserved,
+    OrderConfirmed,
+    OrderCancelled,
+)
 
 
 def order_registry(registry: TypeRegistry | None = None) -> TypeRegistry:
@@ -119,10 +130,19 @@ class OrderSaga:
                 raise InvalidTransition(f"order {command.entity_id} already placed")
             if p.quantity <= 0 or p.amount_cents < 0:
                 raise InvalidTransition("quantity must be positive and amount non-negative")
-            return ({"status": OrderStatus.PENDING.value, "customerId": p.customer_id, "sku": p.sku,
-                     "quantity": p.quantity, "amountCents": p.amount_cents, "paidCents": 0, "reserved": 0,
-                     "lastSeq": seq},
-                    [OrderPlaced(p.customer_id, p.sku, p.quantity, p.amount_cents)])
+            return (
+                {
+                    "status": OrderStatus.PENDING.value,
+                    "customerId": p.customer_id,
+                    "sku": p.sku,
+                    "quantity": p.quantity,
+                    "amountCents": p.amount_cents,
+                    "paidCents": 0,
+                    "reserved": 0,
+                    "lastSeq": seq,
+                },
+                [OrderPlaced(p.customer_id, p.sku, p.quantity, p.amount_cents)],
+            )
         if state is None:
             raise InvalidTransition(f"{command.name} for unknown order {command.entity_id}")
         status = OrderStatus(state["status"])
@@ -145,14 +165,17 @@ class OrderSaga:
             if status in FINAL:
                 raise InvalidTransition(f"cannot cancel a {status.value} order")
             new.update(status=OrderStatus.CANCELLED.value, reserved=0, paidCents=0)
-            return new, [OrderCancelled(p.reason, str(state["sku"]), int(state["reserved"]),
-                                        int(state["paidCents"]))]
+            return new, [
+                OrderCancelled(p.reason, str(state["sku"]), int(state["reserved"]), int(state["paidCents"]))
+            ]
         raise InvalidTransition(f"OrderSaga cannot handle {command.name}")
 
     @staticmethod
     def _require(status: OrderStatus, expected: OrderStatus, command: Command) -> None:
         if status != expected:
-            raise InvalidTransition(f"{command.name} needs {expected.value}, order {command.entity_id} is {status.value}")
+            raise InvalidTransition(
+                f"{command.name} needs {expected.value}, order {command.entity_id} is {status.value}"
+            )
 
 
 class OrderView:
@@ -169,8 +192,13 @@ class OrderView:
     def project(self, row: State | None, event: Event) -> State:
         p = event.payload
         row = dict(row or {"status": None, "amountCents": 0, "lastSeq": 0, "applied": 0})
-        status = {OrderPlaced: "PENDING", PaymentAuthorized: "PAID", InventoryReserved: "RESERVED",
-                  OrderConfirmed: "CONFIRMED", OrderCancelled: "CANCELLED"}[type(p)]
+        status = {
+            OrderPlaced: "PENDING",
+            PaymentAuthorized: "PAID",
+            InventoryReserved: "RESERVED",
+            OrderConfirmed: "CONFIRMED",
+            OrderCancelled: "CANCELLED",
+        }[type(p)]
         if isinstance(p, OrderPlaced):
             row["amountCents"] = p.amount_cents
         if event.metadata.sequence_no >= row["lastSeq"]:

@@ -46,8 +46,11 @@ class PartnerOrderRejected(Payload):
 
 
 def partner_registry(registry: TypeRegistry | None = None) -> TypeRegistry:
-    return (registry or TypeRegistry()).commands(SubmitPartnerOrder).events(PartnerOrderValidated,
-                                                                             PartnerOrderRejected)
+    return (
+        (registry or TypeRegistry())
+        .commands(SubmitPartnerOrder)
+        .events(PartnerOrderValidated, PartnerOrderRejected)
+    )
 
 
 def partner_command(order: SubmitPartnerOrder, *, clock: Clock | None = None) -> Command:
@@ -84,6 +87,8 @@ class PartnerOrderSaga:
             errors.append("amount must be non-negative")
         if errors:
             return {"valid": False, "errors": errors}, [
-                PartnerOrderRejected(p.partner_id, p.external_order_id, "; ".join(errors))]
+                PartnerOrderRejected(p.partner_id, p.external_order_id, "; ".join(errors))
+            ]
         return {"valid": True, "errors": []}, [
-            PartnerOrderValidated(p.partner_id, p.external_order_id, p.sku, p.quantity, p.amount_cents)]
+            PartnerOrderValidated(p.partner_id, p.external_order_id, p.sku, p.quantity, p.amount_cents)
+        ]

@@ -31,9 +31,18 @@ def config_from_env(env: dict[str, str]) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         "domain": "orders",
-        "send": {queue: ["PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder", "CancelOrder"]},
-        "raise": {topic: ["OrderPlaced", "PaymentAuthorized", "InventoryReserved", "OrderConfirmed",
-                          "OrderCancelled"]},
+        "send": {
+            queue: ["PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder", "CancelOrder"]
+        },
+        "raise": {
+            topic: [
+                "OrderPlaced",
+                "PaymentAuthorized",
+                "InventoryReserved",
+                "OrderConfirmed",
+                "OrderCancelled",
+            ]
+        },
         "listen": [queue],
         "options": options,
     }
@@ -41,7 +50,7 @@ def config_from_env(env: dict[str, str]) -> dict[str, Any]:
         cfg["encryption"] = {"kmsKeyId": env["FLOWGATE_KMS_KEY_ID"]}
     url = env.get("FLOWGATE_IDEMPOTENCY_URL", "")
     if url.startswith("file://"):
-        store = Path(url[len("file://"):])
+        store = Path(url[len("file://") :])
         store.mkdir(parents=True, exist_ok=True)
         cfg["idempotency"] = {"url": f"sqlite:///{store / 'reference.db'}"}
     elif url and not url.startswith("memory"):
@@ -68,7 +77,7 @@ def main() -> int:
     if env.get("FLOWGATE_ENDPOINT_URL") and not env.get("AWS_ENDPOINT_URL"):
         os.environ["AWS_ENDPOINT_URL"] = env["FLOWGATE_ENDPOINT_URL"]
     cfg = config_from_env(env)
-    store = Path(env.get("FLOWGATE_IDEMPOTENCY_URL", "file:///tmp")[len("file://"):] or "/tmp")
+    store = Path(env.get("FLOWGATE_IDEMPOTENCY_URL", "file:///tmp")[len("file://") :] or "/tmp")
     path = store / f"reference-config-{env.get('FLOWGATE_INSTANCE_ID', os.getpid())}-{os.getpid()}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
