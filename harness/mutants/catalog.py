@@ -168,7 +168,7 @@ def _check_then_mark() -> list[Any]:
         mock.patch.object(InMemoryStorage, "extend", lambda self, key, token, lease_until: True),  # noqa: PT008
         mock.patch.object(SqlStorage, "claim", _sql_claim(check=True)),
         mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit)),
-        mock.patch.object(SqlStorage, "extend", lambda self, key, token, lease_until: True),
+        mock.patch.object(SqlStorage, "extend", lambda self, key, token, lease_until: True),  # noqa: PT008
     ]
 
 
@@ -186,7 +186,7 @@ def _no_idempotency() -> list[Any]:
         mock.patch.object(InMemoryStorage, "extend", lambda self, key, token, lease_until: True),  # noqa: PT008
         mock.patch.object(SqlStorage, "claim", _sql_claim(check=False)),
         mock.patch.object(SqlStorage, "commit", _sql_unfenced_commit_fn(SqlStorage.commit)),
-        mock.patch.object(SqlStorage, "extend", lambda self, key, token, lease_until: True),
+        mock.patch.object(SqlStorage, "extend", lambda self, key, token, lease_until: True),  # noqa: PT008
     ]
 
 
@@ -223,7 +223,7 @@ def _idempotency_on_message_id() -> list[Any]:
 def _no_aad() -> list[Any]:
     return [
         mock.patch.object(MessageBinding, "context", lambda self: {"flowgate:version": "1"}),  # noqa: PT008
-        mock.patch.object(MessageBinding, "aad", lambda self, key_id: b""),
+        mock.patch.object(MessageBinding, "aad", lambda self, key_id: b""),  # noqa: PT008
     ]
 
 
