@@ -46,9 +46,14 @@ def _pytest(session: nox.Session, name: str, *args: str, env: dict[str, str] | N
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit, contract and property tests that need no LocalStack (SQLite, PostgreSQL, simulator)."""
+    """Unit, contract and property tests that need no LocalStack, then the property mutation score."""
     _install(session)
     _pytest(session, "tests", "-m", "not localstack and not chaos", "tests", "properties")
+    # the property mutation score: every mutant must be killed by its properties (about a minute)
+    results = REPORTS / "allure-results"
+    for stale in results.glob("mutant-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    session.run("flowgate", "mutants", env={"FLOWGATE_MUTANT_ALLURE": str(results)})
 
 
 @nox.session

@@ -77,4 +77,6 @@ def assert_valid(result: SimResult, checkers: Iterable[str]) -> None:
 
 
 def sim_label(epic: str, feature: str, story: str) -> None:
-    label(epic=epic, feature=feature, story=story, backend="sim")
+    mutant = active_mutant()
+    label(epic=epic, feature=feature, story=story, backend="sim",
+          implementation=f"mutant:{mutant}" if mutant else "reference")

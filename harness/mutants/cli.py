@@ -71,6 +71,10 @@ def _pytest(
     ]
     if mutant:
         cmd += ["--mutant", mutant]
+    if results_root := os.environ.get("FLOWGATE_MUTANT_ALLURE"):
+        # each run's results in its own folder: a killed mutant shows in the report as a failed
+        # test labelled implementation=mutant:NAME, with its history, timeline and replay command
+        cmd += [f"--alluredir={Path(results_root) / ('mutant-' + (mutant or 'none'))}"]
     env = {**os.environ, "HYPOTHESIS_PROFILE": profile, **(env_extra or {})}
     env.pop("FLOWGATE_MUTANT", None)
     try:
