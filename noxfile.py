@@ -23,7 +23,7 @@ REPORTS = ROOT / "reports"
 
 
 def _install(
-    session: nox.Session, extras: str = "postgres,report", groups: tuple[str, ...] = ("test",)
+    session: nox.Session, extras: str = "postgres,report,load", groups: tuple[str, ...] = ("test",)
 ) -> None:
     deps: list[str] = []
     for group in groups:

@@ -57,6 +57,11 @@ LOG_FILE = REPORTS / "localstack.log"
 STATE_FILE = REPORTS / "localstack.state.json"
 
 
+#: LocalStack processes started by this interpreter, kept so they are reaped (waited for) when
+#: stopped instead of being garbage-collected while running
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
 class LauncherError(RuntimeError):
     """LocalStack could not be found or started; the message says what was tried."""
 
@@ -268,6 +273,7 @@ def start_host(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, start_timeout
             start_new_session=True,
             cwd=str(cache_dir()),
         )
+    _STARTED[process.pid] = process
     started = time.monotonic()
     try:
         document = _wait_ready(url, started + start_timeout, process)
@@ -340,8 +346,18 @@ def ensure_localstack(*, mode: str | None = None, start_timeout: float = 90.0) -
 
 
 def _terminate(pid: int, grace: float = 10.0) -> None:
+    process = _STARTED.pop(pid, None)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
+    if process is not None:
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            process.wait(timeout=grace)
+            return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):

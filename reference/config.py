@@ -70,6 +70,9 @@ class BusOptions:
     #: the API most of the time; with the worker's shared publisher 2 suffice (measured on 2 cores
     #: against LocalStack: 1-2 best, 3 and more add small receives and latency; docs/load.md)
     pollers: int = 2
+    #: extend visibility + idempotency lease of messages still held (step boundaries, and a
+    #: keep-alive thread per poll in production); off only to study what happens without it
+    heartbeat: bool = True
     message_retention_seconds: int = 1_209_600
     batch_linger: float = 0.01
     #: linger of the worker's shared event publisher (listener outboxes of all pollers -> PublishBatch)

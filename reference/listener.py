@@ -113,6 +113,8 @@ class _Flight:
     ctx: dict[str, Any] | None = None
     #: ``after_publish`` is hit after the outbox publish (effects and projections, not duplicates)
     publish_point: bool = False
+    #: a delete was attempted: the keep-alive thread stops extending its visibility
+    deleted: bool = False
 
     @property
     def message_id(self) -> str:
@@ -185,11 +187,16 @@ class SqsListener:
         Returns the number of messages received. Raises :class:`TransportError` if the receive
         itself fails; :class:`~reference.hooks.WorkerCrash` always propagates.
         """
-        received, groups = self._receive_and_process()
-        self._finish(groups)
+        keepalive = _KeepAlive(self) if self.executor is not None and self.options.heartbeat else None
+        try:
+            received, groups = self._receive_and_process(keepalive)
+            self._finish(groups)
+        finally:
+            if keepalive is not None:
+                keepalive.stop()
         return received
 
-    def _receive_and_process(self) -> tuple[int, list[list[_Flight]]]:
+    def _receive_and_process(self, keepalive: _KeepAlive | None = None) -> tuple[int, list[list[_Flight]]]:
         """Receive, then take every message up to its commit (``_run_group`` per FIFO group)."""
         vt = self.options.visibility_timeout
         try:
@@ -215,6 +222,8 @@ class SqsListener:
             self.telemetry.message_received.add(1, {"queue": self.queue})
             group = attrs.get("MessageGroupId") or f"msg:{m['MessageId']}"
             groups.setdefault(group, []).append(_Flight(m, count, now + vt, now))
+        if keepalive is not None:
+            keepalive.start([f for flights in groups.values() for f in flights])
         if self.executor is None:
             for flights in groups.values():
                 self._run_group(flights)
@@ -554,7 +563,7 @@ class SqsListener:
         """Extend visibility and lease together when more than VT/2 passed since the last extension."""
         vt = self.options.visibility_timeout
         now = self.clock.now()
-        if now - f.extended_at <= vt / 2:
+        if not self.options.heartbeat or now - f.extended_at <= vt / 2:
             return True
         try:
             self.sqs.change_message_visibility(
@@ -570,6 +579,7 @@ class SqsListener:
 
     def _delete(self, f: _Flight, ctx: Mapping[str, Any]) -> bool:
         value = {"message_id": f.message_id, "queue": self.queue}
+        f.deleted = True
         try:
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=f.receipt)
         except (ClientError, BotoCoreError) as exc:
@@ -587,6 +597,8 @@ class SqsListener:
         message redelivered): observed as a ``delete`` fail and logged, never fatal; the redelivery
         is recognised as a duplicate. A failed call fails every entry the same way."""
         assert len(flights) <= MAX_BATCH
+        for f in flights:
+            f.deleted = True
         failed: dict[str, str] = {}
         try:
             resp = self.sqs.delete_message_batch(
@@ -610,6 +622,46 @@ class SqsListener:
                 continue
             self.observer.observe("delete", "ok", value)
             self.faults.hit("after_delete", f.ctx or value)
+
+
+class _KeepAlive:
+    """Production heartbeat for one poll: a thread that keeps every received message invisible
+    (and its idempotency lease alive) until the poll has deleted it.
+
+    Step-boundary beats cover the message in hand; with groups on an executor and publishes and
+    deletes batched at the end of the poll, a message that finished early (or waits behind its
+    group's head) would otherwise sit undeleted past its visibility timeout while the slowest
+    message of the batch is still being handled, and another worker would receive it. The
+    thread wakes every VT/4 and calls the same ``_beat`` (which only extends past VT/2), so at
+    most one ChangeMessageVisibility per message per VT/2. Not used with ``executor=None``
+    (simulation), where only the deterministic step-boundary beats run.
+    """
+
+    def __init__(self, listener: SqsListener) -> None:
+        self.listener = listener
+        self.flights: list[_Flight] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, flights: list[_Flight]) -> None:
+        self.flights = flights
+        if flights:
+            self._thread = threading.Thread(
+                target=self._run, name=f"keepalive-{self.listener.queue}", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        period = max(0.05, self.listener.options.visibility_timeout / 4)
+        while not self._stop.wait(period):
+            for flight in self.flights:
+                if not flight.deleted:
+                    self.listener._beat(flight)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 def _string_attributes(m: Mapping[str, Any]) -> dict[str, str]:

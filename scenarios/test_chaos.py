@@ -123,13 +123,13 @@ def test_sigterm_drains_in_flight(scenario, registry, summary):
 
 @pytest.mark.parametrize("heartbeat", [False, True], ids=["no-heartbeat", "heartbeat"])
 def test_visibility_expiry(scenario, registry, summary, heartbeat):
-    """Handlers slower than a 2 s visibility timeout. Without a chance to heartbeat (one 3 s
-    stall) the message reappears and the other worker receives it mid-processing: fencing must
+    """Handlers slower than a 2 s visibility timeout. With the heartbeat switched off
+    (``heartbeat: false``, one 3 s stall) the message reappears and the other worker receives it mid-processing: fencing must
     keep effects exactly-once. With step-wise stalls (1.2 s at two step boundaries, each past
     VT/2) the heartbeat extends visibility and lease: no stalled message is received twice."""
     s = scenario
     orders = scaled(10, 30)
-    topo, config, resources = _setup(s, registry, visibility_timeout=2)
+    topo, config, resources = _setup(s, registry, visibility_timeout=2, heartbeat=heartbeat)
     delay = "after_claim:1200:0.3,mid_handler:1200:0.3" if heartbeat else "mid_handler:3000:0.3"
     for name in ("w1", "w2"):
         s.workers.spawn(name, config, env={"FLOWGATE_HANDLER_DELAY_MS": delay})

@@ -32,8 +32,6 @@ def _start():
     return launcher.start_host(port=PORT, start_timeout=60)
 
 
-# the launcher deliberately drops its Popen handle of a running LocalStack (it is stopped by pid)
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_localstack_restart_is_detected_and_reported(scenario, registry, summary, tmp_path, seed, mutant):
     s = scenario
     if launcher.port_open("127.0.0.1", PORT):
