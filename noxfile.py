@@ -115,7 +115,8 @@ def gate(session: nox.Session) -> None:
 def report(session: nox.Session) -> None:
     """Merge reports/allure-results/* into reports/allure-report (Allure 3 from npm, installed on first use)."""
     _install(session)
-    session.run("python", "-m", "harness.report", *session.posargs)
+    args = session.posargs or ["--screenshot", str(REPORTS / "allure-overview.png")]
+    session.run("python", "-m", "harness.report", *args)
 
 
 @nox.session
