@@ -11,6 +11,7 @@ anomaly named; prints the verdict table and the mutation score; exit 0 only if a
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -78,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.backend != "localstack" or args.endpoint_url:
+        return _main(parser, args)
+    # like nox -s integration: reuse AWS_ENDPOINT_URL / a running LocalStack, else start one
+    # (host mode) for this run and stop it afterwards
+    from harness.launcher import LauncherError, localstack
+
+    try:
+        with localstack() as endpoint:
+            args.endpoint_url = endpoint.url
+            os.environ.setdefault("AWS_ENDPOINT_URL", endpoint.url)  # the self-test's runs and their workers
+            return _main(parser, args)
+    except LauncherError as exc:
+        print(f"flowgate gate: {exc}", file=sys.stderr)
+        return EXIT_INFRA
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.self_test:
         if args.impl is not None:
             print("flowgate gate: --self-test runs its own implementations; drop --impl", file=sys.stderr)
