@@ -79,6 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # usage errors first: they must not wait for (or start) LocalStack
+    if args.self_test and args.impl is not None:
+        print("flowgate gate: --self-test runs its own implementations; drop --impl", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.self_test and args.impl is None:
+        parser.error("--impl is required (or --self-test)")
+    if args.impl is not None and not args.impl.strip():
+        print("flowgate gate: --impl must name a command", file=sys.stderr)
+        return EXIT_USAGE
+    if any(not item.partition("=")[1] for item in args.env):
+        bad = next(item for item in args.env if not item.partition("=")[1])
+        print(f"flowgate gate: --env needs KEY=VALUE, got {bad!r}", file=sys.stderr)
+        return EXIT_USAGE
     if args.backend != "localstack" or args.endpoint_url:
         return _main(parser, args)
     # like nox -s integration: reuse AWS_ENDPOINT_URL / a running LocalStack, else start one
