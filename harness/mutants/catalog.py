@@ -24,7 +24,7 @@ from reference.envelope import MessageBinding
 from reference.errors import LeaseLost, MessageError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
 from reference.listener import SqsListener, _Flight
-from reference.messages import Command, Event, Metadata, Payload, derived_event_id
+from reference.messages import Command, Event, Metadata, Payload, derived_event_id, event_for
 from reference.sql import SqlStorage
 from reference.stores import UNCHECKED, Effect, InMemoryStorage, _Record, outbox_from_json
 
@@ -347,6 +347,17 @@ def _drops_correlation_id() -> list[Any]:
     return [mock.patch("reference.bus.event_for", event_for)]
 
 
+def _drops_causation_id() -> list[Any]:
+    orig = event_for
+
+    def wrapped(command: Command, index: int, payload: Payload) -> Event:
+        event = orig(command, index, payload)
+        # the event no longer says which command caused it
+        return replace(event, metadata=replace(event.metadata, causation_id=None))
+
+    return [mock.patch("reference.bus.event_for", wrapped)]
+
+
 def _drops_correlation_attribute() -> list[Any]:
     orig = message_attributes
 
@@ -512,6 +523,14 @@ MUTANTS: dict[str, Mutant] = {
             (),
             ("scenario:correlation-id",),
             _drops_correlation_id,
+            scenarios=(LIFE_PLAIN,),
+        ),
+        Mutant(
+            "drops-causation-id",
+            "events do not carry the eventId of the command that caused them",
+            (),
+            ("scenario:causation-id",),
+            _drops_causation_id,
             scenarios=(LIFE_PLAIN,),
         ),
         Mutant(
