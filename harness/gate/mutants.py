@@ -92,6 +92,7 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
         False,
     ),
     "drops-correlation-id": ("smoke", frozenset({"correlation-not-propagated"}), False),
+    "drops-causation-id": ("smoke", frozenset({"lost", "duplicate-effect"}), False),
     "drops-correlation-attribute": (
         "smoke",
         frozenset({"missing-attribute", "correlation-not-propagated"}),
