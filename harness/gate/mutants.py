@@ -93,6 +93,7 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
     ),
     "drops-correlation-id": ("smoke", frozenset({"correlation-not-propagated"}), False),
     "drops-causation-id": ("smoke", frozenset({"lost", "duplicate-effect"}), False),
+    "wire-format-drift": ("smoke", frozenset({"malformed-event", "lost"}), False),
     "drops-correlation-attribute": (
         "smoke",
         frozenset({"missing-attribute", "correlation-not-propagated"}),

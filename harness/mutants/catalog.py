@@ -24,7 +24,7 @@ from reference.envelope import MessageBinding
 from reference.errors import LeaseLost, MessageError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
 from reference.listener import SqsListener, _Flight
-from reference.messages import Command, Event, Metadata, Payload, derived_event_id, event_for
+from reference.messages import Command, Event, Metadata, Payload, derived_event_id, event_for, to_wire
 from reference.sql import SqlStorage
 from reference.stores import UNCHECKED, Effect, InMemoryStorage, _Record, outbox_from_json
 
@@ -347,6 +347,19 @@ def _drops_correlation_id() -> list[Any]:
     return [mock.patch("reference.bus.event_for", event_for)]
 
 
+def _wire_format_drift() -> list[Any]:
+    orig = to_wire
+
+    def drifted(message: Any) -> dict[str, Any]:
+        obj = dict(orig(message))
+        meta = dict(obj["metadata"])
+        meta["sequence_no"] = meta.pop("sequenceNo")  # snake_case creeps into the camelCase contract
+        obj["metadata"] = meta
+        return obj
+
+    return [mock.patch("reference.messages.to_wire", drifted)]
+
+
 def _drops_causation_id() -> list[Any]:
     orig = event_for
 
@@ -381,6 +394,7 @@ ONCE = P + "test_exactly_once.py"
 LOSS = P + "test_no_loss.py"
 CRYPTO = P + "test_encryption.py"
 REPLAY = P + "test_replay.py"
+SERIAL = P + "test_serialization.py"
 
 LIFE_PLAIN = S + "test_lifecycle.py::test_order_lifecycle[plaintext]"
 LIFE_KMS = S + "test_lifecycle.py::test_order_lifecycle[kms]"
@@ -524,6 +538,13 @@ MUTANTS: dict[str, Mutant] = {
             ("scenario:correlation-id",),
             _drops_correlation_id,
             scenarios=(LIFE_PLAIN,),
+        ),
+        Mutant(
+            "wire-format-drift",
+            "the wire body writes metadata.sequence_no instead of the contract's sequenceNo",
+            (SERIAL,),
+            ("schema", "round-trip"),
+            _wire_format_drift,
         ),
         Mutant(
             "drops-causation-id",

@@ -160,6 +160,7 @@ KILL_CONFIGS = {
                                          faults=parse_faults("stall=0.2,duplicate=0.02,delay_delete=0.02,"
                                                              "expire_lease=0.1,redeliver=0.1,resend=0.02")),
     "no-poison-dlq": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("bad_json",))),
+    "wire-format-drift": SimConfig(seed=1, orders=2),
     "plaintext-on-encrypted-bus": SimConfig(seed=1, orders=4, encryption=True),
 }
 
