@@ -776,10 +776,43 @@ class Simulation:
             if received == 0 and any(depth.values()):
                 self.clock.advance(self.config.visibility_timeout + 1)
         self.drained = not any(depth.values())
+        self._record_redriven()
         self.history.append(
             HARNESS, "ok" if self.drained else "fail", "drain", {"rounds": rounds, "remaining": depth}
         )
         return self.drained
+
+    def _record_redriven(self) -> None:
+        """Messages SQS itself moved to a DLQ (redrive policy) carry no ``DeadLetterReason``: the
+        listener never got to forward them (e.g. it crashed on the last allowed receive). They
+        are in the DLQ all the same, so they are recorded as ``dead_letter`` ops with the reason
+        ``sqs-redrive`` -- a poison message there is dead-lettered; a valid one is an anomaly
+        (``valid-dead-lettered``) for the checker, as it should be."""
+        for queue in (self.config.command_queue, self.views_queue):
+            url = self.resources.dlq_urls[queue]
+            while True:
+                got = self.sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=10,
+                    VisibilityTimeout=3600,
+                    MessageAttributeNames=["All"],
+                    AttributeNames=["All"],
+                ).get("Messages", [])
+                if not got:
+                    break
+                for m in got:
+                    if "DeadLetterReason" in (m.get("MessageAttributes") or {}):
+                        continue  # forwarded by a listener, already observed with its reason
+                    self.history.append(
+                        HARNESS,
+                        "ok",
+                        "dead_letter",
+                        {
+                            "message_id": m["MessageId"],
+                            "queue": queue,
+                            "reason": "sqs-redrive: maxReceiveCount exceeded before a listener forwarded it",
+                        },
+                    )
 
     def snapshot(self) -> None:
         """``state`` and ``replay`` ops per order (live store vs CommandBus.replay + rebuild_views)."""
