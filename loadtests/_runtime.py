@@ -46,6 +46,7 @@ class Config:
     storage_url: str | None = None
     pollers: int | None = None  # reference: BusOptions.pollers (None: the reference's default)
     worker_history: bool = True
+    effect_at: str = "auto"  # "view" (worker history project ops), "probe" (probe queue) or "auto"
     bus_config: str | None = None
     report_dir: Path = Path("reports/load")
     capacity_p99_ms: float = 2_000.0
@@ -173,7 +174,13 @@ class Run:
             f"endpoint {self.endpoint}; system under load: {self.cfg.sut} with {self.cfg.workers} workers"
         )
         self.sut.start(self.cfg.workers)
-        self._start_probe()
+        self.effect_at = self._effect_source()
+        if self.effect_at == "view":
+            self.log("effects observed where the view is updated (the workers' project ops); no probe queue")
+            self._start_view_tail()
+        else:
+            self.log("effects observed at a probe queue subscribed to the event topic")
+            self._start_probe()
         gevent.sleep(1.0)  # a worker that cannot start usually dies within a second
         dead = [p for p in self.sut.procs if p.poll() is not None]
         if dead:
@@ -187,6 +194,75 @@ class Run:
         self.batcher = gevent.spawn(self._batcher)
         self.started = time.time()
         self.cpu_before = cpu_snapshot()
+
+    def _effect_source(self) -> str:
+        """Where an order's effect is observed.
+
+        ``view``: the moment the worker's view listener projected the order's final event (its
+        ``project`` op, stamped by the worker with the wall clock of this machine), read by tailing
+        the workers' history files. The view update *is* the effect (HARNESS.md: command -> saga ->
+        event on SNS -> view updated), and nothing is added to the system under load: like the
+        baseline, whose consumer is both view and observer. ``probe``: a second queue subscribed
+        to the event topic, read by the load test; it doubles the topic's fan-out work inside
+        LocalStack (one sequential delivery thread per FIFO topic), so it measures a heavier
+        system than the baseline. ``auto``: ``view`` when the reference workers write histories.
+        """
+        assert self.sut is not None
+        wanted = self.cfg.effect_at
+        can_view = self.sut.worker_history and self.cfg.workers > 0
+        if wanted == "view" and not can_view:
+            raise RuntimeError(
+                "--effect-at view needs reference workers started by the load test with their history "
+                "(not --no-worker-history, --workers 0 or --sut raw)"
+            )
+        if wanted == "auto":
+            return "view" if can_view else "probe"
+        return wanted
+
+    def _start_view_tail(self) -> None:
+        self.probe_url = ""
+        self.probe_stop = GEvent()
+        self.probes = [gevent.spawn(self._tail_histories)]
+
+    def _tail_histories(self) -> None:
+        """Follow every worker's history file; each projected final event is an order's effect."""
+        assert self.sut is not None
+        final = getattr(self.sut, "final_event", None)
+        handles: dict[Path, tuple[object, list[str]]] = {}
+        try:
+            while True:
+                stopping = self.probe_stop.is_set()
+                for path in self.sut.worker_histories():
+                    if path not in handles and path.exists():
+                        handles[path] = (path.open(encoding="utf-8"), [])
+                for src, partial in handles.values():
+                    chunk = src.read()  # type: ignore[attr-defined]
+                    if not chunk:
+                        continue
+                    lines = ("".join(partial) + chunk).split("\n")
+                    partial[:] = [lines.pop()]  # an unfinished last line waits for its newline
+                    for line in lines:
+                        self._history_line(line, final)
+                if stopping:
+                    return
+                gevent.sleep(0.05)
+        finally:
+            for src, _ in handles.values():
+                src.close()  # type: ignore[attr-defined]
+
+    def _history_line(self, line: str, final: str | None) -> None:
+        if '"project"' not in line:
+            return
+        try:
+            raw = json.loads(line)
+            value = raw["value"]
+            if raw["f"] != "project" or raw["type"] != "ok" or value.get("event_type") != final:
+                return
+            event = ObservedEvent(str(value["entity_id"]), final, str(value["event_id"]), True)
+            when = float(raw["time"])
+        except (ValueError, KeyError, TypeError):
+            return
+        self._observed(event, when)
 
     def _start_probe(self) -> None:
         assert self.sut is not None
@@ -465,7 +541,8 @@ class Run:
         # linger briefly to catch late duplicates
         gevent.sleep(min(2.0, max(0.0, deadline - time.time())))
         missing = sum(1 for t in self.orders.values() if t.acked and not t.effected)
-        self.queued = self.sut.queue_backlog(exclude=[self.probe_url]) if self.sut is not None else {}
+        exclude = [self.probe_url] if self.probe_url else []
+        self.queued = self.sut.queue_backlog(exclude=exclude) if self.sut is not None else {}
         self.history.append("harness", "ok", "drain", {"missing": missing, "still_queued": self.queued})
         return missing
 

@@ -97,6 +97,14 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
         help="reference: no worker history; effects are observed at the probe (final event)",
     )
     g.add_argument(
+        "--effect-at",
+        default=os.environ.get("FLOWGATE_EFFECT_AT", "auto"),
+        choices=["auto", "view", "probe"],
+        help="where an order's effect is observed: view = the worker's view projection (its history's "
+        "project op; no extra subscription), probe = a probe queue subscribed to the event topic "
+        "(doubles LocalStack's topic fan-out); auto (default) = view when workers write histories",
+    )
+    g.add_argument(
         "--bus-config",
         default=os.environ.get("FLOWGATE_BUS_CONFIG"),
         help="reference: load a system already running with this bus config (worker config file); "
@@ -170,6 +178,7 @@ def _config(options):  # type: ignore[no-untyped-def]
         pollers=options.pollers,
         bus_config=options.bus_config,
         worker_history=options.worker_history,
+        effect_at=options.effect_at,
         report_dir=Path(options.report_dir),
         capacity_p99_ms=options.capacity_p99_ms,
         step_s=options.step_seconds,
@@ -387,6 +396,7 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         "missing_after_drain": missing,
         "duplicate_final_events": run.duplicates,
         "send_to_effect_ms": {"p50": p50, "p95": p95, "p99": p99},
+        "effect_observed_at": getattr(run, "effect_at", "probe"),
         "load_average": os.getloadavg(),
         "cores_used": getattr(run, "cpu", {}),  # load + drain window; workers counted after they exit
         "history": str(history_path),
@@ -432,7 +442,7 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         f"flowgate load {cfg.shape} ({cfg.sut}, {cfg.workers} workers): target {figures.target_per_min:,.0f}/min, "
         f"achieved {figures.achieved_per_min:,.0f}/min ({figures.ratio:.1%}); effected {run.effected}/{run.acked} "
         f"({summary['effected_in_window_per_min']:,.0f}/min during the load); "
-        f"send-to-effect p50 {p50:.0f} ms p95 {p95:.0f} ms p99 {p99:.0f} ms; "
+        f"send-to-effect ({summary['effect_observed_at']}) p50 {p50:.0f} ms p95 {p95:.0f} ms p99 {p99:.0f} ms; "
         f"API calls/order {summary['api_calls_per_order']}; "
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cores used {getattr(run, 'cpu', {})}"
     )
