@@ -187,6 +187,37 @@ class _CallCounter:
             self.counts[model.name if model is not None else "?"] += 1
 
 
+def relay_once(sqs: Any, sns: Any, queue_url: str, topic_arn: str) -> int:
+    """One turn of a baseline worker thread: receive up to 10 commands (1 s long poll), publish
+    their events with one PublishBatch (the body plus ``"event": "Placed"``, group = order,
+    deduplication id = the command id or the order), delete what was published with one
+    DeleteMessageBatch. Returns the number of messages deleted; raises on any call failure (the
+    messages come back after the 30 s visibility timeout)."""
+    msgs = sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=30
+    ).get("Messages", [])
+    if not msgs:
+        return 0
+    entries = []
+    for i, m in enumerate(msgs):
+        body = json.loads(m["Body"])
+        body["event"] = "Placed"
+        entries.append(
+            {
+                "Id": str(i),
+                "Message": json.dumps(body),
+                "MessageGroupId": body["order"],
+                "MessageDeduplicationId": body.get("command_id", body["order"]),
+            }
+        )
+    resp = sns.publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
+    done = {e["Id"] for e in resp.get("Successful", [])}
+    dels = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs) if str(i) in done]
+    if dels:
+        sqs.delete_message_batch(QueueUrl=queue_url, Entries=dels)
+    return len(dels)
+
+
 def run_baseline(
     rate_per_min: float,
     duration_s: float,
@@ -262,33 +293,7 @@ def run_baseline(
     def worker() -> None:
         while not stop_all.is_set():
             try:
-                msgs = sqs.receive_message(
-                    QueueUrl=cmd_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=30
-                ).get("Messages", [])
-                if not msgs:
-                    continue
-                entries = []
-                for i, m in enumerate(msgs):
-                    body = json.loads(m["Body"])
-                    entries.append(
-                        {
-                            "Id": str(i),
-                            "Message": json.dumps(
-                                {"order": body["order"], "t": body["t"], "event": "Placed"}
-                            ),
-                            "MessageGroupId": body["order"],
-                            "MessageDeduplicationId": body["order"],
-                        }
-                    )
-                resp = sns.publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
-                done = {e["Id"] for e in resp.get("Successful", [])}
-                dels = [
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(msgs)
-                    if str(i) in done
-                ]
-                if dels:
-                    sqs.delete_message_batch(QueueUrl=cmd_url, Entries=dels)
+                relay_once(sqs, sns, cmd_url, topic_arn)
             except Exception as exc:
                 if not stop_all.is_set():
                     log(f"worker error: {exc}")
@@ -412,32 +417,7 @@ def worker_loop(queue_url: str, topic_arn: str, threads: int, endpoint: str | No
     def loop() -> None:
         while not stop.is_set():
             try:
-                msgs = sqs.receive_message(
-                    QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=30
-                ).get("Messages", [])
-                if not msgs:
-                    continue
-                entries = []
-                for i, m in enumerate(msgs):
-                    body = json.loads(m["Body"])
-                    body["event"] = "Placed"
-                    entries.append(
-                        {
-                            "Id": str(i),
-                            "Message": json.dumps(body),
-                            "MessageGroupId": body["order"],
-                            "MessageDeduplicationId": body.get("command_id", body["order"]),
-                        }
-                    )
-                resp = sns.publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
-                done = {e["Id"] for e in resp.get("Successful", [])}
-                dels = [
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(msgs)
-                    if str(i) in done
-                ]
-                if dels:
-                    sqs.delete_message_batch(QueueUrl=queue_url, Entries=dels)
+                relay_once(sqs, sns, queue_url, topic_arn)
             except Exception as exc:
                 if not stop.is_set():
                     print(f"worker error: {exc}", file=sys.stderr)
