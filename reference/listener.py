@@ -205,7 +205,8 @@ class SqsListener:
                 MaxNumberOfMessages=10,
                 WaitTimeSeconds=self.options.wait_time_seconds,
                 VisibilityTimeout=vt,
-                AttributeNames=["All"],
+                # only the system attributes used here: fewer to build and serialize per message
+                AttributeNames=["ApproximateReceiveCount", "MessageGroupId", "MessageDeduplicationId"],
                 MessageAttributeNames=["All"],
             )
         except (ClientError, BotoCoreError) as exc:
