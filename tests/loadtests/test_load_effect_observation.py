@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("gevent", reason="the load extra (locust, gevent) is not installed")
 
-from loadtests._runtime import Config, Run, Tracked  # noqa: E402
-from loadtests._sut import Order  # noqa: E402
+from loadtests._runtime import Config, Run, Tracked
+from loadtests._sut import Order
 
 
 class _FakeSut:
@@ -54,7 +54,8 @@ def test_a_projected_final_event_is_the_effect_timed_by_the_worker_clock(tmp_pat
         out.write(_line("project", "OrderPlaced", "ord-2", "e2", 101.0)[:40])  # cut: no newline yet
     run.probe_stop.set()
     run.probes[0].join(timeout=5)
-    assert run.effected == 1 and run.duplicates == 0
+    assert run.effected == 1
+    assert run.duplicates == 0
     assert run.latencies == [(100.25, pytest.approx(250.0))]
     assert [e["name"] for e in fired] == ["send-to-effect"]
 
