@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reference.config import BusConfiguration, dlq_name, is_fifo
+from reference.config import BusConfiguration, is_fifo
 from reference.errors import ConfigurationError, TransportError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Bootstrapper:
             account = str(self.sts.get_caller_identity()["Account"])
             res = Resources(account=account, region=self.config.options.region)
             for queue in self.config.queues():
-                dlq = dlq_name(queue)
+                dlq = self.config.dlq_for(queue)
                 res.dlq_urls[queue], res.dlq_arns[queue] = self._ensure_queue(dlq, redrive_to=None)
                 res.queue_urls[queue], res.queue_arns[queue] = self._ensure_queue(
                     queue, redrive_to=res.dlq_arns[queue]
@@ -179,7 +179,7 @@ def iam_policy(
 ) -> dict[str, Any]:
     """Least-privilege IAM policy for bootstrapping and running ``config`` (queues, DLQs, topics, key)."""
     region = region or config.options.region
-    queues = [f"arn:aws:sqs:{region}:{account}:{n}" for q in config.queues() for n in (q, dlq_name(q))]
+    queues = [f"arn:aws:sqs:{region}:{account}:{n}" for q in config.queues() for n in (q, config.dlq_for(q))]
     topics = [f"arn:aws:sns:{region}:{account}:{t}" for t in config.topics()]
     statements: list[dict[str, Any]] = [
         {

@@ -25,7 +25,9 @@ Timeouts and how they interact (all seconds):
   policy is the backstop for messages no worker can even look at.
 * ``business_max_attempts`` -- business failures are retried by redelivery (after VT) and recorded
   in the business dead-letter store on the attempt with receive count >= this; keep it <=
-  ``max_receive_count`` or SQS's redrive moves the message first.
+  ``max_receive_count`` or SQS's redrive moves the message first. With
+  ``business_failures_to_dlq`` the message is also forwarded to the queue's DLQ on that attempt
+  (``DeadLetterReason`` = ``BusinessError: <detail>``), before the record and the delete.
 * ``batch_linger`` -- how long the batching sender waits to fill a SendMessageBatch/PublishBatch.
 * ``publish_linger`` -- the same for the worker's event publisher, which collects the outboxes of
   all its pollers: full PublishBatch calls matter most (a FIFO topic's fan-out is sequential).
@@ -57,7 +59,11 @@ def dlq_name(queue: str) -> str:
 
 @dataclass(frozen=True)
 class BusOptions:
-    """Tunables (see the module docstring for how the timeouts interact)."""
+    """Tunables (see the module docstring for how the timeouts interact).
+
+    ``business_failures_to_dlq`` (default False) makes business failures visible in the SQS DLQ
+    as well as in the business dead-letter store; see its field comment.
+    """
 
     region: str = "us-east-1"
     visibility_timeout: int = 30
@@ -73,6 +79,14 @@ class BusOptions:
     #: extend visibility + idempotency lease of messages still held (step boundaries, and a
     #: keep-alive thread per poll in production); off only to study what happens without it
     heartbeat: bool = True
+    #: on the last business attempt (``business_max_attempts``), also forward the command to the
+    #: queue's SQS DLQ exactly like poison (same body, group and attributes, plus
+    #: ``DeadLetterReason`` = ``BusinessError: <ErrorType>: <detail>``), so a business failure is
+    #: visible from outside (contract v1, section 2). The forward comes first: if it fails, the
+    #: claim is released and the message retried; then the business dead-letter record is
+    #: committed and the message deleted as before. Off by default: the record alone (V3's dual
+    #: DLQ); the gate adapter turns it on
+    business_failures_to_dlq: bool = False
     message_retention_seconds: int = 1_209_600
     batch_linger: float = 0.01
     #: linger of the worker's shared event publisher (listener outboxes of all pollers -> PublishBatch)
@@ -107,6 +121,9 @@ class BusConfiguration:
     subscriptions: dict[str, list[str]] = field(default_factory=dict)
     kms_key_id: str | None = None
     options: BusOptions = field(default_factory=BusOptions)
+    #: queue -> the name of its dead-letter queue when it is not :func:`dlq_name` (e.g. queues
+    #: provisioned by someone else, such as the gate, with their own DLQ)
+    dead_letter_queues: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
@@ -136,6 +153,16 @@ class BusConfiguration:
         self.kms_key_id = kms_key_id
         return self
 
+    def with_dead_letter_queue(self, queue: str, dlq: str) -> BusConfiguration:
+        """Use ``dlq`` (a short name) as ``queue``'s DLQ instead of the default :func:`dlq_name`;
+        the bootstrapper then points ``queue``'s RedrivePolicy at it and listeners forward there."""
+        _check_name(queue)
+        _check_name(dlq)
+        if is_fifo(queue) != is_fifo(dlq):
+            raise ConfigurationError(f"DLQ {dlq!r} must be FIFO exactly when {queue!r} is")
+        self.dead_letter_queues[queue] = dlq
+        return self
+
     def with_options(self, **changes: Any) -> BusConfiguration:
         self.options = replace(self.options, **changes)
         return self
@@ -144,6 +171,10 @@ class BusConfiguration:
     def queues(self) -> list[str]:
         names = [*self.command_routes.values(), *self.command_queues, *self.subscriptions]
         return list(dict.fromkeys(names))
+
+    def dlq_for(self, queue: str) -> str:
+        """The dead-letter queue of ``queue``: the configured one, else :func:`dlq_name`."""
+        return self.dead_letter_queues.get(queue) or dlq_name(queue)
 
     def topics(self) -> list[str]:
         names = [*self.event_routes.values(), *(t for ts in self.subscriptions.values() for t in ts)]
@@ -210,6 +241,8 @@ class BusConfiguration:
         cfg.listen_to(*(data.get("listen") or []))
         for queue, topics in (data.get("subscribe") or {}).items():
             cfg.subscribe(queue).to_topics(*topics)
+        for queue, dlq in (data.get("deadLetterQueues") or {}).items():
+            cfg.with_dead_letter_queue(queue, dlq)
         enc = data.get("encryption") or {}
         if enc.get("kmsKeyId"):
             cfg.with_encryption(str(enc["kmsKeyId"]))

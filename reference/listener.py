@@ -30,7 +30,10 @@ Outcomes:
   and deleted. Transient failures (KMS/SQS/SNS/database errors) are never poison;
 * **business failure** (:class:`BusinessError`): claim released, retried by redelivery; on the
   attempt whose receive count >= ``business_max_attempts`` it is recorded in the business
-  dead-letter store (which completes the claim) and deleted (V3's dual DLQ, doc 002).
+  dead-letter store (which completes the claim) and deleted (V3's dual DLQ, doc 002). With
+  ``BusOptions.business_failures_to_dlq`` it is first forwarded to the queue's DLQ like poison
+  (``DeadLetterReason`` = ``BusinessError: <ErrorType>: <detail>``); if that forward fails the
+  claim is released and the message left for redelivery (nothing recorded, nothing deleted).
 
 Ordering: messages are grouped by MessageGroupId (standard queues: each message is its own
 group). A group is processed strictly in order and stops at its first unfinished message; the
@@ -172,12 +175,20 @@ class SqsListener:
         """Poll until ``stop`` is set; the batch in hand is always finished first (graceful stop).
 
         Stop latency is at most ``wait_time_seconds`` (the long poll) plus one batch.
+
+        Every failure of a poll (transport errors of any call -- connection refused or reset,
+        timeouts, throttling -- and anything unexpected, e.g. a store error) is logged and the loop
+        goes on after a 1 s back-off: what was not deleted is redelivered. Only
+        :class:`~reference.hooks.WorkerCrash` (a ``BaseException``) ends it.
         """
         while not stop.is_set():
             try:
                 self.poll_once()
             except (FlowgateError, ClientError, BotoCoreError) as exc:
                 log.warning("poll of %s failed: %s", self.queue, exc)
+                stop.wait(1.0)
+            except Exception:
+                log.exception("poll of %s failed unexpectedly; polling on", self.queue)
                 stop.wait(1.0)
 
     def poll_once(self) -> int:
@@ -366,6 +377,9 @@ class SqsListener:
             return self._ready(f, ctx, claim.outbox)  # re-published with the same ids, then deleted
         f.key, f.token = key, claim.token
         self.faults.hit("after_claim", ctx)
+        if self._predecessor_missing(f, cmd):
+            self.processor.storage.release(key, claim.token)
+            return False
         if not self._beat(f):
             return False
         for _attempt in range(WRITE_CONFLICT_ATTEMPTS):
@@ -403,7 +417,37 @@ class SqsListener:
         self.faults.hit("after_effect_before_delete", ctx)
         return self._ready(f, ctx, decision.events, publish_point=True)
 
+    def _predecessor_missing(self, f: _Flight, cmd: Command) -> bool:
+        """True when ``cmd`` must wait: the entity's command store ends below ``seq - 1`` (the
+        previous command has not taken effect) and this is not yet the receive where
+        ``ApproximateReceiveCount >= business_max_attempts``. The message is then left for
+        redelivery (after the visibility timeout) with its claim released.
+
+        FIFO delivery alone does not guarantee the order: when a message's visibility lapses while
+        the next one of its group is in flight elsewhere, SQS (LocalStack, and the simulator that
+        follows it) may hand out the one after next. The per-entity sequence number catches that.
+        The wait is bounded because a predecessor may never take effect (dead-lettered as poison
+        or as a business failure): from that receive on, the command is handled anyway."""
+        seq = cmd.metadata.sequence_no
+        if seq <= 1 or f.receive_count >= self.options.business_max_attempts:
+            return False
+        last = self.processor.storage.last_sequence(cmd.entity_id)
+        if last >= seq - 1:
+            return False
+        log.info(
+            "%s (%s seq %d) waits for seq %d (the store ends at %d); left for redelivery",
+            cmd.event_id,
+            cmd.entity_id,
+            seq,
+            seq - 1,
+            last,
+        )
+        return True
+
     def _business_failure(self, f: _Flight, cmd: Command, exc: Exception, ctx: dict[str, Any]) -> bool:
+        """A command the domain refused (or whose sequence number is taken): retried by redelivery
+        until ``business_max_attempts``, then (optionally forwarded to the DLQ,) recorded in the
+        business dead-letter store and handed to :meth:`_finish` for the delete."""
         assert f.key is not None
         assert f.token is not None
         if f.receive_count < self.options.business_max_attempts:
@@ -411,6 +455,10 @@ class SqsListener:
             self.processor.storage.release(f.key, f.token)
             return False
         reason = f"{type(exc).__name__}: {exc}"
+        if self.options.business_failures_to_dlq and not self._forward_to_dlq(f, f"BusinessError: {reason}"):
+            # not forwarded (transport failure): nothing recorded, retried by redelivery
+            self.processor.storage.release(f.key, f.token)
+            return False
         self.processor.storage.commit(
             self.processor.dead_letter_effect(cmd, f.token, reason, str(f.message["Body"]))
         )
@@ -526,12 +574,25 @@ class SqsListener:
         return message
 
     def _poison(self, f: _Flight, exc: MessageError) -> bool:
-        reason = f"{exc.reason}: {exc}"[:1000]
+        reason = f"{exc.reason}: {exc}"
         if f.receive_count < self.options.max_receive_count:
             log.info(
                 "poison %s on receive %d (left for redelivery): %s", f.message_id, f.receive_count, reason
             )
             return False
+        if not self._forward_to_dlq(f, reason):
+            return False
+        return self._delete(f, {"message_id": f.message_id, "queue": self.queue})
+
+    def _forward_to_dlq(self, f: _Flight, reason: str) -> bool:
+        """Send ``f`` to this queue's DLQ: same body and MessageGroupId, its attributes (at most 9,
+        ``traceparent`` dropped first) plus ``DeadLetterReason`` = ``reason`` (cut to 1000
+        characters), deduplicated by the original MessageDeduplicationId (else its MessageId).
+
+        Observes ``dead_letter`` and returns True when sent; a failed send is logged and returns
+        False (the caller leaves the message for redelivery). Does not delete the original.
+        """
+        reason = reason[:1000]
         attrs = dict(f.message.get("MessageAttributes", {}))
         attrs.pop(DEAD_LETTER_REASON, None)
         if len(attrs) >= 10:
@@ -558,7 +619,7 @@ class SqsListener:
         self.observer.observe(
             "dead_letter", "ok", {"message_id": f.message_id, "queue": self.queue, "reason": reason}
         )
-        return self._delete(f, {"message_id": f.message_id, "queue": self.queue})
+        return True
 
     def _beat(self, f: _Flight) -> bool:
         """Extend visibility and lease together when more than VT/2 passed since the last extension."""

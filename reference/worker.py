@@ -18,6 +18,15 @@ or SIGINT; the batch in hand is finished before exiting (graceful stop, at most
 ``wait_time_seconds`` + one batch). AWS endpoint and credentials come from the usual boto3
 environment (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ...).
 
+Replay mode: ``--replay ENTITY_ID`` (repeatable) and/or ``--replay-entities ID,ID,...`` re-derive
+each listed entity's events from the durable command store of the config file's
+``idempotency.url`` (:meth:`CommandBus.replay`, :func:`replay_entities`) and print them on stdout,
+one compact JSON event body per line (the plaintext wire JSON the dispatchers publish, with
+``metadata.isReplay`` = true and the live event ids), per entity in command order, then exit (0,
+or 1 if some entity could not be replayed). No AWS client is created, nothing is bootstrapped,
+polled, published, deleted or written; an entity without stored commands prints nothing, and so
+does a store that does not exist (or an in-memory one). Logs go to stderr.
+
 Test seams (all off by default; the LocalStack scenarios use them, production never sets them):
 
 * ``--history PATH`` or ``FLOWGATE_HISTORY=PATH``: append every observation as one JSON line
@@ -39,6 +48,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +56,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from reference.bootstrap import Bootstrapper, Resources
 from reference.bus import CommandBus, Processor, Saga, View
@@ -55,9 +65,10 @@ from reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
 from reference.domain.orders import InventoryView, OrderSaga, OrderView, PaymentsView, order_registry
 from reference.domain.partners import PartnerOrderSaga, partner_registry
 from reference.envelope import KmsEnvelopeCipher
+from reference.errors import ConfigurationError
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.listener import SqsListener
-from reference.messages import TypeRegistry
+from reference.messages import TypeRegistry, encode
 from reference.stores import InMemoryStorage, Storage
 from reference.telemetry import NOOP, Telemetry
 
@@ -244,10 +255,76 @@ def load_config_file(path: str) -> dict[str, Any]:
     return data
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the worker until SIGTERM/SIGINT. Returns the process exit code."""
-    import boto3  # imported here so the library part never creates clients itself
+def open_durable_storage(registry: TypeRegistry, url: str | None) -> Storage | None:
+    """The durable store named by a config file's ``idempotency.url``, opened without creating
+    anything (no tables, no database file); None when there is nothing durable to read: no URL
+    (in-memory store), an in-memory SQLite database, or a SQLite file that does not exist."""
+    if not url:
+        return None
+    from sqlalchemy.engine import make_url
 
+    from reference.sql import SqlStorage
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or (
+            not database.startswith("file:") and not Path(database).is_file()
+        ):
+            return None
+    return SqlStorage(registry, url, create=False)
+
+
+def replay_entities(data: Mapping[str, Any], entity_ids: Sequence[str], out: TextIO) -> int:
+    """Replay mode (see the module docstring): print the replayed events of ``entity_ids``.
+
+    ``data`` is the worker's config file. For each entity, in the given order, runs
+    :meth:`CommandBus.replay` on the store of ``idempotency.url`` and writes one line per event to
+    ``out``: :func:`reference.messages.encode` of the event (the plaintext JSON body
+    :func:`reference.dispatchers.build_body` publishes), ``metadata.isReplay`` true, the same
+    event ids, sequence numbers and causation ids as the live events. An entity whose replay
+    fails (a store error, a stored command the saga refuses) is logged and prints nothing.
+
+    Returns 0 if every entity was replayed (or had no stored command), else 1. Creates no AWS
+    client and writes nothing (CommandBus.replay only reads).
+    """
+    domain = DOMAINS.get(str(data.get("domain", "orders")))
+    if domain is None:
+        raise ConfigurationError(f"unknown domain {data.get('domain')!r}; known: {sorted(DOMAINS)}")
+    registry = domain.registry()
+    config = BusConfiguration.from_dict(data, registry)
+    sagas, views = domain.sagas(), domain.views()
+    config.validate(sagas=sagas, views=views)
+    storage = open_durable_storage(registry, (data.get("idempotency") or {}).get("url"))
+    if storage is None:
+        log.warning("replay: no durable command store in the configuration: nothing to replay")
+        return 0
+    processor = Processor(
+        storage, sagas=sagas, views=views, ttl_seconds=config.options.idempotency_ttl_seconds
+    )
+    bus = CommandBus(processor=processor)
+    failed = 0
+    try:
+        for entity_id in entity_ids:
+            try:
+                result = bus.replay(entity_id)
+            except Exception as exc:  # one entity's failure must not hide the others
+                log.error("replay of %s failed: %s: %s", entity_id, type(exc).__name__, exc)
+                failed += 1
+                continue
+            for event in result.events:
+                out.write(encode(event) + "\n")
+            out.flush()
+            log.info("replayed %s: %d events", entity_id, len(result.events))
+    finally:
+        engine = getattr(storage, "engine", None)
+        if engine is not None:
+            engine.dispose()
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the worker until SIGTERM/SIGINT (or once, or a replay). Returns the process exit code."""
     parser = argparse.ArgumentParser(prog="flowgate worker", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="JSON or YAML bus configuration")
     parser.add_argument("--once", action="store_true", help="poll every listener once and exit")
@@ -256,12 +333,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("FLOWGATE_HISTORY"),
         help="append observations as JSON lines to this file (test seam)",
     )
+    parser.add_argument(
+        "--ready",
+        metavar="LINE",
+        help="print LINE on stdout once every poll thread has started (e.g. a supervisor's ready line)",
+    )
+    parser.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="ENTITY_ID",
+        help="replay mode: print this entity's replayed events as JSON lines and exit (repeatable)",
+    )
+    parser.add_argument(
+        "--replay-entities",
+        metavar="ID,ID,...",
+        help="replay mode for a comma-separated list of entity ids (may be empty)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     data = load_config_file(args.config)
     domain = DOMAINS.get(str(data.get("domain", "orders")))
     if domain is None:
         parser.error(f"unknown domain {data.get('domain')!r}; known: {sorted(DOMAINS)}")
+    if args.replay or args.replay_entities is not None:
+        if args.once:
+            parser.error("--once and replay mode exclude each other")
+        listed = [*args.replay, *(args.replay_entities or "").split(",")]
+        entity_ids = list(dict.fromkeys(e.strip() for e in listed if e.strip()))
+        return replay_entities(data, entity_ids, sys.stdout)
+    import boto3  # imported here so the library part (and replay mode) never creates clients
+
     registry = domain.registry()
     config = BusConfiguration.from_dict(data, registry)
     region = config.options.region
@@ -326,6 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for t in threads:
         t.start()
     log.info("worker running: %s", [lst.queue for lst in runtime.listeners])
+    if args.ready:
+        print(args.ready, flush=True)
     while any(t.is_alive() for t in threads):
         for t in threads:
             t.join(timeout=0.5)
