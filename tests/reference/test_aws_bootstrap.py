@@ -178,3 +178,21 @@ def test_batch_entry_failures_raise() -> None:
     with pytest.raises(DispatchError, match="InternalError"):
         d.dispatch_many([new_command(PlaceOrder("c", "S", 1, 1), "a", sequence_no=1),
                          new_command(PlaceOrder("c", "S", 1, 1), "b", sequence_no=1)])
+
+
+def test_bootstrap_points_the_redrive_at_a_configured_dead_letter_queue(
+    aws: SimpleNamespace, aws_cleanup: list[Any], registry: TypeRegistry, uid: str
+) -> None:
+    """A queue provisioned by someone else with its own DLQ (the gate) keeps that DLQ."""
+    q, dlq = f"fg-b-{uid}.fifo", f"fg-b-other-dlq-{uid}.fifo"
+    cfg = config(registry, uid).with_dead_letter_queue(q, dlq)
+    res = Bootstrapper(cfg, sqs=aws.sqs, sns=aws.sns, sts=aws.sts).run()
+    aws_cleanup.append(res)
+    assert res.dlq_urls[q].endswith("/" + dlq)
+    redrive = json.loads(
+        aws.sqs.get_queue_attributes(QueueUrl=res.queue_urls[q], AttributeNames=["RedrivePolicy"])[
+            "Attributes"
+        ]["RedrivePolicy"]
+    )
+    assert redrive["deadLetterTargetArn"].endswith(":" + dlq)
+
