@@ -5,6 +5,8 @@
 // Loop:  long-poll the FIFO command queue -> per message group, in order: decode (+ decrypt)
 //        -> idempotent effect (entity record + applied-command ids, one atomic write)
 //        -> publish the events (deterministic ids) to the FIFO topic -> delete.
+//        Every message in hand has a heartbeat (visibility extended every VT/2); every AWS call
+//        may fail (outage, reset, throttling): it is logged and the message retried, never fatal.
 const crypto = require('node:crypto');
 const { SQSClient, ReceiveMessageCommand, DeleteMessageCommand, SendMessageCommand,
   ChangeMessageVisibilityCommand } = require('@aws-sdk/client-sqs');
@@ -29,9 +31,11 @@ const cfg = {
   waitSeconds: parseInt(E.FLOWGATE_WAIT_TIME_SECONDS || '1', 10),
   instance: E.FLOWGATE_INSTANCE_ID || String(process.pid),
   // deliberate bugs for the gate's own tests (comma list): skip-dedup, drop-poison, random-event-id,
-  // plaintext-events, ignore-sigterm. Never set in production.
+  // plaintext-events, ignore-sigterm, no-heartbeat. Never set in production.
   broken: new Set((E.FLOWGATE_BROKEN || '').split(',').filter(Boolean)),
 };
+// the heartbeat extends visibility to this many seconds every half of it (SQS's default VT if unset)
+cfg.heartbeatSeconds = cfg.visibility || 30;
 const queueName = cfg.queueUrl.split('/').pop();
 const topicName = cfg.topicArn.split(':').pop();
 const MAX_BODY = 256 * 1024;
@@ -49,7 +53,10 @@ function required(name) {
 }
 const log = (...a) => console.error(`[node-worker ${cfg.instance}]`, ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const aws = { region: cfg.region, endpoint: cfg.endpoint };
+// Bounded connects and requests: a cut or black-holed endpoint fails the call (and the message is
+// retried) instead of hanging the poll loop; the long poll's wait is inside the request timeout.
+const aws = { region: cfg.region, endpoint: cfg.endpoint,
+  requestHandler: { connectionTimeout: 5000, requestTimeout: (cfg.waitSeconds + 15) * 1000 } };
 const sqs = new SQSClient(aws);
 const sns = new SNSClient(aws);
 const kms = new KMSClient(aws);
@@ -57,6 +64,10 @@ const store = openStore(cfg.storeUrl);
 
 class Poison extends Error { constructor(reason, msg) { super(msg); this.reason = reason; } }
 class BusinessFailure extends Error {}
+// KMS refusing this ciphertext / context / key: poison (DecryptionError). Any other failure of a KMS
+// call (connection refused or reset, timeout, throttling, 5xx) is transport: the message is retried.
+const KMS_REFUSALS = new Set(['InvalidCiphertextException', 'IncorrectKeyException', 'AccessDeniedException',
+  'NotFoundException', 'KMSInvalidStateException', 'DisabledException', 'ValidationException', 'InvalidKeyUsageException']);
 
 const attr = (msg, name) => (msg.MessageAttributes && msg.MessageAttributes[name] ? msg.MessageAttributes[name].StringValue : undefined);
 
@@ -84,17 +95,17 @@ async function decodeCommand(msg) {
     const messageId = attr(msg, 'EventId');
     if (!messageId) throw new Poison('MissingAttribute', 'attribute EventId missing on an encrypted message');
     const ctx = env.context(messageId, queueName, entityId, type);
+    const keys = await acceptedKeys(); // outside the try: a DescribeKey failure is transport, not poison
     try {
       const sealed = env.fromBody(msg.Body);
       if (sealed.destination !== queueName) throw new env.EnvelopeError(`envelope is for ${sealed.destination}, not ${queueName}`);
-      const keys = await acceptedKeys();
       if (!keys.has(sealed.keyId)) throw new env.EnvelopeError(`envelope key ${sealed.keyId} is not an accepted key`);
       const dk = await kms.send(new DecryptCommand({ CiphertextBlob: sealed.encryptedDataKey, KeyId: sealed.keyId, EncryptionContext: ctx }));
       if (!keys.has(dk.KeyId)) throw new env.EnvelopeError('KMS decrypted with an unexpected key');
       const key = Buffer.from(dk.Plaintext);
       try { text = env.openWithKey(key, sealed, ctx).toString('utf8'); } finally { key.fill(0); }
     } catch (err) {
-      if (err.name === 'ThrottlingException' || err.$retryable) throw err; // transport, not poison
+      if (!(err instanceof env.EnvelopeError) && !KMS_REFUSALS.has(err.name)) throw err; // transport, not poison
       throw new Poison('DecryptionError', err.message);
     }
   }
@@ -144,10 +155,18 @@ async function effect(cmd) {
       return { next, result: events };
     } catch (err) {
       if (!(err instanceof BusinessFailure)) throw err;
-      log(`business failure ${cmd.metadata.eventId}: ${err.message}`);
-      const next = { ...(current || { state: null, lastSeq: 0 }), applied: { ...applied, [cmd.metadata.eventId]: [] } };
-      return { next, result: [] };
+      return { next: null, result: err }; // nothing written: handle() retries or dead-letters it
     }
+  });
+}
+
+// A business failure's final attempt is recorded as an applied command without events, so a later
+// resend of it is recognised as a duplicate (nothing else of the entity changes).
+async function recordFailed(cmd) {
+  await store.withEntity(cmd.entity.id, async (current) => {
+    const applied = (current && current.applied) || {};
+    if (applied[cmd.metadata.eventId]) return { next: null, result: null };
+    return { next: { ...(current || { state: null, lastSeq: 0 }), applied: { ...applied, [cmd.metadata.eventId]: [] } }, result: null };
   });
 }
 
@@ -168,21 +187,52 @@ async function publish(event) {
     MessageGroupId: event.entity.id, MessageDeduplicationId: event.metadata.eventId }));
 }
 
-async function deadLetter(msg, err, receiveCount) {
-  if (cfg.broken.has('drop-poison')) { await del(msg); return; }
-  if (receiveCount < cfg.maxReceive || !cfg.dlqUrl) {
-    // not yet: make it visible again at once (the contract's receive-count rule still holds)
-    await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: cfg.queueUrl, ReceiptHandle: msg.ReceiptHandle, VisibilityTimeout: 0 })).catch(() => {});
-    return;
+// Make a message visible again at once (a retry, or a message released on SIGTERM); failures logged.
+async function release(msg) {
+  try {
+    await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: cfg.queueUrl, ReceiptHandle: msg.ReceiptHandle, VisibilityTimeout: 0 }));
+  } catch (err) {
+    log(`release of ${msg.MessageId} failed (${err.name}); it comes back after its visibility timeout`);
   }
+}
+
+// Forward to the DLQ: same body and group, the original attributes + DeadLetterReason (+ the source
+// message id while under SQS's 10-attribute limit), deduplicated by the source MessageId. Throws if
+// the send fails (the caller then leaves the message for redelivery).
+async function forwardToDlq(msg, reason) {
   const attrs = { ...(msg.MessageAttributes || {}) };
-  attrs.DeadLetterReason = { DataType: 'String', StringValue: err.reason };
+  attrs.DeadLetterReason = { DataType: 'String', StringValue: reason.slice(0, 1000) };
   if (Object.keys(attrs).length < 10) attrs.DeadLetterSourceMessageId = { DataType: 'String', StringValue: msg.MessageId };
   const fifo = cfg.dlqUrl.endsWith('.fifo');
   await sqs.send(new SendMessageCommand({ QueueUrl: cfg.dlqUrl, MessageBody: msg.Body || ' ', MessageAttributes: attrs,
-    ...(fifo ? { MessageGroupId: msg.Attributes.MessageGroupId || 'poison', MessageDeduplicationId: msg.MessageId } : {}) }));
-  log(`dead-lettered ${msg.MessageId}: ${err.reason} (${err.message})`);
+    ...(fifo ? { MessageGroupId: (msg.Attributes && msg.Attributes.MessageGroupId) || 'poison', MessageDeduplicationId: msg.MessageId } : {}) }));
+  log(`dead-lettered ${msg.MessageId}: ${reason}`);
+}
+
+async function deadLetter(msg, err, receiveCount) {
+  if (cfg.broken.has('drop-poison')) { await del(msg); return; }
+  if (receiveCount < cfg.maxReceive || !cfg.dlqUrl) {
+    await release(msg); // not yet: visible again at once (the contract's receive-count rule still holds)
+    return;
+  }
+  await forwardToDlq(msg, `${err.reason}: ${err.message}`);
   await del(msg);
+}
+
+// A business failure (invalid transition) is retried like poison: released until the receive where
+// ApproximateReceiveCount >= FLOWGATE_MAX_RECEIVE_COUNT, then forwarded to the DLQ with
+// DeadLetterReason "BusinessError: <detail>", recorded (a later resend is a duplicate) and deleted.
+async function businessFailure(msg, cmd, err, receiveCount) {
+  if (receiveCount < cfg.maxReceive) {
+    log(`business failure on ${cmd.metadata.eventId} (receive ${receiveCount}), retried: ${err.message}`);
+    await release(msg);
+    return false;
+  }
+  if (cfg.dlqUrl) await forwardToDlq(msg, `BusinessError: ${err.message}`);
+  else log(`business failure on ${cmd.metadata.eventId}, no DLQ configured: acknowledged: ${err.message}`);
+  await recordFailed(cmd);
+  await del(msg);
+  return true;
 }
 
 async function del(msg) {
@@ -193,21 +243,78 @@ async function del(msg) {
   }
 }
 
-async function handle(msg) {
+// Keeps one message in hand invisible: ChangeMessageVisibility(VT) every VT/2 until stop() (which
+// waits for an extension still in flight, so a later release is not undone by it). A failed
+// extension is logged (the message may then be redelivered elsewhere; the effect is idempotent).
+function heartbeat(msg) {
+  if (cfg.broken.has('no-heartbeat')) return { stop: async () => {} };
+  let stopped = false;
+  let pending = Promise.resolve();
+  const timer = setInterval(() => {
+    if (stopped) return;
+    pending = sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: cfg.queueUrl, ReceiptHandle: msg.ReceiptHandle,
+      VisibilityTimeout: cfg.heartbeatSeconds }))
+      .catch((err) => log(`heartbeat for ${msg.MessageId} failed: ${err.name} ${err.message}`));
+  }, cfg.heartbeatSeconds * 500);
+  timer.unref();
+  return { stop: async () => { stopped = true; clearInterval(timer); await pending; } };
+}
+
+// One message: true when it is finished (deleted), false when the rest of its group must wait.
+// The heartbeat runs until the message is released or deleted.
+async function handle(msg, beat) {
   const receiveCount = parseInt((msg.Attributes && msg.Attributes.ApproximateReceiveCount) || '1', 10);
   let cmd;
   try {
     cmd = await decodeCommand(msg);
   } catch (err) {
     if (!(err instanceof Poison)) throw err;
+    await beat.stop();
     await deadLetter(msg, err, receiveCount);
     return false;
   }
   if (cfg.delayMs > 0) await sleep(cfg.delayMs);
-  const events = await effect(cmd);
-  for (const event of events) await publish(event);
+  const outcome = await effect(cmd);
+  if (outcome instanceof BusinessFailure) {
+    await beat.stop();
+    return businessFailure(msg, cmd, outcome, receiveCount);
+  }
+  for (const event of outcome) await publish(event);
+  await beat.stop();
   await del(msg);
   return true;
+}
+
+// One message group of a receive, strictly in order. After a failure the rest of the group is left
+// alone (it becomes visible again after the failed one, keeping FIFO order). Once SIGTERM has come,
+// no further message is started, and whatever is still in hand when the group stops (the messages
+// not started, one that failed transiently) is released (visible again at once), so nothing
+// received stays invisible after the exit.
+async function handleGroup(msgs) {
+  const beats = msgs.map((msg) => heartbeat(msg)); // every message in hand, from its receipt
+  let next = 0; // the first message neither finished nor released/dead-lettered
+  try {
+    for (; next < msgs.length && running; next++) {
+      let done = false;
+      let failed = false;
+      try {
+        done = await handle(msgs[next], beats[next]);
+      } catch (err) {
+        failed = true;
+        log(`transient failure on ${msgs[next].MessageId}: ${err.name} ${err.message}`);
+      }
+      if (!done) {
+        if (!failed) next++; // released or dead-lettered by handle(): no longer in hand
+        break;
+      }
+    }
+  } finally {
+    await Promise.all(beats.map((b) => b.stop()));
+  }
+  if (!running && next < msgs.length) {
+    for (const msg of msgs.slice(next)) await release(msg);
+    log(`stopping: released ${msgs.length - next} message(s) still in hand`);
+  }
 }
 
 let running = true;
@@ -233,13 +340,8 @@ async function main() {
       if (!groups.has(g)) groups.set(g, []);
       groups.get(g).push(msg);
     }
-    // groups in parallel, each group strictly in order; after a failure the rest of the group
-    // is left alone (it becomes visible again after the failed one, keeping FIFO order)
-    inFlight = Promise.all([...groups.values()].map(async (msgs) => {
-      for (const msg of msgs) {
-        try { if (!(await handle(msg))) break; } catch (err) { log(`transient failure on ${msg.MessageId}: ${err.name} ${err.message}`); break; }
-      }
-    }));
+    // groups in parallel, each group strictly in order (handleGroup)
+    inFlight = Promise.all([...groups.values()].map((msgs) => handleGroup(msgs)));
     await inFlight;
   }
   log('stopped');
