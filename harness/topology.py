@@ -193,31 +193,53 @@ def _queue_attrs(spec: QueueSpec, fifo: bool, visibility: int | None = None) -> 
     return attrs
 
 
+@dataclass(frozen=True, slots=True)
+class CommandQueue:
+    """A provisioned command queue and its DLQ (empty strings when it has none)."""
+
+    name: str
+    url: str
+    dlq_name: str = ""
+    dlq_url: str = ""
+    visibility_timeout: int = 30
+    max_receive_count: int = 0
+
+
+def add_command_queue(out: Provisioned, sqs: Any, spec: QueueSpec) -> CommandQueue:
+    """Create ``spec`` (names prefixed ``<prefix>-<run id>-``) and its DLQ, with a ``RedrivePolicy``
+    of ``spec.max_receive_count`` pointing at the DLQ, and register both in ``out.created`` so
+    :meth:`Provisioned.teardown` deletes them. The DLQ keeps a 30 s visibility timeout. Used for the
+    topology's command queue and for the gate's extra per-phase queues; raises on AWS errors
+    (what was created before the error is already registered)."""
+    base = f"{out.topology.prefix}-{out.run_id}-"
+    dlq_name = dlq_url = ""
+    attrs = _queue_attrs(spec, spec.fifo)
+    if spec.dlq_name:
+        dlq_name = base + spec.dlq_name
+        dlq_url = sqs.create_queue(QueueName=dlq_name, Attributes=_queue_attrs(spec, spec.fifo, 30))[
+            "QueueUrl"
+        ]
+        out.created.append(("queue", dlq_url))
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        attrs["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}
+        )
+    name = base + spec.name
+    url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+    out.created.append(("queue", url))
+    return CommandQueue(name, url, dlq_name, dlq_url, spec.visibility_timeout, spec.max_receive_count)
+
+
 def provision(topology: Topology, run_id: str, sqs: Any, sns: Any, kms: Any) -> Provisioned:
     """Create the topology's resources under ``<prefix>-<run_id>-``; on failure deletes what it made."""
     base = f"{topology.prefix}-{run_id}-"
     out = Provisioned(run_id, topology)
-    q = topology.command_queue
     try:
-        if q.dlq_name:
-            out.dlq_name = base + q.dlq_name
-            out.dlq_url = sqs.create_queue(QueueName=out.dlq_name, Attributes=_queue_attrs(q, q.fifo, 30))[
-                "QueueUrl"
-            ]
-            out.created.append(("queue", out.dlq_url))
-        attrs = _queue_attrs(q, q.fifo)
-        if q.dlq_name:
-            dlq_arn = sqs.get_queue_attributes(QueueUrl=out.dlq_url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
-            attrs["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.max_receive_count}
-            )
-        out.command_queue_name = base + q.name
-        out.command_queue_url = sqs.create_queue(QueueName=out.command_queue_name, Attributes=attrs)[
-            "QueueUrl"
-        ]
-        out.created.append(("queue", out.command_queue_url))
+        main = add_command_queue(out, sqs, topology.command_queue)
+        out.command_queue_name, out.command_queue_url = main.name, main.url
+        out.dlq_name, out.dlq_url = main.dlq_name, main.dlq_url
         t = topology.event_topic
         out.topic_name = base + t.name
         topic_attrs = (

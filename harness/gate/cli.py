@@ -4,8 +4,10 @@ Exit codes: 0 every check passed; 1 at least one anomaly; 2 usage error; 3 the g
 run (backend unreachable, provisioning failed).
 
 ``flowgate gate --self-test`` proves the gate itself: the reference and the Node example worker
-must PASS, every observable reference mutant and every broken Node variant must FAIL with the
-anomaly named; prints the verdict table and the mutation score; exit 0 only if all of that holds.
+must PASS, every reference mutant (except those declared equivalent) and every broken Node
+variant must FAIL with the anomaly named; prints the verdict table and the mutation score
+(killed / (all mutants - equivalent)); exit 0 only if all of that holds. Equivalent mutants run
+only with ``--include-equivalent`` and are reported as measured, never scored.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from harness.gate.mutants import (
     Outcome,
     reference_catalog,
     run_mutant,
+    score,
 )
+from harness.gate.replay import KNOWN_CAPABILITIES
 from harness.gate.workload import PROFILES
 
 
@@ -72,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="extra environment for the implementation (repeatable)",
+    )
+    p.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        choices=sorted(KNOWN_CAPABILITIES),
+        metavar="CAPABILITY",
+        help="fail (anomaly capability-missing) unless the implementation declares this capability "
+        f"on its ready line (repeatable; known: {', '.join(sorted(KNOWN_CAPABILITIES))})",
+    )
+    p.add_argument(
+        "--include-equivalent",
+        action="store_true",
+        help="with --self-test: also run the mutants declared equivalent (reported, never scored)",
     )
     return p
 
@@ -118,6 +136,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 profile=args.profile or "standard",
                 seed=1 if args.seed is None else args.seed,
                 out_dir=args.out or Path("reports/gate-self-test"),
+                include_equivalent=args.include_equivalent,
             )
         except GateError as exc:
             print(f"flowgate gate: {exc}", file=sys.stderr)
@@ -143,6 +162,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             encrypted=not args.no_encryption,
             endpoint_url=args.endpoint_url,
             extra_env=extra,
+            require=frozenset(args.require),
         )
     except ValueError as exc:
         print(f"flowgate gate: {exc}", file=sys.stderr)
@@ -179,7 +199,7 @@ def render(rows: Sequence[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def self_test(*, profile: str, seed: int, out_dir: Path) -> int:
+def self_test(*, profile: str, seed: int, out_dir: Path, include_equivalent: bool = False) -> int:
     started = time.monotonic()
     ensure_node_worker()
     rows: list[tuple[str, ...]] = []
@@ -207,36 +227,45 @@ def self_test(*, profile: str, seed: int, out_dir: Path) -> int:
     outcomes: list[Outcome] = []
     for mutant in (*reference_catalog(), *CATALOG):
         label = mutant.name if mutant.family == "node" else f"mutant:{mutant.name}"
-        if mutant.unobservable:
-            rows.append((f"{label}", "FAIL", "not observable", mutant.unobservable[:60] + "...", "-"))
-            outcomes.append(Outcome(mutant, False))
+        if mutant.equivalent and not include_equivalent:
+            rows.append((label, "-", "equivalent (excluded from score)", mutant.equivalent[:60] + "...", "-"))
+            outcomes.append(Outcome(mutant, False, ran=False))
             continue
         progress(f"gate: {label} ({mutant.profile}), must FAIL with {'|'.join(sorted(mutant.expect))} ...")
-        outcome = run_mutant(mutant, seed=seed, out_dir=out_dir / label.replace(":", "-"))
+        outcome = run_mutant(
+            mutant,
+            seed=seed,
+            out_dir=out_dir / label.replace(":", "-"),
+            include_equivalent=include_equivalent,
+        )
         outcomes.append(outcome)
         progress(f"  {label}: {outcome.verdict} ({outcome.seconds:.0f}s) {', '.join(outcome.kinds) or '-'}")
+        if mutant.equivalent:
+            verdict = outcome.verdict
+        else:
+            verdict = "FAIL (killed)" if outcome.killed else "SURVIVED (!)"
         rows.append(
             _row(
                 f"{label} [{mutant.profile}]",
-                "FAIL",
-                "FAIL (killed)" if outcome.killed else "SURVIVED (!)",
+                "-" if mutant.equivalent else "FAIL",
+                verdict,
                 outcome.kinds,
                 outcome.seconds,
             )
         )
-    judged = [o for o in outcomes if not o.mutant.unobservable]
-    killed = sum(o.killed for o in judged)
+    killed, total = score(outcomes)
+    equivalent = len(outcomes) - total
     table = render(rows)
     elapsed = time.monotonic() - started
     summary = (
-        f"mutation score: {killed}/{len(judged)} observable mutants killed "
-        f"({len(outcomes) - len(judged)} declared not observable); wall time {elapsed:.0f}s"
+        f"mutation score: {killed}/{total} = killed / (all {len(outcomes)} mutants - {equivalent} equivalent); "
+        f"wall time {elapsed:.0f}s"
     )
     print(table)
     print(summary)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "self-test.txt").write_text(table + "\n" + summary + "\n", encoding="utf-8")
-    passed = ok and killed == len(judged)
+    passed = ok and killed == total
     print("GATE SELF-TEST PASSED" if passed else "GATE SELF-TEST FAILED")
     return EXIT_PASS if passed else EXIT_ANOMALY
 

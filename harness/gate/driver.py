@@ -3,13 +3,23 @@ fault schedule, observe it from outside, and judge the history with the shared c
 
 Timeline of one run (``run_gate``)::
 
-    provision topology (uuid-prefixed) -> start N instances (env vars, wait for "flowgate-ready")
+    provision topology (uuid-prefixed) + one command queue per phase -> start the TCP proxy the
+       main cluster talks through -> start N instances (env vars, wait for "flowgate-ready",
+       read the capabilities it declares)
     -> send the plan (commands, late duplicate resends, poison) while the nemesis thread runs the
-       fault schedule (SIGKILL + restart, slow-handler windows) and the probe thread records events
-    -> settle (every acknowledged command has an effect and every poison is in the DLQ, or no
-       progress for a while, or the profile's timeout) -> SIGTERM every instance (must exit 0)
-    -> final probe drain -> read the DLQ -> ``drain`` op -> checkers -> table, JUnit, Allure
-    -> delete everything created.
+       fault schedule (SIGKILL + restart, slow-handler windows, then transport outages), the phase
+       threads run the heartbeat and shutdown phases on their own queues and instances, and the
+       probe thread records events
+    -> settle (every acknowledged command has an effect, every poison is in the DLQ and every
+       command queue is empty, or no progress for a while, or the profile's timeout)
+    -> SIGTERM every instance (must exit 0) -> final probe drain -> read every DLQ -> ``drain`` op
+    -> replay runs (if declared) -> checkers -> table, JUnit, Allure -> delete everything created.
+
+Timeouts: the settle loop ends at the first of (all done and no fault/phase thread alive),
+(no fault/phase thread alive and no progress for ``max(20 s, (maxReceive + 1) x VT + 10 s)``),
+``settle_timeout``. A phase waits for its own orders' effects with its own bound (see
+:meth:`Gate._wait_effects`) and returns early when the run is over, so it never holds the settle
+loop past ``settle_timeout``.
 """
 
 from __future__ import annotations
@@ -24,10 +34,12 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
@@ -38,6 +50,16 @@ from harness.checkers import check_all, render_table
 from harness.checkers.model import Anomaly, Verdict
 from harness.gate import envelope
 from harness.gate.observe import EventMapper, SentCommand
+from harness.gate.proxy import OutageProxy
+from harness.gate.replay import (
+    KNOWN_CAPABILITIES,
+    READY_TOKEN,
+    REPLAY,
+    compare,
+    live_events,
+    parse_capabilities,
+    parse_replay_output,
+)
 from harness.gate.reporting import write_allure, write_junit
 from harness.gate.workload import (
     ENCRYPTED_ONLY,
@@ -53,6 +75,38 @@ from harness.history import History
 EXIT_PASS, EXIT_ANOMALY, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 CLIENT = "client-0"
+#: ``DeadLetterReason`` codes of contract section 6; any other code is a ``dead-letter-reason`` anomaly.
+#: ``BusinessError`` is a valid code, but a command the gate sent is always valid, so such a dead
+#: letter of one is judged ``valid-dead-lettered`` by the dead_letter checker.
+DEAD_LETTER_REASONS: frozenset[str] = frozenset(
+    {
+        "DecodeError",
+        "UnknownMessageType",
+        "MissingAttribute",
+        "OversizedMessage",
+        "DecryptionError",
+        "BusinessError",
+    }
+)
+#: A replay run must exit within this long (contract section 7).
+REPLAY_TIMEOUT = 60.0
+#: No transport outage starts sooner than this after a main instance's ready line (section 9).
+OUTAGE_READY_MARGIN = 5.0
+
+
+def reason_code(reason: str) -> str:
+    """The code of a ``DeadLetterReason``: the text before the first ``":"`` (section 6)."""
+    return reason.split(":", 1)[0].strip()
+
+
+def via_endpoint(url: str, real: str, endpoint: str) -> str:
+    """``url`` with the scheme and host of ``endpoint`` when it is served by ``real`` (same host and
+    port), else unchanged: a queue URL an implementation may call directly, routed like its
+    endpoint (through the outage proxy)."""
+    u, r, e = urlsplit(url), urlsplit(real), urlsplit(endpoint)
+    if u.netloc != r.netloc:
+        return url
+    return urlunsplit((e.scheme, e.netloc, u.path, u.query, u.fragment))
 
 
 class GateError(RuntimeError):
@@ -80,7 +134,10 @@ class Instance:
     process: subprocess.Popen[bytes]
     log: IO[bytes]
     delay_ms: int = 0
+    phase: str = ""  # "" = the main cluster; else the phase that owns it (never a nemesis target)
     ready: threading.Event = field(default_factory=threading.Event)
+    ready_at: float = 0.0  # time.monotonic() of its ready line
+    capabilities: frozenset[str] = frozenset()  # declared on its ready line
     stopping: bool = False  # SIGTERM or SIGKILL sent by the gate
     killed: bool = False
     pump: threading.Thread | None = None
@@ -94,13 +151,23 @@ class Cluster:
         self.instances: list[Instance] = []
         self.anomalies: list[Anomaly] = []
         self.lock = threading.Lock()
+        #: held by a transport outage for its whole cut; the nemesis takes it to start an instance,
+        #: so no main instance starts while its endpoint is down
+        self.boot_lock = threading.Lock()
 
-    def start(self, index: int, delay_ms: int = 0) -> Instance:
+    def start(
+        self, index: int, delay_ms: int = 0, *, env: dict[str, str] | None = None, phase: str = ""
+    ) -> Instance:
+        """Start instance ``index`` (not waiting for it to be ready); ``env`` overrides the cluster's
+        environment (a phase's own queue and endpoint)."""
         env = dict(
-            self.env, FLOWGATE_INSTANCE_ID=f"instance-{index}", FLOWGATE_HANDLER_DELAY_MS=str(delay_ms)
+            self.env,
+            **(env or {}),
+            FLOWGATE_INSTANCE_ID=f"instance-{index}",
+            FLOWGATE_HANDLER_DELAY_MS=str(delay_ms),
         )
         log = (self.out_dir / f"impl-{index}.log").open("ab")
-        log.write(f"--- start {datetime.now(UTC).isoformat()} delay_ms={delay_ms}\n".encode())
+        log.write(f"--- start {datetime.now(UTC).isoformat()} delay_ms={delay_ms} phase={phase}\n".encode())
         log.flush()
         try:
             proc = subprocess.Popen(
@@ -108,13 +175,16 @@ class Cluster:
             )
         except OSError as exc:
             raise GateError(f"cannot start implementation {self.argv!r}: {exc}") from exc
-        inst = Instance(index, proc, log, delay_ms)
+        inst = Instance(index, proc, log, delay_ms, phase)
         inst.pump = threading.Thread(target=self._pump, args=(inst,), daemon=True)
         inst.pump.start()
         with self.lock:
             self.instances.append(inst)
         self.history.append(
-            "harness", "info", "start", {"instance": index, "pid": proc.pid, "delay_ms": delay_ms}
+            "harness",
+            "info",
+            "start",
+            {"instance": index, "pid": proc.pid, "delay_ms": delay_ms, **({"phase": phase} if phase else {})},
         )
         return inst
 
@@ -123,7 +193,9 @@ class Cluster:
         assert inst.process.stdout is not None
         try:
             for line in inst.process.stdout:
-                if line.startswith(b"flowgate-ready"):
+                if line.startswith(READY_TOKEN.encode()) and not inst.ready.is_set():
+                    inst.capabilities = parse_capabilities(line)
+                    inst.ready_at = time.monotonic()
                     inst.ready.set()
                 inst.log.write(line)
                 inst.log.flush()
@@ -155,15 +227,17 @@ class Cluster:
             os.killpg(inst.process.pid, signal.SIGKILL)
         inst.process.wait()
 
-    def terminate(self, inst: Instance, grace: float) -> None:
-        """SIGTERM: the contract says finish in-flight work and exit 0 within the grace period."""
+    def terminate(self, inst: Instance, grace: float) -> int | None:
+        """SIGTERM: the contract says finish in-flight work and exit 0 within the grace period.
+        Blocks until the process exits or ``grace`` passes (then SIGKILL, ``sigterm-timeout``);
+        returns the exit code (``None`` if it had to be killed)."""
         inst.stopping = True
         if inst.process.poll() is not None:
-            return
+            return inst.process.returncode
         try:
             os.killpg(inst.process.pid, signal.SIGTERM)
         except ProcessLookupError:
-            return
+            return inst.process.poll()
         try:
             code = inst.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
@@ -175,7 +249,7 @@ class Cluster:
                 )
             )
             self.kill(inst)
-            return
+            return None
         if code != 0:
             self.anomalies.append(
                 Anomaly(
@@ -183,6 +257,7 @@ class Cluster:
                     f"instance {inst.index} exited {code} after SIGTERM (the contract says 0)",
                 )
             )
+        return code
 
     def check_crashes(self) -> None:
         with self.lock:
@@ -239,6 +314,7 @@ class Gate:
         encrypted: bool,
         endpoint_url: str | None,
         extra_env: dict[str, str] | None,
+        require: frozenset[str] = frozenset(),
     ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
@@ -247,6 +323,15 @@ class Gate:
         self.argv = shlex.split(impl_command)
         if not self.argv:
             raise ValueError("empty implementation command")
+        unknown = set(require) - KNOWN_CAPABILITIES
+        if unknown:
+            raise ValueError(f"unknown capability {sorted(unknown)}; known: {sorted(KNOWN_CAPABILITIES)}")
+        self.require = frozenset(require)
+        self.proxy: OutageProxy | None = None
+        self.phase_queues: dict[str, topo.CommandQueue] = {}
+        self.phase_threads: list[threading.Thread] = []
+        self.capabilities: frozenset[str] = frozenset()
+        self.skipped: dict[str, str] = {}  # checks not run -> why (shown, never counted as passed)
         self.impl_command = impl_command
         self.profile = PROFILES[profile]
         self.backend, self.seed = backend, seed
@@ -301,15 +386,32 @@ class Gate:
         ctype: str,
         key_id: str | None = None,
         ctx: dict[str, str] | None = None,
+        destination: str | None = None,
     ) -> str:
+        """The wire body: plaintext JSON, or sealed for ``destination`` (default: the main command
+        queue's short name; a phase queue's commands are sealed for that queue)."""
         raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
         if not self.encrypted:
             return raw.decode()
-        ctx = ctx or envelope.context(event_id, self.prov.command_queue_name, entity, ctype)
+        ctx = ctx or envelope.context(event_id, destination or self.prov.command_queue_name, entity, ctype)
         return self._seal(key_id or self.prov.kms_key_id, ctx, raw)
 
-    def send_command(self, c: PlannedCommand, *, resend: bool = False) -> None:
-        body = self._encode(command_body(c), event_id=c.command_id, entity=c.entity_id, ctype=c.command_type)
+    def _queue_of(self, c: PlannedCommand) -> topo.CommandQueue:
+        """The queue a planned command goes to: its phase's queue, or the main command queue."""
+        for phase, indexes in self.plan.phase_orders.items():
+            if phase in self.phase_queues and any(self.plan.commands[i] is c for i in indexes):
+                return self.phase_queues[phase]
+        return self.main_queue
+
+    def _wire_command(self, c: PlannedCommand, queue: topo.CommandQueue) -> tuple[str, dict[str, Any]]:
+        """(body, message attributes) of a valid command sent to ``queue``."""
+        body = self._encode(
+            command_body(c),
+            event_id=c.command_id,
+            entity=c.entity_id,
+            ctype=c.command_type,
+            destination=queue.name,
+        )
         attrs = _attrs(
             CommandType=c.command_type,
             EntityId=c.entity_id,
@@ -319,19 +421,24 @@ class Gate:
         )
         if self.encrypted:
             attrs.update(_attrs(Encryption=envelope.SCHEME))
+        return body, attrs
+
+    def send_command(self, c: PlannedCommand, *, resend: bool = False) -> None:
+        queue = self._queue_of(c)
+        body, attrs = self._wire_command(c, queue)
         value = {
             "command_id": c.command_id,
             "entity_id": c.entity_id,
             "seq": c.seq,
             "command_type": c.command_type,
-            "destination": self.prov.command_queue_name,
+            "destination": queue.name,
         }
         dedup = c.command_id if not resend else f"{c.command_id}-late-resend"
         if not resend:
             self.history.append(CLIENT, "invoke", "send", value)
         try:
             resp = self.sqs.send_message(
-                QueueUrl=self.prov.command_queue_url,
+                QueueUrl=queue.url,
                 MessageBody=body,
                 MessageAttributes=attrs,
                 MessageGroupId=c.entity_id,
@@ -357,21 +464,15 @@ class Gate:
         """All commands of one order in a single SendMessageBatch: one receive then sees several
         messages of the same group, so processing them out of order or in parallel shows."""
         entity = self.plan.commands[first].entity_id
-        batch = [c for c in self.plan.commands if c.entity_id == entity]
+        self.send_batch([c for c in self.plan.commands if c.entity_id == entity], burst=True)
+
+    def send_batch(self, batch: list[PlannedCommand], *, burst: bool = False) -> None:
+        """Up to 10 commands (all for the queue of the first) in one SendMessageBatch; each entry
+        is recorded as its own send (``burst`` marks an order's commands sent together)."""
+        queue = self._queue_of(batch[0])
         entries, values = [], []
         for n, c in enumerate(batch):
-            attrs = _attrs(
-                CommandType=c.command_type,
-                EntityId=c.entity_id,
-                SequenceNo=str(c.seq),
-                EventId=c.command_id,
-                CorrelationId=c.command_id,
-            )
-            if self.encrypted:
-                attrs.update(_attrs(Encryption=envelope.SCHEME))
-            body = self._encode(
-                command_body(c), event_id=c.command_id, entity=c.entity_id, ctype=c.command_type
-            )
+            body, attrs = self._wire_command(c, queue)
             entries.append(
                 {
                     "Id": f"m{n}",
@@ -381,18 +482,19 @@ class Gate:
                     "MessageDeduplicationId": c.command_id,
                 }
             )
-            value = {
+            value: dict[str, Any] = {
                 "command_id": c.command_id,
                 "entity_id": c.entity_id,
                 "seq": c.seq,
                 "command_type": c.command_type,
-                "destination": self.prov.command_queue_name,
-                "burst": True,
+                "destination": queue.name,
             }
+            if burst:
+                value["burst"] = True
             values.append(value)
             self.history.append(CLIENT, "invoke", "send", value)
         try:
-            resp = self.sqs.send_message_batch(QueueUrl=self.prov.command_queue_url, Entries=entries)
+            resp = self.sqs.send_message_batch(QueueUrl=queue.url, Entries=entries)
         except ClientError as exc:
             for value in values:
                 self.history.append(CLIENT, "fail", "send", dict(value, error=str(exc)))
@@ -561,12 +663,21 @@ class Gate:
             self.poll_probe()
 
     def read_dlq(self) -> None:
+        """Record every message of every DLQ (the main queue's and each phase queue's) as a
+        ``dead_letter`` op. A reason whose code is not one of :data:`DEAD_LETTER_REASONS`, or a
+        poison message's reason other than the one its kind calls for, is a ``dead-letter-reason``
+        violation; the dead_letter checker judges the rest (valid commands, missing reasons)."""
+        for queue in (self.main_queue, *self.phase_queues.values()):
+            if queue.dlq_url:
+                self._read_one_dlq(queue.dlq_url, queue.dlq_name)
+
+    def _read_one_dlq(self, url: str, name: str) -> None:
         poison = {p.group: p for p in self.plan.poison}
         empty = 0
         seen: set[str] = set()
         while empty < 2:
             resp = self.sqs.receive_message(
-                QueueUrl=self.prov.dlq_url,
+                QueueUrl=url,
                 MaxNumberOfMessages=10,
                 WaitTimeSeconds=1,
                 VisibilityTimeout=600,
@@ -584,13 +695,23 @@ class Gate:
                 found = poison.get(group)
                 value: dict[str, Any] = {
                     "message_id": msg["MessageId"],
-                    "queue": self.prov.dlq_name,
+                    "queue": name,
                     "reason": attrs.get("DeadLetterReason", ""),
                     "group": group,
                 }
+                code = reason_code(value["reason"])
+                if value["reason"] and code not in DEAD_LETTER_REASONS:
+                    self.mapper.violation(
+                        "dead-letter-reason",
+                        f"dead letter {msg['MessageId']} on {name} has reason {value['reason']!r}: "
+                        f"{code!r} is not a code of contract section 6 ({', '.join(sorted(DEAD_LETTER_REASONS))})",
+                        message_id=msg["MessageId"],
+                    )
+                if code == "BusinessError":
+                    value["business_error"] = True  # the domain refused it after the retries
                 if found is not None:
                     value.update(poison_id=found.poison_id, poison=True)
-                    if value["reason"] and value["reason"].split(":", 1)[0].strip() != found.reason:
+                    if value["reason"] and code in DEAD_LETTER_REASONS and code != found.reason:
                         self.mapper.violation(
                             "dead-letter-reason",
                             f"poison {found.poison_id} ({found.kind}) "
@@ -609,9 +730,8 @@ class Gate:
             if done.wait(max(0.0, t0 + fault.at - time.monotonic())):
                 return
             if fault.kind == "kill":
-                targets = [
-                    i for i in self.cluster.live() if i.index == fault.instance and i.delay_ms == 0
-                ] or [i for i in self.cluster.live() if i.delay_ms == 0]
+                main = [i for i in self.cluster.live() if i.delay_ms == 0 and not i.phase]
+                targets = [i for i in main if i.index == fault.instance] or main
                 if not targets:
                     continue
                 victim = targets[0]
@@ -620,11 +740,13 @@ class Gate:
                 )
                 self.cluster.kill(victim)
                 time.sleep(1.0)
-                fresh = self.cluster.start(victim.index)
+                with self.cluster.boot_lock:
+                    fresh = self.cluster.start(victim.index)
                 self.history.nemesis("restart", {"instance": victim.index, "pid": fresh.process.pid})
             elif fault.kind in ("slow", "slow-kill"):
                 delay = vt * 1000 + 1500
-                slow = self.cluster.start(fault.instance, delay_ms=delay)
+                with self.cluster.boot_lock:
+                    slow = self.cluster.start(fault.instance, delay_ms=delay)
                 self.history.nemesis(
                     "stall",
                     {
@@ -656,6 +778,333 @@ class Gate:
                     self.cluster.terminate(slow, grace=max(30.0, 12 * delay / 1000))
                 self.history.nemesis("stall_end", {"instance": fault.instance})
 
+    def _outages(self, faults: list[Fault], t0: float, done: threading.Event) -> None:
+        """The outage thread: each ``outage`` fault at its time (not before every live main
+        instance has been ready for :data:`OUTAGE_READY_MARGIN`, waiting at most 60 s for that),
+        holding the cluster's ``boot_lock`` for the whole cut so the nemesis starts no instance
+        while the endpoint is down. A cut is never shortened: the endpoint is restored before the
+        next step, even when the run ends meanwhile. Without a proxy (real AWS) it is skipped."""
+        for fault in faults:
+            if done.wait(max(0.0, t0 + fault.at - time.monotonic())):
+                return
+            if self.proxy is None:
+                self.history.nemesis("outage_skipped", {"why": "no endpoint to cut (real AWS: no proxy)"})
+                self.skipped["transport-outage"] = "not injected: the gate has no proxy on real AWS"
+                return
+            give_up = time.monotonic() + 60.0
+            while True:
+                self.cluster.boot_lock.acquire()
+                now = time.monotonic()
+                main = [i for i in self.cluster.live() if not i.phase]
+                if (
+                    all(i.ready.is_set() and now - i.ready_at >= OUTAGE_READY_MARGIN for i in main)
+                    or now > give_up
+                ):
+                    break
+                self.cluster.boot_lock.release()
+                if done.wait(0.5):
+                    return
+            try:
+                self._cut(self.proxy, self.profile.outage_seconds, [i.index for i in main])
+            finally:
+                self.cluster.boot_lock.release()
+
+    def _cut(self, proxy: OutageProxy, seconds: float, instances: list[int]) -> None:
+        """One outage: cut, ``seconds`` of downtime, restore; both ends recorded as nemesis ops."""
+        severed = proxy.cut()
+        self.history.nemesis(
+            "outage",
+            {
+                "endpoint": proxy.url,
+                "seconds": seconds,
+                "connections_closed": severed,
+                "instances": instances,
+            },
+        )
+        time.sleep(seconds)
+        proxy.restore()
+        self.history.nemesis("outage_end", {"endpoint": proxy.url, "connections_refused": proxy.refused})
+
+    # ---- phases on their own queues ------------------------------------------------------------
+    def _phase_specs(self) -> dict[str, topo.QueueSpec]:
+        """The dedicated queue of each phase the profile runs (visibility, redrive threshold)."""
+        p, fifo = self.profile, self.topology.command_queue.fifo
+        specs: dict[str, topo.QueueSpec] = {}
+        if p.heartbeat_orders:
+            specs["heartbeat"] = topo.QueueSpec(
+                "heartbeat-commands.fifo" if fifo else "heartbeat-commands",
+                fifo=fifo,
+                visibility_timeout=p.heartbeat_visibility,
+                dlq_name="heartbeat-dlq.fifo" if fifo else "heartbeat-dlq",
+                max_receive_count=p.heartbeat_max_receive,
+            )
+        if p.shutdown_orders:
+            specs["shutdown"] = topo.QueueSpec(
+                "shutdown-commands.fifo" if fifo else "shutdown-commands",
+                fifo=fifo,
+                visibility_timeout=p.shutdown_visibility,
+                dlq_name="shutdown-dlq.fifo" if fifo else "shutdown-dlq",
+                max_receive_count=p.max_receive_count,
+            )
+        return specs
+
+    def _phase_env(self, queue: topo.CommandQueue) -> dict[str, str]:
+        """A phase instance's environment: the contract's, pointed at the phase's queue, with the
+        real endpoint (a phase is independent of the main cluster's transport outages)."""
+        env = {
+            "FLOWGATE_COMMAND_QUEUE_URL": queue.url,
+            "FLOWGATE_COMMAND_QUEUE_NAME": queue.name,
+            "FLOWGATE_DEAD_LETTER_QUEUE_URL": queue.dlq_url,
+            "FLOWGATE_VISIBILITY_TIMEOUT": str(queue.visibility_timeout),
+            "FLOWGATE_MAX_RECEIVE_COUNT": str(queue.max_receive_count),
+        }
+        if self.endpoint:
+            env.update(AWS_ENDPOINT_URL=self.endpoint, FLOWGATE_ENDPOINT_URL=self.endpoint)
+        return env
+
+    def _start_phase_instance(self, phase: str, index: int, delay_ms: int) -> Instance:
+        """Start one instance on ``phase``'s queue and wait (up to 30 s) for its ready line."""
+        queue = self.phase_queues[phase]
+        inst = self.cluster.start(index, delay_ms, env=self._phase_env(queue), phase=phase)
+        self.cluster.wait_ready([inst], timeout=30.0)
+        return inst
+
+    def _wait_effects(self, commands: list[PlannedCommand], timeout: float, done: threading.Event) -> bool:
+        """Wait until the probe has seen an effect of every one of ``commands``, for at most
+        ``timeout`` seconds, returning early (False) when ``done`` is set (the run is over)."""
+        wanted = {c.command_id for c in commands}
+        deadline = time.monotonic() + timeout
+        while not wanted <= self.effects_seen:
+            if time.monotonic() >= deadline or done.wait(0.25):
+                return False
+        return True
+
+    def _phase_heartbeat(self, index: int, done: threading.Event) -> None:
+        """Heartbeat phase (contract sections 4 and 9). ONE instance on a queue with a short
+        visibility timeout ``VT`` and redrive threshold ``M`` handles new orders with a handler
+        delay > (M + 1) x VT. Only a worker that extends the visibility (heartbeat) keeps them
+        invisible; otherwise each is redelivered every VT, SQS's native redrive moves it to the
+        phase DLQ without a reason (``valid-dead-lettered``, ``dead-letter-without-reason``).
+
+        Waits for the orders' effects up to ``2 x delay + (M + 1) x VT + 15 s``, then SIGTERMs the
+        instance (grace ``max(15 s, 2 x VT)`` plus the delay: a handler in hand may finish)."""
+        p, queue = self.profile, self.phase_queues["heartbeat"]
+        orders = [self.plan.commands[i] for i in self.plan.phase_orders["heartbeat"]]
+        inst = self._start_phase_instance("heartbeat", index, p.heartbeat_delay_ms)
+        self.history.nemesis(
+            "heartbeat_phase",
+            {
+                "instance": index,
+                "queue": queue.name,
+                "visibility_timeout": queue.visibility_timeout,
+                "max_receive_count": queue.max_receive_count,
+                "delay_ms": p.heartbeat_delay_ms,
+                "orders": [c.entity_id for c in orders],
+            },
+        )
+        for c in orders:
+            self.send_command(c)
+        bound = (
+            2 * p.heartbeat_delay_ms / 1000 + (queue.max_receive_count + 1) * queue.visibility_timeout + 15
+        )
+        deadline = time.monotonic() + bound
+        seen = armed = False
+        while not seen and time.monotonic() < deadline and not done.is_set():
+            armed = self._probe_lapse(queue, len(orders), armed)
+            seen = self._wait_effects(orders, 0.5, done)
+        grace = max(15.0, 2.0 * queue.visibility_timeout) + p.heartbeat_delay_ms / 1000
+        code = self.cluster.terminate(inst, grace)
+        self.history.nemesis(
+            "heartbeat_phase_end", {"instance": index, "all_effects_seen": seen, "exit_code": code}
+        )
+
+    def _probe_lapse(self, queue: topo.CommandQueue, sent: int, armed: bool) -> bool:
+        """The gate's own receive on the heartbeat queue, once it is *armed*: all ``sent`` messages
+        were in flight at the same time (the instance has received each). From then on a correct
+        worker keeps them invisible until it deletes them, so the gate receives nothing; a message
+        whose visibility lapsed is received by it (``heartbeat_lapse`` op) or, as maxReceiveCount
+        is 1, moved by SQS's native redrive to the phase DLQ on that receive -- a missing heartbeat
+        shows whatever the implementation's concurrency. The receive uses VisibilityTimeout 0, so
+        a message it gets is at once visible to the instance again. Returns the armed state."""
+        if not armed:
+            attrs = self.sqs.get_queue_attributes(
+                QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            return int(attrs["ApproximateNumberOfMessagesNotVisible"]) >= sent
+        resp = self.sqs.receive_message(
+            QueueUrl=queue.url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=0,
+            AttributeNames=["All"],
+        )
+        for msg in resp.get("Messages", []):
+            self.history.nemesis(
+                "heartbeat_lapse",
+                {
+                    "queue": queue.name,
+                    "message_id": msg["MessageId"],
+                    "receive_count": msg.get("Attributes", {}).get("ApproximateReceiveCount"),
+                },
+            )
+        return True
+
+    def _phase_shutdown(self, index: int, done: threading.Event) -> None:
+        """Shutdown phase (contract sections 1 and 9). ONE instance with a handler delay ``D`` on a
+        queue with a long visibility timeout: send one order and wait for its effect (the instance
+        is polling and handling), send the others in one SendMessageBatch (distinct groups), wait
+        ``D / 2`` (they are in hand, mid-handler), SIGTERM it and wait for its exit (the usual
+        grace, ``max(15 s, 2 x VT)``). Right after the exit ``ApproximateNumberOfMessagesNotVisible``
+        of the queue must be 0: anything still invisible was received and neither finished nor
+        released (``lifecycle: sigterm-abandoned-messages``). Then a normal instance (no delay)
+        takes over the queue until every order has its effect (bound: VT + 30 s -- abandoned
+        messages come back only after VT) and is SIGTERMed."""
+        p, queue = self.profile, self.phase_queues["shutdown"]
+        orders = [self.plan.commands[i] for i in self.plan.phase_orders["shutdown"]]
+        delay = p.shutdown_delay_ms / 1000
+        grace = max(15.0, 2.0 * queue.visibility_timeout)
+        inst = self._start_phase_instance("shutdown", index, p.shutdown_delay_ms)
+        self.history.nemesis(
+            "shutdown_phase",
+            {
+                "instance": index,
+                "queue": queue.name,
+                "visibility_timeout": queue.visibility_timeout,
+                "delay_ms": p.shutdown_delay_ms,
+                "orders": [c.entity_id for c in orders],
+            },
+        )
+        self.send_command(orders[0])
+        busy = self._wait_effects(orders[:1], 2 * delay + 30.0, done)
+        for start in range(1, len(orders), 10):
+            self.send_batch(orders[start : start + 10])
+        if done.wait(delay / 2):
+            return
+        self.history.nemesis(
+            "shutdown_sigterm", {"instance": index, "pid": inst.process.pid, "first_effect_seen": busy}
+        )
+        code = self.cluster.terminate(inst, grace)
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=queue.url,
+            AttributeNames=["ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessages"],
+        )["Attributes"]
+        in_flight = int(attrs.get("ApproximateNumberOfMessagesNotVisible", "0"))
+        self.history.nemesis(
+            "shutdown_exit",
+            {
+                "instance": index,
+                "exit_code": code,
+                "not_visible": in_flight,
+                "visible": int(attrs.get("ApproximateNumberOfMessages", "0")),
+            },
+        )
+        if in_flight > 0 and code is not None:
+            self.cluster.anomalies.append(
+                Anomaly(
+                    "sigterm-abandoned-messages",
+                    f"instance {index} exited {code} after SIGTERM with {in_flight} message(s) of "
+                    f"{queue.name} still in flight (received, neither finished nor released); "
+                    "contract section 1: finish or release what you hold",
+                )
+            )
+        if self._wait_effects(orders, 1.0, done):  # all done already: nothing to take over
+            self.history.nemesis("shutdown_phase_end", {"all_effects_seen": True})
+            return
+        rescue = self._start_phase_instance("shutdown", index + 1, 0)
+        seen = self._wait_effects(orders, queue.visibility_timeout + 30.0, done)
+        code = self.cluster.terminate(rescue, grace)
+        self.history.nemesis(
+            "shutdown_phase_end", {"instance": index + 1, "all_effects_seen": seen, "exit_code": code}
+        )
+
+    def _start_phases(self, done: threading.Event) -> None:
+        """One thread per phase; instance indexes after the main cluster and its slow windows."""
+        runners = {
+            "heartbeat": (self._phase_heartbeat, self.n + 2),
+            "shutdown": (self._phase_shutdown, self.n + 3),
+        }
+        for phase in self.phase_queues:
+            run, index = runners[phase]
+            thread = threading.Thread(target=self._guard_phase, args=(phase, run, index, done), daemon=True)
+            self.phase_threads.append(thread)
+            thread.start()
+
+    def _guard_phase(
+        self, phase: str, run: Callable[[int, threading.Event], None], index: int, done: threading.Event
+    ) -> None:
+        """Run a phase; an AWS error aborts it (recorded), never the whole gate."""
+        try:
+            run(index, done)
+        except (ClientError, BotoCoreError, GateError) as exc:
+            self.history.nemesis(f"{phase}_phase_error", {"error": str(exc)})
+
+    # ---- replay (contract section 7) -----------------------------------------------------------
+    def _replay_verdict(self) -> Verdict | None:
+        """Run the implementation twice in replay mode (after every instance stopped) and compare
+        each run, per entity, with what the probe saw live. ``None`` when replay is not declared
+        (recorded in :attr:`skipped`). Each run must exit 0 within :data:`REPLAY_TIMEOUT`."""
+        if REPLAY not in self.capabilities:
+            self.skipped["replay"] = "not run: the implementation did not declare the replay capability"
+            return None
+        entities = sorted({c.entity_id for c in self.plan.commands})
+        live = live_events(self.history.ops, entities)
+        watermark = len(self.history)
+        anomalies: list[Anomaly] = []
+        runs = 0
+        for run in (1, 2):
+            self.history.nemesis("replay", {"run": run, "entities": len(entities)})
+            stdout, failure = self._run_replay(run, entities)
+            runs += 1
+            if failure:
+                anomalies.append(Anomaly("replay-failed", f"replay run {run}: {failure}"))
+                continue
+            parsed = parse_replay_output(stdout)
+            anomalies += [Anomaly("replay-failed", f"replay run {run}: {e}") for e in parsed.errors[:20]]
+            anomalies += [
+                Anomaly("replay-divergence", f"replay run {run}: {d}") for d in compare(live, parsed.events)
+            ]
+            self.history.nemesis(
+                "replay_end", {"run": run, "events": parsed.lines, "errors": len(parsed.errors)}
+            )
+        empty = 0
+        while empty < 3:
+            empty = 0 if self.poll_probe(wait=1) else empty + 1
+        published = [op.index for op in self.history.ops[watermark:] if op.f == "wire"]
+        if published:
+            anomalies.append(
+                Anomaly(
+                    "replay-published",
+                    f"{len(published)} event(s) reached the topic while replay ran (replay must not publish)",
+                    tuple(published[:20]),
+                )
+            )
+        return Verdict("replay", not anomalies, anomalies, {"runs": runs, "entities": len(entities)})
+
+    def _run_replay(self, run: int, entities: list[str]) -> tuple[str, str]:
+        """One replay process: (stdout, failure; empty = exited 0 in time). Its stderr goes to
+        ``impl-replay-<run>.log``; on timeout its process group is killed."""
+        env = dict(self.impl_env(), FLOWGATE_MODE="replay", FLOWGATE_REPLAY_ENTITIES=",".join(entities))
+        env["FLOWGATE_INSTANCE_ID"] = f"replay-{run}"
+        with (self.out_dir / f"impl-replay-{run}.log").open("wb") as log:
+            try:
+                proc = subprocess.Popen(
+                    self.argv, env=env, stdout=subprocess.PIPE, stderr=log, start_new_session=True
+                )
+            except OSError as exc:
+                return "", f"cannot start: {exc}"
+            try:
+                out, _ = proc.communicate(timeout=REPLAY_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                return "", f"did not exit within {REPLAY_TIMEOUT:.0f}s"
+            text = out.decode("utf-8", "replace")
+            log.write(b"--- stdout\n" + out)
+        if proc.returncode != 0:
+            return text, f"exited {proc.returncode} (must be 0); see impl-replay-{run}.log"
+        return text, ""
+
     # ---- the run -------------------------------------------------------------------------------
     def impl_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -678,14 +1127,19 @@ class Gate:
             }
         )
         if self.endpoint:
+            # the main cluster talks through the outage proxy (the gate's own clients do not)
+            endpoint = self.proxy.url if self.proxy is not None else self.endpoint
             env.update(
                 {
-                    "AWS_ENDPOINT_URL": self.endpoint,
-                    "FLOWGATE_ENDPOINT_URL": self.endpoint,
+                    "AWS_ENDPOINT_URL": endpoint,
+                    "FLOWGATE_ENDPOINT_URL": endpoint,
                     "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "test"),
                     "AWS_SECRET_ACCESS_KEY": env.get("AWS_SECRET_ACCESS_KEY", "test"),
                 }
             )
+            # queue URLs too: some SDKs (JavaScript v3) send SQS calls to the queue URL's host
+            for key in ("FLOWGATE_COMMAND_QUEUE_URL", "FLOWGATE_DEAD_LETTER_QUEUE_URL"):
+                env[key] = via_endpoint(env[key], self.endpoint, endpoint)
         if not self.encrypted:
             env.pop("FLOWGATE_KMS_KEY_ID")
         env.update(self.extra_env)
@@ -702,8 +1156,16 @@ class Gate:
                 f"provisioning on {self.backend} ({self.endpoint or 'AWS'}) failed: {exc}"
             ) from exc
         try:
+            for phase, spec in self._phase_specs().items():
+                self.phase_queues[phase] = topo.add_command_queue(self.prov, self.sqs, spec)
+            if self.endpoint and self.profile.outages:
+                self.proxy = OutageProxy.for_url(self.endpoint).start()
             return self._run(started, t_start)
+        except (ClientError, BotoCoreError) as exc:
+            raise GateError(f"the gate failed talking to {self.endpoint or 'AWS'}: {exc}") from exc
         finally:
+            if self.proxy is not None:
+                self.proxy.close()
             errors = self.prov.teardown(self.sqs, self.sns, self.kms)
             if errors:
                 (self.out_dir / "teardown-errors.txt").write_text("\n".join(errors) + "\n")
@@ -712,9 +1174,17 @@ class Gate:
         self.plan: Plan = make_plan(
             self.profile, self.seed, self.run_id, encrypted=self.encrypted, instances=self.n
         )
+        self.main_queue = topo.CommandQueue(
+            self.prov.command_queue_name,
+            self.prov.command_queue_url,
+            self.prov.dlq_name,
+            self.prov.dlq_url,
+            self.profile.visibility_timeout,
+            self.profile.max_receive_count,
+        )
         sent = {
             c.command_id: SentCommand(
-                c.command_id, c.entity_id, c.seq, c.command_type, self.prov.command_queue_name, c.marker
+                c.command_id, c.entity_id, c.seq, c.command_type, self._queue_of(c).name, c.marker
             )
             for c in self.plan.commands
         }
@@ -736,6 +1206,19 @@ class Gate:
                 "commands": len(self.plan.commands),
                 "poison": len(self.plan.poison),
                 "faults": [(f.at, f.kind, f.instance) for f in self.plan.faults],
+                "phases": {
+                    phase: {
+                        "queue": q.name,
+                        "visibility_timeout": q.visibility_timeout,
+                        "max_receive_count": q.max_receive_count,
+                        "orders": len(self.plan.phase_orders.get(phase, [])),
+                    }
+                    for phase, q in self.phase_queues.items()
+                },
+                "outages": {"count": self.profile.outages, "seconds": self.profile.outage_seconds}
+                if self.profile.outages
+                else None,
+                "proxy": self.proxy.url if self.proxy is not None else None,
                 "impl": self.impl_command,
                 "encrypted": self.encrypted,
             },
@@ -746,13 +1229,26 @@ class Gate:
         not_ready = [i.index for i in first if not i.ready.is_set()]
         if not_ready:
             self.history.append("harness", "info", "not_ready", {"instances": not_ready})
+        ready = [i.capabilities for i in first if i.ready.is_set()]
+        self.capabilities = frozenset.intersection(*ready) if ready else frozenset()
+        self.history.append("harness", "info", "capabilities", {"declared": sorted(self.capabilities)})
         probe = threading.Thread(target=self._probe_loop, daemon=True)
         probe.start()
         done = threading.Event()
         t0 = time.monotonic()
-        nemesis = threading.Thread(target=self._nemesis, args=(self.plan.faults, t0, done), daemon=True)
+        outages = [f for f in self.plan.faults if f.kind == "outage"]
+        nemesis = threading.Thread(
+            target=self._nemesis,
+            args=([f for f in self.plan.faults if f.kind != "outage"], t0, done),
+            daemon=True,
+        )
         if self.cluster.live():
             nemesis.start()
+            if outages:
+                outage = threading.Thread(target=self._outages, args=(outages, t0, done), daemon=True)
+                self.phase_threads.append(outage)
+                outage.start()
+            self._start_phases(done)
             gap = self.profile.send_seconds / max(1, len(self.plan.schedule))
             for kind, index in self.plan.schedule:
                 if kind == "send":
@@ -767,8 +1263,9 @@ class Gate:
                 time.sleep(gap)
             self._settle(nemesis)
         done.set()
-        if nemesis.is_alive():
-            nemesis.join(timeout=60)
+        for thread in (nemesis, *self.phase_threads):
+            if thread.is_alive():
+                thread.join(timeout=90)
         self.cluster.check_crashes()
         grace = max(15.0, 2.0 * self.profile.visibility_timeout)
         for inst in self.cluster.live():
@@ -785,36 +1282,58 @@ class Gate:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         self.history.append("harness", "ok", "drain", {"command_queue_left": leftover})
-        return self._judge(started, t_start)
+        replay = self._replay_verdict()
+        return self._judge(started, t_start, [replay] if replay is not None else [])
 
     def _acked(self) -> set[str]:
         return {str(op.value["command_id"]) for op in self.history.ops if op.f == "send" and op.type == "ok"}
 
-    def _dlq_depth(self) -> int:
+    def _depth(self, url: str) -> int:
+        """Messages in a queue: visible + in flight + delayed (approximate, as SQS reports)."""
         attrs = self.sqs.get_queue_attributes(
-            QueueUrl=self.prov.dlq_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
         )["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        return sum(int(v) for v in attrs.values())
+
+    def _dlq_depth(self) -> int:
+        return sum(
+            self._depth(q.dlq_url) for q in (self.main_queue, *self.phase_queues.values()) if q.dlq_url
+        )
+
+    def _commands_left(self) -> int:
+        """Commands still in the command queues: a business failure (contract section 2) is
+        dead-lettered only after the implementation's retries (reference: up to 3 receives x VT),
+        so the run is not settled while a queue still holds something."""
+        return sum(self._depth(q.url) for q in (self.main_queue, *self.phase_queues.values()))
 
     def _settle(self, nemesis: threading.Thread) -> None:
+        """Wait until every acknowledged command has an effect, every poison message is in a DLQ,
+        every command queue is empty and the nemesis and phase threads are done; or until no
+        progress (an event, a DLQ depth change, a command-queue depth change) for
+        ``max(20 s, (maxReceive + 1) x VT + 10 s)`` once those threads are done (or no instance
+        is live); at most ``settle_timeout``. Then 2 s of quiet for late publishes."""
         vt, mrc = self.profile.visibility_timeout, self.profile.max_receive_count
         stall = max(20.0, (mrc + 1) * vt + 10.0)
         deadline = time.monotonic() + self.profile.settle_timeout
         acked = self._acked()
         self.last_progress = time.monotonic()
-        dlq_seen = -1
+        seen = (-1, -1)
         while time.monotonic() < deadline:
             self.cluster.check_crashes()
-            depth = self._dlq_depth()
-            if depth != dlq_seen:
-                dlq_seen, self.last_progress = depth, time.monotonic()
-            if acked <= self.effects_seen and depth >= len(self.plan.poison) and not nemesis.is_alive():
+            depth, left = self._dlq_depth(), self._commands_left()
+            if (depth, left) != seen:
+                seen, self.last_progress = (depth, left), time.monotonic()
+            busy = nemesis.is_alive() or any(t.is_alive() for t in self.phase_threads)
+            acked |= self._acked()  # the phases send while this runs
+            if acked <= self.effects_seen and depth >= len(self.plan.poison) and not left and not busy:
                 break
             # (no instance live during a kill -> restart gap is not the end: wait for the nemesis)
-            if not nemesis.is_alive() and (
-                not self.cluster.live() or time.monotonic() - self.last_progress > stall
-            ):
+            if not busy and (not self.cluster.live() or time.monotonic() - self.last_progress > stall):
                 break
             time.sleep(0.5)
         quiet_until = time.monotonic() + 2.0
@@ -850,7 +1369,7 @@ class Gate:
         stats = dict(verdict.stats, excused_crash_stranded_poison=len(verdict.anomalies) - len(kept))
         return Verdict(verdict.checker, not kept, kept, stats)
 
-    def _judge(self, started: float, t_start: float) -> GateResult:
+    def _judge(self, started: float, t_start: float, extra: list[Verdict]) -> GateResult:
         history_path = self.history.dump(self.out_dir / "history.jsonl")
         verdicts = [
             self._excuse_crash_stranded_poison(v)
@@ -866,8 +1385,28 @@ class Gate:
                 list(self.cluster.anomalies),
                 {"instances_started": len(self.cluster.instances)},
             ),
+            *extra,
         ]
-        table = render_table(verdicts)
+        missing = sorted(self.require - self.capabilities)
+        if missing:
+            verdicts.append(
+                Verdict(
+                    "capabilities",
+                    False,
+                    [
+                        Anomaly(
+                            "capability-missing",
+                            f"required capability {name!r} not declared on the ready line "
+                            f"(declared: {sorted(self.capabilities) or 'none'})",
+                        )
+                        for name in missing
+                    ],
+                    {"declared": sorted(self.capabilities), "required": sorted(self.require)},
+                )
+            )
+        table = render_table(verdicts) + "".join(
+            f"\nnot run: {check} -- {why}" for check, why in sorted(self.skipped.items())
+        )
         passed = all(v.valid for v in verdicts)
         duration = time.monotonic() - t_start
         header = (
@@ -886,6 +1425,10 @@ class Gate:
                         "stats": v.stats,
                     }
                     for v in verdicts
+                ]
+                + [
+                    {"checker": check, "valid": None, "skipped": why}
+                    for check, why in sorted(self.skipped.items())
                 ],
                 indent=2,
                 default=str,
@@ -897,6 +1440,7 @@ class Gate:
             verdicts,
             suite=f"gate-{self.profile.name}",
             duration=duration,
+            skipped=self.skipped,
             properties={
                 "impl": self.impl_command,
                 "seed": str(self.seed),
@@ -948,8 +1492,10 @@ def run_gate(
     encrypted: bool = True,
     endpoint_url: str | None = None,
     extra_env: dict[str, str] | None = None,
+    require: frozenset[str] = frozenset(),
 ) -> GateResult:
-    """Run one gate (see the module docstring). Raises :class:`GateError` when the backend is unusable."""
+    """Run one gate (see the module docstring). Raises :class:`GateError` when the backend is
+    unusable. ``require``: capabilities the implementation must declare (else ``capability-missing``)."""
     gate = Gate(
         impl_command,
         profile=profile,
@@ -961,6 +1507,7 @@ def run_gate(
         encrypted=encrypted,
         endpoint_url=endpoint_url,
         extra_env=extra_env,
+        require=require,
     )
     return gate.run()
 

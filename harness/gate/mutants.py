@@ -4,12 +4,17 @@ count as killing it.
 * the broken Node variants (``FLOWGATE_BROKEN``), and
 * the shared catalog of reference mutants (``harness/mutants``, activated in the reference worker
   with ``FLOWGATE_MUTANT`` through the contract adapter), each with the profile that exposes it
-  from outside, or -- for the few whose bug cannot be seen in what an implementation publishes,
-  acknowledges and dead-letters -- the reason it is *not observable through the gate*
-  (they are killed by the property suites, ``flowgate mutants``)::
+  from outside, or -- for the few that are *equivalent* through the gate (the behaviour of the
+  order entity the gate can observe is identical to the reference's) -- the reason
+  (:data:`EQUIVALENT`; the property suites, ``flowgate mutants``, kill them)::
 
     python -m harness.gate.mutants --profile smoke --seed 1       # the Node variants
     python -m harness.gate.mutants --reference                     # the reference catalog, own profiles
+    python -m harness.gate.mutants --reference --include-equivalent check-then-mark
+
+Mutation score = killed / (all mutants - equivalent). An equivalent mutant is run only on request
+(``--include-equivalent``) and then reported killed or survived as measured, never scored; a
+mutant that was not run is never counted as killed.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ class Mutant:
     bug: str
     expect: frozenset[str]  # anomaly kinds of which at least one must be reported
     profile: str = "smoke"
-    unobservable: str = ""  # non-empty: not run through the gate, for this reason
+    equivalent: str = ""  # non-empty: equivalent through the gate (why); excluded from the score
     family: str = "node"
 
 
@@ -64,6 +69,12 @@ CATALOG: tuple[Mutant, ...] = (
         {"unencrypted-wire", "plaintext-on-wire"},
     ),
     _node("ignore-sigterm", "SIGTERM ignored (no graceful stop)", {"sigterm-timeout"}),
+    _node(
+        "no-heartbeat",
+        "visibility never extended while a handler runs",
+        {"valid-dead-lettered", "dead-letter-without-reason"},
+        "standard",
+    ),
 )
 
 #: How the gate sees each reference mutant: (profile, anomaly kinds that kill it, memory store?).
@@ -99,46 +110,41 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
         frozenset({"missing-attribute", "correlation-not-propagated"}),
         False,
     ),
+    # contract v1.1: a late PlaceOrder resend re-handled (no/ wrong idempotency key) is refused by the
+    # domain and, after the retries, dead-lettered with DeadLetterReason=BusinessError
+    "no-idempotency": ("smoke", frozenset({"valid-dead-lettered", "lost", "duplicate-effect"}), False),
+    "idempotency-on-message-id": (
+        "smoke",
+        frozenset({"valid-dead-lettered", "lost", "duplicate-effect"}),
+        False,
+    ),
+    # the replay mode appends the replayed commands to the store: the second replay run differs
+    "replay-persists": ("smoke", frozenset({"replay-divergence", "replay-failed"}), False),
+    # the shutdown phase SIGTERMs a busy instance; the mutant exits at once with messages in hand
+    "sigterm-abandons-batch": ("standard", frozenset({"sigterm-abandoned-messages"}), False),
+    # the transport outage ends the poll loops: the worker exits (crashed) or stops consuming (lost)
+    "poll-loop-dies-on-error": ("standard", frozenset({"crashed", "lost"}), False),
+    # the heartbeat phase: without ChangeMessageVisibility the slow message is redelivered every VT and
+    # SQS's native redrive moves it, without a reason, to the phase queue's DLQ
+    "no-heartbeat": ("standard", frozenset({"valid-dead-lettered", "dead-letter-without-reason"}), False),
 }
 
-#: Reference mutants whose bug does not change anything the gate can see, and why. Listed in
-#: docs/contract.md section 10; the property suites (``flowgate mutants``) kill them.
-NOT_OBSERVABLE: dict[str, str] = {
-    "no-idempotency": (
-        "every re-handled duplicate hits the order state machine (PlaceOrder on an existing order, any "
-        "command after a later one) and is a business failure: no event, acknowledged, recorded only in "
-        "the reference's internal business dead-letter store; the re-publish a correct consumer makes is "
-        "dropped by the FIFO topic/probe deduplication. Nothing published, acknowledged or dead-lettered differs"
-    ),
-    "idempotency-on-message-id": (
-        "a redelivery keeps its SQS MessageId (deduplicated as before); a producer resend gets a new one and "
-        "is re-handled, which the order state machine turns into an invisible business failure (as no-idempotency)"
-    ),
-    "check-then-mark": (
-        "needs two concurrent handlings of one message with a shared store; the mutant patches only the "
-        "in-memory store (one per process) and a reference process never handles a message twice at once "
-        "(it finishes a receive batch before the next receive)"
-    ),
-    "unfenced-commit": "as check-then-mark: the race it opens needs two processes sharing the patched in-memory store",
-    "replay-persists": "replay is not exercised by contract v1 (section 7): the gate never triggers a replay",
-    "sigterm-abandons-batch": (
-        "measured on standard (seed 1): survives -- the abandoned messages are not deleted, so they come back "
-        "after the visibility timeout and another instance handles them; nothing is lost and the exit code is 0"
-    ),
-    "poll-loop-dies-on-error": (
-        "measured on standard (seed 1): survives -- the gate injects no SQS/KMS transport errors (LocalStack is "
-        "shared and cannot be taken down per run), so the loop never meets an error"
-    ),
-    "no-heartbeat": (
-        "measured on standard (seed 1): survives -- a slow handler's message is redelivered and handled again "
-        "elsewhere, but the fenced claim keeps one effect and event ids are deterministic; the slow-handler fault "
-        "is too short for the redeliveries to reach maxReceiveCount"
-    ),
-    "unconditional-row-write": (
-        "the entity row's version check is the second line behind the fenced idempotency claim, which this "
-        "mutant leaves intact, and the gate runs no projections (views); two commits of one entity never race "
-        "in a gate run (reasoned, not measured)"
-    ),
+_LAYERED = (
+    "the reference guards each order entity with several independent defences -- the fenced "
+    "idempotency claim (compare-and-set on the claim token), the entity row's version check, and the "
+    "pre-commit visibility heartbeat that stops a superseded handler before it commits -- and this mutant "
+    "removes only {}; the remaining defences keep every externally observable behaviour of the order "
+    "entity (events published, acknowledgements, dead letters, replay) identical, so no gate run can tell "
+    "it from the reference. The gate contract has no projections/views, which is where the property "
+    "suites and scenarios (flowgate mutants) kill it"
+)
+
+#: Reference mutants that are equivalent through the gate, and why. Listed in docs/contract.md
+#: section 10; run only with ``--include-equivalent``, and never part of the mutation score.
+EQUIVALENT: dict[str, str] = {
+    "check-then-mark": _LAYERED.format("the atomicity of the idempotency claim (check, then mark at commit)"),
+    "unfenced-commit": _LAYERED.format("the claim's fencing token at commit"),
+    "unconditional-row-write": _LAYERED.format("the entity/view row version check"),
 }
 
 
@@ -152,33 +158,57 @@ def reference_catalog() -> tuple[Mutant, ...]:
         env = {"FLOWGATE_MUTANT": m.name}
         if memory:
             env["FLOWGATE_IDEMPOTENCY_URL"] = "memory:"
-        unobservable = NOT_OBSERVABLE.get(m.name, "")
-        if not unobservable and m.name not in REFERENCE_GATE:
+        equivalent = EQUIVALENT.get(m.name, "")
+        if not equivalent and m.name not in REFERENCE_GATE:
             expect = frozenset()  # new in the catalog, not declared here yet: run on smoke, any anomaly kills
-        out.append(Mutant(m.name, REFERENCE_ADAPTER, env, m.bug, expect, profile, unobservable, "reference"))
+        out.append(Mutant(m.name, REFERENCE_ADAPTER, env, m.bug, expect, profile, equivalent, "reference"))
     return tuple(out)
 
 
 @dataclass(slots=True)
 class Outcome:
+    """One mutant's result. ``ran`` is False for an equivalent mutant that was not run: it is then
+    neither killed nor survived."""
+
     mutant: Mutant
     killed: bool
     kinds: list[str] = field(default_factory=list)
     seconds: float = 0.0
     result: GateResult | None = None
+    ran: bool = True
+
+    @property
+    def scored(self) -> bool:
+        """Part of the mutation score (every mutant that is not equivalent, run or not)."""
+        return not self.mutant.equivalent
 
     @property
     def verdict(self) -> str:
-        if self.mutant.unobservable:
-            return "not observable"
-        return "killed" if self.killed else "SURVIVED"
+        if not self.ran:
+            return "equivalent (excluded from score)"
+        verdict = "killed" if self.killed else ("survived" if self.mutant.equivalent else "SURVIVED")
+        return f"{verdict} (equivalent, excluded from score)" if self.mutant.equivalent else verdict
+
+
+def score(outcomes: Sequence[Outcome]) -> tuple[int, int]:
+    """(killed, all mutants - equivalent): equivalent mutants never count, whether run or not."""
+    scored = [o for o in outcomes if o.scored]
+    return sum(1 for o in scored if o.killed and o.ran), len(scored)
 
 
 def run_mutant(
-    mutant: Mutant, *, seed: int, out_dir: Path, encrypted: bool = True, profile: str | None = None
+    mutant: Mutant,
+    *,
+    seed: int,
+    out_dir: Path,
+    encrypted: bool = True,
+    profile: str | None = None,
+    include_equivalent: bool = False,
 ) -> Outcome:
-    if mutant.unobservable:
-        return Outcome(mutant, False)
+    """Run ``mutant`` through the gate; killed = the gate failed with one of its expected kinds
+    (any anomaly if it declares none). An equivalent mutant runs only with ``include_equivalent``."""
+    if mutant.equivalent and not include_equivalent:
+        return Outcome(mutant, False, ran=False)
     started = time.monotonic()
     result = run_gate(
         mutant.impl,
@@ -202,12 +232,13 @@ def run_mutants(
     encrypted: bool = True,
     profile: str | None = None,
     progress: Callable[[str], None] | None = None,
+    include_equivalent: bool = False,
 ) -> list[Outcome]:
     rows = []
     for mutant in reference_catalog() if reference else CATALOG:
         if names and mutant.name not in names and mutant.name.removeprefix("node:") not in names:
             continue
-        if progress and not mutant.unobservable:
+        if progress and (include_equivalent or not mutant.equivalent):
             progress(f"gate: mutant {mutant.name} ({profile or mutant.profile}) ...")
         rows.append(
             run_mutant(
@@ -216,6 +247,7 @@ def run_mutants(
                 out_dir=out_dir / mutant.name.replace(":", "-"),
                 encrypted=encrypted,
                 profile=profile,
+                include_equivalent=include_equivalent,
             )
         )
     return rows
@@ -232,6 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the shared catalog (harness/mutants) on the reference worker instead of the Node variants",
     )
     parser.add_argument("--no-encryption", action="store_true")
+    parser.add_argument(
+        "--include-equivalent",
+        action="store_true",
+        help="also run the mutants declared equivalent (reported, never scored)",
+    )
     parser.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -243,15 +280,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         encrypted=not args.no_encryption,
         profile=args.profile,
         progress=lambda line: print(line, flush=True),
+        include_equivalent=args.include_equivalent,
     )
     width = max(len(o.mutant.name) for o in rows) if rows else 10
     print(f"{'mutant':<{width}}  {'verdict':<14}  anomalies reported")
     for o in rows:
         print(f"{o.mutant.name:<{width}}  {o.verdict:<14}  {', '.join(o.kinds) or '-'}")
-    judged = [o for o in rows if not o.mutant.unobservable]
-    score = sum(1 for o in judged if o.killed)
-    print(f"mutation score {score}/{len(judged)} ({time.monotonic() - started:.0f}s)")
-    return 0 if judged and score == len(judged) else 1
+    killed, total = score(rows)
+    equivalent = sum(1 for o in rows if not o.scored)
+    print(
+        f"mutation score {killed}/{total} (killed / (all {len(rows)} - {equivalent} equivalent); "
+        f"{time.monotonic() - started:.0f}s)"
+    )
+    return 0 if total and killed == total else 1
 
 
 if __name__ == "__main__":

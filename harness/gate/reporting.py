@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -15,14 +15,24 @@ from harness.checkers.model import Verdict
 
 
 def write_junit(
-    path: Path, verdicts: Sequence[Verdict], *, suite: str, duration: float, properties: dict[str, str]
+    path: Path,
+    verdicts: Sequence[Verdict],
+    *,
+    suite: str,
+    duration: float,
+    properties: dict[str, str],
+    skipped: Mapping[str, str] | None = None,
 ) -> Path:
+    """One test case per verdict; each check in ``skipped`` (name -> why) is a ``<skipped/>`` case,
+    so a check that was not run is never reported as passed."""
+    skipped = skipped or {}
     failures = sum(1 for v in verdicts if not v.valid)
+    tests = len(verdicts) + len(skipped)
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<testsuites name="flowgate-gate" tests="{len(verdicts)}" failures="{failures}" time="{duration:.1f}">',
-        f'  <testsuite name={quoteattr(suite)} tests="{len(verdicts)}" failures="{failures}" '
-        f'errors="0" time="{duration:.1f}">',
+        f'<testsuites name="flowgate-gate" tests="{tests}" failures="{failures}" time="{duration:.1f}">',
+        f'  <testsuite name={quoteattr(suite)} tests="{tests}" failures="{failures}" '
+        f'errors="0" skipped="{len(skipped)}" time="{duration:.1f}">',
         "    <properties>",
     ]
     lines += [f"      <property name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in properties.items()]
@@ -36,6 +46,10 @@ def write_junit(
                 f'      <failure message={quoteattr(kinds)} type="anomaly">{escape(detail)}</failure>'
             )
         lines.append(f"      <system-out>{escape(json.dumps(found.stats, default=str))}</system-out>")
+        lines.append("    </testcase>")
+    for check, why in sorted(skipped.items()):
+        lines.append(f'    <testcase classname="flowgate.gate" name={quoteattr(check)} time="0">')
+        lines.append(f"      <skipped message={quoteattr(why)}/>")
         lines.append("    </testcase>")
     lines += ["  </testsuite>", "</testsuites>"]
     path.parent.mkdir(parents=True, exist_ok=True)

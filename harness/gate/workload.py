@@ -57,6 +57,24 @@ class Profile:
     slow_window_seconds: float = 8.0
     send_seconds: float = 4.0  # sends are spread over this long
     settle_timeout: float = 90.0  # how long to wait for every effect and dead letter
+    # -- phases on dedicated queues, concurrent with the main workload (contract section 9) --------
+    #: heartbeat phase: new orders (one PlaceOrder each) for ONE extra instance on its own queue whose
+    #: handler delay exceeds (heartbeat_max_receive + 1) x heartbeat_visibility: only a visibility
+    #: heartbeat keeps them out of that queue's DLQ (0 = no phase)
+    heartbeat_orders: int = 0
+    heartbeat_visibility: int = 2
+    #: 1: the first redelivery during the handler (any other receive of the message) already
+    #: exceeds it, so SQS's native redrive moves the message on that receive
+    heartbeat_max_receive: int = 1
+    heartbeat_delay_ms: int = 5000
+    #: shutdown phase: new orders sent to ONE extra instance (handler delay) on its own long-VT queue,
+    #: SIGTERMed while it holds them; anything still in flight after it exits was abandoned (0 = no phase)
+    shutdown_orders: int = 0
+    shutdown_visibility: int = 30
+    shutdown_delay_ms: int = 3000
+    #: transport outages of the main cluster's endpoint (the gate's TCP proxy), each this long
+    outages: int = 0
+    outage_seconds: float = 12.0
 
 
 PROFILES: Final[dict[str, Profile]] = {
@@ -86,6 +104,9 @@ PROFILES: Final[dict[str, Profile]] = {
         bursts=3,
         send_seconds=8.0,
         settle_timeout=120.0,
+        heartbeat_orders=2,
+        shutdown_orders=8,
+        outages=1,
     ),
     "chaos": Profile(
         "chaos",
@@ -101,6 +122,9 @@ PROFILES: Final[dict[str, Profile]] = {
         bursts=5,
         send_seconds=16.0,
         settle_timeout=180.0,
+        heartbeat_orders=3,
+        shutdown_orders=8,
+        outages=2,
     ),
 }
 
@@ -127,7 +151,7 @@ class PlannedPoison:
 @dataclass(frozen=True, slots=True)
 class Fault:
     at: float  # seconds after the first send
-    kind: str  # kill | slow | slow-kill
+    kind: str  # kill | slow | slow-kill | outage (instance unused: the whole main cluster)
     instance: int
 
 
@@ -141,6 +165,9 @@ class Plan:
     schedule: list[tuple[str, int]] = field(default_factory=list)
     poison: list[PlannedPoison] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    #: phase name ("heartbeat" | "shutdown") -> indexes into ``commands`` of its orders' PlaceOrder
+    #: (one command per order; sent by the phase to its own queue, never by ``schedule``)
+    phase_orders: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _uuid(rng: random.Random) -> str:
@@ -235,5 +262,26 @@ def make_plan(profile: Profile, seed: int, run_id: str, *, encrypted: bool, inst
                 instances + 1,
             )
         )
+    # outages come after every other fault (the nemesis runs faults one after another), so no
+    # instance is booting or in a slow window when the endpoint goes away
+    for number in range(profile.outages):
+        outage_at = horizon + 1.0 + number * (profile.outage_seconds + 5.0)
+        plan.faults.append(Fault(round(outage_at, 2), "outage", -1))
     plan.faults.sort(key=lambda f: f.at)
+    # phase orders: their own generator, so the main workload of a seed is what it was before phases
+    phase_rng = random.Random(f"{seed}:phases")
+    for phase, count in (("heartbeat", profile.heartbeat_orders), ("shutdown", profile.shutdown_orders)):
+        plan.phase_orders[phase] = []
+        for n in range(count):
+            marker = f"cust-secret-{phase_rng.getrandbits(48):012x}"
+            order = {
+                "customer_id": marker,
+                "sku": f"sku-{phase_rng.randrange(1, 6)}",
+                "quantity": phase_rng.randrange(1, 5),
+                "amount_cents": phase_rng.randrange(500, 50_000),
+            }
+            payload = payload_for("PlaceOrder", phase_rng, order)
+            entity = f"order-{run_id}-{phase[:2]}{n:02d}"
+            plan.commands.append(PlannedCommand(_uuid(phase_rng), entity, 1, "PlaceOrder", payload, marker))
+            plan.phase_orders[phase].append(len(plan.commands) - 1)
     return plan

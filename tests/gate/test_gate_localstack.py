@@ -28,8 +28,14 @@ def node_worker() -> Path:
 
 
 def test_node_worker_passes_smoke(localstack_endpoint: str | None, node_worker: Path, tmp_path: Path) -> None:
-    result = run_gate(IMPL, profile="smoke", backend="localstack", seed=1, out_dir=tmp_path,
-                      endpoint_url=localstack_endpoint)
+    result = run_gate(
+        IMPL,
+        profile="smoke",
+        backend="localstack",
+        seed=1,
+        out_dir=tmp_path,
+        endpoint_url=localstack_endpoint,
+    )
     assert result.passed, result.table
     assert result.exit_code == EXIT_PASS
     assert result.stats["effects"] == result.stats["commands"]
@@ -42,8 +48,15 @@ def test_broken_node_worker_fails_with_the_anomaly_named(
 ) -> None:
     # skip-dedup: no idempotency check and "isNew creates the order" -- a late PlaceOrder resend
     # resets an order that had moved on, so its next commands fail as business errors: lost.
-    result = run_gate(IMPL, profile="smoke", backend="localstack", seed=1, out_dir=tmp_path,
-                      endpoint_url=localstack_endpoint, extra_env={"FLOWGATE_BROKEN": "skip-dedup"})
+    result = run_gate(
+        IMPL,
+        profile="smoke",
+        backend="localstack",
+        seed=1,
+        out_dir=tmp_path,
+        endpoint_url=localstack_endpoint,
+        extra_env={"FLOWGATE_BROKEN": "skip-dedup"},
+    )
     assert not result.passed
     assert result.exit_code == EXIT_ANOMALY
     by_name = {v.checker: v for v in result.verdicts}
@@ -54,8 +67,15 @@ def test_broken_node_worker_fails_with_the_anomaly_named(
 def test_node_worker_that_drops_poison_fails_dead_letter(
     localstack_endpoint: str | None, node_worker: Path, tmp_path: Path
 ) -> None:
-    result = run_gate(IMPL, profile="smoke", backend="localstack", seed=2, out_dir=tmp_path,
-                      endpoint_url=localstack_endpoint, extra_env={"FLOWGATE_BROKEN": "drop-poison"})
+    result = run_gate(
+        IMPL,
+        profile="smoke",
+        backend="localstack",
+        seed=2,
+        out_dir=tmp_path,
+        endpoint_url=localstack_endpoint,
+        extra_env={"FLOWGATE_BROKEN": "drop-poison"},
+    )
     by_name = {v.checker: v for v in result.verdicts}
     assert "poison-not-dead-lettered" in by_name["dead_letter"].kinds(), result.table
     assert result.exit_code == EXIT_ANOMALY

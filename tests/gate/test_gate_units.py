@@ -46,11 +46,12 @@ def test_plan_keeps_each_entity_in_sequence_and_resends_after_seq_2() -> None:
         assert c.seq == last.get(c.entity_id, 0) + 1
         last[c.entity_id] = c.seq
     assert len(bursts) == PROFILES["chaos"].bursts
-    assert set(last) == {c.entity_id for c in plan.commands}  # every command is sent
+    phase = {plan.commands[i].entity_id for indexes in plan.phase_orders.values() for i in indexes}
+    assert set(last) == {c.entity_id for c in plan.commands} - phase  # every main command is sent
     dups = [i for kind, i in plan.schedule if kind == "dup"]
     assert len(dups) == PROFILES["chaos"].duplicates
     assert not {plan.commands[i].entity_id for i in dups} & bursts
-    assert {f.kind for f in plan.faults} == {"kill", "slow", "slow-kill"}
+    assert {f.kind for f in plan.faults} == {"kill", "slow", "slow-kill", "outage"}
     assert len(plan.poison) == 16
 
 
@@ -58,8 +59,13 @@ def test_unencrypted_plan_leaves_out_hostile_kinds() -> None:
     plan = make_plan(PROFILES["smoke"], 1, "run", encrypted=False, instances=1)
     assert {p.kind for p in plan.poison} == {"bad_json", "unknown_type", "missing_attribute"}
     hostile = make_plan(PROFILES["smoke"], 1, "run", encrypted=True, instances=1)
-    assert {p.kind for p in hostile.poison} >= {"tampered", "swapped_aad", "wrong_key", "moved_ciphertext",
-                                                 "wrong_destination"}
+    assert {p.kind for p in hostile.poison} >= {
+        "tampered",
+        "swapped_aad",
+        "wrong_key",
+        "moved_ciphertext",
+        "wrong_destination",
+    }
 
 
 def test_command_bodies_follow_the_schema() -> None:
@@ -77,8 +83,13 @@ def test_vector_plaintext_follows_the_command_schema() -> None:
 
 
 def test_junit_and_allure(tmp_path: Path) -> None:
-    verdicts = [Verdict("total_queue", True), Verdict("lifecycle", False, [Anomaly("crashed", "instance 0 exited 1")])]
-    junit = write_junit(tmp_path / "junit.xml", verdicts, suite="gate-smoke", duration=1.0, properties={"seed": "1"})
+    verdicts = [
+        Verdict("total_queue", True),
+        Verdict("lifecycle", False, [Anomaly("crashed", "instance 0 exited 1")]),
+    ]
+    junit = write_junit(
+        tmp_path / "junit.xml", verdicts, suite="gate-smoke", duration=1.0, properties={"seed": "1"}
+    )
     root = ET.parse(junit).getroot()
     assert root.get("failures") == "1"
     assert root.get("tests") == "2"
@@ -87,8 +98,18 @@ def test_junit_and_allure(tmp_path: Path) -> None:
     assert "crashed" in (failure.get("message") or "")
     history = tmp_path / "history.jsonl"
     history.write_text("{}\n")
-    out = write_allure(tmp_path / "allure", verdicts, implementation="node w.js", backend="localstack",
-                       profile="smoke", seed=1, table="t", history_path=history, started=1.0, stopped=2.0)
+    out = write_allure(
+        tmp_path / "allure",
+        verdicts,
+        implementation="node w.js",
+        backend="localstack",
+        profile="smoke",
+        seed=1,
+        table="t",
+        history_path=history,
+        started=1.0,
+        stopped=2.0,
+    )
     results = [json.loads(p.read_text()) for p in out.glob("*-result.json")]
     assert sorted(r["status"] for r in results) == ["failed", "passed"]
     assert all({"name": "epic", "value": "Gate"} in r["labels"] for r in results)
@@ -115,14 +136,96 @@ def test_self_test_needs_no_impl_and_refuses_one() -> None:
     assert exc.value.code == 2
 
 
-def test_every_reference_mutant_has_a_gate_profile_or_a_reason() -> None:
-    from harness.gate.mutants import NOT_OBSERVABLE, REFERENCE_GATE, reference_catalog
+def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
+    from harness.gate.mutants import EQUIVALENT, REFERENCE_GATE, reference_catalog
     from harness.mutants.catalog import MUTANTS
 
-    assert set(MUTANTS) == set(REFERENCE_GATE) | set(NOT_OBSERVABLE)
-    assert not set(REFERENCE_GATE) & set(NOT_OBSERVABLE)
+    assert set(MUTANTS) == set(REFERENCE_GATE) | set(EQUIVALENT)
+    assert not set(REFERENCE_GATE) & set(EQUIVALENT)
+    assert set(EQUIVALENT) == {"check-then-mark", "unfenced-commit", "unconditional-row-write"}
     for m in reference_catalog():
-        assert m.unobservable or (m.profile in PROFILES and m.expect), m.name
+        assert m.equivalent or (m.profile in PROFILES and m.expect), m.name
     contract = (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
-    for name in NOT_OBSERVABLE:
-        assert f"`{name}`" in contract, f"{name} must be listed as not observable in docs/contract.md"
+    for name in [*EQUIVALENT, *REFERENCE_GATE]:
+        assert f"`{name}`" in contract, f"{name} must be listed in docs/contract.md section 10"
+
+
+def test_score_excludes_equivalent_and_never_counts_a_mutant_not_run() -> None:
+    from harness.gate.mutants import Mutant, Outcome, score
+
+    def mutant(name: str, equivalent: str = "") -> Mutant:
+        return Mutant(name, "impl", {}, "bug", frozenset({"lost"}), equivalent=equivalent)
+
+    outcomes = [
+        Outcome(mutant("a"), True),
+        Outcome(mutant("b"), False),
+        Outcome(mutant("c"), True, ran=False),  # never counted as killed
+        Outcome(mutant("d", "same behaviour"), False, ran=False),
+        Outcome(mutant("e", "same behaviour"), True),  # run on request: reported, not scored
+    ]
+    assert score(outcomes) == (1, 3)
+    assert outcomes[3].verdict == "equivalent (excluded from score)"
+    assert outcomes[4].verdict == "killed (equivalent, excluded from score)"
+    assert outcomes[1].verdict == "SURVIVED"
+
+
+def test_equivalent_mutant_is_not_run_without_the_option(tmp_path: Path) -> None:
+    from harness.gate.mutants import Mutant, run_mutant
+
+    m = Mutant("eq", "impl", {}, "bug", frozenset(), equivalent="why")
+    outcome = run_mutant(m, seed=1, out_dir=tmp_path)
+    assert not outcome.ran
+    assert not outcome.killed
+    assert outcome.result is None
+
+
+def test_require_rejects_an_unknown_capability() -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--impl", "x", "--require", "teleport"])
+    assert exc.value.code == 2
+
+
+def test_junit_reports_skipped_checks_as_skipped(tmp_path: Path) -> None:
+    junit = write_junit(
+        tmp_path / "junit.xml",
+        [Verdict("total_queue", True)],
+        suite="s",
+        duration=1.0,
+        properties={},
+        skipped={"replay": "not declared"},
+    )
+    root = ET.parse(junit).getroot()
+    assert root.get("tests") == "2"
+    skipped = root.find(".//testcase[@name='replay']/skipped")
+    assert skipped is not None
+    assert skipped.get("message") == "not declared"
+
+
+def test_phases_are_planned_for_standard_and_chaos_only() -> None:
+    smoke = make_plan(PROFILES["smoke"], 1, "run", encrypted=True, instances=1)
+    assert not any(smoke.phase_orders.values())
+    assert not any(f.kind == "outage" for f in smoke.faults)
+    std = make_plan(PROFILES["standard"], 1, "run", encrypted=True, instances=2)
+    assert len(std.phase_orders["heartbeat"]) == PROFILES["standard"].heartbeat_orders
+    assert len(std.phase_orders["shutdown"]) == PROFILES["standard"].shutdown_orders
+    phase = {i for indexes in std.phase_orders.values() for i in indexes}
+    assert all(std.commands[i].command_type == "PlaceOrder" and std.commands[i].seq == 1 for i in phase)
+    assert not phase & {i for kind, i in std.schedule if kind in ("send", "dup")}  # sent by the phases
+    outages = [f for f in std.faults if f.kind == "outage"]
+    assert len(outages) == 1
+    assert outages[0].at > max(f.at for f in std.faults if f.kind != "outage")
+    p = PROFILES["standard"]
+    # the heartbeat phase only shows anything if the handler outlives every redelivery
+    assert p.heartbeat_delay_ms / 1000 > (p.heartbeat_max_receive + 1) * p.heartbeat_visibility
+
+
+def test_dead_letter_reason_codes_accept_business_error() -> None:
+    from harness.gate.driver import DEAD_LETTER_REASONS, reason_code
+    from harness.gate.workload import POISON_REASONS
+
+    assert reason_code("BusinessError: PlaceOrder for an order that exists") == "BusinessError"
+    assert reason_code("DecodeError") == "DecodeError"
+    assert "BusinessError" in DEAD_LETTER_REASONS
+    assert set(POISON_REASONS.values()) <= DEAD_LETTER_REASONS
+    schema = json.loads((SCHEMAS / "dead-letter-attributes.schema.json").read_text())
+    assert "BusinessError" in json.dumps(schema)

@@ -15,11 +15,18 @@ CMD2 = "0c3e1a7e-8a51-4b33-9d7a-5a9b0f1e2d3c"
 
 def setup() -> tuple[History, EventMapper]:
     history = History()
-    sent = {CMD: SentCommand(CMD, "order-1", 1, "PlaceOrder", "q.fifo", "secret-1"),
-            CMD2: SentCommand(CMD2, "order-1", 2, "AuthorizePayment", "q.fifo", "secret-1")}
+    sent = {
+        CMD: SentCommand(CMD, "order-1", 1, "PlaceOrder", "q.fifo", "secret-1"),
+        CMD2: SentCommand(CMD2, "order-1", 2, "AuthorizePayment", "q.fifo", "secret-1"),
+    }
     for c in sent.values():
-        value = {"command_id": c.command_id, "entity_id": c.entity_id, "seq": c.seq,
-                 "command_type": c.command_type, "destination": c.destination}
+        value = {
+            "command_id": c.command_id,
+            "entity_id": c.entity_id,
+            "seq": c.seq,
+            "command_type": c.command_type,
+            "destination": c.destination,
+        }
         history.append("client-0", "invoke", "send", value)
         history.append("client-0", "ok", "send", value)
     return history, EventMapper(history, sent, "events.fifo", markers={"order-1": "secret-1"})
@@ -27,17 +34,39 @@ def setup() -> tuple[History, EventMapper]:
 
 def event(cause: str, seq: int, name: str, event_id: str | None = None) -> tuple[str, dict[str, str]]:
     eid = event_id or derived_event_id(cause, 0, name)
-    body = {"name": name, "entity": {"id": "order-1"}, "payload": {},
-            "metadata": {"eventId": eid, "isReplay": False, "occurredOn": "2026-11-21T10:00:00.000Z",
-                         "sequenceNo": seq, "correlationId": cause, "causationId": cause, "properties": {}}}
-    attrs = {"EventType": name, "EventName": name, "EntityId": "order-1", "SequenceNo": str(seq), "EventId": eid,
-             "CorrelationId": cause}
+    body = {
+        "name": name,
+        "entity": {"id": "order-1"},
+        "payload": {},
+        "metadata": {
+            "eventId": eid,
+            "isReplay": False,
+            "occurredOn": "2026-11-21T10:00:00.000Z",
+            "sequenceNo": seq,
+            "correlationId": cause,
+            "causationId": cause,
+            "properties": {},
+        },
+    }
+    attrs = {
+        "EventType": name,
+        "EventName": name,
+        "EntityId": "order-1",
+        "SequenceNo": str(seq),
+        "EventId": eid,
+        "CorrelationId": cause,
+    }
     return json.dumps(body), attrs
 
 
 def see(mapper: EventMapper, body: str, attrs: dict[str, str], *, encrypted: bool = True) -> None:
-    mapper.observe(raw_body="b64-envelope" if encrypted else body, attributes=attrs, plaintext=body,
-                   encrypted=encrypted, message_id="m")
+    mapper.observe(
+        raw_body="b64-envelope" if encrypted else body,
+        attributes=attrs,
+        plaintext=body,
+        encrypted=encrypted,
+        message_id="m",
+    )
 
 
 def drained(history: History) -> History:
@@ -53,7 +82,9 @@ def test_derived_event_id_matches_python_uuid5() -> None:
     import uuid
 
     assert derived_event_id(CMD, 0, "OrderPlaced") == str(uuid.uuid5(uuid.UUID(CMD), "0:OrderPlaced"))
-    assert derived_event_id("not-a-uuid", 1, "X") == str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "not-a-uuid"), "1:X"))
+    assert derived_event_id("not-a-uuid", 1, "X") == str(
+        uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "not-a-uuid"), "1:X")
+    )
 
 
 def test_events_become_publish_and_effect_ops_and_pass() -> None:
@@ -122,7 +153,12 @@ def test_contract_violations_are_named() -> None:
     mapper.observe(raw_body="x", attributes={}, plaintext=None, encrypted=True, decrypt_error="bad tag")
     mapper.observe(raw_body="x", attributes={}, plaintext="{not json", encrypted=False)
     kinds = mapper.verdict().kinds()
-    assert kinds == {"missing-attribute": 1, "attribute-mismatch": 1, "undecryptable-event": 1, "malformed-event": 1}
+    assert kinds == {
+        "missing-attribute": 1,
+        "attribute-mismatch": 1,
+        "undecryptable-event": 1,
+        "malformed-event": 1,
+    }
     assert not mapper.verdict().valid
 
 

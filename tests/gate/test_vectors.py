@@ -74,19 +74,36 @@ def reference_open(vec: dict[str, Any]) -> bytes | None:
     if env["Destination"] != vec["context"]["destination"]:
         return None
     try:
-        return AESGCM(b(vec["dataKey"])).decrypt(env["Nonce"], env["Ciphertext"] + env["Tag"],
-                                                 binding(vec["context"]).aad(env["KeyId"]))
+        return AESGCM(b(vec["dataKey"])).decrypt(
+            env["Nonce"], env["Ciphertext"] + env["Tag"], binding(vec["context"]).aad(env["KeyId"])
+        )
     except InvalidTag:
         return None
 
 
 def test_vectors_cover_every_required_negative_case() -> None:
     names = {v["name"] for v in DOC["vectors"] if v["result"] == "reject"}
-    assert {"wrong-context-destination", "wrong-destination", "swapped-aad-fields", "shifted-aad-boundary",
-            "truncated-tag", "wrong-key", "wrong-key-id", "flipped-ciphertext-bit", "flipped-tag-bit"} <= names
+    assert {
+        "wrong-context-destination",
+        "wrong-destination",
+        "swapped-aad-fields",
+        "shifted-aad-boundary",
+        "truncated-tag",
+        "wrong-key",
+        "wrong-key-id",
+        "flipped-ciphertext-bit",
+        "flipped-tag-bit",
+    } <= names
     assert DOC["aadFields"] == list(FIELDS)
-    assert DOC["envelopeFields"] == ["Version", "KeyId", "Destination", "EncryptedDataKey", "Nonce", "Tag",
-                                     "Ciphertext"]
+    assert DOC["envelopeFields"] == [
+        "Version",
+        "KeyId",
+        "Destination",
+        "EncryptedDataKey",
+        "Nonce",
+        "Tag",
+        "Ciphertext",
+    ]
 
 
 @pytest.mark.parametrize("vec", DOC["vectors"], ids=lambda v: f"{v['result']}-{v['name']}")
@@ -95,8 +112,9 @@ def test_vector(vec: dict[str, Any]) -> None:
     opened = try_open(vec)
     if vec["result"] == "accept":
         assert opened == vec["plaintext"].encode("utf-8")
-        sealed = AESGCM(b(vec["dataKey"])).encrypt(b(vec["nonce"]), vec["plaintext"].encode(),
-                                                   aad(vec["context"], vec["keyId"]))
+        sealed = AESGCM(b(vec["dataKey"])).encrypt(
+            b(vec["nonce"]), vec["plaintext"].encode(), aad(vec["context"], vec["keyId"])
+        )
         assert sealed[:-16] == b(vec["ciphertext"])
         assert sealed[-16:] == b(vec["tag"])
     else:
@@ -132,12 +150,16 @@ def test_vectors_file_is_reproducible() -> None:
 
 @needs_node
 def test_node_worker_envelope_passes_the_same_vectors() -> None:
-    result = subprocess.run(["node", "--test", "test/"], cwd=NODE_DIR, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["node", "--test", "test/"], cwd=NODE_DIR, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ---- round trips through a KMS (the simulator's; LocalStack behaves the same) --------------------
-CTX = envelope.context("9d0f6a1c-2b3e-4c5d-8e9f-0a1b2c3d4e5f", "orders-commands.fifo", "order-7", "PlaceOrder")
+CTX = envelope.context(
+    "9d0f6a1c-2b3e-4c5d-8e9f-0a1b2c3d4e5f", "orders-commands.fifo", "order-7", "PlaceOrder"
+)
 PLAIN = '{"name":"PlaceOrder","payload":{"customerId":"c-ü"}}'
 
 
@@ -150,16 +172,24 @@ def kms() -> tuple[Any, str]:
 
 def _reference_open(kms_client: Any, key_id: str, body: str, ctx: dict[str, str]) -> str:
     return KmsEnvelopeCipher(kms_client, key_id).open(
-        body, message_id=ctx["messageId"], entity_id=ctx["entityId"], message_type=ctx["messageType"],
-        destinations={ctx["destination"]})
+        body,
+        message_id=ctx["messageId"],
+        entity_id=ctx["entityId"],
+        message_type=ctx["messageType"],
+        destinations={ctx["destination"]},
+    )
 
 
 def test_reference_opens_what_the_gate_seals(kms: tuple[Any, str]) -> None:
     client, key_id = kms
     body = envelope.seal(client, key_id, CTX, PLAIN.encode())
     assert _reference_open(client, key_id, body, CTX) == PLAIN
-    for wrong in ({**CTX, "destination": "other.fifo"}, {**CTX, "entityId": "order-8"},
-                  {**CTX, "messageType": "CancelOrder"}, {**CTX, "messageId": "x"}):
+    for wrong in (
+        {**CTX, "destination": "other.fifo"},
+        {**CTX, "entityId": "order-8"},
+        {**CTX, "messageType": "CancelOrder"},
+        {**CTX, "messageId": "x"},
+    ):
         with pytest.raises(DecryptionError):
             _reference_open(client, key_id, body, wrong)
 
@@ -176,8 +206,14 @@ def test_gate_opens_what_the_reference_seals(kms: tuple[Any, str]) -> None:
 
 
 def _node(script: str, payload: dict[str, Any]) -> dict[str, Any]:
-    result = subprocess.run(["node", "-e", script], cwd=NODE_DIR, input=json.dumps(payload), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["node", "-e", script],
+        cwd=NODE_DIR,
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     out: dict[str, Any] = json.loads(result.stdout)
     return out
@@ -204,9 +240,16 @@ try {
 def test_reference_opens_what_node_seals(kms: tuple[Any, str]) -> None:
     client, key_id = kms
     dk = client.generate_data_key(KeyId=key_id, KeySpec="AES_256", EncryptionContext=CTX)
-    out = _node(NODE_SEAL, {"dataKey": base64.b64encode(dk["Plaintext"]).decode(),
-                            "edk": base64.b64encode(dk["CiphertextBlob"]).decode(), "keyId": dk["KeyId"],
-                            "ctx": CTX, "plaintext": PLAIN})
+    out = _node(
+        NODE_SEAL,
+        {
+            "dataKey": base64.b64encode(dk["Plaintext"]).decode(),
+            "edk": base64.b64encode(dk["CiphertextBlob"]).decode(),
+            "keyId": dk["KeyId"],
+            "ctx": CTX,
+            "plaintext": PLAIN,
+        },
+    )
     assert _reference_open(client, key_id, out["body"], CTX) == PLAIN
 
 
