@@ -27,6 +27,19 @@ def node_worker() -> Path:
     return WORKER
 
 
+def test_node_worker_own_tests_pass(node_worker: Path) -> None:
+    """The example worker's tests against a scripted endpoint (heartbeat, business dead letters,
+    SIGTERM release, transport errors); they need its npm dependencies, hence this module."""
+    result = subprocess.run(
+        ["node", "--test", "test/worker.test.js"],
+        cwd=node_worker,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
 def test_node_worker_passes_smoke(localstack_endpoint: str | None, node_worker: Path, tmp_path: Path) -> None:
     result = run_gate(
         IMPL,
