@@ -130,10 +130,11 @@ class BaselineResult:
     api_calls_per_order: float
     drain_s: float
     load_average: tuple[float, float, float]
+    wire: str = "bare"
 
     def summary(self) -> str:
         return (
-            f"baseline target {self.target_per_min:,.0f}/min for {self.duration_s:.0f}s: "
+            f"baseline ({self.wire} wire) target {self.target_per_min:,.0f}/min for {self.duration_s:.0f}s: "
             f"sent {self.sent_per_min:,.0f}/min ({self.sent}/{self.released} released, "
             f"{self.send_failures} failed), delivered {self.delivered_per_min:,.0f}/min; "
             f"end-to-end p50 {self.p50_ms:.0f} ms p95 {self.p95_ms:.0f} ms p99 {self.p99_ms:.0f} ms "
@@ -187,29 +188,82 @@ class _CallCounter:
             self.counts[model.name if model is not None else "?"] += 1
 
 
-def relay_once(sqs: Any, sns: Any, queue_url: str, topic_arn: str) -> int:
+#: ``wire`` of the baseline: ``bare`` = tiny JSON bodies without message attributes (HARNESS.md's
+#: baseline); ``contract`` = bodies and message attributes shaped like the contract's (docs/contract.md
+#: sections 2-3: a ~400-byte command body with 5 attributes, an event with 6), to tell what the wire
+#: format costs LocalStack from what the reference's own code costs.
+WIRES = ("bare", "contract")
+
+
+def _strings(**values: str) -> dict[str, dict[str, str]]:
+    return {k: {"DataType": "String", "StringValue": v} for k, v in values.items()}
+
+
+def command_entry(i: int, oid: str, now: float, wire: str) -> dict[str, Any]:
+    """The SendMessageBatch entry of order ``oid``'s command (``t`` = send time, for latency)."""
+    body: dict[str, Any] = {"order": oid, "t": now}
+    entry: dict[str, Any] = {"Id": str(i), "MessageGroupId": oid, "MessageDeduplicationId": oid}
+    if wire == "contract":
+        command_id = str(uuid.uuid5(uuid.NAMESPACE_URL, oid))
+        body.update(
+            name="PlaceOrder",
+            entity={"id": oid, "isNew": True},
+            payload={"customerId": "CUST-000001", "sku": "SKU-ABC123", "quantity": 1, "amountCents": 4200},
+            metadata={
+                "eventId": command_id,
+                "isReplay": False,
+                "occurredOn": "2026-11-22T00:00:00.000000+00:00",
+                "sequenceNo": 1,
+                "correlationId": oid,
+                "properties": {},
+            },
+        )
+        entry["MessageAttributes"] = _strings(
+            CommandType="PlaceOrder", EntityId=oid, SequenceNo="1", EventId=command_id, CorrelationId=oid
+        )
+    entry["MessageBody"] = json.dumps(body)
+    return entry
+
+
+def event_entry(i: int, body: dict[str, Any], wire: str) -> dict[str, Any]:
+    """The PublishBatch entry of the event for a received command ``body``."""
+    body["event"] = "Placed"
+    oid = body["order"]
+    entry: dict[str, Any] = {
+        "Id": str(i),
+        "MessageGroupId": oid,
+        "MessageDeduplicationId": body.get("command_id", oid),
+    }
+    if wire == "contract":
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, oid + ":OrderPlaced"))
+        body["name"] = "OrderPlaced"
+        body["metadata"] = {**body.get("metadata", {}), "eventId": event_id, "causationId": oid}
+        entry["Subject"] = "OrderPlaced"
+        entry["MessageAttributes"] = _strings(
+            EventType="OrderPlaced",
+            EventName="OrderPlaced",
+            EntityId=oid,
+            SequenceNo="1",
+            EventId=event_id,
+            CorrelationId=oid,
+        )
+    entry["Message"] = json.dumps(body)
+    return entry
+
+
+def relay_once(sqs: Any, sns: Any, queue_url: str, topic_arn: str, wire: str = "bare") -> int:
     """One turn of a baseline worker thread: receive up to 10 commands (1 s long poll), publish
     their events with one PublishBatch (the body plus ``"event": "Placed"``, group = order,
-    deduplication id = the command id or the order), delete what was published with one
-    DeleteMessageBatch. Returns the number of messages deleted; raises on any call failure (the
-    messages come back after the 30 s visibility timeout)."""
+    deduplication id = the command id or the order; :func:`event_entry`), delete what was
+    published with one DeleteMessageBatch. Returns the number of messages deleted; raises on any
+    call failure (the messages come back after the 30 s visibility timeout)."""
+    extra = {"MessageAttributeNames": ["All"]} if wire == "contract" else {}
     msgs = sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=30
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=30, **extra
     ).get("Messages", [])
     if not msgs:
         return 0
-    entries = []
-    for i, m in enumerate(msgs):
-        body = json.loads(m["Body"])
-        body["event"] = "Placed"
-        entries.append(
-            {
-                "Id": str(i),
-                "Message": json.dumps(body),
-                "MessageGroupId": body["order"],
-                "MessageDeduplicationId": body.get("command_id", body["order"]),
-            }
-        )
+    entries = [event_entry(i, json.loads(m["Body"]), wire) for i, m in enumerate(msgs)]
     resp = sns.publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
     done = {e["Id"] for e in resp.get("Successful", [])}
     dels = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs) if str(i) in done]
@@ -228,7 +282,10 @@ def run_baseline(
     consumers: int = 4,
     drain_timeout_s: float = 30.0,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    wire: str = "bare",
 ) -> BaselineResult:
+    if wire not in WIRES:
+        raise ValueError(f"wire must be one of {WIRES}, not {wire!r}")
     endpoint = endpoint or resolve_endpoint()
     sqs, sns = _clients(endpoint, pool=4 * (senders + workers + consumers) + 10)
     counter = _CallCounter()
@@ -271,15 +328,7 @@ def run_baseline(
             if batch is None:
                 return
             now = time.time()
-            entries = [
-                {
-                    "Id": str(i),
-                    "MessageBody": json.dumps({"order": oid, "t": now}),
-                    "MessageGroupId": oid,
-                    "MessageDeduplicationId": oid,
-                }
-                for i, oid in enumerate(batch)
-            ]
+            entries = [command_entry(i, oid, now, wire) for i, oid in enumerate(batch)]
             try:
                 resp = sqs.send_message_batch(QueueUrl=cmd_url, Entries=entries)
                 ok = {batch[int(e["Id"])] for e in resp.get("Successful", [])}
@@ -293,7 +342,7 @@ def run_baseline(
     def worker() -> None:
         while not stop_all.is_set():
             try:
-                relay_once(sqs, sns, cmd_url, topic_arn)
+                relay_once(sqs, sns, cmd_url, topic_arn, wire)
             except Exception as exc:
                 if not stop_all.is_set():
                     log(f"worker error: {exc}")
@@ -302,9 +351,12 @@ def run_baseline(
     def consumer() -> None:
         while not stop_all.is_set():
             try:
-                msgs = sqs.receive_message(QueueUrl=view_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-                    "Messages", []
-                )
+                msgs = sqs.receive_message(
+                    QueueUrl=view_url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=1,
+                    MessageAttributeNames=["All"] if wire == "contract" else [],
+                ).get("Messages", [])
                 if not msgs:
                     continue
                 now = time.time()
@@ -398,6 +450,7 @@ def run_baseline(
         api_calls_per_order=(sum(calls.values()) / delivered) if delivered else math.nan,
         drain_s=drain_end - send_end,
         load_average=os.getloadavg(),
+        wire=wire,
     )
     log(f"(setup used {setup_calls} API calls, not counted per order)")
     return result
@@ -443,12 +496,13 @@ def capacity_search(
     min_ratio: float = 0.98,
     endpoint: str | None = None,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    wire: str = "bare",
 ) -> tuple[float, list[BaselineResult]]:
     """Step the baseline up from ``start`` by ``step`` until a step falls short (achieved <
     ``min_ratio`` of target, p99 above the limit, or anything lost); returns the last good rate."""
     rate, best, results = start, 0.0, []
     while rate <= max_rate:
-        res = run_baseline(rate, step_s, endpoint=endpoint, drain_timeout_s=15, log=log)
+        res = run_baseline(rate, step_s, endpoint=endpoint, drain_timeout_s=15, log=log, wire=wire)
         results.append(res)
         log(res.summary())
         ok = (
@@ -483,6 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cp.add_argument("--max-rate", type=float, default=40_000)
         cp.add_argument("--endpoint", default=None)
         cp.add_argument("--json", default=None)
+        cp.add_argument("--wire", choices=WIRES, default="bare", help="message shape (see WIRES)")
         ca = cp.parse_args(argv[1:])
         best, results = capacity_search(
             start=ca.start,
@@ -491,8 +546,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             p99_limit_ms=ca.p99_ms,
             max_rate=ca.max_rate,
             endpoint=ca.endpoint,
+            wire=ca.wire,
         )
-        print(f"baseline capacity {best:,.0f} orders/min")
+        print(f"baseline capacity ({ca.wire} wire) {best:,.0f} orders/min")
         if ca.json:
             from pathlib import Path
 
@@ -514,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--consumers", type=int, default=4)
     parser.add_argument("--drain-timeout", type=float, default=30)
     parser.add_argument("--json", default=None, help="also write the result as JSON to this path")
+    parser.add_argument("--wire", choices=WIRES, default="bare", help="message shape (see WIRES)")
     args = parser.parse_args(argv)
     result = run_baseline(
         args.rate,
@@ -523,6 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers=args.workers,
         consumers=args.consumers,
         drain_timeout_s=args.drain_timeout,
+        wire=args.wire,
     )
     print(result.summary())
     if args.json:
