@@ -57,7 +57,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -166,6 +166,12 @@ class SqsListener:
         self.observer = observer or NullObserver()
         self.telemetry = telemetry or NOOP
         self.executor = executor
+        #: production: each poll thread hands its poll's deletes to this pool and receives again;
+        #: it waits for its previous poll's deletes before handing over the next (one in flight)
+        self._deleter = (
+            ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"delete-{queue}") if executor else None
+        )
+        self._pending = threading.local()
 
     def __repr__(self) -> str:
         return f"SqsListener(queue={self.queue!r}, encrypted={self.cipher is not None})"
@@ -181,15 +187,18 @@ class SqsListener:
         goes on after a 1 s back-off: what was not deleted is redelivered. Only
         :class:`~reference.hooks.WorkerCrash` (a ``BaseException``) ends it.
         """
-        while not stop.is_set():
-            try:
-                self.poll_once()
-            except (FlowgateError, ClientError, BotoCoreError) as exc:
-                log.warning("poll of %s failed: %s", self.queue, exc)
-                stop.wait(1.0)
-            except Exception:
-                log.exception("poll of %s failed unexpectedly; polling on", self.queue)
-                stop.wait(1.0)
+        try:
+            while not stop.is_set():
+                try:
+                    self._poll(wait_for_deletes=False)
+                except (FlowgateError, ClientError, BotoCoreError) as exc:
+                    log.warning("poll of %s failed: %s", self.queue, exc)
+                    stop.wait(1.0)
+                except Exception:
+                    log.exception("poll of %s failed unexpectedly; polling on", self.queue)
+                    stop.wait(1.0)
+        finally:
+            self._await_deletes()
 
     def poll_once(self) -> int:
         """One ReceiveMessage (long poll, up to 10) and the processing of everything received,
@@ -198,14 +207,29 @@ class SqsListener:
         Returns the number of messages received. Raises :class:`TransportError` if the receive
         itself fails; :class:`~reference.hooks.WorkerCrash` always propagates.
         """
+        return self._poll(wait_for_deletes=True)
+
+    def _poll(self, *, wait_for_deletes: bool) -> int:
+        """``poll_once``; with ``wait_for_deletes=False`` (the run loop) the poll's deletes may
+        still be in flight on return (at most one poll's worth per poll thread)."""
         keepalive = _KeepAlive(self) if self.executor is not None and self.options.heartbeat else None
         try:
             received, groups = self._receive_and_process(keepalive)
             self._finish(groups)
+            if wait_for_deletes:
+                self._await_deletes()
         finally:
             if keepalive is not None:
                 keepalive.stop()
         return received
+
+    def _await_deletes(self) -> None:
+        """Wait for this poll thread's deletes handed to the delete pool (their failures are
+        logged and observed there, never raised)."""
+        pending = getattr(self._pending, "future", None)
+        if pending is not None:
+            self._pending.future = None
+            pending.result()
 
     def _receive_and_process(self, keepalive: _KeepAlive | None = None) -> tuple[int, list[list[_Flight]]]:
         """Receive, then take every message up to its commit (``_run_group`` per FIFO group)."""
@@ -282,8 +306,16 @@ class SqsListener:
             round_no += 1
         for f in to_delete:
             self.faults.hit("before_delete", f.ctx or {})
-        for i in range(0, len(to_delete), MAX_BATCH):
-            chunk = to_delete[i : i + MAX_BATCH]
+        if self._deleter is None:
+            self._delete_all(to_delete)
+            return
+        self._await_deletes()  # the previous poll's, if still in flight
+        if to_delete:
+            self._pending.future = self._deleter.submit(self._delete_all, to_delete)
+
+    def _delete_all(self, flights: Sequence[_Flight]) -> None:
+        for i in range(0, len(flights), MAX_BATCH):
+            chunk = flights[i : i + MAX_BATCH]
             if len(chunk) == 1:
                 self._delete(chunk[0], chunk[0].ctx or {})
             else:
