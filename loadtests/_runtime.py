@@ -38,6 +38,7 @@ class Config:
     p99_ms: float | None = None
     p95_ms: float | None = None
     min_ratio: float = 0.98
+    min_effect_ratio: float = 0.95
     drain_timeout_s: float = 60.0
     send_concurrency: int = 32
     linger_s: float = 0.02

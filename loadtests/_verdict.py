@@ -24,6 +24,7 @@ class RunFigures:
     p50_ms: float = math.nan
     p95_ms: float = math.nan
     p99_ms: float = math.nan
+    effected_in_window: int = -1  # orders effected while the load ran (-1: not measured)
 
     @property
     def target_per_min(self) -> float:
@@ -62,13 +63,16 @@ def judge(
     missing_effects: int = 0,
     extra_reasons: Sequence[str] = (),
     allowance_orders: float = 0.0,
+    min_effect_ratio: float | None = None,
 ) -> RunVerdict:
     """Exit 0 only when every checker is valid, the achieved rate is at least ``min_ratio`` of
     the target, and the latency thresholds given hold. ``missing_effects`` are orders the
     probe never saw finish after the drain (lost end-to-end even if no checker can tell).
     ``allowance_orders`` forgives the pacing quantum: each pacer user releases whole orders, so
     at any instant it may be up to one order short of its schedule (pass the peak user count);
-    it matters only for short, low-rate runs."""
+    it matters only for short, low-rate runs. ``min_effect_ratio``: the orders effected while the
+    load ran must be at least this share of those acknowledged in that window -- a system that
+    falls behind (a backlog growing for the whole run) fails even if the drain catches up."""
     reasons = list(extra_reasons)
     for found in checker_verdicts:
         if not getattr(found, "valid", True):
@@ -80,6 +84,16 @@ def judge(
         reasons.append(
             f"achieved {figures.achieved_per_min:,.0f}/min = {figures.ratio:.1%} of target "
             f"{figures.target_per_min:,.0f}/min (< {min_ratio:.0%})"
+        )
+    if (
+        min_effect_ratio is not None
+        and figures.effected_in_window >= 0
+        and figures.effected_in_window < min_effect_ratio * figures.acked_orders
+    ):
+        per_min = figures.effected_in_window * 60.0 / figures.elapsed_s if figures.elapsed_s > 0 else 0.0
+        reasons.append(
+            f"effects fell behind: {per_min:,.0f}/min effected during the load vs "
+            f"{figures.achieved_per_min:,.0f}/min acknowledged (< {min_effect_ratio:.0%})"
         )
     for label, limit, value in (("p99", p99_ms, figures.p99_ms), ("p95", p95_ms, figures.p95_ms)):
         if limit is None:

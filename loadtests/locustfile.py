@@ -133,6 +133,13 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
     g.add_argument("--p99-ms", type=float, default=None, help="fail when p99 send-to-effect exceeds this")
     g.add_argument("--p95-ms", type=float, default=None, help="fail when p95 send-to-effect exceeds this")
     g.add_argument("--min-rate-ratio", type=float, default=0.98)
+    g.add_argument(
+        "--min-effect-ratio",
+        type=float,
+        default=0.95,
+        help="fail when the orders effected during the load are below this share of those acknowledged "
+        "(the system fell behind); not applied to capacity, which judges each step",
+    )
     g.add_argument("--drain-timeout", type=float, default=60.0)
     g.add_argument("--send-concurrency", type=int, default=32)
     g.add_argument("--step-seconds", type=float, default=30.0, help="capacity: seconds per step")
@@ -171,6 +178,7 @@ def _config(options):  # type: ignore[no-untyped-def]
         p99_ms=options.p99_ms,
         p95_ms=options.p95_ms,
         min_ratio=options.min_rate_ratio,
+        min_effect_ratio=options.min_effect_ratio,
         drain_timeout_s=options.drain_timeout,
         send_concurrency=options.send_concurrency,
         commands_per_order=options.commands_per_order,
@@ -364,6 +372,7 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
     # so the profile's own integral can differ by a tick at each change)
     target = _shapes.integrate_steps(commanded, begin, end) if commanded else float(run.released)
     p50, p95, p99 = run.percentiles()
+    effected_in_window = sum(1 for t, _ in run.latencies if begin <= t <= end)
     figures = RunFigures(
         target_orders=target,
         due_orders=run.released,
@@ -374,6 +383,7 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         p50_ms=p50,
         p95_ms=p95,
         p99_ms=p99,
+        effected_in_window=effected_in_window,
     )
     summary: dict[str, object] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -386,9 +396,7 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         "achieved_ratio": round(figures.ratio, 4),
         "window_s": round(elapsed, 3),
         "commanded": [(round(t - begin, 3), r) for t, r in commanded],
-        "effected_in_window_per_min": round(
-            sum(1 for t, _ in run.latencies if begin <= t <= end) * 60.0 / elapsed, 1
-        ),
+        "effected_in_window_per_min": round(effected_in_window * 60.0 / elapsed, 1),
         "released": run.released,
         "acked": run.acked,
         "failed": run.failed,
@@ -429,6 +437,8 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         missing_effects=missing,
         extra_reasons=extra,
         allowance_orders=max((r for _, r in commanded), default=0.0) / cfg.user_rate,
+        # capacity judges each step itself; every other shape must keep up while it runs
+        min_effect_ratio=None if cfg.shape == "capacity" else cfg.min_effect_ratio,
     )
     summary["exit_code"] = verdict.exit_code
     summary["reasons"] = verdict.reasons

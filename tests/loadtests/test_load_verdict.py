@@ -95,3 +95,14 @@ def test_pacing_quantum_allowance_only_forgives_whole_orders_per_user() -> None:
     assert not judge(short, CLEAN).ok
     assert not judge(short, CLEAN, allowance_orders=3).ok  # 78 < 78.4
     assert judge(short, CLEAN, allowance_orders=4).ok  # 6 users, each up to 1 order behind
+
+
+def test_a_system_that_falls_behind_fails_even_if_the_drain_catches_up() -> None:
+    behind = _figures(effected_in_window=8_900)  # 89 % effected while the load ran
+    verdict = judge(behind, CLEAN, min_effect_ratio=0.95)
+    assert verdict.exit_code == 1
+    assert any("effects fell behind" in r and "8,900/min" in r for r in verdict.reasons)
+    assert judge(_figures(effected_in_window=9_960), CLEAN, min_effect_ratio=0.95).ok
+    # not measured, or not asked for (capacity judges its steps itself): no verdict on it
+    assert judge(_figures(), CLEAN, min_effect_ratio=0.95).ok
+    assert judge(behind, CLEAN).ok
