@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -240,6 +241,8 @@ FINAL_EVENT = {1: "OrderPlaced", 2: "PaymentAuthorized", 3: "InventoryReserved",
 
 #: How the worker is started; ``{config}`` is the bus configuration file (reference/config.py
 #: ``BusConfiguration.from_dict`` shape). Override with FLOWGATE_WORKER_CMD.
+#: what a reference worker prints once it polls (``reference.worker --ready``)
+READY_LINE = "flowgate-load-worker-ready"
 WORKER_CMD = os.environ.get("FLOWGATE_WORKER_CMD", "-m reference.worker --config {config}")
 
 
@@ -318,7 +321,34 @@ class ReferenceSUT(SUT):
                 argv = ["-m", "loadtests._count_calls", str(calls), *argv[1:]]
             if self.worker_history:  # the worker's own observations (effect, publish, project...)
                 argv += ["--history", str(self.report_dir / f"worker-{i + 1}-{self.suffix}.jsonl")]
+            if "reference.worker" in argv:  # printed once its poll threads run (not by FLOWGATE_WORKER_CMD)
+                argv += ["--ready", READY_LINE]
             self.spawn(argv, f"worker-{i + 1}", env={"FLOWGATE_PROCESS": f"worker-{i + 1}"})
+        self.wait_ready(
+            [f"worker-{i + 1}" for i in range(workers)] if "reference.worker" in WORKER_CMD else []
+        )
+
+    def wait_ready(self, names: Sequence[str], timeout: float = 60.0) -> None:
+        """Wait until every named worker printed :data:`READY_LINE` (it is polling), so the load
+        does not start against a worker still importing and bootstrapping (the first seconds
+        would otherwise be judged as a backlog). Raises if one exits or the timeout passes."""
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while pending:
+            pending = [
+                n for n in pending if READY_LINE.encode() not in (self.report_dir / f"{n}.log").read_bytes()
+            ]
+            if not pending:
+                break
+            dead = [p for p in self.procs if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"worker(s) {pending} not ready ({'exited' if dead else f'after {timeout:.0f} s'}); "
+                    f"see {self.report_dir}/worker-*.log"
+                )
+            time.sleep(0.1)
+        if names:
+            self.log(f"{len(names)} worker(s) polling")
 
     # the dispatcher's observer: forward to the run's history, remember each command's outcome
 
