@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import gevent
 from gevent.event import Event as GEvent
@@ -229,7 +230,7 @@ class Run:
         """Follow every worker's history file; each projected final event is an order's effect."""
         assert self.sut is not None
         final = getattr(self.sut, "final_event", None)
-        handles: dict[Path, tuple[object, list[str]]] = {}
+        handles: dict[Path, tuple[TextIO, list[str]]] = {}
         try:
             while True:
                 stopping = self.probe_stop.is_set()
@@ -237,7 +238,7 @@ class Run:
                     if path not in handles and path.exists():
                         handles[path] = (path.open(encoding="utf-8"), [])
                 for src, partial in handles.values():
-                    chunk = src.read()  # type: ignore[attr-defined]
+                    chunk = src.read()
                     if not chunk:
                         continue
                     lines = ("".join(partial) + chunk).split("\n")
@@ -249,7 +250,7 @@ class Run:
                 gevent.sleep(0.05)
         finally:
             for src, _ in handles.values():
-                src.close()  # type: ignore[attr-defined]
+                src.close()
 
     def _history_line(self, line: str, final: str | None) -> None:
         if '"project"' not in line:

@@ -829,23 +829,22 @@ class Gate:
     def _phase_specs(self) -> dict[str, topo.QueueSpec]:
         """The dedicated queue of each phase the profile runs (visibility, redrive threshold)."""
         p, fifo = self.profile, self.topology.command_queue.fifo
+        suffix = ".fifo" if fifo else ""
+
+        def spec(phase: str, visibility: int, max_receive: int) -> topo.QueueSpec:
+            return topo.QueueSpec(
+                f"{phase}-commands{suffix}",
+                fifo=fifo,
+                visibility_timeout=visibility,
+                dlq_name=f"{phase}-dlq{suffix}",
+                max_receive_count=max_receive,
+            )
+
         specs: dict[str, topo.QueueSpec] = {}
         if p.heartbeat_orders:
-            specs["heartbeat"] = topo.QueueSpec(
-                "heartbeat-commands.fifo" if fifo else "heartbeat-commands",
-                fifo=fifo,
-                visibility_timeout=p.heartbeat_visibility,
-                dlq_name="heartbeat-dlq.fifo" if fifo else "heartbeat-dlq",
-                max_receive_count=p.heartbeat_max_receive,
-            )
+            specs["heartbeat"] = spec("heartbeat", p.heartbeat_visibility, p.heartbeat_max_receive)
         if p.shutdown_orders:
-            specs["shutdown"] = topo.QueueSpec(
-                "shutdown-commands.fifo" if fifo else "shutdown-commands",
-                fifo=fifo,
-                visibility_timeout=p.shutdown_visibility,
-                dlq_name="shutdown-dlq.fifo" if fifo else "shutdown-dlq",
-                max_receive_count=p.max_receive_count,
-            )
+            specs["shutdown"] = spec("shutdown", p.shutdown_visibility, p.max_receive_count)
         return specs
 
     def _phase_env(self, queue: topo.CommandQueue) -> dict[str, str]:
