@@ -15,6 +15,7 @@ into an import.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import typing
 import uuid
@@ -223,27 +224,60 @@ class TypeRegistry:
         cls = self.lookup(name, kind)
         if not isinstance(data, dict):
             raise DecodeError(f"payload of {name} must be an object")
-        hints = typing.get_type_hints(cls)
         values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            wire = camel(f.name)
-            if wire not in data:
-                if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+        for spec in _field_specs(cls):
+            if spec.wire not in data:
+                if spec.optional:
                     continue
-                raise DecodeError(f"payload of {name} lacks field {wire!r}")
-            value = data[wire]
-            expected = _SIMPLE.get(hints.get(f.name))  # type: ignore[arg-type]
+                raise DecodeError(f"payload of {name} lacks field {spec.wire!r}")
+            value = data[spec.wire]
+            expected = spec.expected
             if expected and (
                 not isinstance(value, expected) or (bool not in expected and isinstance(value, bool))
             ):
-                raise DecodeError(f"payload field {name}.{f.name} has the wrong type")
-            values[f.name] = value
+                raise DecodeError(f"payload field {name}.{spec.name} has the wrong type")
+            values[spec.name] = value
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise DecodeError(f"invalid payload for {name}: {exc}") from exc
 
 
+@dataclasses.dataclass(frozen=True)
+class _FieldSpec:
+    """How one payload field is read from the wire (computed once per payload class)."""
+
+    name: str
+    wire: str
+    optional: bool
+    expected: tuple[type, ...] | None
+
+
+_FIELD_SPECS: dict[type, tuple[_FieldSpec, ...]] = {}
+
+
+def _field_specs(cls: type) -> tuple[_FieldSpec, ...]:
+    """The fields of a registered payload dataclass, their wire names and simple types.
+
+    Cached per class: resolving the type hints costs more than decoding the message itself."""
+    cached = _FIELD_SPECS.get(cls)
+    if cached is not None:
+        return cached
+    hints = typing.get_type_hints(cls)
+    specs = tuple(
+        _FieldSpec(
+            name=f.name,
+            wire=camel(f.name),
+            optional=f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
+            expected=_SIMPLE.get(hints.get(f.name)),  # type: ignore[arg-type]
+        )
+        for f in dataclasses.fields(cls)
+    )
+    _FIELD_SPECS[cls] = specs
+    return specs
+
+
+@functools.cache
 def camel(name: str) -> str:
     """snake_case field name -> camelCase wire name."""
     head, *rest = name.split("_")
