@@ -116,7 +116,7 @@ class _Flight:
     ctx: dict[str, Any] | None = None
     #: ``after_publish`` is hit after the outbox publish (effects and projections, not duplicates)
     publish_point: bool = False
-    #: a delete was attempted: the keep-alive thread stops extending its visibility
+    #: a delete was attempted: the heartbeat thread stops extending its visibility
     deleted: bool = False
 
     @property
@@ -166,12 +166,17 @@ class SqsListener:
         self.observer = observer or NullObserver()
         self.telemetry = telemetry or NOOP
         self.executor = executor
-        #: production: each poll thread hands its poll's deletes to this pool and receives again;
-        #: it waits for its previous poll's deletes before handing over the next (one in flight)
-        self._deleter = (
-            ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"delete-{queue}") if executor else None
+        #: production: each poll thread hands its poll's publish + delete (:meth:`_finish`) to this
+        #: pool and receives again; it waits for its previous poll's before handing over the next
+        #: (one in flight per poll thread)
+        self._finisher = (
+            ThreadPoolExecutor(max_workers=self.options.pollers, thread_name_prefix=f"finish-{queue}")
+            if executor
+            else None
         )
         self._pending = threading.local()
+        #: production heartbeat: keeps every received, not yet deleted message invisible
+        self._heartbeat = _Heartbeat(self) if executor is not None and self.options.heartbeat else None
 
     def __repr__(self) -> str:
         return f"SqsListener(queue={self.queue!r}, encrypted={self.cipher is not None})"
@@ -186,11 +191,17 @@ class SqsListener:
         timeouts, throttling -- and anything unexpected, e.g. a store error) is logged and the loop
         goes on after a 1 s back-off: what was not deleted is redelivered. Only
         :class:`~reference.hooks.WorkerCrash` (a ``BaseException``) ends it.
+
+        After a receive of 1..9 messages the loop waits ``options.receive_linger`` before the next
+        one (fuller batches, fewer calls; none after a full or an empty receive).
         """
+        linger = self.options.receive_linger
         try:
             while not stop.is_set():
                 try:
-                    self._poll(wait_for_deletes=False)
+                    received = self._poll(wait_for_finish=False)
+                    if linger > 0 and 0 < received < MAX_BATCH:
+                        stop.wait(linger)
                 except (FlowgateError, ClientError, BotoCoreError) as exc:
                     log.warning("poll of %s failed: %s", self.queue, exc)
                     stop.wait(1.0)
@@ -198,7 +209,7 @@ class SqsListener:
                     log.exception("poll of %s failed unexpectedly; polling on", self.queue)
                     stop.wait(1.0)
         finally:
-            self._await_deletes()
+            self._await_finish()
 
     def poll_once(self) -> int:
         """One ReceiveMessage (long poll, up to 10) and the processing of everything received,
@@ -207,32 +218,58 @@ class SqsListener:
         Returns the number of messages received. Raises :class:`TransportError` if the receive
         itself fails; :class:`~reference.hooks.WorkerCrash` always propagates.
         """
-        return self._poll(wait_for_deletes=True)
+        return self._poll(wait_for_finish=True)
 
-    def _poll(self, *, wait_for_deletes: bool) -> int:
-        """``poll_once``; with ``wait_for_deletes=False`` (the run loop) the poll's deletes may
-        still be in flight on return (at most one poll's worth per poll thread)."""
-        keepalive = _KeepAlive(self) if self.executor is not None and self.options.heartbeat else None
+    def _poll(self, *, wait_for_finish: bool) -> int:
+        """``poll_once``; with ``wait_for_finish=False`` (the run loop) the poll's publish and
+        delete are handed to the finisher pool and may still be in flight on return (at most one
+        poll's worth per poll thread: it first waits for its previous poll's). The messages stay
+        under the heartbeat until their poll is finished.
+
+        Handing the publish over cannot reorder a FIFO group: the next message of a group is not
+        delivered while this one is in flight (it is deleted only after its events are published),
+        and the per-entity sequence check (:meth:`_predecessor_missing`) covers visibility lapses."""
+        groups = self._receive()
+        flights = [f for group in groups for f in group]
+        if self._heartbeat is not None:
+            self._heartbeat.track(flights)
+        handed_over = False
         try:
-            received, groups = self._receive_and_process(keepalive)
-            self._finish(groups)
-            if wait_for_deletes:
-                self._await_deletes()
+            self._process_groups(groups)
+            self._await_finish()  # the previous poll's, if still in flight
+            if wait_for_finish or self._finisher is None:
+                self._finish(groups)
+            else:
+                self._pending.future = self._finisher.submit(self._finish_and_release, groups, flights)
+                handed_over = True
         finally:
-            if keepalive is not None:
-                keepalive.stop()
-        return received
+            if not handed_over:
+                self._release(flights)
+        return len(flights)
 
-    def _await_deletes(self) -> None:
-        """Wait for this poll thread's deletes handed to the delete pool (their failures are
-        logged and observed there, never raised)."""
+    def _finish_and_release(self, groups: list[list[_Flight]], flights: list[_Flight]) -> None:
+        try:
+            self._finish(groups)
+        finally:
+            self._release(flights)
+
+    def _release(self, flights: list[_Flight]) -> None:
+        """The poll is over for ``flights``: the heartbeat stops extending them (what was not
+        deleted becomes visible again when its visibility timeout runs out)."""
+        if self._heartbeat is not None:
+            self._heartbeat.untrack(flights)
+
+    def _await_finish(self) -> None:
+        """Wait for this poll thread's poll handed to the finisher pool. Publish failures and
+        failed deletes are logged and observed there, never raised; an unexpected error or a
+        :class:`~reference.hooks.WorkerCrash` raised there is re-raised here."""
         pending = getattr(self._pending, "future", None)
         if pending is not None:
             self._pending.future = None
             pending.result()
 
-    def _receive_and_process(self, keepalive: _KeepAlive | None = None) -> tuple[int, list[list[_Flight]]]:
-        """Receive, then take every message up to its commit (``_run_group`` per FIFO group)."""
+    def _receive(self) -> list[list[_Flight]]:
+        """ReceiveMessage (long poll, up to 10); the messages grouped by MessageGroupId."""
         vt = self.options.visibility_timeout
         try:
             resp = self.sqs.receive_message(
@@ -258,16 +295,17 @@ class SqsListener:
             self.telemetry.message_received.add(1, {"queue": self.queue})
             group = attrs.get("MessageGroupId") or f"msg:{m['MessageId']}"
             groups.setdefault(group, []).append(_Flight(m, count, now + vt, now))
-        if keepalive is not None:
-            keepalive.start([f for flights in groups.values() for f in flights])
+        return list(groups.values())
+
+    def _process_groups(self, groups: list[list[_Flight]]) -> None:
+        """Take every message up to its commit (``_run_group`` per FIFO group)."""
         if self.executor is None:
-            for flights in groups.values():
+            for flights in groups:
                 self._run_group(flights)
         else:
-            futures = [self.executor.submit(self._run_group, flights) for flights in groups.values()]
+            futures = [self.executor.submit(self._run_group, flights) for flights in groups]
             for fut in futures:
                 fut.result()
-        return len(messages), list(groups.values())
 
     def _finish(self, groups: list[list[_Flight]]) -> None:
         """Publish the outboxes, then delete, of every message of this poll that is ready.
@@ -306,12 +344,7 @@ class SqsListener:
             round_no += 1
         for f in to_delete:
             self.faults.hit("before_delete", f.ctx or {})
-        if self._deleter is None:
-            self._delete_all(to_delete)
-            return
-        self._await_deletes()  # the previous poll's, if still in flight
-        if to_delete:
-            self._pending.future = self._deleter.submit(self._delete_all, to_delete)
+        self._delete_all(to_delete)
 
     def _delete_all(self, flights: Sequence[_Flight]) -> None:
         for i in range(0, len(flights), MAX_BATCH):
@@ -718,44 +751,54 @@ class SqsListener:
             self.faults.hit("after_delete", f.ctx or value)
 
 
-class _KeepAlive:
-    """Production heartbeat for one poll: a thread that keeps every received message invisible
-    (and its idempotency lease alive) until the poll has deleted it.
+class _Heartbeat:
+    """Production heartbeat of one listener: a thread that keeps every received message invisible
+    (and its idempotency lease alive) until its poll has deleted it or given it up.
 
     Step-boundary beats cover the message in hand; with groups on an executor and publishes and
-    deletes batched at the end of the poll, a message that finished early (or waits behind its
-    group's head) would otherwise sit undeleted past its visibility timeout while the slowest
-    message of the batch is still being handled, and another worker would receive it. The
-    thread wakes every VT/4 and calls the same ``_beat`` (which only extends past VT/2), so at
-    most one ChangeMessageVisibility per message per VT/2. Not used with ``executor=None``
-    (simulation), where only the deterministic step-boundary beats run.
+    deletes batched per poll (and handed to the finisher pool), a message that finished early, or
+    waits behind its group's head or for its poll's publish, would otherwise sit undeleted past its
+    visibility timeout and another worker would receive it. The thread wakes every VT/4 and calls
+    the same ``_beat`` (which only extends past VT/2), so at most one ChangeMessageVisibility per
+    message per VT/2. It runs while anything is tracked and exits when nothing is. Not used with
+    ``executor=None`` (simulation), where only the deterministic step-boundary beats run.
     """
 
     def __init__(self, listener: SqsListener) -> None:
         self.listener = listener
-        self.flights: list[_Flight] = []
-        self._stop = threading.Event()
+        self._tracked: dict[int, _Flight] = {}
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def start(self, flights: list[_Flight]) -> None:
-        self.flights = flights
-        if flights:
-            self._thread = threading.Thread(
-                target=self._run, name=f"keepalive-{self.listener.queue}", daemon=True
-            )
-            self._thread.start()
+    def track(self, flights: list[_Flight]) -> None:
+        if not flights:
+            return
+        with self._lock:
+            for f in flights:
+                self._tracked[id(f)] = f
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"heartbeat-{self.listener.queue}", daemon=True
+                )
+                self._thread.start()
+
+    def untrack(self, flights: list[_Flight]) -> None:
+        with self._lock:
+            for f in flights:
+                self._tracked.pop(id(f), None)
 
     def _run(self) -> None:
         period = max(0.05, self.listener.options.visibility_timeout / 4)
-        while not self._stop.wait(period):
-            for flight in self.flights:
+        while True:
+            time.sleep(period)
+            with self._lock:
+                if not self._tracked:
+                    self._thread = None
+                    return
+                flights = list(self._tracked.values())
+            for flight in flights:
                 if not flight.deleted:
                     self.listener._beat(flight)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
 
 def _string_attributes(m: Mapping[str, Any]) -> dict[str, str]:
