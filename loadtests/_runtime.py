@@ -11,6 +11,8 @@ import contextlib
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -47,6 +49,7 @@ class Config:
     commands_per_order: int = 1
     storage_url: str | None = None
     pollers: int | None = None  # reference: BusOptions.pollers (None: the reference's default)
+    receive_linger_ms: float = 50.0  # reference: BusOptions.receive_linger, in ms
     worker_history: bool = True
     effect_at: str = "auto"  # "view" (worker history project ops), "probe" (probe queue) or "auto"
     bus_config: str | None = None
@@ -54,18 +57,40 @@ class Config:
     capacity_p99_ms: float = 2_000.0
     step_s: float = 30.0
     baseline: bool = True
+    #: seconds of baseline traffic before the system under load starts; None = 30 s when this run
+    #: started LocalStack itself, else 0
+    warmup_s: float | None = None
+    warmup_rate: float = 8_000.0
 
 
-def resolve_endpoint() -> str:
+#: a LocalStack started seconds before a 10,000/min load fell behind in its first minute and
+#: did not catch up (5 runs of 5), where one that had served traffic kept up (5 of 5)
+AUTO_WARMUP_S = 30.0
+
+
+def resolve_endpoint() -> tuple[str, bool]:
+    """The endpoint URL, and whether LocalStack was started just now for this run."""
     for var in ("AWS_ENDPOINT_URL", "FLOWGATE_ENDPOINT_URL"):
         if os.environ.get(var):
-            return os.environ[var]
+            return os.environ[var], False
     try:
         from harness.launcher import ensure_localstack
     except ImportError:
-        return "http://127.0.0.1:4566"
+        return "http://127.0.0.1:4566", False
     endpoint = ensure_localstack()
-    return str(getattr(endpoint, "url", endpoint))
+    return str(getattr(endpoint, "url", endpoint)), bool(getattr(endpoint, "started_here", False))
+
+
+def warm_up(endpoint: str, seconds: float, rate: float, log: Callable[[str], None]) -> None:
+    """Drive ``seconds`` of bare-baseline traffic (its own queues and topic, contract-shaped
+    messages, deleted afterwards) through LocalStack before the measured run. Not part of the
+    run's history or figures; a failure is logged, never fatal."""
+    log(f"warming up LocalStack: {seconds:.0f} s of baseline traffic at {rate:,.0f}/min (not measured)")
+    argv = [sys.executable, "-m", "harness.baseline", "--rate", str(rate), "--duration", str(seconds)]
+    argv += ["--wire", "contract", "--endpoint", endpoint]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        log(f"warm-up exited with {done.returncode} (going on): {done.stderr.strip()[-500:]}")
 
 
 def _localstack_cpu() -> float:
@@ -142,7 +167,12 @@ class Run:
         import boto3
         from botocore.config import Config as BotoConfig
 
-        self.endpoint = resolve_endpoint()
+        self.endpoint, started_here = resolve_endpoint()
+        warmup = (
+            self.cfg.warmup_s if self.cfg.warmup_s is not None else (AUTO_WARMUP_S if started_here else 0.0)
+        )
+        if warmup > 0:
+            warm_up(self.endpoint, warmup, self.cfg.warmup_rate, self.log)
         pool = self.cfg.send_concurrency + self.cfg.probe_pollers * 2 + 16
         boto_cfg = BotoConfig(
             max_pool_connections=pool, retries={"max_attempts": 3, "mode": "standard"}, read_timeout=30
@@ -169,6 +199,7 @@ class Run:
         self.sut.commands_per_order = self.cfg.commands_per_order
         self.sut.storage_url = self.cfg.storage_url
         self.sut.pollers = self.cfg.pollers
+        self.sut.receive_linger_ms = self.cfg.receive_linger_ms
         self.sut.bus_config = self.cfg.bus_config
         self.sut.worker_history = self.cfg.worker_history and self.cfg.sut == "reference"
         self.sut.history_observer = self.history.observer("producer")

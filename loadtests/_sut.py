@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ._count_calls import latency_path
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -75,6 +77,7 @@ class SUT:
     history_observer: Any = None
     storage_url: str | None = None
     pollers: int | None = None  # reference: BusOptions.pollers written into the bus config
+    receive_linger_ms: float = 0.0  # reference: BusOptions.receive_linger written into the bus config
     worker_history: bool = False  # the workers write their own history (reference --history)
     bus_config: str | None = None  # an existing system's bus config: adopt, start no workers
 
@@ -125,6 +128,22 @@ class SUT:
         for path in sorted(self.report_dir.glob(f"calls-worker-*-{self.suffix}.json")):
             for op, n in json.loads(path.read_text()).items():
                 total[op] = total.get(op, 0) + int(n)
+        return total
+
+    def worker_call_latency(self) -> dict[str, dict[str, float]]:
+        """Wall time of the workers' AWS API calls by operation: calls, mean ms, total s."""
+        total: dict[str, dict[str, float]] = {}
+        for counts in sorted(self.report_dir.glob(f"calls-worker-*-{self.suffix}.json")):
+            path = latency_path(counts)
+            if not path.exists():
+                continue
+            for op, row in json.loads(path.read_text()).items():
+                acc = total.setdefault(op, {"calls": 0, "total_s": 0.0})
+                acc["calls"] += row["calls"]
+                acc["total_s"] += row["total_s"]
+        for acc in total.values():
+            acc["mean_ms"] = round(acc["total_s"] / acc["calls"] * 1000, 1) if acc["calls"] else 0.0
+            acc["total_s"] = round(acc["total_s"], 1)
         return total
 
     def spawn(
@@ -285,6 +304,8 @@ class ReferenceSUT(SUT):
         }
         if self.pollers:
             self.config_dict["options"]["pollers"] = self.pollers
+        if self.receive_linger_ms:
+            self.config_dict["options"]["receive_linger"] = self.receive_linger_ms / 1000.0
         if self.bus_config:  # a system already running: use its topology, create/delete nothing of it
             from reference.worker import load_config_file
 

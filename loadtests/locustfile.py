@@ -80,8 +80,9 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
     g.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("FLOWGATE_WORKERS", "1")),
-        help="worker subprocesses of the system under load (>1 shares entity state via SQL)",
+        default=int(os.environ.get("FLOWGATE_WORKERS", "2")),
+        help="worker subprocesses of the system under load (default 2: two GILs; with more than one "
+        "command per order they share entity state via SQL)",
     )
     g.add_argument(
         "--worker-history",
@@ -121,6 +122,12 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
         default=int(os.environ["FLOWGATE_POLLERS"]) if os.environ.get("FLOWGATE_POLLERS") else None,
         help="reference: poll threads per listener in each worker (BusOptions.pollers; default: the reference's)",
     )
+    g.add_argument(
+        "--receive-linger-ms",
+        type=float,
+        default=float(os.environ.get("FLOWGATE_RECEIVE_LINGER_MS", "50")),
+        help="reference: BusOptions.receive_linger in ms (wait after a receive of 1..9 messages; default 50)",
+    )
     g.add_argument("--sut", default=os.environ.get("FLOWGATE_SUT", "reference"), choices=["reference", "raw"])
     g.add_argument(
         "--commands-per-order",
@@ -148,6 +155,13 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
     g.add_argument("--baseline-step", type=float, default=2500.0, help="capacity: baseline search step/min")
     g.add_argument("--capacity-p99-ms", type=float, default=2000.0, help="capacity: p99 limit of a step")
     g.add_argument("--no-baseline", action="store_true", help="capacity: skip the baseline measurement")
+    g.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=float(os.environ["FLOWGATE_WARMUP_S"]) if os.environ.get("FLOWGATE_WARMUP_S") else None,
+        help="seconds of unmeasured baseline traffic through LocalStack first "
+        "(default: 30 when this run started LocalStack, else 0)",
+    )
     g.add_argument("--report-dir", default="reports/load")
     # reports land under reports/load unless the command line says otherwise
     shape = _shape_in_argv()
@@ -184,6 +198,7 @@ def _config(options):  # type: ignore[no-untyped-def]
         commands_per_order=options.commands_per_order,
         storage_url=options.storage_url,
         pollers=options.pollers,
+        receive_linger_ms=options.receive_linger_ms,
         bus_config=options.bus_config,
         worker_history=options.worker_history,
         effect_at=options.effect_at,
@@ -191,6 +206,7 @@ def _config(options):  # type: ignore[no-untyped-def]
         capacity_p99_ms=options.capacity_p99_ms,
         step_s=options.step_seconds,
         baseline=not options.no_baseline,
+        warmup_s=options.warmup_seconds,
     )
 
 
@@ -415,6 +431,8 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
     worker_calls = run.sut.worker_calls() if run.sut is not None else {}
     calls = sum(worker_calls.values()) + sum(run.producer_calls.values())
     summary["api_calls"] = {"producer": run.producer_calls, "workers": worker_calls}
+    latency = run.sut.worker_call_latency() if run.sut is not None else {}
+    summary["worker_call_latency"] = latency
     summary["api_calls_per_order"] = round(calls / run.effected, 2) if run.effected else None
     summary["still_queued_after_drain"] = run.queued
     extra: list[str] = []
@@ -456,6 +474,11 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         f"API calls/order {summary['api_calls_per_order']}; "
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cores used {getattr(run, 'cpu', {})}"
     )
+    if latency:
+        print(
+            "worker API calls (count, mean ms): "
+            + "; ".join(f"{op} {row['calls']:.0f} x {row['mean_ms']:.0f}" for op, row in latency.items())
+        )
     if "capacity_per_min" in summary:
         print(
             f"capacity: reference {summary['capacity_per_min']:,.0f}/min; baseline "
