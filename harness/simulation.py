@@ -191,7 +191,10 @@ class _WorkerObserver(HistoryObserver):
             message_id = str(value.get("message_id"))
             self.sim.last_count[message_id] = int(value.get("receive_count", 1))
             self.sim.batches.setdefault(self.process, []).append(message_id)
-        if kind == "ok" and f in ("effect", "business_dead_letter"):
+        if kind == "ok" and (
+            f in ("effect", "business_dead_letter") or (f == "duplicate" and "command_id" in value)
+        ):
+            # a command's duplicate: its first commit is in the store (its ok may be missing, D20)
             self.sim.done_commands.add(str(value.get("command_id")))
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
-from harness.checkers.model import Anomaly, HistoryLike, as_ops, sid
+from harness.checkers.model import Anomaly, HistoryLike, as_ops, settled_in_doubt, sid
 from harness.history import NEMESIS, Op
 
 
@@ -124,10 +124,14 @@ def render_svg(
     links = _entity_links(ops)
     flagged = {index for anomaly in anomalies for index in anomaly.ops}
 
+    # an effect's or projection's invoke is drawn only when it stands for the effect (D20)
+    in_doubt = {op.index for f in ("effect", "project") for op in settled_in_doubt(ops, f).values()}
     placed: list[tuple[Op, str]] = []
     order: dict[str, int] = {}
     for op in ops:
         if op.f not in MARKERS:
+            continue
+        if op.f in ("effect", "project") and op.type != "ok" and op.index not in in_doubt:
             continue
         entity = _entity_of(op, *links)
         if entity is None:
@@ -191,7 +195,7 @@ def render_svg(
             continue
         marker = MARKERS[op.f]
         x, y = x_of(op), _TOP + rows[entity] * _ROW + _ROW / 2
-        style = ' opacity="0.45"' if op.type in ("invoke", "info", "fail") and op.f == "send" else ""
+        style = ' opacity="0.45"' if op.type in ("invoke", "info", "fail") else ""
         ring = (
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="8" fill="none" stroke="{ANOMALY_COLOUR}" '
             f'stroke-width="2" class="anomaly"/>'

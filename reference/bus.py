@@ -232,6 +232,7 @@ class LocalCommandDispatcher:
                 "ok",
                 {
                     "key": command_key(command.event_id),
+                    "command_id": command.event_id,
                     "entity_id": command.entity_id,
                     "seq": command.metadata.sequence_no,
                 },
@@ -293,7 +294,15 @@ def project_into(
     claim = processor.claim(key, event.name, lease_seconds)
     if isinstance(claim, Duplicate):
         observer.observe(
-            "duplicate", "ok", {"key": key, "entity_id": event.entity_id, "seq": event.metadata.sequence_no}
+            "duplicate",
+            "ok",
+            {
+                "key": key,
+                "event_id": event.event_id,
+                "view": view.name,
+                "entity_id": event.entity_id,
+                "seq": event.metadata.sequence_no,
+            },
         )
         return True
     if isinstance(claim, Busy):

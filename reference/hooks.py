@@ -27,14 +27,17 @@ from typing import Any, Final, Protocol
 
 #: Named points inside the listener's processing step, in the order they are reached for one
 #: message. ``mid_handler`` sits between the saga's decision and the atomic commit of its
-#: effect, so a crash there must leave no effect; ``after_effect_before_delete`` sits after the
-#: commit, so a crash there leaves the effect and the message both in place (the redelivery
-#: must then be recognised as a duplicate).
+#: effect, so a crash there must leave no effect; ``after_commit_before_record`` sits right after
+#: the commit, before the worker records the ``effect`` (or ``project``) ``ok`` -- a SIGKILL in
+#: that window leaves an effect the history holds only as an open ``invoke``;
+#: ``after_effect_before_delete`` sits after the record, so a crash there leaves the effect and the
+#: message both in place (the redelivery must then be recognised as a duplicate).
 FAULT_POINTS: Final[tuple[str, ...]] = (
     "after_receive",
     "after_decode",
     "after_claim",
     "mid_handler",
+    "after_commit_before_record",
     "after_effect_before_delete",
     "after_publish",
     "before_delete",
@@ -48,13 +51,15 @@ OBSERVATIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "send": ("command_id", "entity_id", "seq", "command_type", "destination"),
     # a message taken from a queue by a listener
     "receive": ("message_id", "queue", "receive_count"),
-    # a command's effect committed (entity state + command store + idempotency completion)
+    # a command's effect committed (entity state + command store + idempotency completion);
+    # type invoke just before the commit, ok after it
     "effect": ("command_id", "entity_id", "seq", "command_type"),
     # an event handed to a dispatcher after its command's effect committed
     "publish": ("event_id", "entity_id", "seq", "event_type", "destination"),
-    # an event projected into a view model
+    # an event projected into a view model; type invoke just before the commit, ok after it
     "project": ("event_id", "entity_id", "seq", "event_type", "view"),
-    # a redelivered or resent command/event recognised by the idempotency store
+    # a redelivered or resent command/event recognised by the idempotency store: its effect (or
+    # projection) is committed; also carries command_id (a command) or event_id and view (an event)
     "duplicate": ("key", "entity_id", "seq"),
     # a message removed from its queue after processing
     "delete": ("message_id", "queue"),

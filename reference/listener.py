@@ -437,7 +437,14 @@ class SqsListener:
             return False
         if isinstance(claim, Duplicate):
             self.observer.observe(
-                "duplicate", "ok", {"key": key, "entity_id": cmd.entity_id, "seq": cmd.metadata.sequence_no}
+                "duplicate",
+                "ok",
+                {
+                    "key": key,
+                    "command_id": cmd.event_id,
+                    "entity_id": cmd.entity_id,
+                    "seq": cmd.metadata.sequence_no,
+                },
             )
             return self._ready(f, ctx, claim.outbox)  # re-published with the same ids, then deleted
         f.key, f.token = key, claim.token
@@ -447,6 +454,12 @@ class SqsListener:
             return False
         if not self._beat(f):
             return False
+        effect = {
+            "command_id": cmd.event_id,
+            "entity_id": cmd.entity_id,
+            "seq": cmd.metadata.sequence_no,
+            "command_type": cmd.name,
+        }
         for _attempt in range(WRITE_CONFLICT_ATTEMPTS):
             try:
                 decision = self.processor.decide(cmd)
@@ -459,26 +472,23 @@ class SqsListener:
             self.faults.hit("mid_handler", ctx)
             if not self._beat(f):
                 return False
+            # recorded before the commit: a worker killed between the commit and the ``ok`` below
+            # leaves this ``invoke`` open, and the redelivery's ``duplicate`` settles it (D20)
+            self.observer.observe("effect", "invoke", effect)
             try:
                 self.processor.storage.commit(self.processor.command_effect(cmd, claim.token, decision))
                 break
             except SequenceConflict as exc:
+                self.observer.observe("effect", "fail", {**effect, "error": str(exc)})
                 return self._business_failure(f, cmd, exc, ctx)
             except WriteConflict as exc:
+                self.observer.observe("effect", "fail", {**effect, "error": str(exc)})
                 log.info("%s: %s; deciding again", cmd.event_id, exc)
         else:
             self.processor.storage.release(key, claim.token)
             return False
-        self.observer.observe(
-            "effect",
-            "ok",
-            {
-                "command_id": cmd.event_id,
-                "entity_id": cmd.entity_id,
-                "seq": cmd.metadata.sequence_no,
-                "command_type": cmd.name,
-            },
-        )
+        self.faults.hit("after_commit_before_record", ctx)
+        self.observer.observe("effect", "ok", effect)
         self.faults.hit("after_effect_before_delete", ctx)
         return self._ready(f, ctx, decision.events, publish_point=True)
 
@@ -551,13 +561,26 @@ class SqsListener:
                 self.observer.observe(
                     "duplicate",
                     "ok",
-                    {"key": key, "entity_id": evt.entity_id, "seq": evt.metadata.sequence_no},
+                    {
+                        "key": key,
+                        "event_id": evt.event_id,
+                        "view": view.name,
+                        "entity_id": evt.entity_id,
+                        "seq": evt.metadata.sequence_no,
+                    },
                 )
                 continue
             f.key, f.token = key, claim.token
             self.faults.hit("after_claim", {**ctx, "view": view.name})
             if not self._beat(f):
                 return False
+            projection = {
+                "event_id": evt.event_id,
+                "entity_id": evt.entity_id,
+                "seq": evt.metadata.sequence_no,
+                "event_type": evt.name,
+                "view": view.name,
+            }
             for _attempt in range(WRITE_CONFLICT_ATTEMPTS):
                 try:
                     effect = self.processor.view_effect(view, evt, claim.token)
@@ -568,25 +591,18 @@ class SqsListener:
                 self.faults.hit("mid_handler", {**ctx, "view": view.name})
                 if not self._beat(f):
                     return False
+                self.observer.observe("project", "invoke", projection)  # see _command (D20)
                 try:
                     self.processor.storage.commit(effect)
                     break
                 except WriteConflict as exc:
+                    self.observer.observe("project", "fail", {**projection, "error": str(exc)})
                     log.info("%s into %s: %s; projecting again", evt.event_id, view.name, exc)
             else:
                 self.processor.storage.release(key, claim.token)
                 return False
-            self.observer.observe(
-                "project",
-                "ok",
-                {
-                    "event_id": evt.event_id,
-                    "entity_id": evt.entity_id,
-                    "seq": evt.metadata.sequence_no,
-                    "event_type": evt.name,
-                    "view": view.name,
-                },
-            )
+            self.faults.hit("after_commit_before_record", {**ctx, "view": view.name})
+            self.observer.observe("project", "ok", projection)
             f.key = f.token = None
         self.faults.hit("after_effect_before_delete", ctx)
         return self._ready(f, ctx, publish_point=True)

@@ -44,8 +44,10 @@ def _urls(resources, topo):
 
 def test_sigkill_and_crash_between_effect_and_delete(scenario, registry, summary):
     """Two workers; a seeded nemesis SIGKILLs one every 2-5 s and restarts it; each worker also
-    dies by itself (os._exit) at ``after_effect_before_delete`` with probability 5 %, and at
-    ``mid_handler`` with 1 %; dead workers are restarted by the supervisor."""
+    dies by itself (os._exit) at ``after_effect_before_delete`` with probability 5 %, at
+    ``after_commit_before_record`` with 2 % (the effect committed, its record not written: the
+    redelivery's duplicate settles it, D20), and at ``mid_handler`` with 1 %; dead workers are
+    restarted by the supervisor."""
     s = scenario
     orders = scaled(30, 120)
     # a message whose receives are eaten by crashes reaches SQS's own redrive (maxReceiveCount):
@@ -54,7 +56,8 @@ def test_sigkill_and_crash_between_effect_and_delete(scenario, registry, summary
     # 10), and deletes are batched per poll (D14), so a crash anywhere in a poll returns all of
     # it; with 5 % crashes per effect one message was seen received 10 times (measured), hence 25
     topo, config, resources = _setup(s, registry, visibility_timeout=4, max_receive_count=25)
-    env = {"FLOWGATE_CRASH_AT": "after_effect_before_delete:0.05,mid_handler:0.01"}
+    env = {"FLOWGATE_CRASH_AT": "after_effect_before_delete:0.05,after_commit_before_record:0.02,"
+                                "mid_handler:0.01"}
     for name in ("w1", "w2"):
         s.workers.spawn(name, config, env=env)
     rng = random.Random(s.seed)

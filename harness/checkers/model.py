@@ -167,3 +167,63 @@ def index_sends(ops: Iterable[Op]) -> dict[str, Command]:
 
 def ops_label(ops: Iterable[Op]) -> str:
     return "; ".join(op.describe() for op in ops)
+
+
+def effect_key(f: str, value: Mapping[str, Any]) -> str | None:
+    """What identifies one effect of kind ``f``: the command id (``effect``), or the event id
+    and view (``project``); ``None`` when ``value`` does not name one."""
+    if f == "effect":
+        return sid(value.get("command_id"))
+    event_id, view = sid(value.get("event_id")), sid(value.get("view"))
+    return None if event_id is None or view is None else f"{event_id}\x00{view}"
+
+
+def settled_in_doubt(ops: Iterable[Op], f: str = "effect") -> dict[str, Op]:
+    """Effects the history holds only as an open ``invoke`` that the idempotency store later
+    confirmed, keyed by :func:`effect_key` (decision D20).
+
+    A worker records ``f`` (``effect`` or ``project``) ``invoke`` just before its commit and
+    ``ok`` just after. Killed between the two, it leaves an effect that happened but was never
+    recorded as ``ok``. When a later ``duplicate`` names the same command (or event and view) --
+    the store refused a second claim because the first commit is there -- the effect is settled:
+    it took place at the last ``invoke`` before that duplicate, which is returned.
+
+    Never returned: anything with an ``ok`` (recorded normally), an ``invoke`` closed by a
+    ``fail`` (the commit was refused), a command that was business dead-lettered (its key was
+    committed without an effect), and a duplicate with no ``invoke`` before it (nothing says an
+    effect was ever attempted: the loss stays a loss)."""
+    completed: set[str] = set()
+    pending: dict[str, Op] = {}
+    settled: dict[str, Op] = {}
+    for op in ops:
+        if op.f == f:
+            key = effect_key(f, op.value)
+            if key is None:
+                continue
+            if op.type == "invoke":
+                pending[key] = op
+            elif op.type == "ok":
+                completed.add(key)
+            elif op.type == "fail":
+                pending.pop(key, None)
+        elif op.type != "ok":
+            continue
+        elif op.f == "duplicate":
+            key = effect_key(f, op.value)
+            if key is not None and key in pending and key not in settled:
+                settled[key] = pending[key]
+        elif op.f == "business_dead_letter" and f == "effect":
+            key = effect_key(f, op.value)
+            if key is not None:
+                completed.add(key)
+    return {key: op for key, op in settled.items() if key not in completed}
+
+
+def effects_taken(ops: Iterable[Op], f: str = "effect") -> set[str]:
+    """Keys (:func:`effect_key`) of every ``f`` recorded ``ok`` or settled in doubt
+    (:func:`settled_in_doubt`): what a drain waits for."""
+    ops = list(ops)
+    done = {
+        key for op in ops if op.f == f and op.type == "ok" and (key := effect_key(f, op.value)) is not None
+    }
+    return done | set(settled_in_doubt(ops, f))

@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.history import Op
 
-from .model import Anomaly, HistoryLike, Verdict, as_ops, get_seq, index_sends, sid, verdict
+from .model import Anomaly, HistoryLike, Verdict, as_ops, get_seq, index_sends, settled_in_doubt, sid, verdict
 
 NAME = "per_entity_order"
 
@@ -37,7 +37,9 @@ def per_entity_order(history: HistoryLike, *, fifo: FifoRoutes = None) -> Verdic
     * ``skip`` -- an effect with seq ``n`` while some lower seq ``k`` that had to be applied
       (acknowledged, or took effect at some point, and not dead-lettered) was not applied yet.
 
-    A second effect of the same command is left to the exactly-once checker.
+    A second effect of the same command is left to the exactly-once checker. An effect recorded
+    only as an open ``invoke`` and settled by a later ``duplicate``
+    (:func:`~harness.checkers.model.settled_in_doubt`) is placed at that ``invoke``.
     """
     is_fifo = _fifo_predicate(fifo)
     ops = as_ops(history)
@@ -46,14 +48,13 @@ def per_entity_order(history: HistoryLike, *, fifo: FifoRoutes = None) -> Verdic
     effects: list[tuple[str, str, int, Op]] = []  # (entity, command, seq, op)
     effect_of: dict[str, Op] = {}
     unrouted = 0
+    in_doubt = {op.index for op in settled_in_doubt(ops, "effect").values()}
     for op in ops:
-        if op.type != "ok":
-            continue
-        if op.f in ("dead_letter", "business_dead_letter"):
+        if op.f in ("dead_letter", "business_dead_letter") and op.type == "ok":
             command_id = sid(op.value.get("command_id"))
             if command_id is not None:
                 dead.add(command_id)
-        elif op.f == "effect":
+        elif op.f == "effect" and (op.type == "ok" or op.index in in_doubt):
             command_id = sid(op.value.get("command_id"))
             if command_id is None:
                 continue

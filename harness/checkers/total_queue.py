@@ -6,7 +6,17 @@ from typing import Any
 
 from harness.history import Op
 
-from .model import Anomaly, HistoryLike, Verdict, as_ops, has_drain, index_sends, sid, verdict
+from .model import (
+    Anomaly,
+    HistoryLike,
+    Verdict,
+    as_ops,
+    has_drain,
+    index_sends,
+    settled_in_doubt,
+    sid,
+    verdict,
+)
 
 NAME = "total_queue"
 
@@ -19,6 +29,9 @@ def total_queue(history: HistoryLike) -> Verdict:
     * ``unexpected`` -- an ``effect`` for a command id never sent, or whose send certainly failed;
     * ``duplicated`` -- more than one ``effect`` for one command id;
     * ``recovered`` (counted, not an anomaly) -- an ``info`` send that did take effect;
+    * ``in_doubt_settled`` (counted, not an anomaly) -- an effect recorded only as an open
+      ``invoke`` (its worker was killed between commit and record) that a later ``duplicate``
+      confirmed (:func:`~harness.checkers.model.settled_in_doubt`): it counts as the effect;
     * ``no-drain`` -- the history has no completed ``drain`` op: lost commands cannot be judged.
     """
     ops = as_ops(history)
@@ -39,6 +52,10 @@ def total_queue(history: HistoryLike) -> Verdict:
         elif op.f == "dead_letter":
             dead.setdefault(command_id, op)
 
+    in_doubt = settled_in_doubt(ops, "effect")
+    for command_id, invoke in in_doubt.items():
+        effects.setdefault(command_id, []).append(invoke)
+
     anomalies: list[Anomaly] = []
     drain = has_drain(ops)
     if drain is None:
@@ -57,6 +74,7 @@ def total_queue(history: HistoryLike) -> Verdict:
         "unexpected": 0,
         "duplicated": 0,
         "business_dead_lettered": 0,
+        "in_doubt_settled": len(in_doubt),
     }
     for command in commands.values():
         stats[command.status] += 1

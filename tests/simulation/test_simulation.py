@@ -80,7 +80,7 @@ def test_stall_then_fenced_commit_fails_for_the_first_worker() -> None:
                                       faults=FaultPlan(scripted=("expire_lease@mid_handler",))))
     mid = _faults(result, "expire_lease")[0]["message_id"]
     assert result.valid
-    effects = [op for op in result.history.ops if op.f == "effect"]
+    effects = [op for op in result.history.ops if op.f == "effect" and op.type == "ok"]
     assert len({op.value["command_id"] for op in effects}) == len(effects)
     assert mid
 
@@ -101,6 +101,17 @@ def test_resend_and_restart() -> None:
     assert _faults(result, "restart")
     sends = [op for op in result.history.ops if op.f == "send" and op.type == "ok"]
     assert len(sends) > len({op.value["command_id"] for op in sends})
+    assert result.valid, result.summary()
+
+
+def test_a_kill_between_commit_and_record_is_settled_by_the_duplicate() -> None:
+    """The worker dies after its commit, before its ``effect ok`` line (a SIGKILL there, D20): the
+    history holds an open ``invoke``; the redelivery is a duplicate, which settles it."""
+    result = run_simulation(SimConfig(seed=4, orders=3, workers=2,
+                                      faults=FaultPlan(scripted=("crash@after_commit_before_record",))))
+    assert _faults(result, "crash")
+    [queue] = [v for v in result.verdicts if v.checker == "total_queue"]
+    assert queue.stats["in_doubt_settled"] == 1
     assert result.valid, result.summary()
 
 
@@ -145,7 +156,7 @@ def test_stepwise_simulation_api() -> None:
 
 
 KILL_CONFIGS = {
-    "fifo-parallel-group": SimConfig(seed=1, orders=8, faults=FaultPlan(crash=0.05)),
+    "fifo-parallel-group": SimConfig(seed=2, orders=8, faults=FaultPlan(crash=0.05)),
     "delete-before-handle": SimConfig(seed=1, orders=8, faults=FaultPlan(crash=0.1)),
     "check-then-mark": SimConfig(seed=1, orders=8, workers=3, faults=FaultPlan(expire_lease=0.1)),
     "no-idempotency": SimConfig(seed=1, orders=8, workers=3, faults=FaultPlan(stall=0.1, crash=0.05)),
