@@ -48,8 +48,8 @@ class Config:
     probe_pollers: int = 2
     commands_per_order: int = 1
     storage_url: str | None = None
-    pollers: int | None = None  # reference: BusOptions.pollers (None: the reference's default)
-    receive_linger_ms: float = 50.0  # reference: BusOptions.receive_linger, in ms
+    pollers: int | None = 1  # reference: BusOptions.pollers (None: the reference's default)
+    receive_linger_ms: float = 200.0  # reference: BusOptions.receive_linger, in ms
     worker_history: bool = True
     effect_at: str = "auto"  # "view" (worker history project ops), "probe" (probe queue) or "auto"
     bus_config: str | None = None

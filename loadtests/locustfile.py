@@ -119,14 +119,15 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
     g.add_argument(
         "--pollers",
         type=int,
-        default=int(os.environ["FLOWGATE_POLLERS"]) if os.environ.get("FLOWGATE_POLLERS") else None,
-        help="reference: poll threads per listener in each worker (BusOptions.pollers; default: the reference's)",
+        default=int(os.environ.get("FLOWGATE_POLLERS", "1")),
+        help="reference: poll threads per listener in each worker (BusOptions.pollers; default 1: with 2 "
+        "worker processes, fuller receives and fewer calls per order; docs/load.md)",
     )
     g.add_argument(
         "--receive-linger-ms",
         type=float,
-        default=float(os.environ.get("FLOWGATE_RECEIVE_LINGER_MS", "50")),
-        help="reference: BusOptions.receive_linger in ms (wait after a receive of 1..9 messages; default 50)",
+        default=float(os.environ.get("FLOWGATE_RECEIVE_LINGER_MS", "200")),
+        help="reference: BusOptions.receive_linger in ms (wait after a receive of 1..9 messages; default 200)",
     )
     g.add_argument("--sut", default=os.environ.get("FLOWGATE_SUT", "reference"), choices=["reference", "raw"])
     g.add_argument(
