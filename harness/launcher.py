@@ -23,8 +23,11 @@ With ``mode="docker"`` (or ``FLOWGATE_LOCALSTACK_MODE=docker``) and a reachable 
 engine, the official ``localstack/localstack`` image is started through the ``docker`` SDK
 instead (``localstack/docker-compose.yml`` documents the same container for compose users).
 
-A small state file (``reports/localstack.state.json``) remembers the process we started so
-``flowgate localstack stop|status`` in another process can find it.
+A small state file (``reports/localstack.state.json``, and a machine-wide copy in the cache
+directory, ``~/.cache/flowgate/localstack-4566.state.json``) remembers the process we started so
+``flowgate localstack stop|status`` in another process -- or another checkout: a load run leaves
+the LocalStack it started running for the next run -- can find it. A record whose pid is gone or
+no longer runs LocalStack is dropped, never acted on.
 """
 
 from __future__ import annotations
@@ -206,16 +209,50 @@ def _state_file(url: str | None = None) -> Path:
     return STATE_FILE if port in (None, DEFAULT_PORT) else REPORTS / f"localstack-{port}.state.json"
 
 
+def _machine_state_file(url: str | None = None) -> Path:
+    """The machine-wide record of the instance at ``url`` (in :func:`cache_dir`), so that a
+    LocalStack started from one checkout (say a fresh clone's load run, which leaves it running
+    for the next run) can be found and stopped from another."""
+    port = urllib.parse.urlsplit(url).port if url else DEFAULT_PORT
+    return cache_dir() / f"localstack-{port or DEFAULT_PORT}.state.json"
+
+
 def _save_state(endpoint: Endpoint) -> None:
     REPORTS.mkdir(parents=True, exist_ok=True)
-    _state_file(endpoint.url).write_text(json.dumps(asdict(endpoint), indent=2))
+    text = json.dumps(asdict(endpoint), indent=2)
+    _state_file(endpoint.url).write_text(text)
+    machine = _machine_state_file(endpoint.url)
+    with contextlib.suppress(OSError):
+        machine.parent.mkdir(parents=True, exist_ok=True)
+        machine.write_text(text)
 
 
 def _load_state() -> Endpoint | None:
+    """The record of the default-port instance: this checkout's, else the machine-wide one.
+
+    A record whose process is gone, or whose pid now belongs to something that is not LocalStack
+    (pids are reused), is stale: it is deleted and skipped."""
+    for path in (STATE_FILE, _machine_state_file()):
+        try:
+            endpoint = Endpoint(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if endpoint.pid is None or _is_localstack(endpoint.pid):
+            return endpoint
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return None
+
+
+def _is_localstack(pid: int) -> bool:
+    """``pid`` is alive and runs LocalStack (its command line names it; without ``/proc``, a
+    live pid is trusted)."""
+    if not _pid_alive(pid):
+        return False
     try:
-        return Endpoint(**json.loads(STATE_FILE.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
+        return b"localstack" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
 
 
 def _pid_alive(pid: int) -> bool:
@@ -376,7 +413,8 @@ def _terminate(pid: int, grace: float = 10.0) -> None:
 
 
 def stop(endpoint: Endpoint | None = None) -> bool:
-    """Stop LocalStack if this launcher started it (from ``endpoint`` or the state file)."""
+    """Stop LocalStack if flowgate started it: ``endpoint``, else the recorded instance on the
+    default port (this checkout's record, else the machine-wide one: see :func:`_load_state`)."""
     endpoint = endpoint or _load_state()
     if endpoint is None or not endpoint.started_here:
         return False
@@ -387,8 +425,9 @@ def stop(endpoint: Endpoint | None = None) -> bool:
             import docker  # type: ignore[import-not-found,unused-ignore]
 
             docker.from_env().containers.get(endpoint.container).stop(timeout=10)
-    with contextlib.suppress(OSError):
-        _state_file(endpoint.url).unlink()
+    for record in (_state_file(endpoint.url), _machine_state_file(endpoint.url)):
+        with contextlib.suppress(OSError):
+            record.unlink()
     _progress(f"stopped LocalStack at {endpoint.url}")
     return True
 
