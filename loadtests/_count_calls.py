@@ -24,9 +24,9 @@ def install(out: Path) -> Counter[str]:
     from botocore.client import BaseClient
 
     counts: Counter[str] = Counter()
-    seconds: Counter[str] = Counter()
+    seconds: dict[str, float] = {}
     lock = threading.Lock()
-    original = BaseClient._make_api_call
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]  # botocore's private hook
 
     def counted(self: Any, operation_name: str, api_params: Any) -> Any:
         start = time.perf_counter()
@@ -36,9 +36,9 @@ def install(out: Path) -> Counter[str]:
             elapsed = time.perf_counter() - start
             with lock:
                 counts[operation_name] += 1
-                seconds[operation_name] += elapsed
+                seconds[operation_name] = seconds.get(operation_name, 0.0) + elapsed
 
-    BaseClient._make_api_call = counted  # type: ignore[method-assign]
+    BaseClient._make_api_call = counted  # type: ignore[attr-defined]
 
     def dump() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)

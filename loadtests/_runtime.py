@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import gevent
 from gevent.event import Event as GEvent
@@ -260,7 +260,7 @@ class Run:
     def _tail_histories(self) -> None:
         """Follow every worker's history file; each projected final event is an order's effect."""
         assert self.sut is not None
-        final = getattr(self.sut, "final_event", None)
+        final = self.sut.final_event
         handles: dict[Path, tuple[TextIO, list[str]]] = {}
         try:
             while True:
@@ -283,7 +283,7 @@ class Run:
             for src, _ in handles.values():
                 src.close()
 
-    def _history_line(self, line: str, final: str | None) -> None:
+    def _history_line(self, line: str, final: str) -> None:
         if '"project"' not in line:
             return
         try:
@@ -301,7 +301,7 @@ class Run:
         assert self.sut is not None
         fifo = self.sut.fifo_events
         name = f"fg-load-probe-{self.sut.suffix}" + (".fifo" if fifo else "")
-        attrs = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
+        attrs: dict[Any, str] = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
         self.probe_url = self.sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
         self.sut.queues.append(self.probe_url)
         arn = self.sqs.get_queue_attributes(QueueUrl=self.probe_url, AttributeNames=["QueueArn"])[

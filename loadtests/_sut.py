@@ -189,7 +189,7 @@ class SUT:
         """Send up to 10 orders in one batch; one bool per order (acknowledged or not)."""
         raise NotImplementedError
 
-    def parse_event(self, message: dict[str, Any]) -> ObservedEvent | None:
+    def parse_event(self, message: Mapping[str, Any]) -> ObservedEvent | None:
         raise NotImplementedError
 
 
@@ -249,7 +249,7 @@ class RawSUT(SUT):
         ok = {int(e["Id"]) for e in resp.get("Successful", [])}
         return [i in ok for i in range(len(orders))]
 
-    def parse_event(self, message: dict[str, Any]) -> ObservedEvent | None:
+    def parse_event(self, message: Mapping[str, Any]) -> ObservedEvent | None:
         body = json.loads(message["Body"])
         return ObservedEvent(body["order"], body.get("event", "Placed"), body["order"], True)
 
@@ -420,7 +420,7 @@ class ReferenceSUT(SUT):
             self.dispatcher.dispatch_many(commands)
         return [all(self._results.pop(c.metadata.event_id, False) for c in o.body) for o in orders]
 
-    def parse_event(self, message: dict[str, Any]) -> ObservedEvent | None:
+    def parse_event(self, message: Mapping[str, Any]) -> ObservedEvent | None:
         attrs = message.get("MessageAttributes") or {}
 
         def get(name: str) -> str | None:

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import gevent
 from locust import LoadTestShape, User, events, task
@@ -295,9 +296,15 @@ class FlowgateShape(LoadTestShape):
         if self.commanded:  # the first rate holds from now (users spawn after test_start)
             self.commanded[0] = (run.shape_started, self.commanded[0][1])
 
+    def _options(self) -> Any:
+        """Locust's parsed command line (there once the runner exists)."""
+        assert self.runner is not None
+        assert self.runner.environment.parsed_options is not None
+        return self.runner.environment.parsed_options
+
     def _schedule(self) -> _shapes.Schedule:
         if self.schedule is None:
-            opts = self.runner.environment.parsed_options
+            opts = self._options()
             self.schedule = _shapes.make_schedule(
                 opts.shape, rate=opts.target_rate, duration_s=opts.shape_duration
             )
@@ -309,7 +316,7 @@ class FlowgateShape(LoadTestShape):
     def tick(self):  # type: ignore[no-untyped-def]
         schedule = self._schedule()
         run = self.run_state
-        opts = self.runner.environment.parsed_options
+        opts = self._options()
         if run is None:  # the first tick: runner.start() fires test_start (setup) before spawning
             first = _shapes.tick_for(schedule, 0.0, opts.user_rate)
             self.commanded = [(time.time(), first[0] * opts.user_rate if first else 0.0)]
@@ -492,7 +499,7 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
 def _baseline_capacity(cfg, schedule: _shapes.Capacity) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """The bare boto3 baseline's capacity, measured right after (same run, same machine)."""
     out = cfg.report_dir / "baseline-capacity.json"
-    opts = _STATE["options"]
+    opts: Any = _STATE["options"]
     cmd = [
         sys.executable,
         "-m",
