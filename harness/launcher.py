@@ -48,7 +48,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 REQUIRED_SERVICES = ("sqs", "sns", "kms", "sts")
 DEFAULT_HOST = "127.0.0.1"
@@ -58,6 +58,8 @@ LOCK_FILE = REPO_ROOT / "localstack" / "requirements-host.lock.txt"
 REPORTS = REPO_ROOT / "reports"
 LOG_FILE = REPORTS / "localstack.log"
 STATE_FILE = REPORTS / "localstack.state.json"
+#: the module a host-mode LocalStack runs as (what its command line contains)
+LOCALSTACK_MAIN: Final = "localstack.runtime.main"
 
 
 #: LocalStack processes started by this interpreter, kept so they are reaped (waited for) when
@@ -245,12 +247,12 @@ def _load_state() -> Endpoint | None:
 
 
 def _is_localstack(pid: int) -> bool:
-    """``pid`` is alive and runs LocalStack (its command line names it; without ``/proc``, a
-    live pid is trusted)."""
+    """``pid`` is alive and runs LocalStack (its command line names :data:`LOCALSTACK_MAIN`;
+    without ``/proc``, a live pid is trusted)."""
     if not _pid_alive(pid):
         return False
     try:
-        return b"localstack" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return LOCALSTACK_MAIN.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True
 
@@ -308,7 +310,7 @@ def start_host(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, start_timeout
     _progress(f"starting host-mode LocalStack on {url} (log: {LOG_FILE})")
     with LOG_FILE.open("ab") as log:
         process = subprocess.Popen(
-            [str(python), "-m", "localstack.runtime.main"],
+            [str(python), "-m", LOCALSTACK_MAIN],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,18 +28,25 @@ def _switch_to(monkeypatch: pytest.MonkeyPatch, reports: Path) -> None:
     monkeypatch.setattr(launcher, "STATE_FILE", reports / "localstack.state.json")
 
 
-def _sleeper(*argv: str) -> subprocess.Popen[bytes]:
-    """A process whose command line ends with ``argv`` (a stand-in for LocalStack, or not)."""
-    return subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", *argv], start_new_session=True
+def _sleeper(marker: str) -> subprocess.Popen[bytes]:
+    """A process whose command line ends with ``marker`` (a stand-in for LocalStack, or not),
+    returned once it runs its own program (before its exec, /proc shows the parent's command)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", marker], start_new_session=True
     )
+    cmdline = Path(f"/proc/{process.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while marker.encode() not in cmdline.read_bytes():
+        assert time.monotonic() < deadline, "the stand-in process never started"
+        time.sleep(0.01)
+    return process
 
 
 def test_a_localstack_started_from_another_checkout_is_stopped(
     checkouts: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b = checkouts
-    fake = _sleeper("localstack.runtime.main")
+    fake = _sleeper(launcher.LOCALSTACK_MAIN)
     try:
         launcher._save_state(launcher.Endpoint("http://127.0.0.1:4566", True, "host", pid=fake.pid))
         _switch_to(monkeypatch, b)  # checkout b has no record of its own
@@ -57,7 +65,7 @@ def test_a_recorded_pid_that_is_not_localstack_is_left_alone(
     checkouts: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _ = checkouts
-    other = _sleeper("something-else")
+    other = _sleeper("not-the-emulator")
     try:
         launcher._save_state(launcher.Endpoint("http://127.0.0.1:4566", True, "host", pid=other.pid))
         assert launcher.stop() is False
