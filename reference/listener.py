@@ -4,8 +4,13 @@ For each received message (fault points of :mod:`reference.hooks` in this order)
 
     receive -> after_receive -> decode (decrypt, parse, registry) -> after_decode
       -> idempotency claim -> after_claim -> saga/view decides (pure) -> mid_handler
-      -> ONE atomic fenced commit -> after_effect_before_delete -> publish outbox events
+      -> [effect invoke] ONE atomic fenced commit -> after_commit_before_record -> [effect ok]
+      -> after_effect_before_delete -> publish outbox events
       -> after_publish -> before_delete -> delete -> after_delete
+
+(``[...]`` are the observer's records: ``invoke`` just before the commit and ``ok`` after it, so
+a worker killed in between leaves an open ``invoke`` that the redelivery's ``duplicate`` settles;
+docs/decisions.md D20.)
 
 The publish and the delete are batched over the whole poll (:meth:`SqsListener._finish`): every
 message is first taken up to its commit (``after_effect_before_delete``); then the outboxes of
