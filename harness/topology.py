@@ -35,6 +35,15 @@ class QueueSpec:
     visibility_timeout: int = 30
     dlq_name: str | None = None
     max_receive_count: int = 3
+    #: the queue's native ``RedrivePolicy`` uses ``max_receive_count + redrive_headroom`` (contract
+    #: v1.2 section 6: the consumer forwards poison at ``max_receive_count`` with a reason, before
+    #: SQS's reason-less redrive; 0 = the same number, as in contract v1.1)
+    redrive_headroom: int = 0
+
+    @property
+    def redrive_max_receive_count(self) -> int:
+        """The ``maxReceiveCount`` of the native ``RedrivePolicy``."""
+        return self.max_receive_count + self.redrive_headroom
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +69,11 @@ class Topology:
         visibility_timeout: int | None = None,
         max_receive_count: int | None = None,
         encrypted: bool | None = None,
+        redrive_headroom: int | None = None,
     ) -> Topology:
         queue = self.command_queue
+        if redrive_headroom is not None:
+            queue = replace(queue, redrive_headroom=redrive_headroom)
         if visibility_timeout is not None:
             queue = replace(queue, visibility_timeout=visibility_timeout)
         if max_receive_count is not None:
@@ -203,11 +215,13 @@ class CommandQueue:
     dlq_url: str = ""
     visibility_timeout: int = 30
     max_receive_count: int = 0
+    #: the native ``RedrivePolicy``'s ``maxReceiveCount`` (0 = no DLQ)
+    redrive_max_receive_count: int = 0
 
 
 def add_command_queue(out: Provisioned, sqs: Any, spec: QueueSpec) -> CommandQueue:
     """Create ``spec`` (names prefixed ``<prefix>-<run id>-``) and its DLQ, with a ``RedrivePolicy``
-    of ``spec.max_receive_count`` pointing at the DLQ, and register both in ``out.created`` so
+    of ``spec.redrive_max_receive_count`` pointing at the DLQ, and register both in ``out.created`` so
     :meth:`Provisioned.teardown` deletes them. The DLQ keeps a 30 s visibility timeout. Used for the
     topology's command queue and for the gate's extra per-phase queues; raises on AWS errors
     (what was created before the error is already registered)."""
@@ -224,12 +238,20 @@ def add_command_queue(out: Provisioned, sqs: Any, spec: QueueSpec) -> CommandQue
             "QueueArn"
         ]
         attrs["RedrivePolicy"] = json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.redrive_max_receive_count}
         )
     name = base + spec.name
     url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
     out.created.append(("queue", url))
-    return CommandQueue(name, url, dlq_name, dlq_url, spec.visibility_timeout, spec.max_receive_count)
+    return CommandQueue(
+        name,
+        url,
+        dlq_name,
+        dlq_url,
+        spec.visibility_timeout,
+        spec.max_receive_count,
+        spec.redrive_max_receive_count if spec.dlq_name else 0,
+    )
 
 
 def provision(topology: Topology, run_id: str, sqs: Any, sns: Any, kms: Any) -> Provisioned:

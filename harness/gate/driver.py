@@ -28,7 +28,9 @@ import base64
 import contextlib
 import json
 import os
+import random
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -45,10 +47,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from harness import hostile as hostile_catalog
 from harness import topology as topo
 from harness.checkers import check_all, render_table
 from harness.checkers.model import Anomaly, Verdict
-from harness.gate import envelope
+from harness.gate import catalog, envelope
 from harness.gate.observe import EventMapper, SentCommand
 from harness.gate.proxy import OutageProxy
 from harness.gate.replay import (
@@ -62,12 +65,12 @@ from harness.gate.replay import (
 )
 from harness.gate.reporting import write_allure, write_junit
 from harness.gate.workload import (
-    ENCRYPTED_ONLY,
     PROFILES,
+    REDRIVE_HEADROOM,
     Fault,
     Plan,
     PlannedCommand,
-    PlannedPoison,
+    PlannedHostile,
     make_plan,
 )
 from harness.history import History
@@ -86,12 +89,15 @@ DEAD_LETTER_REASONS: frozenset[str] = frozenset(
         "OversizedMessage",
         "DecryptionError",
         "BusinessError",
+        "IdempotencyConflict",
     }
 )
 #: A replay run must exit within this long (contract section 7).
 REPLAY_TIMEOUT = 60.0
 #: No transport outage starts sooner than this after a main instance's ready line (section 9).
 OUTAGE_READY_MARGIN = 5.0
+#: Faults run by the outage thread (one after another), not by the nemesis thread.
+OUTAGE_KINDS = frozenset({"outage", "kms-outage"})
 
 
 def reason_code(reason: str) -> str:
@@ -342,6 +348,7 @@ class Gate:
             visibility_timeout=self.profile.visibility_timeout,
             max_receive_count=self.profile.max_receive_count,
             encrypted=encrypted,
+            redrive_headroom=REDRIVE_HEADROOM,
         )
         self.encrypted = self.topology.kms_key
         self.endpoint = None
@@ -372,6 +379,15 @@ class Gate:
         self.effects_seen: set[str] = set()
         self.last_progress = time.monotonic()
         self._keys: frozenset[str] | None = None
+        #: set while the run's KMS key is disabled (the probe cannot open events then: it pauses);
+        #: the probe holds ``probe_lock`` for each poll, so no poll is mid-way when the key goes
+        self.kms_down = threading.Event()
+        self.probe_lock = threading.Lock()
+        #: the heartbeat and shutdown phase threads (a KMS outage waits for them: same key)
+        self.workload_phases: list[threading.Thread] = []
+        #: message group -> the hostile message sent in it (filled as they are sent)
+        self.hostile_by_group: dict[str, PlannedHostile] = {}
+        self.hostile_rows: list[catalog.Row] = []
 
     # ---- sending -------------------------------------------------------------------------------
     def _seal(self, key_id: str, ctx: dict[str, str], plaintext: bytes) -> str:
@@ -423,9 +439,16 @@ class Gate:
             attrs.update(_attrs(Encryption=envelope.SCHEME))
         return body, attrs
 
-    def send_command(self, c: PlannedCommand, *, resend: bool = False) -> None:
+    def send_command(
+        self,
+        c: PlannedCommand,
+        *,
+        resend: bool = False,
+        wire: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Send ``c`` (``wire``: its body and attributes, already built -- sealed before a KMS outage)."""
         queue = self._queue_of(c)
-        body, attrs = self._wire_command(c, queue)
+        body, attrs = wire or self._wire_command(c, queue)
         value = {
             "command_id": c.command_id,
             "entity_id": c.entity_id,
@@ -511,91 +534,92 @@ class Gate:
             else:  # an entry SQS refused was not sent; the later ones of the group still were
                 self.history.append(CLIENT, "fail", "send", dict(value, error=failed.get(f"m{n}", "?")))
 
-    def send_poison(self, p: PlannedPoison) -> None:
-        entity, qname = p.group, self.prov.command_queue_name
-        body = command_body(
-            PlannedCommand(
-                p.command_id,
-                entity,
-                1,
-                "PlaceOrder",
-                {"customerId": "poison", "sku": "sku-1", "quantity": 1, "amountCents": 100},
-                "",
-            )
+    def send_hostile(self, p: PlannedHostile) -> None:
+        """Build ``p``'s message with its catalog kind's transform (contract v1.2 section 6) from
+        the valid message of its own fresh command, and send it to the main command queue. A
+        DeadLetter kind is recorded as a ``poison`` nemesis op (the dead_letter and integrity
+        checkers judge it), an Applied kind as a client ``send`` (judged like any command); both
+        also as a ``hostile`` op for the per-kind verdict (:func:`catalog.judge`)."""
+        kind = self.kinds[p.kind]
+        c, queue = p.command, self.main_queue
+        body_dict = command_body(c)
+        plaintext = json.dumps(body_dict, separators=(",", ":")).encode()
+        body, attrs = self._wire_command(c, queue)
+        valid = hostile_catalog.WireMessage(
+            body=body,
+            attributes={k: v["StringValue"] for k, v in attrs.items()},
+            group_id=c.entity_id,
+            dedup_id=p.hostile_id,
+            target=queue.name,
         )
-        ctype = "PlaceOrder"
-        attrs_v = {
-            "CommandType": ctype,
-            "EntityId": entity,
-            "SequenceNo": "1",
-            "EventId": p.command_id,
-            "CorrelationId": p.command_id,
+        ctx = catalog.GateContext(
+            planned=p,
+            valid=valid,
+            command=body_dict,
+            plaintext=plaintext,
+            encrypted=self.encrypted,
+            queue=queue.name,
+            rng=random.Random(f"{self.seed}:{p.hostile_id}"),
+            key_id=self.prov.kms_key_id,
+            foreign_key_id=self.prov.foreign_key_id,
+            sealer=self._seal,
+            known=lambda: {i for i in self.effects_seen if i in self._valid_ids},
+        )
+        value: dict[str, Any] = {
+            "hostile_id": p.hostile_id,
+            "poison_id": p.hostile_id,
+            "kind": p.kind,
+            "category": kind.category,
+            "reason": p.reason,
+            "expected": f"DeadLetter({p.reason})" if p.reason else "Applied",
+            "entity_id": c.entity_id,
+            "destination": queue.name,
         }
-        encoded: str
-        if p.kind == "bad_json":
-            encoded = self._encode(
-                b'{"name": "PlaceOrder", "entity": {', event_id=p.command_id, entity=entity, ctype=ctype
+        try:
+            wire = kind.transform(ctx)
+        except LookupError as exc:  # e.g. no known event id to reuse yet
+            self.history.nemesis("hostile", dict(value, sent=False, error=f"not built: {exc}"))
+            return
+        group = wire.group_id or c.entity_id
+        event_id = wire.attributes.get("EventId") or c.command_id
+        # the id an effect of this message would name: its EventId, unless that is a valid command of
+        # the run (a reused id: an effect of that id is the valid command's), then its own fresh id
+        command_id = c.command_id if event_id in self._valid_ids else event_id
+        value.update(group=group, command_id=command_id, event_id=event_id, target=wire.target)
+        self.hostile_by_group[group] = p
+        entity = wire.attributes.get("EntityId", c.entity_id)
+        ctype = wire.attributes.get("CommandType", c.command_type)
+        send_value = {
+            "command_id": command_id,
+            "entity_id": entity,
+            "seq": c.seq,
+            "command_type": ctype,
+            "destination": queue.name,
+            "hostile": p.kind,
+        }
+        if not p.reason:  # a valid command in a hostile shape: its events are expected
+            self._sent[command_id] = SentCommand(command_id, entity, c.seq, ctype, queue.name, c.marker)
+            self._markers[entity] = c.marker
+            self.history.append(CLIENT, "invoke", "send", send_value)
+        try:
+            resp = self.sqs.send_message(
+                QueueUrl=queue.url,
+                MessageBody=wire.body,
+                MessageAttributes=_attrs(**wire.attributes),
+                MessageGroupId=group,
+                MessageDeduplicationId=wire.dedup_id or p.hostile_id,
             )
-        elif p.kind == "unknown_type":
-            ctype = body["name"] = attrs_v["CommandType"] = "LaunchRocket"
-            encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype)
-        elif p.kind == "missing_attribute":
-            del attrs_v["SequenceNo"]
-            encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype)
-        elif p.kind == "tampered":
-            sealed = envelope.Sealed.from_body(
-                self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype)
-            )
-            flipped = bytearray(sealed.ciphertext)
-            flipped[len(flipped) // 2] ^= 0x01
-            encoded = envelope.Sealed(
-                sealed.key_id,
-                sealed.destination,
-                sealed.encrypted_data_key,
-                sealed.nonce,
-                sealed.tag,
-                bytes(flipped),
-            ).to_body()
-        elif p.kind == "swapped_aad":
-            ctx = envelope.context(p.command_id, qname, ctype, entity)  # entityId and messageType swapped
-            encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype, ctx=ctx)
-        elif p.kind == "moved_ciphertext":
-            # a ciphertext made for another message of another entity (its context and AAD), moved into
-            # this one; the plaintext agrees with this message's attributes, so only the binding catches it
-            ctx = envelope.context(f"{p.command_id}-elsewhere", qname, f"{entity}-elsewhere", ctype)
-            encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype, ctx=ctx)
-        elif p.kind == "wrong_destination":
-            # sealed for another queue (its Destination and context): must not open on this one
-            ctx = envelope.context(p.command_id, f"other-{qname}", entity, ctype)
-            encoded = self._encode(body, event_id=p.command_id, entity=entity, ctype=ctype, ctx=ctx)
-        elif p.kind == "wrong_key":
-            encoded = self._encode(
-                body, event_id=p.command_id, entity=entity, ctype=ctype, key_id=self.prov.foreign_key_id
-            )
+        except (ClientError, BotoCoreError) as exc:
+            if not p.reason:
+                self.history.append(CLIENT, "fail", "send", dict(send_value, error=str(exc)))
+            self.history.nemesis("hostile", dict(value, sent=False, error=str(exc)))
+            return
+        value["message_id"] = resp["MessageId"]
+        if p.reason:
+            self.history.nemesis("poison", value)
         else:
-            raise ValueError(p.kind)
-        attrs = _attrs(**attrs_v)
-        if self.encrypted:
-            attrs.update(_attrs(Encryption=envelope.SCHEME))
-        resp = self.sqs.send_message(
-            QueueUrl=self.prov.command_queue_url,
-            MessageBody=encoded,
-            MessageAttributes=attrs,
-            MessageGroupId=p.group,
-            MessageDeduplicationId=p.poison_id,
-        )
-        self.history.nemesis(
-            "poison",
-            {
-                "poison_id": p.poison_id,
-                "message_id": resp["MessageId"],
-                "kind": p.kind,
-                "reason": p.reason,
-                "command_id": p.command_id,
-                "entity_id": entity,
-                "destination": qname,
-            },
-        )
+            self.history.append(CLIENT, "ok", "send", dict(send_value, message_id=resp["MessageId"]))
+        self.history.nemesis("hostile", dict(value, sent=True))
 
     # ---- observing -----------------------------------------------------------------------------
     def _open_event(self, msg: dict[str, Any], attrs: dict[str, str]) -> tuple[str | None, bool, str | None]:
@@ -659,20 +683,29 @@ class Gate:
         return len(msgs)
 
     def _probe_loop(self) -> None:
+        """Poll the probe until stopped; paused while the run's KMS key is disabled (events cannot
+        be opened then: they wait in the probe queue)."""
         while not self.stop_probe.is_set():
-            self.poll_probe()
+            with self.probe_lock:
+                paused = self.kms_down.is_set()
+                if not paused:
+                    self.poll_probe()
+            if paused:
+                time.sleep(0.25)
 
     def read_dlq(self) -> None:
         """Record every message of every DLQ (the main queue's and each phase queue's) as a
-        ``dead_letter`` op. A reason whose code is not one of :data:`DEAD_LETTER_REASONS`, or a
-        poison message's reason other than the one its kind calls for, is a ``dead-letter-reason``
-        violation; the dead_letter checker judges the rest (valid commands, missing reasons)."""
+        ``dead_letter`` op (a hostile message's carries its ``hostile_id``; a DeadLetter kind's is
+        marked ``poison``). A reason whose code is not one of :data:`DEAD_LETTER_REASONS` is a
+        ``dead-letter-reason`` violation; a hostile kind's wrong code is judged per kind
+        (:func:`catalog.judge`), the dead_letter checker judges the rest (valid commands, missing
+        reasons)."""
         for queue in (self.main_queue, *self.phase_queues.values()):
             if queue.dlq_url:
                 self._read_one_dlq(queue.dlq_url, queue.dlq_name)
 
     def _read_one_dlq(self, url: str, name: str) -> None:
-        poison = {p.group: p for p in self.plan.poison}
+        hostile = dict(self.hostile_by_group)
         empty = 0
         seen: set[str] = set()
         while empty < 2:
@@ -692,7 +725,7 @@ class Gate:
                 seen.add(msg["MessageId"])
                 attrs = {k: v.get("StringValue", "") for k, v in (msg.get("MessageAttributes") or {}).items()}
                 group = msg.get("Attributes", {}).get("MessageGroupId", "")
-                found = poison.get(group)
+                found = hostile.get(group)
                 value: dict[str, Any] = {
                     "message_id": msg["MessageId"],
                     "queue": name,
@@ -709,19 +742,20 @@ class Gate:
                     )
                 if code == "BusinessError":
                     value["business_error"] = True  # the domain refused it after the retries
-                if found is not None:
-                    value.update(poison_id=found.poison_id, poison=True)
-                    if value["reason"] and code in DEAD_LETTER_REASONS and code != found.reason:
-                        self.mapper.violation(
-                            "dead-letter-reason",
-                            f"poison {found.poison_id} ({found.kind}) "
-                            f"dead-lettered with reason {value['reason']!r}, the contract says "
-                            f"{found.reason!r}",
-                            poison_id=found.poison_id,
-                        )
+                if found is not None and found.reason:  # a DeadLetter kind: poison
+                    value.update(hostile_id=found.hostile_id, poison_id=found.hostile_id, poison=True)
+                elif found is not None:  # an Applied kind: a valid command dead-lettered
+                    value.update(hostile_id=found.hostile_id, command_id=self._hostile_command(found))
                 elif attrs.get("EventId"):
                     value["command_id"] = attrs["EventId"]
                 self.history.append("dlq", "ok", "dead_letter", value)
+
+    def _hostile_command(self, p: PlannedHostile) -> str:
+        """The command id the ``hostile`` op of ``p`` recorded (its planned id if it was not sent)."""
+        for op in self.history.ops:
+            if op.f == "hostile" and op.value.get("hostile_id") == p.hostile_id:
+                return str(op.value.get("command_id", p.command.command_id))
+        return p.command.command_id
 
     # ---- faults --------------------------------------------------------------------------------
     def _nemesis(self, faults: list[Fault], t0: float, done: threading.Event) -> None:
@@ -779,18 +813,29 @@ class Gate:
                 self.history.nemesis("stall_end", {"instance": fault.instance})
 
     def _outages(self, faults: list[Fault], t0: float, done: threading.Event) -> None:
-        """The outage thread: each ``outage`` fault at its time (not before every live main
-        instance has been ready for :data:`OUTAGE_READY_MARGIN`, waiting at most 60 s for that),
-        holding the cluster's ``boot_lock`` for the whole cut so the nemesis starts no instance
-        while the endpoint is down. A cut is never shortened: the endpoint is restored before the
-        next step, even when the run ends meanwhile. Without a proxy (real AWS) it is skipped."""
+        """The outage thread: each ``outage`` (transport) and ``kms-outage`` fault at its time, one
+        after another, each ``profile.outage_seconds`` (10 x VT) long. A transport outage starts
+        not before every live main instance has been ready for :data:`OUTAGE_READY_MARGIN` (waiting
+        at most 60 s for that) and holds the cluster's ``boot_lock`` for the whole cut, so the
+        nemesis starts no instance while the endpoint is down; without a proxy (real AWS) it is
+        skipped. A KMS outage first waits (at most 150 s) for the heartbeat and shutdown phases to
+        end (their instances use the same key). An outage is never shortened: the endpoint or the
+        key is restored before the next step, even when the run ends meanwhile."""
         for fault in faults:
             if done.wait(max(0.0, t0 + fault.at - time.monotonic())):
                 return
+            if fault.kind == "kms-outage":
+                give_up = time.monotonic() + 150.0
+                for thread in self.workload_phases:
+                    thread.join(timeout=max(0.0, give_up - time.monotonic()))
+                if done.is_set():
+                    return
+                self._kms_outage(fault.instance)
+                continue
             if self.proxy is None:
                 self.history.nemesis("outage_skipped", {"why": "no endpoint to cut (real AWS: no proxy)"})
                 self.skipped["transport-outage"] = "not injected: the gate has no proxy on real AWS"
-                return
+                continue
             give_up = time.monotonic() + 60.0
             while True:
                 self.cluster.boot_lock.acquire()
@@ -805,13 +850,18 @@ class Gate:
                 if done.wait(0.5):
                     return
             try:
-                self._cut(self.proxy, self.profile.outage_seconds, [i.index for i in main])
+                self._cut(self.proxy, self.profile.outage_seconds, [i.index for i in main], fault.instance)
             finally:
                 self.cluster.boot_lock.release()
 
-    def _cut(self, proxy: OutageProxy, seconds: float, instances: list[int]) -> None:
-        """One outage: cut, ``seconds`` of downtime, restore; both ends recorded as nemesis ops."""
+    def _outage_orders(self, name: str) -> list[PlannedCommand]:
+        return [self.plan.commands[i] for i in self.plan.phase_orders.get(name, [])]
+
+    def _cut(self, proxy: OutageProxy, seconds: float, instances: list[int], number: int = 0) -> None:
+        """One transport outage: cut, send the outage's new orders (the gate's own clients go
+        direct), ``seconds`` of downtime, restore; both ends recorded as nemesis ops."""
         severed = proxy.cut()
+        orders = self._outage_orders(f"outage-{number}")
         self.history.nemesis(
             "outage",
             {
@@ -819,11 +869,49 @@ class Gate:
                 "seconds": seconds,
                 "connections_closed": severed,
                 "instances": instances,
+                "orders": [c.entity_id for c in orders],
             },
         )
-        time.sleep(seconds)
+        ends = time.monotonic() + seconds
+        for c in orders:
+            self.send_command(c)
+        time.sleep(max(0.0, ends - time.monotonic()))
         proxy.restore()
         self.history.nemesis("outage_end", {"endpoint": proxy.url, "connections_refused": proxy.refused})
+
+    def _kms_outage(self, number: int) -> None:
+        """One KMS outage (contract v1.2 sections 5 and 9): the outage's new orders are sealed while
+        the key works, then the probe pauses (it cannot open events either), the gate calls
+        ``DisableKey`` on the run's key, sends the orders at once (they are received while the key
+        is disabled: GenerateDataKey and Decrypt fail with ``DisabledException``, a transient
+        failure that MUST NOT dead-letter them), waits ``outage_seconds`` and calls ``EnableKey``.
+        Nemesis ops ``kms_outage`` / ``kms_outage_end``."""
+        key, seconds = self.prov.kms_key_id, self.profile.outage_seconds
+        orders = self._outage_orders(f"kms-outage-{number}")
+        wires = [self._wire_command(c, self.main_queue) for c in orders]
+        with self.probe_lock:
+            self.kms_down.set()
+        try:
+            self.kms.disable_key(KeyId=key)
+            self.history.nemesis(
+                "kms_outage",
+                {"key_id": key, "seconds": seconds, "orders": [c.entity_id for c in orders]},
+            )
+            ends = time.monotonic() + seconds
+            for c, wire in zip(orders, wires, strict=True):
+                self.send_command(c, wire=wire)
+            time.sleep(max(0.0, ends - time.monotonic()))
+        finally:
+            for attempt in range(5):
+                try:
+                    self.kms.enable_key(KeyId=key)
+                    break
+                except (ClientError, BotoCoreError):
+                    if attempt == 4:
+                        raise
+                    time.sleep(1.0)
+            self.kms_down.clear()
+            self.history.nemesis("kms_outage_end", {"key_id": key})
 
     # ---- phases on their own queues ------------------------------------------------------------
     def _phase_specs(self) -> dict[str, topo.QueueSpec]:
@@ -831,20 +919,21 @@ class Gate:
         p, fifo = self.profile, self.topology.command_queue.fifo
         suffix = ".fifo" if fifo else ""
 
-        def spec(phase: str, visibility: int, max_receive: int) -> topo.QueueSpec:
+        def spec(phase: str, visibility: int, max_receive: int, headroom: int) -> topo.QueueSpec:
             return topo.QueueSpec(
                 f"{phase}-commands{suffix}",
                 fifo=fifo,
                 visibility_timeout=visibility,
                 dlq_name=f"{phase}-dlq{suffix}",
                 max_receive_count=max_receive,
+                redrive_headroom=headroom,
             )
 
         specs: dict[str, topo.QueueSpec] = {}
-        if p.heartbeat_orders:
-            specs["heartbeat"] = spec("heartbeat", p.heartbeat_visibility, p.heartbeat_max_receive)
+        if p.heartbeat_orders:  # no headroom: this phase tests exactly SQS's native redrive
+            specs["heartbeat"] = spec("heartbeat", p.heartbeat_visibility, p.heartbeat_max_receive, 0)
         if p.shutdown_orders:
-            specs["shutdown"] = spec("shutdown", p.shutdown_visibility, p.max_receive_count)
+            specs["shutdown"] = spec("shutdown", p.shutdown_visibility, p.max_receive_count, REDRIVE_HEADROOM)
         return specs
 
     def _phase_env(self, queue: topo.CommandQueue) -> dict[str, str]:
@@ -856,6 +945,7 @@ class Gate:
             "FLOWGATE_DEAD_LETTER_QUEUE_URL": queue.dlq_url,
             "FLOWGATE_VISIBILITY_TIMEOUT": str(queue.visibility_timeout),
             "FLOWGATE_MAX_RECEIVE_COUNT": str(queue.max_receive_count),
+            "FLOWGATE_REDRIVE_MAX_RECEIVE_COUNT": str(queue.redrive_max_receive_count),
         }
         if self.endpoint:
             env.update(AWS_ENDPOINT_URL=self.endpoint, FLOWGATE_ENDPOINT_URL=self.endpoint)
@@ -1026,6 +1116,7 @@ class Gate:
             run, index = runners[phase]
             thread = threading.Thread(target=self._guard_phase, args=(phase, run, index, done), daemon=True)
             self.phase_threads.append(thread)
+            self.workload_phases.append(thread)
             thread.start()
 
     def _guard_phase(
@@ -1122,6 +1213,7 @@ class Gate:
                 "FLOWGATE_IDEMPOTENCY_URL": f"file://{(self.out_dir / 'store').resolve()}",
                 "FLOWGATE_VISIBILITY_TIMEOUT": str(self.profile.visibility_timeout),
                 "FLOWGATE_MAX_RECEIVE_COUNT": str(self.profile.max_receive_count),
+                "FLOWGATE_REDRIVE_MAX_RECEIVE_COUNT": str(self.profile.redrive_max_receive_count),
                 "FLOWGATE_HANDLER_DELAY_MS": "0",
             }
         )
@@ -1148,6 +1240,9 @@ class Gate:
         started = time.time()
         t_start = time.monotonic()
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # FLOWGATE_IDEMPOTENCY_URL is empty at start (section 1): a previous run's store in the same
+        # --out would hold the same seeded command ids
+        shutil.rmtree(self.out_dir / "store", ignore_errors=True)
         try:
             self.prov = topo.provision(self.topology, self.run_id, self.sqs, self.sns, self.kms)
         except (ClientError, BotoCoreError) as exc:
@@ -1170,9 +1265,17 @@ class Gate:
                 (self.out_dir / "teardown-errors.txt").write_text("\n".join(errors) + "\n")
 
     def _run(self, started: float, t_start: float) -> GateResult:
+        applicable = catalog.applicable(self.encrypted)
+        self.kinds = {k.name: k for k in applicable}
         self.plan: Plan = make_plan(
-            self.profile, self.seed, self.run_id, encrypted=self.encrypted, instances=self.n
+            self.profile,
+            self.seed,
+            self.run_id,
+            encrypted=self.encrypted,
+            instances=self.n,
+            hostile_kinds=[(k.name, catalog.outcome_code(k)) for k in applicable],
         )
+        self._valid_ids = {c.command_id for c in self.plan.commands}
         self.main_queue = topo.CommandQueue(
             self.prov.command_queue_name,
             self.prov.command_queue_url,
@@ -1180,19 +1283,16 @@ class Gate:
             self.prov.dlq_url,
             self.profile.visibility_timeout,
             self.profile.max_receive_count,
+            self.profile.redrive_max_receive_count,
         )
-        sent = {
+        self._sent: dict[str, SentCommand] = {
             c.command_id: SentCommand(
                 c.command_id, c.entity_id, c.seq, c.command_type, self._queue_of(c).name, c.marker
             )
             for c in self.plan.commands
         }
-        self.mapper = EventMapper(
-            self.history,
-            sent,
-            self.prov.topic_name,
-            markers={c.entity_id: c.marker for c in self.plan.commands},
-        )
+        self._markers = {c.entity_id: c.marker for c in self.plan.commands}
+        self.mapper = EventMapper(self.history, self._sent, self.prov.topic_name, markers=self._markers)
         self.history.append(
             "harness",
             "info",
@@ -1203,7 +1303,9 @@ class Gate:
                 "instances": self.n,
                 "run_id": self.run_id,
                 "commands": len(self.plan.commands),
-                "poison": len(self.plan.poison),
+                "hostile": [(h.kind, h.reason or "Applied") for h in self.plan.hostile],
+                "max_receive_count": self.profile.max_receive_count,
+                "redrive_max_receive_count": self.profile.redrive_max_receive_count,
                 "faults": [(f.at, f.kind, f.instance) for f in self.plan.faults],
                 "phases": {
                     phase: {
@@ -1214,9 +1316,12 @@ class Gate:
                     }
                     for phase, q in self.phase_queues.items()
                 },
-                "outages": {"count": self.profile.outages, "seconds": self.profile.outage_seconds}
-                if self.profile.outages
-                else None,
+                "outages": {
+                    "transport": self.profile.outages,
+                    "kms": sum(1 for f in self.plan.faults if f.kind == "kms-outage"),
+                    "seconds": self.profile.outage_seconds,
+                    "orders_each": self.profile.outage_orders,
+                },
                 "proxy": self.proxy.url if self.proxy is not None else None,
                 "impl": self.impl_command,
                 "encrypted": self.encrypted,
@@ -1235,10 +1340,10 @@ class Gate:
         probe.start()
         done = threading.Event()
         t0 = time.monotonic()
-        outages = [f for f in self.plan.faults if f.kind == "outage"]
+        outages = [f for f in self.plan.faults if f.kind in OUTAGE_KINDS]
         nemesis = threading.Thread(
             target=self._nemesis,
-            args=([f for f in self.plan.faults if f.kind != "outage"], t0, done),
+            args=([f for f in self.plan.faults if f.kind not in OUTAGE_KINDS], t0, done),
             daemon=True,
         )
         if self.cluster.live():
@@ -1257,7 +1362,7 @@ class Gate:
                 elif kind == "dup":
                     self.send_command(self.plan.commands[index], resend=True)
                 else:
-                    self.send_poison(self.plan.poison[index])
+                    self.send_hostile(self.plan.hostile[index])
                 self.cluster.check_crashes()
                 time.sleep(gap)
             self._settle(nemesis)
@@ -1314,9 +1419,10 @@ class Gate:
         """Wait until every acknowledged command has an effect, every poison message is in a DLQ,
         every command queue is empty and the nemesis and phase threads are done; or until no
         progress (an event, a DLQ depth change, a command-queue depth change) for
-        ``max(20 s, (maxReceive + 1) x VT + 10 s)`` once those threads are done (or no instance
-        is live); at most ``settle_timeout``. Then 2 s of quiet for late publishes."""
-        vt, mrc = self.profile.visibility_timeout, self.profile.max_receive_count
+        ``max(20 s, (redrive maxReceiveCount + 1) x VT + 10 s)`` once those threads are done (or no
+        instance is live: a consumer that never forwards poison leaves it to the native redrive);
+        at most ``settle_timeout``. Then 2 s of quiet for late publishes."""
+        vt, mrc = self.profile.visibility_timeout, self.profile.redrive_max_receive_count
         stall = max(20.0, (mrc + 1) * vt + 10.0)
         deadline = time.monotonic() + self.profile.settle_timeout
         acked = self._acked()
@@ -1329,7 +1435,8 @@ class Gate:
                 seen, self.last_progress = (depth, left), time.monotonic()
             busy = nemesis.is_alive() or any(t.is_alive() for t in self.phase_threads)
             acked |= self._acked()  # the phases send while this runs
-            if acked <= self.effects_seen and depth >= len(self.plan.poison) and not left and not busy:
+            poison = sum(1 for p in self.hostile_by_group.values() if p.reason)
+            if acked <= self.effects_seen and depth >= poison and not left and not busy:
                 break
             # (no instance live during a kill -> restart gap is not the end: wait for the nemesis)
             if not busy and (not self.cluster.live() or time.monotonic() - self.last_progress > stall):
@@ -1370,14 +1477,25 @@ class Gate:
 
     def _judge(self, started: float, t_start: float, extra: list[Verdict]) -> GateResult:
         history_path = self.history.dump(self.out_dir / "history.jsonl")
+        ops = self.history.ops
+        # every DeadLetter kind is hostile: an effect caused by one is an integrity-breach
+        dead_letter_kinds = {h.kind for h in self.plan.hostile if h.reason}
         verdicts = [
             self._excuse_crash_stranded_poison(v)
             for v in check_all(
-                self.history, require_encryption=self.encrypted, integrity_kinds=ENCRYPTED_ONLY
+                self.history, require_encryption=self.encrypted, integrity_kinds=dead_letter_kinds
             )
         ]
+        killed = any(op.f == "kill" for op in ops)
+        forwarded = any(
+            op.f == "dead_letter" and op.value.get("poison") and op.value.get("reason") for op in ops
+        )
+        hostile_verdict, self.hostile_rows = catalog.judge(
+            self.plan.hostile, ops, excuse_reasonless=killed and forwarded
+        )
         verdicts = [v for v in verdicts if not (v.checker == "replay_equivalence" and v.valid)] + [
             self.mapper.verdict(),
+            hostile_verdict,
             Verdict(
                 "lifecycle",
                 not self.cluster.anomalies,
@@ -1414,6 +1532,9 @@ class Gate:
             f"encrypted={self.encrypted} ({duration:.1f}s)"
         )
         (self.out_dir / "verdicts.txt").write_text(header + "\n" + table + "\n", encoding="utf-8")
+        hostile_md = self.out_dir / "hostile.md"
+        hostile_md.write_text(catalog.render_markdown(self.hostile_rows, header), encoding="utf-8")
+        (self.out_dir / "hostile.json").write_text(catalog.rows_json(self.hostile_rows), encoding="utf-8")
         (self.out_dir / "verdicts.json").write_text(
             json.dumps(
                 [
@@ -1457,6 +1578,7 @@ class Gate:
             seed=self.seed,
             table=table,
             history_path=history_path,
+            extra_attachments=[("hostile inputs", hostile_md, "text/markdown", "md")],
             started=started,
             stopped=time.time(),
         )
@@ -1473,7 +1595,7 @@ class Gate:
             self.run_id,
             {
                 "commands": len(self.plan.commands),
-                "poison": len(self.plan.poison),
+                "hostile": len(self.plan.hostile),
                 "effects": len(self.effects_seen),
             },
         )

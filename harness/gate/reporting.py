@@ -69,8 +69,11 @@ def write_allure(
     history_path: Path,
     started: float,
     stopped: float,
+    extra_attachments: Sequence[tuple[str, Path, str, str]] = (),
 ) -> Path:
-    """allure-python-commons style ``*-result.json`` files: epic Gate, one result per checker."""
+    """allure-python-commons style ``*-result.json`` files: epic Gate, one result per checker.
+    ``extra_attachments`` (name, file, mime type, extension) go on every result (e.g. the hostile
+    inputs' per-kind table)."""
     results_dir.mkdir(parents=True, exist_ok=True)
 
     def attach(name: str, source: Path | str, mime: str, ext: str) -> dict[str, str]:
@@ -82,6 +85,7 @@ def write_allure(
 
     history_att = attach("history.jsonl", history_path, "text/plain", "txt")
     table_att = attach("verdicts", table, "text/plain", "txt")
+    extra = [attach(name, path, mime, ext) for name, path, mime, ext in extra_attachments if path.exists()]
     replay = f"flowgate gate --impl {json.dumps(implementation)} --profile {profile} --seed {seed} --backend {backend}"
     for found in verdicts:
         result: dict[str, Any] = {
@@ -117,6 +121,7 @@ def write_allure(
                 history_att,
                 attach("stats", json.dumps(found.stats, default=str, indent=2), "application/json", "json"),
                 attach("replay", replay, "text/plain", "txt"),
+                *extra,
             ],
         }
         (results_dir / f"{result['uuid']}-result.json").write_text(

@@ -1,28 +1,23 @@
 """Profiles and the seeded plan of one gate run: orders, their command sequences, the send order,
-duplicate resends, poison messages and the fault schedule. The same seed gives the same plan."""
+duplicate resends, hostile messages (drawn from the catalog ``harness/hostile.py``) and the fault
+schedule. The same seed gives the same plan."""
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-#: Poison kinds the gate sends, with the ``DeadLetterReason`` a correct consumer gives each.
-POISON_REASONS: Final[dict[str, str]] = {
-    "bad_json": "DecodeError",
-    "unknown_type": "UnknownMessageType",
-    "missing_attribute": "MissingAttribute",
-    "tampered": "DecryptionError",
-    "swapped_aad": "DecryptionError",
-    "wrong_key": "DecryptionError",
-    "moved_ciphertext": "DecryptionError",
-    "wrong_destination": "DecryptionError",
-}
-#: Kinds that need encryption on (all hostile: an effect caused by one is an ``integrity-breach``).
-ENCRYPTED_ONLY: Final = frozenset(
-    {"tampered", "swapped_aad", "wrong_key", "moved_ciphertext", "wrong_destination"}
-)
+#: Contract v1.2 section 6: the native ``RedrivePolicy`` of every gate command queue (except the
+#: heartbeat phase's, which tests exactly that redrive) has ``maxReceiveCount`` =
+#: ``FLOWGATE_MAX_RECEIVE_COUNT`` + this (passed as ``FLOWGATE_REDRIVE_MAX_RECEIVE_COUNT``), so a
+#: consumer forwards poison itself, with a reason, before SQS's reason-less backstop moves it --
+#: and a consumer that keeps receiving through a 10 x VT dependency outage (no back-off) exceeds it.
+REDRIVE_HEADROOM: Final = 3
+#: Outage length in visibility timeouts (KMS disabled; SQS/SNS endpoint unreachable).
+OUTAGE_VTS: Final = 10
 
 SEQUENCES: Final[tuple[tuple[str, ...], ...]] = (
     ("PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder"),
@@ -48,7 +43,10 @@ class Profile:
     visibility_timeout: int
     max_receive_count: int
     duplicates: int
-    poison: tuple[str, ...]
+    #: hostile kinds sent: ``None`` = every catalog kind applicable to the run (encryption on or
+    #: off), each once; ``n`` = a handful: one kind per expected outcome (each DeadLetter code, and
+    #: Applied), then seeded picks up to ``n``
+    hostile: int | None = None
     kills: int = 0  # SIGKILL + restart of a running instance
     slow_windows: int = 0  # an extra instance with FLOWGATE_HANDLER_DELAY_MS for a while
     slow_kills: int = 0  # as slow_windows, but the slow instance is SIGKILLed mid-handler at the end
@@ -72,9 +70,23 @@ class Profile:
     shutdown_orders: int = 0
     shutdown_visibility: int = 30
     shutdown_delay_ms: int = 3000
-    #: transport outages of the main cluster's endpoint (the gate's TCP proxy), each this long
+    #: transport outages of the main cluster's endpoint (the gate's TCP proxy), each
+    #: ``OUTAGE_VTS`` x visibility timeout long
     outages: int = 0
-    outage_seconds: float = 12.0
+    #: KMS outages (encrypted runs): the gate disables the run's key for ``OUTAGE_VTS`` x VT
+    kms_outages: int = 0
+    #: new orders (one PlaceOrder each) sent in the middle of every outage (sealed before it)
+    outage_orders: int = 3
+
+    @property
+    def outage_seconds(self) -> float:
+        """How long one outage (transport or KMS) lasts: ``OUTAGE_VTS`` x the visibility timeout."""
+        return float(OUTAGE_VTS * self.visibility_timeout)
+
+    @property
+    def redrive_max_receive_count(self) -> int:
+        """The native RedrivePolicy's ``maxReceiveCount`` of the main command queue."""
+        return self.max_receive_count + REDRIVE_HEADROOM
 
 
 PROFILES: Final[dict[str, Profile]] = {
@@ -85,7 +97,7 @@ PROFILES: Final[dict[str, Profile]] = {
         visibility_timeout=5,
         max_receive_count=3,
         duplicates=2,
-        poison=tuple(POISON_REASONS),
+        hostile=6,
         bursts=2,
         send_seconds=2.0,
         settle_timeout=60.0,
@@ -97,7 +109,6 @@ PROFILES: Final[dict[str, Profile]] = {
         visibility_timeout=3,
         max_receive_count=5,
         duplicates=4,
-        poison=tuple(POISON_REASONS),
         kills=1,
         slow_windows=1,
         slow_kills=1,
@@ -107,6 +118,7 @@ PROFILES: Final[dict[str, Profile]] = {
         heartbeat_orders=2,
         shutdown_orders=8,
         outages=1,
+        kms_outages=1,
     ),
     "chaos": Profile(
         "chaos",
@@ -115,7 +127,6 @@ PROFILES: Final[dict[str, Profile]] = {
         visibility_timeout=3,
         max_receive_count=6,
         duplicates=8,
-        poison=tuple(POISON_REASONS) * 2,
         kills=4,
         slow_windows=2,
         slow_kills=1,
@@ -125,6 +136,7 @@ PROFILES: Final[dict[str, Profile]] = {
         heartbeat_orders=3,
         shutdown_orders=8,
         outages=2,
+        kms_outages=1,
     ),
 }
 
@@ -140,12 +152,38 @@ class PlannedCommand:
 
 
 @dataclass(frozen=True, slots=True)
-class PlannedPoison:
-    poison_id: str
+class PlannedHostile:
+    """One hostile message: catalog kind ``kind`` applied to ``command`` (a fresh PlaceOrder of its
+    own entity = its own message group, so it never blocks an order)."""
+
+    hostile_id: str  # also the message's MessageDeduplicationId
     kind: str
+    #: the expected outcome: a ``DeadLetterReason`` code, or ``""`` (Applied: takes effect once)
     reason: str
-    group: str
-    command_id: str  # the id inside the hostile body (never validly sent)
+    command: PlannedCommand
+
+    @property
+    def group(self) -> str:
+        return self.command.entity_id
+
+
+def select_hostile(profile: Profile, kinds: Sequence[tuple[str, str]], seed: int) -> list[str]:
+    """The kinds a run sends, in catalog order. ``kinds`` = (name, expected outcome) of every kind
+    applicable to the run, in catalog order (outcome: a DeadLetter code, or ``""`` for Applied).
+    ``profile.hostile`` None = all; else the first kind of each distinct outcome, then seeded picks
+    of the rest up to ``profile.hostile``."""
+    names = [name for name, _ in kinds]
+    if profile.hostile is None or profile.hostile >= len(names):
+        return names
+    chosen: list[str] = []
+    outcomes: set[str] = set()
+    for name, outcome in kinds:
+        if outcome not in outcomes and len(chosen) < profile.hostile:
+            outcomes.add(outcome)
+            chosen.append(name)
+    rest = [n for n in names if n not in chosen]
+    chosen += random.Random(f"{seed}:hostile").sample(rest, min(len(rest), profile.hostile - len(chosen)))
+    return [n for n in names if n in chosen]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +198,14 @@ class Plan:
     seed: int
     profile: Profile
     commands: list[PlannedCommand] = field(default_factory=list)
-    #: ("send", command index) | ("dup", command index) | ("poison", poison index) |
+    #: ("send", command index) | ("dup", command index) | ("hostile", hostile index) |
     #: ("burst", command index of the order's first command: all its commands in one batch), in send order
     schedule: list[tuple[str, int]] = field(default_factory=list)
-    poison: list[PlannedPoison] = field(default_factory=list)
+    hostile: list[PlannedHostile] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
-    #: phase name ("heartbeat" | "shutdown") -> indexes into ``commands`` of its orders' PlaceOrder
-    #: (one command per order; sent by the phase to its own queue, never by ``schedule``)
+    #: phase name ("heartbeat" | "shutdown" | "outage-<n>" | "kms-outage-<n>") -> indexes into
+    #: ``commands`` of its orders' PlaceOrder (one command per order; sent by the phase -- to its own
+    #: queue, or for an outage to the main queue during the outage -- never by ``schedule``)
     phase_orders: dict[str, list[int]] = field(default_factory=dict)
 
 
@@ -192,8 +231,18 @@ def payload_for(command_type: str, rng: random.Random, order: dict[str, Any]) ->
     return {}
 
 
-def make_plan(profile: Profile, seed: int, run_id: str, *, encrypted: bool, instances: int) -> Plan:
-    """The whole run, decided up front from ``seed`` (ids are seeded too, scoped by ``run_id``)."""
+def make_plan(
+    profile: Profile,
+    seed: int,
+    run_id: str,
+    *,
+    encrypted: bool,
+    instances: int,
+    hostile_kinds: Sequence[tuple[str, str]] = (),
+) -> Plan:
+    """The whole run, decided up front from ``seed`` (ids are seeded too, scoped by ``run_id``).
+    ``hostile_kinds``: (name, expected outcome) of every catalog kind applicable to the run (see
+    :func:`select_hostile`); ``encrypted`` decides whether KMS outages are planned."""
     rng = random.Random(seed)
     plan = Plan(seed, profile)
     pending: list[list[int]] = []
@@ -241,11 +290,21 @@ def make_plan(profile: Profile, seed: int, run_id: str, *, encrypted: bool, inst
         at = plan.schedule.index(("send", first))
         plan.schedule = [e for e in plan.schedule if not (e[0] == "send" and e[1] in members)]
         plan.schedule.insert(at, ("burst", first))
-    kinds = [k for k in profile.poison if encrypted or k not in ENCRYPTED_ONLY]
-    for number, kind in enumerate(kinds):
-        poison_id = f"poison-{run_id}-{number:02d}-{kind}"
-        plan.poison.append(PlannedPoison(poison_id, kind, POISON_REASONS[kind], poison_id, _uuid(rng)))
-        plan.schedule.insert(rng.randrange(0, len(plan.schedule) + 1), ("poison", number))
+    outcome_of = dict(hostile_kinds)
+    hostile_rng = random.Random(f"{seed}:hostile-ids")
+    for number, kind in enumerate(select_hostile(profile, hostile_kinds, seed)):
+        hostile_id = f"hostile-{run_id}-{number:02d}-{kind}"[:128]
+        order = {"customer_id": f"hostile-{number:02d}", "sku": "sku-1", "quantity": 1, "amount_cents": 100}
+        command = PlannedCommand(
+            _uuid(hostile_rng),
+            f"order-{run_id}-h{number:02d}",
+            1,
+            "PlaceOrder",
+            payload_for("PlaceOrder", hostile_rng, order),
+            f"cust-secret-h{hostile_rng.getrandbits(48):012x}",
+        )
+        plan.hostile.append(PlannedHostile(hostile_id, kind, outcome_of[kind], command))
+        plan.schedule.insert(rng.randrange(0, len(plan.schedule) + 1), ("hostile", number))
     horizon = profile.send_seconds + 4.0
     for _ in range(profile.kills):
         plan.faults.append(Fault(round(rng.uniform(1.0, horizon), 2), "kill", rng.randrange(instances)))
@@ -263,14 +322,23 @@ def make_plan(profile: Profile, seed: int, run_id: str, *, encrypted: bool, inst
             )
         )
     # outages come after every other fault (the nemesis runs faults one after another), so no
-    # instance is booting or in a slow window when the endpoint goes away
+    # instance is booting or in a slow window when the endpoint goes away; the KMS outages come after
+    # the transport outages (and, in the driver, after the heartbeat and shutdown phases: their
+    # instances share the key)
+    gap = profile.outage_seconds + 5.0
     for number in range(profile.outages):
-        outage_at = horizon + 1.0 + number * (profile.outage_seconds + 5.0)
-        plan.faults.append(Fault(round(outage_at, 2), "outage", -1))
+        plan.faults.append(Fault(round(horizon + 1.0 + number * gap, 2), "outage", number))
+    for number in range(profile.kms_outages if encrypted else 0):
+        kms_at = horizon + 1.0 + (profile.outages + number) * gap
+        plan.faults.append(Fault(round(kms_at, 2), "kms-outage", number))
     plan.faults.sort(key=lambda f: f.at)
     # phase orders: their own generator, so the main workload of a seed is what it was before phases
     phase_rng = random.Random(f"{seed}:phases")
-    for phase, count in (("heartbeat", profile.heartbeat_orders), ("shutdown", profile.shutdown_orders)):
+    outage_phases = [f"outage-{n}" for n in range(profile.outages)]
+    outage_phases += [f"kms-outage-{n}" for n in range(profile.kms_outages if encrypted else 0)]
+    phases = [("heartbeat", profile.heartbeat_orders), ("shutdown", profile.shutdown_orders)]
+    phases += [(name, profile.outage_orders) for name in outage_phases]
+    for phase, count in phases:
         plan.phase_orders[phase] = []
         for n in range(count):
             marker = f"cust-secret-{phase_rng.getrandbits(48):012x}"
@@ -281,7 +349,12 @@ def make_plan(profile: Profile, seed: int, run_id: str, *, encrypted: bool, inst
                 "amount_cents": phase_rng.randrange(500, 50_000),
             }
             payload = payload_for("PlaceOrder", phase_rng, order)
-            entity = f"order-{run_id}-{phase[:2]}{n:02d}"
+            tag = (
+                phase[:2]
+                if not phase[-1].isdigit()
+                else "".join(w[0] for w in phase.split("-")[:-1]) + phase[-1]
+            )
+            entity = f"order-{run_id}-{tag}{n:02d}"
             plan.commands.append(PlannedCommand(_uuid(phase_rng), entity, 1, "PlaceOrder", payload, marker))
             plan.phase_orders[phase].append(len(plan.commands) - 1)
     return plan

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 'use strict';
-// A flowgate contract v1 worker for the order domain, written from docs/contract.md alone.
+// A flowgate contract v1 (v1.2) worker for the order domain, written from docs/contract.md alone.
 // Start: node worker.js   (all configuration from FLOWGATE_* / AWS_* environment variables)
 // Loop:  long-poll the FIFO command queue -> per message group, in order: decode (+ decrypt)
 //        -> idempotent effect (entity record + applied-command ids, one atomic write)
 //        -> publish the events (deterministic ids) to the FIFO topic -> delete.
 //        Every message in hand has a heartbeat (visibility extended every VT/2); every AWS call
 //        may fail (outage, reset, throttling): it is logged and the message retried, never fatal.
+//        A dependency failure opens a breaker: no receive until the dependency answers again
+//        (KMS: a GenerateDataKey probe; otherwise a back-off), so an outage does not burn the
+//        messages' receive counts towards the queue's native redrive (contract v1.2 section 6).
 const crypto = require('node:crypto');
 const { SQSClient, ReceiveMessageCommand, DeleteMessageCommand, SendMessageCommand,
   ChangeMessageVisibilityCommand } = require('@aws-sdk/client-sqs');
@@ -31,7 +34,8 @@ const cfg = {
   waitSeconds: parseInt(E.FLOWGATE_WAIT_TIME_SECONDS || '1', 10),
   instance: E.FLOWGATE_INSTANCE_ID || String(process.pid),
   // deliberate bugs for the gate's own tests (comma list): skip-dedup, drop-poison, random-event-id,
-  // plaintext-events, ignore-sigterm, no-heartbeat. Never set in production.
+  // plaintext-events, ignore-sigterm, no-heartbeat, kms-disabled-is-poison, no-breaker,
+  // id-reuse-is-duplicate. Never set in production.
   broken: new Set((E.FLOWGATE_BROKEN || '').split(',').filter(Boolean)),
 };
 // the heartbeat extends visibility to this many seconds every half of it (SQS's default VT if unset)
@@ -64,10 +68,46 @@ const store = openStore(cfg.storeUrl);
 
 class Poison extends Error { constructor(reason, msg) { super(msg); this.reason = reason; } }
 class BusinessFailure extends Error {}
-// KMS refusing this ciphertext / context / key: poison (DecryptionError). Any other failure of a KMS
-// call (connection refused or reset, timeout, throttling, 5xx) is transport: the message is retried.
-const KMS_REFUSALS = new Set(['InvalidCiphertextException', 'IncorrectKeyException', 'AccessDeniedException',
-  'NotFoundException', 'KMSInvalidStateException', 'DisabledException', 'ValidationException', 'InvalidKeyUsageException']);
+// Contract v1.2 section 5: KMS refusing *this* ciphertext / context / key is poison (DecryptionError).
+// Every other KMS failure -- the key disabled, pending deletion or not found, access denied, KMS
+// unavailable or internal errors, throttling, 5xx, connection refused/reset, timeouts -- says nothing
+// about the message: it is transient, the message is retried and never dead-lettered for it.
+const KMS_REFUSALS = new Set(['InvalidCiphertextException', 'IncorrectKeyException', 'InvalidKeyUsageException',
+  'ValidationException']);
+// the old (v1.1) misclassification, for the gate's own tests: a disabled key read as a refusal
+if (cfg.broken.has('kms-disabled-is-poison')) {
+  for (const n of ['DisabledException', 'KMSInvalidStateException', 'NotFoundException', 'AccessDeniedException']) KMS_REFUSALS.add(n);
+}
+
+// The breaker (contract v1.2 section 1: during a dependency outage stop receiving). A transient
+// failure of a dependency opens it; the poll loop then receives nothing until waitClosed() sees the
+// dependency answer: KMS by a GenerateDataKey probe, any other (SNS, the store, SQS sends) after a
+// back-off (1, 2, 4, 8 s). Receives themselves failing are handled by the poll loop's own back-off.
+const breaker = { open: false, kms: false, failures: 0 };
+function trip(err) {
+  if (cfg.broken.has('no-breaker')) return;
+  breaker.open = true;
+  breaker.kms = breaker.kms || !!err.kms;
+  log(`breaker open (${err.kms ? 'KMS' : 'dependency'}: ${err.name})`);
+}
+async function waitClosed() {
+  let backoff = 1000;
+  while (breaker.open && running) {
+    await sleep(backoff);
+    backoff = Math.min(8000, backoff * 2);
+    if (breaker.kms && cfg.kmsKeyId) {
+      try {
+        await kms.send(new GenerateDataKeyCommand({ KeyId: cfg.kmsKeyId, KeySpec: 'AES_256' }));
+      } catch (err) { log(`breaker: KMS still failing (${err.name})`); continue; }
+    }
+    breaker.open = false; breaker.kms = false;
+    log('breaker closed');
+  }
+}
+// KMS calls tag their transient errors, so the breaker probes KMS before receiving again
+async function kmsSend(command) {
+  try { return await kms.send(command); } catch (err) { if (!KMS_REFUSALS.has(err.name)) err.kms = true; throw err; }
+}
 
 const attr = (msg, name) => (msg.MessageAttributes && msg.MessageAttributes[name] ? msg.MessageAttributes[name].StringValue : undefined);
 
@@ -75,7 +115,7 @@ const attr = (msg, name) => (msg.MessageAttributes && msg.MessageAttributes[name
 let accepted = null;
 async function acceptedKeys() {
   if (!accepted) {
-    const meta = (await kms.send(new DescribeKeyCommand({ KeyId: cfg.kmsKeyId }))).KeyMetadata;
+    const meta = (await kmsSend(new DescribeKeyCommand({ KeyId: cfg.kmsKeyId }))).KeyMetadata;
     accepted = new Set([cfg.kmsKeyId, meta.KeyId, meta.Arn]);
   }
   return accepted;
@@ -100,7 +140,7 @@ async function decodeCommand(msg) {
       const sealed = env.fromBody(msg.Body);
       if (sealed.destination !== queueName) throw new env.EnvelopeError(`envelope is for ${sealed.destination}, not ${queueName}`);
       if (!keys.has(sealed.keyId)) throw new env.EnvelopeError(`envelope key ${sealed.keyId} is not an accepted key`);
-      const dk = await kms.send(new DecryptCommand({ CiphertextBlob: sealed.encryptedDataKey, KeyId: sealed.keyId, EncryptionContext: ctx }));
+      const dk = await kmsSend(new DecryptCommand({ CiphertextBlob: sealed.encryptedDataKey, KeyId: sealed.keyId, EncryptionContext: ctx }));
       if (!keys.has(dk.KeyId)) throw new env.EnvelopeError('KMS decrypted with an unexpected key');
       const key = Buffer.from(dk.Plaintext);
       try { text = env.openWithKey(key, sealed, ctx).toString('utf8'); } finally { key.fill(0); }
@@ -142,6 +182,25 @@ function decide(cmd, current) {
   return { state: rule.to, events: [event] };
 }
 
+// Contract v1.2 section 4: an eventId is one command. The first content seen with an id claims it
+// (store.claim: create-if-absent, across entities); a later message with that id and the same
+// content (name, entity, sequenceNo, payload; occurredOn may differ: a late resend) is the same
+// command, one with other content is poison (IdempotencyConflict) -- never a duplicate.
+function fingerprint(cmd) {
+  const canon = (v) => (v && typeof v === 'object' && !Array.isArray(v)
+    ? Object.keys(v).sort().reduce((o, k) => { o[k] = canon(v[k]); return o; }, {}) : v);
+  return crypto.createHash('sha256')
+    .update(JSON.stringify([cmd.name, cmd.entity.id, cmd.metadata.sequenceNo, canon(cmd.payload)])).digest('hex');
+}
+async function claim(cmd) {
+  if (cfg.broken.has('id-reuse-is-duplicate')) return;
+  const mine = fingerprint(cmd);
+  const theirs = await store.claim(cmd.metadata.eventId, mine);
+  if (theirs !== mine) {
+    throw new Poison('IdempotencyConflict', `eventId ${cmd.metadata.eventId} is already known with other content`);
+  }
+}
+
 async function effect(cmd) {
   return store.withEntity(cmd.entity.id, async (current) => {
     const applied = (current && current.applied) || {};
@@ -177,7 +236,7 @@ async function publish(event) {
   let body = JSON.stringify(event);
   if (cfg.kmsKeyId && !cfg.broken.has('plaintext-events')) {
     const ctx = env.context(event.metadata.eventId, topicName, event.entity.id, event.name);
-    const dk = await kms.send(new GenerateDataKeyCommand({ KeyId: cfg.kmsKeyId, KeySpec: 'AES_256', EncryptionContext: ctx }));
+    const dk = await kmsSend(new GenerateDataKeyCommand({ KeyId: cfg.kmsKeyId, KeySpec: 'AES_256', EncryptionContext: ctx }));
     const key = Buffer.from(dk.Plaintext);
     // KeyId in the envelope and the AAD = the key id KMS reports (its ARN), as the reference writes it
     try { body = env.toBody(env.sealWithKey(key, Buffer.from(dk.CiphertextBlob), dk.KeyId, ctx, Buffer.from(body, 'utf8'))); } finally { key.fill(0); }
@@ -267,6 +326,7 @@ async function handle(msg, beat) {
   let cmd;
   try {
     cmd = await decodeCommand(msg);
+    await claim(cmd);
   } catch (err) {
     if (!(err instanceof Poison)) throw err;
     await beat.stop();
@@ -302,6 +362,7 @@ async function handleGroup(msgs) {
       } catch (err) {
         failed = true;
         log(`transient failure on ${msgs[next].MessageId}: ${err.name} ${err.message}`);
+        trip(err);
       }
       if (!done) {
         if (!failed) next++; // released or dead-lettered by handle(): no longer in hand
@@ -329,6 +390,8 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
 async function main() {
   console.log(`flowgate-ready ${JSON.stringify({ impl: 'node-worker', instance: cfg.instance, queue: queueName })}`);
   while (running) {
+    await waitClosed();
+    if (!running) break;
     let resp;
     try {
       resp = await sqs.send(new ReceiveMessageCommand({ QueueUrl: cfg.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: cfg.waitSeconds,

@@ -3,13 +3,19 @@
 // together (one atomic rename). FLOWGATE_IDEMPOTENCY_URL:
 //   file:///some/dir  durable, shared by every instance on the host (what the chaos profile needs)
 //   memory:           per process; exactly-once is then lost across restarts (chaos will say so)
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 class MemoryStore {
-  constructor() { this.entities = new Map(); }
+  constructor() { this.entities = new Map(); this.claims = new Map(); }
+  // The fingerprint an eventId is claimed with: the first claim wins; returns the winner's.
+  async claim(eventId, fp) {
+    if (!this.claims.has(eventId)) this.claims.set(eventId, fp);
+    return this.claims.get(eventId);
+  }
   async withEntity(id, fn) {
     const current = this.entities.get(id) || null;
     const { next, result } = await fn(current);
@@ -23,6 +29,16 @@ class FileStore {
     this.dir = dir;
     fs.mkdirSync(path.join(dir, 'entities'), { recursive: true });
     fs.mkdirSync(path.join(dir, 'locks'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'claims'), { recursive: true });
+  }
+  // One file per eventId holding the fingerprint of the first content seen with it, created with
+  // O_EXCL through a rename of a complete temp file (link fails if it exists): exactly one wins.
+  async claim(eventId, fp) {
+    const file = path.join(this.dir, 'claims', `${encodeURIComponent(eventId)}.fp`);
+    const tmp = `${file}.${process.pid}.${crypto.randomUUID()}.tmp`;
+    fs.writeFileSync(tmp, fp);
+    try { fs.linkSync(tmp, file); } catch (err) { if (err.code !== 'EEXIST') throw err; } finally { fs.rmSync(tmp, { force: true }); }
+    return fs.readFileSync(file, 'utf8');
   }
   file(id) { return path.join(this.dir, 'entities', `${encodeURIComponent(id)}.json`); }
   async lock(id) {
