@@ -43,13 +43,15 @@ VERSION = 1
 NONCE_BYTES = 12
 TAG_BYTES = 16
 #: KMS errors meaning "this ciphertext/context/key is wrong" (poison); anything else is transport.
+#: A disabled key (``DisabledException``) or one pending deletion (``KMSInvalidStateException``) is
+#: not among them: the envelope's key was already checked to be one this listener accepts, so its
+#: state is an outage of the bus (every message fails alike until someone enables the key again),
+#: never a property of the message.
 _POISON_CODES = {
     "InvalidCiphertextException",
     "IncorrectKeyException",
     "AccessDeniedException",
     "NotFoundException",
-    "KMSInvalidStateException",
-    "DisabledException",
     "ValidationException",
     "InvalidKeyUsageException",
 }
@@ -122,6 +124,16 @@ class KmsEnvelopeCipher:
                 raise TransportError(f"DescribeKey {self.key_id} failed: {exc}") from exc
             self._allowed = {meta["Arn"], meta["KeyId"], self.key_id}
         return self._allowed
+
+    def probe(self) -> None:
+        """DescribeKey: :class:`TransportError` unless KMS answers and the key is enabled (the
+        listener's circuit-breaker probe; encrypts and decrypts nothing)."""
+        try:
+            meta = self.kms.describe_key(KeyId=self.key_id)["KeyMetadata"]
+        except (ClientError, BotoCoreError) as exc:
+            raise TransportError(f"DescribeKey {self.key_id} failed: {exc}") from exc
+        if meta.get("KeyState", "Enabled") != "Enabled" or meta.get("Enabled") is False:
+            raise TransportError(f"KMS key {self.key_id} is {meta.get('KeyState', 'not enabled')}")
 
     def seal(self, plaintext: str, binding: MessageBinding) -> str:
         try:
