@@ -166,7 +166,9 @@ def judge(
             # never silently passed: a kind the gate could not send is not a kind that was judged
             why = str(send.value.get("error", "?")) if send is not None else "the run ended before"
             detail = f"{p.kind} ({category}) was not sent: {why}"
-            rows.append(Row(p.hostile_id, p.kind, category, expected, "not sent", False, "hostile-not-sent", detail))
+            rows.append(
+                Row(p.hostile_id, p.kind, category, expected, "not sent", False, "hostile-not-sent", detail)
+            )
             anomalies.append(Anomaly("hostile-not-sent", detail, (send.index,) if send is not None else ()))
             continue
         command_id = str(send.value.get("command_id") or p.command.command_id)

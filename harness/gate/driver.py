@@ -930,8 +930,8 @@ class Gate:
             )
 
         specs: dict[str, topo.QueueSpec] = {}
-        if p.heartbeat_orders:  # no headroom: this phase tests exactly SQS's native redrive
-            specs["heartbeat"] = spec("heartbeat", p.heartbeat_visibility, p.heartbeat_max_receive, 0)
+        if p.heartbeat_orders:  # headroom 1: this phase tests exactly SQS's native redrive
+            specs["heartbeat"] = spec("heartbeat", p.heartbeat_visibility, p.heartbeat_max_receive, 1)
         if p.shutdown_orders:
             specs["shutdown"] = spec("shutdown", p.shutdown_visibility, p.max_receive_count, REDRIVE_HEADROOM)
         return specs
@@ -1011,8 +1011,8 @@ class Gate:
         """The gate's own receive on the heartbeat queue, once it is *armed*: all ``sent`` messages
         were in flight at the same time (the instance has received each). From then on a correct
         worker keeps them invisible until it deletes them, so the gate receives nothing; a message
-        whose visibility lapsed is received by it (``heartbeat_lapse`` op) or, as maxReceiveCount
-        is 1, moved by SQS's native redrive to the phase DLQ on that receive -- a missing heartbeat
+        whose visibility lapsed is received by it (``heartbeat_lapse`` op) and, as the redrive
+        maxReceiveCount is 2, moved by SQS's native redrive to the phase DLQ on the next receive -- a missing heartbeat
         shows whatever the implementation's concurrency. The receive uses VisibilityTimeout 0, so
         a message it gets is at once visible to the instance again. Returns the armed state."""
         if not armed:
@@ -1386,8 +1386,29 @@ class Gate:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         self.history.append("harness", "ok", "drain", {"command_queue_left": leftover})
+        self._check_redrive_policies()
         replay = self._replay_verdict()
         return self._judge(started, t_start, [replay] if replay is not None else [])
+
+    def _check_redrive_policies(self) -> None:
+        """Contract v1.2 section 6: the gate provisions every command queue's ``RedrivePolicy``
+        (``FLOWGATE_REDRIVE_MAX_RECEIVE_COUNT``); an implementation may adopt the queues but MUST
+        NOT lower or move it (``lifecycle: redrive-policy-changed``) -- without the headroom, SQS
+        dead-letters, without a reason, what the consumer would still retry or forward itself."""
+        for queue in (self.main_queue, *self.phase_queues.values()):
+            if not queue.dlq_url:
+                continue
+            attrs = self.sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["RedrivePolicy"])
+            policy = json.loads(attrs.get("Attributes", {}).get("RedrivePolicy") or "{}")
+            found = int(policy.get("maxReceiveCount", 0))
+            if found != queue.redrive_max_receive_count:
+                self.cluster.anomalies.append(
+                    Anomaly(
+                        "redrive-policy-changed",
+                        f"{queue.name}: RedrivePolicy maxReceiveCount is {found} after the run, the gate "
+                        f"set {queue.redrive_max_receive_count} (FLOWGATE_REDRIVE_MAX_RECEIVE_COUNT)",
+                    )
+                )
 
     def _acked(self) -> set[str]:
         return {str(op.value["command_id"]) for op in self.history.ops if op.f == "send" and op.type == "ok"}

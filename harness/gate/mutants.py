@@ -75,6 +75,25 @@ CATALOG: tuple[Mutant, ...] = (
         {"valid-dead-lettered", "dead-letter-without-reason"},
         "standard",
     ),
+    # contract v1.2: the KMS outage phase (the run's key disabled for 10 x VT)
+    _node(
+        "kms-disabled-is-poison",
+        "a disabled key (DisabledException etc.) read as a refusal: valid commands dead-lettered",
+        {"valid-dead-lettered", "lost"},
+        "standard",
+    ),
+    _node(
+        "no-breaker",
+        "keeps receiving through a dependency outage: receive counts pass the native redrive's headroom",
+        {"valid-dead-lettered", "dead-letter-without-reason", "lost"},
+        "standard",
+    ),
+    # contract v1.2: the catalog's id-reuse kind (an applied command's eventId with other content)
+    _node(
+        "id-reuse-is-duplicate",
+        "an eventId known with other content acknowledged as a duplicate instead of IdempotencyConflict",
+        {"hostile-not-dead-lettered", "poison-not-dead-lettered"},
+    ),
 )
 
 #: How the gate sees each reference mutant: (profile, anomaly kinds that kill it, memory store?).
@@ -127,6 +146,21 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
     # the heartbeat phase: without ChangeMessageVisibility the slow message is redelivered every VT and
     # SQS's native redrive moves it, without a reason, to the phase queue's DLQ
     "no-heartbeat": ("standard", frozenset({"valid-dead-lettered", "dead-letter-without-reason"}), False),
+    # contract v1.2: the KMS outage (key disabled for 10 x VT): a listener that keeps receiving passes the
+    # queue's redrive headroom and SQS moves valid commands without a reason
+    "no-breaker": (
+        "standard",
+        frozenset({"valid-dead-lettered", "dead-letter-without-reason", "lost"}),
+        False,
+    ),
+    # the transport outage: a failed ReceiveMessage escapes the poll loop, which ends (as before the breaker)
+    "store-error-escapes-poll": ("standard", frozenset({"crashed", "lost"}), False),
+    # the reference's bootstrapper adopts the gate's queues and rewrites their RedrivePolicy to the poison
+    # threshold: the gate reads it back after the run
+    "redrive-without-headroom": ("smoke", frozenset({"redrive-policy-changed"}), False),
+    # the transport outage makes the heartbeats fail; the dead heartbeat thread then lets every later
+    # slow message (none in the gate's schedule after the outage) lapse -- measured below
+    "heartbeat-dies-on-error": ("standard", frozenset(), False),
 }
 
 _LAYERED = (

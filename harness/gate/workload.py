@@ -61,8 +61,10 @@ class Profile:
     #: heartbeat keeps them out of that queue's DLQ (0 = no phase)
     heartbeat_orders: int = 0
     heartbeat_visibility: int = 2
-    #: 1: the first redelivery during the handler (any other receive of the message) already
-    #: exceeds it, so SQS's native redrive moves the message on that receive
+    #: the phase queue's poison threshold; its native redrive is this + 1 (= 2: an implementation
+    #: may require headroom, contract v1.2), so the second redelivery during the handler (any other
+    #: receive of the message: the gate's own lapse probe receives with visibility 0) exceeds it
+    #: and SQS's native redrive moves the message on that receive
     heartbeat_max_receive: int = 1
     heartbeat_delay_ms: int = 5000
     #: shutdown phase: new orders sent to ONE extra instance (handler delay) on its own long-VT queue,

@@ -10,10 +10,16 @@ import jsonschema
 import pytest
 
 from harness.checkers.model import Anomaly, Verdict
-from harness.gate import cli
+from harness.gate import catalog, cli
 from harness.gate.driver import EXIT_USAGE, command_body
 from harness.gate.reporting import write_allure, write_junit
-from harness.gate.workload import EVENT_OF, PROFILES, make_plan
+from harness.gate.workload import EVENT_OF, OUTAGE_VTS, PROFILES, REDRIVE_HEADROOM, make_plan
+from harness.hostile import CATALOG, kinds
+
+
+def _kinds(encrypted: bool) -> list[tuple[str, str]]:
+    return [(k.name, catalog.outcome_code(k)) for k in kinds(encrypted=encrypted)]
+
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas"
@@ -30,7 +36,7 @@ def test_same_seed_same_plan_other_seed_other_plan() -> None:
 
 
 def test_plan_keeps_each_entity_in_sequence_and_resends_after_seq_2() -> None:
-    plan = make_plan(PROFILES["chaos"], 3, "run", encrypted=True, instances=3)
+    plan = make_plan(PROFILES["chaos"], 3, "run", encrypted=True, instances=3, hostile_kinds=_kinds(True))
     last: dict[str, int] = {}
     bursts = set()
     for kind, index in plan.schedule:
@@ -51,21 +57,35 @@ def test_plan_keeps_each_entity_in_sequence_and_resends_after_seq_2() -> None:
     dups = [i for kind, i in plan.schedule if kind == "dup"]
     assert len(dups) == PROFILES["chaos"].duplicates
     assert not {plan.commands[i].entity_id for i in dups} & bursts
-    assert {f.kind for f in plan.faults} == {"kill", "slow", "slow-kill", "outage"}
-    assert len(plan.poison) == 16
+    assert {f.kind for f in plan.faults} == {"kill", "slow", "slow-kill", "outage", "kms-outage"}
+    # chaos: every applicable catalog kind once, each in its own group (never an order's)
+    assert [h.kind for h in plan.hostile] == [k.name for k in kinds(encrypted=True)]
+    groups = [h.group for h in plan.hostile]
+    assert len(set(groups)) == len(groups)
+    assert not set(groups) & {c.entity_id for c in plan.commands}
+    assert sorted(i for kind, i in plan.schedule if kind == "hostile") == list(range(len(plan.hostile)))
 
 
-def test_unencrypted_plan_leaves_out_hostile_kinds() -> None:
-    plan = make_plan(PROFILES["smoke"], 1, "run", encrypted=False, instances=1)
-    assert {p.kind for p in plan.poison} == {"bad_json", "unknown_type", "missing_attribute"}
-    hostile = make_plan(PROFILES["smoke"], 1, "run", encrypted=True, instances=1)
-    assert {p.kind for p in hostile.poison} >= {
-        "tampered",
-        "swapped_aad",
-        "wrong_key",
-        "moved_ciphertext",
-        "wrong_destination",
-    }
+def test_hostile_kinds_per_profile_and_encryption() -> None:
+    plain = make_plan(
+        PROFILES["standard"], 1, "run", encrypted=False, instances=2, hostile_kinds=_kinds(False)
+    )
+    sealed = make_plan(
+        PROFILES["standard"], 1, "run", encrypted=True, instances=2, hostile_kinds=_kinds(True)
+    )
+    need = {k.name for k in CATALOG if k.encryption == "required"}
+    forbid = {k.name for k in CATALOG if k.encryption == "forbidden"}
+    assert need
+    assert not need & {h.kind for h in plain.hostile}
+    assert not forbid & {h.kind for h in sealed.hostile}
+    assert {h.kind for h in sealed.hostile} == {k.name for k in kinds(encrypted=True)}
+    # smoke: a handful, one kind of each distinct outcome first
+    smoke = make_plan(PROFILES["smoke"], 1, "run", encrypted=True, instances=1, hostile_kinds=_kinds(True))
+    assert len(smoke.hostile) == min(PROFILES["smoke"].hostile or 0, len(_kinds(True)))
+    assert {h.reason for h in smoke.hostile} == {code for _, code in _kinds(True)}
+    # the expected outcome is the catalog's
+    outcome = dict(_kinds(True))
+    assert all(h.reason == outcome[h.kind] for h in sealed.hostile)
 
 
 def test_command_bodies_follow_the_schema() -> None:
@@ -204,7 +224,7 @@ def test_junit_reports_skipped_checks_as_skipped(tmp_path: Path) -> None:
 def test_phases_are_planned_for_standard_and_chaos_only() -> None:
     smoke = make_plan(PROFILES["smoke"], 1, "run", encrypted=True, instances=1)
     assert not any(smoke.phase_orders.values())
-    assert not any(f.kind == "outage" for f in smoke.faults)
+    assert not any(f.kind in ("outage", "kms-outage") for f in smoke.faults)
     std = make_plan(PROFILES["standard"], 1, "run", encrypted=True, instances=2)
     assert len(std.phase_orders["heartbeat"]) == PROFILES["standard"].heartbeat_orders
     assert len(std.phase_orders["shutdown"]) == PROFILES["standard"].shutdown_orders
@@ -213,7 +233,16 @@ def test_phases_are_planned_for_standard_and_chaos_only() -> None:
     assert not phase & {i for kind, i in std.schedule if kind in ("send", "dup")}  # sent by the phases
     outages = [f for f in std.faults if f.kind == "outage"]
     assert len(outages) == 1
-    assert outages[0].at > max(f.at for f in std.faults if f.kind != "outage")
+    assert outages[0].at > max(f.at for f in std.faults if f.kind not in ("outage", "kms-outage"))
+    # v1.2: a KMS outage after the transport outage; each 10 x VT, each with its own new orders
+    kms = [f for f in std.faults if f.kind == "kms-outage"]
+    assert len(kms) == 1
+    assert kms[0].at >= outages[0].at + std.profile.outage_seconds
+    assert std.profile.outage_seconds == OUTAGE_VTS * std.profile.visibility_timeout == 30
+    assert len(std.phase_orders["outage-0"]) == len(std.phase_orders["kms-outage-0"]) == 3
+    unencrypted = make_plan(PROFILES["standard"], 1, "run", encrypted=False, instances=2)
+    assert not any(f.kind == "kms-outage" for f in unencrypted.faults)
+    assert "kms-outage-0" not in unencrypted.phase_orders
     p = PROFILES["standard"]
     # the heartbeat phase only shows anything if the handler outlives every redelivery
     assert p.heartbeat_delay_ms / 1000 > (p.heartbeat_max_receive + 1) * p.heartbeat_visibility
@@ -221,11 +250,21 @@ def test_phases_are_planned_for_standard_and_chaos_only() -> None:
 
 def test_dead_letter_reason_codes_accept_business_error() -> None:
     from harness.gate.driver import DEAD_LETTER_REASONS, reason_code
-    from harness.gate.workload import POISON_REASONS
 
     assert reason_code("BusinessError: PlaceOrder for an order that exists") == "BusinessError"
     assert reason_code("DecodeError") == "DecodeError"
-    assert "BusinessError" in DEAD_LETTER_REASONS
-    assert set(POISON_REASONS.values()) <= DEAD_LETTER_REASONS
+    assert {"BusinessError", "IdempotencyConflict"} <= DEAD_LETTER_REASONS
+    # every DeadLetter kind of the catalog expects a code of the contract's table
+    assert {catalog.outcome_code(k) for k in CATALOG} - {""} <= DEAD_LETTER_REASONS
     schema = json.loads((SCHEMAS / "dead-letter-attributes.schema.json").read_text())
-    assert "BusinessError" in json.dumps(schema)
+    for code in sorted(DEAD_LETTER_REASONS):
+        jsonschema.validate({"DeadLetterReason": f"{code}: detail"}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"DeadLetterReason": "Whatever: detail"}, schema)
+
+
+def test_redrive_headroom() -> None:
+    for p in PROFILES.values():
+        assert p.redrive_max_receive_count == p.max_receive_count + REDRIVE_HEADROOM
+        # a worker receiving every VT through a whole outage must pass the native redrive
+        assert p.redrive_max_receive_count < OUTAGE_VTS

@@ -72,11 +72,11 @@ class BusinessFailure extends Error {}
 // Every other KMS failure -- the key disabled, pending deletion or not found, access denied, KMS
 // unavailable or internal errors, throttling, 5xx, connection refused/reset, timeouts -- says nothing
 // about the message: it is transient, the message is retried and never dead-lettered for it.
-const KMS_REFUSALS = new Set(['InvalidCiphertextException', 'IncorrectKeyException', 'InvalidKeyUsageException',
+const KMS_REFUSALS = new Set(['InvalidCiphertextException', 'IncorrectKeyException',
   'ValidationException']);
 // the old (v1.1) misclassification, for the gate's own tests: a disabled key read as a refusal
 if (cfg.broken.has('kms-disabled-is-poison')) {
-  for (const n of ['DisabledException', 'KMSInvalidStateException', 'NotFoundException', 'AccessDeniedException']) KMS_REFUSALS.add(n);
+  for (const n of ['DisabledException', 'KMSInvalidStateException', 'NotFoundException', 'AccessDeniedException', 'InvalidKeyUsageException']) KMS_REFUSALS.add(n);
 }
 
 // The breaker (contract v1.2 section 1: during a dependency outage stop receiving). A transient

@@ -40,6 +40,12 @@ def config_from_env(env: dict[str, str]) -> dict[str, Any]:
     if env.get("FLOWGATE_MAX_RECEIVE_COUNT"):
         options["max_receive_count"] = int(env["FLOWGATE_MAX_RECEIVE_COUNT"])
         options["business_max_attempts"] = min(3, options["max_receive_count"])
+    # contract v1.2: the queue's native redrive threshold (headroom above the poison threshold); the
+    # reference validates redrive > poison threshold, so a phase queue without headroom (the
+    # heartbeat phase tests exactly the native redrive) keeps the reference's own default
+    redrive = int(env.get("FLOWGATE_REDRIVE_MAX_RECEIVE_COUNT") or 0)
+    if redrive > options.get("max_receive_count", 3):
+        options["redrive_max_receive_count"] = redrive
     cfg: dict[str, Any] = {
         "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         "domain": "orders",
