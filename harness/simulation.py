@@ -268,6 +268,8 @@ class _Tap(SimTap):
             if sim.wire_left <= 0:
                 return
             attrs = {k: v.get("StringValue") for k, v in (entry.get("MessageAttributes") or {}).items()}
+            if "DeadLetterReason" in attrs:
+                continue  # a DLQ forward is a verbatim copy of a received (possibly hostile) message
             markers = [
                 m for m in (attrs.get("EntityId"), attrs.get("CommandType") or attrs.get("EventType")) if m
             ]

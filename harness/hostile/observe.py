@@ -141,4 +141,56 @@ def splice(document: str, table: str) -> str:
     return f"{head}{BEGIN}\n{table}{END}{tail}"
 
 
-__all__ = ["BEGIN", "END", "markdown", "observe", "rows", "splice"]
+__all__ = ["BEGIN", "END", "hostile_problems", "markdown", "observe", "rows", "splice"]
+
+
+def hostile_problems(ops: list[Any]) -> list[str]:
+    """Every hostile message of a simulated history that did not end as documented:
+
+    * a ``poison`` op (dead-letter kind) needs a ``dead_letter`` op *from a listener* with its
+      ``reason_code`` (``*``: any agreed code) -- SQS's redrive (``sqs-redrive``) means the listener
+      never forwarded it -- and no effect or projection for its entity;
+    * a harness ``send`` op of a hostile kind needs exactly one effect (or a business dead letter
+      when it expects one) and no dead letter."""
+    from .core import REASON_CODES
+
+    problems: list[str] = []
+    dead: dict[str, list[Any]] = {}
+    effects: dict[str, int] = {}
+    touched: set[str] = set()
+    business: set[str] = set()
+    for op in ops:
+        if op.type != "ok":
+            continue
+        if op.f == "dead_letter":
+            dead.setdefault(str(op.value.get("message_id")), []).append(op)
+        elif op.f == "effect":
+            effects[str(op.value.get("command_id"))] = effects.get(str(op.value.get("command_id")), 0) + 1
+            touched.add(str(op.value.get("entity_id")))
+        elif op.f == "project":
+            touched.add(str(op.value.get("entity_id")))
+        elif op.f == "business_dead_letter":
+            business.add(str(op.value.get("command_id")))
+    for op in ops:
+        if op.process != "harness" or op.type != "ok":
+            continue
+        if op.f == "poison" and op.value.get("reason_code"):
+            kind, code = op.value.get("kind"), str(op.value["reason_code"])
+            found = dead.get(str(op.value.get("message_id")), [])
+            reasons = [str(d.value.get("reason", "")).split(":", 1)[0] for d in found]
+            if not found:
+                problems.append(f"{kind}: never dead-lettered (expected {code})")
+            elif not any(r == code or (code == "*" and r in REASON_CODES) for r in reasons):
+                problems.append(f"{kind}: dead-lettered as {reasons}, expected {code}")
+            if op.value.get("entity_id") in touched:
+                problems.append(f"{kind}: took effect on {op.value.get('entity_id')}")
+        elif op.f == "send" and op.value.get("hostile"):
+            kind, command_id = op.value["hostile"], str(op.value.get("command_id"))
+            if op.value.get("expect_business_failure"):
+                if command_id not in business:
+                    problems.append(f"{kind}: expected a business dead letter for {command_id}")
+            elif effects.get(command_id, 0) != 1:
+                problems.append(f"{kind}: took effect {effects.get(command_id, 0)} times (expected once)")
+            if str(op.value.get("message_id")) in dead:
+                problems.append(f"{kind}: dead-lettered although it is valid")
+    return problems
