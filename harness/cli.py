@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         "report": ("harness.report", "generate the Allure HTML report from reports/allure-results"),
         "bench": ("harness.bench", "print simulator and pipeline speed figures"),
+        "hostile": (
+            "harness.hostile.cli",
+            "the hostile-input catalog: flowgate hostile list | markdown [--write]",
+        ),
     }
     for name, (module, help_text) in passthrough.items():
         p = sub.add_parser(name, help=help_text, add_help=False)

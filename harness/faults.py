@@ -10,8 +10,10 @@ The CLI syntax is a comma-separated list::
     crash=0.05,stall=0.02,dup=0.05,delay_delete=0.05,expire_lease=0.02,redeliver=0.02,
     resend=0.1,restart=0.01,poison=all,crash@after_effect_before_delete
 
-``poison=all`` sends one message of every poison kind (the encryption-only kinds only when
-encryption is on); ``poison=bad_json+tampered`` names kinds. ``chaos`` is a preset.
+``poison=all`` sends one message of every kind of the hostile-input catalog
+(:mod:`harness.hostile`, ``flowgate hostile list``) that fits the run's encryption and queue type;
+``poison=bad_json+tampered`` names kinds; a name starting with ``~`` is a generated structured
+mutation (:mod:`harness.hostile.mutations`). ``chaos`` is a preset (with the seven classic kinds).
 
 Dependency outages (the outage nemesis, :mod:`harness.outages`)::
 
@@ -29,8 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Final
 
+from harness import hostile
 from reference.hooks import FAULT_POINTS
 
+#: The seven classic kinds (``chaos`` and the older properties send these); every one is a
+#: catalog kind. ``poison=all`` means :data:`ALL_KINDS`.
 POISON_KINDS: Final = (
     "bad_json",
     "unknown_type",
@@ -40,7 +45,12 @@ POISON_KINDS: Final = (
     "wrong_key",
     "swapped_aad",
 )
-ENCRYPTED_ONLY_KINDS: Final = frozenset({"tampered", "wrong_key", "swapped_aad"})
+#: Every catalog kind, in catalog order.
+ALL_KINDS: Final = tuple(hostile.CATALOG)
+#: Catalog kinds that need an encrypted bus.
+ENCRYPTED_ONLY_KINDS: Final = frozenset(
+    k.name for k in hostile.CATALOG.values() if k.encryption == "required"
+)
 #: Points where a stall / lease expiry makes sense (the message is claimed or being handled).
 STALL_POINTS: Final = ("after_claim", "mid_handler", "after_effect_before_delete", "before_delete")
 SCRIPTABLE: Final = ("crash", "stall", "expire_lease", "redeliver")
@@ -82,8 +92,7 @@ class FaultPlan:
             if isinstance(value, float) and not 0.0 <= value <= 1.0:
                 raise ValueError(f"fault probability {f.name}={value} outside [0, 1]")
         for kind in self.poison:
-            if kind not in POISON_KINDS:
-                raise ValueError(f"unknown poison kind {kind!r}; known: {', '.join(POISON_KINDS)}")
+            hostile.resolve(kind)  # ValueError for an unknown name or a malformed mutation
         for kind in self.outages:
             if kind not in OUTAGE_KINDS:
                 raise ValueError(f"unknown outage kind {kind!r}; known: {', '.join(OUTAGE_KINDS)}")
@@ -113,7 +122,7 @@ class FaultPlan:
             if isinstance(value, float) and value:
                 parts.append(f"{f.name}={value:g}")
         if self.poison:
-            parts.append("poison=" + "+".join(self.poison))
+            parts.append("poison=all" if self.poison == ALL_KINDS else "poison=" + "+".join(self.poison))
         parts.extend(self.scripted)
         if self.crash_points != FAULT_POINTS:
             parts.append("crash_points=" + "+".join(self.crash_points))
@@ -161,7 +170,7 @@ def parse_faults(text: str | None) -> FaultPlan:
         name, sep, value = item.partition("=")
         name = _ALIASES.get(name, name)
         if name == "poison":
-            kinds = POISON_KINDS if value in ("", "all") else tuple(value.split("+"))
+            kinds = ALL_KINDS if value in ("", "all") else tuple(value.split("+"))
             changes["poison"] = kinds
         elif name == "crash_points":
             changes["crash_points"] = tuple(value.split("+"))
@@ -184,6 +193,7 @@ def parse_faults(text: str | None) -> FaultPlan:
 
 
 __all__ = [
+    "ALL_KINDS",
     "CHAOS",
     "ENCRYPTED_ONLY_KINDS",
     "OUTAGE_KINDS",

@@ -78,9 +78,11 @@ class SwitchableStorage(InMemoryStorage):
         self._gate()
         return super().dead_letters()
 
-    def claim(self, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
+    def claim(
+        self, key: str, *, now: float, lease_until: float, message_type: str, digest: str | None = None
+    ) -> ClaimResult:
         self._gate()
-        return super().claim(key, now=now, lease_until=lease_until, message_type=message_type)
+        return super().claim(key, now=now, lease_until=lease_until, message_type=message_type, digest=digest)
 
     def extend(self, key: str, token: int, lease_until: float) -> bool:
         self._gate()

@@ -26,9 +26,11 @@ poison, drain, finish) so a hypothesis state machine can drive it rule by rule;
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import random
+import shlex
 import sys
 import time
 import uuid
@@ -40,8 +42,11 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from botocore.exceptions import ClientError
+
+from harness import hostile
 from harness.checkers import Verdict, check_all, render_table
-from harness.faults import ENCRYPTED_ONLY_KINDS, STALL_POINTS, FaultPlan, parse_faults
+from harness.faults import STALL_POINTS, FaultPlan, parse_faults
 from harness.history import HARNESS, NEMESIS, History, HistoryObserver
 from harness.outages import DEPENDENCY, SwitchableStorage
 from harness.sim import SimAws, SimTap, VirtualClock
@@ -54,17 +59,17 @@ from reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     InventoryView,
+    OrderPlaced,
     OrderSaga,
     OrderView,
     PaymentsView,
     PlaceOrder,
     order_registry,
 )
-from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
 from reference.hooks import WorkerCrash
 from reference.idempotency import command_key, event_key
 from reference.listener import SqsListener
-from reference.messages import Command, Event, encode, new_command
+from reference.messages import Command, Event, encode, event_for, new_command
 from reference.stores import InMemoryStorage, Storage
 from reference.worker import Runtime, build_runtime
 
@@ -121,7 +126,7 @@ class SimConfig:
         if self.invalid_ratio != d.invalid_ratio:
             parts.append(f"--invalid-ratio {self.invalid_ratio:g}")
         if self.faults.active:
-            parts.append(f"--faults {self.faults.to_arg()}")
+            parts.append(f"--faults {shlex.quote(self.faults.to_arg())}")
         return " ".join(parts)
 
     def replay_command(self, mutant: str | None = None) -> str:
@@ -270,6 +275,8 @@ class _Tap(SimTap):
             if sim.wire_left <= 0:
                 return
             attrs = {k: v.get("StringValue") for k, v in (entry.get("MessageAttributes") or {}).items()}
+            if "DeadLetterReason" in attrs:
+                continue  # a DLQ forward is a verbatim copy of a received (possibly hostile) message
             markers = [
                 m for m in (attrs.get("EntityId"), attrs.get("CommandType") or attrs.get("EventType")) if m
             ]
@@ -451,6 +458,8 @@ class Simulation:
         self.batches: dict[str, list[str]] = {}
         self.done_commands: set[str] = set()
         self.poison_sent = 0
+        self.hostile_ids: set[str] = set()  # eventIds of hostile commands expected to take effect
+        self.other_key_arn: str | None = None
         self.ticks = 0
         self.drained: bool | None = None
         self.registry = order_registry()
@@ -798,14 +807,23 @@ class Simulation:
 
     # ---------------------------------------------------------------- poison
     def send_poison(self, kind: str) -> str | None:
-        """Send one hostile message of ``kind`` to the command queue; records a ``poison`` op."""
-        if kind in ENCRYPTED_ONLY_KINDS and not self.config.encryption:
+        """Send one hostile message of ``kind`` (a :mod:`harness.hostile` catalog name or a
+        ``~`` mutation spec) and record what a correct consumer must do with it:
+
+        * a dead-letter kind -> a ``poison`` op (``reason_code`` = the documented code, ``*`` for
+          any agreed code) that the ``dead_letter`` checker expects in a DLQ;
+        * an applied / business-refused kind -> a harness ``send`` op for the command it carries
+          (``expect_business_failure`` for the latter), judged like any producer's send;
+        * a kind SQS refuses -> a failed ``poison`` op with the error.
+
+        Kinds that do not fit the run (encryption, queue type) or need an identity the run does
+        not have yet return None and record nothing."""
+        found = hostile.resolve(kind)
+        if not found.applies(encrypted=self.config.encryption, fifo=self.config.fifo):
             return None
         self.poison_sent += 1
-        n = self.poison_sent
-        entity = f"poison-{n:04d}"
+        entity = f"poison-{self.poison_sent:04d}"
         cid = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-        queue = self.config.command_queue
         cmd = new_command(
             PlaceOrder("CUST-POISON", "SKU-POISON", 1, 100),
             entity,
@@ -814,72 +832,117 @@ class Simulation:
             event_id=cid,
             clock=self.clock,
         )
-        attrs = message_attributes(cmd, encrypted=self.config.encryption, traceparent=None)
-        body = encode(cmd)
-        if kind == "bad_json":
-            body = '{"payload": {"customerId": ' + "}" * 3
-        elif kind == "unknown_type":
-            attrs["CommandType"] = {"DataType": "String", "StringValue": "TeleportOrder"}
-            body = body.replace('"PlaceOrder"', '"TeleportOrder"')
-        elif kind == "missing_attribute":
-            attrs.pop("CommandType")
-        elif kind == "oversized":
-            body = json.dumps({"padding": "x" * (300 * 1024)})
-        if self.config.encryption and kind not in ("bad_json", "oversized"):
-            body = self._seal(cmd, body, kind)
-        elif self.config.encryption:
-            attrs["Encryption"] = {"DataType": "String", "StringValue": "kms-aes256gcm-v1"}
+        ctx = self._hostile_context(cmd)
+        try:
+            wire = found.transform(ctx)
+        except hostile.Unavailable:
+            return None
+        expected = hostile.expected_outcome(found, wire, ctx, known_ids=self._known_ids())
+        queue = self.config.command_queue if wire.target == "commands" else self.views_queue
         params: dict[str, Any] = {
             "QueueUrl": self.resources.queue_urls[queue],
-            "MessageBody": body,
-            "MessageAttributes": attrs,
+            "MessageBody": wire.body,
+            "MessageAttributes": wire.attributes,
         }
         if self.config.fifo:
-            params["MessageGroupId"] = entity
-            params["MessageDeduplicationId"] = cid
+            params["MessageGroupId"] = wire.group_id or entity
+            params["MessageDeduplicationId"] = wire.dedup_id or cid
+        value: dict[str, Any] = {"kind": kind, "poison_id": cid, "entity_id": entity, "queue": queue}
         self.sending_poison = True
         try:
             message_id = str(self.sqs.send_message(**params)["MessageId"])
+        except ClientError as exc:
+            self.history.append(HARNESS, "fail", "poison", {**value, "error": str(exc)[:300]})
+            return None
         finally:
             self.sending_poison = False
-        self.history.append(
-            HARNESS,
-            "ok",
-            "poison",
-            {
-                "kind": kind,
-                "message_id": message_id,
-                "poison_id": cid,
-                "command_id": cid,
-                "entity_id": entity,
-                "queue": queue,
-            },
-        )
+        if isinstance(expected, hostile.DeadLetter | hostile.AnyDeadLetter | hostile.Refused):
+            code = expected.reason if isinstance(expected, hostile.DeadLetter) else "*"
+            self.history.append(
+                HARNESS,
+                "ok",
+                "poison",
+                {**value, "message_id": message_id, "command_id": cid, "reason_code": code},
+            )
+        else:
+            command_id, entity_id, seq = hostile.carried_identity(wire, ctx)
+            if isinstance(expected, hostile.BusinessDeadLetter):
+                self.expected_failures.add(command_id)
+            self.hostile_ids.add(command_id)
+            self.history.append(
+                HARNESS,
+                "ok",
+                "send",
+                {
+                    "command_id": command_id,
+                    "entity_id": entity_id,
+                    "seq": seq,
+                    "message_id": message_id,
+                    "hostile": kind,
+                    "expect_business_failure": isinstance(expected, hostile.BusinessDeadLetter),
+                },
+            )
         return message_id
 
-    def _seal(self, cmd: Command, body: str, kind: str) -> str:
-        assert self.key_arn is not None
+    def _known_ids(self) -> set[str]:
+        """Every eventId a valid or an earlier hostile command already uses on this bus."""
+        ids = {c.event_id for order in self.orders for c in order.commands}
+        return ids | self.hostile_ids
+
+    def _hostile_context(self, cmd: Command) -> hostile.BasicContext:
+        attrs = message_attributes(cmd, encrypted=self.config.encryption, traceparent=None)
+        plaintext = encode(cmd)
         queue = self.config.command_queue
-        binding = MessageBinding(cmd.event_id, queue, cmd.entity_id, cmd.name)
-        if kind == "wrong_key":
-            other = str(self.kms.create_key(Description="attacker")["KeyMetadata"]["Arn"])
-            return KmsEnvelopeCipher(self.kms, other).seal(body, binding)
-        if kind == "swapped_aad":
-            # sealed for another destination, then relabelled: only the AAD/context binding notices
-            moved = MessageBinding(
-                cmd.event_id, f"elsewhere{'.fifo' if self.config.fifo else ''}", cmd.entity_id, cmd.name
-            )
-            env = parse_envelope(KmsEnvelopeCipher(self.kms, self.key_arn).seal(body, moved))
-            env["Destination"] = queue
-            return build_envelope(env)
-        sealed = KmsEnvelopeCipher(self.kms, self.key_arn).seal(body, binding)
-        if kind == "tampered":
-            env = parse_envelope(sealed)
-            data = bytearray(env["Ciphertext"])
-            data[len(data) // 2] ^= 0x01
-            env["Ciphertext"] = bytes(data)
-            return build_envelope(env)
-        return sealed
+        p = cmd.payload
+        assert isinstance(p, PlaceOrder)
+        event = event_for(cmd, 0, OrderPlaced(p.customer_id, p.sku, p.quantity, p.amount_cents))
+        valid = hostile.WireMessage(
+            plaintext,
+            attrs,
+            cmd.entity_id if self.config.fifo else None,
+            cmd.event_id if self.config.fifo else None,
+            plaintext=plaintext,
+        )
+        ctx = hostile.BasicContext(
+            valid=valid,
+            command=cmd,
+            event=event,
+            plaintext=plaintext,
+            encrypted=self.config.encryption,
+            queue=queue,
+            views_queue=self.views_queue,
+            rng=self.rng,
+            kms=self.kms,
+            key_id=self.key_arn,
+            known=self._applied_command,
+            pending_fn=self._pending_command,
+            other_key_fn=self._other_key,
+        )
+        if self.config.encryption:
+            valid = dataclasses.replace(valid, body=ctx.seal(plaintext))
+            ctx.valid = valid
+        return ctx
+
+    def _applied_command(self) -> str | None:
+        """The eventId of the earliest-sent valid command that has taken effect (deterministic)."""
+        for order in self.orders:
+            for c in order.commands:
+                if c.event_id in self.done_commands and c.event_id not in self.expected_failures:
+                    return c.event_id
+        return None
+
+    def _pending_command(self) -> tuple[str, str] | None:
+        """(eventId, group) of the first valid command (in order of the orders) not applied yet."""
+        for order in self.orders:
+            for c in order.commands:
+                if c.event_id not in self.done_commands and c.event_id not in self.expected_failures:
+                    return c.event_id, c.entity_id
+        return None
+
+    def _other_key(self) -> str:
+        if self.other_key_arn is None:
+            self.other_key_arn = str(self.kms.create_key(Description="attacker")["KeyMetadata"]["Arn"])
+        return self.other_key_arn
 
     # ---------------------------------------------------------------- drain, snapshots, verdicts
     def _queue_depth(self) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.history import Op
+from harness.hostile.core import REASON_CODES
 
 from .model import Anomaly, HistoryLike, Verdict, as_ops, has_drain, index_sends, poison_ids, sid, verdict
 
@@ -16,6 +17,17 @@ def _truthy(value: Any) -> bool:
 NAME = "dead_letter"
 
 
+def _wrong_code(poison: Op, reason: str) -> str | None:
+    """Why ``reason`` is not the code ``poison`` documents, or None when it is (or is not judged)."""
+    expected = poison.value.get("reason_code")
+    code = reason.split(":", 1)[0].strip()
+    if not expected or code == "sqs-redrive":
+        return None
+    if expected == "*":
+        return None if code in REASON_CODES else f"{code!r} is not an agreed DeadLetterReason code"
+    return None if code == expected else f"{poison.value.get('kind')} documents {expected}, got {code!r}"
+
+
 def dead_letter(history: HistoryLike) -> Verdict:
     """Poison messages are dead-lettered with a reason; valid commands never are.
 
@@ -23,6 +35,9 @@ def dead_letter(history: HistoryLike) -> Verdict:
       ``poison_id``) with no ``dead_letter`` op for it once the run drained;
     * ``no-drain`` -- poison was sent but the run never drained, so the above cannot be judged;
     * ``dead-letter-without-reason`` -- a ``dead_letter`` op with an empty or missing reason;
+    * ``wrong-dead-letter-reason`` -- a listener dead-lettered a poison op that documents its
+      ``reason_code`` (the hostile-input catalog) with another ``DeadLetterReason`` code (``*``:
+      any agreed code); SQS's own redrive (``sqs-redrive``, e.g. after a crash) is not judged;
     * ``valid-dead-lettered`` -- a ``dead_letter`` op for a command that was sent ``ok``
       (matched by ``command_id``, or by the ``message_id`` the send recorded) and is not poison;
     * ``unexpected-business-dead-letter`` -- a ``business_dead_letter`` for a command whose send
@@ -70,6 +85,11 @@ def dead_letter(history: HistoryLike) -> Verdict:
         ]
         for found in matched:
             settled.add(found.index)
+            wrong = _wrong_code(found, str(reason or ""))
+            if wrong:
+                anomalies.append(
+                    Anomaly("wrong-dead-letter-reason", f"{op.describe()}: {wrong}", (found.index, op.index))
+                )
         if matched or _truthy(op.value.get("poison")):
             continue
         command_id = sid(op.value.get("command_id"))

@@ -1,22 +1,30 @@
-"""The gate's side of the hostile catalog (``harness/hostile.py``, contract v1.2 section 6):
-the :class:`GateContext` a kind's ``transform`` builds its message from, and the per-kind verdict.
+"""The gate's side of the hostile-input catalog (:mod:`harness.hostile`, contract v1.2 section 6):
+the context a kind's ``transform`` builds its message from, the outcome the gate expects, and the
+per-kind verdict.
 
 Each planned hostile message (``workload.PlannedHostile``) is a fresh ``PlaceOrder`` of its own
-entity (its own message group). :class:`GateContext` offers a kind the valid wire message of that
-command (sealed for the main command queue with the run's key when encryption is on), its body
-and plaintext, and :meth:`GateContext.seal` to seal other bytes with the run's KMS key (through
-``harness/gate/envelope.py``); the kind returns the :class:`~harness.hostile.WireMessage` the gate
-sends. :func:`judge` compares what the implementation did with the kind's declared outcome:
+entity (its own message group). :func:`context` gives a kind a :class:`harness.hostile.BasicContext`
+over the gate's KMS client: the valid wire message of that command (the reference's encoding and
+attributes, sealed for the main command queue with the run's key when encryption is on), the
+command and the event it raises, the run's second key (``other_key``), the ``eventId`` of a command
+the probe has seen take effect (``known_event_id``) and of one sent and not yet applied
+(``pending``). :func:`judge` compares what the implementation did with the kind's outcome:
 
-* ``DeadLetter(code)`` -- the message must end in a DLQ with ``DeadLetterReason`` code ``code``
+* ``DeadLetter(code)`` and ``BusinessDeadLetter`` (code ``BusinessError``: the contract forwards a
+  refused command to the DLQ) -- the message must end in a DLQ with that ``DeadLetterReason`` code
   and take no effect. Anomalies: ``hostile-not-dead-lettered``, ``hostile-wrong-reason`` (another
   code -- from the contract's table or not), ``hostile-dead-letter-without-reason`` (moved by SQS's
   native redrive), ``hostile-applied`` (an event was published for it);
 * ``Applied(why)`` -- the message is a valid command in a hostile shape: it must take effect
   exactly once (one event per event name) and never be dead-lettered. Anomalies:
-  ``hostile-not-applied``, ``hostile-dead-lettered``.
+  ``hostile-not-applied``, ``hostile-dead-lettered``;
+* ``Refused(why)`` -- SQS refuses the send: the gate expects the send to fail (a backend that
+  accepts it is reported, not judged: nothing then says what a consumer must do).
 
-A planned kind the gate could not build or send is ``hostile-not-sent`` (never a silent pass).
+A planned kind the gate could not send for another reason is ``hostile-not-sent`` (never a silent
+pass); one whose context cannot supply what it needs (:class:`harness.hostile.Unavailable`, e.g.
+no command has taken effect yet) or that targets a view queue (the gate contract has none) is
+listed as *not run*, with the reason.
 
 The shared checkers see the same run too (a DeadLetter kind is a ``poison`` op, an Applied kind a
 client ``send``), so a failure usually shows twice: once by kind here, once as the generic anomaly
@@ -27,92 +35,110 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from harness import hostile as catalog
+from harness import hostile as hc
 from harness.checkers.model import Anomaly, Verdict
-from harness.gate import envelope
 from harness.gate.workload import PlannedHostile
+from reference.dispatchers import message_attributes
+from reference.domain.orders import OrderPlaced, PlaceOrder
+from reference.messages import encode, event_for, new_command
 
-#: how long :meth:`GateContext.known_event_id` waits for a first effect of the run
-KNOWN_ID_WAIT = 30.0
+#: expected outcome of a kind SQS itself refuses (``Refused``)
+REFUSED = "Refused"
+#: the gate contract has no view queue; kinds aimed at one are not run
+COMMANDS_TARGET = "commands"
 
 
-def outcome_code(kind: catalog.HostileKind) -> str:
-    """The expected outcome as a string: the DeadLetter reason code, or ``""`` for Applied."""
+def outcome_code(kind: hc.HostileKind) -> str:
+    """The expected outcome as a string: the DeadLetter reason code (``BusinessError`` for a
+    business refusal, ``*`` for any agreed code), :data:`REFUSED`, or ``""`` for Applied."""
     outcome = kind.outcome
-    return str(outcome.reason_code) if isinstance(outcome, catalog.DeadLetter) else ""
+    if isinstance(outcome, hc.DeadLetter):
+        return outcome.reason
+    if isinstance(outcome, hc.BusinessDeadLetter):
+        return "BusinessError"
+    if isinstance(outcome, hc.AnyDeadLetter):
+        return "*"
+    if isinstance(outcome, hc.Refused):
+        return REFUSED
+    return ""
 
 
-def applicable(encrypted: bool) -> list[catalog.HostileKind]:
-    """Every catalog kind that applies to a run with encryption on (or off), in catalog order."""
-    return list(catalog.kinds(encrypted=encrypted))
+def applicable(encrypted: bool) -> list[hc.HostileKind]:
+    """Every catalog kind that applies to a gate run (FIFO queues) with encryption on (or off),
+    in catalog order."""
+    return list(hc.kinds(encrypted=encrypted, fifo=True))
 
 
-def by_name() -> dict[str, catalog.HostileKind]:
-    return {k.name: k for k in catalog.CATALOG}
+def by_name() -> dict[str, hc.HostileKind]:
+    return dict(hc.CATALOG)
 
 
-@dataclass(slots=True)
-class GateContext:
-    """:class:`harness.hostile.HostileContext` for one planned hostile message of a gate run.
+def context(
+    planned: PlannedHostile,
+    *,
+    encrypted: bool,
+    queue: str,
+    rng: random.Random,
+    kms: Any,
+    key_id: str,
+    other_key: str,
+    known: Callable[[], str | None],
+    pending: Callable[[], tuple[str, str] | None],
+) -> hc.BasicContext:
+    """The context of one planned hostile message: its fresh PlaceOrder as the reference encodes
+    it (correlation id = command id, as the gate sends every command), sealed for ``queue`` with
+    ``key_id`` when ``encrypted``."""
+    c = planned.command
+    p = c.payload
+    payload = PlaceOrder(str(p["customerId"]), str(p["sku"]), int(p["quantity"]), int(p["amountCents"]))
+    cmd = new_command(
+        payload,
+        c.entity_id,
+        is_new=True,
+        sequence_no=c.seq,
+        event_id=c.command_id,
+        correlation_id=c.command_id,
+    )
+    event = event_for(
+        cmd, 0, OrderPlaced(payload.customer_id, payload.sku, payload.quantity, payload.amount_cents)
+    )
+    plaintext = encode(cmd)
+    attrs = message_attributes(cmd, encrypted=encrypted, traceparent=None)
+    valid = hc.WireMessage(plaintext, attrs, c.entity_id, planned.hostile_id, plaintext=plaintext)
+    ctx = hc.BasicContext(
+        valid=valid,
+        command=cmd,
+        event=event,
+        plaintext=plaintext,
+        encrypted=encrypted,
+        queue=queue,
+        views_queue=f"{queue.removesuffix('.fifo')}-order-views.fifo",
+        rng=rng,
+        kms=kms if encrypted else None,
+        key_id=key_id if encrypted else None,
+        known=known,
+        pending_fn=pending,
+        other_key_fn=(lambda: other_key) if other_key else None,
+    )
+    if encrypted:
+        ctx.valid = replace(valid, body=ctx.seal(plaintext))
+    return ctx
 
-    ``sealer(key_id, ctx, plaintext) -> body`` seals with KMS; ``known`` returns the command ids
-    whose effect the probe has seen so far (read at call time)."""
 
-    planned: PlannedHostile
-    valid: catalog.WireMessage
-    command: dict[str, Any]
-    plaintext: bytes
-    encrypted: bool
-    queue: str
-    rng: random.Random
-    key_id: str
-    foreign_key_id: str
-    sealer: Callable[[str, dict[str, str], bytes], str]
-    known: Callable[[], Iterable[str]]
-    done: threading.Event = field(default_factory=threading.Event)
+def string_attributes(attributes: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The String values of SQS-shaped message attributes (others dropped)."""
+    return {k: v["StringValue"] for k, v in attributes.items() if isinstance(v.get("StringValue"), str)}
 
-    def seal(
-        self,
-        plaintext: bytes,
-        destination: str | None = None,
-        key: str | None = None,
-        *,
-        message_id: str | None = None,
-        entity_id: str | None = None,
-        message_type: str | None = None,
-    ) -> str:
-        """``plaintext`` sealed as this message (its ``EventId``, entity and command type, unless
-        overridden: a kind that changes an attribute seals for the changed value) for
-        ``destination`` (default: the command queue) with ``key`` (default: the run's key;
-        ``"foreign"``: the run's second key, which the implementation must not accept; any other
-        value: that key id)."""
-        c = self.planned.command
-        ctx = envelope.context(
-            message_id or c.command_id,
-            destination or self.queue,
-            entity_id or c.entity_id,
-            message_type or c.command_type,
-        )
-        key_id = self.key_id if key is None else self.foreign_key_id if key == "foreign" else key
-        return self.sealer(key_id, ctx, plaintext)
 
-    def known_event_id(self) -> str:
-        """The ``eventId`` of a command of this run that has already taken effect (waits up to
-        :data:`KNOWN_ID_WAIT` for a first one; then any command id the run sent validly)."""
-        deadline = time.monotonic() + KNOWN_ID_WAIT
-        while True:
-            seen = sorted(self.known())
-            if seen:
-                return seen[self.rng.randrange(len(seen))]
-            if time.monotonic() >= deadline or self.done.wait(0.25):
-                break
-        raise LookupError("no command of this run has taken effect yet")
+def carried(wire: hc.WireMessage, ctx: hc.HostileContext) -> tuple[str, str, int, str]:
+    """(eventId, entity id, sequenceNo, command type) of the command a hostile message carries."""
+    event_id, entity, seq = hc.carried_identity(wire, ctx)
+    ctype = string_attributes(wire.attributes).get("CommandType", ctx.command.name)
+    return event_id, entity, seq, ctype
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +156,8 @@ class Row:
 
 
 def _expected(planned: PlannedHostile) -> str:
+    if planned.reason == REFUSED:
+        return "Refused (by SQS)"
     return f"DeadLetter({planned.reason})" if planned.reason else "Applied"
 
 
@@ -162,6 +190,19 @@ def judge(
         category = str(getattr(kind, "category", "?"))
         send = sent.get(p.hostile_id)
         expected = _expected(p)
+        if send is not None and send.value.get("not_run"):
+            observed = f"not run: {send.value['not_run']}"
+            rows.append(Row(p.hostile_id, p.kind, category, expected, observed, True, detail=observed))
+            continue
+        if p.reason == REFUSED:
+            refused = send is not None and not send.value.get("sent")
+            observed = (
+                "refused by SQS"
+                if refused
+                else "accepted by the backend: not judged (nothing says what a consumer must do)"
+            )
+            rows.append(Row(p.hostile_id, p.kind, category, expected, observed, True, detail=observed))
+            continue
         if send is None or not send.value.get("sent"):
             # never silently passed: a kind the gate could not send is not a kind that was judged
             why = str(send.value.get("error", "?")) if send is not None else "the run ended before"
@@ -186,7 +227,7 @@ def judge(
             elif not codes[0]:
                 observed = "dead-lettered without a reason (native redrive)"
                 anomaly = "" if excuse_reasonless else "hostile-dead-letter-without-reason"
-            elif codes[0] != p.reason:
+            elif codes[0] != p.reason and p.reason != "*":
                 observed, anomaly = f"DeadLetter({codes[0]})", "hostile-wrong-reason"
             else:
                 observed, anomaly = f"DeadLetter({codes[0]})", ""
@@ -203,6 +244,7 @@ def judge(
             anomalies.append(Anomaly(anomaly, detail, ids))
     stats = {
         "kinds": len(planned),
+        "not_run": sum(1 for r in rows if r.observed.startswith("not run")),
         "dead_letter_kinds": sum(1 for p in planned if p.reason),
         "applied_kinds": sum(1 for p in planned if not p.reason),
         "ok": sum(1 for r in rows if r.ok),

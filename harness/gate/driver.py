@@ -385,8 +385,10 @@ class Gate:
         self.probe_lock = threading.Lock()
         #: the heartbeat and shutdown phase threads (a KMS outage waits for them: same key)
         self.workload_phases: list[threading.Thread] = []
-        #: message group -> the hostile message sent in it (filled as they are sent)
+        #: message group / body -> the hostile message sent in it (filled as they are sent); a DLQ
+        #: message is matched by its body (forwarded and redriven copies keep it), else its group
         self.hostile_by_group: dict[str, PlannedHostile] = {}
+        self.hostile_by_body: dict[str, PlannedHostile] = {}
         self.hostile_rows: list[catalog.Row] = []
 
     # ---- sending -------------------------------------------------------------------------------
@@ -536,90 +538,114 @@ class Gate:
 
     def send_hostile(self, p: PlannedHostile) -> None:
         """Build ``p``'s message with its catalog kind's transform (contract v1.2 section 6) from
-        the valid message of its own fresh command, and send it to the main command queue. A
-        DeadLetter kind is recorded as a ``poison`` nemesis op (the dead_letter and integrity
-        checkers judge it), an Applied kind as a client ``send`` (judged like any command); both
-        also as a ``hostile`` op for the per-kind verdict (:func:`catalog.judge`)."""
+        the valid message of its own fresh command (:func:`catalog.context`) and send it to the
+        main command queue. A DeadLetter (or business-refused) kind is recorded as a ``poison``
+        nemesis op (the dead_letter and integrity checkers judge it), an Applied kind as a client
+        ``send`` (judged like any command); every kind also as a ``hostile`` op for the per-kind
+        verdict (:func:`catalog.judge`): ``sent``, or ``not_run`` (the context cannot supply what
+        the kind needs, or it targets a view queue), or the send's ``error``."""
         kind = self.kinds[p.kind]
-        c, queue = p.command, self.main_queue
-        body_dict = command_body(c)
-        plaintext = json.dumps(body_dict, separators=(",", ":")).encode()
-        body, attrs = self._wire_command(c, queue)
-        valid = hostile_catalog.WireMessage(
-            body=body,
-            attributes={k: v["StringValue"] for k, v in attrs.items()},
-            group_id=c.entity_id,
-            dedup_id=p.hostile_id,
-            target=queue.name,
-        )
-        ctx = catalog.GateContext(
-            planned=p,
-            valid=valid,
-            command=body_dict,
-            plaintext=plaintext,
-            encrypted=self.encrypted,
-            queue=queue.name,
-            rng=random.Random(f"{self.seed}:{p.hostile_id}"),
-            key_id=self.prov.kms_key_id,
-            foreign_key_id=self.prov.foreign_key_id,
-            sealer=self._seal,
-            known=lambda: {i for i in self.effects_seen if i in self._valid_ids},
-        )
+        queue = self.main_queue
         value: dict[str, Any] = {
             "hostile_id": p.hostile_id,
             "poison_id": p.hostile_id,
             "kind": p.kind,
             "category": kind.category,
             "reason": p.reason,
-            "expected": f"DeadLetter({p.reason})" if p.reason else "Applied",
-            "entity_id": c.entity_id,
+            "expected": str(kind.outcome),
+            "entity_id": p.command.entity_id,
             "destination": queue.name,
         }
         try:
+            ctx = catalog.context(
+                p,
+                encrypted=self.encrypted,
+                queue=queue.name,
+                rng=random.Random(f"{self.seed}:{p.hostile_id}"),
+                kms=self.kms,
+                key_id=self.prov.kms_key_id,
+                other_key=self.prov.foreign_key_id,
+                known=self._known_applied,
+                pending=self._pending_command,
+            )
             wire = kind.transform(ctx)
-        except LookupError as exc:  # e.g. no known event id to reuse yet
-            self.history.nemesis("hostile", dict(value, sent=False, error=f"not built: {exc}"))
+        except hostile_catalog.Unavailable as exc:
+            self.history.nemesis("hostile", dict(value, sent=False, not_run=str(exc)))
             return
-        group = wire.group_id or c.entity_id
-        event_id = wire.attributes.get("EventId") or c.command_id
-        # the id an effect of this message would name: its EventId, unless that is a valid command of
+        if wire.target != catalog.COMMANDS_TARGET:
+            self.history.nemesis(
+                "hostile",
+                dict(value, sent=False, not_run=f"aimed at a {wire.target} queue (none in the gate)"),
+            )
+            return
+        attributes = catalog.string_attributes(wire.attributes)
+        event_id, entity, seq, ctype = catalog.carried(wire, ctx)
+        group = wire.group_id or p.command.entity_id
+        # the id an effect of this message would name: its eventId, unless that is a valid command of
         # the run (a reused id: an effect of that id is the valid command's), then its own fresh id
-        command_id = c.command_id if event_id in self._valid_ids else event_id
+        command_id = p.command.command_id if event_id in self._valid_ids else event_id
         value.update(group=group, command_id=command_id, event_id=event_id, target=wire.target)
-        self.hostile_by_group[group] = p
-        entity = wire.attributes.get("EntityId", c.entity_id)
-        ctype = wire.attributes.get("CommandType", c.command_type)
+        self.hostile_by_body[wire.body] = p
+        if group == p.command.entity_id:  # its own group (a kind may queue it in an order's group)
+            self.hostile_by_group[group] = p
         send_value = {
             "command_id": command_id,
             "entity_id": entity,
-            "seq": c.seq,
+            "seq": seq,
             "command_type": ctype,
             "destination": queue.name,
             "hostile": p.kind,
         }
-        if not p.reason:  # a valid command in a hostile shape: its events are expected
-            self._sent[command_id] = SentCommand(command_id, entity, c.seq, ctype, queue.name, c.marker)
-            self._markers[entity] = c.marker
+        if not p.reason or p.reason == catalog.REFUSED:
+            # an Applied kind (or one SQS should refuse but might accept): its events are known
+            self._sent[command_id] = SentCommand(command_id, entity, seq, ctype, queue.name, p.command.marker)
+            self._markers[entity] = p.command.marker
+        if not p.reason:
             self.history.append(CLIENT, "invoke", "send", send_value)
         try:
             resp = self.sqs.send_message(
                 QueueUrl=queue.url,
                 MessageBody=wire.body,
-                MessageAttributes=_attrs(**wire.attributes),
+                MessageAttributes=wire.attributes,
                 MessageGroupId=group,
                 MessageDeduplicationId=wire.dedup_id or p.hostile_id,
             )
         except (ClientError, BotoCoreError) as exc:
             if not p.reason:
                 self.history.append(CLIENT, "fail", "send", dict(send_value, error=str(exc)))
-            self.history.nemesis("hostile", dict(value, sent=False, error=str(exc)))
+            self.history.nemesis("hostile", dict(value, sent=False, error=str(exc)[:500]))
             return
         value["message_id"] = resp["MessageId"]
-        if p.reason:
+        if p.reason == catalog.REFUSED:
+            pass  # accepted: reported, not judged
+        elif p.reason:
             self.history.nemesis("poison", value)
         else:
             self.history.append(CLIENT, "ok", "send", dict(send_value, message_id=resp["MessageId"]))
-        self.history.nemesis("hostile", dict(value, sent=True))
+        self.history.nemesis("hostile", dict(value, sent=True, attributes=sorted(attributes)))
+
+    def _known_applied(self) -> str | None:
+        """The eventId of a main-workload command the probe has seen take effect (the earliest in
+        plan order; waits up to 30 s for a first one, else None: the kind is not run)."""
+        deadline = time.monotonic() + 30.0
+        while True:
+            for c in self.plan.commands:
+                if c.command_id in self.effects_seen:
+                    return c.command_id
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.25)
+
+    def _pending_command(self) -> tuple[str, str] | None:
+        """(eventId, group) of a main-workload command sent and not yet applied (the latest sent),
+        or None."""
+        acked = self._acked()
+        phase = {i for indexes in self.plan.phase_orders.values() for i in indexes}
+        for i in reversed(range(len(self.plan.commands))):
+            c = self.plan.commands[i]
+            if i not in phase and c.command_id in acked and c.command_id not in self.effects_seen:
+                return c.command_id, c.entity_id
+        return None
 
     # ---- observing -----------------------------------------------------------------------------
     def _open_event(self, msg: dict[str, Any], attrs: dict[str, str]) -> tuple[str | None, bool, str | None]:
@@ -725,7 +751,7 @@ class Gate:
                 seen.add(msg["MessageId"])
                 attrs = {k: v.get("StringValue", "") for k, v in (msg.get("MessageAttributes") or {}).items()}
                 group = msg.get("Attributes", {}).get("MessageGroupId", "")
-                found = hostile.get(group)
+                found = self.hostile_by_body.get(msg.get("Body", "")) or hostile.get(group)
                 value: dict[str, Any] = {
                     "message_id": msg["MessageId"],
                     "queue": name,
@@ -1456,7 +1482,7 @@ class Gate:
                 seen, self.last_progress = (depth, left), time.monotonic()
             busy = nemesis.is_alive() or any(t.is_alive() for t in self.phase_threads)
             acked |= self._acked()  # the phases send while this runs
-            poison = sum(1 for p in self.hostile_by_group.values() if p.reason)
+            poison = sum(1 for p in self.hostile_by_body.values() if p.reason and p.reason != catalog.REFUSED)
             if acked <= self.effects_seen and depth >= poison and not left and not busy:
                 break
             # (no instance live during a kill -> restart gap is not the end: wait for the nemesis)

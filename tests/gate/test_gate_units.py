@@ -14,11 +14,11 @@ from harness.gate import catalog, cli
 from harness.gate.driver import EXIT_USAGE, command_body
 from harness.gate.reporting import write_allure, write_junit
 from harness.gate.workload import EVENT_OF, OUTAGE_VTS, PROFILES, REDRIVE_HEADROOM, make_plan
-from harness.hostile import CATALOG, kinds
+from harness.hostile import CATALOG
 
 
 def _kinds(encrypted: bool) -> list[tuple[str, str]]:
-    return [(k.name, catalog.outcome_code(k)) for k in kinds(encrypted=encrypted)]
+    return [(k.name, catalog.outcome_code(k)) for k in catalog.applicable(encrypted)]
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_plan_keeps_each_entity_in_sequence_and_resends_after_seq_2() -> None:
     assert not {plan.commands[i].entity_id for i in dups} & bursts
     assert {f.kind for f in plan.faults} == {"kill", "slow", "slow-kill", "outage", "kms-outage"}
     # chaos: every applicable catalog kind once, each in its own group (never an order's)
-    assert [h.kind for h in plan.hostile] == [k.name for k in kinds(encrypted=True)]
+    assert [h.kind for h in plan.hostile] == [k.name for k in catalog.applicable(True)]
     groups = [h.group for h in plan.hostile]
     assert len(set(groups)) == len(groups)
     assert not set(groups) & {c.entity_id for c in plan.commands}
@@ -73,12 +73,12 @@ def test_hostile_kinds_per_profile_and_encryption() -> None:
     sealed = make_plan(
         PROFILES["standard"], 1, "run", encrypted=True, instances=2, hostile_kinds=_kinds(True)
     )
-    need = {k.name for k in CATALOG if k.encryption == "required"}
-    forbid = {k.name for k in CATALOG if k.encryption == "forbidden"}
+    need = {k.name for k in CATALOG.values() if k.encryption == "required"}
+    forbid = {k.name for k in CATALOG.values() if k.encryption == "forbidden"}
     assert need
     assert not need & {h.kind for h in plain.hostile}
     assert not forbid & {h.kind for h in sealed.hostile}
-    assert {h.kind for h in sealed.hostile} == {k.name for k in kinds(encrypted=True)}
+    assert {h.kind for h in sealed.hostile} == {k.name for k in catalog.applicable(True)}
     # smoke: a handful, one kind of each distinct outcome first
     smoke = make_plan(PROFILES["smoke"], 1, "run", encrypted=True, instances=1, hostile_kinds=_kinds(True))
     assert len(smoke.hostile) == min(PROFILES["smoke"].hostile or 0, len(_kinds(True)))
@@ -255,7 +255,7 @@ def test_dead_letter_reason_codes_accept_business_error() -> None:
     assert reason_code("DecodeError") == "DecodeError"
     assert {"BusinessError", "IdempotencyConflict"} <= DEAD_LETTER_REASONS
     # every DeadLetter kind of the catalog expects a code of the contract's table
-    assert {catalog.outcome_code(k) for k in CATALOG} - {""} <= DEAD_LETTER_REASONS
+    assert {catalog.outcome_code(k) for k in CATALOG.values()} - {"", catalog.REFUSED} <= DEAD_LETTER_REASONS
     schema = json.loads((SCHEMAS / "dead-letter-attributes.schema.json").read_text())
     for code in sorted(DEAD_LETTER_REASONS):
         jsonschema.validate({"DeadLetterReason": f"{code}: detail"}, schema)
