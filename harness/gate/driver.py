@@ -389,6 +389,8 @@ class Gate:
         #: message is matched by its body (forwarded and redriven copies keep it), else its group
         self.hostile_by_group: dict[str, PlannedHostile] = {}
         self.hostile_by_body: dict[str, PlannedHostile] = {}
+        #: the carrier order :meth:`_pending_command` handed to the kind being built
+        self._carrier: PlannedCommand | None = None
         self.hostile_rows: list[catalog.Row] = []
 
     # ---- sending -------------------------------------------------------------------------------
@@ -596,33 +598,80 @@ class Gate:
             "destination": queue.name,
             "hostile": p.kind,
         }
-        if not p.reason or p.reason == catalog.REFUSED:
+        applied_like = not p.reason or p.reason == catalog.REFUSED
+        if applied_like:
             # an Applied kind (or one SQS should refuse but might accept): its events are known
             self._sent[command_id] = SentCommand(command_id, entity, seq, ctype, queue.name, p.command.marker)
             self._markers[entity] = p.command.marker
-        if not p.reason:
             self.history.append(CLIENT, "invoke", "send", send_value)
+        carrier, self._carrier = self._carrier, None
+        entry = {
+            "MessageBody": wire.body,
+            "MessageAttributes": wire.attributes,
+            "MessageGroupId": group,
+            "MessageDeduplicationId": wire.dedup_id or p.hostile_id,
+        }
         try:
-            resp = self.sqs.send_message(
-                QueueUrl=queue.url,
-                MessageBody=wire.body,
-                MessageAttributes=wire.attributes,
-                MessageGroupId=group,
-                MessageDeduplicationId=wire.dedup_id or p.hostile_id,
-            )
+            if carrier is None:
+                resp = self.sqs.send_message(QueueUrl=queue.url, **entry)
+            else:  # the carrier first, the hostile message right behind it in the same group
+                resp = self._send_with_carrier(carrier, entry)
         except (ClientError, BotoCoreError) as exc:
-            if not p.reason:
+            if applied_like:
                 self.history.append(CLIENT, "fail", "send", dict(send_value, error=str(exc)))
             self.history.nemesis("hostile", dict(value, sent=False, error=str(exc)[:500]))
             return
         value["message_id"] = resp["MessageId"]
         if p.reason == catalog.REFUSED:
-            pass  # accepted: reported, not judged
+            # the backend accepted what SQS refuses: reported, not judged (an indeterminate send:
+            # its effect, if any, is not unexpected, and it need not have one)
+            self.history.append(CLIENT, "info", "send", dict(send_value, message_id=resp["MessageId"]))
         elif p.reason:
             self.history.nemesis("poison", value)
         else:
             self.history.append(CLIENT, "ok", "send", dict(send_value, message_id=resp["MessageId"]))
         self.history.nemesis("hostile", dict(value, sent=True, attributes=sorted(attributes)))
+
+    def _send_with_carrier(self, carrier: PlannedCommand, entry: dict[str, Any]) -> dict[str, Any]:
+        """One SendMessageBatch: the carrier (a valid PlaceOrder of the plan's ``carrier`` phase,
+        recorded as a client send) and then ``entry`` in the same group, so the carrier is still
+        pending when the hostile message arrives. Returns the hostile entry's result; raises
+        ``ClientError`` if SQS refused that entry."""
+        body, attrs = self._wire_command(carrier, self.main_queue)
+        value = {
+            "command_id": carrier.command_id,
+            "entity_id": carrier.entity_id,
+            "seq": carrier.seq,
+            "command_type": carrier.command_type,
+            "destination": self.main_queue.name,
+        }
+        self.history.append(CLIENT, "invoke", "send", value)
+        first = {
+            "Id": "carrier",
+            "MessageBody": body,
+            "MessageAttributes": attrs,
+            "MessageGroupId": carrier.entity_id,
+            "MessageDeduplicationId": carrier.command_id,
+        }
+        try:
+            resp = self.sqs.send_message_batch(
+                QueueUrl=self.main_queue.url, Entries=[first, {"Id": "hostile", **entry}]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            self.history.append(CLIENT, "info", "send", dict(value, error=str(exc)))
+            raise
+        ok = {e["Id"]: e["MessageId"] for e in resp.get("Successful", [])}
+        if "carrier" in ok:
+            self.history.append(CLIENT, "ok", "send", dict(value, message_id=ok["carrier"]))
+        else:
+            self.history.append(CLIENT, "fail", "send", dict(value, error="refused in the batch"))
+        if "hostile" not in ok:
+            failed = {e["Id"]: e for e in resp.get("Failed", [])}.get("hostile", {})
+            raise ClientError(
+                {"Error": {"Code": str(failed.get("Code", "?")), "Message": str(failed.get("Message", ""))}},
+                "SendMessageBatch",
+            )
+        return {"MessageId": ok["hostile"]}
 
     def _known_applied(self) -> str | None:
         """The eventId of a main-workload command the probe has seen take effect (the earliest in
@@ -637,15 +686,15 @@ class Gate:
             time.sleep(0.25)
 
     def _pending_command(self) -> tuple[str, str] | None:
-        """(eventId, group) of a main-workload command sent and not yet applied (the latest sent),
-        or None."""
-        acked = self._acked()
-        phase = {i for indexes in self.plan.phase_orders.values() for i in indexes}
-        for i in reversed(range(len(self.plan.commands))):
-            c = self.plan.commands[i]
-            if i not in phase and c.command_id in acked and c.command_id not in self.effects_seen:
-                return c.command_id, c.entity_id
-        return None
+        """(eventId, group) of a valid command sent and not yet applied: the next unused order of
+        the plan's ``carrier`` phase, which :meth:`send_hostile` then sends in one batch right
+        before the hostile message (a real order would usually be applied before the gate could
+        queue anything behind it); None when the carriers are used up."""
+        carriers = self.plan.phase_orders.get("carrier", [])
+        if not carriers:
+            return None
+        self._carrier = self.plan.commands[carriers.pop(0)]
+        return self._carrier.command_id, self._carrier.entity_id
 
     # ---- observing -----------------------------------------------------------------------------
     def _open_event(self, msg: dict[str, Any], attrs: dict[str, str]) -> tuple[str | None, bool, str | None]:

@@ -296,14 +296,17 @@ def make_plan(
     hostile_rng = random.Random(f"{seed}:hostile-ids")
     for number, kind in enumerate(select_hostile(profile, hostile_kinds, seed)):
         hostile_id = f"hostile-{run_id}-{number:02d}-{kind}"[:128]
-        order = {"customer_id": f"hostile-{number:02d}", "sku": "sku-1", "quantity": 1, "amount_cents": 100}
+        # the catalog's transforms edit the simulator's poison order in place ('"CUST', quantity 1):
+        # the same shape here, with the customer id as the secret marker
+        marker = f"CUST-POISON-{hostile_rng.getrandbits(48):012x}"
+        order = {"customer_id": marker, "sku": "SKU-POISON", "quantity": 1, "amount_cents": 100}
         command = PlannedCommand(
             _uuid(hostile_rng),
             f"order-{run_id}-h{number:02d}",
             1,
             "PlaceOrder",
             payload_for("PlaceOrder", hostile_rng, order),
-            f"cust-secret-h{hostile_rng.getrandbits(48):012x}",
+            marker,
         )
         plan.hostile.append(PlannedHostile(hostile_id, kind, outcome_of[kind], command))
         plan.schedule.insert(rng.randrange(0, len(plan.schedule) + 1), ("hostile", number))
@@ -339,6 +342,8 @@ def make_plan(
     outage_phases = [f"outage-{n}" for n in range(profile.outages)]
     outage_phases += [f"kms-outage-{n}" for n in range(profile.kms_outages if encrypted else 0)]
     phases = [("heartbeat", profile.heartbeat_orders), ("shutdown", profile.shutdown_orders)]
+    # carriers: valid orders a hostile kind may queue itself behind (sent only if a kind asks)
+    phases.append(("carrier", 2 if hostile_kinds else 0))
     phases += [(name, profile.outage_orders) for name in outage_phases]
     for phase, count in phases:
         plan.phase_orders[phase] = []

@@ -16,6 +16,7 @@ const { SQSClient, ReceiveMessageCommand, DeleteMessageCommand, SendMessageComma
 const { SNSClient, PublishCommand } = require('@aws-sdk/client-sns');
 const { KMSClient, GenerateDataKeyCommand, DecryptCommand, DescribeKeyCommand } = require('@aws-sdk/client-kms');
 const env = require('./lib/envelope');
+const json = require('./lib/strict-json');
 const { openStore } = require('./lib/store');
 const { derivedEventId } = require('./lib/ids');
 
@@ -121,9 +122,27 @@ async function acceptedKeys() {
   return accepted;
 }
 
+// Contract v1.2 decode rules (docs/hostile.md "The decode rules"): the order of the checks decides
+// the reason code of a message that breaks several.
+const ID = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/; // SQS MessageGroupId/DeduplicationId
+const STAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)$/;
+const INT64_MAX = 2n ** 63n - 1n;
+const PAYLOADS = {
+  PlaceOrder: { customerId: 'string', sku: 'string', quantity: 'int', amountCents: 'int' },
+  AuthorizePayment: { paymentId: 'string', amountCents: 'int' },
+  ReserveInventory: { sku: 'string', quantity: 'int' },
+  ConfirmOrder: {},
+  CancelOrder: { reason: 'string' },
+};
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof json.JFloat);
+const isId = (v) => typeof v === 'string' && ID.test(v);
+
 async function decodeCommand(msg) {
   if (Buffer.byteLength(msg.Body || '', 'utf8') > MAX_BODY) throw new Poison('OversizedMessage', 'body over 256 KiB');
   const type = attr(msg, 'CommandType'); const entityId = attr(msg, 'EntityId'); const seq = attr(msg, 'SequenceNo');
+  if (type === undefined && attr(msg, 'EventType') !== undefined) throw new Poison('UnknownMessageType', 'an event on a command queue');
+  if (type !== undefined && attr(msg, 'EventType') !== undefined) throw new Poison('DecodeError', 'both CommandType and EventType');
   for (const [n, v] of [['CommandType', type], ['EntityId', entityId], ['SequenceNo', seq]]) {
     if (v === undefined || v === '') throw new Poison('MissingAttribute', `attribute ${n} missing`);
   }
@@ -143,20 +162,43 @@ async function decodeCommand(msg) {
       const dk = await kmsSend(new DecryptCommand({ CiphertextBlob: sealed.encryptedDataKey, KeyId: sealed.keyId, EncryptionContext: ctx }));
       if (!keys.has(dk.KeyId)) throw new env.EnvelopeError('KMS decrypted with an unexpected key');
       const key = Buffer.from(dk.Plaintext);
-      try { text = env.openWithKey(key, sealed, ctx).toString('utf8'); } finally { key.fill(0); }
+      let raw;
+      try { raw = env.openWithKey(key, sealed, ctx); } finally { key.fill(0); }
+      try { text = utf8.decode(raw); } catch { throw new env.EnvelopeError('the sealed plaintext is not UTF-8'); }
     } catch (err) {
       if (!(err instanceof env.EnvelopeError) && !KMS_REFUSALS.has(err.name)) throw err; // transport, not poison
       throw new Poison('DecryptionError', err.message);
     }
   }
   let body;
-  try { body = JSON.parse(text); } catch (err) { throw new Poison('DecodeError', `body is not JSON: ${err.message}`); }
-  const m = body && body.metadata;
-  if (!body || typeof body.name !== 'string' || !body.entity || typeof body.entity.id !== 'string' || !m
-      || typeof m.eventId !== 'string' || !Number.isInteger(m.sequenceNo) || typeof body.payload !== 'object' || body.payload === null) {
+  try { body = json.parse(text); } catch (err) { throw new Poison('DecodeError', `body is not strict JSON: ${err.message}`); }
+  if (!isObject(body) || typeof body.name !== 'string' || !isObject(body.entity) || !isObject(body.payload) || !isObject(body.metadata)) {
     throw new Poison('DecodeError', 'body does not follow the command schema');
   }
   if (!COMMANDS[body.name] || !COMMANDS[type]) throw new Poison('UnknownMessageType', `unknown command ${type}`);
+  const m = body.metadata;
+  for (const [field, want] of Object.entries(PAYLOADS[body.name])) {
+    const v = body.payload[field];
+    if (want === 'string' ? typeof v !== 'string' : !json.isInt(v)) throw new Poison('DecodeError', `payload.${field} is not a ${want}`);
+  }
+  if (!isId(body.entity.id) || (body.entity.isNew !== undefined && typeof body.entity.isNew !== 'boolean')) {
+    throw new Poison('DecodeError', 'entity.id is not a valid id, or isNew not a boolean');
+  }
+  if (!isId(m.eventId)) throw new Poison('DecodeError', 'metadata.eventId is not a valid id');
+  if (!json.isInt(m.sequenceNo) || BigInt(m.sequenceNo) < 1n || BigInt(m.sequenceNo) > INT64_MAX) {
+    throw new Poison('DecodeError', 'metadata.sequenceNo is not an integer in 1..2^63-1');
+  }
+  if (typeof m.occurredOn !== 'string' || !STAMP.test(m.occurredOn) || Number.isNaN(Date.parse(m.occurredOn))) {
+    throw new Poison('DecodeError', 'metadata.occurredOn is not an ISO-8601 UTC timestamp');
+  }
+  if (m.isReplay !== undefined && typeof m.isReplay !== 'boolean') throw new Poison('DecodeError', 'metadata.isReplay is not a boolean');
+  for (const f of ['correlationId', 'causationId']) {
+    if (m[f] !== undefined && m[f] !== null && m[f] !== '' && !isId(m[f])) throw new Poison('DecodeError', `metadata.${f} is not an id`);
+  }
+  if (m.properties !== undefined && m.properties !== null
+      && !(isObject(m.properties) && Object.values(m.properties).every((v) => typeof v === 'string'))) {
+    throw new Poison('DecodeError', 'metadata.properties is not a string map');
+  }
   if (body.name !== type || body.entity.id !== entityId || String(m.sequenceNo) !== seq
       || (attr(msg, 'EventId') !== undefined && attr(msg, 'EventId') !== m.eventId)) {
     throw new Poison('DecodeError', 'body contradicts its attributes');
@@ -169,6 +211,10 @@ function decide(cmd, current) {
   let state = current ? current.state : null;
   if (cfg.broken.has('skip-dedup') && cmd.name === 'PlaceOrder') state = null; // naive "isNew creates"
   if (!rule.from.includes(state)) throw new BusinessFailure(`${cmd.name} not allowed in state ${state}`);
+  const p = cmd.payload;
+  if (cmd.name === 'PlaceOrder' && (p.quantity <= 0 || p.amountCents < 0)) {
+    throw new BusinessFailure('PlaceOrder needs a positive quantity and a non-negative amount');
+  }
   const m = cmd.metadata;
   const event = {
     name: rule.event,
@@ -190,7 +236,7 @@ function fingerprint(cmd) {
   const canon = (v) => (v && typeof v === 'object' && !Array.isArray(v)
     ? Object.keys(v).sort().reduce((o, k) => { o[k] = canon(v[k]); return o; }, {}) : v);
   return crypto.createHash('sha256')
-    .update(JSON.stringify([cmd.name, cmd.entity.id, cmd.metadata.sequenceNo, canon(cmd.payload)])).digest('hex');
+    .update(json.stringify([cmd.name, cmd.entity.id, cmd.metadata.sequenceNo, canon(cmd.payload)])).digest('hex');
 }
 async function claim(cmd) {
   if (cfg.broken.has('id-reuse-is-duplicate')) return;
@@ -233,7 +279,7 @@ async function publish(event) {
   const s = (v) => ({ DataType: 'String', StringValue: String(v) });
   const attrs = { EventType: s(event.name), EventName: s(event.name), EntityId: s(event.entity.id),
     SequenceNo: s(event.metadata.sequenceNo), CorrelationId: s(event.metadata.correlationId), EventId: s(event.metadata.eventId) };
-  let body = JSON.stringify(event);
+  let body = json.stringify(event); // exact 64-bit integers (sequenceNo, amounts)
   if (cfg.kmsKeyId && !cfg.broken.has('plaintext-events')) {
     const ctx = env.context(event.metadata.eventId, topicName, event.entity.id, event.name);
     const dk = await kmsSend(new GenerateDataKeyCommand({ KeyId: cfg.kmsKeyId, KeySpec: 'AES_256', EncryptionContext: ctx }));

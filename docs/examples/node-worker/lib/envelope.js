@@ -1,4 +1,7 @@
 'use strict';
+const strictJson = require('./strict-json');
+// strict UTF-8 (a BOM is kept, and refused by the parser)
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 // The flowgate contract v1 envelope ("kms-aes256gcm-v1"), from docs/contract.md section 5.
 const crypto = require('node:crypto');
 
@@ -70,7 +73,7 @@ function fromBody(body) {
   let doc;
   try {
     if (!B64.test(body || '')) throw new Error('body is not base64');
-    doc = JSON.parse(Buffer.from(body, 'base64').toString('utf8'));
+    doc = strictJson.parse(utf8.decode(Buffer.from(body, 'base64'))); // depth-limited, no duplicate keys
   } catch (err) {
     throw new EnvelopeError(`malformed envelope: ${err.message}`);
   }

@@ -6,6 +6,7 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
+const json = require('./strict-json'); // exact 64-bit integers in the records
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -34,15 +35,18 @@ class FileStore {
   // One file per eventId holding the fingerprint of the first content seen with it, created with
   // O_EXCL through a rename of a complete temp file (link fails if it exists): exactly one wins.
   async claim(eventId, fp) {
-    const file = path.join(this.dir, 'claims', `${encodeURIComponent(eventId)}.fp`);
+    const file = path.join(this.dir, 'claims', `${FileStore.key(eventId)}.fp`);
     const tmp = `${file}.${process.pid}.${crypto.randomUUID()}.tmp`;
     fs.writeFileSync(tmp, fp);
     try { fs.linkSync(tmp, file); } catch (err) { if (err.code !== 'EEXIST') throw err; } finally { fs.rmSync(tmp, { force: true }); }
     return fs.readFileSync(file, 'utf8');
   }
-  file(id) { return path.join(this.dir, 'entities', `${encodeURIComponent(id)}.json`); }
+  // file names from a hash: ids are up to 128 characters of ASCII punctuation (URL-encoded, that
+  // could pass the 255-byte file-name limit)
+  static key(id) { return crypto.createHash('sha256').update(id, 'utf8').digest('hex'); }
+  file(id) { return path.join(this.dir, 'entities', `${FileStore.key(id)}.json`); }
   async lock(id) {
-    const lockDir = path.join(this.dir, 'locks', `${encodeURIComponent(id)}.lock`);
+    const lockDir = path.join(this.dir, 'locks', `${FileStore.key(id)}.lock`);
     for (;;) {
       try {
         fs.mkdirSync(lockDir); // atomic: exactly one process succeeds
@@ -60,11 +64,11 @@ class FileStore {
     const release = await this.lock(id);
     try {
       let current = null;
-      try { current = JSON.parse(fs.readFileSync(this.file(id), 'utf8')); } catch (err) { if (err.code !== 'ENOENT') throw err; }
+      try { current = json.parse(fs.readFileSync(this.file(id), 'utf8'), 64); } catch (err) { if (err.code !== 'ENOENT') throw err; }
       const { next, result } = await fn(current);
       if (next) {
         const tmp = `${this.file(id)}.${process.pid}.tmp`;
-        fs.writeFileSync(tmp, JSON.stringify(next));
+        fs.writeFileSync(tmp, json.stringify(next));
         fs.renameSync(tmp, this.file(id));
       }
       return result;
