@@ -158,9 +158,13 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
     # the reference's bootstrapper adopts the gate's queues and rewrites their RedrivePolicy to the poison
     # threshold: the gate reads it back after the run
     "redrive-without-headroom": ("smoke", frozenset({"redrive-policy-changed"}), False),
-    # the transport outage makes the heartbeats fail; the dead heartbeat thread then lets every later
-    # slow message (none in the gate's schedule after the outage) lapse -- measured below
-    "heartbeat-dies-on-error": ("standard", frozenset(), False),
+    # the transport outage makes the heartbeats of messages in hand fail; the dead heartbeat thread then
+    # lets later messages lapse and be redelivered / natively redriven
+    "heartbeat-dies-on-error": (
+        "standard",
+        frozenset({"valid-dead-lettered", "dead-letter-without-reason", "lost"}),
+        False,
+    ),
 }
 
 _LAYERED = (

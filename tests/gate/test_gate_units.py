@@ -14,6 +14,7 @@ from harness.gate import catalog, cli
 from harness.gate.driver import EXIT_USAGE, command_body
 from harness.gate.reporting import write_allure, write_junit
 from harness.gate.workload import EVENT_OF, OUTAGE_VTS, PROFILES, REDRIVE_HEADROOM, make_plan
+from harness.history import History
 from harness.hostile import CATALOG
 
 
@@ -268,3 +269,77 @@ def test_redrive_headroom() -> None:
         assert p.redrive_max_receive_count == p.max_receive_count + REDRIVE_HEADROOM
         # a worker receiving every VT through a whole outage must pass the native redrive
         assert p.redrive_max_receive_count < OUTAGE_VTS
+
+
+def _hostile_history(rows: list[tuple[str, str, dict[str, object]]]) -> History:
+    history = History()
+    for process, f, value in rows:
+        history.append(process, "info" if process == "nemesis" else "ok", f, value)
+    return history
+
+
+def test_hostile_verdict_per_kind() -> None:
+    """Each outcome class, right and wrong: the per-kind anomalies of contract v1.2 section 6."""
+    plan = make_plan(PROFILES["standard"], 1, "run", encrypted=True, instances=2, hostile_kinds=_kinds(True))
+    by_kind = {h.kind: h for h in plan.hostile}
+    picks = [by_kind[k] for k in ("bad_json", "unknown_type", "tampered", "whitespace_padding", "oversized")]
+    picks += [by_kind["reused_event_id_applied"], by_kind["eleven_attributes"], by_kind["escaped_unicode"]]
+    ops: list[tuple[str, str, dict[str, object]]] = []
+    for h in picks:
+        ops.append(
+            (
+                "nemesis",
+                "hostile",
+                {"hostile_id": h.hostile_id, "sent": True, "command_id": h.command.command_id},
+            )
+        )
+    bad, unknown, tampered, applied, oversized, _reused, refused, never = picks
+    ops[-1] = ("nemesis", "hostile", {"hostile_id": never.hostile_id, "sent": False, "error": "boom"})
+    ops[-2] = (
+        "nemesis",
+        "hostile",
+        {"hostile_id": refused.hostile_id, "sent": False, "error": "InvalidMessageContents"},
+    )
+    ops += [
+        ("dlq", "dead_letter", {"hostile_id": bad.hostile_id, "reason": "DecodeError: not JSON"}),  # right
+        ("dlq", "dead_letter", {"hostile_id": unknown.hostile_id, "reason": "DecodeError: x"}),  # wrong code
+        ("dlq", "dead_letter", {"hostile_id": oversized.hostile_id, "reason": ""}),  # native redrive
+        ("impl", "effect", {"command_id": tampered.command.command_id}),  # a DeadLetter kind applied
+        ("impl", "effect", {"command_id": applied.command.command_id}),  # an Applied kind applied: right
+        # reused_event_id_applied: neither dead-lettered nor applied
+    ]
+    verdict, rows = catalog.judge(picks, _hostile_history(ops).ops)
+    got = {r.kind: (r.ok, r.anomaly) for r in rows}
+    assert got == {
+        "bad_json": (True, ""),
+        "unknown_type": (False, "hostile-wrong-reason"),
+        "tampered": (False, "hostile-applied"),
+        "whitespace_padding": (True, ""),
+        "oversized": (False, "hostile-dead-letter-without-reason"),
+        "reused_event_id_applied": (False, "hostile-not-dead-lettered"),
+        "eleven_attributes": (True, ""),  # refused by SQS, as its outcome says
+        "escaped_unicode": (False, "hostile-not-sent"),
+    }
+    assert not verdict.valid
+    assert len(verdict.anomalies) == 5
+    _, excused = catalog.judge([oversized], _hostile_history(ops).ops, excuse_reasonless=True)
+    assert excused[0].ok
+    md = catalog.render_markdown(rows)
+    assert "| `unknown_type` |" in md
+    assert "FAIL (hostile-wrong-reason)" in md
+    assert json.loads(catalog.rows_json(rows))[0]["kind"] == "bad_json"
+
+
+def test_applied_kind_dead_lettered_or_missing() -> None:
+    plan = make_plan(PROFILES["standard"], 1, "run", encrypted=True, instances=2, hostile_kinds=_kinds(True))
+    a, b = [h for h in plan.hostile if not h.reason][:2]
+    ops: list[tuple[str, str, dict[str, object]]] = [
+        ("nemesis", "hostile", {"hostile_id": h.hostile_id, "sent": True, "command_id": h.command.command_id})
+        for h in (a, b)
+    ]
+    ops.append(("dlq", "dead_letter", {"hostile_id": a.hostile_id, "reason": "DecodeError: strict"}))
+    _, rows = catalog.judge([a, b], _hostile_history(ops).ops)
+    assert [(r.ok, r.anomaly) for r in rows] == [
+        (False, "hostile-dead-lettered"),
+        (False, "hostile-not-applied"),
+    ]
