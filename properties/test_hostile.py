@@ -73,6 +73,8 @@ KNOWN_DEFECTS: dict[str, str] = {
     "both_type_attributes": _APPLIED + " (CommandType wins over EventType)",
     "event_on_command_queue": "projected into the views by the command queue's listener",
     "command_on_view_queue": "applied by the view queue's listener (it has the sagas)",
+    "env_version_true": "decrypted and applied: Version true == 1 passes the version check",
+    "env_version_float": "decrypted and applied: Version 1.0 == 1 passes the version check",
     "reused_event_id_applied": "deleted silently as a duplicate (its outbox re-published), never dead-lettered",
     "reused_event_id_pending": "deleted silently as a duplicate once the genuine command applied",
 }

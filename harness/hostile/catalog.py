@@ -658,6 +658,12 @@ for _field in _ENV_FIELDS:
     env_kind(f"env_missing_{_field}", f"the envelope lacks {_field}", lambda e, f=_field: e.pop(f))  # type: ignore[misc]
 env_kind("env_version_2", "envelope Version 2 (unknown)", lambda e: e.__setitem__("Version", 2))
 env_kind("env_version_string", 'envelope Version "1" (a string)', lambda e: e.__setitem__("Version", "1"))
+env_kind(
+    "env_version_true",
+    "envelope Version true (equal to 1 in Python)",
+    lambda e: e.__setitem__("Version", True),
+)
+env_kind("env_version_float", "envelope Version 1.0", lambda e: e.__setitem__("Version", 1.0))
 env_kind("env_keyid_number", "envelope KeyId is a number", lambda e: e.__setitem__("KeyId", 1))
 env_kind(
     "env_destination_list", "envelope Destination is a list", lambda e: e.__setitem__("Destination", ["x"])

@@ -143,7 +143,12 @@ def _check_envelope(wire: WireMessage, ctx: HostileContext) -> None:
         env = json.loads(base64.b64decode(wire.body, validate=True))
     except (ValueError, RecursionError) as exc:
         raise Rejected("envelope") from exc
-    if not isinstance(env, dict) or set(env) != set(_ENV_FIELDS) or env.get("Version") != 1:
+    if (
+        not isinstance(env, dict)
+        or set(env) != set(_ENV_FIELDS)
+        or type(env.get("Version")) is not int
+        or env["Version"] != 1
+    ):
         raise Rejected("envelope fields")
     if not all(isinstance(env[f], str) for f in _ENV_FIELDS[1:]):
         raise Rejected("envelope field types")

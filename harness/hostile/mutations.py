@@ -318,6 +318,8 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
                 env.pop(a[0], None)
             elif m.op == "etype":
                 env[a[0]] = TYPES[a[1]]
+            elif m.op == "eflip" and isinstance(env.get(a[0]), int):
+                env[a[0]] ^= 1 << (int(a[1]) % 8)  # Version: another number
             elif m.op == "eflip" and isinstance(env.get(a[0]), str):
                 try:
                     data = bytearray(base64.b64decode(env[a[0]], validate=True))
