@@ -469,13 +469,15 @@ obj_kind(
 # ================================================================ identifiers
 IDS = "identifiers"
 for _name, _value, _what in (
-    ("entity_id_too_long", "E" * 129, "129 characters"),
-    ("entity_id_spaces", "order with spaces", "contains spaces"),
-    ("entity_id_non_ascii", "ördér-1", "non-ASCII"),
-    ("entity_id_newline", "order\n1", "contains a newline"),
+    ("entity_id_too_long", "", "129 characters"),
+    ("entity_id_spaces", "{} with spaces", "contains spaces"),
+    ("entity_id_non_ascii", "ördér-{}", "non-ASCII"),
+    ("entity_id_newline", "{}\n1", "contains a newline"),
 ):
     kind(_name, IDS, f"entity id (and EntityId) {_what}: not a valid SQS MessageGroupId", DECODE)(
-        lambda ctx, v=_value: identity(ctx, wire_obj(ctx), entity=v)  # type: ignore[misc]
+        lambda ctx, v=_value: identity(  # type: ignore[misc]
+            ctx, wire_obj(ctx), entity=v.format(ctx.command.entity_id) or _pad_id(ctx.command.entity_id, 129)
+        )
     )
 kind(
     "entity_id_128",
@@ -483,10 +485,13 @@ kind(
     "entity id of exactly 128 allowed characters",
     Applied("128 characters is the MessageGroupId limit"),
 )(
-    lambda ctx: replace(
-        identity(ctx, wire_obj(ctx), entity="E" * 128), group_id="E" * 128 if ctx.valid.group_id else None
-    )
+    lambda ctx: identity(ctx, wire_obj(ctx), entity=_pad_id(ctx.command.entity_id, 128)),
 )
+
+
+def _pad_id(base: str, size: int) -> str:
+    """``base`` padded to ``size`` characters (unique per message, unlike a constant id)."""
+    return base + "-" + "E" * (size - len(base) - 1)
 
 
 @kind("entity_id_empty", IDS, 'entity id "" and no EntityId attribute (SQS refuses empty values)', MISSING)

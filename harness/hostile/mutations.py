@@ -323,7 +323,11 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
             elif m.op == "eflip" and isinstance(env.get(a[0]), str):
                 try:
                     data = bytearray(base64.b64decode(env[a[0]], validate=True))
-                except ValueError:
+                except ValueError:  # KeyId / Destination: change one character
+                    text = env[a[0]]
+                    if text:
+                        i = int(a[1]) % len(text)
+                        env[a[0]] = text[:i] + ("x" if text[i] != "x" else "y") + text[i + 1 :]
                     continue
                 if data:
                     bit = int(a[1]) % (8 * len(data))
