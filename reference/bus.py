@@ -15,16 +15,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from reference.errors import BusinessError, LeaseLost
+from reference.errors import BusinessError, IdempotencyConflict, LeaseLost
 from reference.hooks import Clock, NullObserver, Observer, SystemClock
 from reference.idempotency import (
     DEFAULT_TTL_SECONDS,
     Busy,
     Claimed,
     ClaimResult,
+    Conflict,
     Duplicate,
     command_key,
     event_key,
+    message_digest,
 )
 from reference.messages import Command, Event, Payload, event_for
 from reference.stores import DeadLetter, Effect, EntityWrite, State, Storage, ViewWrite
@@ -195,9 +197,13 @@ class Processor:
             views=(ViewWrite(view.name, row_id, row, expected=before),),
         )
 
-    def claim(self, key: str, message_type: str, lease_seconds: float) -> ClaimResult:
+    def claim(
+        self, key: str, message_type: str, lease_seconds: float, digest: str | None = None
+    ) -> ClaimResult:
         now = self.clock.now()
-        return self.storage.claim(key, now=now, lease_until=now + lease_seconds, message_type=message_type)
+        return self.storage.claim(
+            key, now=now, lease_until=now + lease_seconds, message_type=message_type, digest=digest
+        )
 
 
 class LocalCommandDispatcher:
@@ -223,9 +229,13 @@ class LocalCommandDispatcher:
     def dispatch(self, command: Command) -> None:
         if not self.processor.sagas_for(type(command.payload)):
             return
-        claim = self.processor.claim(command_key(command.event_id), command.name, self.lease_seconds)
+        claim = self.processor.claim(
+            command_key(command.event_id), command.name, self.lease_seconds, message_digest(command)
+        )
         if isinstance(claim, Busy):
             raise LeaseLost(f"{command.name} {command.event_id} is being processed elsewhere")
+        if isinstance(claim, Conflict):
+            raise IdempotencyConflict(f"command id {command.event_id} is already known with other content")
         if isinstance(claim, Duplicate):
             self.observer.observe(
                 "duplicate",
@@ -291,7 +301,11 @@ def project_into(
 ) -> bool:
     """Claim ``event:{id}:{view}``, project, commit. True when done (now or before), False if busy."""
     key = event_key(event.event_id, view.name)
-    claim = processor.claim(key, event.name, lease_seconds)
+    claim = processor.claim(key, event.name, lease_seconds, message_digest(event, view.name))
+    if isinstance(claim, Conflict):
+        raise IdempotencyConflict(
+            f"event id {event.event_id} is already known to {view.name} with other content"
+        )
     if isinstance(claim, Duplicate):
         observer.observe(
             "duplicate",

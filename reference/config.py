@@ -28,6 +28,12 @@ Timeouts and how they interact (all seconds):
   ``max_receive_count`` or SQS's redrive moves the message first. With
   ``business_failures_to_dlq`` the message is also forwarded to the queue's DLQ on that attempt
   (``DeadLetterReason`` = ``BusinessError: <detail>``), before the record and the delete.
+* ``idempotency_ttl_seconds`` vs ``message_retention_seconds`` -- a completed idempotency record
+  must outlive every copy of its message: the queue keeps a message up to its retention, the DLQ
+  (same retention, set by the bootstrapper; a FIFO DLQ resets the enqueue timestamp on the move)
+  as long again, and a DLQ replay can come at the end of that. So ``idempotency_ttl_seconds >= 2 *
+  message_retention_seconds``, checked when :class:`BusOptions` is built (default 29 days against
+  14-day retention); a shorter TTL would let a late redelivery or replay apply a second time.
 * ``batch_linger`` -- how long the batching sender waits to fill a SendMessageBatch/PublishBatch.
 * ``publish_linger`` -- the same for the worker's event publisher, which collects the outboxes of
   all its pollers: full PublishBatch calls matter most (a FIFO topic's fan-out is sequential).
@@ -98,7 +104,13 @@ class BusOptions:
     publish_linger: float = 0.05
     #: see the module docstring; 0 = receive again at once
     receive_linger: float = 0.0
-    idempotency_ttl_seconds: float = 24 * 3600.0
+    #: how long a COMPLETED idempotency record recognises duplicates. Rule (checked here, D22): at
+    #: least twice ``message_retention_seconds`` (queue + DLQ: the bootstrapper gives every DLQ the
+    #: same retention) -- a copy of a message can be received until the queue's retention ends,
+    #: then sit in the DLQ for the DLQ's whole retention (a FIFO DLQ resets the enqueue timestamp on
+    #: the move) and be replayed; a record gone by then lets that copy apply a second time.
+    #: Default 29 days (> 14 + 14)
+    idempotency_ttl_seconds: float = 29 * 24 * 3600.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.visibility_timeout <= 43_200:
@@ -117,6 +129,21 @@ class BusOptions:
             )
         if not 1 <= self.pollers <= 64:
             raise ConfigurationError("pollers must be within 1..64")
+        if not 60 <= self.message_retention_seconds <= 1_209_600:
+            raise ConfigurationError("message_retention_seconds must be within 60..1209600 s")
+        check_ttl_outlives_retention(self)
+
+
+def check_ttl_outlives_retention(options: BusOptions) -> None:
+    """The TTL rule (D22): ``idempotency_ttl_seconds >= 2 * message_retention_seconds`` (the queue's
+    retention plus its DLQ's, which the bootstrapper sets equal), else :class:`ConfigurationError`."""
+    lifetime = 2 * options.message_retention_seconds
+    if options.idempotency_ttl_seconds < lifetime:
+        raise ConfigurationError(
+            f"idempotency_ttl_seconds ({options.idempotency_ttl_seconds:g} s) must be at least the queue "
+            f"retention plus the DLQ retention ({lifetime} s): a redelivery or DLQ replay after the "
+            "TTL would apply again"
+        )
 
 
 @dataclass

@@ -42,17 +42,21 @@ ENCRYPTION_MARKER = "kms-aes256gcm-v1"
 VERSION = 1
 NONCE_BYTES = 12
 TAG_BYTES = 16
-#: KMS errors meaning "this ciphertext/context/key is wrong" (poison); anything else is transport.
-_POISON_CODES = {
-    "InvalidCiphertextException",
-    "IncorrectKeyException",
-    "AccessDeniedException",
-    "NotFoundException",
-    "KMSInvalidStateException",
-    "DisabledException",
-    "ValidationException",
-    "InvalidKeyUsageException",
-}
+#: KMS refusals that are a property of *the message* (its encrypted data key, or a key/context
+#: that does not match it; ``ValidationException`` = a malformed ``CiphertextBlob`` from the
+#: envelope): poison. Everything else -- ``DisabledException``, ``KMSInvalidStateException``
+#: (key pending deletion/import), ``InvalidKeyUsageException`` (the configured key's usage),
+#: ``NotFoundException``, ``AccessDeniedException`` (a policy or grant change),
+#: ``KeyUnavailableException``, ``DependencyTimeoutException``, ``KMSInternalException``,
+#: throttling, 5xx and connection errors -- is the state of the key or of KMS, the same for every
+#: message, and recoverable by an operator: :class:`TransportError`, left for redelivery (D7).
+POISON_CODES = frozenset(
+    {
+        "InvalidCiphertextException",
+        "IncorrectKeyException",
+        "ValidationException",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,12 @@ class KmsEnvelopeCipher:
         message_type: str,
         destinations: Collection[str],
     ) -> str:
-        """Decrypt, verifying key, destination, KMS context and AAD; :class:`DecryptionError` if any fails."""
+        """Decrypt, verifying key, destination, KMS context and AAD.
+
+        :class:`DecryptionError` (poison) when the message is at fault: malformed envelope, wrong
+        destination or key, a KMS refusal in :data:`POISON_CODES`, a failed GCM tag, plaintext
+        that is not UTF-8. :class:`TransportError` (left for redelivery) when KMS or the key is
+        unavailable (any other KMS error, connection errors)."""
         env = parse_envelope(sealed)
         destination = env["Destination"]
         if destination not in destinations:
@@ -172,7 +181,7 @@ class KmsEnvelopeCipher:
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in _POISON_CODES:
+            if code in POISON_CODES:
                 raise DecryptionError(f"KMS refused the data key: {code}") from exc
             raise TransportError(f"KMS Decrypt failed: {exc}") from exc
         except BotoCoreError as exc:
@@ -203,10 +212,13 @@ def parse_envelope(sealed: str) -> dict[str, Any]:
         out: dict[str, Any] = {"KeyId": str(env["KeyId"]), "Destination": str(env["Destination"])}
         for f in ("EncryptedDataKey", "Nonce", "Tag", "Ciphertext"):
             out[f] = base64.b64decode(env[f], validate=True)
+        if not (isinstance(env["KeyId"], str) and isinstance(env["Destination"], str)):
+            raise DecryptionError("envelope KeyId and Destination must be strings")
     except DecryptionError:
         raise
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise DecryptionError(f"malformed envelope: {exc}") from exc
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as exc:
+        # RecursionError: a deeply nested envelope JSON (it is parsed before any crypto)
+        raise DecryptionError(f"malformed envelope: {type(exc).__name__}: {exc}") from exc
     if len(out["Nonce"]) != NONCE_BYTES or len(out["Tag"]) != TAG_BYTES:
         raise DecryptionError("bad nonce or tag length")
     return out

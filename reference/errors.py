@@ -54,6 +54,23 @@ class DecryptionError(MessageError):
     reason = "DecryptionError"
 
 
+class IdempotencyConflict(MessageError):
+    """The message's idempotency key (its eventId) is already known with different content: a
+    forged or corrupted message reusing an id. Never treated as a duplicate (powertools'
+    ``IdempotencyValidationError``)."""
+
+    reason = "IdempotencyConflict"
+
+
+class HandlerError(MessageError):
+    """A saga or view raised something unexpected (not a :class:`BusinessError`) on a decoded
+    message. Retried by redelivery (claim released), then dead-lettered with this reason on the
+    receive where ApproximateReceiveCount >= ``max_receive_count`` (docs/decisions.md D-number
+    in the module docstring of :mod:`reference.listener`)."""
+
+    reason = "HandlerError"
+
+
 class BusinessError(FlowgateError):
     """The domain rejected a command (e.g. an invalid state transition). Retried, then business-DLQ'd."""
 

@@ -22,19 +22,38 @@ Timeline of one claim (powertools' conditional put, plus fencing)::
   two workers run the handler while one still holds the message.
 * A heartbeat (``ChangeMessageVisibility``) extends the lease by the same amount.
 * Expiry is computed from timestamps, never left to a store TTL.
+
+Content binding (powertools' ``payload_validation_jmespath`` / ``IdempotencyValidationError``):
+a record also stores the :func:`message_digest` of what its key identifies. A claim with a known
+key (IN_PROGRESS, or COMPLETED and unexpired) but another digest is a :class:`Conflict`, never a
+duplicate: the listener dead-letters it as ``IdempotencyConflict``. The digest covers what makes
+the message *the same* -- kind, name, entity id, sequence number, the canonical payload, and for
+events the causation id and the view -- and not what legitimately differs between copies of one
+message: ``isReplay`` (a DLQ or command-store replay), ``occurredOn``, correlation id and
+properties (tracing), the SQS MessageId. So a producer resend, an SNS re-publish and a DLQ replay
+digest equal. A record without a digest (written before the column existed, or by local
+dispatch) matches any.
+
+TTL rule (docs/decisions.md D22): a COMPLETED record must outlive every copy of its message, i.e.
+the TTL must be at least the queue's retention plus the DLQ's retention (a FIFO DLQ resets the
+enqueue timestamp on the move); :class:`~reference.config.BusOptions` refuses a shorter one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
-from reference.messages import Event
+from reference.messages import Command, Event, payload_to_dict
 
 IN_PROGRESS = "IN_PROGRESS"
 COMPLETED = "COMPLETED"
 
-#: How long a COMPLETED record keeps recognising duplicates (SourceFlow: 24 h).
-DEFAULT_TTL_SECONDS = 24 * 3600.0
+#: How long a COMPLETED record keeps recognising duplicates: 29 days, longer than the default
+#: queue retention (14 days) plus the DLQ's (14 days), see the TTL rule above. (SourceFlow's 24 h
+#: let a redelivery or a DLQ replay after a day apply a second time.)
+DEFAULT_TTL_SECONDS = 29 * 24 * 3600.0
 
 
 def command_key(event_id: str) -> str:
@@ -43,6 +62,22 @@ def command_key(event_id: str) -> str:
 
 def event_key(event_id: str, view: str) -> str:
     return f"event:{event_id}:{view}"
+
+
+def message_digest(message: Command | Event, view: str | None = None) -> str:
+    """SHA-256 (hex) of the canonical JSON of what a key identifies (see the module docstring)."""
+    canonical: dict[str, object] = {
+        "kind": "command" if isinstance(message, Command) else "event",
+        "name": message.name,
+        "entityId": message.entity_id,
+        "sequenceNo": message.metadata.sequence_no,
+        "payload": payload_to_dict(message.payload),
+    }
+    if isinstance(message, Event):
+        canonical["causationId"] = message.metadata.causation_id
+        canonical["view"] = view
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -67,4 +102,11 @@ class Busy:
     until: float
 
 
-ClaimResult = Claimed | Duplicate | Busy
+@dataclass(frozen=True)
+class Conflict:
+    """The key is known (IN_PROGRESS or COMPLETED) with another content digest: not a duplicate."""
+
+    stored_digest: str
+
+
+ClaimResult = Claimed | Duplicate | Busy | Conflict

@@ -77,6 +77,8 @@ from reference.errors import (
     DecodeError,
     DecryptionError,
     FlowgateError,
+    HandlerError,
+    IdempotencyConflict,
     LeaseLost,
     MessageError,
     MissingAttribute,
@@ -87,8 +89,8 @@ from reference.errors import (
     WriteConflict,
 )
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
-from reference.idempotency import Busy, Duplicate, command_key, event_key
-from reference.messages import Command, Event, Message, TypeRegistry, decode
+from reference.idempotency import Busy, Conflict, Duplicate, command_key, event_key, message_digest
+from reference.messages import Command, Event, Kind, Message, TypeRegistry, decode
 from reference.telemetry import NOOP, Telemetry
 
 log = logging.getLogger(__name__)
@@ -154,6 +156,8 @@ class SqsListener:
         observer: Observer | None = None,
         telemetry: Telemetry | None = None,
         executor: Executor | None = None,
+        accepts: Kind | None = None,
+        accepted_types: Collection[str] | None = None,
     ) -> None:
         self.sqs = sqs
         self.queue = queue
@@ -164,6 +168,11 @@ class SqsListener:
         self.options = options or BusOptions()
         #: envelope destinations accepted: this queue (commands) and the topics it subscribes to
         self.destinations = frozenset(destinations or {queue})
+        #: the kind of message this queue is for (a command queue: "command"; a subscription
+        #: queue: "event"; None: both, for listeners built by hand) and, if given, the type names
+        #: routed here; anything else is poison ``UnknownMessageType`` (see :meth:`_decode`)
+        self.accepts = accepts
+        self.accepted_types = frozenset(accepted_types) if accepted_types is not None else None
         self.publisher = publisher
         self.cipher = cipher
         self.clock = clock or SystemClock()
@@ -393,6 +402,19 @@ class SqsListener:
 
     # -- one message -------------------------------------------------------------------------
     def _process(self, f: _Flight) -> bool:
+        """One message up to its commit; True when it is finished (ready, or dead-lettered).
+
+        Nothing raised while handling one message leaves this method except
+        :class:`~reference.hooks.WorkerCrash`, so no message can take its batch down:
+
+        * decoding: a :class:`MessageError` is poison with its reason; a :class:`TransportError`
+          (KMS unavailable) leaves it for redelivery; **anything else** (RecursionError,
+          UnicodeError, OverflowError, a bug) is the message's fault: poison ``DecodeError``;
+        * after decoding: a :class:`MessageError` (``IdempotencyConflict``, ``HandlerError``, an
+          over-long row id) is poison; :class:`TransportError` / :class:`LeaseLost` and anything
+          unexpected (a store failure) release the claim still held and leave the message for
+          redelivery -- never poison (the SQS redrive policy is the backstop).
+        """
         ctx = {"message_id": f.message_id, "queue": self.queue, "receive_count": f.receive_count}
         start = time.perf_counter()
         attrs = _string_attributes(f.message)
@@ -408,6 +430,8 @@ class SqsListener:
                 log.warning("transient failure decoding %s: %s", f.message_id, exc)
                 self.telemetry.message_processing_error.add(1, {"queue": self.queue})
                 return False
+            except Exception as exc:  # the message's fault, whatever it is (D21)
+                return self._poison(f, DecodeError(f"undecodable message: {type(exc).__name__}: {exc}"))
             ctx = {
                 **ctx,
                 "message_type": message.name,
@@ -423,6 +447,14 @@ class SqsListener:
                     done = self._event(f, message, ctx)
             except (TransportError, LeaseLost) as exc:
                 log.warning("%s left for redelivery: %s", f.message_id, exc)
+                self._release_claim(f)
+                done = False
+            except MessageError as exc:
+                self._release_claim(f)
+                done = self._poison(f, exc)
+            except Exception:
+                log.exception("%s left for redelivery: unexpected failure", f.message_id)
+                self._release_claim(f)
                 done = False
             if done:
                 self.telemetry.message_processed.add(1, {"queue": self.queue, "type": message.name})
@@ -433,13 +465,39 @@ class SqsListener:
                 self.telemetry.message_processing_error.add(1, {"queue": self.queue, "type": message.name})
             return done
 
+    def _release_claim(self, f: _Flight) -> None:
+        """Drop the IN_PROGRESS claim ``f`` still holds (if any) so a redelivery runs at once; a
+        failure to do so is logged (the lease then simply expires)."""
+        if f.key is None or f.token is None:
+            return
+        key, token = f.key, f.token
+        f.key = f.token = None
+        try:
+            self.processor.storage.release(key, token)
+        except Exception as exc:
+            log.warning("could not release the claim on %s: %s", key, exc)
+
+    def _handler_failed(self, f: _Flight, what: str, exc: Exception) -> bool:
+        """A saga/view raised something unexpected: claim released; left for redelivery, and on
+        the receive where ApproximateReceiveCount >= ``max_receive_count`` dead-lettered as
+        ``HandlerError`` (docs/decisions.md D21)."""
+        log.error("%s failed on %s: %s: %s", what, f.message_id, type(exc).__name__, exc, exc_info=exc)
+        self._release_claim(f)
+        return self._poison(f, HandlerError(f"{what}: {type(exc).__name__}: {exc}"))
+
     def _command(self, f: _Flight, cmd: Command, ctx: dict[str, Any]) -> bool:
         key = command_key(cmd.event_id)
         claim = self.processor.storage.claim(
-            key, now=self.clock.now(), lease_until=f.deadline, message_type=cmd.name
+            key,
+            now=self.clock.now(),
+            lease_until=f.deadline,
+            message_type=cmd.name,
+            digest=message_digest(cmd),
         )
         if isinstance(claim, Busy):
             return False
+        if isinstance(claim, Conflict):
+            raise IdempotencyConflict(f"command id {cmd.event_id} is already known with other content")
         if isinstance(claim, Duplicate):
             self.observer.observe(
                 "duplicate",
@@ -470,10 +528,8 @@ class SqsListener:
                 decision = self.processor.decide(cmd)
             except BusinessError as exc:
                 return self._business_failure(f, cmd, exc, ctx)
-            except Exception:
-                log.exception("saga failed on %s %s", cmd.name, cmd.event_id)
-                self.processor.storage.release(key, claim.token)
-                return False
+            except Exception as exc:
+                return self._handler_failed(f, f"saga on {cmd.name}", exc)
             self.faults.hit("mid_handler", ctx)
             if not self._beat(f):
                 return False
@@ -558,10 +614,18 @@ class SqsListener:
         for view in self.processor.views_for(type(evt.payload)):
             key = event_key(evt.event_id, view.name)
             claim = self.processor.storage.claim(
-                key, now=self.clock.now(), lease_until=f.deadline, message_type=evt.name
+                key,
+                now=self.clock.now(),
+                lease_until=f.deadline,
+                message_type=evt.name,
+                digest=message_digest(evt, view.name),
             )
             if isinstance(claim, Busy):
                 return False
+            if isinstance(claim, Conflict):
+                raise IdempotencyConflict(
+                    f"event id {evt.event_id} is already known to view {view.name} with other content"
+                )
             if isinstance(claim, Duplicate):
                 self.observer.observe(
                     "duplicate",
@@ -589,10 +653,8 @@ class SqsListener:
             for _attempt in range(WRITE_CONFLICT_ATTEMPTS):
                 try:
                     effect = self.processor.view_effect(view, evt, claim.token)
-                except Exception:
-                    log.exception("view %s failed on %s", view.name, evt.event_id)
-                    self.processor.storage.release(key, claim.token)
-                    return False
+                except Exception as exc:
+                    return self._handler_failed(f, f"view {view.name}", exc)
                 self.faults.hit("mid_handler", {**ctx, "view": view.name})
                 if not self._beat(f):
                     return False
@@ -614,16 +676,30 @@ class SqsListener:
 
     # -- helpers -----------------------------------------------------------------------------
     def _decode(self, m: Mapping[str, Any], attrs: Mapping[str, str]) -> Message:
+        """Attributes, size, routing, envelope, strict body (:func:`~reference.messages.decode`),
+        then body/attribute agreement. A failure inside the envelope path that is neither a
+        :class:`MessageError` nor a :class:`TransportError` is a :class:`DecryptionError`."""
         body = str(m.get("Body", ""))
-        if len(body.encode("utf-8")) > MAX_BODY_BYTES:
+        try:
+            size = len(body.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise DecodeError("body is not encodable as UTF-8 (lone surrogate)") from exc
+        if size > MAX_BODY_BYTES:
             raise OversizedMessage("body exceeds 256 KiB")
+        kind: Kind
         if "CommandType" in attrs:
             kind, type_name = "command", attrs["CommandType"]
         elif "EventType" in attrs:
             kind, type_name = "event", attrs["EventType"]
         else:
             raise MissingAttribute("neither CommandType nor EventType attribute present")
-        self.registry.lookup(type_name, kind)  # type: ignore[arg-type]
+        self.registry.lookup(type_name, kind)
+        if self.accepts is not None and kind != self.accepts:
+            raise UnknownMessageType(
+                f"{kind} {type_name!r} on {self.queue}, which takes {self.accepts}s only"
+            )
+        if self.accepted_types is not None and type_name not in self.accepted_types:
+            raise UnknownMessageType(f"{kind} {type_name!r} is not routed to {self.queue}")
         entity_id = attrs.get("EntityId")
         if not entity_id:
             raise MissingAttribute("EntityId attribute missing")
@@ -639,13 +715,18 @@ class SqsListener:
             event_id = attrs.get("EventId")
             if not event_id:
                 raise MissingAttribute("EventId attribute missing on an encrypted message")
-            body = self.cipher.open(
-                body,
-                message_id=event_id,
-                entity_id=entity_id,
-                message_type=type_name,
-                destinations=self.destinations,
-            )
+            try:
+                body = self.cipher.open(
+                    body,
+                    message_id=event_id,
+                    entity_id=entity_id,
+                    message_type=type_name,
+                    destinations=self.destinations,
+                )
+            except (MessageError, TransportError):
+                raise
+            except Exception as exc:  # e.g. RecursionError in the envelope JSON
+                raise DecryptionError(f"envelope cannot be opened: {type(exc).__name__}: {exc}") from exc
         elif self.cipher is not None:
             raise DecryptionError("plaintext message on an encrypted bus")
         message = decode(body, self.registry)
@@ -660,13 +741,23 @@ class SqsListener:
         return message
 
     def _poison(self, f: _Flight, exc: MessageError) -> bool:
-        reason = f"{exc.reason}: {exc}"
+        """Left for redelivery until the receive where ApproximateReceiveCount >=
+        ``max_receive_count``, then forwarded to the DLQ with ``DeadLetterReason`` =
+        ``<Code>: <detail>`` and deleted. Never raises (a failed forward leaves the message)."""
+        # the detail may quote hostile text: keep the attribute valid UTF-8 without NULs
+        reason = (
+            f"{exc.reason}: {exc}".encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\0")
+        )
         if f.receive_count < self.options.max_receive_count:
             log.info(
                 "poison %s on receive %d (left for redelivery): %s", f.message_id, f.receive_count, reason
             )
             return False
-        if not self._forward_to_dlq(f, reason):
+        try:
+            if not self._forward_to_dlq(f, reason):
+                return False
+        except Exception as exc2:  # e.g. a body the SQS client cannot even encode
+            log.warning("could not forward %s to the DLQ: %s: %s", f.message_id, type(exc2).__name__, exc2)
             return False
         return self._delete(f, {"message_id": f.message_id, "queue": self.queue})
 

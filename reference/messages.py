@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
+import re
 import typing
 import uuid
 from collections.abc import Mapping
@@ -326,6 +328,123 @@ def encode(message: Message) -> str:
     return json.dumps(to_wire(message), separators=(",", ":"), ensure_ascii=False)
 
 
+#: Deepest JSON nesting a body may have (the wire format needs 3: message -> metadata ->
+#: properties). Checked on the text *before* parsing, so a hostile body can never make the parser
+#: (or any later recursive walk, e.g. ``json.dumps`` of a stored state) exhaust the stack.
+MAX_JSON_DEPTH = 16
+#: Limits of identifiers that become SQS MessageGroupId / MessageDeduplicationId values (entity id,
+#: event id) or attributes (correlation and causation ids): 1..128 characters of the ASCII
+#: alphanumerics and punctuation SQS allows. An entity id outside this set would commit its effect
+#: and then fail every publish of its events (MessageGroupId = entity id) forever.
+MAX_ID_CHARS = 128
+_SQS_ID = re.compile(r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: ISO-8601 UTC as :func:`iso_now` writes it (fraction optional, ``Z`` or ``+00:00``)
+_UTC_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)")
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', re.DOTALL)
+
+
+def is_sqs_id(value: object) -> bool:
+    """True for a string usable as an SQS MessageGroupId / MessageDeduplicationId."""
+    return isinstance(value, str) and _SQS_ID.fullmatch(value) is not None
+
+
+def _check_id(value: object, where: str) -> str:
+    if not is_sqs_id(value):
+        raise DecodeError(f"{where} must be 1..{MAX_ID_CHARS} SQS-allowed ASCII characters")
+    assert isinstance(value, str)
+    return value
+
+
+def check_json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """:class:`DecodeError` if arrays/objects in ``text`` nest deeper than ``limit``.
+
+    A linear scan that skips string literals; only run when the text holds more brackets than
+    ``limit`` (a well-formed message has a handful)."""
+    if text.count("[") + text.count("{") <= limit:
+        return
+    depth = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                raise DecodeError(f"JSON nests deeper than {limit} levels")
+        elif token in "]}":
+            depth -= 1
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DecodeError(f"duplicate JSON key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise DecodeError(f"JSON constant {name} is not allowed")
+
+
+def _check_values(obj: Any) -> None:
+    """Walk a parsed body without recursion: every string (keys too) must be encodable as UTF-8
+    and free of NUL (PostgreSQL text refuses it), every integer a signed 64-bit value (PostgreSQL
+    BIGINT), every float finite (``1e999`` parses to infinity)."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise DecodeError("integer outside the signed 64-bit range")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise DecodeError("number is not finite")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key)
+                stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise DecodeError("text contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DecodeError("text is not encodable as UTF-8 (lone surrogate)") from exc
+
+
+def loads_strict(body: str | bytes) -> Any:
+    """``json.loads`` for untrusted text; every refusal is a :class:`DecodeError`.
+
+    Refuses: bytes that are not UTF-8, nesting deeper than :data:`MAX_JSON_DEPTH` (checked before
+    parsing), duplicate object keys, the constants ``NaN``/``Infinity``, non-finite numbers,
+    integers outside signed 64 bits, strings with NUL or lone surrogates."""
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"body is not UTF-8: {exc}") from exc
+    if not isinstance(body, str):
+        raise DecodeError("body is not text")
+    check_json_depth(body)
+    try:
+        obj = json.loads(body, object_pairs_hook=_unique_object, parse_constant=_no_constant)
+    except DecodeError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError(f"body is not JSON: {exc}") from exc
+    _check_values(obj)
+    return obj
+
+
 def _req(obj: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
     if key not in obj:
         raise DecodeError(f"{where} lacks {key!r}")
@@ -335,28 +454,56 @@ def _req(obj: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where: 
     return value
 
 
+def _check_stamp(value: str) -> str:
+    if _UTC_STAMP.fullmatch(value) is None:
+        raise DecodeError("metadata.occurredOn must be an ISO-8601 UTC timestamp")
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise DecodeError(f"metadata.occurredOn is not a valid timestamp: {exc}") from exc
+    return value
+
+
 def from_wire(obj: Any, registry: TypeRegistry) -> Message:
-    """Parse a wire object; raises :class:`DecodeError` / :class:`UnknownMessageType`."""
+    """Parse a wire object; raises :class:`DecodeError` / :class:`UnknownMessageType`.
+
+    Strict (docs/contract.md section 4): ``entity.id`` and ``metadata.eventId`` are SQS ids
+    (:func:`is_sqs_id`), ``correlationId``/``causationId`` too when non-empty, ``sequenceNo`` an
+    integer within 1..2^63-1, ``isReplay``/``isNew`` JSON booleans, ``occurredOn`` an ISO-8601
+    UTC timestamp, ``properties`` an object of strings."""
     if not isinstance(obj, dict):
         raise DecodeError("message body must be a JSON object")
     name = _req(obj, "name", str, "message")
     kind = registry.kind_of(name)
     payload = registry.payload_from_dict(name, obj.get("payload"), kind)
     entity = _req(obj, "entity", dict, "message")
-    entity_id = _req(entity, "id", str, "entity")
+    entity_id = _check_id(_req(entity, "id", str, "entity"), "entity.id")
     raw = _req(obj, "metadata", dict, "message")
-    props = raw.get("properties") or {}
+    props = raw.get("properties")
+    if props is None:
+        props = {}
     if not isinstance(props, dict) or not all(isinstance(v, str) for v in props.values()):
         raise DecodeError("metadata.properties must map strings to strings")
     causation = raw.get("causationId")
-    if causation is not None and not isinstance(causation, str):
-        raise DecodeError("metadata.causationId must be a string")
+    if causation is not None:
+        _check_id(causation, "metadata.causationId")
+    correlation = raw.get("correlationId")
+    if correlation is None:
+        correlation = ""
+    elif correlation != "":
+        _check_id(correlation, "metadata.correlationId")
+    is_replay = raw.get("isReplay", False)
+    if not isinstance(is_replay, bool):
+        raise DecodeError("metadata.isReplay must be a boolean")
+    sequence_no = _req(raw, "sequenceNo", int, "metadata")
+    if not 1 <= sequence_no <= INT64_MAX:
+        raise DecodeError("metadata.sequenceNo must be within 1..2^63-1")
     meta = Metadata(
-        event_id=_req(raw, "eventId", str, "metadata"),
-        occurred_on=_req(raw, "occurredOn", str, "metadata"),
-        sequence_no=_req(raw, "sequenceNo", int, "metadata"),
-        correlation_id=str(raw.get("correlationId") or ""),
-        is_replay=bool(raw.get("isReplay", False)),
+        event_id=_check_id(_req(raw, "eventId", str, "metadata"), "metadata.eventId"),
+        occurred_on=_check_stamp(_req(raw, "occurredOn", str, "metadata")),
+        sequence_no=sequence_no,
+        correlation_id=correlation,
+        is_replay=is_replay,
         causation_id=causation,
         properties=props,
     )
@@ -369,9 +516,6 @@ def from_wire(obj: Any, registry: TypeRegistry) -> Message:
 
 
 def decode(body: str | bytes, registry: TypeRegistry) -> Message:
-    """Parse JSON text into a command or event; every failure is a :class:`MessageError`."""
-    try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"body is not JSON: {exc}") from exc
-    return from_wire(obj, registry)
+    """Parse JSON text into a command or event; every failure is a :class:`MessageError`
+    (:func:`loads_strict`, then :func:`from_wire`)."""
+    return from_wire(loads_strict(body), registry)

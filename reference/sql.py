@@ -35,14 +35,24 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from reference.errors import LeaseLost, SequenceConflict, StoreError, WriteConflict
-from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Duplicate
+from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Conflict, Duplicate
 from reference.messages import Command, TypeRegistry, decode, encode
-from reference.stores import UNCHECKED, DeadLetter, Effect, State, outbox_from_json, outbox_to_json
+from reference.stores import (
+    UNCHECKED,
+    DeadLetter,
+    Effect,
+    State,
+    check_effect_keys,
+    digests_match,
+    outbox_from_json,
+    outbox_to_json,
+)
 
 DEFAULT_URL = "sqlite:///flowgate.db"
 
@@ -74,7 +84,9 @@ class SqlStorage:
             md,
             Column("entity_id", String(200), primary_key=True),
             Column("sequence_no", BigInteger, primary_key=True, autoincrement=False),
-            Column("event_id", String(100), nullable=False),
+            # 200 >= the 128 characters strict decoding allows (it was 100: PostgreSQL refused a
+            # valid 101..128-character eventId that SQLite stored)
+            Column("event_id", String(200), nullable=False),
             Column("name", String(200), nullable=False),
             Column("body", Text, nullable=False),
         )
@@ -102,6 +114,10 @@ class SqlStorage:
             Column("expires_at", Double, nullable=False),
             Column("message_type", String(200)),
             Column("outbox", Text, nullable=False, default="[]"),
+            # message_digest() of what the key identifies (NULL: unknown, matches any); a table
+            # created before this column existed needs ``ALTER TABLE ... ADD COLUMN digest
+            # VARCHAR(64)``
+            Column("digest", String(64)),
             Index(f"ix_{p}idempotency_expires_at", "expires_at"),
         )
         self.dead = Table(
@@ -186,8 +202,15 @@ class SqlStorage:
         ]
 
     # -- idempotency -------------------------------------------------------------------------
-    def claim(self, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
+    def claim(
+        self, key: str, *, now: float, lease_until: float, message_type: str, digest: str | None = None
+    ) -> ClaimResult:
+        """One conditional write per attempt: INSERT, else a takeover UPDATE of an expired lease
+        (same or unknown digest) or of an expired COMPLETED record; else the row read decides
+        between Duplicate, Busy and Conflict (nothing written)."""
         t = self.idempotency
+        # a lease-expired IN_PROGRESS record is taken over only by the same (or an unknown) content
+        same_content = true() if digest is None else or_(t.c.digest.is_(None), t.c.digest == digest)
         for _ in range(5):
             token = secrets.randbits(62)
             try:
@@ -201,6 +224,7 @@ class SqlStorage:
                             expires_at=lease_until,
                             message_type=message_type,
                             outbox="[]",
+                            digest=digest,
                         )
                     )
                 return Claimed(token, lease_until)
@@ -212,7 +236,7 @@ class SqlStorage:
                     .where(
                         t.c.key == key,
                         or_(
-                            and_(t.c.status == IN_PROGRESS, t.c.lease_expires_at <= now),
+                            and_(t.c.status == IN_PROGRESS, t.c.lease_expires_at <= now, same_content),
                             and_(t.c.status == COMPLETED, t.c.expires_at <= now),
                         ),
                     )
@@ -223,16 +247,23 @@ class SqlStorage:
                         expires_at=lease_until,
                         message_type=message_type,
                         outbox="[]",
+                        digest=digest,
                     )
                 ).rowcount
             if taken == 1:
                 return Claimed(token, lease_until)
             with self.engine.connect() as c:
                 row = c.execute(
-                    select(t.c.status, t.c.lease_expires_at, t.c.outbox).where(t.c.key == key)
+                    select(t.c.status, t.c.lease_expires_at, t.c.expires_at, t.c.outbox, t.c.digest).where(
+                        t.c.key == key
+                    )
                 ).first()
             if row is None:
                 continue  # released or cleaned up meanwhile: try the insert again
+            if row.status == COMPLETED and float(row.expires_at) <= now:
+                continue  # expired meanwhile: the takeover will take it
+            if not digests_match(row.digest, digest):
+                return Conflict(str(row.digest))
             if row.status == COMPLETED:
                 return Duplicate(outbox_from_json(row.outbox, self._registry))
             return Busy(float(row.lease_expires_at))
@@ -265,6 +296,7 @@ class SqlStorage:
 
     # -- the atomic commit -------------------------------------------------------------------
     def commit(self, effect: Effect) -> None:
+        check_effect_keys(effect)
         t = self.idempotency
         try:
             with self._guard(), self.engine.begin() as c:

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reference.errors import LeaseLost, SequenceConflict, WriteConflict
-from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Duplicate
+from reference.errors import DecodeError, LeaseLost, SequenceConflict, WriteConflict
+from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Conflict, Duplicate
 from reference.messages import Command, Event, TypeRegistry, decode, encode
 
 State = dict[str, Any]
@@ -104,8 +104,15 @@ class Storage(Protocol):
 
     def dead_letters(self) -> list[DeadLetter]: ...
 
-    def claim(self, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
-        """One atomic conditional write (see :mod:`reference.idempotency`)."""
+    def claim(
+        self, key: str, *, now: float, lease_until: float, message_type: str, digest: str | None = None
+    ) -> ClaimResult:
+        """One atomic conditional write (see :mod:`reference.idempotency`).
+
+        ``digest`` (:func:`~reference.idempotency.message_digest`) is stored with the claim; a
+        known key (IN_PROGRESS, even with an expired lease, or COMPLETED and unexpired) whose
+        stored digest differs gives :class:`~reference.idempotency.Conflict` and changes nothing.
+        ``None`` on either side matches anything."""
         ...
 
     def extend(self, key: str, token: int, lease_until: float) -> bool:
@@ -134,6 +141,7 @@ class _Record:
     expires_at: float
     message_type: str
     outbox: str = "[]"
+    digest: str | None = None
 
 
 @dataclass
@@ -206,17 +214,20 @@ class InMemoryStorage:
         with self._lock:
             return list(self._m.dead)
 
-    def claim(self, key: str, *, now: float, lease_until: float, message_type: str) -> ClaimResult:
+    def claim(
+        self, key: str, *, now: float, lease_until: float, message_type: str, digest: str | None = None
+    ) -> ClaimResult:
         with self._lock:
             rec = self._m.records.get(key)
-            takeover = rec is None or (
-                (rec.status == IN_PROGRESS and rec.lease_until <= now)
-                or (rec.status == COMPLETED and rec.expires_at <= now)
-            )
+            expired = rec is not None and rec.status == COMPLETED and rec.expires_at <= now
+            if rec is not None and not expired and not digests_match(rec.digest, digest):
+                assert rec.digest is not None
+                return Conflict(rec.digest)
+            takeover = rec is None or expired or (rec.status == IN_PROGRESS and rec.lease_until <= now)
             if takeover:
                 self._tokens += 1
                 self._m.records[key] = _Record(
-                    IN_PROGRESS, self._tokens, lease_until, lease_until, message_type
+                    IN_PROGRESS, self._tokens, lease_until, lease_until, message_type, digest=digest
                 )
                 return Claimed(self._tokens, lease_until)
             assert rec is not None
@@ -249,6 +260,7 @@ class InMemoryStorage:
             return len(dead)
 
     def commit(self, effect: Effect) -> None:
+        check_effect_keys(effect)
         with self._lock:
             rec = self._m.records.get(effect.key)
             if rec is None or rec.status != IN_PROGRESS or rec.token != effect.token:
@@ -283,7 +295,31 @@ class InMemoryStorage:
                 effect.expires_at,
                 effect.message_type,
                 outbox_to_json(effect.outbox),
+                rec.digest,
             )
+
+
+#: Longest entity id / view row id / entity kind / view name any backend stores (the SQL key
+#: columns are VARCHAR(200) / VARCHAR(100)); checked by every backend before it writes, so an
+#: over-long id derived from a payload (e.g. a view keyed by SKU) is refused the same way on
+#: SQLite, PostgreSQL and in memory, never first by the database.
+MAX_ROW_ID_CHARS = 200
+MAX_NAME_CHARS = 100
+
+
+def check_effect_keys(effect: Effect) -> None:
+    """:class:`DecodeError` (the message's content, so poison) if a row key of ``effect`` is
+    longer than the stores' key columns hold."""
+    for kind, row_id in [(w.kind, w.entity_id) for w in effect.entities] + [
+        (v.view, v.row_id) for v in effect.views
+    ]:
+        if len(row_id) > MAX_ROW_ID_CHARS or len(kind) > MAX_NAME_CHARS:
+            raise DecodeError(f"row id {row_id[:40]!r}... of {kind[:40]!r} is longer than {MAX_ROW_ID_CHARS}")
+
+
+def digests_match(stored: str | None, claimed: str | None) -> bool:
+    """A claim's digest matches a record's unless both are known and differ."""
+    return stored is None or claimed is None or stored == claimed
 
 
 def _check_expected(stored: str | None, expected: State | None, what: str) -> None:

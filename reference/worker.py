@@ -68,7 +68,7 @@ from reference.envelope import KmsEnvelopeCipher
 from reference.errors import ConfigurationError
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.listener import SqsListener
-from reference.messages import TypeRegistry, encode
+from reference.messages import Kind, TypeRegistry, encode
 from reference.stores import InMemoryStorage, Storage
 from reference.telemetry import NOOP, Telemetry
 
@@ -157,9 +157,16 @@ def build_runtime(
         batching=publish_batching,
     )
     listeners = []
-    queues = [(q, {q}) for q in config.command_queues]
-    queues += [(q, set(ts)) for q, ts in config.subscriptions.items()]
-    for queue, destinations in queues:
+    # each queue's role: a command queue takes the commands routed to it; a subscription queue the
+    # events routed to its topics (any event when this configuration routes none there)
+    queues: list[tuple[str, set[str], Kind, set[str] | None]] = [
+        (q, {q}, "command", {n for n, to in config.command_routes.items() if to == q})
+        for q in config.command_queues
+    ]
+    for q, ts in config.subscriptions.items():
+        routed = {n for n, t in config.event_routes.items() if t in ts}
+        queues.append((q, set(ts), "event", routed or None))
+    for queue, destinations, accepts, accepted_types in queues:
         listeners.append(
             SqsListener(
                 sqs,
@@ -177,6 +184,8 @@ def build_runtime(
                 observer=observer,
                 telemetry=telemetry,
                 executor=executor,
+                accepts=accepts,
+                accepted_types=accepted_types,
             )
         )
     bus = CommandBus([commands], processor=processor)

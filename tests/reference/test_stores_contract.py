@@ -12,7 +12,7 @@ import pytest
 
 from reference.domain import OrderPlaced, PlaceOrder
 from reference.errors import LeaseLost, SequenceConflict, WriteConflict
-from reference.idempotency import Busy, Claimed, Duplicate
+from reference.idempotency import Busy, Claimed, Conflict, Duplicate
 from reference.messages import TypeRegistry, event_for, new_command
 from reference.stores import DeadLetter, Effect, EntityWrite, InMemoryStorage, Storage, ViewWrite
 
@@ -171,6 +171,86 @@ class StorageContract:
             t.join()
         assert sum(isinstance(r, Claimed) for r in results) == 1
         assert sum(isinstance(r, Busy) for r in results) == 5
+
+
+    # -- content binding (digest) -------------------------------------------------------------
+    def digest_claim(self, storage: Storage, digest: str | None, now: float = T0, key: str = "command:d") -> Any:
+        return storage.claim(key, now=now, lease_until=now + 30, message_type="PlaceOrder", digest=digest)
+
+    def test_completed_key_with_another_digest_is_a_conflict(self, storage: Storage) -> None:
+        c = self.digest_claim(storage, "a" * 64)
+        assert isinstance(c, Claimed)
+        storage.commit(self.effect("command:d", c.token))
+        assert isinstance(self.digest_claim(storage, "a" * 64, now=T0 + 100), Duplicate)
+        assert self.digest_claim(storage, "b" * 64, now=T0 + 100) == Conflict("a" * 64)
+        # a conflict writes nothing: the same content is still a duplicate afterwards
+        assert isinstance(self.digest_claim(storage, "a" * 64, now=T0 + 101), Duplicate)
+
+    def test_in_progress_key_with_another_digest_is_a_conflict_even_after_its_lease(self, storage: Storage) -> None:
+        first = self.digest_claim(storage, "a" * 64)
+        assert isinstance(first, Claimed)
+        assert self.digest_claim(storage, "b" * 64, now=T0 + 1) == Conflict("a" * 64)
+        assert self.digest_claim(storage, "b" * 64, now=T0 + 31) == Conflict("a" * 64)
+        # the conflicting claim did not take the record: the owner still commits
+        storage.commit(self.effect("command:d", first.token))
+        assert isinstance(self.digest_claim(storage, "a" * 64, now=T0 + 40), Duplicate)
+
+    def test_same_digest_takes_over_an_expired_lease(self, storage: Storage) -> None:
+        first = self.digest_claim(storage, "a" * 64)
+        assert isinstance(self.digest_claim(storage, "a" * 64, now=T0 + 1), Busy)
+        second = self.digest_claim(storage, "a" * 64, now=T0 + 31)
+        assert isinstance(second, Claimed)
+        assert second.token != first.token
+
+    def test_expired_completed_record_is_taken_over_by_any_digest(self, storage: Storage) -> None:
+        c = self.digest_claim(storage, "a" * 64)
+        storage.commit(self.effect("command:d", c.token))  # expires at T0 + 3600
+        assert isinstance(self.digest_claim(storage, "b" * 64, now=T0 + 3601), Claimed)
+        assert self.digest_claim(storage, "a" * 64, now=T0 + 3602) == Conflict("b" * 64)
+
+    def test_unknown_digest_matches_any(self, storage: Storage) -> None:
+        c = self.digest_claim(storage, None)
+        storage.commit(self.effect("command:d", c.token))
+        assert isinstance(self.digest_claim(storage, "b" * 64, now=T0 + 1), Duplicate)
+        c2 = self.digest_claim(storage, "a" * 64, key="command:e")
+        storage.commit(self.effect("command:e", c2.token, entity="o2"))
+        assert isinstance(self.digest_claim(storage, None, now=T0 + 1, key="command:e"), Duplicate)
+
+    def test_released_claim_forgets_its_digest(self, storage: Storage) -> None:
+        c = self.digest_claim(storage, "a" * 64)
+        storage.release("command:d", c.token)
+        assert isinstance(self.digest_claim(storage, "b" * 64, now=T0 + 1), Claimed)
+
+    def test_strictly_decoded_extremes_are_stored(self, storage: Storage) -> None:
+        """What strict decoding lets through, every backend stores: a 128-character entity id of
+        every SQS-allowed punctuation, a 128-character event id, the largest sequence number."""
+        from reference.messages import INT64_MAX, decode, encode
+
+        punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+        entity = (punctuation * 5)[:128]
+        cmd = new_command(PlaceOrder("c" * 1000, "S", 2**63 - 1, -(2**63)), entity,
+                          sequence_no=INT64_MAX, event_id="e" * 128)
+        assert decode(encode(cmd), TypeRegistry().commands(PlaceOrder)) == cmd
+        key = f"command:{cmd.event_id}"
+        c = storage.claim(key, now=T0, lease_until=T0 + 30, message_type=cmd.name, digest="f" * 64)
+        assert isinstance(c, Claimed)
+        storage.commit(Effect(key=key, token=c.token, message_type=cmd.name, expires_at=T0 + 10,
+                              entities=(EntityWrite("order", entity, {"qty": 2**63 - 1, "s": "\u00e9\U0001f600"}),),
+                              command=cmd, views=(ViewWrite("orders", entity, {"n": 1}),)))
+        assert storage.load_commands(entity) == [cmd]
+        assert storage.last_sequence(entity) == INT64_MAX
+        assert storage.get_entity("order", entity) == {"qty": 2**63 - 1, "s": "\u00e9\U0001f600"}
+
+    def test_over_long_row_id_is_refused_alike_and_nothing_is_written(self, storage: Storage) -> None:
+        from reference.errors import DecodeError
+
+        c = self.claimed(storage)
+        eff = Effect(key="command:a", token=c.token, message_type="X", expires_at=T0 + 10,
+                     views=(ViewWrite("inventory", "S" * 201, {"n": 1}),))
+        with pytest.raises(DecodeError):
+            storage.commit(eff)
+        assert storage.list_view("inventory") == {}
+        assert isinstance(storage.claim("command:a", now=T0 + 1, lease_until=T0 + 2, message_type="X"), Busy)
 
 
 class TestInMemoryStorage(StorageContract):
