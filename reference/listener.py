@@ -62,6 +62,9 @@ a heartbeat whose lease extension cannot reach the store) opens the listener's c
 and the redrive count). While it is open the listener does not call ReceiveMessage (a poll returns
 0), stops working on the rest of the batch in hand (left for redelivery: one receive per message
 and worker per outage) and probes the failing dependency; the first answered probe closes it.
+A listener's first poll probes every dependency it uses (the store; KMS when it decrypts; SNS
+when it publishes outboxes, i.e. on a command queue; SQS) before its first receive, so a worker
+(re)started during an outage does not spend one receive per message to find out.
 """
 
 from __future__ import annotations
@@ -200,6 +203,7 @@ class SqsListener:
             maximum=self.options.breaker_max_backoff,
             on_transition=self._breaker_transition,
         )
+        self._probed = False
         #: production heartbeat: keeps every received, not yet deleted message invisible
         self._heartbeat = _Heartbeat(self) if executor is not None and self.options.heartbeat else None
 
@@ -264,6 +268,9 @@ class SqsListener:
 
         Nothing is received while the breaker is open (see the module docstring); a failed receive
         opens it (dependency ``sqs``) and counts as a poll of 0 messages."""
+        if not self._probed:
+            self._probed = True
+            self._probe_all()
         if not self.breaker.allow(self._probe):
             return 0
         try:
@@ -779,6 +786,21 @@ class SqsListener:
                 sns.get_topic_attributes(TopicArn=next(iter(topics.values())))
         else:
             self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+
+    def _probe_all(self) -> None:
+        """The start-up probe (module docstring): opens the breaker on the first dependency that
+        does not answer."""
+        dependencies = ["store", "sqs"]
+        if self.cipher is not None:
+            dependencies.append("kms")
+        if self.publisher is not None and self.queue in self.destinations:
+            dependencies.append("sns")
+        for dependency in dependencies:
+            try:
+                self._probe(dependency)
+            except Exception as exc:
+                self.breaker.trip(dependency, exc)
+                return
 
     def _breaker_transition(self, name: str, state: str, dependency: str, error: str) -> None:
         value = {"queue": self.queue, "state": state, "dependency": dependency}
