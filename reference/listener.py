@@ -279,6 +279,10 @@ class SqsListener:
             self._outage(exc, "sqs")
             return 0
         flights = [f for group in groups for f in group]
+        if self.breaker.is_open:
+            # another poll thread opened it while this long poll was in flight: leave the batch
+            # untouched (each message becomes visible again after VT; this receive was its one)
+            return len(flights)
         if self._heartbeat is not None:
             self._heartbeat.track(flights)
         handed_over = False
@@ -319,6 +323,7 @@ class SqsListener:
     def _receive(self) -> list[list[_Flight]]:
         """ReceiveMessage (long poll, up to 10); the messages grouped by MessageGroupId."""
         vt = self.options.visibility_timeout
+        trips = self.breaker.trips
         try:
             resp = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
@@ -332,13 +337,18 @@ class SqsListener:
         except (ClientError, BotoCoreError) as exc:
             raise TransportError(f"ReceiveMessage on {self.queue} failed: {exc}") from exc
         messages: list[Mapping[str, Any]] = resp.get("Messages", [])
+        # the breaker opened while the call was in flight (another poll thread): recorded, so the
+        # history can tell this from a receive started while open
+        raced = {"breaker_opened_in_flight": True} if self.breaker.trips != trips else {}
         now = self.clock.now()
         groups: dict[str, list[_Flight]] = {}
         for m in messages:
             attrs = m.get("Attributes", {})
             count = int(attrs.get("ApproximateReceiveCount", "1"))
             self.observer.observe(
-                "receive", "ok", {"message_id": m["MessageId"], "queue": self.queue, "receive_count": count}
+                "receive",
+                "ok",
+                {"message_id": m["MessageId"], "queue": self.queue, "receive_count": count, **raced},
             )
             self.telemetry.message_received.add(1, {"queue": self.queue})
             group = attrs.get("MessageGroupId") or f"msg:{m['MessageId']}"

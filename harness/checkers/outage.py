@@ -7,7 +7,9 @@ Anomalies:
 
 * ``receive-while-open`` -- a worker's listener received a message while its circuit breaker was
   open (its last ``breaker`` op on that queue says ``open``; a crash or restart of the worker
-  resets it): the breaker does not gate ReceiveMessage;
+  resets it) and the receive does not say ``breaker_opened_in_flight`` (a long poll of another
+  poll thread that was already waiting when the breaker opened): the breaker does not gate
+  ReceiveMessage;
 * ``outage-receive-storm`` -- a valid (not poison) message of a queue the outage affects received
   more than :data:`STORM_RECEIVES` times by the
   same worker (same process, no crash or restart of it in between) inside one outage window: a
@@ -78,7 +80,7 @@ def outage(history: HistoryLike) -> Verdict:
             continue
         if op.f == "receive" and op.type == "ok":
             queue = str(op.value.get("queue"))
-            if (op.process, queue) in open_breakers:
+            if (op.process, queue) in open_breakers and not op.value.get("breaker_opened_in_flight"):
                 anomalies.append(
                     Anomaly(
                         "receive-while-open",
