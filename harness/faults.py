@@ -14,6 +14,16 @@ The CLI syntax is a comma-separated list::
 (:mod:`harness.hostile`, ``flowgate hostile list``) that fits the run's encryption and queue type;
 ``poison=bad_json+tampered`` names kinds; a name starting with ``~`` is a generated structured
 mutation (:mod:`harness.hostile.mutations`). ``chaos`` is a preset (with the seven classic kinds).
+
+Dependency outages (the outage nemesis, :mod:`harness.outages`)::
+
+    outage=store+kms_disabled,outage_length=10,outage_after=5
+
+``outage=`` names :data:`OUTAGE_KINDS` (``all`` = every kind; ``kms``/``sqs``/``sns`` are short
+for the ``*_unreachable`` kinds), run one after another: the first starts right after the
+``outage_after``-th command is sent (default -1: a third of the run's commands), each lasts
+``outage_length`` visibility timeouts (default 10) and the next starts one VT after the previous
+ended. The KMS kinds act only on an encrypted bus.
 """
 
 from __future__ import annotations
@@ -44,6 +54,9 @@ ENCRYPTED_ONLY_KINDS: Final = frozenset(
 #: Points where a stall / lease expiry makes sense (the message is claimed or being handled).
 STALL_POINTS: Final = ("after_claim", "mid_handler", "after_effect_before_delete", "before_delete")
 SCRIPTABLE: Final = ("crash", "stall", "expire_lease", "redeliver")
+#: what the outage nemesis can take down (``harness.outages``)
+OUTAGE_KINDS: Final = ("store", "kms_disabled", "kms_unreachable", "sqs_unreachable", "sns_unreachable")
+_OUTAGE_ALIASES: Final = {"kms": "kms_unreachable", "sqs": "sqs_unreachable", "sns": "sns_unreachable"}
 _ALIASES: Final = {
     "dup": "duplicate",
     "duplicate_delivery": "duplicate",
@@ -69,6 +82,9 @@ class FaultPlan:
     scripted: tuple[str, ...] = ()  # "kind@point", each fires once
     crash_points: tuple[str, ...] = FAULT_POINTS
     max_faults: int = 10_000  # budget of probabilistic faults per run
+    outages: tuple[str, ...] = ()  # OUTAGE_KINDS, one after another (module docstring)
+    outage_length: int = 10  # in visibility timeouts
+    outage_after: int = -1  # the first outage starts after this many sends (-1: a third)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -77,6 +93,11 @@ class FaultPlan:
                 raise ValueError(f"fault probability {f.name}={value} outside [0, 1]")
         for kind in self.poison:
             hostile.resolve(kind)  # ValueError for an unknown name or a malformed mutation
+        for kind in self.outages:
+            if kind not in OUTAGE_KINDS:
+                raise ValueError(f"unknown outage kind {kind!r}; known: {', '.join(OUTAGE_KINDS)}")
+        if self.outage_length < 1:
+            raise ValueError("outage_length must be >= 1 visibility timeout")
         for item in self.scripted:
             kind, _, point = item.partition("@")
             if kind not in SCRIPTABLE or point not in FAULT_POINTS:
@@ -88,7 +109,9 @@ class FaultPlan:
     @property
     def active(self) -> bool:
         return any(
-            getattr(self, f.name) for f in fields(self) if f.name not in ("crash_points", "max_faults")
+            getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("crash_points", "max_faults", "outage_length", "outage_after")
         )
 
     def to_arg(self) -> str:
@@ -105,6 +128,12 @@ class FaultPlan:
             parts.append("crash_points=" + "+".join(self.crash_points))
         if self.max_faults != 10_000:
             parts.append(f"max_faults={self.max_faults}")
+        if self.outages:
+            parts.append("outage=" + "+".join(self.outages))
+            if self.outage_length != 10:
+                parts.append(f"outage_length={self.outage_length}")
+            if self.outage_after != -1:
+                parts.append(f"outage_after={self.outage_after}")
         return ",".join(parts) or "none"
 
 
@@ -147,6 +176,11 @@ def parse_faults(text: str | None) -> FaultPlan:
             changes["crash_points"] = tuple(value.split("+"))
         elif name == "max_faults":
             changes["max_faults"] = int(value)
+        elif name in ("outage", "outages"):
+            kinds = OUTAGE_KINDS if value in ("", "all") else tuple(value.split("+"))
+            changes["outages"] = tuple(_OUTAGE_ALIASES.get(k, k) for k in kinds)
+        elif name in ("outage_length", "outage_after"):
+            changes[name] = int(value)
         elif sep and name in {f.name for f in fields(FaultPlan)}:
             changes[name] = float(value)
         else:
@@ -162,6 +196,7 @@ __all__ = [
     "ALL_KINDS",
     "CHAOS",
     "ENCRYPTED_ONLY_KINDS",
+    "OUTAGE_KINDS",
     "POISON_KINDS",
     "STALL_POINTS",
     "FaultPlan",

@@ -12,6 +12,12 @@ The run records a :class:`~harness.history.History` (worker/producer observation
 faults recorded *before* they act, harness ``poison``/``wire``/``drain``/``state``/``replay``
 ops) and judges it with :func:`harness.checkers.check_all`.
 
+Outages (``--faults outage=...``, :mod:`harness.outages`): the nemesis takes a dependency of the
+workers down for ``outage_length`` visibility timeouts (``outage`` invoke/ok ops). Meanwhile the
+producers hold their sends (a client outside the outage would retry; the run is about the
+workers), the workers keep being polled and time passes; the harness's own SQS/KMS clients are
+exempt from cut endpoints.
+
 :class:`Simulation` exposes the single steps (send, resend, poll, arm a fault, advance time,
 poison, drain, finish) so a hypothesis state machine can drive it rule by rule;
 :func:`run_simulation` drives it with the seeded scheduler.
@@ -41,7 +47,8 @@ from botocore.exceptions import ClientError
 from harness import hostile
 from harness.checkers import Verdict, check_all, render_table
 from harness.faults import STALL_POINTS, FaultPlan, parse_faults
-from harness.history import HARNESS, History, HistoryObserver
+from harness.history import HARNESS, NEMESIS, History, HistoryObserver
+from harness.outages import DEPENDENCY, SwitchableStorage
 from harness.sim import SimAws, SimTap, VirtualClock
 from harness.workload import OrderScript, generate_orders
 from reference.bootstrap import Bootstrapper, Resources
@@ -416,10 +423,27 @@ class Simulation:
         self.clock = VirtualClock()
         self.history = History(clock=self.clock.now)
         self.aws = SimAws(seed=config.seed, clock=self.clock, tap=_Tap(self), reorder=not config.fifo)
+        # the harness's clients reach AWS during a simulated outage; the workers' and producers'
+        # (``self.clients``) do not
         self.sqs = self.aws.client("sqs")
         self.sns = self.aws.client("sns")
         self.kms = self.aws.client("kms")
         self.sts = self.aws.client("sts")
+        for client in (self.sqs, self.sns, self.kms, self.sts):
+            client.outage_exempt = True
+        self.clients: dict[str, Any] = {
+            "sqs": self.aws.client("sqs"),
+            "sns": self.aws.client("sns"),
+            "kms": self.aws.client("kms"),
+            "sts": self.aws.client("sts"),
+        }
+        self.store_down = False
+        #: outage kinds still to come, the one in progress (its start op) and when it ends
+        self.outages_left = list(config.faults.outages)
+        self.outage_op: Any = None
+        self.outage_ends_at = 0.0
+        self.next_outage_at: float | None = None
+        self._outage_calls = 0
         self.faults_on = True
         self.sending_poison = False
         self.depth = 0
@@ -466,7 +490,7 @@ class Simulation:
         self.resources: Resources = Bootstrapper(
             self.bus_config, sqs=self.sqs, sns=self.sns, sts=self.sts
         ).run()
-        self.shared: Storage = InMemoryStorage(self.registry)
+        self.shared: Storage = self._storage()
         self.workers = [self._new_worker(i) for i in range(config.workers)]
         scripts = generate_orders(
             config.seed, config.orders, cancel_ratio=config.cancel_ratio, invalid_ratio=config.invalid_ratio
@@ -477,10 +501,10 @@ class Simulation:
         self.producers = [
             build_runtime(
                 self.bus_config,
-                sqs=self.sqs,
-                sns=self.sns,
-                sts=self.sts,
-                kms=self.kms,
+                sqs=self.clients["sqs"],
+                sns=self.clients["sns"],
+                sts=self.clients["sts"],
+                kms=self.clients["kms"],
                 storage=self.shared,
                 sagas=[OrderSaga()],
                 views=self._views(),
@@ -497,15 +521,19 @@ class Simulation:
     def _views() -> list[Any]:
         return [OrderView(), InventoryView(), PaymentsView()]
 
+    def _storage(self) -> InMemoryStorage:
+        """An in-memory store that is down while the ``store`` outage is on."""
+        return SwitchableStorage(self.registry, lambda: self.store_down)
+
     def _new_worker(self, index: int, generation: int = 0) -> _Worker:
-        storage = self.shared if self.config.idempotency == "shared" else InMemoryStorage(self.registry)
+        storage = self.shared if self.config.idempotency == "shared" else self._storage()
         name = f"worker-{index}"
         runtime = build_runtime(
             self.bus_config,
-            sqs=self.sqs,
-            sns=self.sns,
-            sts=self.sts,
-            kms=self.kms,
+            sqs=self.clients["sqs"],
+            sns=self.clients["sns"],
+            sts=self.clients["sts"],
+            kms=self.clients["kms"],
             storage=storage,
             sagas=[OrderSaga()],
             views=self._views(),
@@ -535,13 +563,22 @@ class Simulation:
     def poll(self, index: int, queue: str | None = None) -> int:
         """One ``poll_once`` of worker ``index`` on ``queue`` (default: the command queue).
 
-        A :class:`WorkerCrash` kills the worker: it is replaced by a fresh runtime."""
+        A :class:`WorkerCrash` kills the worker: it is replaced by a fresh runtime. Any other
+        exception escaping ``poll_once`` is what the production run loop would log before polling
+        on: it is recorded as a ``poll`` fail op of the worker (the ``outage`` checker's
+        ``poll-escaped``) and the run goes on."""
         worker = self.workers[index]
         self.batches[worker.name] = []
+        name = queue or self.config.command_queue
         try:
-            return worker.listener(queue or self.config.command_queue).poll_once()
+            return worker.listener(name).poll_once()
         except WorkerCrash:
             self.replace_worker(index, "crash")
+            return 0
+        except Exception as exc:
+            self.history.append(
+                worker.name, "fail", "poll", {"queue": name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            )
             return 0
 
     def nested_poll(self, index: int, queue: str) -> None:
@@ -659,6 +696,114 @@ class Simulation:
         )
         self.fault_counts["duplicate_delivery"] += 1
         return self.aws.inject_duplicate(url, victim.message_id)
+
+    # ---------------------------------------------------------------- outages
+    @property
+    def outage_pending(self) -> bool:
+        """An outage is in progress or still to come."""
+        return self.outage_op is not None or bool(self.outages_left)
+
+    def outage_step(self, sent: int) -> bool:
+        """Start the next outage when it is due, end the current one when its time is up; True
+        while one is in progress (the scheduler then holds the producers)."""
+        now = self.clock.now()
+        if self.outage_op is not None and now >= self.outage_ends_at:
+            self.end_outage()
+        if self.outage_op is None and self.outages_left:
+            plan = self.config.faults
+            total = sum(len(o.script.steps) for o in self.orders)
+            after = plan.outage_after if plan.outage_after >= 0 else total // 3
+            if (self.next_outage_at is None and sent >= min(after, total)) or (
+                self.next_outage_at is not None and now >= self.next_outage_at
+            ):
+                self.start_outage(self.outages_left.pop(0))
+        return self.outage_op is not None
+
+    def _affected_queues(self, kind: str) -> list[str]:
+        both = [self.config.command_queue, self.views_queue]
+        if kind.startswith("kms"):
+            return both if self.config.encryption else []
+        if kind == "sns_unreachable":
+            return [self.config.command_queue]  # the views listener publishes nothing
+        return both
+
+    def start_outage(self, kind: str, seconds: float | None = None) -> None:
+        """Take ``kind``'s dependency down now (for ``seconds``, default ``outage_length`` x VT)."""
+        if self.outage_op is not None:
+            self.end_outage()
+        seconds = float(seconds or self.config.faults.outage_length * self.config.visibility_timeout)
+        self.outage_op = self.history.append(
+            NEMESIS,
+            "invoke",
+            "outage",
+            {
+                "kind": kind,
+                "dependency": DEPENDENCY[kind],
+                "workers": self.config.workers,
+                "queues": self._affected_queues(kind),
+                "seconds": seconds,
+            },
+        )
+        self.fault_counts["outage"] += 1
+        self.outage_ends_at = self.clock.now() + seconds
+        self._outage_calls = self.aws.calls[("sqs", "ReceiveMessage")]
+        self._switch(kind, down=True)
+
+    def end_outage(self) -> None:
+        """Bring the current outage's dependency back (health sampled just before)."""
+        op = self.outage_op
+        if op is None:
+            return
+        self.sample_health("during")
+        kind = str(op.value["kind"])
+        self._switch(kind, down=False)
+        self.outage_op = None
+        self.next_outage_at = self.clock.now() + self.config.visibility_timeout
+        self.history.append(
+            NEMESIS,
+            "ok",
+            "outage",
+            {
+                "kind": kind,
+                "dependency": DEPENDENCY[kind],
+                "receive_calls": self.aws.calls[("sqs", "ReceiveMessage")] - self._outage_calls,
+            },
+        )
+
+    def _switch(self, kind: str, *, down: bool) -> None:
+        if kind == "store":
+            self.store_down = down
+        elif kind == "kms_disabled":
+            if self.key_arn is not None:
+                if down:
+                    self.kms.disable_key(KeyId=self.key_arn)
+                else:
+                    self.kms.enable_key(KeyId=self.key_arn)
+        else:
+            self.aws.set_unreachable(kind.split("_", 1)[0], down)
+
+    def sample_health(self, phase: str) -> None:
+        """One harness ``health`` op per worker: its :meth:`Runtime.health` now."""
+        for worker in self.workers:
+            report = worker.runtime.health().as_dict()
+            self.history.append(HARNESS, "ok", "health", {"worker": worker.name, "phase": phase, **report})
+
+    def settle_breakers(self, max_rounds: int = 20) -> None:
+        """Poll every listener whose breaker is still open, advancing time to its next probe,
+        until all are closed or ``max_rounds`` passed (after the drain, before the ``after``
+        health sample: a closed breaker needs a poll that finds its probe due)."""
+        for _ in range(max_rounds):
+            waiting = [
+                (worker.index, listener)
+                for worker in self.workers
+                for listener in worker.runtime.listeners
+                if listener.breaker.is_open
+            ]
+            if not waiting:
+                return
+            self.clock.advance(max(lst.breaker.seconds_to_probe() for _, lst in waiting) + 0.001)
+            for index, listener in waiting:
+                self.poll(index, listener.queue)
 
     # ---------------------------------------------------------------- poison
     def send_poison(self, kind: str) -> str | None:
@@ -822,6 +967,8 @@ class Simulation:
         Idle rounds advance virtual time past the visibility timeout; a drain that stays idle
         for ``max_idle_rounds`` rounds gives up and records a failed ``drain`` op."""
         self.faults_on = False
+        self.end_outage()
+        self.outages_left.clear()
         idle_limit = max_idle_rounds or (4 * self.config.max_receive_count + 20)
         stuck = rounds = 0
         depth = self._queue_depth()
@@ -842,6 +989,9 @@ class Simulation:
             if received == 0 and any(depth.values()):
                 self.clock.advance(self.config.visibility_timeout + 1)
         self.drained = not any(depth.values())
+        if self.config.faults.outages:
+            self.settle_breakers()
+            self.sample_health("after")
         self._record_redriven()
         self.history.append(
             HARNESS, "ok" if self.drained else "fail", "drain", {"rounds": rounds, "remaining": depth}
@@ -849,11 +999,13 @@ class Simulation:
         return self.drained
 
     def _record_redriven(self) -> None:
-        """Messages SQS itself moved to a DLQ (redrive policy) carry no ``DeadLetterReason``: the
-        listener never got to forward them (e.g. it crashed on the last allowed receive). They
-        are in the DLQ all the same, so they are recorded as ``dead_letter`` ops with the reason
-        ``sqs-redrive`` -- a poison message there is dead-lettered; a valid one is an anomaly
-        (``valid-dead-lettered``) for the checker, as it should be."""
+        """Messages SQS itself moved to a DLQ (redrive policy) carry no ``DeadLetterReason``: no
+        listener decided to dead-letter them (e.g. a worker kept receiving while a dependency was
+        down, or crashed on every receive). They are in the DLQ all the same, so they are recorded
+        as ``dead_letter`` ops *without* a reason: the checker reports each as
+        ``dead-letter-without-reason`` (and a valid one also as ``valid-dead-lettered``). With the
+        redrive headroom (``BusOptions.redrive_max_receive_count``) the reference is never
+        redriven by SQS under the simulator's fault plans."""
         for queue in (self.config.command_queue, self.views_queue):
             url = self.resources.dlq_urls[queue]
             while True:
@@ -867,7 +1019,8 @@ class Simulation:
                 if not got:
                     break
                 for m in got:
-                    if "DeadLetterReason" in (m.get("MessageAttributes") or {}):
+                    attrs = m.get("MessageAttributes") or {}
+                    if "DeadLetterReason" in attrs:
                         continue  # forwarded by a listener, already observed with its reason
                     self.history.append(
                         HARNESS,
@@ -876,7 +1029,15 @@ class Simulation:
                         {
                             "message_id": m["MessageId"],
                             "queue": queue,
-                            "reason": "sqs-redrive: maxReceiveCount exceeded before a listener forwarded it",
+                            "redriven_by": "sqs",
+                            **(
+                                {"command_id": attrs["EventId"]["StringValue"]}
+                                if queue == self.config.command_queue and "EventId" in attrs
+                                else {}
+                            ),
+                            "receive_count": int(
+                                (m.get("Attributes") or {}).get("ApproximateReceiveCount", 0)
+                            ),
                         },
                     )
 
@@ -979,21 +1140,22 @@ def _schedule(sim: Simulation) -> None:
     sent = 0
     idle = 0
     queues = (cfg.command_queue, sim.views_queue)
-    max_ticks = 60 * total + 500
+    max_ticks = 60 * total + 500 + len(plan.outages) * (plan.outage_length * 8 * cfg.workers + 200)
     while sim.ticks < max_ticks:
         sim.ticks += 1
-        while poison_at and poison_at[0][0] <= sent:
+        down = sim.outage_step(sent)  # while a dependency is down the producers hold their sends
+        while not down and poison_at and poison_at[0][0] <= sent:
             sim.send_poison(poison_at.pop(0)[1])
         now = sim.clock.now()
-        due = [r for r in resends if r[0] <= now]
+        due = [] if down else [r for r in resends if r[0] <= now]
         for r in due:
             resends.remove(r)
             sim.resend(r[1], r[2])
         if plan.restart > 0 and sim.budget > 0 and rng.random() < plan.restart:
             sim.budget -= 1
             sim.restart(rng.randrange(cfg.workers))
-        n = sim.pick_sendable()
-        if n is None and not poison_at and not resends and not sim.active:
+        n = None if down else sim.pick_sendable()
+        if n is None and not poison_at and not resends and not sim.active and not sim.outage_pending:
             break
         if n is not None and rng.random() < 0.45:
             sim.send_next(n)

@@ -96,7 +96,7 @@ class Bootstrapper:
             attrs.update(FifoQueue="true", ContentBasedDeduplication="true")
         if redrive_to is not None:
             attrs["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": redrive_to, "maxReceiveCount": str(o.max_receive_count)}
+                {"deadLetterTargetArn": redrive_to, "maxReceiveCount": str(o.redrive_receive_count)}
             )
         return attrs
 

@@ -20,9 +20,19 @@ Timeouts and how they interact (all seconds):
   listener's heartbeat whenever more than VT/2 has elapsed at a step boundary.
 * ``wait_time_seconds`` -- long-poll duration of ReceiveMessage (0-20). It bounds how long a
   stopping worker waits before it notices the stop flag.
-* ``max_receive_count`` -- redrive threshold. The listener itself forwards poison to the DLQ on the
-  receive where ApproximateReceiveCount >= max_receive_count (with a reason); the SQS redrive
-  policy is the backstop for messages no worker can even look at.
+* ``max_receive_count`` -- poison threshold. The listener itself forwards poison to the DLQ on any
+  receive where ApproximateReceiveCount >= max_receive_count (with a reason; a forward that fails
+  is retried on the next receive).
+* ``redrive_max_receive_count`` -- the SQS ``RedrivePolicy.maxReceiveCount`` of every queue: the
+  backstop for messages no worker can even look at. SQS moves a message to the DLQ *without a
+  reason* when a receive would exceed it, so it must leave headroom above ``max_receive_count``
+  (validated ``>``; default ``max(10, 3 * max_receive_count)``, at most 1000): failed forwards,
+  crashes on the threshold receive and dependency outages (at most one receive per worker and
+  outage, see :mod:`reference.breaker`) spend receives without a listener's decision.
+* ``breaker_initial_backoff`` / ``breaker_max_backoff`` -- while a listener's circuit breaker is
+  open (a dependency failed) it does not receive; it probes the dependency after
+  ``initial * 2**n`` seconds (jittered to 50-100 %, capped at ``max``). Recovery is noticed at
+  most ``breaker_max_backoff`` after the dependency returns.
 * ``business_max_attempts`` -- business failures are retried by redelivery (after VT) and recorded
   in the business dead-letter store on the attempt with receive count >= this; keep it <=
   ``max_receive_count`` or SQS's redrive moves the message first. With
@@ -80,6 +90,8 @@ class BusOptions:
     visibility_timeout: int = 30
     wait_time_seconds: int = 20
     max_receive_count: int = 3
+    #: SQS's own redrive threshold (RedrivePolicy maxReceiveCount); None = max(10, 3 * max_receive_count)
+    redrive_max_receive_count: int | None = None
     business_max_attempts: int = 3
     max_concurrent_calls: int = 10
     #: concurrent ReceiveMessage loops per listener in a worker process (reference.worker); each
@@ -111,6 +123,16 @@ class BusOptions:
     #: the move) and be replayed; a record gone by then lets that copy apply a second time.
     #: Default 29 days (> 14 + 14)
     idempotency_ttl_seconds: float = 29 * 24 * 3600.0
+    #: circuit breaker back-off (see the module docstring and reference.breaker)
+    breaker_initial_backoff: float = 1.0
+    breaker_max_backoff: float = 30.0
+
+    @property
+    def redrive_receive_count(self) -> int:
+        """The effective ``RedrivePolicy.maxReceiveCount`` (see ``redrive_max_receive_count``)."""
+        if self.redrive_max_receive_count is not None:
+            return self.redrive_max_receive_count
+        return min(1000, max(10, 3 * self.max_receive_count))
 
     def __post_init__(self) -> None:
         if not 1 <= self.visibility_timeout <= 43_200:
@@ -119,6 +141,13 @@ class BusOptions:
             raise ConfigurationError("wait_time_seconds must be within 0..20 s")
         if not 1 <= self.max_receive_count <= 1000:
             raise ConfigurationError("max_receive_count must be within 1..1000")
+        if not self.max_receive_count < self.redrive_receive_count <= 1000:
+            raise ConfigurationError(
+                "redrive_max_receive_count must be within max_receive_count+1..1000 (headroom: "
+                "SQS's redrive moves a message without a reason)"
+            )
+        if not 0 < self.breaker_initial_backoff <= self.breaker_max_backoff:
+            raise ConfigurationError("breaker backoffs must satisfy 0 < initial <= max")
         if not 1 <= self.business_max_attempts <= self.max_receive_count:
             raise ConfigurationError("business_max_attempts must be within 1..max_receive_count")
         if self.max_concurrent_calls < 1:

@@ -127,6 +127,16 @@ class KmsEnvelopeCipher:
             self._allowed = {meta["Arn"], meta["KeyId"], self.key_id}
         return self._allowed
 
+    def probe(self) -> None:
+        """DescribeKey: :class:`TransportError` unless KMS answers and the key is enabled (the
+        listener's circuit-breaker probe; encrypts and decrypts nothing)."""
+        try:
+            meta = self.kms.describe_key(KeyId=self.key_id)["KeyMetadata"]
+        except (ClientError, BotoCoreError) as exc:
+            raise TransportError(f"DescribeKey {self.key_id} failed: {exc}") from exc
+        if meta.get("KeyState", "Enabled") != "Enabled" or meta.get("Enabled") is False:
+            raise TransportError(f"KMS key {self.key_id} is {meta.get('KeyState', 'not enabled')}")
+
     def seal(self, plaintext: str, binding: MessageBinding) -> str:
         try:
             resp = self.kms.generate_data_key(

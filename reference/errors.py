@@ -102,5 +102,26 @@ class TransportError(FlowgateError, ConnectionError):
     """An AWS call failed (throttling, outage, missing resource). Never treated as poison."""
 
 
+class StoreUnavailable(StoreError, TransportError):
+    """The store cannot be reached or cannot serve now: connection refused/reset/lost, pool timeout,
+    server shutting down, ``database is locked`` (SQLAlchemy ``OperationalError``,
+    ``InterfaceError``, ``DisconnectionError``, ``TimeoutError``).
+
+    An infrastructure failure like any :class:`TransportError`: never poison; the listener leaves
+    the message for redelivery and opens its circuit breaker (:mod:`reference.breaker`) until
+    :meth:`~reference.stores.Storage.ping` answers again.
+    """
+
+
+class StoreRefused(StoreError):
+    """The database deterministically refused a statement for what it contains (SQLAlchemy
+    ``DataError``: a value out of range, too long for its column, not encodable).
+
+    Not an outage (the same message fails the same way on every attempt, whatever the store's
+    health) and not a :class:`TransportError`: it never opens the circuit breaker. Whoever
+    classifies message failures may treat it as poison.
+    """
+
+
 class DispatchError(TransportError):
     """Sending a command or publishing an event failed (including per-entry batch failures)."""

@@ -1,14 +1,34 @@
-"""Health check: SQS/SNS (and KMS when encryption is on) reachable, every queue, DLQ and topic exists."""
+"""Health: SQS/SNS (and KMS when encryption is on) reachable, every queue, DLQ and topic exists,
+and every listener's circuit breaker closed.
+
+:func:`check_health` makes the AWS calls; :func:`listener_health` only reads the breakers (no
+call, cheap enough to sample every second). A breaker that is open reports its check as
+``degraded: <dependency>: <last error>`` and the report's :attr:`HealthReport.status` is
+``degraded`` (naming the dependencies in :attr:`HealthReport.degraded`) until the breaker's probe
+answers and it closes; then ``ok`` again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reference.bootstrap import Resources
+from reference.breaker import BreakerStatus
 from reference.config import BusConfiguration
+
+DEGRADED = "degraded"
+
+
+class HasBreaker(Protocol):
+    """A listener (anything with a queue name and a breaker status)."""
+
+    queue: str
+
+    def health(self) -> BreakerStatus: ...
 
 
 @dataclass(frozen=True)
@@ -21,12 +41,47 @@ class HealthReport:
     def healthy(self) -> bool:
         return all(v == "ok" for v in self.checks.values())
 
+    @property
+    def degraded(self) -> list[str]:
+        """The dependencies named by open breakers (sorted, each once)."""
+        return sorted({v.split(":")[1].strip() for v in self.checks.values() if v.startswith(f"{DEGRADED}:")})
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``degraded`` (a breaker is open) or ``unhealthy`` (an AWS check failed)."""
+        if self.healthy:
+            return "ok"
+        if all(v == "ok" or v.startswith(f"{DEGRADED}:") for v in self.checks.values()):
+            return DEGRADED
+        return "unhealthy"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "degraded": self.degraded, "checks": dict(self.checks)}
+
+
+def listener_health(listeners: Iterable[HasBreaker], report: HealthReport | None = None) -> HealthReport:
+    """Add one ``breaker:<queue>`` check per listener to ``report`` (a new one by default)."""
+    report = report if report is not None else HealthReport()
+    for listener in listeners:
+        st = listener.health()
+        report.checks[f"breaker:{listener.queue}"] = (
+            "ok" if st.dependency is None else f"{DEGRADED}: {st.dependency}: {st.error}"
+        )
+    return report
+
 
 def check_health(
-    config: BusConfiguration, resources: Resources, *, sqs: Any, sns: Any, kms: Any = None
+    config: BusConfiguration,
+    resources: Resources,
+    *,
+    sqs: Any,
+    sns: Any,
+    kms: Any = None,
+    listeners: Iterable[HasBreaker] = (),
 ) -> HealthReport:
-    """Run every check (never raises for AWS errors; they become failed checks)."""
-    report = HealthReport()
+    """Run every check (never raises for AWS errors; they become failed checks), then add the
+    breakers of ``listeners`` (:func:`listener_health`)."""
+    report = listener_health(listeners)
 
     def run(name: str, call: Any, **kwargs: Any) -> None:
         try:

@@ -67,6 +67,9 @@ OBSERVATIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "dead_letter": ("message_id", "queue", "reason"),
     # a business failure that exhausted its retries, recorded in the business dead-letter store
     "business_dead_letter": ("command_id", "entity_id", "seq", "reason"),
+    # a listener's circuit breaker opened (a dependency failed: receiving paused) or closed (a
+    # probe answered: receiving resumed); type info; ``state`` is "open" or "closed"
+    "breaker": ("queue", "state", "dependency"),
 }
 
 

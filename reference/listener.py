@@ -54,6 +54,17 @@ last extension, the listener calls ChangeMessageVisibility(VT) and extends the l
 deadline (deterministic under a virtual clock). If either extension fails, the worker stops
 working on the message (another worker may own it now); the fenced commit guarantees that a
 worker whose lease was taken over can never write.
+
+Outages: an infrastructure failure (:class:`~reference.errors.TransportError`: the store's
+:class:`~reference.errors.StoreUnavailable`, KMS, a failed SNS publish, a failed ReceiveMessage,
+a heartbeat whose lease extension cannot reach the store) opens the listener's circuit breaker
+(:mod:`reference.breaker`, which documents how its back-off relates to VT, ``wait_time_seconds``
+and the redrive count). While it is open the listener does not call ReceiveMessage (a poll returns
+0), stops working on the rest of the batch in hand (left for redelivery: one receive per message
+and worker per outage) and probes the failing dependency; the first answered probe closes it.
+A listener's first poll probes every dependency it uses (the store; KMS when it decrypts; SNS
+when it publishes outboxes, i.e. on a command queue; SQS) before its first receive, so a worker
+(re)started during an outage does not spend one receive per message to find out.
 """
 
 from __future__ import annotations
@@ -68,6 +79,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reference.breaker import BreakerStatus, CircuitBreaker
 from reference.bus import Processor
 from reference.config import BusOptions, is_fifo
 from reference.dispatchers import MAX_BATCH, MAX_BODY_BYTES
@@ -76,6 +88,7 @@ from reference.errors import (
     BusinessError,
     DecodeError,
     DecryptionError,
+    DispatchError,
     FlowgateError,
     HandlerError,
     IdempotencyConflict,
@@ -84,6 +97,8 @@ from reference.errors import (
     MissingAttribute,
     OversizedMessage,
     SequenceConflict,
+    StoreError,
+    StoreUnavailable,
     TransportError,
     UnknownMessageType,
     WriteConflict,
@@ -189,6 +204,15 @@ class SqsListener:
             else None
         )
         self._pending = threading.local()
+        #: opened by an infrastructure failure: no receives until a probe of the dependency answers
+        self.breaker = CircuitBreaker(
+            f"listener:{queue}",
+            clock=self.clock,
+            initial=self.options.breaker_initial_backoff,
+            maximum=self.options.breaker_max_backoff,
+            on_transition=self._breaker_transition,
+        )
+        self._probed = False
         #: production heartbeat: keeps every received, not yet deleted message invisible
         self._heartbeat = _Heartbeat(self) if executor is not None and self.options.heartbeat else None
 
@@ -201,9 +225,10 @@ class SqsListener:
 
         Stop latency is at most ``wait_time_seconds`` (the long poll) plus one batch.
 
-        Every failure of a poll (transport errors of any call -- connection refused or reset,
-        timeouts, throttling -- and anything unexpected, e.g. a store error) is logged and the loop
-        goes on after a 1 s back-off: what was not deleted is redelivered. Only
+        Infrastructure failures open the circuit breaker (module docstring): while it is open the
+        loop waits for the next probe (``stop.wait``, so a stop is noticed at once) instead of
+        receiving. Any other failure of a poll (anything unexpected) is logged and the loop goes
+        on after a 1 s back-off: what was not deleted is redelivered. Only
         :class:`~reference.hooks.WorkerCrash` (a ``BaseException``) ends it.
 
         After a receive of 1..9 messages the loop waits ``options.receive_linger`` before the next
@@ -212,6 +237,11 @@ class SqsListener:
         linger = self.options.receive_linger
         try:
             while not stop.is_set():
+                if self.breaker.is_open:
+                    wait = self.breaker.seconds_to_probe()
+                    if wait > 0:
+                        stop.wait(min(wait, 1.0))
+                        continue
                 try:
                     received = self._poll(wait_for_finish=False)
                     if linger > 0 and 0 < received < MAX_BATCH:
@@ -229,8 +259,9 @@ class SqsListener:
         """One ReceiveMessage (long poll, up to 10) and the processing of everything received,
         including the publish and delete (:meth:`_finish`) before it returns.
 
-        Returns the number of messages received. Raises :class:`TransportError` if the receive
-        itself fails; :class:`~reference.hooks.WorkerCrash` always propagates.
+        Returns the number of messages received: 0 while the circuit breaker is open (no
+        ReceiveMessage unless a due probe of the failing dependency answered) and when the receive
+        itself fails (that opens it). :class:`~reference.hooks.WorkerCrash` always propagates.
         """
         return self._poll(wait_for_finish=True)
 
@@ -242,9 +273,25 @@ class SqsListener:
 
         Handing the publish over cannot reorder a FIFO group: the next message of a group is not
         delivered while this one is in flight (it is deleted only after its events are published),
-        and the per-entity sequence check (:meth:`_predecessor_missing`) covers visibility lapses."""
-        groups = self._receive()
+        and the per-entity sequence check (:meth:`_predecessor_missing`) covers visibility lapses.
+
+        Nothing is received while the breaker is open (see the module docstring); a failed receive
+        opens it (dependency ``sqs``) and counts as a poll of 0 messages."""
+        if not self._probed:
+            self._probed = True
+            self._probe_all()
+        if not self.breaker.allow(self._probe):
+            return 0
+        try:
+            groups = self._receive()
+        except TransportError as exc:
+            self._outage(exc, "sqs")
+            return 0
         flights = [f for group in groups for f in group]
+        if self.breaker.is_open:
+            # another poll thread opened it while this long poll was in flight: leave the batch
+            # untouched (each message becomes visible again after VT; this receive was its one)
+            return len(flights)
         if self._heartbeat is not None:
             self._heartbeat.track(flights)
         handed_over = False
@@ -285,6 +332,7 @@ class SqsListener:
     def _receive(self) -> list[list[_Flight]]:
         """ReceiveMessage (long poll, up to 10); the messages grouped by MessageGroupId."""
         vt = self.options.visibility_timeout
+        trips = self.breaker.trips
         try:
             resp = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
@@ -298,13 +346,18 @@ class SqsListener:
         except (ClientError, BotoCoreError) as exc:
             raise TransportError(f"ReceiveMessage on {self.queue} failed: {exc}") from exc
         messages: list[Mapping[str, Any]] = resp.get("Messages", [])
+        # the breaker opened while the call was in flight (another poll thread): recorded, so the
+        # history can tell this from a receive started while open
+        raced = {"breaker_opened_in_flight": True} if self.breaker.trips != trips else {}
         now = self.clock.now()
         groups: dict[str, list[_Flight]] = {}
         for m in messages:
             attrs = m.get("Attributes", {})
             count = int(attrs.get("ApproximateReceiveCount", "1"))
             self.observer.observe(
-                "receive", "ok", {"message_id": m["MessageId"], "queue": self.queue, "receive_count": count}
+                "receive",
+                "ok",
+                {"message_id": m["MessageId"], "queue": self.queue, "receive_count": count, **raced},
             )
             self.telemetry.message_received.add(1, {"queue": self.queue})
             group = attrs.get("MessageGroupId") or f"msg:{m['MessageId']}"
@@ -346,6 +399,7 @@ class SqsListener:
             alive = []
             for g, f, err in zip(pending, batch, outcomes, strict=True):
                 if err is not None:
+                    self._outage(err, "sns")
                     log.warning("%s left for redelivery: publish failed: %s", f.message_id, err)
                     self.telemetry.message_processing_error.add(1, {"queue": self.queue})
                     continue  # this message and the rest of its group stay for redelivery
@@ -393,7 +447,7 @@ class SqsListener:
 
     def _run_group(self, flights: list[_Flight]) -> None:
         for index, flight in enumerate(flights):
-            if not self._process(flight):
+            if self.breaker.is_open or not self._process(flight):
                 return  # stop the group at its first unfinished message
             for waiting in flights[index + 1 :]:
                 # messages queued behind the head in this batch are invisible too: keep them so
@@ -427,6 +481,7 @@ class SqsListener:
             except MessageError as exc:
                 return self._poison(f, exc)
             except TransportError as exc:
+                self._outage(exc, "kms")
                 log.warning("transient failure decoding %s: %s", f.message_id, exc)
                 self.telemetry.message_processing_error.add(1, {"queue": self.queue})
                 return False
@@ -446,6 +501,7 @@ class SqsListener:
                 else:
                     done = self._event(f, message, ctx)
             except (TransportError, LeaseLost) as exc:
+                self._outage(exc, "store")
                 log.warning("%s left for redelivery: %s", f.message_id, exc)
                 self._release_claim(f)
                 done = False
@@ -798,8 +854,70 @@ class SqsListener:
         )
         return True
 
+    # -- outages -----------------------------------------------------------------------------
+    def _outage(self, exc: BaseException, where: str) -> None:
+        """Open the breaker if ``exc`` is an infrastructure failure. ``where`` names the dependency
+        the failing step talks to (decode: KMS; claim/commit: the store; publish: SNS; receive:
+        SQS); the error's own class wins (a store error is the store's, a failed send SNS's, any
+        other transport error in a publish is the cipher's KMS call)."""
+        if not isinstance(exc, TransportError):
+            return  # LeaseLost, a business or domain error: not an outage
+        if isinstance(exc, StoreUnavailable):
+            dependency = "store"
+        elif isinstance(exc, DispatchError):
+            dependency = "sns"
+        elif where == "sns":
+            dependency = "kms"  # sealing the outbox failed
+        else:
+            dependency = where
+        self.breaker.trip(dependency, exc)
+
+    def _probe(self, dependency: str) -> None:
+        """One cheap call that receives nothing; raises while ``dependency`` is down."""
+        if dependency == "store":
+            self.processor.storage.ping()
+        elif dependency == "kms":
+            probe = getattr(self.cipher, "probe", None)
+            if probe is not None:
+                probe()
+        elif dependency == "sns":
+            sns = getattr(self.publisher, "sns", None)
+            topics = getattr(getattr(self.publisher, "resources", None), "topic_arns", None)
+            if sns is not None and topics:
+                sns.get_topic_attributes(TopicArn=next(iter(topics.values())))
+        else:
+            self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+
+    def _probe_all(self) -> None:
+        """The start-up probe (module docstring): opens the breaker on the first dependency that
+        does not answer."""
+        dependencies = ["store", "sqs"]
+        if self.cipher is not None:
+            dependencies.append("kms")
+        if self.publisher is not None and self.queue in self.destinations:
+            dependencies.append("sns")
+        for dependency in dependencies:
+            try:
+                self._probe(dependency)
+            except Exception as exc:
+                self.breaker.trip(dependency, exc)
+                return
+
+    def _breaker_transition(self, name: str, state: str, dependency: str, error: str) -> None:
+        value = {"queue": self.queue, "state": state, "dependency": dependency}
+        self.observer.observe("breaker", "info", {**value, "error": error} if error else value)
+        self.telemetry.breaker_transition.add(1, value)
+
+    def health(self) -> BreakerStatus:
+        """The breaker's status (``reference.health`` reports ``degraded: <dependency>`` while open)."""
+        return self.breaker.status()
+
     def _beat(self, f: _Flight) -> bool:
-        """Extend visibility and lease together when more than VT/2 passed since the last extension."""
+        """Extend visibility and lease together when more than VT/2 passed since the last extension.
+
+        Never raises for an infrastructure failure: a failed ChangeMessageVisibility or lease
+        extension (the store down: that also opens the breaker) returns False, and the caller stops
+        working on the message."""
         vt = self.options.visibility_timeout
         now = self.clock.now()
         if not self.options.heartbeat or now - f.extended_at <= vt / 2:
@@ -813,7 +931,14 @@ class SqsListener:
             return False
         f.deadline, f.extended_at = now + vt, now
         if f.key is not None and f.token is not None:
-            return self.processor.storage.extend(f.key, f.token, f.deadline)
+            try:
+                return self.processor.storage.extend(f.key, f.token, f.deadline)
+            except StoreError as exc:
+                self._outage(exc, "store")
+                log.warning(
+                    "lease extension for %s failed (message may be redelivered): %s", f.message_id, exc
+                )
+                return False
         return True
 
     def _delete(self, f: _Flight, ctx: Mapping[str, Any]) -> bool:
@@ -874,6 +999,11 @@ class _Heartbeat:
     the same ``_beat`` (which only extends past VT/2), so at most one ChangeMessageVisibility per
     message per VT/2. It runs while anything is tracked and exits when nothing is. Not used with
     ``executor=None`` (simulation), where only the deterministic step-boundary beats run.
+
+    A beat that fails (False: visibility or lease could not be extended; or any exception, e.g. a
+    store error) is that flight's failure only: it is logged and the flight is no longer extended
+    (its processing thread notices at its next step boundary); the thread goes on beating the
+    others.
     """
 
     def __init__(self, listener: SqsListener) -> None:
@@ -910,7 +1040,17 @@ class _Heartbeat:
                 flights = list(self._tracked.values())
             for flight in flights:
                 if not flight.deleted:
-                    self.listener._beat(flight)
+                    self._beat_one(flight)
+
+    def _beat_one(self, flight: _Flight) -> None:
+        try:
+            alive = self.listener._beat(flight)
+        except Exception:
+            log.exception("heartbeat for %s failed; no longer extended", flight.message_id)
+            alive = False
+        if not alive:
+            with self._lock:
+                self._tracked.pop(id(flight), None)
 
 
 def _string_attributes(m: Mapping[str, Any]) -> dict[str, str]:

@@ -11,11 +11,13 @@ cleanup and could let a stale worker commit).
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -38,9 +40,27 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy import text as sql_text
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from reference.errors import LeaseLost, SequenceConflict, StoreError, WriteConflict
+from reference.errors import (
+    LeaseLost,
+    SequenceConflict,
+    StoreError,
+    StoreRefused,
+    StoreUnavailable,
+    WriteConflict,
+)
 from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Conflict, Duplicate
 from reference.messages import Command, TypeRegistry, decode, encode
 from reference.stores import (
@@ -143,6 +163,12 @@ class SqlStorage:
         """Drop this storage's tables (tests)."""
         self.metadata.drop_all(self.engine)
         self.engine.dispose()
+
+    def ping(self) -> None:
+        """``SELECT 1`` on a pooled connection (the breaker's probe); :class:`StoreUnavailable` if
+        the database does not answer."""
+        with self.engine.connect() as c:
+            c.execute(sql_text("SELECT 1"))
 
     # -- reads -------------------------------------------------------------------------------
     def load_commands(self, entity_id: str) -> list[Command]:
@@ -443,3 +469,59 @@ def _loads(text: str) -> State:
     value = json.loads(text)
     assert isinstance(value, dict)
     return value
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+
+def translate_error(exc: BaseException) -> BaseException:
+    """The store error ``exc`` stands for (see the module docstring); ``exc`` itself if it is
+    already one of ours (or not a database error at all)."""
+    cause = exc
+    if type(exc) is StoreError and isinstance(exc.__cause__, SQLAlchemyError):
+        cause = exc.__cause__  # wrapped by a method (commit): classify what the driver said
+    elif not isinstance(exc, SQLAlchemyError):
+        return exc
+    if isinstance(cause, _UNAVAILABLE) or (isinstance(cause, DBAPIError) and cause.connection_invalidated):
+        return StoreUnavailable(f"store unavailable: {cause}")
+    if isinstance(cause, DataError):
+        return StoreRefused(f"store refused the statement: {cause}")
+    if cause is exc:
+        return StoreError(f"store error: {cause}")
+    return exc
+
+
+def _translated(method: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (SQLAlchemyError, StoreError) as exc:
+            translated = translate_error(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    return wrapper
+
+
+#: the Storage port of SqlStorage, each method behind :func:`_translated`
+TRANSLATED_METHODS = (
+    "load_commands",
+    "last_sequence",
+    "get_entity",
+    "get_view",
+    "list_view",
+    "dead_letters",
+    "claim",
+    "extend",
+    "release",
+    "cleanup",
+    "commit",
+    "ping",
+)
+for _name in TRANSLATED_METHODS:
+    setattr(SqlStorage, _name, _translated(getattr(SqlStorage, _name)))
+del _name

@@ -132,6 +132,11 @@ class Storage(Protocol):
         :class:`SequenceConflict` if the command store holds another command at that seq."""
         ...
 
+    def ping(self) -> None:
+        """A cheap round trip that reads and writes nothing (the listener's circuit-breaker probe);
+        raises :class:`~reference.errors.StoreUnavailable` while the store cannot serve."""
+        ...
+
 
 @dataclass
 class _Record:
@@ -180,6 +185,10 @@ class InMemoryStorage:
 
     def __repr__(self) -> str:
         return f"InMemoryStorage(records={len(self._m.records)})"
+
+    def ping(self) -> None:
+        """Always answers (a simulated outage overrides it, see ``harness.outages``)."""
+        return None
 
     def load_commands(self, entity_id: str) -> list[Command]:
         with self._lock:

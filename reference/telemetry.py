@@ -41,6 +41,8 @@ class Telemetry:
             "sourceflow.aws.message.processing_duration", unit="ms"
         )
         self.message_processing_error = meter.create_counter("sourceflow.aws.message.processing_error")
+        #: a listener's circuit breaker opened or closed (attributes: queue, state, dependency)
+        self.breaker_transition = meter.create_counter("sourceflow.aws.listener.breaker_transition")
 
     @contextmanager
     def span(self, name: str, attributes: Mapping[str, str], traceparent: str | None = None) -> Iterator[Any]:

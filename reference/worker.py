@@ -35,6 +35,10 @@ Test seams (all off by default; the LocalStack scenarios use them, production ne
 * ``FLOWGATE_CRASH_AT=point:probability[,point:probability]`` (points of
   :data:`reference.hooks.FAULT_POINTS`, seeded by ``FLOWGATE_SEED``): at that fault point the
   process writes a ``crash`` line and dies with ``os._exit(137)`` -- no cleanup, no delete.
+* ``--health-file PATH`` or ``FLOWGATE_HEALTH_FILE=PATH``: every 0.5 s (and on exit) the worker
+  replaces PATH with its :meth:`Runtime.health` as JSON (``{"status": "ok"|"degraded",
+  "degraded": [dependency, ...], "checks": {...}, "time": epoch}``; written to a temporary file and
+  renamed, so a reader never sees half a report).
 * ``FLOWGATE_HANDLER_DELAY_MS=[point:]ms[:probability][,...]`` (default point ``mid_handler``):
   sleep that long at the point, to outlive a short visibility timeout (one long sleep: the
   heartbeat cannot run; several shorter ones at successive points: it extends visibility).
@@ -66,6 +70,7 @@ from reference.domain.orders import InventoryView, OrderSaga, OrderView, Payment
 from reference.domain.partners import PartnerOrderSaga, partner_registry
 from reference.envelope import KmsEnvelopeCipher
 from reference.errors import ConfigurationError
+from reference.health import HealthReport, listener_health
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.listener import SqsListener
 from reference.messages import Kind, TypeRegistry, encode
@@ -105,6 +110,10 @@ class Runtime:
 
     def poll_all_once(self) -> int:
         return sum(listener.poll_once() for listener in self.listeners)
+
+    def health(self) -> HealthReport:
+        """The listeners' breakers (no AWS call): ``ok``, or ``degraded`` naming the dependency."""
+        return listener_health(self.listeners)
 
     def close(self) -> None:
         self.commands.close()
@@ -253,6 +262,13 @@ class EnvFaults:
             time.sleep(seconds)
 
 
+def write_health(runtime: Runtime, path: str) -> None:
+    """Replace ``path`` with ``runtime.health()`` as JSON (see the module docstring)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    Path(tmp).write_text(json.dumps({**runtime.health().as_dict(), "time": time.time()}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def load_config_file(path: str) -> dict[str, Any]:
     text = Path(path).read_text(encoding="utf-8")
     if path.endswith((".yaml", ".yml")):
@@ -343,6 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--history",
         default=os.environ.get("FLOWGATE_HISTORY"),
         help="append observations as JSON lines to this file (test seam)",
+    )
+    parser.add_argument(
+        "--health-file",
+        default=os.environ.get("FLOWGATE_HEALTH_FILE"),
+        help="keep this file replaced with the worker's health as JSON (every 0.5 s)",
     )
     parser.add_argument(
         "--ready",
@@ -448,8 +469,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ready:
         print(args.ready, flush=True)
     while any(t.is_alive() for t in threads):
+        if args.health_file:
+            try:
+                write_health(runtime, args.health_file)
+            except OSError as exc:
+                log.warning("could not write the health file: %s", exc)
         for t in threads:
             t.join(timeout=0.5)
+    if args.health_file:
+        write_health(runtime, args.health_file)
     runtime.close()
     executor.shutdown()
     return 0

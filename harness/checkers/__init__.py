@@ -17,6 +17,7 @@ from .dead_letter import dead_letter
 from .exactly_once import exactly_once_effect
 from .model import Anomaly, Command, HistoryLike, Verdict, as_ops, index_sends
 from .order import per_entity_order
+from .outage import outage
 from .replay import diff_paths, replay_equivalence
 from .total_queue import total_queue
 
@@ -30,6 +31,7 @@ CHECKERS: Final[Mapping[str, Checker]] = {
     "replay_equivalence": replay_equivalence,
     "dead_letter": dead_letter,
     "confidentiality_integrity": confidentiality_integrity,
+    "outage": outage,
 }
 
 

@@ -312,6 +312,7 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
         if not env_ops or not ctx.encrypted:
             return wire
         env = json.loads(base64.b64decode(wire.body))
+        original = json.loads(base64.b64decode(wire.body))
         for m in env_ops:
             a = m.args
             if m.op == "edel":
@@ -333,7 +334,11 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
                     bit = int(a[1]) % (8 * len(data))
                     data[bit // 8] ^= 1 << (bit % 8)
                     env[a[0]] = base64.b64encode(bytes(data)).decode("ascii")
-        return replace(wire, body=b64(json.dumps(env, separators=(",", ":")).encode("utf-8")))
+        if env == original and all(type(env[k]) is type(original[k]) for k in env):
+            return wire  # the edits cancelled out (True == 1 compares equal, hence the type check)
+        return replace(
+            wire, body=b64(json.dumps(env, separators=(",", ":")).encode("utf-8")), envelope_edited=True
+        )
 
     return run
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import os
 import secrets
@@ -18,12 +19,13 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from reference.bootstrap import Bootstrapper
+from reference.breaker import CircuitBreaker
 from reference.bus import CommandBus, ReplayResult
 from reference.dispatchers import message_attributes
 from reference.envelope import MessageBinding
-from reference.errors import DecodeError, LeaseLost, MessageError
+from reference.errors import DecodeError, LeaseLost, MessageError, TransportError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
-from reference.listener import SqsListener, _Flight
+from reference.listener import SqsListener, _Flight, _Heartbeat
 from reference.messages import Command, Event, Metadata, Payload, derived_event_id, event_for, to_wire
 from reference.sql import SqlStorage
 from reference.stores import UNCHECKED, Effect, InMemoryStorage, _Record, outbox_from_json
@@ -344,7 +346,9 @@ def _sigterm_abandons_batch() -> list[Any]:
 def _poll_loop_dies_on_error() -> list[Any]:
     def run(self: SqsListener, stop: Any) -> None:
         while not stop.is_set():
-            self.poll_once()  # a transport error escapes: the listener thread (and the worker) ends
+            self.poll_once()
+            if self.breaker.is_open:  # a transport error escapes: the listener thread (and the worker) ends
+                raise TransportError(self.breaker.status().error)
 
     return [mock.patch.object(SqsListener, "run", run)]
 
@@ -418,6 +422,67 @@ def _no_heartbeat() -> list[Any]:
     return [mock.patch.object(SqsListener, "_beat", _beat)]
 
 
+def _no_breaker() -> list[Any]:
+    def trip(self: CircuitBreaker, dependency: str, error: object) -> None:
+        return None  # never opens: the listener keeps receiving while its dependency is down
+
+    return [mock.patch.object(CircuitBreaker, "trip", trip)]
+
+
+def _store_error_escapes_poll() -> list[Any]:
+    orig_outage = SqsListener._outage
+
+    def _beat(self: SqsListener, f: _Flight) -> bool:
+        vt = self.options.visibility_timeout
+        now = self.clock.now()
+        if not self.options.heartbeat or now - f.extended_at <= vt / 2:
+            return True
+        try:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=f.receipt, VisibilityTimeout=vt
+            )
+        except Exception:
+            return False
+        f.deadline, f.extended_at = now + vt, now
+        if f.key is not None and f.token is not None:
+            return self.processor.storage.extend(f.key, f.token, f.deadline)  # a store error escapes
+        return True
+
+    def _outage(self: SqsListener, exc: BaseException, where: str) -> None:
+        if where == "sqs":
+            raise exc  # the failed ReceiveMessage escapes poll_once, as before the breaker
+        orig_outage(self, exc, where)
+
+    return [
+        mock.patch.object(SqsListener, "_beat", _beat),
+        mock.patch.object(SqsListener, "_outage", _outage),
+    ]
+
+
+def _heartbeat_dies_on_error() -> list[Any]:
+    def _beat_one(self: _Heartbeat, flight: _Flight) -> None:
+        self.listener._beat(flight)  # an exception ends the heartbeat thread; nothing restarts it
+
+    return [mock.patch.object(_Heartbeat, "_beat_one", _beat_one)]
+
+
+def _redrive_without_headroom() -> list[Any]:
+    orig_attrs = Bootstrapper._queue_attributes
+
+    def _queue_attributes(self: Bootstrapper, name: str, redrive_to: str | None) -> dict[str, str]:
+        attrs = orig_attrs(self, name, redrive_to)
+        if "RedrivePolicy" in attrs:  # SQS's redrive fires on the listener's own poison threshold
+            attrs["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": redrive_to,
+                    "maxReceiveCount": str(self.config.options.max_receive_count),
+                }
+            )
+        return attrs
+
+    return [mock.patch.object(Bootstrapper, "_queue_attributes", _queue_attributes)]
+
+
 ORDER = P + "test_ordering.py"
 ONCE = P + "test_exactly_once.py"
 LOSS = P + "test_no_loss.py"
@@ -425,6 +490,8 @@ CRYPTO = P + "test_encryption.py"
 REPLAY = P + "test_replay.py"
 SERIAL = P + "test_serialization.py"
 HOSTILE = P + "test_hostile.py::test_catalog_kind"
+OUTAGES = P + "test_outages.py"
+OUT_HEARTBEAT = OUTAGES + "::test_heartbeat_survives_a_failing_beat"
 
 LIFE_PLAIN = S + "test_lifecycle.py::test_order_lifecycle[plaintext]"
 LIFE_KMS = S + "test_lifecycle.py::test_order_lifecycle[kms]"
@@ -609,6 +676,34 @@ MUTANTS: dict[str, Mutant] = {
             ("scenario:correlation-id",),
             _drops_correlation_attribute,
             scenarios=(LIFE_PLAIN,),
+        ),
+        Mutant(
+            "no-breaker",
+            "no circuit breaker: the listener keeps receiving while a dependency is down",
+            (OUTAGES,),
+            ("outage-receive-storm", "outage-not-reported", "valid-dead-lettered"),
+            _no_breaker,
+        ),
+        Mutant(
+            "store-error-escapes-poll",
+            "a store error in a lease extension, or a failed ReceiveMessage, escapes the poll",
+            (OUTAGES,),
+            ("poll-escaped",),
+            _store_error_escapes_poll,
+        ),
+        Mutant(
+            "heartbeat-dies-on-error",
+            "the heartbeat thread dies on the first failing beat and is never restarted",
+            (OUT_HEARTBEAT,),
+            ("heartbeat-dead",),
+            _heartbeat_dies_on_error,
+        ),
+        Mutant(
+            "redrive-without-headroom",
+            "the SQS redrive maxReceiveCount equals the listener's poison threshold",
+            (OUTAGES,),
+            ("valid-dead-lettered", "dead-letter-without-reason"),
+            _redrive_without_headroom,
         ),
         Mutant(
             "no-heartbeat",

@@ -117,6 +117,22 @@ class SimAws:
         raise ValueError(f"the simulator does not model {service_name!r} (only sqs, sns, kms, sts)")
 
     # ---------------------------------------------------------------- nemesis surface
+    def set_unreachable(self, service: str, unreachable: bool = True) -> None:
+        """Cut (or restore) the endpoint of ``service`` (sqs, sns, kms, sts): every call of every
+        client of that service, except clients with ``outage_exempt`` set (the harness's own),
+        raises botocore's ``EndpointConnectionError`` without reaching the backend (no state
+        change, no tap call; the attempt is still counted in :attr:`calls`)."""
+        if service not in ("sqs", "sns", "kms", "sts"):
+            raise ValueError(f"unknown service {service!r}")
+        if unreachable:
+            self._core.unreachable.add(service)
+        else:
+            self._core.unreachable.discard(service)
+
+    @property
+    def unreachable(self) -> frozenset[str]:
+        return frozenset(self._core.unreachable)
+
     def in_flight(self, queue_url: str | None = None) -> list[InFlight]:
         """Messages received and not yet deleted whose visibility timeout has not run out."""
         self.sqs_backend.tick()

@@ -22,6 +22,8 @@ class SimCore:
     reorder: bool = False
     rng: random.Random = field(init=False)
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: services whose endpoint is unreachable now (:meth:`harness.sim.SimAws.set_unreachable`)
+    unreachable: set[str] = field(default_factory=set)
     _request_no: int = 0
 
     def __post_init__(self) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from botocore.errorfactory import BaseClientExceptions
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from . import errors as E
 from ._core import SimCore
@@ -45,6 +45,9 @@ def operation(
                 raise TypeError(f"{fn.__name__}() only accepts keyword arguments.")
             core = self._core
             core.calls[(self.service, name)] += 1
+            if self.service in core.unreachable and not self.outage_exempt:
+                # the request never reaches the service: nothing changes, the tap sees nothing
+                raise EndpointConnectionError(endpoint_url=f"https://{self.service}.{core.region}.sim")
             self._tick()
             try:
                 response = fn(self, *args, **kwargs)
@@ -73,6 +76,8 @@ class _Client:
         self._core = core
         self._sqs = sqs
         self.meta = ClientMeta(self.service, core.region)
+        #: True for the harness's own clients: they reach the service during a simulated outage
+        self.outage_exempt = False
 
     @property
     def exceptions(self) -> BaseClientExceptions:
