@@ -36,45 +36,21 @@ CHECKERS = (
     "confidentiality_integrity",
 )
 
-_APPLIED = "applied: the decoder accepts it"
 #: Kinds the reference of this branch does not handle as documented (docs/hostile.md, bold cells)
 #: -> what it does instead, on every bus it applies to. Each is a strict xfail below: a fix makes
-#: its tests XPASS, which fails the run until the entry is removed.
+#: its tests XPASS, which fails the run until the entry is removed. (Before the decode,
+#: routing and idempotency fixes were merged, 35 kinds were listed here; see docs/hostile.md.)
 KNOWN_DEFECTS: dict[str, str] = {
-    "deep_body": "RecursionError out of poll_once (json.loads; the whole batch is lost for the poll)",
-    "deep_payload": "RecursionError out of poll_once",
-    "deep_sealed_plaintext": "RecursionError out of poll_once",
-    "deep_envelope": "RecursionError out of poll_once (parse_envelope catches ValueError/KeyError/TypeError only)",
-    "depth_17": _APPLIED + " (no depth limit)",
-    "duplicate_payload_key": _APPLIED + " (the last quantity wins)",
-    "duplicate_metadata_key": _APPLIED + " (the last eventId wins)",
-    "nan_in_unknown_field": _APPLIED + " (NaN is not JSON)",
-    "infinity_in_unknown_field": _APPLIED + " (-Infinity is not JSON)",
-    "overflow_float": _APPLIED + " (1e999 parses to inf)",
-    "amount_huge": _APPLIED + " (10^30 stored; PostgreSQL BIGINT refuses it)",
-    "is_replay_string": _APPLIED + ' (bool("yes"))',
-    "correlation_number": _APPLIED + " (str(5))",
-    "occurred_on_garbage": _APPLIED,
-    "nul_in_string": _APPLIED + " (PostgreSQL text refuses NUL)",
-    "lone_surrogate_escape": "applied, then every publish of its event fails (SNS refuses the text): "
-    "redelivered until SQS's redrive moves it to the DLQ without a reason",
-    "quantity_int64_overflow": _APPLIED + " (2^63 stored; PostgreSQL BIGINT refuses it)",
-    "nul_in_key": _APPLIED,
-    "entity_id_too_long": _APPLIED + " (129-char entity id; MessageGroupId of its events is invalid)",
-    "entity_id_spaces": _APPLIED,
-    "entity_id_non_ascii": _APPLIED,
-    "entity_id_newline": _APPLIED,
-    "event_id_too_long": _APPLIED,
-    "event_id_spaces": _APPLIED,
-    "event_id_empty": _APPLIED + ' (idempotency key "command:")',
-    "seq_zero": _APPLIED,
-    "seq_negative": _APPLIED,
-    "seq_int64_overflow": _APPLIED,
-    "both_type_attributes": _APPLIED + " (CommandType wins over EventType)",
-    "event_on_command_queue": "projected into the views by the command queue's listener",
-    "command_on_view_queue": "applied by the view queue's listener (it has the sagas)",
-    "reused_event_id_applied": "deleted silently as a duplicate (its outbox re-published), never dead-lettered",
-    "reused_event_id_pending": "deleted silently as a duplicate once the genuine command applied",
+    "both_type_attributes": "applied: with CommandType and EventType both present the listener takes "
+    "CommandType and ignores the contradicting EventType",
+    "env_version_true": "decrypted and applied: Version true == 1 passes the version check",
+    "env_version_float": "decrypted and applied: Version 1.0 == 1 passes the version check",
+}
+#: The generated mutations that reach the same defects (kept out of the generator property until
+#: the kind above is fixed; the kind's own strict xfail says when).
+KNOWN_DEFECT_MUTATIONS: dict[str, tuple[str, ...]] = {
+    "both_type_attributes": ("aset:EventType:",),
+    "env_version_true": ("etype:Version:bool",),
 }
 
 
@@ -142,16 +118,17 @@ def test_catalog_kind(name: str, encrypted: bool, fifo: bool) -> None:
     pytest.fail(f"{name} was never sent in 6 seeds")
 
 
-GENERATED_DEFECTS = (
-    "today's reference: RecursionError out of poll_once on deep nesting; NaN/Infinity/1e999, duplicate "
-    "keys, depth > 16, NUL/lone surrogates, out-of-int64 integers, bad ids/sequence numbers/occurredOn/"
-    "isReplay/correlationId and CommandType+EventType accepted and applied; a reused eventId with other "
-    "content silently dropped as a duplicate"
-)
+def _avoids_known_defects(config: SimConfig) -> bool:
+    for name in config.faults.poison:
+        if name in KNOWN_DEFECTS:
+            return False
+        for kind, fragments in KNOWN_DEFECT_MUTATIONS.items():
+            if kind in KNOWN_DEFECTS and any(f in name for f in fragments):
+                return False
+    return True
 
 
-@pytest.mark.xfail(strict=True, reason=GENERATED_DEFECTS)
-@given(hostile_runs())
+@given(hostile_runs().filter(_avoids_known_defects))
 def test_hostile_messages_between_valid_orders(config: SimConfig) -> None:
     """Catalog kinds and generated mutations, interleaved with valid orders, end as documented."""
     sim_label("Dead letters", "hostile inputs: generator", "structured mutations between valid orders")

@@ -91,6 +91,8 @@ class CircuitBreaker:
         self._since: float | None = None
         self._probes = 0
         self._next_probe = 0.0
+        #: how often it opened (a receive that was in flight while it opened sees this change)
+        self.trips = 0
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, open={self._dependency!r})"
@@ -116,6 +118,7 @@ class CircuitBreaker:
             self._dependency, self._error, self._since = dependency, str(error)[:500], now
             self._probes = 0
             self._next_probe = now + self._delay(0)
+            self.trips += 1
         log.warning("%s: %s unavailable, receiving paused: %s", self.name, dependency, error)
         if self.on_transition is not None:
             self.on_transition(self.name, "open", dependency, str(error)[:500])

@@ -62,6 +62,9 @@ a heartbeat whose lease extension cannot reach the store) opens the listener's c
 and the redrive count). While it is open the listener does not call ReceiveMessage (a poll returns
 0), stops working on the rest of the batch in hand (left for redelivery: one receive per message
 and worker per outage) and probes the failing dependency; the first answered probe closes it.
+A listener's first poll probes every dependency it uses (the store; KMS when it decrypts; SNS
+when it publishes outboxes, i.e. on a command queue; SQS) before its first receive, so a worker
+(re)started during an outage does not spend one receive per message to find out.
 """
 
 from __future__ import annotations
@@ -209,6 +212,7 @@ class SqsListener:
             maximum=self.options.breaker_max_backoff,
             on_transition=self._breaker_transition,
         )
+        self._probed = False
         #: production heartbeat: keeps every received, not yet deleted message invisible
         self._heartbeat = _Heartbeat(self) if executor is not None and self.options.heartbeat else None
 
@@ -273,6 +277,9 @@ class SqsListener:
 
         Nothing is received while the breaker is open (see the module docstring); a failed receive
         opens it (dependency ``sqs``) and counts as a poll of 0 messages."""
+        if not self._probed:
+            self._probed = True
+            self._probe_all()
         if not self.breaker.allow(self._probe):
             return 0
         try:
@@ -281,6 +288,10 @@ class SqsListener:
             self._outage(exc, "sqs")
             return 0
         flights = [f for group in groups for f in group]
+        if self.breaker.is_open:
+            # another poll thread opened it while this long poll was in flight: leave the batch
+            # untouched (each message becomes visible again after VT; this receive was its one)
+            return len(flights)
         if self._heartbeat is not None:
             self._heartbeat.track(flights)
         handed_over = False
@@ -321,6 +332,7 @@ class SqsListener:
     def _receive(self) -> list[list[_Flight]]:
         """ReceiveMessage (long poll, up to 10); the messages grouped by MessageGroupId."""
         vt = self.options.visibility_timeout
+        trips = self.breaker.trips
         try:
             resp = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
@@ -334,13 +346,18 @@ class SqsListener:
         except (ClientError, BotoCoreError) as exc:
             raise TransportError(f"ReceiveMessage on {self.queue} failed: {exc}") from exc
         messages: list[Mapping[str, Any]] = resp.get("Messages", [])
+        # the breaker opened while the call was in flight (another poll thread): recorded, so the
+        # history can tell this from a receive started while open
+        raced = {"breaker_opened_in_flight": True} if self.breaker.trips != trips else {}
         now = self.clock.now()
         groups: dict[str, list[_Flight]] = {}
         for m in messages:
             attrs = m.get("Attributes", {})
             count = int(attrs.get("ApproximateReceiveCount", "1"))
             self.observer.observe(
-                "receive", "ok", {"message_id": m["MessageId"], "queue": self.queue, "receive_count": count}
+                "receive",
+                "ok",
+                {"message_id": m["MessageId"], "queue": self.queue, "receive_count": count, **raced},
             )
             self.telemetry.message_received.add(1, {"queue": self.queue})
             group = attrs.get("MessageGroupId") or f"msg:{m['MessageId']}"
@@ -870,6 +887,21 @@ class SqsListener:
                 sns.get_topic_attributes(TopicArn=next(iter(topics.values())))
         else:
             self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+
+    def _probe_all(self) -> None:
+        """The start-up probe (module docstring): opens the breaker on the first dependency that
+        does not answer."""
+        dependencies = ["store", "sqs"]
+        if self.cipher is not None:
+            dependencies.append("kms")
+        if self.publisher is not None and self.queue in self.destinations:
+            dependencies.append("sns")
+        for dependency in dependencies:
+            try:
+                self._probe(dependency)
+            except Exception as exc:
+                self.breaker.trip(dependency, exc)
+                return
 
     def _breaker_transition(self, name: str, state: str, dependency: str, error: str) -> None:
         value = {"queue": self.queue, "state": state, "dependency": dependency}

@@ -85,6 +85,10 @@ def dead_letter(history: HistoryLike) -> Verdict:
         ]
         for found in matched:
             settled.add(found.index)
+            # the reason is judged only for the poison op whose *message* this is (a poison_id may
+            # equal another message's id: both come from generators seeded alike)
+            if found.value.get("message_id") != op.value.get("message_id"):
+                continue
             wrong = _wrong_code(found, str(reason or ""))
             if wrong:
                 anomalies.append(

@@ -5,12 +5,19 @@ and harness ``health`` samples.
 
 Anomalies:
 
-* ``outage-receive-storm`` -- a message received more than once by the same worker (same
-  process, no crash or restart of it in between) inside one outage window: a worker kept
-  receiving while its dependency was down (the breaker's goal is one receive per worker);
-* ``outage-not-reported`` -- the outage touched a worker (it received a message of an affected
-  queue in the window, or SQS itself was down) yet no worker's health named the dependency as
-  ``degraded`` at the end of the window;
+* ``receive-while-open`` -- a worker's listener received a message while its circuit breaker was
+  open (its last ``breaker`` op on that queue says ``open``; a crash or restart of the worker
+  resets it) and the receive does not say ``breaker_opened_in_flight`` (a long poll of another
+  poll thread that was already waiting when the breaker opened): the breaker does not gate
+  ReceiveMessage;
+* ``outage-receive-storm`` -- a valid (not poison) message of a queue the outage affects received
+  more than :data:`STORM_RECEIVES` times by the
+  same worker (same process, no crash or restart of it in between) inside one outage window: a
+  worker kept receiving while its dependency was down (the breaker's goal is one receive per
+  worker and outage; a second one is allowed for a receive that did not need the dependency);
+* ``outage-not-reported`` -- the outage touched a worker (it received a valid message of an
+  affected queue in the window and did not crash on it, or SQS itself was down and it tried to
+  receive) yet no worker's health named the dependency ``degraded`` at the end of the window;
 * ``health-not-restored`` -- a worker's health is not ``ok`` after the run drained;
 * ``poll-escaped`` -- an error escaped a worker's poll (a ``poll`` fail op of a worker): the
   listener did not contain a failure (production logs it and polls on after a pause; the
@@ -24,21 +31,28 @@ from typing import Any
 
 from harness.history import HARNESS, NEMESIS, Op
 
-from .model import Anomaly, HistoryLike, Verdict, as_ops, verdict
+from .model import Anomaly, HistoryLike, Verdict, as_ops, poison_ids, verdict
 
 NAME = "outage"
+
+
+#: receives of one message by one worker inside one outage window beyond which it is a storm: one
+#: that finds the dependency down (and opens the breaker), plus at most one that did not need it
+#: (e.g. ``Busy``: another worker held the claim); a listener that keeps receiving gets one per VT
+STORM_RECEIVES = 2
 
 
 def outage(history: HistoryLike) -> Verdict:
     """See the module docstring."""
     ops = as_ops(history)
     anomalies: list[Anomaly] = []
-    windows = 0
-    worst = 0
+    windows = worst = 0
+    poison = {i for op in ops if op.f == "poison" for i in poison_ids(op)}
+    open_breakers: set[tuple[str, str]] = set()  # (worker, queue) whose last breaker op is "open"
     start: Op | None = None
     seen: Counter[tuple[str, str]] = Counter()
     first_at: dict[tuple[str, str], int] = {}
-    touched = False
+    touching: dict[tuple[str, str], int] = {}  # (worker, message) received, not crashed on yet
     during: list[Op] = []
     for op in ops:
         if op.f == "poll" and op.type == "fail":
@@ -50,8 +64,33 @@ def outage(history: HistoryLike) -> Verdict:
                 )
             )
             continue
+        if op.f == "breaker" and op.process not in (NEMESIS, HARNESS):
+            key = (op.process, str(op.value.get("queue")))
+            if op.value.get("state") == "open":
+                open_breakers.add(key)
+            else:
+                open_breakers.discard(key)
+            continue
+        if op.process == NEMESIS and op.f in ("crash", "restart"):
+            worker = str(op.value.get("worker"))  # a fresh runtime: fresh breakers
+            open_breakers = {k for k in open_breakers if k[0] != worker}
+            for key in [k for k in seen if k[0] == worker]:
+                del seen[key]
+            touching.pop((worker, str(op.value.get("message_id"))), None)
+            continue
+        if op.f == "receive" and op.type == "ok":
+            queue = str(op.value.get("queue"))
+            if (op.process, queue) in open_breakers and not op.value.get("breaker_opened_in_flight"):
+                anomalies.append(
+                    Anomaly(
+                        "receive-while-open",
+                        f"{op.process} received {op.value.get('message_id')} from {queue} while its "
+                        "circuit breaker was open",
+                        (op.index,),
+                    )
+                )
         if op.process == NEMESIS and op.f == "outage" and op.type == "invoke":
-            start, seen, first_at, touched, during = op, Counter(), {}, False, []
+            start, seen, first_at, touching, during = op, Counter(), {}, {}, []
             windows += 1
             continue
         if start is None:
@@ -71,25 +110,22 @@ def outage(history: HistoryLike) -> Verdict:
                 )
             continue
         value: dict[str, Any] = dict(start.value)
-        if op.process == NEMESIS and op.f in ("crash", "restart"):
-            worker = str(op.value.get("worker"))
-            for key in [k for k in seen if k[0] == worker]:
-                del seen[key]
-        elif op.f == "receive" and op.type == "ok":
-            queue = str(op.value.get("queue"))
-            if queue in value.get("queues", ()):
-                touched = True
-            key = (op.process, str(op.value.get("message_id")))
+        if op.f == "receive" and op.type == "ok":
+            message_id = str(op.value.get("message_id"))
+            key = (op.process, message_id)
+            if message_id in poison or str(op.value.get("queue")) not in value.get("queues", ()):
+                continue  # poison: left for redelivery until the threshold whatever happens
+            touching[key] = op.index
             seen[key] += 1
             first_at.setdefault(key, op.index)
             worst = max(worst, seen[key])
-            if seen[key] == 2:
+            if seen[key] == STORM_RECEIVES + 1:
                 anomalies.append(
                     Anomaly(
                         "outage-receive-storm",
-                        f"{op.process} received {key[1]} again during the {value.get('kind')} outage "
-                        f"(started at op {start.index}): it kept receiving while {value.get('dependency')} "
-                        "was down",
+                        f"{op.process} received {message_id} {seen[key]} times during the "
+                        f"{value.get('kind')} outage (started at op {start.index}): it kept receiving "
+                        f"while {value.get('dependency')} was down",
                         (start.index, first_at[key], op.index),
                     )
                 )
@@ -97,15 +133,15 @@ def outage(history: HistoryLike) -> Verdict:
             during.append(op)
         elif op.process == NEMESIS and op.f == "outage" and op.type == "ok":
             dependency = str(value.get("dependency"))
-            if dependency == "sqs" and int(op.value.get("receive_calls", 0)) > 0:
-                touched = True
+            touched = bool(touching) or (dependency == "sqs" and int(op.value.get("receive_calls", 0)) > 0)
             reported = any(dependency in (h.value.get("degraded") or ()) for h in during)
             if touched and not reported:
                 anomalies.append(
                     Anomaly(
                         "outage-not-reported",
-                        f"no worker reported {dependency} degraded during the {value.get('kind')} outage "
-                        f"(health: {[h.value.get('status') for h in during]})",
+                        f"workers received valid messages during the {value.get('kind')} outage, yet "
+                        f"none reported {dependency} degraded (health: "
+                        f"{[h.value.get('status') for h in during]})",
                         (start.index, op.index, *(h.index for h in during)),
                     )
                 )

@@ -469,13 +469,15 @@ obj_kind(
 # ================================================================ identifiers
 IDS = "identifiers"
 for _name, _value, _what in (
-    ("entity_id_too_long", "E" * 129, "129 characters"),
-    ("entity_id_spaces", "order with spaces", "contains spaces"),
-    ("entity_id_non_ascii", "ördér-1", "non-ASCII"),
-    ("entity_id_newline", "order\n1", "contains a newline"),
+    ("entity_id_too_long", "", "129 characters"),
+    ("entity_id_spaces", "{} with spaces", "contains spaces"),
+    ("entity_id_non_ascii", "ördér-{}", "non-ASCII"),
+    ("entity_id_newline", "{}\n1", "contains a newline"),
 ):
     kind(_name, IDS, f"entity id (and EntityId) {_what}: not a valid SQS MessageGroupId", DECODE)(
-        lambda ctx, v=_value: identity(ctx, wire_obj(ctx), entity=v)  # type: ignore[misc]
+        lambda ctx, v=_value: identity(  # type: ignore[misc]
+            ctx, wire_obj(ctx), entity=v.format(ctx.command.entity_id) or _pad_id(ctx.command.entity_id, 129)
+        )
     )
 kind(
     "entity_id_128",
@@ -483,10 +485,13 @@ kind(
     "entity id of exactly 128 allowed characters",
     Applied("128 characters is the MessageGroupId limit"),
 )(
-    lambda ctx: replace(
-        identity(ctx, wire_obj(ctx), entity="E" * 128), group_id="E" * 128 if ctx.valid.group_id else None
-    )
+    lambda ctx: identity(ctx, wire_obj(ctx), entity=_pad_id(ctx.command.entity_id, 128)),
 )
+
+
+def _pad_id(base: str, size: int) -> str:
+    """``base`` padded to ``size`` characters (unique per message, unlike a constant id)."""
+    return base + "-" + "E" * (size - len(base) - 1)
 
 
 @kind("entity_id_empty", IDS, 'entity id "" and no EntityId attribute (SQS refuses empty values)', MISSING)
@@ -658,6 +663,12 @@ for _field in _ENV_FIELDS:
     env_kind(f"env_missing_{_field}", f"the envelope lacks {_field}", lambda e, f=_field: e.pop(f))  # type: ignore[misc]
 env_kind("env_version_2", "envelope Version 2 (unknown)", lambda e: e.__setitem__("Version", 2))
 env_kind("env_version_string", 'envelope Version "1" (a string)', lambda e: e.__setitem__("Version", "1"))
+env_kind(
+    "env_version_true",
+    "envelope Version true (equal to 1 in Python)",
+    lambda e: e.__setitem__("Version", True),
+)
+env_kind("env_version_float", "envelope Version 1.0", lambda e: e.__setitem__("Version", 1.0))
 env_kind("env_keyid_number", "envelope KeyId is a number", lambda e: e.__setitem__("KeyId", 1))
 env_kind(
     "env_destination_list", "envelope Destination is a list", lambda e: e.__setitem__("Destination", ["x"])

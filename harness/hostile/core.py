@@ -107,6 +107,8 @@ class WireMessage:
     target: str = "commands"  # "commands" (the command queue) or "views" (a view queue)
     #: the JSON text inside (before sealing), when the transform knows it (for the outcome model)
     plaintext: str | None = None
+    #: a generated mutation changed the envelope after sealing (edits that cancel out do not count)
+    envelope_edited: bool = False
 
 
 class Unavailable(Exception):

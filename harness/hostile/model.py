@@ -47,9 +47,7 @@ def expected_outcome(
     """A catalog kind's documented outcome; for a generated kind, the model's verdict."""
     if kind.category != "generated":
         return kind.outcome
-    from .mutations import ENV_OPS, parse
-
-    if ctx.encrypted and any(m.op in ENV_OPS for m in parse(kind.name)):
+    if ctx.encrypted and wire.envelope_edited:
         return AnyDeadLetter("an edited envelope never opens")
     return judge(wire, ctx, known_ids=known_ids)
 
@@ -143,7 +141,12 @@ def _check_envelope(wire: WireMessage, ctx: HostileContext) -> None:
         env = json.loads(base64.b64decode(wire.body, validate=True))
     except (ValueError, RecursionError) as exc:
         raise Rejected("envelope") from exc
-    if not isinstance(env, dict) or set(env) != set(_ENV_FIELDS) or env.get("Version") != 1:
+    if (
+        not isinstance(env, dict)
+        or set(env) != set(_ENV_FIELDS)
+        or type(env.get("Version")) is not int
+        or env["Version"] != 1
+    ):
         raise Rejected("envelope fields")
     if not all(isinstance(env[f], str) for f in _ENV_FIELDS[1:]):
         raise Rejected("envelope field types")

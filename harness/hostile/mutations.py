@@ -312,22 +312,33 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
         if not env_ops or not ctx.encrypted:
             return wire
         env = json.loads(base64.b64decode(wire.body))
+        original = json.loads(base64.b64decode(wire.body))
         for m in env_ops:
             a = m.args
             if m.op == "edel":
                 env.pop(a[0], None)
             elif m.op == "etype":
                 env[a[0]] = TYPES[a[1]]
+            elif m.op == "eflip" and isinstance(env.get(a[0]), int):
+                env[a[0]] ^= 1 << (int(a[1]) % 8)  # Version: another number
             elif m.op == "eflip" and isinstance(env.get(a[0]), str):
                 try:
                     data = bytearray(base64.b64decode(env[a[0]], validate=True))
-                except ValueError:
+                except ValueError:  # KeyId / Destination: change one character
+                    text = env[a[0]]
+                    if text:
+                        i = int(a[1]) % len(text)
+                        env[a[0]] = text[:i] + ("x" if text[i] != "x" else "y") + text[i + 1 :]
                     continue
                 if data:
                     bit = int(a[1]) % (8 * len(data))
                     data[bit // 8] ^= 1 << (bit % 8)
                     env[a[0]] = base64.b64encode(bytes(data)).decode("ascii")
-        return replace(wire, body=b64(json.dumps(env, separators=(",", ":")).encode("utf-8")))
+        if env == original and all(type(env[k]) is type(original[k]) for k in env):
+            return wire  # the edits cancelled out (True == 1 compares equal, hence the type check)
+        return replace(
+            wire, body=b64(json.dumps(env, separators=(",", ":")).encode("utf-8")), envelope_edited=True
+        )
 
     return run
 

@@ -23,7 +23,7 @@ from reference.breaker import CircuitBreaker
 from reference.bus import CommandBus, ReplayResult
 from reference.dispatchers import message_attributes
 from reference.envelope import MessageBinding
-from reference.errors import LeaseLost, MessageError, TransportError
+from reference.errors import DecodeError, LeaseLost, MessageError, TransportError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
 from reference.listener import SqsListener, _Flight, _Heartbeat
 from reference.messages import Command, Event, Metadata, Payload, derived_event_id, event_for, to_wire
@@ -257,6 +257,31 @@ def _no_poison_dlq() -> list[Any]:
     return [mock.patch.object(SqsListener, "_poison", _poison)]
 
 
+def _poison_wrong_reason() -> list[Any]:
+    orig = SqsListener._poison
+
+    class _Anything(MessageError):
+        reason = "DecodeError"
+
+    def _poison(self: SqsListener, f: _Flight, exc: MessageError) -> bool:
+        return orig(self, f, _Anything(str(exc)))  # every poison reported as a DecodeError
+
+    return [mock.patch.object(SqsListener, "_poison", _poison)]
+
+
+def _strict_unknown_fields() -> list[Any]:
+    import reference.messages as messages
+
+    orig = messages.from_wire
+
+    def from_wire(obj: Any, registry: Any) -> Any:
+        if isinstance(obj, dict) and set(obj) - {"name", "entity", "payload", "metadata"}:
+            raise DecodeError("unknown top-level field")  # over-strict: forward compatibility lost
+        return orig(obj, registry)
+
+    return [mock.patch.object(messages, "from_wire", from_wire)]
+
+
 def _replay_persists() -> list[Any]:
     orig_replay = CommandBus.replay
 
@@ -464,6 +489,7 @@ LOSS = P + "test_no_loss.py"
 CRYPTO = P + "test_encryption.py"
 REPLAY = P + "test_replay.py"
 SERIAL = P + "test_serialization.py"
+HOSTILE = P + "test_hostile.py::test_catalog_kind"
 OUTAGES = P + "test_outages.py"
 OUT_HEARTBEAT = OUTAGES + "::test_heartbeat_survives_a_failing_beat"
 
@@ -529,14 +555,14 @@ MUTANTS: dict[str, Mutant] = {
         Mutant(
             "no-aad",
             "AAD/encryption context not bound: a ciphertext moved to another destination decrypts",
-            (CRYPTO,),
+            (CRYPTO, HOSTILE + "[swapped_aad-encrypted-fifo]"),
             ("integrity-breach",),
             _no_aad,
         ),
         Mutant(
             "no-redrive",
             "no redrive policy and the listener never dead-letters",
-            (LOSS,),
+            (LOSS, HOSTILE + "[unknown_type-plaintext-fifo]"),
             ("poison-not-dead-lettered", "no-drain"),
             _no_redrive,
             scenarios=(BOOT,),
@@ -567,9 +593,27 @@ MUTANTS: dict[str, Mutant] = {
             _unfenced_commit,
         ),
         Mutant(
+            "poison-wrong-reason",
+            "every poison message is dead-lettered with the reason code DecodeError",
+            (
+                HOSTILE + "[missing_attribute-plaintext-fifo]",
+                HOSTILE + "[tampered-encrypted-standard]",
+                HOSTILE + "[oversized-plaintext-fifo]",
+            ),
+            ("wrong-dead-letter-reason",),
+            _poison_wrong_reason,
+        ),
+        Mutant(
+            "strict-unknown-fields",
+            "the decoder refuses unknown top-level fields (valid newer messages are dead-lettered)",
+            (HOSTILE + "[unknown_top_field-plaintext-fifo]", HOSTILE + "[depth_3_extra-encrypted-standard]"),
+            ("lost", "valid-dead-lettered"),
+            _strict_unknown_fields,
+        ),
+        Mutant(
             "no-poison-dlq",
             "poison is deleted silently instead of forwarded to the DLQ with a reason",
-            (LOSS,),
+            (LOSS, HOSTILE + "[bad_json-plaintext-fifo]", HOSTILE + "[missing_attribute-encrypted-standard]"),
             ("poison-not-dead-lettered",),
             _no_poison_dlq,
             scenarios=(DEAD_POISON,),

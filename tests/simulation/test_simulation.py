@@ -173,6 +173,8 @@ KILL_CONFIGS = {
     "no-poison-dlq": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("bad_json",))),
     "wire-format-drift": SimConfig(seed=1, orders=2),
     "plaintext-on-encrypted-bus": SimConfig(seed=1, orders=4, encryption=True),
+    "poison-wrong-reason": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("missing_attribute",))),
+    "strict-unknown-fields": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("unknown_top_field",))),
     "no-breaker": SimConfig(seed=1, orders=6, faults=parse_faults("outage=store")),
     "store-error-escapes-poll": SimConfig(seed=1, orders=6, faults=parse_faults("outage=sqs")),
     "redrive-without-headroom": SimConfig(seed=1, orders=6, workers=3, faults=parse_faults("outage=store")),
