@@ -23,6 +23,9 @@ def dead_letter(history: HistoryLike) -> Verdict:
       ``poison_id``) with no ``dead_letter`` op for it once the run drained;
     * ``no-drain`` -- poison was sent but the run never drained, so the above cannot be judged;
     * ``dead-letter-without-reason`` -- a ``dead_letter`` op with an empty or missing reason;
+    * ``dead-letter-wrong-reason`` -- a poison op that names the ``expected_reason`` code (e.g.
+      ``DecodeError``) was dead-lettered with a reason of another code (``<Code>: <detail>``;
+      an SQS redrive, which carries none, counts as another);
     * ``valid-dead-lettered`` -- a ``dead_letter`` op for a command that was sent ``ok``
       (matched by ``command_id``, or by the ``message_id`` the send recorded) and is not poison;
     * ``unexpected-business-dead-letter`` -- a ``business_dead_letter`` for a command whose send
@@ -70,6 +73,15 @@ def dead_letter(history: HistoryLike) -> Verdict:
         ]
         for found in matched:
             settled.add(found.index)
+            code = found.value.get("expected_reason")
+            if code and not str(reason or "").startswith(f"{code}:"):
+                anomalies.append(
+                    Anomaly(
+                        "dead-letter-wrong-reason",
+                        f"poison {found.describe()} expected {code}, dead-lettered by {op.describe()}",
+                        (found.index, op.index),
+                    )
+                )
         if matched or _truthy(op.value.get("poison")):
             continue
         command_id = sid(op.value.get("command_id"))
