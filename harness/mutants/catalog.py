@@ -142,7 +142,13 @@ def _sql_claim(*, check: bool) -> Callable[..., ClaimResult]:
     COMPLETED, unexpired record is seen), else no look at the store at all; never INSERT/UPDATE."""
 
     def claim(
-        self: SqlStorage, key: str, *, now: float, lease_until: float, message_type: str
+        self: SqlStorage,
+        key: str,
+        *,
+        now: float,
+        lease_until: float,
+        message_type: str,
+        digest: str | None = None,
     ) -> ClaimResult:
         if check:
             t = self.idempotency
@@ -157,7 +163,13 @@ def _sql_claim(*, check: bool) -> Callable[..., ClaimResult]:
 
 def _check_then_mark() -> list[Any]:
     def claim(
-        self: InMemoryStorage, key: str, *, now: float, lease_until: float, message_type: str
+        self: InMemoryStorage,
+        key: str,
+        *,
+        now: float,
+        lease_until: float,
+        message_type: str,
+        digest: str | None = None,
     ) -> ClaimResult:
         with self._lock:  # the check ...
             rec = self._m.records.get(key)
@@ -180,7 +192,13 @@ def _check_then_mark() -> list[Any]:
 
 def _no_idempotency() -> list[Any]:
     def claim(
-        self: InMemoryStorage, key: str, *, now: float, lease_until: float, message_type: str
+        self: InMemoryStorage,
+        key: str,
+        *,
+        now: float,
+        lease_until: float,
+        message_type: str,
+        digest: str | None = None,
     ) -> ClaimResult:
         with self._lock:
             self._tokens += 1

@@ -381,3 +381,56 @@ def test_ttl_shorter_than_every_copy_of_a_message_is_refused(ttl: float, retenti
     else:
         with pytest.raises(ConfigurationError, match="idempotency_ttl_seconds"):
             BusOptions(idempotency_ttl_seconds=ttl, message_retention_seconds=retention)
+
+
+# ------------------------------------------------------------------ fuzzing _decode / _process
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from reference.errors import MessageError  # noqa: E402
+from reference.listener import _Flight, _string_attributes  # noqa: E402
+
+_VALID = place("fz", event_id="33333333-3333-4333-8333-333333333333")
+_ATTRS = {k: v["StringValue"] for k, v in message_attributes(_VALID, encrypted=False, traceparent=None).items()}
+_TEXT = st.text(max_size=40) | st.sampled_from(["", "PlaceOrder", "OrderPlaced", "1", "0", "-1", "9" * 30,
+                                                "fz", "kms-aes256gcm-v1", "\ud800", "\x00"])
+
+
+@st.composite
+def _messages(draw: st.DrawFn) -> dict[str, Any]:
+    attrs = dict(_ATTRS)
+    for name in draw(st.lists(st.sampled_from(["CommandType", "EventType", "EntityId", "SequenceNo", "EventId",
+                                               "Encryption", "CorrelationId"]), max_size=3)):
+        if draw(st.booleans()):
+            attrs.pop(name, None)
+        else:
+            attrs[name] = draw(_TEXT)
+    body = encode(_VALID)
+    choice = draw(st.integers(0, 3))
+    if choice == 1:
+        body = draw(st.text(max_size=200))
+    elif choice == 2:
+        start = draw(st.integers(0, len(body)))
+        body = body[:start] + draw(st.text(max_size=20)) + body[start + draw(st.integers(0, 10)):]
+    elif choice == 3:
+        body = body.replace('"quantity":1', '"quantity":' + draw(st.sampled_from(
+            ["1.5", "true", "null", "[1]", "1e400", "-0", "NaN", "\"1\"", "9" * 40, "[" * 3000 + "]" * 3000])))
+    return {"MessageId": "m", "ReceiptHandle": "r", "Body": body,
+            "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()},
+            "Attributes": {"ApproximateReceiveCount": "1"}}
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(_messages())
+def test_fuzz_decode_raises_only_message_errors_and_process_never_raises(m: dict[str, Any]) -> None:
+    rig = _FUZZ_RIG
+    try:
+        message = rig.commands_listener._decode(m, _string_attributes(m))
+    except MessageError:
+        pass
+    else:
+        assert message == _VALID or message.event_id == _VALID.event_id
+    assert rig.commands_listener._process(_Flight(m, 1, 0.0, 0.0)) in (True, False)
+
+
+_FUZZ_RIG = Rig()

@@ -241,14 +241,15 @@ class StorageContract:
         assert storage.last_sequence(entity) == INT64_MAX
         assert storage.get_entity("order", entity) == {"qty": 2**63 - 1, "s": "\u00e9\U0001f600"}
 
-    def test_over_long_row_id_is_refused_alike_and_nothing_is_written(self, storage: Storage) -> None:
+    def test_over_long_or_nul_row_id_is_refused_alike_and_nothing_is_written(self, storage: Storage) -> None:
         from reference.errors import DecodeError
 
         c = self.claimed(storage)
-        eff = Effect(key="command:a", token=c.token, message_type="X", expires_at=T0 + 10,
-                     views=(ViewWrite("inventory", "S" * 201, {"n": 1}),))
-        with pytest.raises(DecodeError):
-            storage.commit(eff)
+        for row_id in ("S" * 201, "S\x00KU"):
+            eff = Effect(key="command:a", token=c.token, message_type="X", expires_at=T0 + 10,
+                         views=(ViewWrite("inventory", row_id, {"n": 1}),))
+            with pytest.raises(DecodeError):
+                storage.commit(eff)
         assert storage.list_view("inventory") == {}
         assert isinstance(storage.claim("command:a", now=T0 + 1, lease_until=T0 + 2, message_type="X"), Busy)
 
