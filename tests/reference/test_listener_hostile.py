@@ -32,7 +32,7 @@ from reference.domain.orders import (
     order_registry,
 )
 from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
-from reference.errors import ConfigurationError, DecryptionError, TransportError
+from reference.errors import ConfigurationError, DecodeError, DecryptionError, TransportError
 from reference.idempotency import message_digest
 from reference.messages import Command, Event, Message, encode, event_for, new_command
 from reference.stores import InMemoryStorage
@@ -177,7 +177,7 @@ def test_lone_surrogate_in_the_body_itself_is_poison_not_a_crash() -> None:
          "MessageAttributes": attrs, "Attributes": {"ApproximateReceiveCount": "1"}}
     from reference.listener import _Flight, _string_attributes
 
-    with pytest.raises(Exception, match="lone surrogate"):
+    with pytest.raises(DecodeError, match="lone surrogate"):
         listener._decode(m, _string_attributes(m))
     assert listener._process(_Flight(m, 1, 0.0, 0.0)) is False  # left for redelivery (receive 1 < 3)
 
@@ -434,3 +434,25 @@ def test_fuzz_decode_raises_only_message_errors_and_process_never_raises(m: dict
 
 
 _FUZZ_RIG = Rig()
+
+
+def test_every_reason_code_is_in_the_contract() -> None:
+    """Each MessageError subclass's ``reason`` is a code the gate accepts and the DLQ-attribute schema
+    allows (contract section 6), so no implementation is blamed for using the reference's codes."""
+    import re
+    from pathlib import Path
+
+    import reference.errors as errors
+    from harness.gate.driver import DEAD_LETTER_REASONS
+
+    codes = {c.reason for c in vars(errors).values()
+             if isinstance(c, type) and issubclass(c, errors.MessageError) and c is not errors.MessageError}
+    assert {"IdempotencyConflict", "HandlerError", "DecodeError"} <= codes
+    assert codes <= DEAD_LETTER_REASONS
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    pattern = json.loads((docs / "schemas" / "dead-letter-attributes.schema.json").read_text())
+    regex = re.compile(re.search(r'"pattern": "([^"]+)"', json.dumps(pattern)).group(1))  # type: ignore[union-attr]
+    contract = (docs / "contract.md").read_text()
+    for code in codes:
+        assert regex.match(f"{code}: detail"), code
+        assert f"| `{code}` |" in contract, code
