@@ -9,6 +9,7 @@ idempotency, handler failures, KMS error classes and the TTL rule.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -456,3 +457,23 @@ def test_every_reason_code_is_in_the_contract() -> None:
     for code in codes:
         assert regex.match(f"{code}: detail"), code
         assert f"| `{code}` |" in contract, code
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                     max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["Version", "KeyId", "Destination", "EncryptedDataKey", "Nonce", "Tag", "Ciphertext", "extra"]),
+       _JSON | st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()))
+def test_fuzz_envelope_fields_only_decryption_errors(field: str, value: Any) -> None:
+    """Any JSON value in any envelope field: opening raises DecryptionError (or succeeds when the
+    field does not matter), never anything else."""
+    kms = FakeKms(KEY)
+    env = json.loads(base64.b64decode(KmsEnvelopeCipher(kms, KEY).seal("{}", B)))
+    env[field] = value
+    sealed = base64.b64encode(json.dumps(env).encode()).decode()
+    with contextlib.suppress(DecryptionError):
+        KmsEnvelopeCipher(kms, KEY).open(sealed, message_id="m-1", entity_id="o-1", message_type="PlaceOrder",
+                                         destinations={"orders.fifo"})
