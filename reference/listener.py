@@ -551,6 +551,9 @@ class SqsListener:
             except SequenceConflict as exc:
                 self.observer.observe("effect", "fail", {**effect, "error": str(exc)})
                 return self._business_failure(f, cmd, exc, ctx)
+            except MessageError as exc:  # the store refused the content (e.g. a row id): poison
+                self.observer.observe("effect", "fail", {**effect, "error": str(exc)})
+                raise
             except WriteConflict as exc:
                 self.observer.observe("effect", "fail", {**effect, "error": str(exc)})
                 log.info("%s: %s; deciding again", cmd.event_id, exc)
@@ -671,6 +674,9 @@ class SqsListener:
                 try:
                     self.processor.storage.commit(effect)
                     break
+                except MessageError as exc:  # the store refused the content: poison
+                    self.observer.observe("project", "fail", {**projection, "error": str(exc)})
+                    raise
                 except WriteConflict as exc:
                     self.observer.observe("project", "fail", {**projection, "error": str(exc)})
                     log.info("%s into %s: %s; projecting again", evt.event_id, view.name, exc)

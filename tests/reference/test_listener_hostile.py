@@ -24,12 +24,14 @@ from reference.dispatchers import message_attributes
 from reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
+    AuthorizePayment,
     InventoryView,
     OrderPlaced,
     OrderSaga,
     OrderView,
     PaymentsView,
     PlaceOrder,
+    ReserveInventory,
     order_registry,
 )
 from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
@@ -477,3 +479,24 @@ def test_fuzz_envelope_fields_only_decryption_errors(field: str, value: Any) -> 
     with contextlib.suppress(DecryptionError):
         KmsEnvelopeCipher(kms, KEY).open(sealed, message_id="m-1", entity_id="o-1", message_type="PlaceOrder",
                                          destinations={"orders.fifo"})
+
+
+def test_a_row_id_the_stores_refuse_is_poison_and_its_projection_is_recorded_failed() -> None:
+    """A SKU of 201 characters decodes (payload strings are unbounded) but is the inventory view's
+    row id, longer than any store keeps: the projection fails alike on every backend and the event
+    is dead-lettered as DecodeError; the order itself and the other views are unaffected."""
+    rig = Rig()
+    cmd = new_command(PlaceOrder("c", "S" * 201, 1, 10), "o1", is_new=True, sequence_no=1)
+    rig.send_message(cmd)
+    rig.drain()
+    assert rig.effects() == [cmd.event_id]
+    rig.send_message(new_command(AuthorizePayment("p", 10), "o1", sequence_no=2))
+    rig.send_message(new_command(ReserveInventory("S" * 201, 1), "o1", sequence_no=3))
+    rig.drain()
+    rig.drain(rig.views_listener)
+    reasons = list(rig.dead().values())
+    assert len(reasons) == 1
+    assert reasons[0].startswith("DecodeError: row id")
+    failed = rig.observer.of("project", "fail")
+    assert failed
+    assert {v["view"] for v in failed} == {"inventory"}
