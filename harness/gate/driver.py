@@ -90,6 +90,7 @@ DEAD_LETTER_REASONS: frozenset[str] = frozenset(
         "DecryptionError",
         "BusinessError",
         "IdempotencyConflict",
+        "HandlerError",
     }
 )
 #: A replay run must exit within this long (contract section 7).
