@@ -1172,7 +1172,9 @@ def _parser(prog: str, *, seed_positional: bool) -> argparse.ArgumentParser:
     p.add_argument("--cancel-ratio", type=float, default=0.1)
     p.add_argument("--invalid-ratio", type=float, default=0.0)
     p.add_argument(
-        "--faults", default="none", help="e.g. chaos, or crash=0.05,stall=0.02,poison=all,crash@mid_handler"
+        "--faults",
+        default="none",
+        help="e.g. chaos, or crash=0.05,stall=0.02,poison=all,crash@mid_handler,outage=store+kms_disabled",
     )
     p.add_argument(
         "--mutant", default=None, help="run a mutant of the reference (see flowgate mutants --list)"
