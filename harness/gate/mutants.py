@@ -160,6 +160,49 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
     "redrive-without-headroom": ("smoke", frozenset({"redrive-policy-changed"}), False),
     # the transport outage makes the heartbeats of messages in hand fail; the dead heartbeat thread then
     # lets later messages lapse and be redelivered / natively redriven
+    # contract v1.2 decode rules (h1's and the catalog's mutants): every applicable catalog kind
+    "recursion-escapes-poll": (
+        "hostile",
+        frozenset(
+            {
+                "hostile-dead-letter-without-reason",
+                "dead-letter-without-reason",
+                "valid-dead-lettered",
+                "lost",
+            }
+        ),
+        False,
+    ),
+    "id-reuse-is-duplicate": (
+        "hostile",
+        frozenset({"hostile-not-dead-lettered", "poison-not-dead-lettered"}),
+        False,
+    ),
+    "event-on-command-queue-projected": (
+        "hostile",
+        frozenset({"hostile-not-dead-lettered", "poison-not-dead-lettered", "hostile-wrong-reason"}),
+        False,
+    ),
+    "unvalidated-group-id": (
+        "hostile",
+        frozenset(
+            {
+                "hostile-not-dead-lettered",
+                "poison-not-dead-lettered",
+                "hostile-applied",
+                "hostile-wrong-reason",
+            }
+        ),
+        False,
+    ),
+    "poison-wrong-reason": ("hostile", frozenset({"hostile-wrong-reason"}), False),
+    "strict-unknown-fields": (
+        "hostile",
+        frozenset({"hostile-dead-lettered", "valid-dead-lettered", "hostile-not-applied", "lost"}),
+        False,
+    ),
+    # the KMS outage: a disabled key read as the message's fault
+    "kms-disabled-is-poison": ("standard", frozenset({"valid-dead-lettered", "lost"}), False),
     "heartbeat-dies-on-error": (
         "standard",
         frozenset({"valid-dead-lettered", "dead-letter-without-reason", "lost"}),
@@ -183,6 +226,12 @@ EQUIVALENT: dict[str, str] = {
     "check-then-mark": _LAYERED.format("the atomicity of the idempotency claim (check, then mark at commit)"),
     "unfenced-commit": _LAYERED.format("the claim's fencing token at commit"),
     "unconditional-row-write": _LAYERED.format("the entity/view row version check"),
+    "ttl-shorter-than-retention": (
+        "idempotency records expire after 24 h instead of outliving the queue's and the DLQ's retention "
+        "(14 + 14 days): only a copy of a command arriving more than 24 h after the first is handled "
+        "differently, and a gate run lasts minutes (SQS's 5-minute deduplication window and the probe's "
+        "view end long before); properties/test_hostile_decode.py kills it on the simulator's clock"
+    ),
 }
 
 

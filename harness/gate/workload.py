@@ -104,6 +104,18 @@ PROFILES: Final[dict[str, Profile]] = {
         send_seconds=2.0,
         settle_timeout=60.0,
     ),
+    # smoke's workload with every applicable catalog kind: the decode rules alone, fast
+    "hostile": Profile(
+        "hostile",
+        orders=6,
+        instances=1,
+        visibility_timeout=5,
+        max_receive_count=3,
+        duplicates=2,
+        bursts=2,
+        send_seconds=2.0,
+        settle_timeout=120.0,
+    ),
     "standard": Profile(
         "standard",
         orders=16,
