@@ -114,8 +114,10 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
     ),
     # the gate's queue has a RedrivePolicy (contract section 6: a backstop); a listener that never
     # dead-letters leaves poison to it, which moves it without a reason
-    "no-redrive": ("smoke", frozenset({"poison-not-dead-lettered", "dead-letter-without-reason"}), False),
-    "no-poison-dlq": ("smoke", frozenset({"poison-not-dead-lettered"}), False),
+    # (the hostile mutants are judged by the catalog's per-kind hostile-not-dead-lettered -- neither
+    # forwarded nor applied -- not by poison-not-dead-lettered, which a kind wrongly applied also shows)
+    "no-redrive": ("smoke", frozenset({"hostile-not-dead-lettered", "dead-letter-without-reason"}), False),
+    "no-poison-dlq": ("smoke", frozenset({"hostile-not-dead-lettered"}), False),
     "plaintext-on-encrypted-bus": (
         "smoke",
         frozenset({"unencrypted-wire", "plaintext-on-wire", "valid-dead-lettered", "lost"}),
@@ -173,26 +175,15 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
         ),
         False,
     ),
-    "id-reuse-is-duplicate": (
-        "hostile",
-        frozenset({"hostile-not-dead-lettered", "poison-not-dead-lettered"}),
-        False,
-    ),
+    "id-reuse-is-duplicate": ("hostile", frozenset({"hostile-not-dead-lettered"}), False),
     "event-on-command-queue-projected": (
         "hostile",
-        frozenset({"hostile-not-dead-lettered", "poison-not-dead-lettered", "hostile-wrong-reason"}),
+        frozenset({"hostile-not-dead-lettered", "hostile-wrong-reason"}),
         False,
     ),
     "unvalidated-group-id": (
         "hostile",
-        frozenset(
-            {
-                "hostile-not-dead-lettered",
-                "poison-not-dead-lettered",
-                "hostile-applied",
-                "hostile-wrong-reason",
-            }
-        ),
+        frozenset({"hostile-not-dead-lettered", "hostile-wrong-reason"}),
         False,
     ),
     "poison-wrong-reason": ("hostile", frozenset({"hostile-wrong-reason"}), False),
