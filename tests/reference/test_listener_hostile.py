@@ -500,3 +500,37 @@ def test_a_row_id_the_stores_refuse_is_poison_and_its_projection_is_recorded_fai
     failed = rig.observer.of("project", "fail")
     assert failed
     assert {v["view"] for v in failed} == {"inventory"}
+
+
+def _flight(message: Message, receive_count: int) -> _Flight:
+    attrs = message_attributes(message, encrypted=False, traceparent=None)
+    m = {"MessageId": f"m-{receive_count}", "ReceiptHandle": "r", "Body": encode(message),
+         "MessageAttributes": attrs, "Attributes": {"ApproximateReceiveCount": str(receive_count)}}
+    return _Flight(m, receive_count, 0.0, 0.0)
+
+
+def test_any_exception_while_decoding_is_poison_decode_error_on_the_last_receive(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig()
+
+    def explode(body: Any, registry: Any) -> Any:
+        raise OverflowError("int too large to convert")
+
+    monkeypatch.setattr("reference.listener.decode", explode)
+    assert rig.commands_listener._process(_flight(place("o1"), 1)) is False  # left for redelivery
+    assert not rig.dead()
+    rig.commands_listener._process(_flight(place("o1"), MAX_RECEIVES))  # forwarded, then deleted
+    [reason] = rig.dead().values()
+    assert reason == "DecodeError: undecodable message: OverflowError: int too large to convert"
+
+
+def test_a_transport_error_while_decoding_is_never_poison_not_even_on_the_last_receive(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig()
+
+    def unavailable(body: Any, registry: Any) -> Any:
+        raise TransportError("KMS Decrypt failed: KMSInternalException")
+
+    monkeypatch.setattr("reference.listener.decode", unavailable)
+    assert rig.commands_listener._process(_flight(place("o1"), MAX_RECEIVES + 5)) is False
+    assert not rig.dead()
