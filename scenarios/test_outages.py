@@ -184,7 +184,9 @@ def _run(s: Any, registry: Any, summary: Any, kind: str, postgres_url: str | Non
             notes=(f"{kind}: {outage_s:.0f} s outage, {len(receives)} receives of "
                    f"{len({k[1] for k in per_worker})} messages in it (max "
                    f"{max(per_worker.values(), default=0)} per worker and message), "
-                   f"{redriven} redriven, {time.monotonic() - started:.0f} s wall"),
+                   f"{redriven} redriven, "
+                   + (f"{proxy.refused} connections refused by the cut proxy, " if proxy is not None else "")
+                   + f"{time.monotonic() - started:.0f} s wall"),
         )
     finally:
         if proxy is not None:
