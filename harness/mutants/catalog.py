@@ -282,6 +282,42 @@ def _strict_unknown_fields() -> list[Any]:
     return [mock.patch.object(messages, "from_wire", from_wire)]
 
 
+def _no_json_depth_limit() -> list[Any]:
+    import reference.messages as messages
+
+    return [mock.patch.object(messages, "check_json_depth", lambda text, limit=16: None)]  # noqa: PT008
+
+
+def _duplicate_keys_accepted() -> list[Any]:
+    import reference.messages as messages
+
+    return [mock.patch.object(messages, "_unique_object", dict)]  # the last duplicate key wins
+
+
+def _no_content_digest() -> list[Any]:
+    import reference.listener as listener
+
+    # every claim matches a record of any content: a reused eventId is a "duplicate" again
+    return [mock.patch.object(listener, "message_digest", lambda message, view=None: None)]  # noqa: PT008
+
+
+def _listener_accepts_any_kind() -> list[Any]:
+    orig_init = SqsListener.__init__
+
+    def __init__(self: SqsListener, *args: Any, **kwargs: Any) -> None:
+        orig_init(self, *args, **kwargs)
+        self.accepts = None  # events on a command queue, commands on a view queue
+        self.accepted_types = None
+
+    return [mock.patch.object(SqsListener, "__init__", __init__)]
+
+
+def _lax_ids() -> list[Any]:
+    import reference.messages as messages
+
+    return [mock.patch.object(messages, "_check_id", lambda value, where: value)]
+
+
 def _replay_persists() -> list[Any]:
     orig_replay = CommandBus.replay
 
@@ -490,6 +526,7 @@ CRYPTO = P + "test_encryption.py"
 REPLAY = P + "test_replay.py"
 SERIAL = P + "test_serialization.py"
 HOSTILE = P + "test_hostile.py::test_catalog_kind"
+HOSTILE_GEN = P + "test_hostile.py::test_hostile_messages_between_valid_orders"
 OUTAGES = P + "test_outages.py"
 OUT_HEARTBEAT = OUTAGES + "::test_heartbeat_survives_a_failing_beat"
 
@@ -555,14 +592,14 @@ MUTANTS: dict[str, Mutant] = {
         Mutant(
             "no-aad",
             "AAD/encryption context not bound: a ciphertext moved to another destination decrypts",
-            (CRYPTO, HOSTILE + "[swapped_aad-encrypted-fifo]"),
+            (CRYPTO, HOSTILE_GEN, HOSTILE + "[swapped_aad-encrypted-fifo]"),
             ("integrity-breach",),
             _no_aad,
         ),
         Mutant(
             "no-redrive",
             "no redrive policy and the listener never dead-letters",
-            (LOSS, HOSTILE + "[unknown_type-plaintext-fifo]"),
+            (LOSS, HOSTILE_GEN, HOSTILE + "[unknown_type-plaintext-fifo]"),
             ("poison-not-dead-lettered", "no-drain"),
             _no_redrive,
             scenarios=(BOOT,),
@@ -593,9 +630,58 @@ MUTANTS: dict[str, Mutant] = {
             _unfenced_commit,
         ),
         Mutant(
+            "no-json-depth-limit",
+            "no nesting limit before parsing: a 17-deep body is accepted (and a deep one only survives "
+            "because the parser's RecursionError is caught)",
+            (HOSTILE_GEN, HOSTILE + "[depth_17-plaintext-fifo]", HOSTILE + "[depth_17-encrypted-standard]"),
+            ("poison-not-dead-lettered", "unexpected"),
+            _no_json_depth_limit,
+        ),
+        Mutant(
+            "duplicate-keys-accepted",
+            "duplicate JSON object keys are accepted (the last one wins)",
+            (HOSTILE_GEN, HOSTILE + "[duplicate_payload_key-plaintext-fifo]"),
+            ("poison-not-dead-lettered", "unexpected"),
+            _duplicate_keys_accepted,
+        ),
+        Mutant(
+            "no-content-digest",
+            "idempotency claims carry no content digest: an eventId reused with other content is a duplicate",
+            (
+                HOSTILE_GEN,
+                HOSTILE + "[reused_event_id_applied-plaintext-fifo]",
+                HOSTILE + "[reused_event_id_pending-encrypted-fifo]",
+            ),
+            ("poison-not-dead-lettered",),
+            _no_content_digest,
+        ),
+        Mutant(
+            "listener-accepts-any-kind",
+            "a listener handles whatever kind arrives: events on a command queue, commands on a view queue",
+            (
+                HOSTILE_GEN,
+                HOSTILE + "[event_on_command_queue-plaintext-fifo]",
+                HOSTILE + "[command_on_view_queue-encrypted-standard]",
+            ),
+            ("poison-not-dead-lettered", "unexpected"),
+            _listener_accepts_any_kind,
+        ),
+        Mutant(
+            "lax-ids",
+            "entity ids and event ids are not checked against the SQS id alphabet and length",
+            (
+                HOSTILE_GEN,
+                HOSTILE + "[entity_id_spaces-plaintext-fifo]",
+                HOSTILE + "[event_id_too_long-encrypted-standard]",
+            ),
+            ("poison-not-dead-lettered", "unexpected"),
+            _lax_ids,
+        ),
+        Mutant(
             "poison-wrong-reason",
             "every poison message is dead-lettered with the reason code DecodeError",
             (
+                HOSTILE_GEN,
                 HOSTILE + "[missing_attribute-plaintext-fifo]",
                 HOSTILE + "[tampered-encrypted-standard]",
                 HOSTILE + "[oversized-plaintext-fifo]",
@@ -606,14 +692,23 @@ MUTANTS: dict[str, Mutant] = {
         Mutant(
             "strict-unknown-fields",
             "the decoder refuses unknown top-level fields (valid newer messages are dead-lettered)",
-            (HOSTILE + "[unknown_top_field-plaintext-fifo]", HOSTILE + "[depth_3_extra-encrypted-standard]"),
+            (
+                HOSTILE_GEN,
+                HOSTILE + "[unknown_top_field-plaintext-fifo]",
+                HOSTILE + "[depth_3_extra-encrypted-standard]",
+            ),
             ("lost", "valid-dead-lettered"),
             _strict_unknown_fields,
         ),
         Mutant(
             "no-poison-dlq",
             "poison is deleted silently instead of forwarded to the DLQ with a reason",
-            (LOSS, HOSTILE + "[bad_json-plaintext-fifo]", HOSTILE + "[missing_attribute-encrypted-standard]"),
+            (
+                LOSS,
+                HOSTILE_GEN,
+                HOSTILE + "[bad_json-plaintext-fifo]",
+                HOSTILE + "[missing_attribute-encrypted-standard]",
+            ),
             ("poison-not-dead-lettered",),
             _no_poison_dlq,
             scenarios=(DEAD_POISON,),
