@@ -45,6 +45,7 @@ def single_mutations(*, encrypted: bool) -> st.SearchStrategy[Mutation]:
             lambda f: _index(mu.ID_VALUES[f]).map(lambda i: _m("id", f, i))
         ),
         st.just(_m("reuse")),
+        st.sampled_from(mu.ROUTES).map(lambda r: _m("route", r)),
         st.sampled_from(mu.ENCODINGS).map(lambda e: _m("enc", e)),
         st.sampled_from(("dupkey", "dupval")).map(lambda e: _m("enc", e)),  # duplicate keys, weighted up
         attr.map(lambda a: _m("adel", a)),

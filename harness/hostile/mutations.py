@@ -22,6 +22,7 @@ edel      FIELD                delete an envelope field
 etype     FIELD:T              envelope field of another JSON type
 eflip     FIELD:I              flip bit I of a base64 envelope field (a character of KeyId, ...)
 reseal    dest|key|id          seal again for another destination / key / message id, relabelled
+route     event|views          the command's valid event instead / the command sent to a view queue
 ========  ===================  =====================================================
 """
 
@@ -145,6 +146,9 @@ ATTR_VALUES: tuple[str, ...] = (
 #: relabelled to this queue), under another key (KeyId relabelled to the bus key), bound to
 #: another message id (the attributes keep the real one)
 RESEALS: tuple[str, ...] = ("dest", "key", "id")
+#: wrong queue roles: the valid event of the command on the command queue, or the command on a
+#: view queue (sealed for the topic that queue subscribes to)
+ROUTES: tuple[str, ...] = ("event", "views")
 ENV_FIELDS: tuple[str, ...] = (
     "Version",
     "KeyId",
@@ -165,7 +169,7 @@ class Mutation:
         return ":".join((self.op, *self.args))
 
 
-BODY_OPS = {"del", "type", "val", "nest", "id", "reuse"}
+BODY_OPS = {"del", "type", "val", "nest", "id", "reuse", "route"}
 TEXT_OPS = {"enc"}
 ATTR_OPS = {"adel", "abin", "aset", "aadd"}
 ENV_OPS = {"edel", "etype", "eflip", "reseal"}
@@ -185,6 +189,7 @@ _ARITY = {
     "etype": 2,
     "eflip": 2,
     "reseal": 1,
+    "route": 1,
 }
 
 
@@ -232,6 +237,8 @@ def _validate(m: Mutation) -> None:
         ok = ok and a[1].isdigit()
     if m.op == "reseal":
         ok = a[0] in RESEALS
+    if m.op == "route":
+        ok = a[0] in ROUTES
     if not ok:
         raise ValueError(f"bad arguments in mutation {m.spec()!r}")
 
@@ -270,6 +277,12 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
     def run(ctx: HostileContext) -> WireMessage:
         obj: Any = json.loads(ctx.plaintext)
         attrs = attrs_of(ctx)
+        routes = {m.args[0] for m in mutations if m.op == "route"}
+        if "event" in routes:
+            from .catalog import event_message
+
+            text0, attrs = event_message(ctx)
+            obj = json.loads(text0)
         splices: dict[str, str] = {}
         for m in mutations:
             a = m.args
@@ -315,7 +328,16 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
                 for i in range(int(a[0])):
                     if len(attrs) < 10:
                         attrs[f"X-Gen{i}"] = sattr(str(i))
-        wire = finish(ctx, text, attrs)
+        if "views" in routes:
+            wire = finish(
+                ctx,
+                text,
+                attrs,
+                destination=ctx.views_queue.replace("order-views", "order-events") if ctx.encrypted else None,
+                target="views",
+            )
+        else:
+            wire = finish(ctx, text, attrs)
         env_ops = [m for m in mutations if m.op in ENV_OPS]
         if not env_ops or not ctx.encrypted:
             return wire
@@ -418,6 +440,7 @@ __all__ = [
     "ID_VALUES",
     "PATHS",
     "RESEALS",
+    "ROUTES",
     "TYPES",
     "Mutation",
     "needs_encryption",
