@@ -277,7 +277,9 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
     def run(ctx: HostileContext) -> WireMessage:
         obj: Any = json.loads(ctx.plaintext)
         attrs = attrs_of(ctx)
-        routes = {m.args[0] for m in mutations if m.op == "route"}
+        # the first route only: the event on a view queue would be a valid message again
+        first = next((m.args[0] for m in mutations if m.op == "route"), None)
+        routes = {first} if first else set()
         if "event" in routes:
             from .catalog import event_message
 
