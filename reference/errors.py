@@ -65,8 +65,7 @@ class IdempotencyConflict(MessageError):
 class HandlerError(MessageError):
     """A saga or view raised something unexpected (not a :class:`BusinessError`) on a decoded
     message. Retried by redelivery (claim released), then dead-lettered with this reason on the
-    receive where ApproximateReceiveCount >= ``max_receive_count`` (docs/decisions.md D-number
-    in the module docstring of :mod:`reference.listener`)."""
+    receive where ApproximateReceiveCount >= ``max_receive_count`` (docs/decisions.md D21)."""
 
     reason = "HandlerError"
 

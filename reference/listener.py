@@ -29,10 +29,14 @@ Outcomes:
 * **done** (effect committed, or already completed = *duplicate*: its outbox is re-published with
   the same ids, then the message is deleted);
 * **busy** (another worker holds the lease): left alone;
-* **poison** (bad JSON, unknown type, missing attribute, failed/tampered decryption, wrong key,
-  oversized): left for redelivery until the receive where ApproximateReceiveCount >=
-  ``max_receive_count``, then forwarded to the queue's DLQ with a ``DeadLetterReason`` attribute
-  and deleted. Transient failures (KMS/SQS/SNS/database errors) are never poison;
+* **poison** (bad JSON or anything strict decoding refuses, unknown type or one this queue is not
+  for, missing attribute, failed/tampered decryption, wrong key, oversized, an id already known
+  with other content = ``IdempotencyConflict``, a saga/view that raised = ``HandlerError``; any
+  unexpected exception while decoding counts as ``DecodeError``): left for redelivery until the
+  receive where ApproximateReceiveCount >= ``max_receive_count``, then forwarded to the queue's
+  DLQ with a ``DeadLetterReason`` attribute and deleted. Transient failures (KMS/SQS/SNS/database
+  errors, a disabled or inaccessible KMS key) are never poison; nothing but ``WorkerCrash``
+  escapes the processing of one message (docs/decisions.md D21);
 * **business failure** (:class:`BusinessError`): claim released, retried by redelivery; on the
   attempt whose receive count >= ``business_max_attempts`` it is recorded in the business
   dead-letter store (which completes the claim) and deleted (V3's dual DLQ, doc 002). With
@@ -113,6 +117,11 @@ DEAD_LETTER_REASON = "DeadLetterReason"
 #: How often a decision is recomputed when its entity/view row changed under it (another worker
 #: committed first) before the message is left for redelivery.
 WRITE_CONFLICT_ATTEMPTS = 5
+#: What decoding one message may raise that is still *that message's* fault (poison
+#: ``DecodeError``), besides :class:`MessageError`: anything (RecursionError, UnicodeError,
+#: OverflowError, a bug). :class:`TransportError` is caught before it; ``WorkerCrash`` is a
+#: ``BaseException`` and never caught.
+_MESSAGE_FAULTS: tuple[type[Exception], ...] = (Exception,)
 
 
 class OutboxPublisher(Protocol):
@@ -485,7 +494,7 @@ class SqsListener:
                 log.warning("transient failure decoding %s: %s", f.message_id, exc)
                 self.telemetry.message_processing_error.add(1, {"queue": self.queue})
                 return False
-            except Exception as exc:  # the message's fault, whatever it is (D21)
+            except _MESSAGE_FAULTS as exc:  # the message's fault, whatever it is (D21)
                 return self._poison(f, DecodeError(f"undecodable message: {type(exc).__name__}: {exc}"))
             ctx = {
                 **ctx,
@@ -598,6 +607,9 @@ class SqsListener:
             except SequenceConflict as exc:
                 self.observer.observe("effect", "fail", {**effect, "error": str(exc)})
                 return self._business_failure(f, cmd, exc, ctx)
+            except MessageError as exc:  # the store refused the content (e.g. a row id): poison
+                self.observer.observe("effect", "fail", {**effect, "error": str(exc)})
+                raise
             except WriteConflict as exc:
                 self.observer.observe("effect", "fail", {**effect, "error": str(exc)})
                 log.info("%s: %s; deciding again", cmd.event_id, exc)
@@ -718,6 +730,9 @@ class SqsListener:
                 try:
                     self.processor.storage.commit(effect)
                     break
+                except MessageError as exc:  # the store refused the content: poison
+                    self.observer.observe("project", "fail", {**projection, "error": str(exc)})
+                    raise
                 except WriteConflict as exc:
                     self.observer.observe("project", "fail", {**projection, "error": str(exc)})
                     log.info("%s into %s: %s; projecting again", evt.event_id, view.name, exc)
@@ -750,12 +765,7 @@ class SqsListener:
         else:
             raise MissingAttribute("neither CommandType nor EventType attribute present")
         self.registry.lookup(type_name, kind)
-        if self.accepts is not None and kind != self.accepts:
-            raise UnknownMessageType(
-                f"{kind} {type_name!r} on {self.queue}, which takes {self.accepts}s only"
-            )
-        if self.accepted_types is not None and type_name not in self.accepted_types:
-            raise UnknownMessageType(f"{kind} {type_name!r} is not routed to {self.queue}")
+        self._check_route(kind, type_name)
         entity_id = attrs.get("EntityId")
         if not entity_id:
             raise MissingAttribute("EntityId attribute missing")
@@ -795,6 +805,17 @@ class SqsListener:
         if isinstance(message, Command) and not self.processor.sagas_for(type(message.payload)):
             raise UnknownMessageType(f"no saga handles {message.name} on {self.queue}")
         return message
+
+    def _check_route(self, kind: Kind, type_name: str) -> None:
+        """:class:`UnknownMessageType` unless this queue is for ``kind`` messages of this type: an
+        event on a command queue would otherwise be projected (a forged view effect), a command on
+        a view queue run by whatever saga handles it."""
+        if self.accepts is not None and kind != self.accepts:
+            raise UnknownMessageType(
+                f"{kind} {type_name!r} on {self.queue}, which takes {self.accepts}s only"
+            )
+        if self.accepted_types is not None and type_name not in self.accepted_types:
+            raise UnknownMessageType(f"{kind} {type_name!r} is not routed to {self.queue}")
 
     def _poison(self, f: _Flight, exc: MessageError) -> bool:
         """Left for redelivery until the receive where ApproximateReceiveCount >=

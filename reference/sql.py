@@ -35,8 +35,10 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -134,9 +136,8 @@ class SqlStorage:
             Column("expires_at", Double, nullable=False),
             Column("message_type", String(200)),
             Column("outbox", Text, nullable=False, default="[]"),
-            # message_digest() of what the key identifies (NULL: unknown, matches any); a table
-            # created before this column existed needs ``ALTER TABLE ... ADD COLUMN digest
-            # VARCHAR(64)``
+            # message_digest() of what the key identifies (NULL: unknown, matches any); added to a
+            # table created before it existed by _upgrade_schema
             Column("digest", String(64)),
             Index(f"ix_{p}idempotency_expires_at", "expires_at"),
         )
@@ -155,9 +156,31 @@ class SqlStorage:
         self.metadata = md
         if create:
             _create_tables(md, engine)
+            self._upgrade_schema()
 
     def __repr__(self) -> str:
         return f"SqlStorage({self.engine.url!r})"
+
+    def _upgrade_schema(self) -> None:
+        """Bring tables created by an older version up to this schema (idempotent, additive):
+        the idempotency ``digest`` column, and on PostgreSQL ``commands.event_id`` widened to
+        VARCHAR(200) (SQLite does not enforce VARCHAR lengths). Safe to run concurrently: a
+        column another process added meanwhile is tolerated."""
+        insp = inspect(self.engine)
+        idem = self.idempotency.name
+        if "digest" not in {c["name"] for c in insp.get_columns(idem)}:
+            try:
+                with self._guard(), self.engine.begin() as c:
+                    c.execute(text(f'ALTER TABLE "{idem}" ADD COLUMN digest VARCHAR(64)'))
+            except (OperationalError, ProgrammingError):
+                if "digest" not in {c["name"] for c in inspect(self.engine).get_columns(idem)}:
+                    raise
+        if self.engine.dialect.name == "postgresql":
+            cmds = self.commands.name
+            width = {c["name"]: getattr(c["type"], "length", None) for c in insp.get_columns(cmds)}
+            if (width.get("event_id") or 200) < 200:
+                with self.engine.begin() as c:
+                    c.execute(text(f'ALTER TABLE "{cmds}" ALTER COLUMN event_id TYPE VARCHAR(200)'))
 
     def drop(self) -> None:
         """Drop this storage's tables (tests)."""

@@ -318,12 +318,14 @@ MAX_NAME_CHARS = 100
 
 def check_effect_keys(effect: Effect) -> None:
     """:class:`DecodeError` (the message's content, so poison) if a row key of ``effect`` is
-    longer than the stores' key columns hold."""
+    longer than the stores' key columns hold, or contains NUL."""
     for kind, row_id in [(w.kind, w.entity_id) for w in effect.entities] + [
         (v.view, v.row_id) for v in effect.views
     ]:
         if len(row_id) > MAX_ROW_ID_CHARS or len(kind) > MAX_NAME_CHARS:
             raise DecodeError(f"row id {row_id[:40]!r}... of {kind[:40]!r} is longer than {MAX_ROW_ID_CHARS}")
+        if "\x00" in row_id:  # PostgreSQL refuses NUL in VARCHAR, SQLite stores it
+            raise DecodeError(f"row id {row_id[:40]!r} of {kind[:40]!r} contains NUL")
 
 
 def digests_match(stored: str | None, claimed: str | None) -> bool:

@@ -38,6 +38,9 @@ def dead_letter(history: HistoryLike) -> Verdict:
     * ``wrong-dead-letter-reason`` -- a listener dead-lettered a poison op that documents its
       ``reason_code`` (the hostile-input catalog) with another ``DeadLetterReason`` code (``*``:
       any agreed code); SQS's own redrive (``sqs-redrive``, e.g. after a crash) is not judged;
+    * ``dead-letter-wrong-reason`` -- a poison op that names the ``expected_reason`` code (e.g.
+      ``DecodeError``) was dead-lettered with a reason of another code (``<Code>: <detail>``;
+      an SQS redrive, which carries none, counts as another);
     * ``valid-dead-lettered`` -- a ``dead_letter`` op for a command that was sent ``ok``
       (matched by ``command_id``, or by the ``message_id`` the send recorded) and is not poison;
     * ``unexpected-business-dead-letter`` -- a ``business_dead_letter`` for a command whose send
@@ -85,14 +88,24 @@ def dead_letter(history: HistoryLike) -> Verdict:
         ]
         for found in matched:
             settled.add(found.index)
-            # the reason is judged only for the poison op whose *message* this is (a poison_id may
+            # a reason is judged only for the poison op whose *message* this is (a poison_id may
             # equal another message's id: both come from generators seeded alike)
-            if found.value.get("message_id") != op.value.get("message_id"):
+            mine, theirs = sid(found.value.get("message_id")), sid(op.value.get("message_id"))
+            if mine is not None and theirs is not None and mine != theirs:
                 continue
             wrong = _wrong_code(found, str(reason or ""))
             if wrong:
                 anomalies.append(
                     Anomaly("wrong-dead-letter-reason", f"{op.describe()}: {wrong}", (found.index, op.index))
+                )
+            code = found.value.get("expected_reason")
+            if code and not str(reason or "").startswith(f"{code}:"):
+                anomalies.append(
+                    Anomaly(
+                        "dead-letter-wrong-reason",
+                        f"poison {found.describe()} expected {code}, dead-lettered by {op.describe()}",
+                        (found.index, op.index),
+                    )
                 )
         if matched or _truthy(op.value.get("poison")):
             continue

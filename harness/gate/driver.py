@@ -86,6 +86,8 @@ DEAD_LETTER_REASONS: frozenset[str] = frozenset(
         "OversizedMessage",
         "DecryptionError",
         "BusinessError",
+        "IdempotencyConflict",
+        "HandlerError",
     }
 )
 #: A replay run must exit within this long (contract section 7).

@@ -139,12 +139,26 @@ _LAYERED = (
     "suites and scenarios (flowgate mutants) kill it"
 )
 
+_UNEXERCISED = (
+    "not exercised through the gate: its workload never sends {}, the only input on which this mutant "
+    "differs from the reference, so no gate run can tell them apart"
+)
+
 #: Reference mutants that are equivalent through the gate, and why. Listed in docs/contract.md
 #: section 10; run only with ``--include-equivalent``, and never part of the mutation score.
 EQUIVALENT: dict[str, str] = {
     "check-then-mark": _LAYERED.format("the atomicity of the idempotency claim (check, then mark at commit)"),
     "unfenced-commit": _LAYERED.format("the claim's fencing token at commit"),
     "unconditional-row-write": _LAYERED.format("the entity/view row version check"),
+    # hostile-message mutants (docs/decisions.md D21, D22): the gate's workload does not send the
+    # message, outage or delay that tells them apart, so every run through it is identical to the
+    # reference's; properties/test_hostile_decode.py kills them (flowgate mutants)
+    "recursion-escapes-poll": _UNEXERCISED.format("a body nested deeper than the parser's recursion limit"),
+    "id-reuse-is-duplicate": _UNEXERCISED.format("a completed command's eventId with other content"),
+    "event-on-command-queue-projected": _UNEXERCISED.format("an event to the command queue"),
+    "unvalidated-group-id": _UNEXERCISED.format("an entity id that is not a valid MessageGroupId"),
+    "kms-disabled-is-poison": _UNEXERCISED.format("a disabled KMS key (its outage is a transport one)"),
+    "ttl-shorter-than-retention": _UNEXERCISED.format("a copy of a message more than 24 h after the first"),
 }
 
 

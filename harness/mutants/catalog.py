@@ -21,8 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
 from reference.bus import CommandBus, ReplayResult
+from reference.config import BusOptions
 from reference.dispatchers import message_attributes
-from reference.envelope import MessageBinding
+from reference.envelope import POISON_CODES, MessageBinding
 from reference.errors import DecodeError, LeaseLost, MessageError, TransportError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
 from reference.listener import SqsListener, _Flight, _Heartbeat
@@ -142,7 +143,13 @@ def _sql_claim(*, check: bool) -> Callable[..., ClaimResult]:
     COMPLETED, unexpired record is seen), else no look at the store at all; never INSERT/UPDATE."""
 
     def claim(
-        self: SqlStorage, key: str, *, now: float, lease_until: float, message_type: str
+        self: SqlStorage,
+        key: str,
+        *,
+        now: float,
+        lease_until: float,
+        message_type: str,
+        digest: str | None = None,
     ) -> ClaimResult:
         if check:
             t = self.idempotency
@@ -157,7 +164,13 @@ def _sql_claim(*, check: bool) -> Callable[..., ClaimResult]:
 
 def _check_then_mark() -> list[Any]:
     def claim(
-        self: InMemoryStorage, key: str, *, now: float, lease_until: float, message_type: str
+        self: InMemoryStorage,
+        key: str,
+        *,
+        now: float,
+        lease_until: float,
+        message_type: str,
+        digest: str | None = None,
     ) -> ClaimResult:
         with self._lock:  # the check ...
             rec = self._m.records.get(key)
@@ -180,7 +193,13 @@ def _check_then_mark() -> list[Any]:
 
 def _no_idempotency() -> list[Any]:
     def claim(
-        self: InMemoryStorage, key: str, *, now: float, lease_until: float, message_type: str
+        self: InMemoryStorage,
+        key: str,
+        *,
+        now: float,
+        lease_until: float,
+        message_type: str,
+        digest: str | None = None,
     ) -> ClaimResult:
         with self._lock:
             self._tokens += 1
@@ -292,30 +311,6 @@ def _duplicate_keys_accepted() -> list[Any]:
     import reference.messages as messages
 
     return [mock.patch.object(messages, "_unique_object", dict)]  # the last duplicate key wins
-
-
-def _no_content_digest() -> list[Any]:
-    import reference.listener as listener
-
-    # every claim matches a record of any content: a reused eventId is a "duplicate" again
-    return [mock.patch.object(listener, "message_digest", lambda message, view=None: None)]  # noqa: PT008
-
-
-def _listener_accepts_any_kind() -> list[Any]:
-    orig_init = SqsListener.__init__
-
-    def __init__(self: SqsListener, *args: Any, **kwargs: Any) -> None:
-        orig_init(self, *args, **kwargs)
-        self.accepts = None  # events on a command queue, commands on a view queue
-        self.accepted_types = None
-
-    return [mock.patch.object(SqsListener, "__init__", __init__)]
-
-
-def _lax_ids() -> list[Any]:
-    import reference.messages as messages
-
-    return [mock.patch.object(messages, "_check_id", lambda value, where: value)]
 
 
 def _replay_persists() -> list[Any]:
@@ -519,6 +514,66 @@ def _redrive_without_headroom() -> list[Any]:
     return [mock.patch.object(Bootstrapper, "_queue_attributes", _queue_attributes)]
 
 
+# ------------------------------------------------------------------ hostile messages (issue 13)
+def _recursion_escapes_poll() -> list[Any]:
+    def loads(body: str | bytes) -> Any:
+        # the pre-fix decode: plain json.loads, only ValueError is the message's fault
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise DecodeError(f"body is not JSON: {exc}") from exc
+
+    # ... and the listener lets anything else out of _process (the whole poll dies)
+    return [
+        mock.patch("reference.messages.loads_strict", loads),
+        mock.patch("reference.listener._MESSAGE_FAULTS", ()),
+    ]
+
+
+def _id_reuse_is_duplicate() -> list[Any]:
+    # idempotency records bound to the key only: a known id with other content is a "duplicate"
+    return [mock.patch("reference.listener.message_digest", lambda message, view=None: None)]  # noqa: PT008
+
+
+def _event_on_command_queue_projected() -> list[Any]:
+    # no queue roles: any registered message is handled wherever it arrives
+    return [mock.patch.object(SqsListener, "_check_route", lambda self, kind, type_name: None)]  # noqa: PT008
+
+
+def _kms_disabled_is_poison() -> list[Any]:
+    # the pre-fix classification: the key's state (disabled, pending deletion, not found,
+    # access denied) counted as a property of the message
+    old = frozenset(
+        {
+            *POISON_CODES,
+            "AccessDeniedException",
+            "NotFoundException",
+            "KMSInvalidStateException",
+            "DisabledException",
+            "InvalidKeyUsageException",
+        }
+    )
+    return [mock.patch("reference.envelope.POISON_CODES", old)]
+
+
+def _ttl_shorter_than_retention() -> list[Any]:
+    orig = BusOptions.__post_init__
+
+    def __post_init__(self: BusOptions) -> None:
+        object.__setattr__(self, "idempotency_ttl_seconds", 24 * 3600.0)  # SourceFlow's 24 h
+        orig(self)
+
+    return [
+        mock.patch.object(BusOptions, "__post_init__", __post_init__),
+        mock.patch("reference.config.check_ttl_outlives_retention", lambda options: None),  # noqa: PT008
+    ]
+
+
+def _unvalidated_group_id() -> list[Any]:
+    # ids are only checked to be strings: an entity id no MessageGroupId can carry gets through
+    return [mock.patch("reference.messages._check_id", lambda value, where: value)]
+
+
 ORDER = P + "test_ordering.py"
 ONCE = P + "test_exactly_once.py"
 LOSS = P + "test_no_loss.py"
@@ -529,6 +584,12 @@ HOSTILE = P + "test_hostile.py::test_catalog_kind"
 HOSTILE_GEN = P + "test_hostile.py::test_hostile_messages_between_valid_orders"
 OUTAGES = P + "test_outages.py"
 OUT_HEARTBEAT = OUTAGES + "::test_heartbeat_survives_a_failing_beat"
+HOSTILE_DECODE = P + "test_hostile_decode.py"
+H_DECODE = (
+    HOSTILE_DECODE + "::test_hostile_message_is_dead_lettered_with_its_reason_and_valid_ones_apply_once"
+)
+H_KMS = HOSTILE_DECODE + "::test_a_kms_outage_is_never_blamed_on_the_messages"
+H_TTL = HOSTILE_DECODE + "::test_a_copy_within_queue_plus_dlq_retention_is_still_a_duplicate"
 
 LIFE_PLAIN = S + "test_lifecycle.py::test_order_lifecycle[plaintext]"
 LIFE_KMS = S + "test_lifecycle.py::test_order_lifecycle[kms]"
@@ -643,39 +704,6 @@ MUTANTS: dict[str, Mutant] = {
             (HOSTILE_GEN, HOSTILE + "[duplicate_payload_key-plaintext-fifo]"),
             ("poison-not-dead-lettered", "unexpected"),
             _duplicate_keys_accepted,
-        ),
-        Mutant(
-            "no-content-digest",
-            "idempotency claims carry no content digest: an eventId reused with other content is a duplicate",
-            (
-                HOSTILE_GEN,
-                HOSTILE + "[reused_event_id_applied-plaintext-fifo]",
-                HOSTILE + "[reused_event_id_pending-encrypted-fifo]",
-            ),
-            ("poison-not-dead-lettered",),
-            _no_content_digest,
-        ),
-        Mutant(
-            "listener-accepts-any-kind",
-            "a listener handles whatever kind arrives: events on a command queue, commands on a view queue",
-            (
-                HOSTILE_GEN,
-                HOSTILE + "[event_on_command_queue-plaintext-fifo]",
-                HOSTILE + "[command_on_view_queue-encrypted-standard]",
-            ),
-            ("poison-not-dead-lettered", "unexpected"),
-            _listener_accepts_any_kind,
-        ),
-        Mutant(
-            "lax-ids",
-            "entity ids and event ids are not checked against the SQS id alphabet and length",
-            (
-                HOSTILE_GEN,
-                HOSTILE + "[entity_id_spaces-plaintext-fifo]",
-                HOSTILE + "[event_id_too_long-encrypted-standard]",
-            ),
-            ("poison-not-dead-lettered", "unexpected"),
-            _lax_ids,
         ),
         Mutant(
             "poison-wrong-reason",
@@ -799,6 +827,70 @@ MUTANTS: dict[str, Mutant] = {
             (OUTAGES,),
             ("valid-dead-lettered", "dead-letter-without-reason"),
             _redrive_without_headroom,
+        ),
+        Mutant(
+            "recursion-escapes-poll",
+            "a deeply nested body raises RecursionError out of the poll: its whole batch is redelivered "
+            "until the SQS redrive moves it, valid messages included",
+            (
+                H_DECODE,
+                HOSTILE_GEN,
+                HOSTILE + "[deep_body-plaintext-fifo]",
+                HOSTILE + "[deep_envelope-encrypted-standard]",
+            ),
+            ("dead-letter-wrong-reason", "lost"),
+            _recursion_escapes_poll,
+        ),
+        Mutant(
+            "id-reuse-is-duplicate",
+            "idempotency keyed on the id alone: a completed command's id with other content is a duplicate",
+            (
+                H_DECODE,
+                HOSTILE_GEN,
+                HOSTILE + "[reused_event_id_applied-plaintext-fifo]",
+                HOSTILE + "[reused_event_id_pending-encrypted-fifo]",
+            ),
+            ("poison-not-dead-lettered",),
+            _id_reuse_is_duplicate,
+        ),
+        Mutant(
+            "event-on-command-queue-projected",
+            "listeners ignore their queue's role: an event sent to a command queue is projected",
+            (
+                H_DECODE,
+                HOSTILE_GEN,
+                HOSTILE + "[event_on_command_queue-plaintext-fifo]",
+                HOSTILE + "[command_on_view_queue-encrypted-standard]",
+            ),
+            ("poison-not-dead-lettered",),
+            _event_on_command_queue_projected,
+        ),
+        Mutant(
+            "unvalidated-group-id",
+            "entity/event ids are not checked against the SQS id rules: an entity id no MessageGroupId "
+            "can carry commits its effect, then every publish of its events fails",
+            (
+                H_DECODE,
+                HOSTILE_GEN,
+                HOSTILE + "[entity_id_spaces-plaintext-fifo]",
+                HOSTILE + "[event_id_too_long-encrypted-standard]",
+            ),
+            ("poison-not-dead-lettered", "unexpected", "dead-letter-wrong-reason"),
+            _unvalidated_group_id,
+        ),
+        Mutant(
+            "kms-disabled-is-poison",
+            "a disabled / pending-deletion / inaccessible KMS key is treated as the message's fault (poison)",
+            (H_KMS,),
+            ("lost",),
+            _kms_disabled_is_poison,
+        ),
+        Mutant(
+            "ttl-shorter-than-retention",
+            "idempotency records expire after 24 h while a copy of the message lives 14 + 14 days",
+            (H_TTL,),
+            ("unexpected-business-dead-letter",),
+            _ttl_shorter_than_retention,
         ),
         Mutant(
             "no-heartbeat",

@@ -99,3 +99,16 @@ def test_unexpected_business_dead_letter() -> None:
     assert result.anomalies[0].ops == (bdl, invoke)
     assert result.anomalies[1].ops == (stray,)
     assert "never sent" in result.anomalies[1].message
+
+
+def test_dead_letter_with_the_wrong_reason_code() -> None:
+    h = _clean()
+    right = h.poison("p-5", kind="deep", expected_reason="DecodeError")
+    h.dead_letter("p-5", reason="DecodeError: JSON nests deeper than 16 levels")
+    wrong = h.poison("p-6", kind="deep", expected_reason="DecodeError")
+    dl = h.dead_letter("p-6", reason="sqs-redrive: maxReceiveCount exceeded before a listener forwarded it")
+    h.drain()
+    [anomaly] = dead_letter(h.ops).anomalies
+    assert anomaly.kind == "dead-letter-wrong-reason"
+    assert anomaly.ops == (wrong, dl)
+    assert right not in anomaly.ops

@@ -9,6 +9,7 @@ idempotency, handler failures, KMS error classes and the TTL rule.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -23,16 +24,18 @@ from reference.dispatchers import message_attributes
 from reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
+    AuthorizePayment,
     InventoryView,
     OrderPlaced,
     OrderSaga,
     OrderView,
     PaymentsView,
     PlaceOrder,
+    ReserveInventory,
     order_registry,
 )
 from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
-from reference.errors import ConfigurationError, DecryptionError, TransportError
+from reference.errors import ConfigurationError, DecodeError, DecryptionError, TransportError
 from reference.idempotency import message_digest
 from reference.messages import Command, Event, Message, encode, event_for, new_command
 from reference.stores import InMemoryStorage
@@ -177,7 +180,7 @@ def test_lone_surrogate_in_the_body_itself_is_poison_not_a_crash() -> None:
          "MessageAttributes": attrs, "Attributes": {"ApproximateReceiveCount": "1"}}
     from reference.listener import _Flight, _string_attributes
 
-    with pytest.raises(Exception, match="lone surrogate"):
+    with pytest.raises(DecodeError, match="lone surrogate"):
         listener._decode(m, _string_attributes(m))
     assert listener._process(_Flight(m, 1, 0.0, 0.0)) is False  # left for redelivery (receive 1 < 3)
 
@@ -381,3 +384,153 @@ def test_ttl_shorter_than_every_copy_of_a_message_is_refused(ttl: float, retenti
     else:
         with pytest.raises(ConfigurationError, match="idempotency_ttl_seconds"):
             BusOptions(idempotency_ttl_seconds=ttl, message_retention_seconds=retention)
+
+
+# ------------------------------------------------------------------ fuzzing _decode / _process
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from reference.errors import MessageError  # noqa: E402
+from reference.listener import _Flight, _string_attributes  # noqa: E402
+
+_VALID = place("fz", event_id="33333333-3333-4333-8333-333333333333")
+_ATTRS = {k: v["StringValue"] for k, v in message_attributes(_VALID, encrypted=False, traceparent=None).items()}
+_TEXT = st.text(max_size=40) | st.sampled_from(["", "PlaceOrder", "OrderPlaced", "1", "0", "-1", "9" * 30,
+                                                "fz", "kms-aes256gcm-v1", "\ud800", "\x00"])
+
+
+@st.composite
+def _messages(draw: st.DrawFn) -> dict[str, Any]:
+    attrs = dict(_ATTRS)
+    for name in draw(st.lists(st.sampled_from(["CommandType", "EventType", "EntityId", "SequenceNo", "EventId",
+                                               "Encryption", "CorrelationId"]), max_size=3)):
+        if draw(st.booleans()):
+            attrs.pop(name, None)
+        else:
+            attrs[name] = draw(_TEXT)
+    body = encode(_VALID)
+    choice = draw(st.integers(0, 3))
+    if choice == 1:
+        body = draw(st.text(max_size=200))
+    elif choice == 2:
+        start = draw(st.integers(0, len(body)))
+        body = body[:start] + draw(st.text(max_size=20)) + body[start + draw(st.integers(0, 10)):]
+    elif choice == 3:
+        body = body.replace('"quantity":1', '"quantity":' + draw(st.sampled_from(
+            ["1.5", "true", "null", "[1]", "1e400", "-0", "NaN", "\"1\"", "9" * 40, "[" * 3000 + "]" * 3000])))
+    return {"MessageId": "m", "ReceiptHandle": "r", "Body": body,
+            "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()},
+            "Attributes": {"ApproximateReceiveCount": "1"}}
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(_messages())
+def test_fuzz_decode_raises_only_message_errors_and_process_never_raises(m: dict[str, Any]) -> None:
+    rig = _FUZZ_RIG
+    try:
+        message = rig.commands_listener._decode(m, _string_attributes(m))
+    except MessageError:
+        pass
+    else:
+        assert message == _VALID or message.event_id == _VALID.event_id
+    assert rig.commands_listener._process(_Flight(m, 1, 0.0, 0.0)) in (True, False)
+
+
+_FUZZ_RIG = Rig()
+
+
+def test_every_reason_code_is_in_the_contract() -> None:
+    """Each MessageError subclass's ``reason`` is a code the gate accepts and the DLQ-attribute schema
+    allows (contract section 6), so no implementation is blamed for using the reference's codes."""
+    import re
+    from pathlib import Path
+
+    import reference.errors as errors
+    from harness.gate.driver import DEAD_LETTER_REASONS
+
+    codes = {c.reason for c in vars(errors).values()
+             if isinstance(c, type) and issubclass(c, errors.MessageError) and c is not errors.MessageError}
+    assert {"IdempotencyConflict", "HandlerError", "DecodeError"} <= codes
+    assert codes <= DEAD_LETTER_REASONS
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    pattern = json.loads((docs / "schemas" / "dead-letter-attributes.schema.json").read_text())
+    regex = re.compile(re.search(r'"pattern": "([^"]+)"', json.dumps(pattern)).group(1))  # type: ignore[union-attr]
+    contract = (docs / "contract.md").read_text()
+    for code in codes:
+        assert regex.match(f"{code}: detail"), code
+        assert f"| `{code}` |" in contract, code
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                     max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["Version", "KeyId", "Destination", "EncryptedDataKey", "Nonce", "Tag", "Ciphertext", "extra"]),
+       _JSON | st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()))
+def test_fuzz_envelope_fields_only_decryption_errors(field: str, value: Any) -> None:
+    """Any JSON value in any envelope field: opening raises DecryptionError (or succeeds when the
+    field does not matter), never anything else."""
+    kms = FakeKms(KEY)
+    env = json.loads(base64.b64decode(KmsEnvelopeCipher(kms, KEY).seal("{}", B)))
+    env[field] = value
+    sealed = base64.b64encode(json.dumps(env).encode()).decode()
+    with contextlib.suppress(DecryptionError):
+        KmsEnvelopeCipher(kms, KEY).open(sealed, message_id="m-1", entity_id="o-1", message_type="PlaceOrder",
+                                         destinations={"orders.fifo"})
+
+
+def test_a_row_id_the_stores_refuse_is_poison_and_its_projection_is_recorded_failed() -> None:
+    """A SKU of 201 characters decodes (payload strings are unbounded) but is the inventory view's
+    row id, longer than any store keeps: the projection fails alike on every backend and the event
+    is dead-lettered as DecodeError; the order itself and the other views are unaffected."""
+    rig = Rig()
+    cmd = new_command(PlaceOrder("c", "S" * 201, 1, 10), "o1", is_new=True, sequence_no=1)
+    rig.send_message(cmd)
+    rig.drain()
+    assert rig.effects() == [cmd.event_id]
+    rig.send_message(new_command(AuthorizePayment("p", 10), "o1", sequence_no=2))
+    rig.send_message(new_command(ReserveInventory("S" * 201, 1), "o1", sequence_no=3))
+    rig.drain()
+    rig.drain(rig.views_listener)
+    reasons = list(rig.dead().values())
+    assert len(reasons) == 1
+    assert reasons[0].startswith("DecodeError: row id")
+    failed = rig.observer.of("project", "fail")
+    assert failed
+    assert {v["view"] for v in failed} == {"inventory"}
+
+
+def _flight(message: Message, receive_count: int) -> _Flight:
+    attrs = message_attributes(message, encrypted=False, traceparent=None)
+    m = {"MessageId": f"m-{receive_count}", "ReceiptHandle": "r", "Body": encode(message),
+         "MessageAttributes": attrs, "Attributes": {"ApproximateReceiveCount": str(receive_count)}}
+    return _Flight(m, receive_count, 0.0, 0.0)
+
+
+def test_any_exception_while_decoding_is_poison_decode_error_on_the_last_receive(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig()
+
+    def explode(body: Any, registry: Any) -> Any:
+        raise OverflowError("int too large to convert")
+
+    monkeypatch.setattr("reference.listener.decode", explode)
+    assert rig.commands_listener._process(_flight(place("o1"), 1)) is False  # left for redelivery
+    assert not rig.dead()
+    rig.commands_listener._process(_flight(place("o1"), MAX_RECEIVES))  # forwarded, then deleted
+    [reason] = rig.dead().values()
+    assert reason == "DecodeError: undecodable message: OverflowError: int too large to convert"
+
+
+def test_a_transport_error_while_decoding_is_never_poison_not_even_on_the_last_receive(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig()
+
+    def unavailable(body: Any, registry: Any) -> Any:
+        raise TransportError("KMS Decrypt failed: KMSInternalException")
+
+    monkeypatch.setattr("reference.listener.decode", unavailable)
+    assert rig.commands_listener._process(_flight(place("o1"), MAX_RECEIVES + 5)) is False
+    assert not rig.dead()

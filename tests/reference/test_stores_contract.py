@@ -241,14 +241,15 @@ class StorageContract:
         assert storage.last_sequence(entity) == INT64_MAX
         assert storage.get_entity("order", entity) == {"qty": 2**63 - 1, "s": "\u00e9\U0001f600"}
 
-    def test_over_long_row_id_is_refused_alike_and_nothing_is_written(self, storage: Storage) -> None:
+    def test_over_long_or_nul_row_id_is_refused_alike_and_nothing_is_written(self, storage: Storage) -> None:
         from reference.errors import DecodeError
 
         c = self.claimed(storage)
-        eff = Effect(key="command:a", token=c.token, message_type="X", expires_at=T0 + 10,
-                     views=(ViewWrite("inventory", "S" * 201, {"n": 1}),))
-        with pytest.raises(DecodeError):
-            storage.commit(eff)
+        for row_id in ("S" * 201, "S\x00KU"):
+            eff = Effect(key="command:a", token=c.token, message_type="X", expires_at=T0 + 10,
+                         views=(ViewWrite("inventory", row_id, {"n": 1}),))
+            with pytest.raises(DecodeError):
+                storage.commit(eff)
         assert storage.list_view("inventory") == {}
         assert isinstance(storage.claim("command:a", now=T0 + 1, lease_until=T0 + 2, message_type="X"), Busy)
 
@@ -284,3 +285,33 @@ class TestPostgresStorage(StorageContract):
         s = SqlStorage(registry, postgres_url, prefix=f"t{uuid.uuid4().hex[:8]}_")
         yield s
         s.drop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_tables_of_the_previous_schema_are_upgraded(backend: str, registry: TypeRegistry, tmp_path: Any,
+                                                    request: pytest.FixtureRequest) -> None:
+    """A store created before the digest column (and, on PostgreSQL, with event_id VARCHAR(100))
+    is upgraded in place: afterwards digests are stored and a 128-character eventId fits."""
+    from sqlalchemy import text
+
+    from reference.sql import SqlStorage
+
+    url = f"sqlite:///{tmp_path}/old.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    prefix = f"u{uuid.uuid4().hex[:8]}_"
+    old = SqlStorage(registry, url, prefix=prefix)
+    with old.engine.begin() as c:
+        c.execute(text(f'ALTER TABLE "{prefix}idempotency" DROP COLUMN digest'))
+        if backend == "postgres":
+            c.execute(text(f'ALTER TABLE "{prefix}commands" ALTER COLUMN event_id TYPE VARCHAR(100)'))
+    new = SqlStorage(registry, url, prefix=prefix)
+    try:
+        c1 = new.claim("command:u", now=T0, lease_until=T0 + 30, message_type="X", digest="a" * 64)
+        assert isinstance(c1, Claimed)
+        assert new.claim("command:u", now=T0 + 1, lease_until=T0 + 2, message_type="X", digest="b" * 64) == \
+            Conflict("a" * 64)
+        cmd = new_command(PlaceOrder("c", "S", 1, 5), "o1", sequence_no=1, event_id="e" * 128)
+        new.commit(Effect(key="command:u", token=c1.token, message_type="X", expires_at=T0 + 10, command=cmd))
+        assert new.load_commands("o1") == [cmd]
+    finally:
+        new.drop()
+        old.engine.dispose()
