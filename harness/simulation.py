@@ -1173,11 +1173,15 @@ def _schedule(sim: Simulation) -> None:
                 # nothing visible: let time pass to the next visibility deadline / resend
                 sim.clock.advance(
                     cfg.visibility_timeout / 2
-                    if not resends
+                    if not resends or down  # resends are held during an outage
                     else max(0.0, min(r[0] for r in resends) - sim.clock.now()) + 0.001
                 )
                 idle = 0
         sim.clock.advance(rng.random() * 0.2)
+    # out of ticks with an outage still on (or to come): bring the dependency back first, the
+    # harness's leftover sends need it (a KMS key disabled cannot seal)
+    sim.end_outage()
+    sim.outages_left.clear()
     for kind in [k for _, k in poison_at]:
         sim.send_poison(kind)
     for due_at, n, which in sorted(resends):
@@ -1237,7 +1241,9 @@ def _parser(prog: str, *, seed_positional: bool) -> argparse.ArgumentParser:
     p.add_argument("--cancel-ratio", type=float, default=0.1)
     p.add_argument("--invalid-ratio", type=float, default=0.0)
     p.add_argument(
-        "--faults", default="none", help="e.g. chaos, or crash=0.05,stall=0.02,poison=all,crash@mid_handler"
+        "--faults",
+        default="none",
+        help="e.g. chaos, or crash=0.05,stall=0.02,poison=all,crash@mid_handler,outage=store+kms_disabled",
     )
     p.add_argument(
         "--mutant", default=None, help="run a mutant of the reference (see flowgate mutants --list)"

@@ -41,7 +41,7 @@ def test_bootstrap_idempotent_and_adopts(scenario, registry, summary, caplog):
     redrive = json.loads(attrs.get("RedrivePolicy") or "{}")
     if attrs.get("VisibilityTimeout") != "7":
         problems.append(f"visibility timeout not reconciled: {attrs.get('VisibilityTimeout')}")
-    if redrive.get("deadLetterTargetArn") != first.dlq_arns[topo.commands] or str(redrive.get("maxReceiveCount")) != "4":
+    if redrive.get("deadLetterTargetArn") != first.dlq_arns[topo.commands] or str(redrive.get("maxReceiveCount")) != "12":  # max(10, 3 x 4): headroom
         problems.append(f"redrive policy not reconciled: {redrive}")
     if attrs.get("ContentBasedDeduplication") == "true":
         problems.append("adoption silently changed ContentBasedDeduplication")

@@ -19,12 +19,14 @@ checker's bounds (no receive while a breaker is open, no receive storm).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, scaled, sqlite_url
@@ -93,11 +95,16 @@ def _run(s: Any, registry: Any, summary: Any, kind: str, postgres_url: str | Non
     proxy: OutageProxy | None = None
     kms_key = None
     store = sqlite_url(s.tmp / "shared.db")
+    database = None
     if kind == "store":
         assert postgres_url is not None
         target = make_url(postgres_url)
+        database = f"fg_{s.uid}"  # a database of its own: no state left by another run
+        _admin(postgres_url, f'CREATE DATABASE "{database}"')
         proxy = OutageProxy(target.host or "127.0.0.1", target.port or 5432).start()
-        store = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        store = target.set(host="127.0.0.1", port=proxy.port, database=database).render_as_string(
+            hide_password=False
+        )
     elif kind == "sqs":
         proxy = OutageProxy.for_url(s.workers.endpoint_url).start()
     elif kind == "kms_disabled":
@@ -177,11 +184,25 @@ def _run(s: Any, registry: Any, summary: Any, kind: str, postgres_url: str | Non
             notes=(f"{kind}: {outage_s:.0f} s outage, {len(receives)} receives of "
                    f"{len({k[1] for k in per_worker})} messages in it (max "
                    f"{max(per_worker.values(), default=0)} per worker and message), "
-                   f"{redriven} redriven, {time.monotonic() - started:.0f} s wall"),
+                   f"{redriven} redriven, "
+                   + (f"{proxy.refused} connections refused by the cut proxy, " if proxy is not None else "")
+                   + f"{time.monotonic() - started:.0f} s wall"),
         )
     finally:
         if proxy is not None:
             proxy.close()
+        if database is not None:
+            with contextlib.suppress(Exception):
+                _admin(str(postgres_url), f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _admin(url: str, statement: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(statement))
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.localstack

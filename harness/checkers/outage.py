@@ -12,7 +12,8 @@ Anomalies:
   ReceiveMessage;
 * ``outage-receive-storm`` -- a valid (not poison) message of a queue the outage affects received
   more than :data:`STORM_RECEIVES` times by the
-  same worker (same process, no crash or restart of it in between) inside one outage window: a
+  same worker (same process, no crash or restart of it in between; copies in one batch count once)
+  inside one outage window: a
   worker kept receiving while its dependency was down (the breaker's goal is one receive per
   worker and outage; a second one is allowed for a receive that did not need the dependency);
 * ``outage-not-reported`` -- the outage touched a worker (it received a valid message of an
@@ -53,6 +54,7 @@ def outage(history: HistoryLike) -> Verdict:
     seen: Counter[tuple[str, str]] = Counter()
     first_at: dict[tuple[str, str], int] = {}
     touching: dict[tuple[str, str], int] = {}  # (worker, message) received, not crashed on yet
+    batches: dict[tuple[str, str], float] = {}  # (worker, message) -> time of its last receive
     during: list[Op] = []
     for op in ops:
         if op.f == "poll" and op.type == "fail":
@@ -116,6 +118,9 @@ def outage(history: HistoryLike) -> Verdict:
             if message_id in poison or str(op.value.get("queue")) not in value.get("queues", ()):
                 continue  # poison: left for redelivery until the threshold whatever happens
             touching[key] = op.index
+            if batches.get(key) == op.time:
+                continue  # another copy in the same batch (a standard queue's duplicate delivery)
+            batches[key] = op.time
             seen[key] += 1
             first_at.setdefault(key, op.index)
             worst = max(worst, seen[key])

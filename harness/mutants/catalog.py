@@ -606,6 +606,9 @@ CH_SIGTERM = S + "test_chaos.py::test_sigterm_drains_in_flight"
 CH_VT_NO_HB = S + "test_chaos.py::test_visibility_expiry[no-heartbeat]"
 CH_VT_HB = S + "test_chaos.py::test_visibility_expiry[heartbeat]"
 RESTART = S + "test_localstack_restart.py::test_localstack_restart_is_detected_and_reported"
+OUT_KMS = S + "test_outages.py::test_kms_key_disabled_for_10_vt"
+OUT_STORE = S + "test_outages.py::test_store_down_for_10_vt"
+OUT_SQS = S + "test_outages.py::test_sqs_unreachable_for_10_vt"
 
 MUTANTS: dict[str, Mutant] = {
     m.name: m
@@ -806,6 +809,7 @@ MUTANTS: dict[str, Mutant] = {
             (OUTAGES,),
             ("outage-receive-storm", "outage-not-reported", "valid-dead-lettered"),
             _no_breaker,
+            scenarios=(OUT_KMS, OUT_STORE),
         ),
         Mutant(
             "store-error-escapes-poll",
@@ -813,6 +817,7 @@ MUTANTS: dict[str, Mutant] = {
             (OUTAGES,),
             ("poll-escaped",),
             _store_error_escapes_poll,
+            scenarios=(OUT_SQS,),
         ),
         Mutant(
             "heartbeat-dies-on-error",

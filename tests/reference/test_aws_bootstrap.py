@@ -61,7 +61,8 @@ def test_bootstrap_creates_and_adopts_idempotently(aws: SimpleNamespace, aws_cle
     assert attrs["VisibilityTimeout"] == "7"
     redrive = json.loads(attrs["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == res.dlq_arns[q]
-    assert int(redrive["maxReceiveCount"]) == 4
+    # the backstop has headroom above the listener's poison threshold (4): max(10, 3 x 4)
+    assert int(redrive["maxReceiveCount"]) == cfg.options.redrive_receive_count == 12
     assert res.dlq_urls[q].endswith(f"fg-b-{uid}-dlq.fifo")
     views = f"fg-b-views-{uid}.fifo"
     policy = json.loads(aws.sqs.get_queue_attributes(QueueUrl=res.queue_urls[views],
