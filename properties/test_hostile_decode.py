@@ -174,6 +174,8 @@ def test_a_kms_outage_is_never_blamed_on_the_messages(config: SimConfig, outage_
         try:
             sim.raise_redrive_limit(config.max_receive_count + outage_polls + 2)
             assert sim.key_arn is not None
+            for index in range(config.workers):  # the start-up probes, with the key enabled (see _outage)
+                sim.poll(index, config.command_queue)
             while (n := sim.pick_sendable()) is not None and sim.orders[n].sent == 0:
                 sim.send_next(n)  # each order's first command (standard queues wait for its effect)
             sim.kms.disable_key(KeyId=sim.key_arn)
