@@ -39,11 +39,15 @@ def single_mutations(*, encrypted: bool) -> st.SearchStrategy[Mutation]:
         st.builds(lambda p, t: _m("type", p, t), paths, st.sampled_from(sorted(mu.TYPES))),
         st.builds(lambda p, i: _m("val", p, i), paths, _index(mu.BOUNDARY)),
         st.builds(lambda p, n: _m("nest", p, n), paths, st.sampled_from(NEST_LEVELS)),
+        # nesting where only the depth limit can object (an unknown field): around the limit
+        st.sampled_from((14, 15, 16, 17, 18, 100)).map(lambda n: _m("nest", "extra", n)),
         st.sampled_from(sorted(mu.ID_VALUES)).flatmap(
             lambda f: _index(mu.ID_VALUES[f]).map(lambda i: _m("id", f, i))
         ),
         st.just(_m("reuse")),
+        st.sampled_from(mu.ROUTES).map(lambda r: _m("route", r)),
         st.sampled_from(mu.ENCODINGS).map(lambda e: _m("enc", e)),
+        st.sampled_from(("dupkey", "dupval")).map(lambda e: _m("enc", e)),  # duplicate keys, weighted up
         attr.map(lambda a: _m("adel", a)),
         attr.map(lambda a: _m("abin", a)),
         st.builds(lambda a, i: _m("aset", a, i), attr, _index(mu.ATTR_VALUES)),
@@ -55,6 +59,10 @@ def single_mutations(*, encrypted: bool) -> st.SearchStrategy[Mutation]:
             field.map(lambda f: _m("edel", f)),
             st.builds(lambda f, t: _m("etype", f, t), field, st.sampled_from(sorted(mu.TYPES))),
             st.builds(lambda f, b: _m("eflip", f, b), field, st.integers(0, 4095)),
+            st.sampled_from(mu.RESEALS).map(lambda r: _m("reseal", r)),
+            st.sampled_from(mu.RESEALS).map(
+                lambda r: _m("reseal", r)
+            ),  # weighted up: only the binding objects
         ]
     return st.one_of(options)
 

@@ -806,7 +806,7 @@ class Simulation:
                 self.poll(index, listener.queue)
 
     # ---------------------------------------------------------------- poison
-    def send_poison(self, kind: str) -> str | None:
+    def send_poison(self, kind: str, *, expected_reason: bool = False) -> str | None:
         """Send one hostile message of ``kind`` (a :mod:`harness.hostile` catalog name or a
         ``~`` mutation spec) and record what a correct consumer must do with it:
 
@@ -817,7 +817,9 @@ class Simulation:
         * a kind SQS refuses -> a failed ``poison`` op with the error.
 
         Kinds that do not fit the run (encryption, queue type) or need an identity the run does
-        not have yet return None and record nothing."""
+        not have yet return None and record nothing. ``expected_reason`` also records the code as
+        ``expected_reason`` (the ``dead_letter`` checker then counts even an SQS redrive, e.g.
+        after a crash on the last receive, as the wrong reason)."""
         found = hostile.resolve(kind)
         if not found.applies(encrypted=self.config.encryption, fifo=self.config.fifo):
             return None
@@ -847,7 +849,9 @@ class Simulation:
         if self.config.fifo:
             params["MessageGroupId"] = wire.group_id or entity
             params["MessageDeduplicationId"] = wire.dedup_id or cid
-        value: dict[str, Any] = {"kind": kind, "poison_id": cid, "entity_id": entity, "queue": queue}
+        # poison_id: the entity, not ``cid`` (SQS message ids come from a generator seeded like
+        # ``self.rng``: a cid may equal another message's id)
+        value: dict[str, Any] = {"kind": kind, "poison_id": entity, "entity_id": entity, "queue": queue}
         self.sending_poison = True
         try:
             message_id = str(self.sqs.send_message(**params)["MessageId"])
@@ -858,12 +862,10 @@ class Simulation:
             self.sending_poison = False
         if isinstance(expected, hostile.DeadLetter | hostile.AnyDeadLetter | hostile.Refused):
             code = expected.reason if isinstance(expected, hostile.DeadLetter) else "*"
-            self.history.append(
-                HARNESS,
-                "ok",
-                "poison",
-                {**value, "message_id": message_id, "command_id": cid, "reason_code": code},
-            )
+            value = {**value, "message_id": message_id, "command_id": cid, "reason_code": code}
+            if expected_reason and code != "*":
+                value["expected_reason"] = code
+            self.history.append(HARNESS, "ok", "poison", value)
         else:
             command_id, entity_id, seq = hostile.carried_identity(wire, ctx)
             if isinstance(expected, hostile.BusinessDeadLetter):

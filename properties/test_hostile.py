@@ -18,7 +18,7 @@ rebuilds the run, hostile message included (its kind or ``~`` spec is in ``--fau
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, note
+from hypothesis import given, note, settings
 
 from harness import hostile
 from harness.faults import FaultPlan
@@ -128,6 +128,7 @@ def _avoids_known_defects(config: SimConfig) -> bool:
     return True
 
 
+@settings(max_examples=max(200, settings.default.max_examples))  # ~20 ms an example: 200 in a few seconds
 @given(hostile_runs().filter(_avoids_known_defects))
 def test_hostile_messages_between_valid_orders(config: SimConfig) -> None:
     """Catalog kinds and generated mutations, interleaved with valid orders, end as documented."""

@@ -88,6 +88,16 @@ def dead_letter(history: HistoryLike) -> Verdict:
         ]
         for found in matched:
             settled.add(found.index)
+            # a reason is judged only for the poison op whose *message* this is (a poison_id may
+            # equal another message's id: both come from generators seeded alike)
+            mine, theirs = sid(found.value.get("message_id")), sid(op.value.get("message_id"))
+            if mine is not None and theirs is not None and mine != theirs:
+                continue
+            wrong = _wrong_code(found, str(reason or ""))
+            if wrong:
+                anomalies.append(
+                    Anomaly("wrong-dead-letter-reason", f"{op.describe()}: {wrong}", (found.index, op.index))
+                )
             code = found.value.get("expected_reason")
             if code and not str(reason or "").startswith(f"{code}:"):
                 anomalies.append(
@@ -96,15 +106,6 @@ def dead_letter(history: HistoryLike) -> Verdict:
                         f"poison {found.describe()} expected {code}, dead-lettered by {op.describe()}",
                         (found.index, op.index),
                     )
-                )
-            # the reason is judged only for the poison op whose *message* this is (a poison_id may
-            # equal another message's id: both come from generators seeded alike)
-            if found.value.get("message_id") != op.value.get("message_id"):
-                continue
-            wrong = _wrong_code(found, str(reason or ""))
-            if wrong:
-                anomalies.append(
-                    Anomaly("wrong-dead-letter-reason", f"{op.describe()}: {wrong}", (found.index, op.index))
                 )
         if matched or _truthy(op.value.get("poison")):
             continue

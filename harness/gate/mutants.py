@@ -192,6 +192,11 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
         frozenset({"hostile-dead-lettered", "valid-dead-lettered", "hostile-not-applied", "lost"}),
         False,
     ),
+    # the catalog's strict-JSON kinds (duplicate_payload_key, depth_17...) take effect. Caveat: the
+    # reference applies 3 kinds today (contract section 10), so this kind alone does not yet tell
+    # these two from the reference; hostile.md names the kinds
+    "duplicate-keys-accepted": ("hostile", frozenset({"hostile-applied"}), False),
+    "no-json-depth-limit": ("hostile", frozenset({"hostile-applied", "hostile-wrong-reason"}), False),
     # the KMS outage: a disabled key read as the message's fault
     "kms-disabled-is-poison": ("standard", frozenset({"valid-dead-lettered", "lost"}), False),
     "heartbeat-dies-on-error": (

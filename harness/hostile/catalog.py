@@ -775,7 +775,7 @@ def _for_views(ctx: HostileContext) -> WireMessage:
     return replace(ctx.valid, body=ctx.seal(ctx.plaintext, destination=ctx.views_queue))
 
 
-def _event_message(ctx: HostileContext) -> tuple[str, dict[str, dict[str, Any]]]:
+def event_message(ctx: HostileContext) -> tuple[str, dict[str, dict[str, Any]]]:
     from reference.messages import encode
 
     evt = ctx.event
@@ -793,7 +793,7 @@ def _event_message(ctx: HostileContext) -> tuple[str, dict[str, dict[str, Any]]]
 
 @kind("event_on_command_queue", ROUTE, "a valid event (OrderPlaced) sent to the command queue", UNKNOWN)
 def _event_on_commands(ctx: HostileContext) -> WireMessage:
-    text, attrs = _event_message(ctx)
+    text, attrs = event_message(ctx)
     return finish(ctx, text, attrs)
 
 

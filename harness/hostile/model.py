@@ -64,6 +64,8 @@ def judge(wire: WireMessage, ctx: HostileContext, *, known_ids: Collection[str])
 
 
 def _check(wire: WireMessage, ctx: HostileContext, known_ids: Collection[str]) -> dict[str, Any]:
+    if wire.target != "commands":
+        raise Rejected("a command on a view queue")
     if len(wire.body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
         raise Rejected("oversized")
     attrs = {

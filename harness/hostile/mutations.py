@@ -20,7 +20,9 @@ aset      NAME:I               set the attribute to ``ATTR_VALUES[I]``
 aadd      N                    add N unknown attributes
 edel      FIELD                delete an envelope field
 etype     FIELD:T              envelope field of another JSON type
-eflip     FIELD:I              flip bit I of a base64 envelope field
+eflip     FIELD:I              flip bit I of a base64 envelope field (a character of KeyId, ...)
+reseal    dest|key|id          seal again for another destination / key / message id, relabelled
+route     event|views          the command's valid event instead / the command sent to a view queue
 ========  ===================  =====================================================
 """
 
@@ -118,7 +120,7 @@ ID_VALUES: dict[str, tuple[Callable[[str], Any], ...]] = {
         lambda e: 1.0,
     ),
 }
-ENCODINGS: tuple[str, ...] = ("bom", "ws", "ascii", "garbage", "dupkey", "truncate", "crlf")
+ENCODINGS: tuple[str, ...] = ("bom", "ws", "ascii", "garbage", "dupkey", "truncate", "crlf", "dupval")
 ATTR_NAMES: tuple[str, ...] = (
     "CommandType",
     "EntityId",
@@ -140,6 +142,13 @@ ATTR_VALUES: tuple[str, ...] = (
     "rot13-v9",
     " ",
 )
+#: re-sealings an attacker with KMS access can make: for another destination (Destination
+#: relabelled to this queue), under another key (KeyId relabelled to the bus key), bound to
+#: another message id (the attributes keep the real one)
+RESEALS: tuple[str, ...] = ("dest", "key", "id")
+#: wrong queue roles: the valid event of the command on the command queue, or the command on a
+#: view queue (sealed for the topic that queue subscribes to)
+ROUTES: tuple[str, ...] = ("event", "views")
 ENV_FIELDS: tuple[str, ...] = (
     "Version",
     "KeyId",
@@ -160,10 +169,10 @@ class Mutation:
         return ":".join((self.op, *self.args))
 
 
-BODY_OPS = {"del", "type", "val", "nest", "id", "reuse"}
+BODY_OPS = {"del", "type", "val", "nest", "id", "reuse", "route"}
 TEXT_OPS = {"enc"}
 ATTR_OPS = {"adel", "abin", "aset", "aadd"}
-ENV_OPS = {"edel", "etype", "eflip"}
+ENV_OPS = {"edel", "etype", "eflip", "reseal"}
 _ARITY = {
     "del": 1,
     "type": 2,
@@ -179,6 +188,8 @@ _ARITY = {
     "edel": 1,
     "etype": 2,
     "eflip": 2,
+    "reseal": 1,
+    "route": 1,
 }
 
 
@@ -224,6 +235,10 @@ def _validate(m: Mutation) -> None:
         ok = ok and a[1] in TYPES
     if m.op == "eflip":
         ok = ok and a[1].isdigit()
+    if m.op == "reseal":
+        ok = a[0] in RESEALS
+    if m.op == "route":
+        ok = a[0] in ROUTES
     if not ok:
         raise ValueError(f"bad arguments in mutation {m.spec()!r}")
 
@@ -262,6 +277,14 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
     def run(ctx: HostileContext) -> WireMessage:
         obj: Any = json.loads(ctx.plaintext)
         attrs = attrs_of(ctx)
+        # the first route only: the event on a view queue would be a valid message again
+        first = next((m.args[0] for m in mutations if m.op == "route"), None)
+        routes = {first} if first else set()
+        if "event" in routes:
+            from .catalog import event_message
+
+            text0, attrs = event_message(ctx)
+            obj = json.loads(text0)
         splices: dict[str, str] = {}
         for m in mutations:
             a = m.args
@@ -307,15 +330,28 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
                 for i in range(int(a[0])):
                     if len(attrs) < 10:
                         attrs[f"X-Gen{i}"] = sattr(str(i))
-        wire = finish(ctx, text, attrs)
+        if "views" in routes:
+            wire = finish(
+                ctx,
+                text,
+                attrs,
+                destination=ctx.views_queue.replace("order-views", "order-events") if ctx.encrypted else None,
+                target="views",
+            )
+        else:
+            wire = finish(ctx, text, attrs)
         env_ops = [m for m in mutations if m.op in ENV_OPS]
         if not env_ops or not ctx.encrypted:
             return wire
         env = json.loads(base64.b64decode(wire.body))
         original = json.loads(base64.b64decode(wire.body))
+        resealed = False
         for m in env_ops:
             a = m.args
-            if m.op == "edel":
+            if m.op == "reseal":
+                env = _reseal(ctx, text, wire.attributes, a[0], env)
+                resealed = True
+            elif m.op == "edel":
                 env.pop(a[0], None)
             elif m.op == "etype":
                 env[a[0]] = TYPES[a[1]]
@@ -334,13 +370,29 @@ def transform(spec: str) -> Callable[[HostileContext], WireMessage]:
                     bit = int(a[1]) % (8 * len(data))
                     data[bit // 8] ^= 1 << (bit % 8)
                     env[a[0]] = base64.b64encode(bytes(data)).decode("ascii")
-        if env == original and all(type(env[k]) is type(original[k]) for k in env):
+        if not resealed and env == original and all(type(env[k]) is type(original[k]) for k in env):
             return wire  # the edits cancelled out (True == 1 compares equal, hence the type check)
         return replace(
             wire, body=b64(json.dumps(env, separators=(",", ":")).encode("utf-8")), envelope_edited=True
         )
 
     return run
+
+
+def _reseal(
+    ctx: HostileContext, text: str, attrs: dict[str, dict[str, Any]], how: str, env: dict[str, Any]
+) -> dict[str, Any]:
+    if how == "dest":
+        suffix = ".fifo" if ctx.queue.endswith(".fifo") else ""
+        out = json.loads(base64.b64decode(ctx.seal(text, attributes=attrs, destination=f"elsewhere{suffix}")))
+        out["Destination"] = env["Destination"]
+    elif how == "key":
+        out = json.loads(base64.b64decode(ctx.seal(text, attributes=attrs, key=ctx.other_key())))
+        out["KeyId"] = env["KeyId"]
+    else:
+        other = {**attrs, "EventId": sattr("00000000-0000-4000-8000-0000000000ab")}
+        out = json.loads(base64.b64decode(ctx.seal(text, attributes=other)))
+    return dict(out)
 
 
 def _identity(
@@ -374,6 +426,8 @@ def _encode(text: str, how: str) -> str:
         return text + "#"
     if how == "dupkey":
         return text.replace('"name":', '"name":"PlaceOrder","name":', 1) if '"name":' in text else text
+    if how == "dupval":  # a payload key twice, with different values
+        return text.replace('"quantity":', '"quantity":2,"quantity":', 1)
     if how == "truncate":
         return text[: max(1, len(text) - 7)]
     return text.replace(",", ",\r\n")  # crlf
@@ -387,6 +441,8 @@ __all__ = [
     "ENV_FIELDS",
     "ID_VALUES",
     "PATHS",
+    "RESEALS",
+    "ROUTES",
     "TYPES",
     "Mutation",
     "needs_encryption",

@@ -301,6 +301,18 @@ def _strict_unknown_fields() -> list[Any]:
     return [mock.patch.object(messages, "from_wire", from_wire)]
 
 
+def _no_json_depth_limit() -> list[Any]:
+    import reference.messages as messages
+
+    return [mock.patch.object(messages, "check_json_depth", lambda text, limit=16: None)]  # noqa: PT008
+
+
+def _duplicate_keys_accepted() -> list[Any]:
+    import reference.messages as messages
+
+    return [mock.patch.object(messages, "_unique_object", dict)]  # the last duplicate key wins
+
+
 def _replay_persists() -> list[Any]:
     orig_replay = CommandBus.replay
 
@@ -569,10 +581,13 @@ CRYPTO = P + "test_encryption.py"
 REPLAY = P + "test_replay.py"
 SERIAL = P + "test_serialization.py"
 HOSTILE = P + "test_hostile.py::test_catalog_kind"
+HOSTILE_GEN = P + "test_hostile.py::test_hostile_messages_between_valid_orders"
 OUTAGES = P + "test_outages.py"
 OUT_HEARTBEAT = OUTAGES + "::test_heartbeat_survives_a_failing_beat"
 HOSTILE_DECODE = P + "test_hostile_decode.py"
-H_DECODE = HOSTILE_DECODE + "::test_hostile_message_is_dead_lettered_with_its_reason_and_valid_ones_apply_once"
+H_DECODE = (
+    HOSTILE_DECODE + "::test_hostile_message_is_dead_lettered_with_its_reason_and_valid_ones_apply_once"
+)
 H_KMS = HOSTILE_DECODE + "::test_a_kms_outage_is_never_blamed_on_the_messages"
 H_TTL = HOSTILE_DECODE + "::test_a_copy_within_queue_plus_dlq_retention_is_still_a_duplicate"
 
@@ -641,14 +656,14 @@ MUTANTS: dict[str, Mutant] = {
         Mutant(
             "no-aad",
             "AAD/encryption context not bound: a ciphertext moved to another destination decrypts",
-            (CRYPTO, HOSTILE + "[swapped_aad-encrypted-fifo]"),
+            (CRYPTO, HOSTILE_GEN, HOSTILE + "[swapped_aad-encrypted-fifo]"),
             ("integrity-breach",),
             _no_aad,
         ),
         Mutant(
             "no-redrive",
             "no redrive policy and the listener never dead-letters",
-            (LOSS, HOSTILE + "[unknown_type-plaintext-fifo]"),
+            (LOSS, HOSTILE_GEN, HOSTILE + "[unknown_type-plaintext-fifo]"),
             ("poison-not-dead-lettered", "no-drain"),
             _no_redrive,
             scenarios=(BOOT,),
@@ -679,9 +694,25 @@ MUTANTS: dict[str, Mutant] = {
             _unfenced_commit,
         ),
         Mutant(
+            "no-json-depth-limit",
+            "no nesting limit before parsing: a 17-deep body is accepted (and a deep one only survives "
+            "because the parser's RecursionError is caught)",
+            (HOSTILE_GEN, HOSTILE + "[depth_17-plaintext-fifo]", HOSTILE + "[depth_17-encrypted-standard]"),
+            ("poison-not-dead-lettered", "unexpected"),
+            _no_json_depth_limit,
+        ),
+        Mutant(
+            "duplicate-keys-accepted",
+            "duplicate JSON object keys are accepted (the last one wins)",
+            (HOSTILE_GEN, HOSTILE + "[duplicate_payload_key-plaintext-fifo]"),
+            ("poison-not-dead-lettered", "unexpected"),
+            _duplicate_keys_accepted,
+        ),
+        Mutant(
             "poison-wrong-reason",
             "every poison message is dead-lettered with the reason code DecodeError",
             (
+                HOSTILE_GEN,
                 HOSTILE + "[missing_attribute-plaintext-fifo]",
                 HOSTILE + "[tampered-encrypted-standard]",
                 HOSTILE + "[oversized-plaintext-fifo]",
@@ -692,14 +723,23 @@ MUTANTS: dict[str, Mutant] = {
         Mutant(
             "strict-unknown-fields",
             "the decoder refuses unknown top-level fields (valid newer messages are dead-lettered)",
-            (HOSTILE + "[unknown_top_field-plaintext-fifo]", HOSTILE + "[depth_3_extra-encrypted-standard]"),
+            (
+                HOSTILE_GEN,
+                HOSTILE + "[unknown_top_field-plaintext-fifo]",
+                HOSTILE + "[depth_3_extra-encrypted-standard]",
+            ),
             ("lost", "valid-dead-lettered"),
             _strict_unknown_fields,
         ),
         Mutant(
             "no-poison-dlq",
             "poison is deleted silently instead of forwarded to the DLQ with a reason",
-            (LOSS, HOSTILE + "[bad_json-plaintext-fifo]", HOSTILE + "[missing_attribute-encrypted-standard]"),
+            (
+                LOSS,
+                HOSTILE_GEN,
+                HOSTILE + "[bad_json-plaintext-fifo]",
+                HOSTILE + "[missing_attribute-encrypted-standard]",
+            ),
             ("poison-not-dead-lettered",),
             _no_poison_dlq,
             scenarios=(DEAD_POISON,),
@@ -797,21 +837,36 @@ MUTANTS: dict[str, Mutant] = {
             "recursion-escapes-poll",
             "a deeply nested body raises RecursionError out of the poll: its whole batch is redelivered "
             "until the SQS redrive moves it, valid messages included",
-            (H_DECODE,),
+            (
+                H_DECODE,
+                HOSTILE_GEN,
+                HOSTILE + "[deep_body-plaintext-fifo]",
+                HOSTILE + "[deep_envelope-encrypted-standard]",
+            ),
             ("dead-letter-wrong-reason", "lost"),
             _recursion_escapes_poll,
         ),
         Mutant(
             "id-reuse-is-duplicate",
             "idempotency keyed on the id alone: a completed command's id with other content is a duplicate",
-            (H_DECODE,),
+            (
+                H_DECODE,
+                HOSTILE_GEN,
+                HOSTILE + "[reused_event_id_applied-plaintext-fifo]",
+                HOSTILE + "[reused_event_id_pending-encrypted-fifo]",
+            ),
             ("poison-not-dead-lettered",),
             _id_reuse_is_duplicate,
         ),
         Mutant(
             "event-on-command-queue-projected",
             "listeners ignore their queue's role: an event sent to a command queue is projected",
-            (H_DECODE,),
+            (
+                H_DECODE,
+                HOSTILE_GEN,
+                HOSTILE + "[event_on_command_queue-plaintext-fifo]",
+                HOSTILE + "[command_on_view_queue-encrypted-standard]",
+            ),
             ("poison-not-dead-lettered",),
             _event_on_command_queue_projected,
         ),
@@ -819,7 +874,12 @@ MUTANTS: dict[str, Mutant] = {
             "unvalidated-group-id",
             "entity/event ids are not checked against the SQS id rules: an entity id no MessageGroupId "
             "can carry commits its effect, then every publish of its events fails",
-            (H_DECODE,),
+            (
+                H_DECODE,
+                HOSTILE_GEN,
+                HOSTILE + "[entity_id_spaces-plaintext-fifo]",
+                HOSTILE + "[event_id_too_long-encrypted-standard]",
+            ),
             ("poison-not-dead-lettered", "unexpected", "dead-letter-wrong-reason"),
             _unvalidated_group_id,
         ),

@@ -112,3 +112,27 @@ def test_dead_letter_with_the_wrong_reason_code() -> None:
     assert anomaly.kind == "dead-letter-wrong-reason"
     assert anomaly.ops == (wrong, dl)
     assert right not in anomaly.ops
+
+
+def test_reason_code_of_the_catalog_is_judged() -> None:
+    """``reason_code`` (hostile-input catalog): the listener's code must match; ``*`` takes any
+    agreed code; SQS's own redrive is not judged here; a poison op matched only through an id
+    that is another message's is not judged either."""
+    h = HB()
+    h.poison("m-1", kind="missing_attribute", reason_code="MissingAttribute")
+    h.dead_letter("m-1", reason="MissingAttribute: EntityId attribute missing")
+    h.poison("m-2", kind="~del:payload.sku", reason_code="*")
+    h.dead_letter("m-2", reason="DecodeError: payload of PlaceOrder lacks field 'sku'")
+    h.poison("m-3", kind="bad_json", reason_code="DecodeError")
+    h.dead_letter("m-3", reason="sqs-redrive: maxReceiveCount exceeded before a listener forwarded it")
+    h.poison("m-4", kind="bad_json", reason_code="DecodeError", poison_id="m-5")
+    h.dead_letter("m-4", reason="DecodeError: body is not JSON")
+    h.dead_letter("m-5", reason="OversizedMessage: body exceeds 256 KiB", poison=True)  # not m-4's
+    h.drain()
+    assert dead_letter(h.ops).valid, dead_letter(h.ops).anomalies
+    wrong = h.poison("m-6", kind="oversized", reason_code="OversizedMessage")
+    h.dead_letter("m-6", reason="DecodeError: body is not JSON")
+    odd = h.poison("m-7", kind="~enc:bom", reason_code="*")
+    h.dead_letter("m-7", reason="InvalidMessage: something")
+    found = [a for a in dead_letter(h.ops).anomalies if a.kind == "wrong-dead-letter-reason"]
+    assert [a.ops[0] for a in found] == [wrong, odd]

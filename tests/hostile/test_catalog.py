@@ -127,3 +127,16 @@ def test_generated_table_is_current() -> None:
     text = DOC.read_text(encoding="utf-8")
     committed = text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
     assert committed == markdown().strip("\n"), "stale: run `python -m harness.hostile --markdown --write`"
+
+
+def test_catalog_imports_nothing_of_the_simulator() -> None:
+    """The gate builds the same messages against real SQS: the catalog, the mutations and the
+    outcome model must not pull in the simulator (the context supplies sealing)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, harness.hostile, harness.hostile.mutations, harness.hostile.model; "
+            "print(sorted(m for m in sys.modules if m.startswith(('harness.sim', 'harness.simulation'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"
