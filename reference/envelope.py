@@ -213,11 +213,18 @@ class KmsEnvelopeCipher:
             raise DecryptionError("plaintext is not UTF-8") from exc
 
 
+def is_supported_version(value: Any) -> bool:
+    """The envelope's ``Version`` is the JSON integer 1: ``true`` and ``1.0`` compare equal to 1
+    in Python but are other JSON values, so the type is checked too (a wire value is never
+    coerced)."""
+    return type(value) is int and value == VERSION
+
+
 def parse_envelope(sealed: str) -> dict[str, Any]:
     """Decode the envelope structure (no crypto); :class:`DecryptionError` if malformed."""
     try:
         env = json.loads(base64.b64decode(sealed, validate=True))
-        if not isinstance(env, dict) or env.get("Version") != VERSION:
+        if not isinstance(env, dict) or not is_supported_version(env.get("Version")):
             raise DecryptionError("unsupported envelope version")
         out: dict[str, Any] = {"KeyId": str(env["KeyId"]), "Destination": str(env["Destination"])}
         for f in ("EncryptedDataKey", "Nonce", "Tag", "Ciphertext"):

@@ -758,12 +758,7 @@ class SqsListener:
         if size > MAX_BODY_BYTES:
             raise OversizedMessage("body exceeds 256 KiB")
         kind: Kind
-        if "CommandType" in attrs:
-            kind, type_name = "command", attrs["CommandType"]
-        elif "EventType" in attrs:
-            kind, type_name = "event", attrs["EventType"]
-        else:
-            raise MissingAttribute("neither CommandType nor EventType attribute present")
+        kind, type_name = _message_kind(attrs)
         self.registry.lookup(type_name, kind)
         self._check_route(kind, type_name)
         entity_id = attrs.get("EntityId")
@@ -1072,6 +1067,21 @@ class _Heartbeat:
         if not alive:
             with self._lock:
                 self._tracked.pop(id(flight), None)
+
+
+def _message_kind(attrs: Mapping[str, str]) -> tuple[Kind, str]:
+    """``("command", CommandType)`` or ``("event", EventType)`` from the string attributes.
+
+    Exactly one of the two must be present: a message naming both is a contradiction
+    (:class:`DecodeError`), never resolved by preferring one; neither is :class:`MissingAttribute`."""
+    command_type, event_type = attrs.get("CommandType"), attrs.get("EventType")
+    if command_type is not None and event_type is not None:
+        raise DecodeError("both CommandType and EventType attributes present")
+    if command_type is not None:
+        return "command", command_type
+    if event_type is not None:
+        return "event", event_type
+    raise MissingAttribute("neither CommandType nor EventType attribute present")
 
 
 def _string_attributes(m: Mapping[str, Any]) -> dict[str, str]:

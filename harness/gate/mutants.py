@@ -192,11 +192,14 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
         frozenset({"hostile-dead-lettered", "valid-dead-lettered", "hostile-not-applied", "lost"}),
         False,
     ),
-    # the catalog's strict-JSON kinds (duplicate_payload_key, depth_17...) take effect. Caveat: the
-    # reference applies 3 kinds today (contract section 10), so this kind alone does not yet tell
-    # these two from the reference; hostile.md names the kinds
+    # the catalog's strict-JSON kinds (duplicate_payload_key, depth_17...) take effect (the
+    # reference applies no catalog kind it should refuse, so hostile-applied tells them apart)
     "duplicate-keys-accepted": ("hostile", frozenset({"hostile-applied"}), False),
     "no-json-depth-limit": ("hostile", frozenset({"hostile-applied", "hostile-wrong-reason"}), False),
+    # envelope Version true / 1.0 (encrypted runs) and both type attributes: decrypted or decoded
+    # and applied instead of dead-lettered
+    "loose-envelope-version": ("hostile", frozenset({"hostile-applied", "hostile-not-dead-lettered"}), False),
+    "command-type-wins": ("hostile", frozenset({"hostile-applied", "hostile-not-dead-lettered"}), False),
     # the KMS outage: a disabled key read as the message's fault
     "kms-disabled-is-poison": ("standard", frozenset({"valid-dead-lettered", "lost"}), False),
     "heartbeat-dies-on-error": (

@@ -24,7 +24,7 @@ from reference.bus import CommandBus, ReplayResult
 from reference.config import BusOptions
 from reference.dispatchers import message_attributes
 from reference.envelope import POISON_CODES, MessageBinding
-from reference.errors import DecodeError, LeaseLost, MessageError, TransportError
+from reference.errors import DecodeError, LeaseLost, MessageError, MissingAttribute, TransportError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
 from reference.listener import SqsListener, _Flight, _Heartbeat
 from reference.messages import Command, Event, Metadata, Payload, derived_event_id, event_for, to_wire
@@ -311,6 +311,27 @@ def _duplicate_keys_accepted() -> list[Any]:
     import reference.messages as messages
 
     return [mock.patch.object(messages, "_unique_object", dict)]  # the last duplicate key wins
+
+
+def _loose_envelope_version() -> list[Any]:
+    import reference.envelope as envelope
+
+    # the comparison Python does by default: True == 1 and 1.0 == 1 pass
+    return [mock.patch.object(envelope, "is_supported_version", lambda value: value == envelope.VERSION)]
+
+
+def _command_type_wins() -> list[Any]:
+    import reference.listener as listener
+
+    def _message_kind(attrs: Any) -> tuple[str, str]:
+        # CommandType silently preferred when both type attributes are present
+        if "CommandType" in attrs:
+            return "command", attrs["CommandType"]
+        if "EventType" in attrs:
+            return "event", attrs["EventType"]
+        raise MissingAttribute("neither CommandType nor EventType attribute present")
+
+    return [mock.patch.object(listener, "_message_kind", _message_kind)]
 
 
 def _replay_persists() -> list[Any]:
@@ -700,6 +721,26 @@ MUTANTS: dict[str, Mutant] = {
             (HOSTILE_GEN, HOSTILE + "[depth_17-plaintext-fifo]", HOSTILE + "[depth_17-encrypted-standard]"),
             ("poison-not-dead-lettered", "unexpected"),
             _no_json_depth_limit,
+        ),
+        Mutant(
+            "loose-envelope-version",
+            "the envelope's Version is compared with ==, so true and 1.0 pass as version 1",
+            (
+                HOSTILE + "[env_version_true-encrypted-fifo]",
+                HOSTILE + "[env_version_float-encrypted-standard]",
+            ),
+            ("poison-not-dead-lettered", "unexpected"),
+            _loose_envelope_version,
+        ),
+        Mutant(
+            "command-type-wins",
+            "a message with both CommandType and EventType is taken as a command (EventType ignored)",
+            (
+                HOSTILE + "[both_type_attributes-plaintext-fifo]",
+                HOSTILE + "[both_type_attributes-encrypted-standard]",
+            ),
+            ("poison-not-dead-lettered", "unexpected"),
+            _command_type_wins,
         ),
         Mutant(
             "duplicate-keys-accepted",
