@@ -26,7 +26,6 @@ poison, drain, finish) so a hypothesis state machine can drive it rule by rule;
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import random
@@ -54,12 +53,10 @@ from harness.workload import OrderScript, generate_orders
 from reference.bootstrap import Bootstrapper, Resources
 from reference.bus import CommandBus, rebuild_views
 from reference.config import BusConfiguration
-from reference.dispatchers import message_attributes
 from reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     InventoryView,
-    OrderPlaced,
     OrderSaga,
     OrderView,
     PaymentsView,
@@ -69,7 +66,7 @@ from reference.domain.orders import (
 from reference.hooks import WorkerCrash
 from reference.idempotency import command_key, event_key
 from reference.listener import SqsListener
-from reference.messages import Command, Event, encode, event_for, new_command
+from reference.messages import Command, Event, new_command
 from reference.stores import InMemoryStorage, Storage
 from reference.worker import Runtime, build_runtime
 
@@ -892,38 +889,20 @@ class Simulation:
         return ids | self.hostile_ids
 
     def _hostile_context(self, cmd: Command) -> hostile.BasicContext:
-        attrs = message_attributes(cmd, encrypted=self.config.encryption, traceparent=None)
-        plaintext = encode(cmd)
-        queue = self.config.command_queue
-        p = cmd.payload
-        assert isinstance(p, PlaceOrder)
-        event = event_for(cmd, 0, OrderPlaced(p.customer_id, p.sku, p.quantity, p.amount_cents))
-        valid = hostile.WireMessage(
-            plaintext,
-            attrs,
-            cmd.entity_id if self.config.fifo else None,
-            cmd.event_id if self.config.fifo else None,
-            plaintext=plaintext,
-        )
-        ctx = hostile.BasicContext(
-            valid=valid,
-            command=cmd,
-            event=event,
-            plaintext=plaintext,
+        return hostile.context_for(
+            cmd,
             encrypted=self.config.encryption,
-            queue=queue,
+            queue=self.config.command_queue,
             views_queue=self.views_queue,
+            group_id=cmd.entity_id if self.config.fifo else None,
+            dedup_id=cmd.event_id if self.config.fifo else None,
             rng=self.rng,
             kms=self.kms,
             key_id=self.key_arn,
             known=self._applied_command,
-            pending_fn=self._pending_command,
-            other_key_fn=self._other_key,
+            pending=self._pending_command,
+            other_key=self._other_key,
         )
-        if self.config.encryption:
-            valid = dataclasses.replace(valid, body=ctx.seal(plaintext))
-            ctx.valid = valid
-        return ctx
 
     def _applied_command(self) -> str | None:
         """The eventId of the earliest-sent valid command that has taken effect (deterministic)."""

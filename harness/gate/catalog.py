@@ -36,15 +36,14 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from harness import hostile as hc
 from harness.checkers.model import Anomaly, Verdict
 from harness.gate.workload import PlannedHostile
-from reference.dispatchers import message_attributes
-from reference.domain.orders import OrderPlaced, PlaceOrder
-from reference.messages import encode, event_for, new_command
+from reference.domain.orders import PlaceOrder
+from reference.messages import new_command
 
 #: expected outcome of a kind SQS itself refuses (``Refused``)
 REFUSED = "Refused"
@@ -103,30 +102,20 @@ def context(
         event_id=c.command_id,
         correlation_id=c.command_id,
     )
-    event = event_for(
-        cmd, 0, OrderPlaced(payload.customer_id, payload.sku, payload.quantity, payload.amount_cents)
-    )
-    plaintext = encode(cmd)
-    attrs = message_attributes(cmd, encrypted=encrypted, traceparent=None)
-    valid = hc.WireMessage(plaintext, attrs, c.entity_id, planned.hostile_id, plaintext=plaintext)
-    ctx = hc.BasicContext(
-        valid=valid,
-        command=cmd,
-        event=event,
-        plaintext=plaintext,
+    return hc.context_for(
+        cmd,
         encrypted=encrypted,
         queue=queue,
         views_queue=f"{queue.removesuffix('.fifo')}-order-views.fifo",
+        group_id=c.entity_id,
+        dedup_id=planned.hostile_id,
         rng=rng,
-        kms=kms if encrypted else None,
-        key_id=key_id if encrypted else None,
+        kms=kms,
+        key_id=key_id,
         known=known,
-        pending_fn=pending,
-        other_key_fn=(lambda: other_key) if other_key else None,
+        pending=pending,
+        other_key=(lambda: other_key) if other_key else None,
     )
-    if encrypted:
-        ctx.valid = replace(valid, body=ctx.seal(plaintext))
-    return ctx
 
 
 def string_attributes(attributes: dict[str, dict[str, Any]]) -> dict[str, str]:

@@ -31,6 +31,7 @@ from .core import (
     Unavailable,
     WireMessage,
     binding_of,
+    context_for,
     seal_bytes,
 )
 from .model import carried_identity, expected_outcome, judge
@@ -112,6 +113,7 @@ __all__ = [
     "WireMessage",
     "binding_of",
     "carried_identity",
+    "context_for",
     "expected_outcome",
     "get",
     "judge",

@@ -18,8 +18,10 @@ from typing import Any, Literal, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from reference.dispatchers import message_attributes
+from reference.domain.orders import OrderPlaced, PlaceOrder
 from reference.envelope import ENCRYPTION_MARKER, VERSION, MessageBinding
-from reference.messages import Command, Event
+from reference.messages import Command, Event, encode, event_for
 
 Encryption = Literal["required", "forbidden", "any"]
 QueueKind = Literal["fifo", "standard", "any"]
@@ -221,6 +223,53 @@ class BasicContext:
         if self.other_key_fn is None:
             raise Unavailable("no second KMS key")
         return self.other_key_fn()
+
+
+def context_for(
+    command: Command,
+    *,
+    encrypted: bool,
+    queue: str,
+    views_queue: str,
+    group_id: str | None,
+    dedup_id: str | None,
+    rng: random.Random,
+    kms: Any = None,
+    key_id: str | None = None,
+    known: Callable[[], str | None] = lambda: None,
+    pending: Callable[[], tuple[str, str] | None] = lambda: None,
+    other_key: Callable[[], str] | None = None,
+) -> BasicContext:
+    """The context of one hostile message derived from ``command`` (a fresh ``PlaceOrder`` of its
+    own entity): ``valid`` is the command exactly as the reference's dispatcher sends it (body and
+    attributes; sealed for ``queue`` with ``key_id`` when ``encrypted``), ``event`` the
+    ``OrderPlaced`` it raises. The one builder the simulator, the gate and the LocalStack
+    scenarios share, so a kind means the same message everywhere."""
+    p = command.payload
+    if not isinstance(p, PlaceOrder):
+        raise TypeError(f"hostile messages derive from a PlaceOrder, not {command.name}")
+    event = event_for(command, 0, OrderPlaced(p.customer_id, p.sku, p.quantity, p.amount_cents))
+    plaintext = encode(command)
+    attrs = message_attributes(command, encrypted=encrypted, traceparent=None)
+    valid = WireMessage(plaintext, attrs, group_id, dedup_id, plaintext=plaintext)
+    ctx = BasicContext(
+        valid=valid,
+        command=command,
+        event=event,
+        plaintext=plaintext,
+        encrypted=encrypted,
+        queue=queue,
+        views_queue=views_queue,
+        rng=rng,
+        kms=kms if encrypted else None,
+        key_id=key_id if encrypted else None,
+        known=known,
+        pending_fn=pending,
+        other_key_fn=other_key,
+    )
+    if encrypted:
+        ctx.valid = replace(valid, body=ctx.seal(plaintext))
+    return ctx
 
 
 def binding_of(attributes: dict[str, dict[str, Any]], command: Command, destination: str) -> MessageBinding:
