@@ -41,8 +41,6 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from botocore.exceptions import ClientError
-
 from harness import hostile
 from harness.checkers import Verdict, check_all, render_table
 from harness.faults import STALL_POINTS, FaultPlan, parse_faults
@@ -836,52 +834,33 @@ class Simulation:
             wire = found.transform(ctx)
         except hostile.Unavailable:
             return None
-        expected = hostile.expected_outcome(found, wire, ctx, known_ids=self._known_ids())
-        queue = self.config.command_queue if wire.target == "commands" else self.views_queue
-        params: dict[str, Any] = {
-            "QueueUrl": self.resources.queue_urls[queue],
-            "MessageBody": wire.body,
-            "MessageAttributes": wire.attributes,
-        }
-        if self.config.fifo:
-            params["MessageGroupId"] = wire.group_id or entity
-            params["MessageDeduplicationId"] = wire.dedup_id or cid
-        # poison_id: the entity, not ``cid`` (SQS message ids come from a generator seeded like
-        # ``self.rng``: a cid may equal another message's id)
-        value: dict[str, Any] = {"kind": kind, "poison_id": entity, "entity_id": entity, "queue": queue}
+
+        def queue_url(target: str) -> tuple[str, str]:
+            queue = self.config.command_queue if target == "commands" else self.views_queue
+            return queue, self.resources.queue_urls[queue]
+
         self.sending_poison = True
         try:
-            message_id = str(self.sqs.send_message(**params)["MessageId"])
-        except ClientError as exc:
-            self.history.append(HARNESS, "fail", "poison", {**value, "error": str(exc)[:300]})
-            return None
+            sent = hostile.send_hostile(
+                self.sqs,
+                found,
+                ctx,
+                wire=wire,
+                queue_url=queue_url,
+                fifo=self.config.fifo,
+                entity=entity,
+                command_id=cid,
+                known_ids=self._known_ids(),
+                expected_reason=expected_reason,
+            )
         finally:
             self.sending_poison = False
-        if isinstance(expected, hostile.DeadLetter | hostile.AnyDeadLetter | hostile.Refused):
-            code = expected.reason if isinstance(expected, hostile.DeadLetter) else "*"
-            value = {**value, "message_id": message_id, "command_id": cid, "reason_code": code}
-            if expected_reason and code != "*":
-                value["expected_reason"] = code
-            self.history.append(HARNESS, "ok", "poison", value)
-        else:
-            command_id, entity_id, seq = hostile.carried_identity(wire, ctx)
-            if isinstance(expected, hostile.BusinessDeadLetter):
-                self.expected_failures.add(command_id)
-            self.hostile_ids.add(command_id)
-            self.history.append(
-                HARNESS,
-                "ok",
-                "send",
-                {
-                    "command_id": command_id,
-                    "entity_id": entity_id,
-                    "seq": seq,
-                    "message_id": message_id,
-                    "hostile": kind,
-                    "expect_business_failure": isinstance(expected, hostile.BusinessDeadLetter),
-                },
-            )
-        return message_id
+        self.history.append(HARNESS, sent.type, sent.f, sent.value)
+        if sent.f == "send":
+            if isinstance(sent.expected, hostile.BusinessDeadLetter):
+                self.expected_failures.add(str(sent.value["command_id"]))
+            self.hostile_ids.add(str(sent.value["command_id"]))
+        return sent.message_id
 
     def _known_ids(self) -> set[str]:
         """Every eventId a valid or an earlier hostile command already uses on this bus."""

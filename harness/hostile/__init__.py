@@ -35,6 +35,7 @@ from .core import (
     seal_bytes,
 )
 from .model import carried_identity, expected_outcome, judge
+from .send import SentHostile, send_hostile
 
 #: Kinds whose only defence is the envelope's integrity check (a broken check lets them take
 #: effect): the envelope/key/destination kinds dead-lettered as ``DecryptionError`` that carry a
@@ -109,6 +110,7 @@ __all__ = [
     "HostileKind",
     "Outcome",
     "Refused",
+    "SentHostile",
     "Unavailable",
     "WireMessage",
     "binding_of",
@@ -123,4 +125,5 @@ __all__ = [
     "render_list",
     "resolve",
     "seal_bytes",
+    "send_hostile",
 ]

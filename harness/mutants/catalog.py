@@ -602,6 +602,7 @@ CRYPTO = P + "test_encryption.py"
 REPLAY = P + "test_replay.py"
 SERIAL = P + "test_serialization.py"
 HOSTILE = P + "test_hostile.py::test_catalog_kind"
+HOSTILE_LS = S + "test_hostile.py::test_catalog_kinds_between_valid_orders[plaintext]"
 HOSTILE_GEN = P + "test_hostile.py::test_hostile_messages_between_valid_orders"
 OUTAGES = P + "test_outages.py"
 OUT_HEARTBEAT = OUTAGES + "::test_heartbeat_survives_a_failing_beat"
@@ -760,6 +761,7 @@ MUTANTS: dict[str, Mutant] = {
             ),
             ("wrong-dead-letter-reason",),
             _poison_wrong_reason,
+            scenarios=(HOSTILE_LS,),
         ),
         Mutant(
             "strict-unknown-fields",
@@ -783,7 +785,7 @@ MUTANTS: dict[str, Mutant] = {
             ),
             ("poison-not-dead-lettered",),
             _no_poison_dlq,
-            scenarios=(DEAD_POISON,),
+            scenarios=(DEAD_POISON, HOSTILE_LS),
         ),
         # process lifecycle, transport outages, heartbeats against real visibility timers and tracing
         # are not modelled by the simulated properties: killers=() keeps those scenario-only mutants
@@ -886,6 +888,7 @@ MUTANTS: dict[str, Mutant] = {
             ),
             ("dead-letter-wrong-reason", "lost"),
             _recursion_escapes_poll,
+            scenarios=(HOSTILE_LS,),
         ),
         Mutant(
             "id-reuse-is-duplicate",
@@ -898,6 +901,7 @@ MUTANTS: dict[str, Mutant] = {
             ),
             ("poison-not-dead-lettered",),
             _id_reuse_is_duplicate,
+            scenarios=(HOSTILE_LS,),
         ),
         Mutant(
             "event-on-command-queue-projected",
@@ -910,6 +914,7 @@ MUTANTS: dict[str, Mutant] = {
             ),
             ("poison-not-dead-lettered",),
             _event_on_command_queue_projected,
+            scenarios=(HOSTILE_LS,),
         ),
         Mutant(
             "unvalidated-group-id",
@@ -923,6 +928,7 @@ MUTANTS: dict[str, Mutant] = {
             ),
             ("poison-not-dead-lettered", "unexpected", "dead-letter-wrong-reason"),
             _unvalidated_group_id,
+            scenarios=(HOSTILE_LS,),
         ),
         Mutant(
             "kms-disabled-is-poison",
