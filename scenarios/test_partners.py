@@ -7,6 +7,8 @@ error queue (``PartnerOrderRejected`` topic -> error queue) with their errors, a
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fixtures.scenario import Producer, WireTap, bootstrap, drain, judge, sqlite_url
@@ -39,7 +41,10 @@ def test_partner_feed(scenario, registry, summary):
     for again in (VALID[0], INVALID[0]):  # resubmitted: same partner key -> same dedup id
         s.history.nemesis("duplicate_delivery", {"partner_key": f"{again[0]}:{again[1]}", "window": "within"})
         producer.resend(partner_command(SubmitPartnerOrder(*again)))
-    late = partner_command(SubmitPartnerOrder(*VALID[1]))
+    # the same command resubmitted (its sequence number as first sent: 1; 0 is "unassigned" and
+    # never valid on the wire), with a dedup id SQS has not seen
+    first = partner_command(SubmitPartnerOrder(*VALID[1]))
+    late = dataclasses.replace(first, metadata=dataclasses.replace(first.metadata, sequence_no=1))
     s.history.nemesis("duplicate_delivery", {"partner_key": late.entity_id, "window": "after (new dedup id)"})
     s.aws.sqs.send_message(QueueUrl=res.queue_urls[queue], MessageBody=build_body(late, queue, None),
                            MessageAttributes=message_attributes(late, encrypted=False, traceparent=None),
