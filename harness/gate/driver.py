@@ -1518,10 +1518,14 @@ class Gate:
         progress (an event, a DLQ depth change, a command-queue depth change) for
         ``max(20 s, (redrive maxReceiveCount + 1) x VT + 10 s)`` once those threads are done (or no
         instance is live: a consumer that never forwards poison leaves it to the native redrive);
-        at most ``settle_timeout``. Then 2 s of quiet for late publishes."""
+        at most ``settle_timeout`` plus the length of every planned outage (transport and KMS: while a
+        dependency is down a correct consumer stops receiving, so no message advances towards its
+        fate; without this a poison message still short of ``maxReceiveCount`` receives when the
+        deadline passes was reported as not dead-lettered). Then 2 s of quiet for late publishes."""
         vt, mrc = self.profile.visibility_timeout, self.profile.redrive_max_receive_count
         stall = max(20.0, (mrc + 1) * vt + 10.0)
-        deadline = time.monotonic() + self.profile.settle_timeout
+        outages = self.profile.outages + self.profile.kms_outages
+        deadline = time.monotonic() + self.profile.settle_timeout + outages * self.profile.outage_seconds
         acked = self._acked()
         self.last_progress = time.monotonic()
         seen = (-1, -1)
