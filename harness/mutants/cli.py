@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.mutants.allure import relabel
 from harness.mutants.catalog import MUTANTS, Mutant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,8 +73,9 @@ def _pytest(
     if mutant:
         cmd += ["--mutant", mutant]
     if results_root := os.environ.get("FLOWGATE_MUTANT_ALLURE"):
-        # each run's results in its own folder: a killed mutant shows in the report as a failed
-        # test labelled implementation=mutant:NAME, with its history, timeline and replay command
+        # each run's results in its own folder, relabelled after the run (harness.mutants.allure):
+        # a killed mutant shows under "Mutation testing" as a passed check (implementation=
+        # mutant:NAME, with its history, timeline and replay command), a survivor as a failed one
         cmd += [f"--alluredir={Path(results_root) / ('mutant-' + (mutant or 'none'))}"]
     env = {**os.environ, "HYPOTHESIS_PROFILE": profile, **(env_extra or {})}
     env.pop("FLOWGATE_MUTANT", None)
@@ -98,6 +100,8 @@ def run_mutant(mutant: Mutant, *, profile: str, timeout: float) -> Outcome:
         status = "SURVIVED"
     else:
         status = "ERROR"
+    if results_root := os.environ.get("FLOWGATE_MUTANT_ALLURE"):
+        relabel(Path(results_root) / f"mutant-{mutant.name}", mutant.name, status)
     return Outcome(mutant.name, status, failed, anomalies, seconds, out[-1500:])
 
 
