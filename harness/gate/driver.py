@@ -1516,15 +1516,19 @@ class Gate:
         """Wait until every acknowledged command has an effect, every poison message is in a DLQ,
         every command queue is empty and the nemesis and phase threads are done; or until no
         progress (an event, a DLQ depth change, a command-queue depth change) for
-        ``max(20 s, (redrive maxReceiveCount + 1) x VT + 10 s)`` once those threads are done (or no
+        ``max(20 s, (redrive maxReceiveCount + 1) x VT + 10 s [+ one outage length when outages are
+        planned: a consumer's back-off probe notices the recovery late])`` counted from when those
+        threads are done (or no
         instance is live: a consumer that never forwards poison leaves it to the native redrive);
         at most ``settle_timeout`` plus the length of every planned outage (transport and KMS: while a
         dependency is down a correct consumer stops receiving, so no message advances towards its
         fate; without this a poison message still short of ``maxReceiveCount`` receives when the
         deadline passes was reported as not dead-lettered). Then 2 s of quiet for late publishes."""
         vt, mrc = self.profile.visibility_timeout, self.profile.redrive_max_receive_count
-        stall = max(20.0, (mrc + 1) * vt + 10.0)
         outages = self.profile.outages + self.profile.kms_outages
+        # after an outage a correct consumer resumes only when its back-off probe next succeeds:
+        # allow one outage length for that on top of the redrive path
+        stall = max(20.0, (mrc + 1) * vt + 10.0 + (self.profile.outage_seconds if outages else 0.0))
         deadline = time.monotonic() + self.profile.settle_timeout + outages * self.profile.outage_seconds
         acked = self._acked()
         self.last_progress = time.monotonic()
@@ -1535,6 +1539,8 @@ class Gate:
             if (depth, left) != seen:
                 seen, self.last_progress = (depth, left), time.monotonic()
             busy = nemesis.is_alive() or any(t.is_alive() for t in self.phase_threads)
+            if busy:  # an outage or a phase still running is not a lack of progress
+                self.last_progress = time.monotonic()
             acked |= self._acked()  # the phases send while this runs
             poison = sum(1 for p in self.hostile_by_body.values() if p.reason and p.reason != catalog.REFUSED)
             if acked <= self.effects_seen and depth >= poison and not left and not busy:
