@@ -42,6 +42,17 @@ ENCRYPTION_MARKER = "kms-aes256gcm-v1"
 VERSION = 1
 NONCE_BYTES = 12
 TAG_BYTES = 16
+#: the envelope's JSON fields in wire order; the last four carry base64 bytes
+FIELDS: tuple[str, ...] = (
+    "Version",
+    "KeyId",
+    "Destination",
+    "EncryptedDataKey",
+    "Nonce",
+    "Tag",
+    "Ciphertext",
+)
+BINARY_FIELDS: tuple[str, ...] = FIELDS[3:]
 #: KMS refusals that are a property of *the message* (its encrypted data key, or a key/context
 #: that does not match it; ``ValidationException`` = a malformed ``CiphertextBlob`` from the
 #: envelope): poison. Everything else -- ``DisabledException``, ``KMSInvalidStateException``
@@ -227,7 +238,7 @@ def parse_envelope(sealed: str) -> dict[str, Any]:
         if not isinstance(env, dict) or not is_supported_version(env.get("Version")):
             raise DecryptionError("unsupported envelope version")
         out: dict[str, Any] = {"KeyId": str(env["KeyId"]), "Destination": str(env["Destination"])}
-        for f in ("EncryptedDataKey", "Nonce", "Tag", "Ciphertext"):
+        for f in BINARY_FIELDS:
             out[f] = base64.b64decode(env[f], validate=True)
         if not (isinstance(env["KeyId"], str) and isinstance(env["Destination"], str)):
             raise DecryptionError("envelope KeyId and Destination must be strings")
@@ -244,7 +255,7 @@ def parse_envelope(sealed: str) -> dict[str, Any]:
 def build_envelope(fields: Mapping[str, Any]) -> str:
     """Re-assemble an envelope from parsed fields (test vectors, tamper tests)."""
     env = {"Version": VERSION, "KeyId": fields["KeyId"], "Destination": fields["Destination"]}
-    for f in ("EncryptedDataKey", "Nonce", "Tag", "Ciphertext"):
+    for f in BINARY_FIELDS:
         env[f] = _b64(fields[f])
     return _b64(json.dumps(env, separators=(",", ":")).encode("ascii"))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.gate import envelope
+from reference.envelope import FIELDS
 
 B64 = base64.b64encode
 
@@ -174,15 +175,7 @@ def build() -> dict[str, Any]:
         "aadFields": list(envelope.AAD_FIELDS),
         "aadEncoding": "for each field in aadFields: uint32 big-endian byte length, then UTF-8 bytes; "
         "keyId = the envelope's KeyId, the others = the consumer's expected context",
-        "envelopeFields": [
-            "Version",
-            "KeyId",
-            "Destination",
-            "EncryptedDataKey",
-            "Nonce",
-            "Tag",
-            "Ciphertext",
-        ],
+        "envelopeFields": list(FIELDS),
         "vectors": [ok, ok_unicode, ok_empty, *negatives],
     }
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
+from reference.envelope import FIELDS
+
 from .core import (
     ENCRYPTION_MARKER,
     Applied,
@@ -645,7 +647,7 @@ for _attr, _value in (
 
 # ================================================================ envelope (encrypted bus)
 ENV = "envelope"
-_ENV_FIELDS = ("Version", "KeyId", "Destination", "EncryptedDataKey", "Nonce", "Tag", "Ciphertext")
+_ENV_FIELDS = FIELDS
 
 
 def env_kind(

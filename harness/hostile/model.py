@@ -16,6 +16,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from reference.envelope import FIELDS
+
 from .core import (
     ENCRYPTION_MARKER,
     AnyDeadLetter,
@@ -33,7 +35,7 @@ INT64 = (-(2**63), 2**63 - 1)
 _SQS_ID = re.compile(r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
 _STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)")
 _XML_OK = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
-_ENV_FIELDS = ("Version", "KeyId", "Destination", "EncryptedDataKey", "Nonce", "Tag", "Ciphertext")
+_ENV_FIELDS = FIELDS
 _PAYLOAD = {"customerId": str, "sku": str, "quantity": int, "amountCents": int}
 
 

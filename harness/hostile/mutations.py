@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from reference.envelope import FIELDS
+
 from .core import HostileContext, Unavailable, WireMessage, attrs_of, b64, finish, sattr
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -149,15 +151,7 @@ RESEALS: tuple[str, ...] = ("dest", "key", "id")
 #: wrong queue roles: the valid event of the command on the command queue, or the command on a
 #: view queue (sealed for the topic that queue subscribes to)
 ROUTES: tuple[str, ...] = ("event", "views")
-ENV_FIELDS: tuple[str, ...] = (
-    "Version",
-    "KeyId",
-    "Destination",
-    "EncryptedDataKey",
-    "Nonce",
-    "Tag",
-    "Ciphertext",
-)
+ENV_FIELDS: tuple[str, ...] = FIELDS
 
 
 @dataclass(frozen=True)
