@@ -73,6 +73,7 @@ when it publishes outboxes, i.e. on a command queue; SQS) before its first recei
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -349,7 +350,12 @@ class SqsListener:
                 WaitTimeSeconds=self.options.wait_time_seconds,
                 VisibilityTimeout=vt,
                 # only the system attributes used here: fewer to build and serialize per message
-                AttributeNames=["ApproximateReceiveCount", "MessageGroupId", "MessageDeduplicationId"],
+                AttributeNames=[
+                    "ApproximateReceiveCount",
+                    "MessageGroupId",
+                    "MessageDeduplicationId",
+                    "SentTimestamp",
+                ],
                 MessageAttributeNames=["All"],
             )
         except (ClientError, BotoCoreError) as exc:
@@ -366,7 +372,13 @@ class SqsListener:
             self.observer.observe(
                 "receive",
                 "ok",
-                {"message_id": m["MessageId"], "queue": self.queue, "receive_count": count, **raced},
+                {
+                    "message_id": m["MessageId"],
+                    "queue": self.queue,
+                    "receive_count": count,
+                    **_dedup_facts(m, attrs),
+                    **raced,
+                },
             )
             self.telemetry.message_received.add(1, {"queue": self.queue})
             group = attrs.get("MessageGroupId") or f"msg:{m['MessageId']}"
@@ -1090,3 +1102,21 @@ def _string_attributes(m: Mapping[str, Any]) -> dict[str, str]:
         if isinstance(v, Mapping) and isinstance(v.get("StringValue"), str):
             out[name] = v["StringValue"]
     return out
+
+
+def _dedup_facts(m: Mapping[str, Any], system: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ``receive`` observation records for the FIFO deduplication check
+    (``harness.checkers.dedup``): ``dedup_id`` (the SQS ``MessageDeduplicationId``), ``sent_at``
+    (``SentTimestamp`` in seconds) and, for an event message (an ``EventType`` attribute and no
+    ``CommandType``), ``wire_event_id`` (its ``EventId`` attribute, undecoded). Absent values are
+    left out; nothing here is trusted for processing."""
+    facts: dict[str, Any] = {}
+    dedup_id = system.get("MessageDeduplicationId")
+    if isinstance(dedup_id, str) and dedup_id:
+        facts["dedup_id"] = dedup_id
+    with contextlib.suppress(TypeError, ValueError):
+        facts["sent_at"] = int(system["SentTimestamp"]) / 1000.0
+    attrs = _string_attributes(m)
+    if "EventType" in attrs and "CommandType" not in attrs and attrs.get("EventId"):
+        facts["wire_event_id"] = attrs["EventId"]
+    return facts

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from .confidentiality import INTEGRITY_KINDS, confidentiality_integrity
 from .dead_letter import dead_letter
+from .dedup import fifo_dedup
 from .exactly_once import exactly_once_effect
 from .model import Anomaly, Command, HistoryLike, Verdict, as_ops, index_sends
 from .order import per_entity_order
@@ -28,6 +29,7 @@ CHECKERS: Final[Mapping[str, Checker]] = {
     "total_queue": total_queue,
     "per_entity_order": per_entity_order,
     "exactly_once_effect": exactly_once_effect,
+    "fifo_dedup": fifo_dedup,
     "replay_equivalence": replay_equivalence,
     "dead_letter": dead_letter,
     "confidentiality_integrity": confidentiality_integrity,
@@ -104,6 +106,7 @@ __all__ = [
     "dead_letter",
     "diff_paths",
     "exactly_once_effect",
+    "fifo_dedup",
     "index_sends",
     "per_entity_order",
     "render_table",

@@ -740,6 +740,8 @@ class Gate:
             attrs = {k: v.get("StringValue", "") for k, v in (msg.get("MessageAttributes") or {}).items()}
             plaintext, encrypted, error = self._open_event(msg, attrs)
             before = len(self.history)
+            system = msg.get("Attributes") or {}
+            sent_ms = system.get("SentTimestamp")
             self.mapper.observe(
                 raw_body=msg.get("Body", ""),
                 attributes=attrs,
@@ -747,6 +749,8 @@ class Gate:
                 encrypted=encrypted,
                 decrypt_error=error,
                 message_id=msg["MessageId"],
+                sent_at=int(sent_ms) / 1000.0 if sent_ms and str(sent_ms).isdigit() else None,
+                dedup_id=system.get("MessageDeduplicationId"),
             )
             for op in self.history.ops[before:]:
                 if op.f == "effect":
@@ -1368,7 +1372,13 @@ class Gate:
             for c in self.plan.commands
         }
         self._markers = {c.entity_id: c.marker for c in self.plan.commands}
-        self.mapper = EventMapper(self.history, self._sent, self.prov.topic_name, markers=self._markers)
+        self.mapper = EventMapper(
+            self.history,
+            self._sent,
+            self.prov.topic_name,
+            markers=self._markers,
+            probe_queue=self.prov.probe_queue_name,
+        )
         self.history.append(
             "harness",
             "info",

@@ -6,9 +6,14 @@ publishes. For each event the probe receives (already decrypted by the caller):
 * a ``wire`` op (the body as seen on the wire, whether it was encrypted, the secret markers of
   its order) for the confidentiality checker;
 * a ``publish`` op (event id, entity, seq, type, topic, causation id);
+* a ``receive`` op (the probe queue, the SQS message id, its ``SentTimestamp`` as ``sent_at``,
+  its ``MessageDeduplicationId`` as ``dedup_id`` and the event id as ``wire_event_id``) for the
+  FIFO deduplication checker (:mod:`harness.checkers.dedup`): the same event id delivered twice
+  within the 300 s window is ``dedup-not-effective`` (contract v1.3, section 3);
 * an ``effect`` op for the causing command (``causationId``) the first time an event *id* is
-  seen for (command, event type); the same event id again is a FIFO-deduplicated redelivery and
-  becomes a ``duplicate`` op; a *different* event id for the same (command, event type) is a
+  seen for (command, event type); the same event id again is a re-publish and becomes a
+  ``duplicate`` op (allowed after the FIFO window; within it the ``receive`` ops above make it
+  ``dedup-not-effective``); a *different* event id for the same (command, event type) is a
   second effect of one command -- the exactly-once and total-queue checkers flag it;
 * a ``contract_violation`` op (gate process) for anything that breaks the wire contract:
   missing attributes, attributes contradicting the body, an undecryptable body, an event id not
@@ -17,6 +22,7 @@ publishes. For each event the probe receives (already decrypted by the caller):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -56,6 +62,7 @@ class EventMapper:
     commands: Mapping[str, SentCommand]
     topic_name: str
     markers: Mapping[str, str] = field(default_factory=dict)  # entity id -> secret marker
+    probe_queue: str = "probe.fifo"
     seen: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     events_seen: set[str] = field(default_factory=set)
     violations: int = 0
@@ -73,8 +80,26 @@ class EventMapper:
         encrypted: bool,
         decrypt_error: str | None = None,
         message_id: str = "",
+        sent_at: float | None = None,
+        dedup_id: str | None = None,
     ) -> None:
-        """One probe receipt. ``plaintext`` is the decrypted (or plain) body; ``None`` if it could not be had."""
+        """One probe receipt. ``plaintext`` is the decrypted (or plain) body; ``None`` if it could
+        not be had. ``sent_at`` (the probe message's SQS ``SentTimestamp``, in seconds: when SNS
+        delivered it to the probe queue) and ``dedup_id`` (its ``MessageDeduplicationId``) go
+        into the ``receive`` op, with the body's event id (the ``EventId`` attribute when the body
+        cannot be read)."""
+        wire_event_id = attributes.get("EventId", "")
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            parsed: Any = json.loads(plaintext or "")
+            wire_event_id = str(parsed["metadata"]["eventId"])
+        received: dict[str, Any] = {"message_id": message_id, "queue": self.probe_queue}
+        if sent_at is not None:
+            received["sent_at"] = sent_at
+        if dedup_id:
+            received["dedup_id"] = dedup_id
+        if wire_event_id:
+            received["wire_event_id"] = wire_event_id
+        self.history.append(PROBE, "ok", "receive", received)
         entity_attr = attributes.get("EntityId", "")
         self.history.append(
             PROBE,

@@ -22,12 +22,21 @@ from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
 from reference.bus import CommandBus, ReplayResult
 from reference.config import BusOptions
-from reference.dispatchers import message_attributes
+from reference.dispatchers import SnsEventDispatcher, message_attributes
 from reference.envelope import POISON_CODES, MessageBinding
 from reference.errors import DecodeError, LeaseLost, MessageError, MissingAttribute, TransportError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
 from reference.listener import SqsListener, _Flight, _Heartbeat
-from reference.messages import Command, Event, Metadata, Payload, derived_event_id, event_for, to_wire
+from reference.messages import (
+    Command,
+    Event,
+    Message,
+    Metadata,
+    Payload,
+    derived_event_id,
+    event_for,
+    to_wire,
+)
 from reference.sql import SqlStorage
 from reference.stores import UNCHECKED, Effect, InMemoryStorage, _Record, outbox_from_json
 
@@ -595,8 +604,23 @@ def _unvalidated_group_id() -> list[Any]:
     return [mock.patch("reference.messages._check_id", lambda value, where: value)]
 
 
+def _unstable_event_dedup_id() -> list[Any]:
+    orig_entry = SnsEventDispatcher._entry
+
+    def _entry(self: SnsEventDispatcher, message: Message, destination: str) -> dict[str, Any]:
+        # the event id in the body and attributes stays derived; only the SNS deduplication id is
+        # fresh per publish, so a redelivered command's re-publish is never deduplicated
+        entry = orig_entry(self, message, destination)
+        if "MessageDeduplicationId" in entry:
+            entry["MessageDeduplicationId"] = secrets.token_hex(16)
+        return entry
+
+    return [mock.patch.object(SnsEventDispatcher, "_entry", _entry)]
+
+
 ORDER = P + "test_ordering.py"
 ONCE = P + "test_exactly_once.py"
+DEDUP = ONCE + "::test_fifo_deduplication_is_effective"
 LOSS = P + "test_no_loss.py"
 CRYPTO = P + "test_encryption.py"
 REPLAY = P + "test_replay.py"
@@ -943,6 +967,14 @@ MUTANTS: dict[str, Mutant] = {
             (H_TTL,),
             ("unexpected-business-dead-letter",),
             _ttl_shorter_than_retention,
+        ),
+        Mutant(
+            "unstable-event-dedup-id",
+            "events published with a random MessageDeduplicationId (the event id stays derived): "
+            "a re-publish is never deduplicated by the FIFO topic",
+            (DEDUP,),
+            ("dedup-not-effective",),
+            _unstable_event_dedup_id,
         ),
         Mutant(
             "no-heartbeat",

@@ -59,13 +59,24 @@ def event(cause: str, seq: int, name: str, event_id: str | None = None) -> tuple
     return json.dumps(body), attrs
 
 
-def see(mapper: EventMapper, body: str, attrs: dict[str, str], *, encrypted: bool = True) -> None:
+def see(
+    mapper: EventMapper,
+    body: str,
+    attrs: dict[str, str],
+    *,
+    encrypted: bool = True,
+    message_id: str | None = None,
+    sent_at: float | None = 1_000.0,
+) -> None:
+    """One probe receipt; each call is a new SQS message unless ``message_id`` is given."""
     mapper.observe(
         raw_body="b64-envelope" if encrypted else body,
         attributes=attrs,
         plaintext=body,
         encrypted=encrypted,
-        message_id="m",
+        message_id=message_id or f"m-{len(mapper.history)}",
+        sent_at=sent_at,
+        dedup_id=attrs.get("EventId"),
     )
 
 
@@ -92,7 +103,7 @@ def test_events_become_publish_and_effect_ops_and_pass() -> None:
     see(mapper, *event(CMD, 1, "OrderPlaced"))
     see(mapper, *event(CMD2, 2, "PaymentAuthorized"))
     fs = [op.f for op in history.ops if op.process != "client-0"]
-    assert fs == ["wire", "publish", "effect", "wire", "publish", "effect"]
+    assert fs == ["receive", "wire", "publish", "effect"] * 2
     effect = next(op for op in history.ops if op.f == "effect")
     assert effect.value["command_id"] == CMD
     assert effect.value["seq"] == 1
@@ -102,15 +113,34 @@ def test_events_become_publish_and_effect_ops_and_pass() -> None:
     assert mapper.verdict().valid
 
 
-def test_same_event_id_twice_is_a_deduplicated_duplicate_not_an_effect() -> None:
+def test_same_event_id_after_the_dedup_window_is_a_duplicate_not_an_effect() -> None:
     history, mapper = setup()
-    see(mapper, *event(CMD, 1, "OrderPlaced"))
-    see(mapper, *event(CMD, 1, "OrderPlaced"))
+    see(mapper, *event(CMD, 1, "OrderPlaced"), sent_at=1_000.0)
+    see(mapper, *event(CMD, 1, "OrderPlaced"), sent_at=1_300.0)  # a re-publish after the window
     see(mapper, *event(CMD2, 2, "PaymentAuthorized"))
     assert [op.f for op in history.ops].count("duplicate") == 1
     result = verdicts(drained(history))
-    assert result["exactly_once_effect"].valid
-    assert result["total_queue"].valid
+    assert all(v.valid for v in result.values()), {k: v.anomalies for k, v in result.items()}
+
+
+def test_same_event_id_twice_within_the_dedup_window_is_dedup_not_effective() -> None:
+    history, mapper = setup()
+    see(mapper, *event(CMD, 1, "OrderPlaced"), sent_at=1_000.0)
+    see(mapper, *event(CMD, 1, "OrderPlaced"), sent_at=1_294.9)
+    see(mapper, *event(CMD2, 2, "PaymentAuthorized"))
+    result = verdicts(drained(history))
+    assert result["fifo_dedup"].kinds() == {"dedup-not-effective": 1}
+    assert "probe.fifo" in str(result["fifo_dedup"].anomalies[0])
+    # nothing else objects: the copy is a duplicate, not a second effect
+    assert [k for k, v in result.items() if not v.valid] == ["fifo_dedup"]
+
+
+def test_one_probe_message_received_twice_is_not_a_dedup_failure() -> None:
+    history, mapper = setup()
+    see(mapper, *event(CMD, 1, "OrderPlaced"), message_id="m-1")
+    see(mapper, *event(CMD, 1, "OrderPlaced"), message_id="m-1")  # its delete failed: redelivered
+    see(mapper, *event(CMD2, 2, "PaymentAuthorized"))
+    assert verdicts(drained(history))["fifo_dedup"].valid
 
 
 def test_two_event_ids_for_one_command_is_a_duplicated_effect() -> None:
