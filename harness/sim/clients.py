@@ -20,7 +20,7 @@ from . import errors as E
 from ._core import SimCore
 from .errors import SimError, service_exceptions, to_client_error
 from .kms import KmsBackend
-from .sns import SnsBackend
+from .sns import SnsBackend, check_topic_attribute
 from .sqs import SqsBackend
 
 P = ParamSpec("P")
@@ -312,6 +312,7 @@ class SnsClient(_Client):
         topic = self._sns.resolve(TopicArn)
         if AttributeName == "FifoTopic":
             raise SimError(E.SNS_INVALID_PARAMETER, "Invalid parameter: AttributeName")
+        check_topic_attribute(topic.fifo, AttributeName, AttributeValue)
         topic.attributes[AttributeName] = AttributeValue or ""
         return {}
 

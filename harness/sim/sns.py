@@ -7,7 +7,11 @@
 * FIFO topic -> FIFO queue forwards MessageGroupId and MessageDeduplicationId (sha256 of the
   message when the topic uses content-based dedup); standard topic with a MessageGroupId forwards
   the group id (fair queues), as LocalStack does.
-* FIFO topics deduplicate at the topic within 300 s (AWS); LocalStack leaves it to the queues.
+* FIFO topics deduplicate at the topic within 300 s of the first accepted publish (AWS); the key
+  is the explicit MessageDeduplicationId or the SHA-256 of the message (ContentBasedDeduplication),
+  scoped to the topic or, with ``FifoThroughputScope=MessageGroup``, to the message group; a
+  duplicate is accepted (the original's MessageId) and delivered to no subscription. LocalStack
+  leaves it to the subscribed FIFO queues (a duplicate answers with a new MessageId there).
 * A delivery that the queue refuses (queue deleted, attribute limits) is dropped, as LocalStack
   logs and drops it (AWS would retry and then use the subscription's DLQ).
 """
@@ -94,6 +98,8 @@ class SnsBackend:
                 if existing.attributes.get(key) != value:
                     raise _invalid("Attributes Reason: Topic already exists with different attributes")
             return arn
+        for key, value in attributes.items():
+            check_topic_attribute(fifo, key, value)
         defaults = {"DisplayName": "", "Owner": self.core.account, "TopicArn": arn}
         if fifo:
             defaults.update(FifoTopic="true", ContentBasedDeduplication="false")
@@ -201,7 +207,8 @@ class SnsBackend:
         if topic.fifo:
             if not dedup_id:
                 dedup_id = hashlib.sha256(message.encode("utf-8")).hexdigest()
-            seen = topic.dedup.get(dedup_id)
+            scope_key = _dedup_key(topic, group_id, dedup_id)
+            seen = topic.dedup.get(scope_key)
             if seen is not None and now < seen[0] + DEDUP_WINDOW:
                 return {
                     "MessageId": seen[1],
@@ -212,7 +219,7 @@ class SnsBackend:
         message_id = self.core.new_uuid()
         if topic.fifo:
             assert dedup_id is not None
-            topic.dedup[dedup_id] = (now, message_id)
+            topic.dedup[_dedup_key(topic, group_id, dedup_id)] = (now, message_id)
         for sub in list(topic.subscriptions.values()):
             self._deliver(
                 topic, sub, message_id, message, subject, attributes, group_id, dedup_id, sequence, now
@@ -306,3 +313,22 @@ class SnsBackend:
             raise SimError(
                 E.SNS_IDS_NOT_DISTINCT, "Two or more batch entries in the request have the same Id."
             )
+
+
+def _dedup_key(topic: Topic, group_id: str | None, dedup_id: str) -> str:
+    """A FIFO topic's deduplication key: the id, per message group with
+    ``FifoThroughputScope=MessageGroup`` (AWS's high-throughput FIFO topics)."""
+    if topic.attributes.get("FifoThroughputScope") == "MessageGroup":
+        return f"{group_id}\x00{dedup_id}"
+    return dedup_id
+
+
+#: values of ``FifoThroughputScope`` (FIFO topics only): deduplication per topic or per group
+FIFO_THROUGHPUT_SCOPES: Final = ("Topic", "MessageGroup")
+
+
+def check_topic_attribute(fifo: bool, name: str, value: str | None) -> None:
+    """Refuse a ``FifoThroughputScope`` that is not one of :data:`FIFO_THROUGHPUT_SCOPES` or is
+    set on a standard topic (AWS: InvalidParameter)."""
+    if name == "FifoThroughputScope" and (not fifo or value not in FIFO_THROUGHPUT_SCOPES):
+        raise _invalid("Attributes Reason: FifoThroughputScope must be Topic or MessageGroup on a FIFO topic")
