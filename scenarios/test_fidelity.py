@@ -2,12 +2,16 @@
 
 One hypothesis ``RuleBasedStateMachine`` (the pattern of hypothesis's
 ``tests/nocover/test_database_agreement.py``) applies the same generated operations to a FIFO
-queue (explicit dedup ids) and a standard queue on both backends and compares, after every step:
+queue (explicit dedup ids), a FIFO queue with ContentBasedDeduplication (no explicit ids) and a
+standard queue on both backends and compares, after every step:
 
 * which bodies a receive returns, in order (FIFO: per-group order and group locking);
-* ApproximateReceiveCount and MessageGroupId of each received message;
-* dedup outcomes (a resend answers with the MessageId of an earlier send -- ids are normalised
-  to the index of their first appearance);
+* ApproximateReceiveCount, MessageGroupId and MessageDeduplicationId of each received message;
+* dedup outcomes (a resend of any earlier id -- in another group, with another body, after the
+  original was received or deleted -- answers with the MessageId of the earlier send and is not
+  delivered; ids are normalised to the index of their first appearance); the 300 s end of the
+  window is not reached (no real waiting: ``tests/sim/test_sim_dedup.py`` checks it on the
+  virtual clock);
 * error codes (or success) of deletes and visibility changes with live, stale and deleted
   receipt handles.
 
@@ -41,7 +45,8 @@ from harness.sim import SimAws
 
 pytestmark = pytest.mark.localstack
 
-KINDS = ("fifo", "std")
+KINDS = ("fifo", "cbd", "std")
+FIFO_KINDS = ("fifo", "cbd")
 
 
 def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
@@ -59,6 +64,10 @@ class Side:
         self.urls = {
             "fifo": sqs.create_queue(
                 QueueName=f"fid-{suffix}.fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"}
+            )["QueueUrl"],
+            "cbd": sqs.create_queue(
+                QueueName=f"fid-{suffix}-cbd.fifo",
+                Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true", "VisibilityTimeout": "60"},
             )["QueueUrl"],
             "std": sqs.create_queue(QueueName=f"fid-{suffix}", Attributes={"VisibilityTimeout": "60"})[
                 "QueueUrl"
@@ -99,16 +108,26 @@ def make_machine(endpoint: str) -> type[RuleBasedStateMachine]:
         def both(self, fn: Callable[[Side], Any]) -> tuple[Any, Any]:
             return fn(self.sim), fn(self.real)
 
-        @rule(kind=st.sampled_from(KINDS), group=st.sampled_from("ab"), resend=st.booleans())
-        def send(self, kind: str, group: str, resend: bool) -> None:
+        @rule(
+            kind=st.sampled_from(KINDS),
+            group=st.sampled_from("ab"),
+            resend=st.booleans(),
+            back=st.integers(0, 3),
+        )
+        def send(self, kind: str, group: str, resend: bool, back: int) -> None:
             if resend and self.sent:
-                body_no = self.sent - 1  # same dedup id as the previous send: FIFO drops it
+                # the dedup id of an earlier send (any group): FIFO drops it inside the window
+                body_no = max(1, self.sent - back)
             else:
                 self.sent += 1
                 body_no = self.sent
-            params: dict[str, Any] = {"MessageBody": f"{kind}-{body_no}"}
+            # explicit ids: a resend's body differs (the id decides); content-based: the body is the id
+            body = f"{kind}-{body_no}" + (f"-{self.sent}" if kind == "fifo" else "")
+            params: dict[str, Any] = {"MessageBody": body}
             if kind == "fifo":
                 params.update(MessageGroupId=group, MessageDeduplicationId=f"d{body_no}")
+            elif kind == "cbd":
+                params.update(MessageGroupId=group)
 
             def go(side: Side) -> tuple[str, Any]:
                 status, value = outcome(lambda: side.sqs.send_message(QueueUrl=side.urls[kind], **params))
@@ -134,7 +153,8 @@ def make_machine(endpoint: str) -> type[RuleBasedStateMachine]:
                             m["Body"],
                             side.norm(m["MessageId"]),
                             attrs["ApproximateReceiveCount"],
-                            attrs.get("MessageGroupId") if kind == "fifo" else None,
+                            attrs.get("MessageGroupId") if kind in FIFO_KINDS else None,
+                            attrs.get("MessageDeduplicationId") if kind in FIFO_KINDS else None,
                         )
                     )
                 return seen
@@ -211,3 +231,74 @@ def test_simulator_agrees_with_localstack(localstack_endpoint: str | None) -> No
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+def _fifo_fan_out(sqs: Any, sns: Any, suffix: str, *, content_based: bool) -> list[tuple[str, str, str]]:
+    """Publish to a FIFO topic with duplicates (single, batch, across groups, after the first copy
+    was received and deleted) and return what its raw FIFO subscription delivered: (body, group,
+    deduplication id). The publishes' own MessageIds are not compared: LocalStack answers a
+    duplicate with a new one, the simulator (like SQS) with the original's (docs/simulator.md)."""
+    attributes = {"FifoTopic": "true", "ContentBasedDeduplication": str(content_based).lower()}
+    topic = sns.create_topic(Name=f"fid-{suffix}.fifo", Attributes=attributes)["TopicArn"]
+    url = sqs.create_queue(QueueName=f"fid-sub-{suffix}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    try:
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+
+        def publish(body: str, group: str, dedup: str) -> None:
+            extra = {} if content_based else {"MessageDeduplicationId": dedup}
+            sns.publish(TopicArn=topic, Message=body, MessageGroupId=group, **extra)
+
+        delivered: list[tuple[str, str, str]] = []
+
+        def take() -> None:
+            for _ in range(3):
+                got = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=1
+                ).get("Messages", [])
+                for m in got:
+                    attrs = m["Attributes"]
+                    delivered.append((m["Body"], attrs["MessageGroupId"], attrs["MessageDeduplicationId"]))
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                if not got and delivered:
+                    return
+
+        publish("e1", "g1", "d1")
+        publish("e1" if content_based else "e1-again", "g2", "d1")  # another group: still a duplicate
+        publish("e2", "g1", "d2")
+        take()
+        publish("e1" if content_based else "e1-late", "g1", "d1")  # after its copy was deleted
+        entries = [
+            {"Id": "1", "Message": "e3", "MessageGroupId": "g1", "MessageDeduplicationId": "d3"},
+            {"Id": "2", "Message": "e3", "MessageGroupId": "g1", "MessageDeduplicationId": "d3"},
+            {"Id": "3", "Message": "e2", "MessageGroupId": "g2", "MessageDeduplicationId": "d2"},
+        ]
+        if content_based:
+            entries = [{k: v for k, v in e.items() if k != "MessageDeduplicationId"} for e in entries]
+        sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=entries)
+        take()
+        return delivered
+    finally:
+        with contextlib.suppress(ClientError):
+            sqs.delete_queue(QueueUrl=url)
+        with contextlib.suppress(ClientError):
+            sns.delete_topic(TopicArn=topic)
+
+
+@pytest.mark.parametrize("content_based", [False, True], ids=["explicit-ids", "content-based"])
+def test_fifo_topic_deduplication_agrees_with_localstack(
+    localstack_endpoint: str | None, content_based: bool
+) -> None:
+    """A FIFO topic's duplicates (explicit ids or SHA-256 of the message) reach its FIFO
+    subscription once on both backends (the simulator deduplicates at the topic, LocalStack at
+    the queue: one subscription cannot tell them apart)."""
+    if localstack_endpoint is None:
+        pytest.skip("the fidelity test compares the simulator with LocalStack, not with real AWS")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", localstack_endpoint)
+    creds = {"region_name": "us-east-1", "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    real = [boto3.client(s, endpoint_url=endpoint, **creds) for s in ("sqs", "sns")]  # type: ignore[call-overload]
+    sim = SimAws(seed=0)
+    suffix = uuid.uuid4().hex[:10]
+    expected = _fifo_fan_out(sim.client("sqs"), sim.client("sns"), suffix, content_based=content_based)
+    assert [body for body, _, _ in expected] == ["e1", "e2", "e3"]
+    assert _fifo_fan_out(*real, suffix, content_based=content_based) == expected
