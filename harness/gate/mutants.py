@@ -94,6 +94,12 @@ CATALOG: tuple[Mutant, ...] = (
         "an eventId known with other content acknowledged as a duplicate instead of IdempotencyConflict",
         {"hostile-not-dead-lettered", "poison-not-dead-lettered"},
     ),
+    # contract v1.3: the late resends' re-published events reach the probe a second time
+    _node(
+        "unstable-dedup-id",
+        "events published with a random MessageDeduplicationId instead of the event id",
+        {"dedup-not-effective"},
+    ),
 )
 
 #: How the gate sees each reference mutant: (profile, anomaly kinds that kill it, memory store?).

@@ -36,7 +36,7 @@ const cfg = {
   instance: E.FLOWGATE_INSTANCE_ID || String(process.pid),
   // deliberate bugs for the gate's own tests (comma list): skip-dedup, drop-poison, random-event-id,
   // plaintext-events, ignore-sigterm, no-heartbeat, kms-disabled-is-poison, no-breaker,
-  // id-reuse-is-duplicate. Never set in production.
+  // id-reuse-is-duplicate, unstable-dedup-id. Never set in production.
   broken: new Set((E.FLOWGATE_BROKEN || '').split(',').filter(Boolean)),
 };
 // the heartbeat extends visibility to this many seconds every half of it (SQS's default VT if unset)
@@ -288,8 +288,10 @@ async function publish(event) {
     try { body = env.toBody(env.sealWithKey(key, Buffer.from(dk.CiphertextBlob), dk.KeyId, ctx, Buffer.from(body, 'utf8'))); } finally { key.fill(0); }
     attrs.Encryption = s(env.SCHEME);
   }
+  // MessageDeduplicationId = the event id: a re-publish (duplicate, redelivery) is dropped by the FIFO topic
+  const dedupId = cfg.broken.has('unstable-dedup-id') ? crypto.randomUUID() : event.metadata.eventId;
   await sns.send(new PublishCommand({ TopicArn: cfg.topicArn, Message: body, Subject: event.name, MessageAttributes: attrs,
-    MessageGroupId: event.entity.id, MessageDeduplicationId: event.metadata.eventId }));
+    MessageGroupId: event.entity.id, MessageDeduplicationId: dedupId }));
 }
 
 // Make a message visible again at once (a retry, or a message released on SIGTERM); failures logged.

@@ -135,6 +135,28 @@ test('FLOWGATE_BROKEN=no-heartbeat never extends the visibility', async () => {
   await aws.close();
 });
 
+// contract section 3: a duplicate re-publishes its events with MessageDeduplicationId = the event id
+// (the FIFO topic drops the copy); FLOWGATE_BROKEN=unstable-dedup-id sends a random one instead
+for (const broken of ['', 'unstable-dedup-id']) {
+  test(`a duplicate's re-publish carries ${broken ? 'a fresh (broken)' : 'the same'} deduplication id`, async () => {
+    const m = place('o1');
+    const resend = { ...m, MessageId: crypto.randomUUID(), ReceiptHandle: `rh-${crypto.randomUUID()}` };
+    const script = [[m], [resend]];
+    const aws = await fakeAws((n) => script[n]);
+    const w = start(aws.url, broken ? { FLOWGATE_BROKEN: broken } : {});
+    await until(() => ops(aws.calls, 'DeleteMessage').length === 2);
+    const published = ops(aws.calls, 'Publish');
+    assert.strictEqual(published.length, 2, w.log());
+    const eventIds = published.map((c) => JSON.parse(c.input.Message).metadata.eventId); // plaintext bus
+    assert.strictEqual(eventIds[0], eventIds[1], 'the same derived event id both times');
+    const dedup = published.map((c) => c.input.MessageDeduplicationId);
+    if (broken) assert.notStrictEqual(dedup[0], dedup[1]);
+    else assert.deepStrictEqual(dedup, [eventIds[0], eventIds[0]]);
+    assert.strictEqual(await w.stop(), 0);
+    await aws.close();
+  });
+}
+
 test('a business failure is retried, then dead-lettered with BusinessError and deleted', async () => {
   const first = place('o1');
   const dup = place('o1', 2); // PlaceOrder for an order that exists: invalid transition
