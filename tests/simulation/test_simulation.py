@@ -183,6 +183,7 @@ KILL_CONFIGS = {
     "no-breaker": SimConfig(seed=1, orders=6, faults=parse_faults("outage=store")),
     "store-error-escapes-poll": SimConfig(seed=1, orders=6, faults=parse_faults("outage=sqs")),
     "redrive-without-headroom": SimConfig(seed=1, orders=6, workers=3, faults=parse_faults("outage=store")),
+    "unstable-event-dedup-id": SimConfig(seed=1, orders=4, faults=FaultPlan(scripted=("crash@after_publish",))),
 }
 #: killed by a threaded unit test of the production heartbeat, which the simulator does not run
 NOT_SIMULATED = {"heartbeat-dies-on-error"}
