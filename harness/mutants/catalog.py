@@ -975,6 +975,7 @@ MUTANTS: dict[str, Mutant] = {
             (DEDUP,),
             ("dedup-not-effective",),
             _unstable_event_dedup_id,
+            scenarios=(CH_DUP,),
         ),
         Mutant(
             "no-heartbeat",
