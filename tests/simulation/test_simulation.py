@@ -223,3 +223,21 @@ def test_cli_sim_and_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "flowgate replay 4 --orders 3 --workers 2 --mutant replay-persists" in out
     assert json.loads(out.splitlines()[0].removeprefix("stats: "))["orders"] == 3
+
+
+def test_a_simulator_that_does_not_deduplicate_is_caught_by_fifo_dedup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The producers' resends reuse the command's MessageDeduplicationId, which real SQS drops
+    within 300 s: a simulator whose SQS and SNS deduplication window is 0 delivers them, and the
+    reference's idempotency hides it from every other checker -- only ``dedup-not-effective`` on
+    the command queue (and on the views queue for the re-published events) shows the bug."""
+    import harness.sim.sns
+    import harness.sim.sqs
+
+    config = SimConfig(seed=3, orders=6, faults=FaultPlan(resend=0.3))
+    assert run_simulation(config).valid
+    monkeypatch.setattr(harness.sim.sqs, "DEDUP_WINDOW", 0.0)
+    monkeypatch.setattr(harness.sim.sns, "DEDUP_WINDOW", 0.0)
+    broken = run_simulation(config)
+    assert [v.checker for v in broken.verdicts if not v.valid] == ["fifo_dedup"]
+    [dedup] = [v for v in broken.verdicts if v.checker == "fifo_dedup"]
+    assert any("orders.fifo delivered two messages with deduplication id" in a.message for a in dedup.anomalies)
