@@ -50,7 +50,8 @@ OBSERVATIONS: Final[Mapping[str, tuple[str, ...]]] = {
     # a command handed to a dispatcher (producer side); type invoke, then ok or fail
     "send": ("command_id", "entity_id", "seq", "command_type", "destination"),
     # a message taken from a queue by a listener; also, when SQS gave them: ``dedup_id``
-    # (MessageDeduplicationId), ``sent_at`` (SentTimestamp, s) and, for an event message,
+    # (MessageDeduplicationId), ``sent_at`` (SentTimestamp, s), ``group_id`` (MessageGroupId)
+    # and, for an event message,
     # ``wire_event_id`` (its EventId attribute) -- read by the FIFO deduplication check
     "receive": ("message_id", "queue", "receive_count"),
     # a command's effect committed (entity state + command store + idempotency completion);

@@ -1107,13 +1107,14 @@ def _string_attributes(m: Mapping[str, Any]) -> dict[str, str]:
 def _dedup_facts(m: Mapping[str, Any], system: Mapping[str, Any]) -> dict[str, Any]:
     """What the ``receive`` observation records for the FIFO deduplication check
     (``harness.checkers.dedup``): ``dedup_id`` (the SQS ``MessageDeduplicationId``), ``sent_at``
-    (``SentTimestamp`` in seconds) and, for an event message (an ``EventType`` attribute and no
-    ``CommandType``), ``wire_event_id`` (its ``EventId`` attribute, undecoded). Absent values are
-    left out; nothing here is trusted for processing."""
+    (``SentTimestamp`` in seconds), ``group_id`` (``MessageGroupId``) and, for an event message
+    (an ``EventType`` attribute and no ``CommandType``), ``wire_event_id`` (its ``EventId``
+    attribute, undecoded). Absent values are left out; nothing here is trusted for processing."""
     facts: dict[str, Any] = {}
-    dedup_id = system.get("MessageDeduplicationId")
-    if isinstance(dedup_id, str) and dedup_id:
-        facts["dedup_id"] = dedup_id
+    for key, name in (("dedup_id", "MessageDeduplicationId"), ("group_id", "MessageGroupId")):
+        value = system.get(name)
+        if isinstance(value, str) and value:
+            facts[key] = value
     with contextlib.suppress(TypeError, ValueError):
         facts["sent_at"] = int(system["SentTimestamp"]) / 1000.0
     attrs = _string_attributes(m)

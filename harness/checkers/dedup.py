@@ -56,7 +56,8 @@ def fifo_dedup(
     (queue, ``message_id``) counts: a later receive of the same SQS message is a redelivery after
     its visibility ended, which FIFO allows.
 
-    * ``dedup-not-effective`` -- two distinct SQS messages of one queue with the same key whose
+    * ``dedup-not-effective`` -- two distinct SQS messages of one queue and message group
+      (``group_id``: a queue may deduplicate per group) with the same key whose
       ``sent_at`` differ by less than ``dedup_window - dedup_tolerance`` (295 s by default),
       measured from the copy that opened the key's window (its earliest copy; a copy at least
       ``dedup_window`` after it opens the next window, as on AWS). On a command queue the key is
@@ -83,15 +84,18 @@ def fifo_dedup(
             continue
         first.setdefault((queue, message_id), op)
 
-    copies: dict[tuple[str, str, str], list[Op]] = {}
+    # per message group too: a queue with DeduplicationScope=messageGroup (AWS) delivers one id in
+    # two groups; the ids judged here (a command's eventId, an event id) live in one group anyway
+    copies: dict[tuple[str, str, str, str], list[Op]] = {}
     for (queue, _), op in first.items():
+        group = sid(op.value.get("group_id")) or ""
         for what, key in _keys(op.value):
-            copies.setdefault((queue, what, key), []).append(op)
+            copies.setdefault((queue, group, what, key), []).append(op)
 
     anomalies: list[Anomaly] = []
     reported: set[tuple[int, int]] = set()
     keys_judged = 0
-    for (queue, what, key), found in copies.items():
+    for (queue, _, what, key), found in copies.items():
         keys_judged += 1
         if len(found) < 2:
             continue

@@ -751,6 +751,7 @@ class Gate:
                 message_id=msg["MessageId"],
                 sent_at=int(sent_ms) / 1000.0 if sent_ms and str(sent_ms).isdigit() else None,
                 dedup_id=system.get("MessageDeduplicationId"),
+                group_id=system.get("MessageGroupId"),
             )
             for op in self.history.ops[before:]:
                 if op.f == "effect":

@@ -7,7 +7,8 @@ publishes. For each event the probe receives (already decrypted by the caller):
   its order) for the confidentiality checker;
 * a ``publish`` op (event id, entity, seq, type, topic, causation id);
 * a ``receive`` op (the probe queue, the SQS message id, its ``SentTimestamp`` as ``sent_at``,
-  its ``MessageDeduplicationId`` as ``dedup_id`` and the event id as ``wire_event_id``) for the
+  its ``MessageDeduplicationId`` as ``dedup_id``, its group and the event id as
+  ``wire_event_id``) for the
   FIFO deduplication checker (:mod:`harness.checkers.dedup`): the same event id delivered twice
   within the 300 s window is ``dedup-not-effective`` (contract v1.3, section 3);
 * an ``effect`` op for the causing command (``causationId``) the first time an event *id* is
@@ -82,12 +83,13 @@ class EventMapper:
         message_id: str = "",
         sent_at: float | None = None,
         dedup_id: str | None = None,
+        group_id: str | None = None,
     ) -> None:
         """One probe receipt. ``plaintext`` is the decrypted (or plain) body; ``None`` if it could
         not be had. ``sent_at`` (the probe message's SQS ``SentTimestamp``, in seconds: when SNS
-        delivered it to the probe queue) and ``dedup_id`` (its ``MessageDeduplicationId``) go
-        into the ``receive`` op, with the body's event id (the ``EventId`` attribute when the body
-        cannot be read)."""
+        delivered it to the probe queue), ``dedup_id`` (its ``MessageDeduplicationId``) and
+        ``group_id`` (its ``MessageGroupId``) go into the ``receive`` op, with the body's event
+        id (the ``EventId`` attribute when the body cannot be read)."""
         wire_event_id = attributes.get("EventId", "")
         with contextlib.suppress(ValueError, KeyError, TypeError):
             parsed: Any = json.loads(plaintext or "")
@@ -97,6 +99,8 @@ class EventMapper:
             received["sent_at"] = sent_at
         if dedup_id:
             received["dedup_id"] = dedup_id
+        if group_id:
+            received["group_id"] = group_id
         if wire_event_id:
             received["wire_event_id"] = wire_event_id
         self.history.append(PROBE, "ok", "receive", received)

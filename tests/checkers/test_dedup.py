@@ -101,3 +101,13 @@ def test_window_and_tolerance_are_options_of_check_all() -> None:
     assert found.valid
     [found] = check_all(h.ops, checkers=["fifo_dedup"])
     assert found.kinds() == {"dedup-not-effective": 1}
+
+
+def test_one_id_in_two_message_groups_is_not_judged() -> None:
+    # DeduplicationScope=messageGroup: the same id in another group is another key on AWS
+    h = HB()
+    command(h, "m-1", "x", 1.0, group_id="g1")
+    command(h, "m-2", "x", 2.0, group_id="g2")
+    assert fifo_dedup(h.ops).valid
+    command(h, "m-3", "x", 3.0, group_id="g1")
+    assert fifo_dedup(h.ops).kinds() == {"dedup-not-effective": 1}
