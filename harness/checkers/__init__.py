@@ -18,6 +18,7 @@ from .exactly_once import exactly_once_effect
 from .model import Anomaly, Command, HistoryLike, Verdict, as_ops, index_sends
 from .order import per_entity_order
 from .outage import outage
+from .reads import read_state
 from .replay import diff_paths, replay_equivalence
 from .total_queue import total_queue
 
@@ -32,6 +33,7 @@ CHECKERS: Final[Mapping[str, Checker]] = {
     "dead_letter": dead_letter,
     "confidentiality_integrity": confidentiality_integrity,
     "outage": outage,
+    "read_state": read_state,
 }
 
 
@@ -106,6 +108,7 @@ __all__ = [
     "exactly_once_effect",
     "index_sends",
     "per_entity_order",
+    "read_state",
     "render_table",
     "replay_equivalence",
     "total_queue",
