@@ -98,7 +98,7 @@ def read_state(history: HistoryLike) -> Verdict:
         state = op.value.get("state")
         state = state if isinstance(state, dict) else {}
         applied_raw = state.get("applied")
-        if entity is None or seq is None or not isinstance(applied_raw, list):
+        if entity is None or seq is None or not isinstance(applied_raw, list | tuple):
             anomalies.append(
                 Anomaly(
                     "read-mismatch", f"read without entity, seq or applied list: {op.describe()}", (op.index,)

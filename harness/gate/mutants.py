@@ -198,6 +198,9 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
     "command-type-wins": ("hostile", frozenset({"hostile-applied", "hostile-not-dead-lettered"}), False),
     # the KMS outage: a disabled key read as the message's fault
     "kms-disabled-is-poison": ("standard", frozenset({"valid-dead-lettered", "lost"}), False),
+    # contract v1.3 reads: a late PlaceOrder resend (a recognised duplicate) appends the command to the
+    # order's log again; the events are the recorded ones (same ids), so only a later read shows it
+    "duplicate-reapplies-row": ("smoke", frozenset({"double-effect"}), False),
 }
 
 _LAYERED = (
