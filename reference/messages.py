@@ -174,6 +174,8 @@ def event_for(command: Command, index: int, payload: Payload) -> Event:
 
 
 _SIMPLE = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
+#: the one container type a payload field may have: a JSON array of strings (e.g. a command log)
+_STRINGS = tuple[str, ...]
 
 
 class TypeRegistry:
@@ -233,6 +235,11 @@ class TypeRegistry:
                     continue
                 raise DecodeError(f"payload of {name} lacks field {spec.wire!r}")
             value = data[spec.wire]
+            if spec.strings:
+                if not (isinstance(value, list | tuple) and all(isinstance(x, str) for x in value)):
+                    raise DecodeError(f"payload field {name}.{spec.name} must be an array of strings")
+                values[spec.name] = tuple(value)
+                continue
             expected = spec.expected
             if expected and (
                 not isinstance(value, expected) or (bool not in expected and isinstance(value, bool))
@@ -253,6 +260,7 @@ class _FieldSpec:
     wire: str
     optional: bool
     expected: tuple[type, ...] | None
+    strings: bool = False  # a ``tuple[str, ...]`` field: a JSON array of strings
 
 
 _FIELD_SPECS: dict[type, tuple[_FieldSpec, ...]] = {}
@@ -272,6 +280,7 @@ def _field_specs(cls: type) -> tuple[_FieldSpec, ...]:
             wire=camel(f.name),
             optional=f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
             expected=_SIMPLE.get(hints.get(f.name)),  # type: ignore[arg-type]
+            strings=hints.get(f.name) == _STRINGS,
         )
         for f in dataclasses.fields(cls)
     )

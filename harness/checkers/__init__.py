@@ -19,6 +19,7 @@ from .exactly_once import exactly_once_effect
 from .model import Anomaly, Command, HistoryLike, Verdict, as_ops, index_sends
 from .order import per_entity_order
 from .outage import outage
+from .reads import read_state
 from .replay import diff_paths, replay_equivalence
 from .total_queue import total_queue
 
@@ -34,6 +35,7 @@ CHECKERS: Final[Mapping[str, Checker]] = {
     "dead_letter": dead_letter,
     "confidentiality_integrity": confidentiality_integrity,
     "outage": outage,
+    "read_state": read_state,
 }
 
 
@@ -109,6 +111,7 @@ __all__ = [
     "fifo_dedup",
     "index_sends",
     "per_entity_order",
+    "read_state",
     "render_table",
     "replay_equivalence",
     "total_queue",

@@ -10,7 +10,7 @@ count as killing it.
 
     python -m harness.gate.mutants --profile smoke --seed 1       # the Node variants
     python -m harness.gate.mutants --reference                     # the reference catalog, own profiles
-    python -m harness.gate.mutants --reference --include-equivalent check-then-mark
+    python -m harness.gate.mutants --reference --include-equivalent unfenced-commit
 
 Mutation score = killed / (all mutants - equivalent). An equivalent mutant is run only on request
 (``--include-equivalent``) and then reported killed or survived as measured, never scored; a
@@ -207,22 +207,34 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
     # contract v1.3: events published with a random MessageDeduplicationId; the late PlaceOrder resends
     # (a duplicate re-publishes its events, seconds after the first publish) reach the probe twice
     "unstable-event-dedup-id": ("smoke", frozenset({"dedup-not-effective"}), False),
+    # contract v1.3 reads: a late PlaceOrder resend (a recognised duplicate) appends the command to the
+    # order's log again; the events are the recorded ones (same ids), so only a later read shows it
+    "duplicate-reapplies-row": ("smoke", frozenset({"double-effect"}), False),
+    # measured 2026-12-03 (v1.3, standard, seed 1): its claim is a plain look-up without the content
+    # digest, so the catalog's reused-eventId kinds are applied instead of refused (IdempotencyConflict)
+    "check-then-mark": (
+        "standard",
+        frozenset({"hostile-not-dead-lettered", "poison-not-dead-lettered"}),
+        False,
+    ),
 }
 
 _LAYERED = (
     "the reference guards each order entity with several independent defences -- the fenced "
-    "idempotency claim (compare-and-set on the claim token), the entity row's version check, and the "
-    "pre-commit visibility heartbeat that stops a superseded handler before it commits -- and this mutant "
-    "removes only {}; the remaining defences keep every externally observable behaviour of the order "
-    "entity (events published, acknowledgements, dead letters, replay) identical, so no gate run can tell "
-    "it from the reference. The gate contract has no projections/views, which is where the property "
-    "suites and scenarios (flowgate mutants) kill it"
+    "idempotency claim (compare-and-set on the claim token), the pre-commit visibility heartbeat that "
+    "stops a superseded handler before it commits, and one atomic commit refused when the command store "
+    "already holds that (entity, seq) or the entity row changed since the decision -- and this mutant "
+    "removes only {}; the remaining defences still refuse a second commit of one command, so every "
+    "externally observable behaviour of the order entity (events published, v1.3 reads of its state and "
+    "command log, acknowledgements, dead letters, replay) is the reference's: measured with the reads on "
+    "2026-12-03 (standard, seed 1: no double-effect, no read-mismatch). Its double effects need views "
+    "(shared rows projected from events delivered twice), which the gate contract has no read of; the "
+    "property suites and scenarios (flowgate mutants) kill it"
 )
 
 #: Reference mutants that are equivalent through the gate, and why. Listed in docs/contract.md
 #: section 10; run only with ``--include-equivalent``, and never part of the mutation score.
 EQUIVALENT: dict[str, str] = {
-    "check-then-mark": _LAYERED.format("the atomicity of the idempotency claim (check, then mark at commit)"),
     "unfenced-commit": _LAYERED.format("the claim's fencing token at commit"),
     "unconditional-row-write": _LAYERED.format("the entity/view row version check"),
     "ttl-shorter-than-retention": (

@@ -18,7 +18,9 @@ publishes. For each event the probe receives (already decrypted by the caller):
   second effect of one command -- the exactly-once and total-queue checkers flag it;
 * a ``contract_violation`` op (gate process) for anything that breaks the wire contract:
   missing attributes, attributes contradicting the body, an undecryptable body, an event id not
-  derived from the command id, a seq or entity differing from the command's.
+  derived from the command id, a seq or entity differing from the command's;
+* a ``read`` op (contract v1.3) the first time an event id answering a read (``OrderState``) is
+  seen: the state it reports, judged by :func:`harness.checkers.reads.read_state`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checkers.model import Anomaly, Verdict
+from harness.checkers.reads import read_op_value
 from harness.history import History
 
 GATE = "gate"
@@ -205,6 +208,9 @@ class EventMapper:
                 "destination": command.destination if command else "",
             },
         )
+        read = read_op_value(name, entity, seq, cause, event.get("payload"))
+        if read is not None:
+            self.history.append(IMPL, "ok", "read", read)
 
     def verdict(self) -> Verdict:
         """The gate's own ``event_contract`` verdict over the violations recorded so far."""

@@ -32,7 +32,10 @@ EVENT_OF: Final[dict[str, str]] = {
     "ReserveInventory": "InventoryReserved",
     "ConfirmOrder": "OrderConfirmed",
     "CancelOrder": "OrderCancelled",
+    "GetOrder": "OrderState",
 }
+#: contract v1.3: the read command (an ordinary command of the order's group that changes nothing)
+READ: Final = "GetOrder"
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +261,7 @@ def make_plan(
     ``hostile_kinds``: (name, expected outcome) of every catalog kind applicable to the run (see
     :func:`select_hostile`); ``encrypted`` decides whether KMS outages are planned."""
     rng = random.Random(seed)
+    read_rng = random.Random(f"{seed}:reads")
     plan = Plan(seed, profile)
     pending: list[list[int]] = []
     for n in range(profile.orders):
@@ -270,13 +274,18 @@ def make_plan(
             "amount_cents": rng.randrange(500, 50_000),
         }
         indexes = []
-        for seq, command_type in enumerate(rng.choice(SEQUENCES), start=1):
-            plan.commands.append(
-                PlannedCommand(
-                    _uuid(rng), entity, seq, command_type, payload_for(command_type, rng, order), marker
-                )
-            )
-            indexes.append(len(plan.commands) - 1)
+        writes = rng.choice(SEQUENCES)
+        # contract v1.3 reads (Jepsen's list-append reads): one after a seeded write, one after the
+        # last; their own generator (ids and places), so the writes of a seed are what they were
+        after = read_rng.randrange(1, len(writes))
+        seq = 0
+        for position, command_type in enumerate(writes, start=1):
+            for kind in (command_type, *((READ,) if position in (after, len(writes)) else ())):
+                seq += 1
+                command_id = _uuid(rng) if kind != READ else _uuid(read_rng)
+                payload = payload_for(kind, rng, order) if kind != READ else {}
+                plan.commands.append(PlannedCommand(command_id, entity, seq, kind, payload, marker))
+                indexes.append(len(plan.commands) - 1)
         pending.append(indexes)
     # interleave entities at random, keeping each entity's commands in sequence order
     sent_of: dict[int, int] = {}

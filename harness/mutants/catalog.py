@@ -38,7 +38,7 @@ from reference.messages import (
     to_wire,
 )
 from reference.sql import SqlStorage
-from reference.stores import UNCHECKED, Effect, InMemoryStorage, _Record, outbox_from_json
+from reference.stores import UNCHECKED, Effect, EntityWrite, InMemoryStorage, _Record, outbox_from_json
 
 ENV = "FLOWGATE_MUTANT"
 P = "properties/"
@@ -390,6 +390,48 @@ def _unfenced_commit() -> list[Any]:
     ]
 
 
+def _duplicate_reapplies_row() -> list[Any]:
+    """A recognised duplicate of a command re-applies its effect to the entity row (the command is
+    appended to the order's ``applied`` log again) and then re-publishes the recorded outbox as the
+    reference does: the same event ids, so nothing new reaches the topic. Only a read shows it."""
+
+    def wrap(orig: Callable[..., ClaimResult]) -> Callable[..., ClaimResult]:
+        def claim(self: Any, key: str, **kwargs: Any) -> ClaimResult:
+            result = orig(self, key, **kwargs)
+            if isinstance(result, Duplicate) and key.startswith("command:") and result.outbox:
+                first = result.outbox[0]
+                _reapply(self, first.entity_id, key.removeprefix("command:"), orig, kwargs)
+            return result
+
+        return claim
+
+    def _reapply(
+        storage: Any, entity_id: str, command_id: str, orig: Callable[..., ClaimResult], kwargs: Any
+    ) -> None:
+        state = storage.get_entity("order", entity_id)
+        if state is None or command_id not in state.get("applied", []):
+            return
+        new = dict(state, applied=[*state["applied"], command_id])
+        # written through the store's own claim + commit (a key of its own), like any effect
+        key = f"reapply:{command_id}:{secrets.token_hex(8)}"
+        fresh = orig(storage, key, **kwargs)
+        if isinstance(fresh, Claimed):
+            storage.commit(
+                Effect(
+                    key=key,
+                    token=fresh.token,
+                    message_type="reapply",
+                    expires_at=kwargs["lease_until"],
+                    entities=(EntityWrite("order", entity_id, new, expected=state),),
+                )
+            )
+
+    return [
+        mock.patch.object(InMemoryStorage, "claim", wrap(InMemoryStorage.claim)),
+        mock.patch.object(SqlStorage, "claim", wrap(SqlStorage.claim)),
+    ]
+
+
 def _sigterm_abandons_batch() -> list[Any]:
     real_signal = signal.signal
 
@@ -624,6 +666,7 @@ DEDUP = ONCE + "::test_fifo_deduplication_is_effective"
 LOSS = P + "test_no_loss.py"
 CRYPTO = P + "test_encryption.py"
 REPLAY = P + "test_replay.py"
+READS = P + "test_reads.py"
 SERIAL = P + "test_serialization.py"
 HOSTILE = P + "test_hostile.py::test_catalog_kind"
 HOSTILE_LS = S + "test_hostile.py::test_catalog_kinds_between_valid_orders[plaintext]"
@@ -728,6 +771,17 @@ MUTANTS: dict[str, Mutant] = {
             ("replay-divergence",),
             _unconditional_row_write,
             scenarios=(CONC,),
+        ),
+        # contract v1.3: only the reads see it (the same event ids are re-published, nothing new)
+        Mutant(
+            "duplicate-reapplies-row",
+            "a recognised duplicate re-applies the command to the entity row (its command log) before "
+            "re-publishing the recorded events",
+            # the simulator's replay property compares the live entity row with the rebuilt one (the
+            # gate's replay check compares event identities only, so through the gate only reads see it)
+            (READS, REPLAY),
+            ("double-effect", "replay-divergence"),
+            _duplicate_reapplies_row,
         ),
         # unfenced-commit: no scenario kills it on SqlStorage -- the pre-commit heartbeat
         # (ChangeMessageVisibility with a stale receipt, then a fenced extend()) stops a superseded

@@ -3,9 +3,17 @@
     PENDING --AuthorizePayment--> PAID --ReserveInventory--> RESERVED --ConfirmOrder--> CONFIRMED
        \\______________________ CancelOrder (from any non-final state) ________________> CANCELLED
 
-All five commands target the order entity (client-issued in that order on one FIFO queue,
+All six commands target the order entity (client-issued in that order on one FIFO queue,
 MessageGroupId = order id). Any other transition raises :class:`InvalidTransition`, a business
 failure (retried, then recorded in the business dead-letter store).
+
+``GetOrder`` (contract v1.3) is the read: an ordinary command of the order's group (it takes a
+sequence number and is recorded in the command store like any other) that changes nothing and is
+answered by one ``OrderState`` event carrying the order's state as of that point of the group:
+its status, its ``version`` (how many state-changing commands it applied) and ``applied``, the
+eventIds of those commands in the order they took effect (the entity's command log, appended by
+every state-changing command and never rewritten). A command whose effect is applied twice shows
+there twice even when the last-writer-wins fields look the same.
 """
 
 from __future__ import annotations
@@ -61,6 +69,11 @@ class CancelOrder(Payload):
 
 
 @dataclass(frozen=True)
+class GetOrder(Payload):
+    """The read (contract v1.3): no fields; answered by :class:`OrderState`."""
+
+
+@dataclass(frozen=True)
 class OrderPlaced(Payload):
     customer_id: str
     sku: str
@@ -93,19 +106,38 @@ class OrderCancelled(Payload):
     refunded_cents: int
 
 
-ORDER_COMMANDS: tuple[type[Payload], ...] = (
+@dataclass(frozen=True)
+class OrderState(Payload):
+    """The answer to :class:`GetOrder`: the order's state as of the read's place in its group.
+
+    ``applied`` lists the eventIds of the state-changing commands in the order they took effect
+    (never the reads); ``version`` = its length; ``paid_cents`` / ``reserved_quantity`` are the
+    order's payment and inventory figures (0 once cancelled)."""
+
+    status: str
+    version: int
+    applied: tuple[str, ...]
+    amount_cents: int
+    paid_cents: int
+    reserved_quantity: int
+
+
+#: the commands that change an order (each appends its eventId to the order's ``applied`` log)
+ORDER_WRITES: tuple[type[Payload], ...] = (
     PlaceOrder,
     AuthorizePayment,
     ReserveInventory,
     ConfirmOrder,
     CancelOrder,
 )
+ORDER_COMMANDS: tuple[type[Payload], ...] = (*ORDER_WRITES, GetOrder)
 ORDER_EVENTS: tuple[type[Payload], ...] = (
     OrderPlaced,
     PaymentAuthorized,
     InventoryReserved,
     OrderConfirmed,
     OrderCancelled,
+    OrderState,
 )
 
 
@@ -140,13 +172,16 @@ class OrderSaga:
                     "paidCents": 0,
                     "reserved": 0,
                     "lastSeq": seq,
+                    "applied": [command.event_id],
                 },
                 [OrderPlaced(p.customer_id, p.sku, p.quantity, p.amount_cents)],
             )
         if state is None:
             raise InvalidTransition(f"{command.name} for unknown order {command.entity_id}")
         status = OrderStatus(state["status"])
-        new = dict(state, lastSeq=seq)
+        if isinstance(p, GetOrder):  # the read changes nothing (lastSeq included)
+            return dict(state), [self.state_of(state)]
+        new = dict(state, lastSeq=seq, applied=[*applied_log(state), command.event_id])
         if isinstance(p, AuthorizePayment):
             self._require(status, OrderStatus.PENDING, command)
             if p.amount_cents != state["amountCents"]:
@@ -171,11 +206,29 @@ class OrderSaga:
         raise InvalidTransition(f"OrderSaga cannot handle {command.name}")
 
     @staticmethod
+    def state_of(state: State) -> OrderState:
+        """The :class:`OrderState` answer for a stored order row."""
+        applied = applied_log(state)
+        return OrderState(
+            str(state["status"]),
+            len(applied),
+            tuple(applied),
+            int(state["amountCents"]),
+            int(state["paidCents"]),
+            int(state["reserved"]),
+        )
+
+    @staticmethod
     def _require(status: OrderStatus, expected: OrderStatus, command: Command) -> None:
         if status != expected:
             raise InvalidTransition(
                 f"{command.name} needs {expected.value}, order {command.entity_id} is {status.value}"
             )
+
+
+def applied_log(state: State) -> list[str]:
+    """The order's command log (eventIds of its applied state-changing commands, in order)."""
+    return [str(x) for x in state.get("applied", [])]
 
 
 class OrderView:
@@ -184,7 +237,7 @@ class OrderView:
     name = "orders"
 
     def projects(self, event_type: type[Payload]) -> bool:
-        return event_type in ORDER_EVENTS
+        return event_type in ORDER_EVENTS and event_type is not OrderState  # a read changes no view
 
     def row_id(self, event: Event) -> str:
         return event.entity_id

@@ -164,7 +164,6 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
     assert set(MUTANTS) == set(REFERENCE_GATE) | set(EQUIVALENT)
     assert not set(REFERENCE_GATE) & set(EQUIVALENT)
     assert set(EQUIVALENT) == {
-        "check-then-mark",
         "unfenced-commit",
         "unconditional-row-write",
         "ttl-shorter-than-retention",

@@ -22,7 +22,7 @@ from reference.messages import (
     payload_to_dict,
 )
 
-SAMPLES = {str: "x-é", int: 7, float: 1.5, bool: True}
+SAMPLES = {str: "x-é", int: 7, float: 1.5, bool: True, tuple[str, ...]: ("a", "b-é")}
 
 
 def sample(cls: type[Payload]) -> Payload:
@@ -35,7 +35,9 @@ def test_every_registered_type_round_trips(registry: TypeRegistry) -> None:
     for name in registry.names():
         cls = registry.lookup(name)
         cmd = new_command(sample(cls), "entity-1", is_new=True, sequence_no=3, correlation_id="corr")
-        message: Command | Event = cmd if registry.kind_of(name) == "command" else event_for(cmd, 0, sample(cls))
+        message: Command | Event = (
+            cmd if registry.kind_of(name) == "command" else event_for(cmd, 0, sample(cls))
+        )
         text = encode(message)
         back = decode(text, registry)
         assert back == message
@@ -50,7 +52,14 @@ def test_wire_shape_is_camel_case_sourceflow(registry: TypeRegistry) -> None:
     assert obj["name"] == "PlaceOrder"
     assert obj["entity"] == {"id": "o-1", "isNew": True}
     assert obj["payload"] == {"customerId": "c1", "sku": "SKU", "quantity": 2, "amountCents": 100}
-    assert set(obj["metadata"]) == {"eventId", "isReplay", "occurredOn", "sequenceNo", "correlationId", "properties"}
+    assert set(obj["metadata"]) == {
+        "eventId",
+        "isReplay",
+        "occurredOn",
+        "sequenceNo",
+        "correlationId",
+        "properties",
+    }
     assert obj["metadata"]["occurredOn"].endswith("Z")
     evt = json.loads(encode(event_for(cmd, 0, OrderPlaced("c1", "SKU", 2, 100))))
     assert evt["entity"] == {"id": "o-1"}
@@ -66,22 +75,41 @@ def test_event_ids_are_derived_deterministically() -> None:
 
 @pytest.mark.parametrize("name", ["os.system", "reference.domain.orders.PlaceOrder", "builtins.eval", "Nope"])
 def test_unknown_type_rejected_without_import(registry: TypeRegistry, name: str) -> None:
-    body = json.dumps({"name": name, "entity": {"id": "1"}, "payload": {},
-                       "metadata": {"eventId": "e", "occurredOn": "t", "sequenceNo": 1}})
+    body = json.dumps(
+        {
+            "name": name,
+            "entity": {"id": "1"},
+            "payload": {},
+            "metadata": {"eventId": "e", "occurredOn": "t", "sequenceNo": 1},
+        }
+    )
     with pytest.raises(UnknownMessageType):
         decode(body, registry)
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda o: o.pop("payload"),
-    lambda o: o["payload"].pop("sku"),
-    lambda o: o["payload"].update(quantity="2"),
-    lambda o: o["payload"].update(quantity=True),
-    lambda o: o["metadata"].update(sequenceNo="1"),
-    lambda o: o["metadata"].pop("eventId"),
-    lambda o: o["entity"].update(id=5),
-    lambda o: o.update(name=7),
-], ids=["no-payload", "missing-field", "str-for-int", "bool-for-int", "seq-str", "no-event-id", "int-id", "name"])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda o: o.pop("payload"),
+        lambda o: o["payload"].pop("sku"),
+        lambda o: o["payload"].update(quantity="2"),
+        lambda o: o["payload"].update(quantity=True),
+        lambda o: o["metadata"].update(sequenceNo="1"),
+        lambda o: o["metadata"].pop("eventId"),
+        lambda o: o["entity"].update(id=5),
+        lambda o: o.update(name=7),
+    ],
+    ids=[
+        "no-payload",
+        "missing-field",
+        "str-for-int",
+        "bool-for-int",
+        "seq-str",
+        "no-event-id",
+        "int-id",
+        "name",
+    ],
+)
 def test_malformed_bodies_are_decode_errors(registry: TypeRegistry, mutate: typing.Any) -> None:
     from reference.domain import PlaceOrder
 

@@ -50,6 +50,9 @@ const COMMANDS = {
   ReserveInventory: { from: ['PAID'], to: 'RESERVED', event: 'InventoryReserved' },
   ConfirmOrder: { from: ['RESERVED'], to: 'CONFIRMED', event: 'OrderConfirmed' },
   CancelOrder: { from: ['PENDING', 'PAID', 'RESERVED'], to: 'CANCELLED', event: 'OrderCancelled' },
+  // contract v1.3: the read -- an ordinary command of the group that changes nothing, answered by
+  // one OrderState event with the order's state (its command log, version, status, figures)
+  GetOrder: { from: ['PENDING', 'PAID', 'RESERVED', 'CONFIRMED', 'CANCELLED'], to: null, event: 'OrderState', read: true },
 };
 
 function required(name) {
@@ -133,6 +136,7 @@ const PAYLOADS = {
   ReserveInventory: { sku: 'string', quantity: 'int' },
   ConfirmOrder: {},
   CancelOrder: { reason: 'string' },
+  GetOrder: {},
 };
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof json.JFloat);
@@ -216,16 +220,28 @@ function decide(cmd, current) {
     throw new BusinessFailure('PlaceOrder needs a positive quantity and a non-negative amount');
   }
   const m = cmd.metadata;
+  // the order's figures and command log (contract v1.3): each state-changing command appends its
+  // eventId once; a read reports them and changes nothing
+  const before = (current && current.order) || { log: [], amountCents: 0, paidCents: 0, reservedQuantity: 0 };
+  const order = rule.read ? before : { ...before, log: [...before.log, m.eventId] };
+  if (cmd.name === 'PlaceOrder') order.amountCents = p.amountCents;
+  if (cmd.name === 'AuthorizePayment') order.paidCents = p.amountCents;
+  if (cmd.name === 'ReserveInventory') order.reservedQuantity = p.quantity;
+  if (cmd.name === 'CancelOrder') Object.assign(order, { paidCents: 0, reservedQuantity: 0 });
+  const payload = rule.read
+    ? { status: state, version: order.log.length, applied: order.log, amountCents: order.amountCents,
+      paidCents: order.paidCents, reservedQuantity: order.reservedQuantity }
+    : { ...cmd.payload, status: rule.to };
   const event = {
     name: rule.event,
     entity: { id: cmd.entity.id },
-    payload: { ...cmd.payload, status: rule.to },
+    payload,
     metadata: {
       eventId: cfg.broken.has('random-event-id') ? crypto.randomUUID() : derivedEventId(m.eventId, 0, rule.event), isReplay: !!m.isReplay, occurredOn: m.occurredOn,
       sequenceNo: m.sequenceNo, correlationId: m.correlationId || m.eventId, causationId: m.eventId, properties: {},
     },
   };
-  return { state: rule.to, events: [event] };
+  return { state: rule.read ? state : rule.to, order, events: [event] };
 }
 
 // Contract v1.2 section 4: an eventId is one command. The first content seen with an id claims it
@@ -255,8 +271,8 @@ async function effect(cmd) {
       return { next: null, result: applied[cmd.metadata.eventId] };
     }
     try {
-      const { state, events } = decide(cmd, current);
-      const next = { state, lastSeq: cmd.metadata.sequenceNo, applied: { ...applied, [cmd.metadata.eventId]: events } };
+      const { state, order, events } = decide(cmd, current);
+      const next = { state, order, lastSeq: cmd.metadata.sequenceNo, applied: { ...applied, [cmd.metadata.eventId]: events } };
       return { next, result: events };
     } catch (err) {
       if (!(err instanceof BusinessFailure)) throw err;

@@ -50,7 +50,14 @@ def config_from_env(env: dict[str, str]) -> dict[str, Any]:
         "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         "domain": "orders",
         "send": {
-            queue: ["PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder", "CancelOrder"]
+            queue: [
+                "PlaceOrder",
+                "AuthorizePayment",
+                "ReserveInventory",
+                "ConfirmOrder",
+                "CancelOrder",
+                "GetOrder",
+            ]
         },
         "raise": {
             topic: [
@@ -59,6 +66,7 @@ def config_from_env(env: dict[str, str]) -> dict[str, Any]:
                 "InventoryReserved",
                 "OrderConfirmed",
                 "OrderCancelled",
+                "OrderState",
             ]
         },
         "listen": [queue],

@@ -181,6 +181,28 @@ test('a business failure is retried, then dead-lettered with BusinessError and d
   await aws.close();
 });
 
+test('GetOrder (v1.3) is answered by OrderState: the command log once per command, even after a redelivery', async () => {
+  const first = place('o1');
+  const pay = command('AuthorizePayment', 'o1', 2, { paymentId: 'p', amountCents: 5 });
+  const read = command('GetOrder', 'o1', 3, {});
+  const script = [[first], [pay], [again(first, 2)], [read]];
+  const aws = await fakeAws((n) => script[n]);
+  const w = start(aws.url);
+  await until(() => ops(aws.calls, 'DeleteMessage').length === 4);
+  const published = ops(aws.calls, 'Publish').map((c) => JSON.parse(c.input.Message));
+  const answer = published.find((e) => e.name === 'OrderState');
+  assert.ok(answer, w.log());
+  const id = (m) => JSON.parse(m.Body).metadata.eventId;
+  assert.deepStrictEqual(answer.payload.applied, [id(first), id(pay)]);
+  assert.strictEqual(answer.payload.version, 2);
+  assert.strictEqual(answer.payload.status, 'PAID');
+  assert.strictEqual(answer.payload.paidCents, 5);
+  assert.strictEqual(answer.metadata.sequenceNo, 3);
+  assert.strictEqual(answer.metadata.causationId, id(read));
+  assert.strictEqual(await w.stop(), 0);
+  await aws.close();
+});
+
 test('SIGTERM finishes the message being handled and releases the ones not started', async () => {
   const batch = [place('o1'), command('AuthorizePayment', 'o1', 2, { paymentId: 'p', amountCents: 5 }),
     command('ReserveInventory', 'o1', 3, { sku: 'S', quantity: 1 })];
