@@ -29,7 +29,7 @@ from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, 
 from reference.listener import SqsListener, _Flight, _Heartbeat
 from reference.messages import Command, Event, Metadata, Payload, derived_event_id, event_for, to_wire
 from reference.sql import SqlStorage
-from reference.stores import UNCHECKED, Effect, InMemoryStorage, _Record, outbox_from_json
+from reference.stores import UNCHECKED, Effect, InMemoryStorage, _Record, outbox_from_json, with_sequence
 
 ENV = "FLOWGATE_MUTANT"
 P = "properties/"
@@ -361,6 +361,43 @@ def _replay_persists() -> list[Any]:
     return [mock.patch.object(CommandBus, "replay", replay)]
 
 
+def _sequencer_from_applied() -> list[Any]:
+    """The old producer: numbers from a counter in the producer's memory that starts after the
+    store's last *applied* number; sent directly (no outbox). A second producer, or a restarted
+    one, re-assigns the numbers of commands still in flight."""
+
+    def publish(self: CommandBus, command: Command) -> Command:
+        if command.metadata.sequence_no <= 0:
+            last: dict[str, int] = self.__dict__.setdefault("_fg_last", {})
+            entity = command.entity_id
+            if entity not in last:
+                last[entity] = self.processor.storage.last_sequence(entity) if self.processor else 0
+            last[entity] += 1
+            command = with_sequence(command, last[entity])
+        self._dispatch(command)
+        return command
+
+    return [mock.patch.object(CommandBus, "publish", publish)]
+
+
+def _unsent_not_resent() -> list[Any]:
+    """A producer sends only the command it publishes: one its predecessor recorded and then died
+    before sending stays unsent for ever (no re-send on restart, nor by the next publish)."""
+
+    def send_unsent(self: CommandBus, entity_id: str | None = None, *, up_to: int | None = None) -> int:
+        if self.outbox is None or entity_id is None:
+            return 0
+        for command in self.outbox.unsent_commands(entity_id):
+            if command.metadata.sequence_no == up_to:
+                self._dispatch(command)
+                self.faults.hit("after_send", {"command_id": command.event_id})
+                self.outbox.mark_sent(command.entity_id, command.metadata.sequence_no)
+                return 1
+        return 0
+
+    return [mock.patch.object(CommandBus, "send_unsent", send_unsent)]
+
+
 def _unconditional_row_write() -> list[Any]:
     def _write_row(
         c: Any, table: Any, where: Any, ident: dict[str, str], state: Any, expected: Any, what: str
@@ -631,6 +668,8 @@ RESTART = S + "test_localstack_restart.py::test_localstack_restart_is_detected_a
 OUT_KMS = S + "test_outages.py::test_kms_key_disabled_for_10_vt"
 OUT_STORE = S + "test_outages.py::test_store_down_for_10_vt"
 OUT_SQS = S + "test_outages.py::test_sqs_unreachable_for_10_vt"
+PRODUCERS = P + "test_producers.py"
+PRODUCERS_LS = S + "test_producers.py::test_two_producer_processes_one_restarted"
 
 MUTANTS: dict[str, Mutant] = {
     m.name: m
@@ -943,6 +982,23 @@ MUTANTS: dict[str, Mutant] = {
             (H_TTL,),
             ("unexpected-business-dead-letter",),
             _ttl_shorter_than_retention,
+        ),
+        Mutant(
+            "sequencer-from-applied",
+            "the producer's sequencer lives in its memory and starts after the store's last applied "
+            "number: a second producer, or a restarted one, re-assigns numbers of commands in flight",
+            (PRODUCERS,),
+            ("unexpected-business-dead-letter",),
+            _sequencer_from_applied,
+            scenarios=(PRODUCERS_LS,),
+        ),
+        Mutant(
+            "unsent-not-resent",
+            "a command recorded by a producer that died before sending it is never sent (neither by "
+            "the restarted producer nor by the next publish to its entity)",
+            (PRODUCERS,),
+            ("lost", "unexpected-business-dead-letter"),
+            _unsent_not_resent,
         ),
         Mutant(
             "no-heartbeat",

@@ -183,6 +183,9 @@ KILL_CONFIGS = {
     "no-breaker": SimConfig(seed=1, orders=6, faults=parse_faults("outage=store")),
     "store-error-escapes-poll": SimConfig(seed=1, orders=6, faults=parse_faults("outage=sqs")),
     "redrive-without-headroom": SimConfig(seed=1, orders=6, workers=3, faults=parse_faults("outage=store")),
+    "sequencer-from-applied": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True),
+    "unsent-not-resent": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True,
+                                   faults=FaultPlan(producer_restart=0.3)),
 }
 #: killed by a threaded unit test of the production heartbeat, which the simulator does not run
 NOT_SIMULATED = {"heartbeat-dies-on-error"}
