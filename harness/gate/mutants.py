@@ -235,6 +235,18 @@ EQUIVALENT: dict[str, str] = {
         "behind the outage proxy, so no beat fails in any gate run; "
         "properties/test_outages.py::test_heartbeat_survives_a_failing_beat kills it"
     ),
+    # producer-side (decision D25): in a gate run the gate is the only producer
+    "sequencer-from-applied": (
+        "the producer's CommandBus numbers commands from a counter in its memory that starts after the "
+        "last applied number: in a gate run the gate is the only producer and numbers every command "
+        "itself, the reference worker publishes no command, so nothing a gate run sees changes; "
+        "properties/test_producers.py and scenarios/test_producers.py kill it"
+    ),
+    "unsent-not-resent": (
+        "a command a producer recorded in the store's outbox and died before sending is never sent: the "
+        "gate is the only producer of a gate run and the reference worker publishes no command; "
+        "properties/test_producers.py (producer_restart after the allocation) kills it"
+    ),
 }
 
 
