@@ -517,6 +517,8 @@ class Simulation:
         self.producers = [self._new_producer(p) for p in range(config.producers)]
         #: the producer restart armed for the publish in progress: (producer, point)
         self.producer_fault: tuple[int, str] | None = None
+        #: dead producers -> sends (by the others) until they start again
+        self.producers_down: dict[int, int] = {}
         self.wall_start = time.perf_counter()
         self.virtual_start = self.clock.now()
 
@@ -661,23 +663,52 @@ class Simulation:
         runtime.command_bus.faults = _ProducerFaults(self, index)
         return runtime
 
-    def restart_producer(self, index: int, point: str, command: Command) -> None:
-        """Producer ``index`` dies (at ``point`` of publishing ``command``) and starts again with
-        nothing in memory; on start it sends what the store's outbox holds unsent (D25)."""
+    def kill_producer(self, index: int, point: str, command: Command) -> None:
+        """Producer ``index`` dies at ``point`` of publishing ``command``: its memory is gone. While
+        another producer is alive it stays dead for 0-3 sends of the others (what it left unsent
+        meanwhile is theirs to send first), then starts again (:meth:`start_producer`)."""
+        down_for = self.rng.randrange(4) if len(self.producers_down) + 1 < len(self.producers) else 0
         self.history.nemesis(
             "producer_restart",
-            {"producer": self._producer_name(index), "point": point, "command_id": command.event_id},
+            {
+                "producer": self._producer_name(index),
+                "point": point,
+                "command_id": command.event_id,
+                "down_for_sends": down_for,
+            },
         )
         self.fault_counts["producer_restart"] += 1
+        self.producers_down[index] = down_for
+        if down_for == 0:
+            self.start_producer(index)
+
+    def start_producer(self, index: int) -> None:
+        """A new incarnation of producer ``index`` with nothing in memory; on start it sends what
+        the store's outbox holds unsent (D25)."""
+        self.producers_down.pop(index, None)
         self.producer_generations[index] += 1
         self.producers[index] = self._new_producer(index)
         with suppress(Exception):
             self.producers[index].command_bus.send_unsent()
 
+    def start_producers(self) -> None:
+        """Start every dead producer (the run is over: nothing else will send what they left)."""
+        for index in sorted(self.producers_down):
+            self.start_producer(index)
+
     def _pick_producer(self, order_index: int) -> int:
         if self.config.bus_numbers:
-            return self.rng.randrange(len(self.producers))
+            alive = [i for i in range(len(self.producers)) if i not in self.producers_down]
+            return alive[self.rng.randrange(len(alive))]
         return order_index % len(self.producers)
+
+    def _producers_sent(self) -> None:
+        """One more send done: dead producers whose time is up start again."""
+        for index, left in sorted(self.producers_down.items()):
+            if left <= 1:
+                self.start_producer(index)
+            else:
+                self.producers_down[index] = left - 1
 
     def _producer(self, order_index: int) -> Runtime:
         return self.producers[order_index % len(self.producers)]
@@ -740,12 +771,16 @@ class Simulation:
             self.budget -= 1
             point = self.rng.choice(("before_publish", *PRODUCER_FAULT_POINTS))
             if point == "before_publish":
-                self.restart_producer(index, point, command)
+                self.kill_producer(index, point, command)
+                index = self._pick_producer(order_index)
             else:
                 self.producer_fault = (index, point)
         producer = self.producers[index]
         try:
-            return producer.command_bus.publish(command)
+            sent = producer.command_bus.publish(command)
+            if restartable:
+                self._producers_sent()
+            return sent
         except WorkerCrash:
             assert self.producer_fault is not None
             name = self._producer_name(index)
@@ -765,7 +800,7 @@ class Simulation:
                         "outbox": True,
                     },
                 )
-            self.restart_producer(index, point, recorded or command)
+            self.kill_producer(index, point, recorded or command)
             return recorded or command
         except Exception:
             return self._recorded(command) or command
@@ -1161,6 +1196,7 @@ class Simulation:
         )
 
     def finish(self, mutant: str | None = None) -> SimResult:
+        self.start_producers()
         if self.drained is None:
             self.drain()
         if self.config.snapshots:

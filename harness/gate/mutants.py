@@ -247,6 +247,11 @@ EQUIVALENT: dict[str, str] = {
         "gate is the only producer of a gate run and the reference worker publishes no command; "
         "properties/test_producers.py (producer_restart after the allocation) kills it"
     ),
+    "outbox-own-first": (
+        "a publish sends its own command before the older unsent commands of its entity: only a command "
+        "a dead producer left unsent is affected, and the gate is the only producer of a gate run; "
+        "properties/test_producers.py (a producer dead for a few sends of the others) kills it"
+    ),
 }
 
 

@@ -398,6 +398,25 @@ def _unsent_not_resent() -> list[Any]:
     return [mock.patch.object(CommandBus, "send_unsent", send_unsent)]
 
 
+def _outbox_own_first() -> list[Any]:
+    """A publish sends its own command first, then the entity's older unsent ones: a number
+    reaches the queue before a lower one a dead producer left unsent."""
+
+    def send_unsent(self: CommandBus, entity_id: str | None = None, *, up_to: int | None = None) -> int:
+        if self.outbox is None:
+            return 0
+        unsent = self.outbox.unsent_commands(entity_id)
+        own = [c for c in unsent if c.metadata.sequence_no == up_to]
+        rest = [c for c in unsent if c not in own and (up_to is None or c.metadata.sequence_no < up_to)]
+        for command in own + rest:
+            self._dispatch(command)
+            self.faults.hit("after_send", {"command_id": command.event_id})
+            self.outbox.mark_sent(command.entity_id, command.metadata.sequence_no)
+        return len(own) + len(rest)
+
+    return [mock.patch.object(CommandBus, "send_unsent", send_unsent)]
+
+
 def _unconditional_row_write() -> list[Any]:
     def _write_row(
         c: Any, table: Any, where: Any, ident: dict[str, str], state: Any, expected: Any, what: str
@@ -999,6 +1018,14 @@ MUTANTS: dict[str, Mutant] = {
             (PRODUCERS,),
             ("lost", "unexpected-business-dead-letter"),
             _unsent_not_resent,
+        ),
+        Mutant(
+            "outbox-own-first",
+            "a publish sends its own command before the older unsent commands of its entity (left by a "
+            "producer that died after recording them): the queue holds a number before a lower one",
+            (PRODUCERS,),
+            ("unexpected-business-dead-letter",),
+            _outbox_own_first,
         ),
         Mutant(
             "no-heartbeat",

@@ -186,6 +186,8 @@ KILL_CONFIGS = {
     "sequencer-from-applied": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True),
     "unsent-not-resent": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True,
                                    faults=FaultPlan(producer_restart=0.3)),
+    "outbox-own-first": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True,
+                                  faults=FaultPlan(producer_restart=0.3)),
 }
 #: killed by a threaded unit test of the production heartbeat, which the simulator does not run
 NOT_SIMULATED = {"heartbeat-dies-on-error"}
