@@ -11,12 +11,19 @@ and none business-dead-lettered for a taken number (``SequenceConflict``).
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.faults import FaultPlan
 from harness.simulation import SimConfig
 from properties.support import PROBS, assert_valid, sim_label, simulate
+from reference.bus import CommandBus, Processor
+from reference.domain.orders import ConfirmOrder, PlaceOrder, order_registry
+from reference.errors import DispatchError, InvalidTransition
+from reference.messages import Command, new_command
+from reference.stores import InMemoryStorage
 
 
 def producer_configs() -> st.SearchStrategy[SimConfig]:
@@ -49,3 +56,62 @@ def test_producers_share_the_sequence(config: SimConfig) -> None:
     sim_label("Ordering", "producers", "several producers per entity + producer restarts")
     result = simulate(config)
     assert_valid(result, ["per_entity_order", "total_queue", "exactly_once_effect", "dead_letter"])
+
+
+class _Flaky:
+    """A dispatcher that refuses ``ConfirmOrder`` (the command's own fault, like a local
+    dispatcher's business refusal) and fails to send while ``down`` (a transport failure)."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.sent: list[Command] = []
+
+    def dispatch(self, command: Command) -> None:
+        if self.down:
+            raise DispatchError("SendMessage failed: endpoint unreachable")
+        if isinstance(command.payload, ConfirmOrder):
+            raise InvalidTransition("refused")
+        self.sent.append(command)
+
+
+STEPS = st.lists(
+    st.tuples(st.integers(0, 2), st.sampled_from(["o1", "o2"]), st.sampled_from(["ok", "refused", "down"])),
+    min_size=1,
+    max_size=25,
+)
+
+
+@given(STEPS)
+def test_refusals_and_send_failures_never_block_an_entity(steps: list[tuple[int, str, str]]) -> None:
+    """Three buses on one store publish interleaved commands to two entities. A refused command
+    is numbered and settled (never sent again, never in the way of its successors); one whose
+    send failed stays in the outbox and is sent, with its number, before anything after it. In the
+    end every accepted command was sent exactly once, in number order per entity."""
+    sim_label("Ordering", "producers", "refusals and send failures in the producer outbox")
+    storage = InMemoryStorage(order_registry())
+    wire = _Flaky()
+    buses = [CommandBus([wire], processor=Processor(storage)) for _ in range(3)]
+    accepted: dict[str, list[str]] = {}
+    for n, (producer, entity, outcome) in enumerate(steps):
+        payload = ConfirmOrder() if outcome == "refused" else PlaceOrder(f"c{n}", "S", 1, 5)
+        command = new_command(payload, entity)
+        wire.down = outcome == "down"
+        with suppress(InvalidTransition, DispatchError):
+            buses[producer].publish(command)
+        if outcome != "refused":
+            accepted.setdefault(entity, []).append(command.event_id)
+    wire.down = False
+    with suppress(InvalidTransition):
+        CommandBus([wire], processor=Processor(storage)).send_unsent()  # a producer starting later
+    problems: dict[str, list[str]] = {}
+    for entity, ids in accepted.items():
+        sent = [c for c in wire.sent if c.entity_id == entity]
+        sent_ids = [c.event_id for c in sent]
+        seqs = [c.metadata.sequence_no for c in sent]
+        if set(ids) - set(sent_ids):
+            problems.setdefault("lost", []).append(f"{entity}: {len(set(ids) - set(sent_ids))} never sent")
+        if len(sent_ids) != len(set(sent_ids)):
+            problems.setdefault("duplicated", []).append(f"{entity}: sent {sent_ids}")
+        if seqs != sorted(seqs) or [i for i in sent_ids if i in ids] != [i for i in ids if i in sent_ids]:
+            problems.setdefault("nonmonotonic", []).append(f"{entity}: numbers in send order {seqs}")
+    assert not problems, f"flowgate-anomalies: {','.join(sorted(problems))}\n{problems}"

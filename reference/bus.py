@@ -10,12 +10,13 @@ That is what makes effects exactly-once under at-least-once delivery, and what m
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from reference.errors import BusinessError, IdempotencyConflict, LeaseLost
+from reference.errors import BusinessError, IdempotencyConflict, LeaseLost, TransportError
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.idempotency import (
     DEFAULT_TTL_SECONDS,
@@ -30,6 +31,8 @@ from reference.idempotency import (
 )
 from reference.messages import Command, Event, Payload, event_for
 from reference.stores import DeadLetter, Effect, EntityWrite, State, Storage, ViewWrite, with_sequence
+
+log = logging.getLogger(__name__)
 
 
 class Saga(Protocol):
@@ -401,9 +404,11 @@ class CommandBus:
         """Assign ``sequenceNo`` if unset (0), dispatch everywhere, return the sent command.
 
         A command that already carries a number is dispatched as it is (a resend). With the store's
-        outbox, a failing dispatch leaves the command (and any unsent predecessor) recorded: the
-        exception propagates, and publishing the same command (same id, ``sequenceNo`` 0) again
-        sends the recorded one, with its number, instead of numbering it twice."""
+        outbox (:meth:`send_unsent`), a transport failure leaves the command (and any unsent
+        predecessor) recorded and propagates; publishing the same command (same id, ``sequenceNo``
+        0) again sends the recorded one, with its number, instead of numbering it twice. Any other
+        dispatch error (e.g. a local dispatcher's business refusal) is the command's outcome: it is
+        marked sent and propagates."""
         if command.metadata.sequence_no > 0:
             self._dispatch(command)
             return command
@@ -419,20 +424,38 @@ class CommandBus:
     def send_unsent(self, entity_id: str | None = None, *, up_to: int | None = None) -> int:
         """Dispatch the outbox's unsent commands of ``entity_id`` (all entities: ``None``), in
         sequence order, up to number ``up_to``, marking each sent after its dispatch; returns how
-        many were sent. A command two producers send at once reaches the queue twice with one
-        deduplication id (FIFO deduplication, then the consumer's idempotency, absorb it); the
+        many were dispatched. A command two producers send at once reaches the queue twice with
+        one deduplication id (FIFO deduplication, then the consumer's idempotency, absorb it); the
         queue never holds a number before a lower unsent one of its entity, because each sender
-        sends every lower unsent number first."""
+        sends every lower unsent number first.
+
+        A :class:`~reference.errors.TransportError` (the command did not go out) stops here and
+        propagates: the command stays recorded, and nothing after it is sent before it. Any other
+        exception is the command's own outcome (a local dispatcher's business refusal, a message
+        no route or size limit admits): it is marked sent, so it never blocks its entity, and the
+        exception is raised after the loop when it is command ``up_to``'s, else logged."""
         if self.outbox is None:
             return 0
         sent = 0
+        own_error: Exception | None = None
         for command in self.outbox.unsent_commands(entity_id):
-            if up_to is not None and command.metadata.sequence_no > up_to:
+            seq = command.metadata.sequence_no
+            if up_to is not None and seq > up_to:
                 continue
-            self._dispatch(command)
+            try:
+                self._dispatch(command)
+            except TransportError:
+                raise
+            except Exception as exc:
+                if up_to == seq and entity_id == command.entity_id:
+                    own_error = exc
+                else:
+                    log.warning("unsent %s %s seq %d refused: %s", command.name, command.event_id, seq, exc)
             self.faults.hit("after_send", _producer_context(command))
-            self.outbox.mark_sent(command.entity_id, command.metadata.sequence_no)
+            self.outbox.mark_sent(command.entity_id, seq)
             sent += 1
+        if own_error is not None:
+            raise own_error
         return sent
 
     def _dispatch(self, command: Command) -> None:

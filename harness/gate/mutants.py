@@ -252,6 +252,16 @@ EQUIVALENT: dict[str, str] = {
         "a dead producer left unsent is affected, and the gate is the only producer of a gate run; "
         "properties/test_producers.py (a producer dead for a few sends of the others) kills it"
     ),
+    "refusal-blocks-outbox": (
+        "a command its dispatcher refused stays in the producer outbox and blocks its entity: only the "
+        "producer's CommandBus is changed and the gate is the only producer of a gate run; "
+        "properties/test_producers.py::test_refusals_and_send_failures_never_block_an_entity kills it"
+    ),
+    "send-failure-drops-command": (
+        "a command whose send failed is dropped from the producer outbox: producer-side only, the gate "
+        "is the only producer of a gate run; "
+        "properties/test_producers.py::test_refusals_and_send_failures_never_block_an_entity kills it"
+    ),
 }
 
 

@@ -417,6 +417,31 @@ def _outbox_own_first() -> list[Any]:
     return [mock.patch.object(CommandBus, "send_unsent", send_unsent)]
 
 
+def _outbox_errors(*, refusal_blocks: bool) -> list[Any]:
+    """``send_unsent`` with one of its two error rules inverted: ``refusal_blocks`` -- a command a
+    dispatcher refused stays unsent and is tried again (and refused again) before every later
+    command of its entity; otherwise -- a command whose send failed is marked sent (dropped)."""
+
+    def send_unsent(self: CommandBus, entity_id: str | None = None, *, up_to: int | None = None) -> int:
+        if self.outbox is None:
+            return 0
+        sent = 0
+        for command in self.outbox.unsent_commands(entity_id):
+            if up_to is not None and command.metadata.sequence_no > up_to:
+                continue
+            try:
+                self._dispatch(command)
+            except Exception:
+                if not refusal_blocks:
+                    self.outbox.mark_sent(command.entity_id, command.metadata.sequence_no)
+                raise
+            self.outbox.mark_sent(command.entity_id, command.metadata.sequence_no)
+            sent += 1
+        return sent
+
+    return [mock.patch.object(CommandBus, "send_unsent", send_unsent)]
+
+
 def _unconditional_row_write() -> list[Any]:
     def _write_row(
         c: Any, table: Any, where: Any, ident: dict[str, str], state: Any, expected: Any, what: str
@@ -689,6 +714,7 @@ OUT_STORE = S + "test_outages.py::test_store_down_for_10_vt"
 OUT_SQS = S + "test_outages.py::test_sqs_unreachable_for_10_vt"
 PRODUCERS = P + "test_producers.py"
 PRODUCERS_LS = S + "test_producers.py::test_two_producer_processes_one_restarted"
+PRODUCERS_OUTBOX = PRODUCERS + "::test_refusals_and_send_failures_never_block_an_entity"
 
 MUTANTS: dict[str, Mutant] = {
     m.name: m
@@ -1026,6 +1052,21 @@ MUTANTS: dict[str, Mutant] = {
             (PRODUCERS,),
             ("unexpected-business-dead-letter",),
             _outbox_own_first,
+        ),
+        Mutant(
+            "refusal-blocks-outbox",
+            "a command a dispatcher refused (its own fault) stays in the producer outbox: every later "
+            "publish to its entity tries it first and is refused with it",
+            (PRODUCERS_OUTBOX,),
+            ("lost",),
+            lambda: _outbox_errors(refusal_blocks=True),
+        ),
+        Mutant(
+            "send-failure-drops-command",
+            "a command whose send failed (transport) is dropped from the producer outbox: never sent",
+            (PRODUCERS_OUTBOX,),
+            ("lost",),
+            lambda: _outbox_errors(refusal_blocks=False),
         ),
         Mutant(
             "no-heartbeat",

@@ -173,6 +173,8 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "sequencer-from-applied",
         "unsent-not-resent",
         "outbox-own-first",
+        "refusal-blocks-outbox",
+        "send-failure-drops-command",
     }
     for m in reference_catalog():
         assert m.equivalent or (m.profile in PROFILES and m.expect), m.name

@@ -191,6 +191,8 @@ KILL_CONFIGS = {
 }
 #: killed by a threaded unit test of the production heartbeat, which the simulator does not run
 NOT_SIMULATED = {"heartbeat-dies-on-error"}
+#: killed by a property on the CommandBus's producer outbox with a failing dispatcher (no simulator)
+NOT_SIMULATED |= {"refusal-blocks-outbox", "send-failure-drops-command"}
 
 
 #: mutants killed by hostile messages the standard schedule does not send: their known-seed
