@@ -710,9 +710,6 @@ class Simulation:
             else:
                 self.producers_down[index] = left - 1
 
-    def _producer(self, order_index: int) -> Runtime:
-        return self.producers[order_index % len(self.producers)]
-
     def send_next(self, order_index: int) -> Command | None:
         order = self.orders[order_index]
         if order.remaining <= 0:
