@@ -171,6 +171,8 @@ class SqlStorage:
             Column("sequence_no", BigInteger, primary_key=True, autoincrement=False),
             Column("event_id", String(200), nullable=False),
             Column("body", Text, nullable=False),
+            # one record per command: two concurrent publishes of one command number it once
+            Index(f"ux_{p}unsent_event", "entity_id", "event_id", unique=True),
         )
         self.metadata = md
         self.prefix = prefix
@@ -265,22 +267,28 @@ class SqlStorage:
 
     def record_publish(self, command: Command) -> Command:
         u = self.unsent
-        with self._guard(), self.engine.begin() as c:
-            body = c.execute(
-                select(u.c.body).where(u.c.entity_id == command.entity_id, u.c.event_id == command.event_id)
-            ).scalar()
-            if body is not None:
-                return as_command(decode(body, self._registry))
-            numbered = with_sequence(command, self._allocate(c, command.entity_id))
-            c.execute(
-                insert(u).values(
-                    entity_id=numbered.entity_id,
-                    sequence_no=numbered.metadata.sequence_no,
-                    event_id=numbered.event_id,
-                    body=encode(numbered),
-                )
-            )
-        return numbered
+        recorded = select(u.c.body).where(
+            u.c.entity_id == command.entity_id, u.c.event_id == command.event_id
+        )
+        for _ in range(3):
+            try:
+                with self._guard(), self.engine.begin() as c:
+                    body = c.execute(recorded).scalar()
+                    if body is not None:
+                        return as_command(decode(body, self._registry))
+                    numbered = with_sequence(command, self._allocate(c, command.entity_id))
+                    c.execute(
+                        insert(u).values(
+                            entity_id=numbered.entity_id,
+                            sequence_no=numbered.metadata.sequence_no,
+                            event_id=numbered.event_id,
+                            body=encode(numbered),
+                        )
+                    )
+                return numbered
+            except IntegrityError:
+                continue  # the same command recorded concurrently: its record wins (rolled back here)
+        raise StoreError(f"could not record {command.event_id!r}: record keeps changing")
 
     def unsent_commands(self, entity_id: str | None = None) -> list[Command]:
         u = self.unsent

@@ -257,6 +257,12 @@ EQUIVALENT: dict[str, str] = {
         "producer's CommandBus is changed and the gate is the only producer of a gate run; "
         "properties/test_producers.py::test_refusals_and_send_failures_never_block_an_entity kills it"
     ),
+    "allocate-read-then-write": (
+        "the store's sequence allocation is not atomic: only producers allocating for one entity at the "
+        "same moment collide, and the gate is the only producer of a gate run (the reference worker "
+        "allocates nothing); properties/test_producers.py::test_concurrent_producers_never_share_a_number "
+        "kills it"
+    ),
     "send-failure-drops-command": (
         "a command whose send failed is dropped from the producer outbox: producer-side only, the gate "
         "is the only producer of a gate run; "

@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import signal
+import time
 import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -27,7 +28,7 @@ from reference.envelope import POISON_CODES, MessageBinding
 from reference.errors import DecodeError, LeaseLost, MessageError, MissingAttribute, TransportError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
 from reference.listener import SqsListener, _Flight, _Heartbeat
-from reference.messages import Command, Event, Metadata, Payload, derived_event_id, event_for, to_wire
+from reference.messages import Command, Event, Metadata, Payload, derived_event_id, encode, event_for, to_wire
 from reference.sql import SqlStorage
 from reference.stores import UNCHECKED, Effect, InMemoryStorage, _Record, outbox_from_json, with_sequence
 
@@ -442,6 +443,42 @@ def _outbox_errors(*, refusal_blocks: bool) -> list[Any]:
     return [mock.patch.object(CommandBus, "send_unsent", send_unsent)]
 
 
+def _allocate_read_then_write() -> list[Any]:
+    """Sequence allocation as two steps: read the entity's counter, then write it + 1 (in memory:
+    two lock sections; SQL: the read on its own connection, outside the writing transaction), so
+    two producers allocating at once can both get the same number."""
+
+    def mem_allocate(self: InMemoryStorage, entity_id: str) -> int:
+        with self._lock:
+            last = max(self._m.sequences.get(entity_id, 0), max(self._m.commands.get(entity_id, {0: ""})))
+        time.sleep(0.0005)
+        with self._lock:
+            self._m.sequences[entity_id] = last + 1
+        return last + 1
+
+    def mem_record(self: InMemoryStorage, command: Command) -> Command:
+        numbered = with_sequence(command, mem_allocate(self, command.entity_id))
+        with self._lock:
+            pending = self._m.unsent.setdefault(command.entity_id, {})
+            pending[numbered.metadata.sequence_no] = (numbered.event_id, encode(numbered))
+        return numbered
+
+    def sql_allocate(self: SqlStorage, c: Any, entity_id: str) -> int:
+        s = self.sequences
+        with self.engine.connect() as other:
+            last = int(other.execute(select(s.c.last_no).where(s.c.entity_id == entity_id)).scalar() or 0)
+        time.sleep(0.0005)
+        if c.execute(update(s).where(s.c.entity_id == entity_id).values(last_no=last + 1)).rowcount == 0:
+            c.execute(insert(s).values(entity_id=entity_id, last_no=last + 1))
+        return last + 1
+
+    return [
+        mock.patch.object(InMemoryStorage, "allocate_sequence", mem_allocate),
+        mock.patch.object(InMemoryStorage, "record_publish", mem_record),
+        mock.patch.object(SqlStorage, "_allocate", sql_allocate),
+    ]
+
+
 def _unconditional_row_write() -> list[Any]:
     def _write_row(
         c: Any, table: Any, where: Any, ident: dict[str, str], state: Any, expected: Any, what: str
@@ -715,6 +752,7 @@ OUT_SQS = S + "test_outages.py::test_sqs_unreachable_for_10_vt"
 PRODUCERS = P + "test_producers.py"
 PRODUCERS_LS = S + "test_producers.py::test_two_producer_processes_one_restarted"
 PRODUCERS_OUTBOX = PRODUCERS + "::test_refusals_and_send_failures_never_block_an_entity"
+PRODUCERS_ALLOCATE = PRODUCERS + "::test_concurrent_producers_never_share_a_number"
 
 MUTANTS: dict[str, Mutant] = {
     m.name: m
@@ -1067,6 +1105,14 @@ MUTANTS: dict[str, Mutant] = {
             (PRODUCERS_OUTBOX,),
             ("lost",),
             lambda: _outbox_errors(refusal_blocks=False),
+        ),
+        Mutant(
+            "allocate-read-then-write",
+            "the store's sequence allocation reads the counter, then writes it + 1 in a second step: "
+            "two producers allocating at once get the same number",
+            (PRODUCERS_ALLOCATE,),
+            ("nonmonotonic",),
+            _allocate_read_then_write,
         ),
         Mutant(
             "no-heartbeat",

@@ -175,6 +175,7 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "outbox-own-first",
         "refusal-blocks-outbox",
         "send-failure-drops-command",
+        "allocate-read-then-write",
     }
     for m in reference_catalog():
         assert m.equivalent or (m.profile in PROFILES and m.expect), m.name

@@ -247,6 +247,25 @@ class StorageContract:
         assert [c.metadata.sequence_no for c in unsent] == list(range(1, 41))
         assert len({c.event_id for c in unsent}) == 40
 
+    def test_one_command_published_concurrently_is_numbered_once(self, storage: Storage) -> None:
+        handles = [storage, self.reopen(storage)]
+        command = new_command(PlaceOrder("c", "S", 1, 5), "same")
+        got: list[Any] = []
+        barrier = threading.Barrier(6)
+
+        def publish(n: int) -> None:
+            barrier.wait()
+            got.append(handles[n % 2].record_publish(command))
+
+        threads = [threading.Thread(target=publish, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 6
+        assert {c.metadata.sequence_no for c in got} == {1}
+        assert storage.unsent_commands("same") == [got[0]]
+
     # -- content binding (digest) -------------------------------------------------------------
     def digest_claim(self, storage: Storage, digest: str | None, now: float = T0, key: str = "command:d") -> Any:
         return storage.claim(key, now=now, lease_until=now + 30, message_type="PlaceOrder", digest=digest)
