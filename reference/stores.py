@@ -7,6 +7,11 @@ commit** (:meth:`Storage.commit`), fenced by the idempotency claim's token: the 
 without side effects, then the effect, the command-store append, the view rows, the outbox and
 the idempotency completion are written together or not at all (eventsourcing's tracking record
 in the same transaction; powertools' conditional put plus a fencing token).
+
+The port also holds the producers' side (docs/decisions.md D25), outside that commit: one
+durable sequence counter per entity (:meth:`Storage.allocate_sequence`), shared by every producer
+on the store, and the producer outbox (:meth:`Storage.record_publish`, ``unsent_commands``,
+``mark_sent``) that :class:`~reference.bus.CommandBus` sends from.
 """
 
 from __future__ import annotations
