@@ -8,7 +8,7 @@ per opportunity (a fault-point hit, a delivery, a delete, a producer send, a sch
 The CLI syntax is a comma-separated list::
 
     crash=0.05,stall=0.02,dup=0.05,delay_delete=0.05,expire_lease=0.02,redeliver=0.02,
-    resend=0.1,restart=0.01,poison=all,crash@after_effect_before_delete
+    resend=0.1,restart=0.01,producer_restart=0.1,poison=all,crash@after_effect_before_delete
 
 ``poison=all`` sends one message of every kind of the hostile-input catalog
 (:mod:`harness.hostile`, ``flowgate hostile list``) that fits the run's encryption and queue type;
@@ -78,6 +78,9 @@ class FaultPlan:
     redeliver: float = 0.0  # per hit at STALL_POINTS: visibility ends now (no time passes), nested poll
     resend: float = 0.0  # per producer send: the same command (same identity) is sent again later
     restart: float = 0.0  # per scheduler step: a worker restarts with empty in-memory state
+    # per producer send (``SimConfig.bus_numbers``): the producer dies before the publish, after
+    # the number is allocated (nothing sent) or after the send (not marked sent), and restarts
+    producer_restart: float = 0.0
     poison: tuple[str, ...] = ()
     scripted: tuple[str, ...] = ()  # "kind@point", each fires once
     crash_points: tuple[str, ...] = FAULT_POINTS

@@ -62,6 +62,22 @@ class SwitchableStorage(InMemoryStorage):
         self._gate()
         return super().last_sequence(entity_id)
 
+    def allocate_sequence(self, entity_id: str) -> int:
+        self._gate()
+        return super().allocate_sequence(entity_id)
+
+    def record_publish(self, command: Command) -> Command:
+        self._gate()
+        return super().record_publish(command)
+
+    def unsent_commands(self, entity_id: str | None = None) -> list[Command]:
+        self._gate()
+        return super().unsent_commands(entity_id)
+
+    def mark_sent(self, entity_id: str, sequence_no: int) -> None:
+        self._gate()
+        super().mark_sent(entity_id, sequence_no)
+
     def get_entity(self, kind: str, entity_id: str) -> State | None:
         self._gate()
         return super().get_entity(kind, entity_id)

@@ -61,7 +61,7 @@ from reference.domain.orders import (
     PlaceOrder,
     order_registry,
 )
-from reference.hooks import WorkerCrash
+from reference.hooks import PRODUCER_FAULT_POINTS, WorkerCrash
 from reference.idempotency import command_key, event_key
 from reference.listener import SqsListener
 from reference.messages import Command, Event, new_command
@@ -79,6 +79,11 @@ class SimConfig:
     orders: int = 10
     workers: int = 2
     producers: int = 1
+    #: the producers' CommandBus numbers the commands (the workload publishes them with sequence 0)
+    #: and each send goes to a random one of the ``producers``: several producers per entity
+    #: sharing the store (docs/decisions.md D25); otherwise the workload numbers them itself and
+    #: each order has one producer
+    bus_numbers: bool = False
     fifo: bool = True
     encryption: bool = False
     idempotency: str = "shared"
@@ -106,6 +111,8 @@ class SimConfig:
         parts = [f"--orders {self.orders}", f"--workers {self.workers}"]
         if self.producers != d.producers:
             parts.append(f"--producers {self.producers}")
+        if self.bus_numbers:
+            parts.append("--bus-numbers")
         if not self.fifo:
             parts.append("--standard")
         if self.encryption:
@@ -203,6 +210,18 @@ class _WorkerObserver(HistoryObserver):
         ):
             # a command's duplicate: its first commit is in the store (its ok may be missing, D20)
             self.sim.done_commands.add(str(value.get("command_id")))
+
+
+class _ProducerFaults:
+    """The ``producer_restart`` fault at the producer's points: the producer dies there."""
+
+    def __init__(self, sim: Simulation, index: int) -> None:
+        self.sim = sim
+        self.index = index
+
+    def hit(self, point: str, context: Mapping[str, Any]) -> None:
+        if self.sim.producer_fault == (self.index, point):
+            raise WorkerCrash(f"producer {self.index} killed at {point}")
 
 
 class _Tap(SimTap):
@@ -493,22 +512,13 @@ class Simulation:
         self.orders = [_Order(s) for s in scripts]
         self.active = [n for n, o in enumerate(self.orders) if o.remaining > 0]
         self.expected_failures: set[str] = set()
-        self.producers = [
-            build_runtime(
-                self.bus_config,
-                sqs=self.clients["sqs"],
-                sns=self.clients["sns"],
-                sts=self.clients["sts"],
-                kms=self.clients["kms"],
-                storage=self.shared,
-                sagas=[OrderSaga()],
-                views=self._views(),
-                clock=self.clock,
-                observer=_ProducerObserver(self.history, f"client-{p}", self.expected_failures),
-                resources=self.resources,
-            )
-            for p in range(config.producers)
-        ]
+        #: per producer: its incarnation (a producer restart starts the next one)
+        self.producer_generations = [0] * config.producers
+        self.producers = [self._new_producer(p) for p in range(config.producers)]
+        #: the producer restart armed for the publish in progress: (producer, point)
+        self.producer_fault: tuple[int, str] | None = None
+        #: dead producers -> sends (by the others) until they start again
+        self.producers_down: dict[int, int] = {}
         self.wall_start = time.perf_counter()
         self.virtual_start = self.clock.now()
 
@@ -630,8 +640,75 @@ class Simulation:
                 return n
         return None
 
-    def _producer(self, order_index: int) -> Runtime:
-        return self.producers[order_index % len(self.producers)]
+    def _producer_name(self, index: int) -> str:
+        generation = self.producer_generations[index]
+        return f"client-{index}" if generation == 0 else f"client-{index}#{generation + 1}"
+
+    def _new_producer(self, index: int) -> Runtime:
+        """A producer process: a runtime on the shared store (never polled), its CommandBus faulted
+        at the producer points (:data:`~reference.hooks.PRODUCER_FAULT_POINTS`)."""
+        runtime = build_runtime(
+            self.bus_config,
+            sqs=self.clients["sqs"],
+            sns=self.clients["sns"],
+            sts=self.clients["sts"],
+            kms=self.clients["kms"],
+            storage=self.shared,
+            sagas=[OrderSaga()],
+            views=self._views(),
+            clock=self.clock,
+            observer=_ProducerObserver(self.history, self._producer_name(index), self.expected_failures),
+            resources=self.resources,
+        )
+        runtime.command_bus.faults = _ProducerFaults(self, index)
+        return runtime
+
+    def kill_producer(self, index: int, point: str, command: Command) -> None:
+        """Producer ``index`` dies at ``point`` of publishing ``command``: its memory is gone. While
+        another producer is alive it stays dead for 0-3 sends of the others (what it left unsent
+        meanwhile is theirs to send first), then starts again (:meth:`start_producer`)."""
+        down_for = self.rng.randrange(4) if len(self.producers_down) + 1 < len(self.producers) else 0
+        self.history.nemesis(
+            "producer_restart",
+            {
+                "producer": self._producer_name(index),
+                "point": point,
+                "command_id": command.event_id,
+                "down_for_sends": down_for,
+            },
+        )
+        self.fault_counts["producer_restart"] += 1
+        self.producers_down[index] = down_for
+        if down_for == 0:
+            self.start_producer(index)
+
+    def start_producer(self, index: int) -> None:
+        """A new incarnation of producer ``index`` with nothing in memory; on start it sends what
+        the store's outbox holds unsent (D25)."""
+        self.producers_down.pop(index, None)
+        self.producer_generations[index] += 1
+        self.producers[index] = self._new_producer(index)
+        with suppress(Exception):
+            self.producers[index].command_bus.send_unsent()
+
+    def start_producers(self) -> None:
+        """Start every dead producer (the run is over: nothing else will send what they left)."""
+        for index in sorted(self.producers_down):
+            self.start_producer(index)
+
+    def _pick_producer(self, order_index: int) -> int:
+        if self.config.bus_numbers:
+            alive = [i for i in range(len(self.producers)) if i not in self.producers_down]
+            return alive[self.rng.randrange(len(alive))]
+        return order_index % len(self.producers)
+
+    def _producers_sent(self) -> None:
+        """One more send done: dead producers whose time is up start again."""
+        for index, left in sorted(self.producers_down.items()):
+            if left <= 1:
+                self.start_producer(index)
+            else:
+                self.producers_down[index] = left - 1
 
     def send_next(self, order_index: int) -> Command | None:
         order = self.orders[order_index]
@@ -643,7 +720,7 @@ class Simulation:
             step.payload,
             order.script.order_id,
             is_new=isinstance(step.payload, PlaceOrder),
-            sequence_no=order.sent + 1,
+            sequence_no=0 if self.config.bus_numbers else order.sent + 1,
             event_id=event_id,
             clock=self.clock,
         )
@@ -651,8 +728,9 @@ class Simulation:
             self.expected_failures.add(event_id)
         order.commands.append(command)
         order.sent += 1
-        self._publish(order_index, command)
-        return command
+        sent = self._publish(order_index, command, restartable=True)
+        order.commands[-1] = sent
+        return sent
 
     def resend(self, order_index: int, which: int | None = None) -> Command | None:
         """Send an already-sent command of the order again (same identity): a producer retry."""
@@ -672,9 +750,69 @@ class Simulation:
         self._publish(order_index, command)
         return command
 
-    def _publish(self, order_index: int, command: Command) -> None:
+    def _publish(self, order_index: int, command: Command, *, restartable: bool = False) -> Command:
+        """Publish through a producer; returns the command as numbered (as given if it failed).
+
+        ``restartable``: the ``producer_restart`` fault may kill the producer before the publish
+        or at one of its producer fault points. A command the store's outbox recorded before the
+        producer died is accepted (the bus sends it, D25): it is recorded as that producer's
+        ``send`` ok with ``outbox: true``, so the checkers demand its effect."""
+        index = self._pick_producer(order_index)
+        plan = self.config.faults
+        if (
+            restartable
+            and plan.producer_restart > 0
+            and self.budget > 0
+            and self.rng.random() < plan.producer_restart
+        ):
+            self.budget -= 1
+            point = self.rng.choice(("before_publish", *PRODUCER_FAULT_POINTS))
+            if point == "before_publish":
+                self.kill_producer(index, point, command)
+                index = self._pick_producer(order_index)
+            else:
+                self.producer_fault = (index, point)
+        producer = self.producers[index]
+        try:
+            sent = producer.command_bus.publish(command)
+            if restartable:
+                self._producers_sent()
+            return sent
+        except WorkerCrash:
+            assert self.producer_fault is not None
+            name = self._producer_name(index)
+            point = self.producer_fault[1]
+            self.producer_fault = None
+            recorded = self._recorded(command)
+            if recorded is not None:
+                _ProducerObserver(self.history, name, self.expected_failures).observe(
+                    "send",
+                    "ok",
+                    {
+                        "command_id": recorded.event_id,
+                        "entity_id": recorded.entity_id,
+                        "seq": recorded.metadata.sequence_no,
+                        "command_type": recorded.name,
+                        "destination": self.bus_config.queue_for(recorded.name),
+                        "outbox": True,
+                    },
+                )
+            self.kill_producer(index, point, recorded or command)
+            return recorded or command
+        except Exception:
+            return self._recorded(command) or command
+        finally:
+            self.producer_fault = None
+
+    def _recorded(self, command: Command) -> Command | None:
+        """``command`` as the store's producer outbox holds it unsent (numbered), if it does."""
+        if command.metadata.sequence_no > 0:
+            return None
         with suppress(Exception):
-            self._producer(order_index).command_bus.publish(command)
+            for unsent in self.shared.unsent_commands(command.entity_id):
+                if unsent.event_id == command.event_id:
+                    return unsent
+        return None
 
     def duplicate_in_flight(self) -> bool:
         """Standard queues: leave a second copy of one message (a nemesis ``duplicate_delivery``)."""
@@ -1055,6 +1193,7 @@ class Simulation:
         )
 
     def finish(self, mutant: str | None = None) -> SimResult:
+        self.start_producers()
         if self.drained is None:
             self.drain()
         if self.config.snapshots:
@@ -1191,6 +1330,11 @@ def _parser(prog: str, *, seed_positional: bool) -> argparse.ArgumentParser:
     p.add_argument("--orders", type=int, default=20)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--producers", type=int, default=1)
+    p.add_argument(
+        "--bus-numbers",
+        action="store_true",
+        help="the producers' bus numbers the commands; each send goes to a random producer",
+    )
     p.add_argument("--standard", action="store_true", help="standard command queue instead of FIFO")
     p.add_argument("--encryption", action="store_true")
     p.add_argument("--idempotency", choices=IDEMPOTENCY_MODES, default="shared")
@@ -1217,6 +1361,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         orders=args.orders,
         workers=args.workers,
         producers=args.producers,
+        bus_numbers=args.bus_numbers,
         fifo=not args.standard,
         encryption=args.encryption,
         idempotency=args.idempotency,

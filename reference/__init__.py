@@ -19,6 +19,7 @@ from reference.bus import (
     LocalEventDispatcher,
     Processor,
     ReplayResult,
+    StoreSequencer,
     rebuild_views,
 )
 from reference.config import BusConfiguration, BusOptions, dlq_name
@@ -98,6 +99,7 @@ __all__ = [
     "SqsListener",
     "Storage",
     "StoreError",
+    "StoreSequencer",
     "Telemetry",
     "TransportError",
     "TypeRegistry",

@@ -10,13 +10,14 @@ That is what makes effects exactly-once under at-least-once delivery, and what m
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from reference.errors import BusinessError, IdempotencyConflict, LeaseLost
-from reference.hooks import Clock, NullObserver, Observer, SystemClock
+from reference.errors import BusinessError, IdempotencyConflict, LeaseLost, TransportError
+from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.idempotency import (
     DEFAULT_TTL_SECONDS,
     Busy,
@@ -29,7 +30,9 @@ from reference.idempotency import (
     message_digest,
 )
 from reference.messages import Command, Event, Payload, event_for
-from reference.stores import DeadLetter, Effect, EntityWrite, State, Storage, ViewWrite
+from reference.stores import DeadLetter, Effect, EntityWrite, State, Storage, ViewWrite, with_sequence
+
+log = logging.getLogger(__name__)
 
 
 class Saga(Protocol):
@@ -79,20 +82,28 @@ class Sequencer(Protocol):
 
 
 class InMemorySequencer:
-    """Thread-safe per-entity counter, optionally continuing after a storage's last sequence."""
+    """Thread-safe per-entity counter of ONE process, starting at 1: only for a bus without a
+    store, with a single producer per entity that never restarts (docs/decisions.md D25)."""
 
-    def __init__(self, storage: Storage | None = None) -> None:
-        self._storage = storage
+    def __init__(self) -> None:
         self._last: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def next(self, entity_id: str) -> int:
         with self._lock:
-            last = self._last.get(entity_id)
-            if last is None:
-                last = self._storage.last_sequence(entity_id) if self._storage is not None else 0
-            self._last[entity_id] = last + 1
-            return last + 1
+            self._last[entity_id] = self._last.get(entity_id, 0) + 1
+            return self._last[entity_id]
+
+
+class StoreSequencer:
+    """Numbers from :meth:`Storage.allocate_sequence`: one durable counter per entity shared by
+    every producer on the store, never the same number twice (restarts, several processes)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def next(self, entity_id: str) -> int:
+        return self.storage.allocate_sequence(entity_id)
 
 
 @dataclass(frozen=True)
@@ -356,7 +367,18 @@ class EventQueue:
 class CommandBus:
     """Assigns sequence numbers and hands commands to ALL command dispatchers.
 
-    ``replay`` needs the processor (command store + sagas); publishing does not.
+    The producer model (docs/decisions.md D25, docs/reference.md "Producers"): with a processor
+    (a store), :meth:`publish` numbers a command through the store's producer outbox
+    (:meth:`Storage.record_publish`: number allocated and command recorded as unsent in one atomic
+    step), then sends every unsent command of the entity up to it in sequence order and marks each
+    sent. Any number of producers (threads, processes, restarts) may publish to one entity as long
+    as they share the store; a producer that died between recording and sending leaves its command
+    unsent, and the next publish to that entity, or :meth:`send_unsent` (call it when a producer
+    starts), sends it. Without a store, numbers come from ``sequencer`` (default: a process-local
+    :class:`InMemorySequencer`, single producer per entity only) and are sent directly.
+
+    ``faults`` is called at :data:`~reference.hooks.PRODUCER_FAULT_POINTS` (the simulator's
+    producer restarts). ``replay`` needs the processor (command store + sagas); publishing does not.
     """
 
     def __init__(
@@ -365,19 +387,80 @@ class CommandBus:
         *,
         sequencer: Sequencer | None = None,
         processor: Processor | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.dispatchers = list(dispatchers)
-        self.sequencer = sequencer or InMemorySequencer(processor.storage if processor else None)
         self.processor = processor
+        #: the producer outbox; None when an explicit ``sequencer`` or no store is given
+        self.outbox: Storage | None = (
+            processor.storage if processor is not None and sequencer is None else None
+        )
+        self.sequencer: Sequencer = sequencer or (
+            StoreSequencer(self.outbox) if self.outbox is not None else InMemorySequencer()
+        )
+        self.faults = faults or NoFaults()
 
     def publish(self, command: Command) -> Command:
-        """Assign ``sequenceNo`` if unset (0), dispatch everywhere, return the sent command."""
-        if command.metadata.sequence_no <= 0:
-            seq = self.sequencer.next(command.entity_id)
-            command = replace(command, metadata=replace(command.metadata, sequence_no=seq))
+        """Assign ``sequenceNo`` if unset (0), dispatch everywhere, return the sent command.
+
+        A command that already carries a number is dispatched as it is (a resend). With the store's
+        outbox (:meth:`send_unsent`), a transport failure leaves the command (and any unsent
+        predecessor) recorded and propagates; publishing the same command (same id, ``sequenceNo``
+        0) again sends the recorded one, with its number, instead of numbering it twice. Any other
+        dispatch error (e.g. a local dispatcher's business refusal) is the command's outcome: it is
+        marked sent and propagates."""
+        if command.metadata.sequence_no > 0:
+            self._dispatch(command)
+            return command
+        if self.outbox is None:
+            command = with_sequence(command, self.sequencer.next(command.entity_id))
+            self._dispatch(command)
+            return command
+        command = self.outbox.record_publish(command)
+        self.faults.hit("after_allocate", _producer_context(command))
+        self.send_unsent(command.entity_id, up_to=command.metadata.sequence_no)
+        return command
+
+    def send_unsent(self, entity_id: str | None = None, *, up_to: int | None = None) -> int:
+        """Dispatch the outbox's unsent commands of ``entity_id`` (all entities: ``None``), in
+        sequence order, up to number ``up_to``, marking each sent after its dispatch; returns how
+        many were dispatched. A command two producers send at once reaches the queue twice with
+        one deduplication id (FIFO deduplication, then the consumer's idempotency, absorb it); the
+        queue never holds a number before a lower unsent one of its entity, because each sender
+        sends every lower unsent number first.
+
+        A :class:`~reference.errors.TransportError` (the command did not go out) stops here and
+        propagates: the command stays recorded, and nothing after it is sent before it. Any other
+        exception is the command's own outcome (a local dispatcher's business refusal, a message
+        no route or size limit admits): it is marked sent, so it never blocks its entity, and the
+        exception is raised after the loop when it is command ``up_to``'s, else logged."""
+        if self.outbox is None:
+            return 0
+        sent = 0
+        own_error: Exception | None = None
+        for command in self.outbox.unsent_commands(entity_id):
+            seq = command.metadata.sequence_no
+            if up_to is not None and seq > up_to:
+                continue
+            try:
+                self._dispatch(command)
+            except TransportError:
+                raise
+            except Exception as exc:
+                if up_to == seq and entity_id == command.entity_id:
+                    own_error = exc
+                else:
+                    log.warning("unsent %s %s seq %d refused: %s", command.name, command.event_id, seq, exc)
+            self.faults.hit("after_send", _producer_context(command))
+            self.outbox.mark_sent(command.entity_id, seq)
+            sent += 1
+        if own_error is not None:
+            raise own_error
+        return sent
+
+    def _dispatch(self, command: Command) -> None:
         for dispatcher in self.dispatchers:
             dispatcher.dispatch(command)
-        return command
 
     def replay(self, entity_id: str) -> ReplayResult:
         """Re-run the entity's stored commands, in order, through the sagas into fresh state.
@@ -397,6 +480,15 @@ class CommandBus:
                 states[w.kind] = w.state
             events.extend(decision.events)
         return ReplayResult(entity_id, states, tuple(events))
+
+
+def _producer_context(command: Command) -> dict[str, object]:
+    return {
+        "command_id": command.event_id,
+        "entity_id": command.entity_id,
+        "seq": command.metadata.sequence_no,
+        "command_type": command.name,
+    }
 
 
 def rebuild_views(views: Sequence[View], events: Iterable[Event]) -> dict[str, dict[str, State]]:

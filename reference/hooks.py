@@ -44,6 +44,11 @@ FAULT_POINTS: Final[tuple[str, ...]] = (
     "after_delete",
 )
 
+#: The producer's fault points (:meth:`reference.bus.CommandBus.publish`, docs/decisions.md D25):
+#: ``after_allocate`` -- the command's sequence number is allocated and the command recorded as
+#: unsent, nothing sent yet; ``after_send`` -- the command is sent, not yet marked sent.
+PRODUCER_FAULT_POINTS: Final[tuple[str, ...]] = ("after_allocate", "after_send")
+
 #: The observation names the reference emits through :meth:`Observer.observe`. Every value
 #: mapping carries at least the keys listed here (ids are strings, seq an int).
 OBSERVATIONS: Final[Mapping[str, tuple[str, ...]]] = {

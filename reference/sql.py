@@ -43,6 +43,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -70,10 +71,12 @@ from reference.stores import (
     DeadLetter,
     Effect,
     State,
+    as_command,
     check_effect_keys,
     digests_match,
     outbox_from_json,
     outbox_to_json,
+    with_sequence,
 )
 
 DEFAULT_URL = "sqlite:///flowgate.db"
@@ -153,7 +156,26 @@ class SqlStorage:
             Column("body", Text, nullable=False),
             Column("recorded_at", Double, nullable=False),
         )
+        # allocate_sequence: the last number allocated per entity (docs/decisions.md D25)
+        self.sequences = Table(
+            f"{p}sequences",
+            md,
+            Column("entity_id", String(200), primary_key=True),
+            Column("last_no", BigInteger, nullable=False),
+        )
+        # record_publish: commands numbered and recorded, not yet marked sent
+        self.unsent = Table(
+            f"{p}unsent",
+            md,
+            Column("entity_id", String(200), primary_key=True),
+            Column("sequence_no", BigInteger, primary_key=True, autoincrement=False),
+            Column("event_id", String(200), nullable=False),
+            Column("body", Text, nullable=False),
+            # one record per command: two concurrent publishes of one command number it once
+            Index(f"ux_{p}unsent_event", "entity_id", "event_id", unique=True),
+        )
         self.metadata = md
+        self.prefix = prefix
         if create:
             _create_tables(md, engine)
             self._upgrade_schema()
@@ -214,6 +236,73 @@ class SqlStorage:
                 select(func.max(self.commands.c.sequence_no)).where(self.commands.c.entity_id == entity_id)
             ).scalar()
         return int(value or 0)
+
+    # -- sequence numbers (producers) --------------------------------------------------------
+    def _allocate(self, c: Any, entity_id: str) -> int:
+        """One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on the entity's counter row: the
+        row lock (PostgreSQL) / the single writer (SQLite) makes it atomic across processes; the
+        counter never falls behind the command store's highest applied number."""
+        s, cmds = self.sequences, self.commands
+        applied = (
+            select(func.coalesce(func.max(cmds.c.sequence_no), 0))
+            .where(cmds.c.entity_id == entity_id)
+            .scalar_subquery()
+        )
+        if self.engine.dialect.name == "postgresql":
+            start: Any = postgresql.insert(s)
+            higher = func.greatest(s.c.last_no, applied)
+        else:
+            start = sqlite.insert(s)
+            higher = func.max(s.c.last_no, applied)
+        stmt = (
+            start.values(entity_id=entity_id, last_no=applied + 1)
+            .on_conflict_do_update(index_elements=[s.c.entity_id], set_={"last_no": higher + 1})
+            .returning(s.c.last_no)
+        )
+        return int(c.execute(stmt).scalar_one())
+
+    def allocate_sequence(self, entity_id: str) -> int:
+        with self._guard(), self.engine.begin() as c:
+            return self._allocate(c, entity_id)
+
+    def record_publish(self, command: Command) -> Command:
+        u = self.unsent
+        recorded = select(u.c.body).where(
+            u.c.entity_id == command.entity_id, u.c.event_id == command.event_id
+        )
+        for _ in range(3):
+            try:
+                with self._guard(), self.engine.begin() as c:
+                    body = c.execute(recorded).scalar()
+                    if body is not None:
+                        return as_command(decode(body, self._registry))
+                    numbered = with_sequence(command, self._allocate(c, command.entity_id))
+                    c.execute(
+                        insert(u).values(
+                            entity_id=numbered.entity_id,
+                            sequence_no=numbered.metadata.sequence_no,
+                            event_id=numbered.event_id,
+                            body=encode(numbered),
+                        )
+                    )
+                return numbered
+            except IntegrityError:
+                continue  # the same command recorded concurrently: its record wins (rolled back here)
+        raise StoreError(f"could not record {command.event_id!r}: record keeps changing")
+
+    def unsent_commands(self, entity_id: str | None = None) -> list[Command]:
+        u = self.unsent
+        query = select(u.c.body).order_by(u.c.entity_id, u.c.sequence_no)
+        if entity_id is not None:
+            query = query.where(u.c.entity_id == entity_id)
+        with self.engine.connect() as c:
+            rows = c.execute(query).all()
+        return [as_command(decode(body, self._registry)) for (body,) in rows]
+
+    def mark_sent(self, entity_id: str, sequence_no: int) -> None:
+        u = self.unsent
+        with self._guard(), self.engine.begin() as c:
+            c.execute(delete(u).where(u.c.entity_id == entity_id, u.c.sequence_no == sequence_no))
 
     def get_entity(self, kind: str, entity_id: str) -> State | None:
         t = self.entities
@@ -534,6 +623,10 @@ def _translated(method: Callable[P, R]) -> Callable[P, R]:
 TRANSLATED_METHODS = (
     "load_commands",
     "last_sequence",
+    "allocate_sequence",
+    "record_publish",
+    "unsent_commands",
+    "mark_sent",
     "get_entity",
     "get_view",
     "list_view",

@@ -7,6 +7,11 @@ commit** (:meth:`Storage.commit`), fenced by the idempotency claim's token: the 
 without side effects, then the effect, the command-store append, the view rows, the outbox and
 the idempotency completion are written together or not at all (eventsourcing's tracking record
 in the same transaction; powertools' conditional put plus a fencing token).
+
+The port also holds the producers' side (docs/decisions.md D25), outside that commit: one
+durable sequence counter per entity (:meth:`Storage.allocate_sequence`), shared by every producer
+on the store, and the producer outbox (:meth:`Storage.record_publish`, ``unsent_commands``,
+``mark_sent``) that :class:`~reference.bus.CommandBus` sends from.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from reference.errors import DecodeError, LeaseLost, SequenceConflict, WriteConflict
@@ -94,7 +99,36 @@ class Storage(Protocol):
         """The entity's commands in sequence order."""
         ...
 
-    def last_sequence(self, entity_id: str) -> int: ...
+    def last_sequence(self, entity_id: str) -> int:
+        """The highest sequence number in the entity's command store (0: none): what was
+        *applied*, not what was allocated (:meth:`allocate_sequence`)."""
+        ...
+
+    def allocate_sequence(self, entity_id: str) -> int:
+        """The entity's next sequence number, taken atomically and durably (docs/decisions.md D25).
+
+        Every producer sharing this store draws from one counter per entity: a number is never
+        returned twice, whatever the concurrency (threads, processes) and across restarts. The
+        counter never falls behind the command store (an entity numbered by its callers goes on
+        after its highest applied number). Numbers may be skipped only by a caller that allocates
+        and then never sends (use :meth:`record_publish` to close that window)."""
+        ...
+
+    def record_publish(self, command: Command) -> Command:
+        """Allocate ``command``'s sequence number and record the numbered command as *unsent*, in
+        one atomic step; returns the numbered command. If an unsent record with the same command
+        id exists for the entity (a retry of a publish that failed after it was recorded), that
+        record is returned and nothing is allocated."""
+        ...
+
+    def unsent_commands(self, entity_id: str | None = None) -> list[Command]:
+        """Recorded, not yet :meth:`mark_sent` commands of one entity (or of all), ordered by
+        entity then sequence number."""
+        ...
+
+    def mark_sent(self, entity_id: str, sequence_no: int) -> None:
+        """Drop the unsent record ``(entity_id, sequence_no)`` (no-op if there is none)."""
+        ...
 
     def get_entity(self, kind: str, entity_id: str) -> State | None: ...
 
@@ -156,6 +190,10 @@ class _Memory:
     views: dict[str, dict[str, str]] = field(default_factory=dict)
     records: dict[str, _Record] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
+    #: last allocated sequence number per entity (allocate_sequence)
+    sequences: dict[str, int] = field(default_factory=dict)
+    #: recorded, unsent publishes: entity -> seq -> (command id, encoded command)
+    unsent: dict[str, dict[int, tuple[str, str]]] = field(default_factory=dict)
 
 
 def outbox_to_json(events: tuple[Event, ...]) -> str:
@@ -203,6 +241,44 @@ class InMemoryStorage:
     def last_sequence(self, entity_id: str) -> int:
         with self._lock:
             return max(self._m.commands.get(entity_id, {0: ""}), default=0)
+
+    def _allocate(self, entity_id: str) -> int:
+        """Next number of ``entity_id`` (the lock is held)."""
+        applied = max(self._m.commands.get(entity_id, {0: ""}), default=0)
+        seq = max(self._m.sequences.get(entity_id, 0), applied) + 1
+        self._m.sequences[entity_id] = seq
+        return seq
+
+    def allocate_sequence(self, entity_id: str) -> int:
+        with self._lock:
+            return self._allocate(entity_id)
+
+    def record_publish(self, command: Command) -> Command:
+        with self._lock:
+            pending = self._m.unsent.setdefault(command.entity_id, {})
+            for command_id, body in pending.values():
+                if command_id == command.event_id:
+                    return as_command(decode(body, self._registry))
+            numbered = with_sequence(command, self._allocate(command.entity_id))
+            pending[numbered.metadata.sequence_no] = (numbered.event_id, encode(numbered))
+            return numbered
+
+    def unsent_commands(self, entity_id: str | None = None) -> list[Command]:
+        with self._lock:
+            rows = [
+                (e, seq, body)
+                for e, pending in self._m.unsent.items()
+                if entity_id is None or e == entity_id
+                for seq, (_, body) in pending.items()
+            ]
+        return [as_command(decode(body, self._registry)) for _, _, body in sorted(rows)]
+
+    def mark_sent(self, entity_id: str, sequence_no: int) -> None:
+        with self._lock:
+            pending = self._m.unsent.get(entity_id, {})
+            pending.pop(sequence_no, None)
+            if not pending:
+                self._m.unsent.pop(entity_id, None)
 
     def get_entity(self, kind: str, entity_id: str) -> State | None:
         with self._lock:
@@ -326,6 +402,16 @@ def check_effect_keys(effect: Effect) -> None:
             raise DecodeError(f"row id {row_id[:40]!r}... of {kind[:40]!r} is longer than {MAX_ROW_ID_CHARS}")
         if "\x00" in row_id:  # PostgreSQL refuses NUL in VARCHAR, SQLite stores it
             raise DecodeError(f"row id {row_id[:40]!r} of {kind[:40]!r} contains NUL")
+
+
+def with_sequence(command: Command, sequence_no: int) -> Command:
+    """``command`` carrying ``sequence_no``."""
+    return replace(command, metadata=replace(command.metadata, sequence_no=sequence_no))
+
+
+def as_command(message: Command | Event) -> Command:
+    assert isinstance(message, Command)
+    return message
 
 
 def digests_match(stored: str | None, claimed: str | None) -> bool:

@@ -256,6 +256,39 @@ EQUIVALENT: dict[str, str] = {
         "behind the outage proxy, so no beat fails in any gate run; "
         "properties/test_outages.py::test_heartbeat_survives_a_failing_beat kills it"
     ),
+    # producer-side (decision D25): in a gate run the gate is the only producer
+    "sequencer-from-applied": (
+        "the producer's CommandBus numbers commands from a counter in its memory that starts after the "
+        "last applied number: in a gate run the gate is the only producer and numbers every command "
+        "itself, the reference worker publishes no command, so nothing a gate run sees changes; "
+        "properties/test_producers.py and scenarios/test_producers.py kill it"
+    ),
+    "unsent-not-resent": (
+        "a command a producer recorded in the store's outbox and died before sending is never sent: the "
+        "gate is the only producer of a gate run and the reference worker publishes no command; "
+        "properties/test_producers.py (producer_restart after the allocation) kills it"
+    ),
+    "outbox-own-first": (
+        "a publish sends its own command before the older unsent commands of its entity: only a command "
+        "a dead producer left unsent is affected, and the gate is the only producer of a gate run; "
+        "properties/test_producers.py (a producer dead for a few sends of the others) kills it"
+    ),
+    "refusal-blocks-outbox": (
+        "a command its dispatcher refused stays in the producer outbox and blocks its entity: only the "
+        "producer's CommandBus is changed and the gate is the only producer of a gate run; "
+        "properties/test_producers.py::test_refusals_and_send_failures_never_block_an_entity kills it"
+    ),
+    "allocate-read-then-write": (
+        "the store's sequence allocation is not atomic: only producers allocating for one entity at the "
+        "same moment collide, and the gate is the only producer of a gate run (the reference worker "
+        "allocates nothing); properties/test_producers.py::test_concurrent_producers_never_share_a_number "
+        "kills it"
+    ),
+    "send-failure-drops-command": (
+        "a command whose send failed is dropped from the producer outbox: producer-side only, the gate "
+        "is the only producer of a gate run; "
+        "properties/test_producers.py::test_refusals_and_send_failures_never_block_an_entity kills it"
+    ),
 }
 
 

@@ -169,6 +169,12 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "ttl-shorter-than-retention",
         "store-error-escapes-poll",
         "heartbeat-dies-on-error",
+        "sequencer-from-applied",
+        "unsent-not-resent",
+        "outbox-own-first",
+        "refusal-blocks-outbox",
+        "send-failure-drops-command",
+        "allocate-read-then-write",
     }
     for m in reference_catalog():
         assert m.equivalent or (m.profile in PROFILES and m.expect), m.name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -173,6 +174,98 @@ class StorageContract:
         assert sum(isinstance(r, Busy) for r in results) == 5
 
 
+    # -- sequence numbers shared by producers (D25) ----------------------------------------------
+    def reopen(self, storage: Storage) -> Storage:
+        """Another handle on the same store (a restarted producer / another process's engine)."""
+        return storage
+
+    def test_allocate_sequence_counts_per_entity_and_survives_a_reopen(self, storage: Storage) -> None:
+        assert [storage.allocate_sequence("o1") for _ in range(3)] == [1, 2, 3]
+        assert storage.allocate_sequence("o2") == 1
+        again = self.reopen(storage)
+        assert again.allocate_sequence("o1") == 4
+        assert storage.allocate_sequence("o1") == 5
+
+    def test_allocate_sequence_never_falls_behind_the_command_store(self, storage: Storage) -> None:
+        assert storage.allocate_sequence("o1") == 1
+        c = self.claimed(storage)
+        storage.commit(self.effect("command:a", c.token, seq=7))
+        assert storage.allocate_sequence("o1") == 8
+        c = self.claimed(storage, key="command:b")
+        storage.commit(self.effect("command:b", c.token, seq=3, entity="o9"))
+        assert storage.allocate_sequence("o9") == 4
+
+    def test_concurrent_allocations_never_repeat_a_number(self, storage: Storage) -> None:
+        handles = [storage, self.reopen(storage)]
+        got: list[int] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(6)
+
+        def allocate(n: int) -> None:
+            barrier.wait()
+            mine = [handles[(n + k) % 2].allocate_sequence("race") for k in range(15)]
+            with lock:
+                got.extend(mine)
+
+        threads = [threading.Thread(target=allocate, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(got) == list(range(1, 91))
+
+    def test_record_publish_numbers_and_keeps_the_command_until_marked_sent(self, storage: Storage) -> None:
+        a = storage.record_publish(new_command(PlaceOrder("c", "S", 1, 5), "o1"))
+        b = storage.record_publish(new_command(PlaceOrder("c", "S", 1, 5), "o1"))
+        z = storage.record_publish(new_command(PlaceOrder("c", "S", 1, 5), "o0"))
+        assert (a.metadata.sequence_no, b.metadata.sequence_no, z.metadata.sequence_no) == (1, 2, 1)
+        assert self.reopen(storage).unsent_commands() == [z, a, b]
+        assert storage.unsent_commands("o1") == [a, b]
+        # publishing the same command again (a retry) returns its record, numbered once
+        retry = replace(b, metadata=replace(b.metadata, sequence_no=0))
+        assert storage.record_publish(retry) == b
+        storage.mark_sent("o1", 1)
+        storage.mark_sent("o1", 1)  # no-op
+        assert storage.unsent_commands("o1") == [b]
+        assert storage.allocate_sequence("o1") == 3
+
+    def test_concurrent_record_publish_keeps_one_record_per_number(self, storage: Storage) -> None:
+        handles = [storage, self.reopen(storage)]
+        barrier = threading.Barrier(4)
+
+        def publish(n: int) -> None:
+            barrier.wait()
+            for k in range(10):
+                handles[(n + k) % 2].record_publish(new_command(PlaceOrder("c", "S", 1, 5), "race"))
+
+        threads = [threading.Thread(target=publish, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        unsent = storage.unsent_commands("race")
+        assert [c.metadata.sequence_no for c in unsent] == list(range(1, 41))
+        assert len({c.event_id for c in unsent}) == 40
+
+    def test_one_command_published_concurrently_is_numbered_once(self, storage: Storage) -> None:
+        handles = [storage, self.reopen(storage)]
+        command = new_command(PlaceOrder("c", "S", 1, 5), "same")
+        got: list[Any] = []
+        barrier = threading.Barrier(6)
+
+        def publish(n: int) -> None:
+            barrier.wait()
+            got.append(handles[n % 2].record_publish(command))
+
+        threads = [threading.Thread(target=publish, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 6
+        assert {c.metadata.sequence_no for c in got} == {1}
+        assert storage.unsent_commands("same") == [got[0]]
+
     # -- content binding (digest) -------------------------------------------------------------
     def digest_claim(self, storage: Storage, digest: str | None, now: float = T0, key: str = "command:d") -> Any:
         return storage.claim(key, now=now, lease_until=now + 30, message_type="PlaceOrder", digest=digest)
@@ -270,8 +363,21 @@ class TestSqliteStorage(StorageContract):
         from reference.sql import SqlStorage
 
         s = SqlStorage(registry, f"sqlite:///{tmp_path}/flowgate.db")
+        self._handles = [s]
         yield s
+        for h in self._handles[1:]:
+            h.engine.dispose()
         s.drop()
+
+    def reopen(self, storage: Storage) -> Storage:
+        from reference.sql import SqlStorage
+
+        assert isinstance(storage, SqlStorage)
+        other = SqlStorage(
+            storage._registry, storage.engine.url.render_as_string(hide_password=False), prefix=storage.prefix
+        )
+        self._handles.append(other)
+        return other
 
 
 @pytest.mark.postgres
@@ -283,8 +389,13 @@ class TestPostgresStorage(StorageContract):
         from reference.sql import SqlStorage
 
         s = SqlStorage(registry, postgres_url, prefix=f"t{uuid.uuid4().hex[:8]}_")
+        self._handles = [s]
         yield s
+        for h in self._handles[1:]:
+            h.engine.dispose()
         s.drop()
+
+    reopen = TestSqliteStorage.reopen
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

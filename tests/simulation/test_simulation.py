@@ -184,11 +184,21 @@ KILL_CONFIGS = {
     "store-error-escapes-poll": SimConfig(seed=1, orders=6, faults=parse_faults("outage=sqs")),
     "redrive-without-headroom": SimConfig(seed=1, orders=6, workers=3, faults=parse_faults("outage=store")),
     "unstable-event-dedup-id": SimConfig(seed=1, orders=4, faults=FaultPlan(scripted=("crash@after_publish",))),
+    "sequencer-from-applied": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True),
+    "unsent-not-resent": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True,
+                                   faults=FaultPlan(producer_restart=0.3)),
+    "outbox-own-first": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True,
+                                  faults=FaultPlan(producer_restart=0.3)),
 }
-#: killed by a threaded unit test of the production heartbeat, which the simulator does not run;
-#: duplicate-reapplies-row: killed by the reads property (properties/test_reads.py, in process) and
-#: the gate's read_state checker -- the simulator's workload sends no reads (contract v1.3)
-NOT_SIMULATED = {"heartbeat-dies-on-error", "duplicate-reapplies-row"}
+#: killed by a threaded unit test of the production heartbeat, which the simulator does not run
+NOT_SIMULATED = {"heartbeat-dies-on-error"}
+#: killed by the reads property (properties/test_reads.py, in process) and the gate's read_state
+#: checker -- the simulator's workload sends no reads (contract v1.3)
+NOT_SIMULATED |= {"duplicate-reapplies-row"}
+#: killed by a property on the CommandBus's producer outbox with a failing dispatcher (no simulator)
+NOT_SIMULATED |= {"refusal-blocks-outbox", "send-failure-drops-command"}
+#: killed by a property of producer threads allocating on one store (the simulator is single-threaded)
+NOT_SIMULATED |= {"allocate-read-then-write"}
 
 
 #: mutants killed by hostile messages the standard schedule does not send: their known-seed
