@@ -19,6 +19,7 @@ from .model import Anomaly, Command, HistoryLike, Verdict, as_ops, index_sends
 from .order import per_entity_order
 from .outage import outage
 from .replay import diff_paths, replay_equivalence
+from .resolution import resolution
 from .total_queue import total_queue
 
 Checker = Callable[..., Verdict]
@@ -32,6 +33,7 @@ CHECKERS: Final[Mapping[str, Checker]] = {
     "dead_letter": dead_letter,
     "confidentiality_integrity": confidentiality_integrity,
     "outage": outage,
+    "resolution": resolution,
 }
 
 
@@ -108,5 +110,6 @@ __all__ = [
     "per_entity_order",
     "render_table",
     "replay_equivalence",
+    "resolution",
     "total_queue",
 ]
