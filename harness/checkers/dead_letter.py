@@ -55,7 +55,9 @@ def dead_letter(history: HistoryLike) -> Verdict:
       ``DecodeError``) was dead-lettered with a reason of another code (``<Code>: <detail>``;
       an SQS redrive, which carries none, counts as another);
     * ``valid-dead-lettered`` -- a ``dead_letter`` op for a command that was sent ``ok``
-      (matched by ``command_id``, or by the ``message_id`` the send recorded) and is not poison;
+      (matched by ``command_id``, or by the ``message_id`` the send recorded) and is not poison
+      (a ``BusinessError`` dead letter of a command sent with ``expect_business_failure`` is the
+      refusal the workload expects, not valid dead-lettered);
     * ``unexpected-business-dead-letter`` -- a ``business_dead_letter`` for a command whose send
       did not carry ``expect_business_failure: true``, or one after a DLQ replay revived the
       command (:func:`~harness.checkers.model.revived_commands`: its cause was fixed).
@@ -132,6 +134,12 @@ def dead_letter(history: HistoryLike) -> Verdict:
             message_id = sid(op.value.get("message_id"))
             command_id = sent_message_ids.get(message_id) if message_id is not None else None
         command = commands.get(command_id) if command_id is not None else None
+        if (
+            command is not None
+            and reason_code(reason) == "BusinessError"
+            and _truthy(command.value.get("expect_business_failure"))
+        ):
+            continue  # a refusal the workload expects, forwarded to the DLQ as well (section 6)
         if command is not None and command.status == "ok":
             assert command.outcome is not None
             anomalies.append(
