@@ -23,8 +23,8 @@ import pytest
 from fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, queue_depth, sqlite_url
 from harness.history import HARNESS, HistoryObserver
 from harness.workload import generate_orders
-from reference.dispatchers import MAX_BODY_BYTES, build_body, message_attributes
 from reference import dlq
+from reference.dispatchers import MAX_BODY_BYTES, build_body, message_attributes
 from reference.domain.orders import AuthorizePayment, ConfirmOrder, PlaceOrder, ReserveInventory
 from reference.envelope import KmsEnvelopeCipher, build_envelope, parse_envelope
 from reference.messages import new_command

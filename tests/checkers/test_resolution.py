@@ -38,8 +38,20 @@ def test_a_message_left_in_a_queue_is_unresolved_with_its_kind_and_state() -> No
     drain = _drain(
         h,
         {"queue": "orders.fifo", "message_id": "m-bad", "state": "in flight", "receive_count": 3},
-        {"queue": "orders.fifo", "message_id": "m-dup", "command_id": "c-1", "state": "visible", "receive_count": 1},
-        {"queue": "orders.fifo", "message_id": "m-2", "command_id": "c-2", "state": "visible", "receive_count": 0},
+        {
+            "queue": "orders.fifo",
+            "message_id": "m-dup",
+            "command_id": "c-1",
+            "state": "visible",
+            "receive_count": 1,
+        },
+        {
+            "queue": "orders.fifo",
+            "message_id": "m-2",
+            "command_id": "c-2",
+            "state": "visible",
+            "receive_count": 0,
+        },
     )
     found = resolution(h.ops)
     assert found.kinds() == {"unresolved": 3}
@@ -54,7 +66,15 @@ def test_a_message_left_in_a_queue_is_unresolved_with_its_kind_and_state() -> No
 
 def test_unnamed_in_flight_messages_list_the_candidates() -> None:
     h = HB()
-    _drain(h, {"queue": "q.fifo", "state": "in flight (parked)", "count": 2, "candidates": ["hostile h-1", "valid c-9"]})
+    _drain(
+        h,
+        {
+            "queue": "q.fifo",
+            "state": "in flight (parked)",
+            "count": 2,
+            "candidates": ["hostile h-1", "valid c-9"],
+        },
+    )
     (anomaly,) = resolution(h.ops).anomalies
     assert "2 unnamed message(s) still in q.fifo" in str(anomaly)
     assert "hostile h-1; valid c-9" in str(anomaly)
@@ -138,7 +158,14 @@ def test_replayed_poison_must_be_dead_lettered_again_with_its_code() -> None:
     h = HB()
     h.poison("m-bad", expected_reason="DecodeError")
     h.dead_letter("m-bad", reason="DecodeError: not JSON")
-    h.op("dlq-replay", "ok", "dlq_replay", message_id="r-bad", source_message_id="m-bad", reason="DecodeError: x")
+    h.op(
+        "dlq-replay",
+        "ok",
+        "dlq_replay",
+        message_id="r-bad",
+        source_message_id="m-bad",
+        reason="DecodeError: x",
+    )
     h.drain()
     assert dead_letter(h.ops).kinds() == {"poison-not-dead-lettered": 1}
     h.ops.pop()
