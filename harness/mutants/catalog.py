@@ -1053,7 +1053,7 @@ MUTANTS: dict[str, Mutant] = {
             (DLQ_REPLAY,),
             ("lost", "unexpected-business-dead-letter", "nonmonotonic", "skip"),
             _replay_reversed,
-            scenarios=(DEAD_REPLAY_FIXED,),
+            scenarios=(DEAD_REPLAY_FIXED, DEAD_REPLAY),
         ),
         Mutant(
             "no-heartbeat",
