@@ -94,6 +94,9 @@ class SimConfig:
     invalid_ratio: float = 0.0
     wire_samples: int = 40
     snapshots: bool = True
+    #: business failures are also forwarded to the SQS DLQ (``BusOptions.business_failures_to_dlq``,
+    #: as the gate's reference adapter runs): what a DLQ replay can move back
+    business_failures_to_dlq: bool = False
 
     def __post_init__(self) -> None:
         if self.idempotency not in IDEMPOTENCY_MODES:
@@ -492,6 +495,7 @@ class Simulation:
                 wait_time_seconds=0,
                 max_receive_count=config.max_receive_count,
                 business_max_attempts=min(3, config.max_receive_count),
+                business_failures_to_dlq=config.business_failures_to_dlq,
             )
         )
         self.views_queue = f"order-views{suffix}"
@@ -1062,8 +1066,13 @@ class Simulation:
     def drain(self, *, max_idle_rounds: int | None = None) -> bool:
         """Faults off; poll every worker until both queues (incl. in flight) are empty.
 
-        Idle rounds advance virtual time past the visibility timeout; a drain that stays idle
-        for ``max_idle_rounds`` rounds gives up and records a failed ``drain`` op."""
+        Idle rounds advance virtual time past the visibility timeout (VT + 1 s each), so SQS's own
+        redrive, at most ``redrive_max_receive_count`` receives away, happens inside the default
+        bound of ``4 x maxReceiveCount + 20`` idle rounds and is seen (a reason-less dead letter).
+        A drain that stays idle for ``max_idle_rounds`` rounds gives up. Either way it records an
+        ``ok`` ``drain`` op whose ``unresolved`` lists every message still in a queue (id, state,
+        receive count, command id): the ``resolution`` checker reports each as ``unresolved``.
+        Returns whether both queues emptied."""
         self.faults_on = False
         self.end_outage()
         self.outages_left.clear()
@@ -1091,8 +1100,15 @@ class Simulation:
             self.settle_breakers()
             self.sample_health("after")
         self._record_redriven()
+        unresolved = [
+            {"queue": self.config.command_queue, **left}
+            for left in self.aws.left_in(self.resources.queue_urls[self.config.command_queue])
+        ] + [
+            {"queue": self.views_queue, **left, "command_id": None, "event_id": left["command_id"]}
+            for left in self.aws.left_in(self.resources.queue_urls[self.views_queue])
+        ]
         self.history.append(
-            HARNESS, "ok" if self.drained else "fail", "drain", {"rounds": rounds, "remaining": depth}
+            HARNESS, "ok", "drain", {"rounds": rounds, "remaining": depth, "unresolved": unresolved}
         )
         return self.drained
 

@@ -34,6 +34,7 @@ CHECKERS = (
     "replay_equivalence",
     "dead_letter",
     "confidentiality_integrity",
+    "resolution",
 )
 
 #: Kinds the reference of this branch does not handle as documented (docs/hostile.md, bold cells)

@@ -14,4 +14,4 @@ from properties.support import assert_valid, fault_plans, sim_configs, sim_label
 def test_nothing_lost_and_poison_dead_lettered(config: SimConfig) -> None:
     sim_label("Dead letters", "drain + DLQ", "crashes, poison of every kind, business failures")
     result = simulate(config)
-    assert_valid(result, ["total_queue", "dead_letter"])
+    assert_valid(result, ["total_queue", "dead_letter", "resolution"])

@@ -178,7 +178,9 @@ class Processor:
         )
 
     def dead_letter_effect(self, command: Command, token: int, reason: str, body: str) -> Effect:
-        """Completes the claim without any business effect, recording the failure."""
+        """Ends the claim without any business effect, recording the failure: the key becomes
+        ``DEAD_LETTERED`` (content-bound, never a duplicate), so a replay of the dead letter after
+        its cause is fixed is claimed again and takes effect once (docs/decisions.md D24)."""
         now = self.clock.now()
         return Effect(
             key=command_key(command.event_id),

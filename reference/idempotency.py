@@ -22,6 +22,10 @@ Timeline of one claim (powertools' conditional put, plus fencing)::
   two workers run the handler while one still holds the message.
 * A heartbeat (``ChangeMessageVisibility``) extends the lease by the same amount.
 * Expiry is computed from timestamps, never left to a store TTL.
+* A dead-letter commit (a business failure given up on) ends the claim as ``DEAD_LETTERED``, not
+  ``COMPLETED``: the key is known (content binding holds) but counts as no effect, so the next
+  claim of the same content -- a DLQ replay once the cause is fixed, or a resend -- is
+  :class:`Claimed` and decides again (D24).
 
 Content binding (powertools' ``payload_validation_jmespath`` / ``IdempotencyValidationError``):
 a record also stores the :func:`message_digest` of what its key identifies. A claim with a known
@@ -49,6 +53,11 @@ from reference.messages import Command, Event, payload_to_dict
 
 IN_PROGRESS = "IN_PROGRESS"
 COMPLETED = "COMPLETED"
+#: The command was dead-lettered (a business failure, recorded with its reason): the record keeps
+#: the content digest (an id reused with other content is still a :class:`Conflict`) but is not an
+#: effect -- a claim takes it over like an expired lease, so a DLQ replay after the cause is fixed
+#: takes effect (docs/decisions.md D24). Never a :class:`Duplicate`.
+DEAD_LETTERED = "DEAD_LETTERED"
 
 #: How long a COMPLETED record keeps recognising duplicates: 29 days, longer than the default
 #: queue retention (14 days) plus the DLQ's (14 days), see the TTL rule above. (SourceFlow's 24 h
@@ -104,7 +113,8 @@ class Busy:
 
 @dataclass(frozen=True)
 class Conflict:
-    """The key is known (IN_PROGRESS or COMPLETED) with another content digest: not a duplicate."""
+    """The key is known (IN_PROGRESS, COMPLETED or DEAD_LETTERED) with another content digest: not a
+    duplicate."""
 
     stored_digest: str
 

@@ -39,7 +39,8 @@ Outcomes:
   escapes the processing of one message (docs/decisions.md D21);
 * **business failure** (:class:`BusinessError`): claim released, retried by redelivery; on the
   attempt whose receive count >= ``business_max_attempts`` it is recorded in the business
-  dead-letter store (which completes the claim) and deleted (V3's dual DLQ, doc 002). With
+  dead-letter store (which ends the claim as ``DEAD_LETTERED``: no effect, so a replay after the
+  cause is fixed decides again, docs/decisions.md D24) and deleted (V3's dual DLQ, doc 002). With
   ``BusOptions.business_failures_to_dlq`` it is first forwarded to the queue's DLQ like poison
   (``DeadLetterReason`` = ``BusinessError: <ErrorType>: <detail>``); if that forward fails the
   claim is released and the message left for redelivery (nothing recorded, nothing deleted).
@@ -115,6 +116,9 @@ from reference.telemetry import NOOP, Telemetry
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_REASON = "DeadLetterReason"
+#: The source queue's MessageId of a forwarded dead letter (contract section 6: when the
+#: 10-attribute limit allows); the DLQ replay tool reports it so a replayed copy can be traced.
+DEAD_LETTER_SOURCE = "DeadLetterSourceMessageId"
 #: How often a decision is recomputed when its entity/view row changed under it (another worker
 #: committed first) before the message is left for redelivery.
 WRITE_CONFLICT_ATTEMPTS = 5
@@ -848,7 +852,7 @@ class SqsListener:
     def _forward_to_dlq(self, f: _Flight, reason: str) -> bool:
         """Send ``f`` to this queue's DLQ: same body and MessageGroupId, its attributes (at most 9,
         ``traceparent`` dropped first) plus ``DeadLetterReason`` = ``reason`` (cut to 1000
-        characters), deduplicated by the original MessageDeduplicationId (else its MessageId).
+        characters) and, when that leaves room, ``DeadLetterSourceMessageId``, deduplicated by the original MessageDeduplicationId (else its MessageId).
 
         Observes ``dead_letter`` and returns True when sent; a failed send is logged and returns
         False (the caller leaves the message for redelivery). Does not delete the original.
@@ -856,6 +860,7 @@ class SqsListener:
         reason = reason[:1000]
         attrs = dict(f.message.get("MessageAttributes", {}))
         attrs.pop(DEAD_LETTER_REASON, None)
+        attrs.pop(DEAD_LETTER_SOURCE, None)
         if len(attrs) >= 10:
             attrs.pop("traceparent", None)
         forwarded = {
@@ -863,6 +868,8 @@ class SqsListener:
             for k, v in list(attrs.items())[:9]
         }
         forwarded[DEAD_LETTER_REASON] = {"DataType": "String", "StringValue": reason}
+        if len(forwarded) < 10:
+            forwarded[DEAD_LETTER_SOURCE] = {"DataType": "String", "StringValue": f.message_id}
         params: dict[str, Any] = {
             "QueueUrl": self.dlq_url,
             "MessageBody": str(f.message.get("Body") or "-"),

@@ -64,7 +64,16 @@ from reference.errors import (
     StoreUnavailable,
     WriteConflict,
 )
-from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Conflict, Duplicate
+from reference.idempotency import (
+    COMPLETED,
+    DEAD_LETTERED,
+    IN_PROGRESS,
+    Busy,
+    Claimed,
+    ClaimResult,
+    Conflict,
+    Duplicate,
+)
 from reference.messages import Command, TypeRegistry, decode, encode
 from reference.stores import (
     UNCHECKED,
@@ -344,7 +353,8 @@ class SqlStorage:
         self, key: str, *, now: float, lease_until: float, message_type: str, digest: str | None = None
     ) -> ClaimResult:
         """One conditional write per attempt: INSERT, else a takeover UPDATE of an expired lease
-        (same or unknown digest) or of an expired COMPLETED record; else the row read decides
+        (same or unknown digest), of an expired COMPLETED record or of a DEAD_LETTERED one (same content, or
+        expired: no effect, D24); else the row read decides
         between Duplicate, Busy and Conflict (nothing written)."""
         t = self.idempotency
         # a lease-expired IN_PROGRESS record is taken over only by the same (or an unknown) content
@@ -376,6 +386,8 @@ class SqlStorage:
                         or_(
                             and_(t.c.status == IN_PROGRESS, t.c.lease_expires_at <= now, same_content),
                             and_(t.c.status == COMPLETED, t.c.expires_at <= now),
+                            # dead-lettered: no effect, decided again by the same content (D24)
+                            and_(t.c.status == DEAD_LETTERED, or_(t.c.expires_at <= now, same_content)),
                         ),
                     )
                     .values(
@@ -398,12 +410,14 @@ class SqlStorage:
                 ).first()
             if row is None:
                 continue  # released or cleaned up meanwhile: try the insert again
-            if row.status == COMPLETED and float(row.expires_at) <= now:
+            if row.status != IN_PROGRESS and float(row.expires_at) <= now:
                 continue  # expired meanwhile: the takeover will take it
             if not digests_match(row.digest, digest):
                 return Conflict(str(row.digest))
             if row.status == COMPLETED:
                 return Duplicate(outbox_from_json(row.outbox, self._registry))
+            if row.status == DEAD_LETTERED:
+                continue  # taken over meanwhile, or the digest matched just now: try again
             return Busy(float(row.lease_expires_at))
         raise StoreError(f"could not claim {key!r}: record keeps changing")
 
@@ -446,7 +460,7 @@ class SqlStorage:
                         t.c.status == IN_PROGRESS,
                     )
                     .values(
-                        status=COMPLETED,
+                        status=DEAD_LETTERED if effect.dead_letter is not None else COMPLETED,
                         expires_at=effect.expires_at,
                         message_type=effect.message_type,
                         outbox=outbox_to_json(effect.outbox),

@@ -23,7 +23,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from reference.errors import DecodeError, LeaseLost, SequenceConflict, WriteConflict
-from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Conflict, Duplicate
+from reference.idempotency import (
+    COMPLETED,
+    DEAD_LETTERED,
+    IN_PROGRESS,
+    Busy,
+    Claimed,
+    ClaimResult,
+    Conflict,
+    Duplicate,
+)
 from reference.messages import Command, Event, TypeRegistry, decode, encode
 
 State = dict[str, Any]
@@ -163,7 +172,11 @@ class Storage(Protocol):
 
     def commit(self, effect: Effect) -> None:
         """Write ``effect`` atomically; :class:`LeaseLost` (nothing written) if the token is stale,
-        :class:`SequenceConflict` if the command store holds another command at that seq."""
+        :class:`SequenceConflict` if the command store holds another command at that seq.
+
+        The claim ends ``COMPLETED`` (a duplicate from now on), or ``DEAD_LETTERED`` when the effect
+        records a dead letter: that is no effect, and the next claim of the key decides again
+        (docs/decisions.md D24)."""
         ...
 
     def ping(self) -> None:
@@ -304,11 +317,16 @@ class InMemoryStorage:
     ) -> ClaimResult:
         with self._lock:
             rec = self._m.records.get(key)
-            expired = rec is not None and rec.status == COMPLETED and rec.expires_at <= now
+            expired = rec is not None and rec.status != IN_PROGRESS and rec.expires_at <= now
             if rec is not None and not expired and not digests_match(rec.digest, digest):
                 assert rec.digest is not None
                 return Conflict(rec.digest)
-            takeover = rec is None or expired or (rec.status == IN_PROGRESS and rec.lease_until <= now)
+            takeover = (
+                rec is None
+                or expired
+                or rec.status == DEAD_LETTERED  # no effect: decide again (D24)
+                or (rec.status == IN_PROGRESS and rec.lease_until <= now)
+            )
             if takeover:
                 self._tokens += 1
                 self._m.records[key] = _Record(
@@ -374,7 +392,7 @@ class InMemoryStorage:
             if effect.dead_letter is not None:
                 self._m.dead.append(effect.dead_letter)
             self._m.records[effect.key] = _Record(
-                COMPLETED,
+                DEAD_LETTERED if effect.dead_letter is not None else COMPLETED,
                 effect.token,
                 rec.lease_until,
                 effect.expires_at,

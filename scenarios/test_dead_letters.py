@@ -8,6 +8,10 @@
   business dead-letter store, never in the SQS DLQ.
 * DLQ replay (``reference.dlq.replay_dead_letters``) moves dead-lettered commands back into
   the FIFO queue in group order: per-entity order is judged on the replayed commands' effects.
+* Several dead letters of one entity (business failures and poison), replayed after their cause
+  is fixed (D24): the refused commands take effect once, in order; the poison goes back to the
+  DLQ with its reason (``dlq_replay`` ops; ``total_queue``, ``per_entity_order``,
+  ``exactly_once_effect``, ``dead_letter``).
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import dataclasses
 import pytest
 
 from fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, queue_depth, sqlite_url
-from harness.history import HARNESS
+from harness.history import HARNESS, HistoryObserver
 from harness.workload import generate_orders
+from reference import dlq
 from reference.dispatchers import MAX_BODY_BYTES, build_body, message_attributes
-from reference.dlq import replay_dead_letters
-from reference.domain.orders import ConfirmOrder, PlaceOrder
+from reference.domain.orders import AuthorizePayment, ConfirmOrder, PlaceOrder, ReserveInventory
 from reference.envelope import KmsEnvelopeCipher, build_envelope, parse_envelope
 from reference.messages import new_command
 from reference.sql import SqlStorage
@@ -136,7 +140,7 @@ def test_dlq_replay_keeps_group_order(scenario, registry, summary):
     scripts = generate_orders(s.seed + 7, 6, cancel_ratio=0.0)
     commands = producer.send_scripts(scripts)
     producer.close()
-    moved = replay_dead_letters(s.aws.sqs, dlq_url=res.dlq_urls[topo.commands], source_url=res.queue_urls[topo.commands],
+    moved = dlq.replay_dead_letters(s.aws.sqs, dlq_url=res.dlq_urls[topo.commands], source_url=res.queue_urls[topo.commands],
                                 fifo=True, dedup_suffix="-replay")
     s.history.nemesis("dlq_replay", {"moved": moved})
     s.workers.spawn("w1", config)
@@ -149,3 +153,64 @@ def test_dlq_replay_keeps_group_order(scenario, registry, summary):
         problems.append("DLQ not empty after replay")
     judge(s.workers.merged_history(), summary=summary, scenario="DLQ replay keeps FIFO group order",
           orders=len(scripts), faults=0, extra_anomalies=problems, notes=f"{moved} moved back")
+
+
+def _wait(s, what, pred, timeout=40.0):
+    """Poll the workers' histories until ``pred(ops)`` holds (bounded); a miss is returned as a note."""
+    import time
+
+    deadline = time.monotonic() + (min(timeout, 25.0) if s.mutant else timeout)
+    while time.monotonic() < deadline:
+        if pred(list(s.workers.worker_ops())):
+            return []
+        time.sleep(0.5)
+    return [f"timed out waiting for {what}"]
+
+
+def test_replay_of_fixed_dead_letters_of_one_entity(scenario, registry, summary):
+    """Contract v1.3 section 7 / D24: several dead letters of one FIFO group -- three commands the
+    domain refused (their order was not placed yet: the cause) and a poison message between them
+    -- are replayed, in order, after the cause is fixed (the PlaceOrder is sent): the three take
+    effect once each, in sequence order; the poison goes back to the DLQ with DecodeError."""
+    s = scenario
+    topo = OrderTopology(s.uid)
+    config = topo.config(store=sqlite_url(s.tmp / "store.db"), visibility_timeout=1, max_receive_count=3,
+                         business_max_attempts=2, business_failures_to_dlq=True)
+    res = bootstrap(config, registry, s.aws)
+    url, dlq_url = res.queue_urls[topo.commands], res.dlq_urls[topo.commands]
+    s.workers.spawn("w1", config)
+    producer = Producer(config, registry, s.aws, res, s.history)
+    entity = f"ord-{s.uid}-r"
+    later = [AuthorizePayment("pay-1", 700), ReserveInventory("SKU-7", 2), ConfirmOrder()]
+    refused = [new_command(later[0], entity, sequence_no=2)]
+    producer.publish(refused[0], expect_business_failure=True)
+    fake = new_command(ConfirmOrder(), entity, sequence_no=9)  # valid attributes, a body that is not JSON
+    _poison(s, "bad_json", _raw_send(s, url, "{not json", message_attributes(fake, encrypted=False, traceparent=None),
+                                     entity, f"{s.uid}-poison"), expected_reason="DecodeError")
+    for seq, payload in enumerate(later[1:], start=3):
+        refused.append(new_command(payload, entity, sequence_no=seq))
+        producer.publish(refused[-1], expect_business_failure=True)
+    problems = _wait(s, "3 business dead letters and the poison's", lambda ops: sum(
+        o["f"] == "business_dead_letter" for o in ops) >= 3 and sum(o["f"] == "dead_letter" for o in ops) >= 4)
+    # the fix: the order is placed
+    producer.publish(new_command(PlaceOrder("c-1", "SKU-7", 2, 700), entity, sequence_no=1, is_new=True))
+    problems += _wait(s, "the PlaceOrder's effect", lambda ops: any(o["f"] == "effect" and o["value"].get("seq") == 1
+                                                                     for o in ops))
+    producer.close()
+    depth = queue_depth(s.aws, dlq_url)
+    moved = dlq.replay_dead_letters(s.aws.sqs, dlq_url=dlq_url, source_url=url, fifo=True, limit=depth,
+                                    dedup_suffix="-replay", observer=HistoryObserver(s.history, "dlq-replay"))
+    result = drain(s.history, s.workers, s.aws, [url], effects=4, timeout=45,
+                   until=lambda ops: sum(o["f"] == "dead_letter" for o in ops) >= 5)
+    s.workers.terminate_all()
+    problems += list(result.notes)
+    if moved != 4:
+        problems.append(f"replayed {moved} dead letters (want 4: 3 refused commands and the poison)")
+    left = s.aws.sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                     MessageAttributeNames=["All"]).get("Messages", [])
+    reasons = [(m.get("MessageAttributes") or {}).get("DeadLetterReason", {}).get("StringValue", "") for m in left]
+    if len(reasons) != 1 or not reasons[0].startswith("DecodeError"):
+        problems.append(f"after the replay the DLQ holds {reasons} (want the poison alone, with DecodeError)")
+    judge(s.workers.merged_history(), summary=summary, scenario="DLQ replay of fixed dead letters of one entity",
+          orders=1, faults=moved, extra_anomalies=problems, require_encryption=False,
+          notes=f"{moved} replayed; DLQ after: {[r[:30] for r in reasons]}")

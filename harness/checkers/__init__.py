@@ -21,6 +21,7 @@ from .order import per_entity_order
 from .outage import outage
 from .reads import read_state
 from .replay import diff_paths, replay_equivalence
+from .resolution import resolution
 from .total_queue import total_queue
 
 Checker = Callable[..., Verdict]
@@ -36,6 +37,7 @@ CHECKERS: Final[Mapping[str, Checker]] = {
     "confidentiality_integrity": confidentiality_integrity,
     "outage": outage,
     "read_state": read_state,
+    "resolution": resolution,
 }
 
 
@@ -114,5 +116,6 @@ __all__ = [
     "read_state",
     "render_table",
     "replay_equivalence",
+    "resolution",
     "total_queue",
 ]

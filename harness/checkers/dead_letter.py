@@ -7,7 +7,20 @@ from typing import Any
 from harness.history import Op
 from harness.hostile.core import REASON_CODES
 
-from .model import Anomaly, HistoryLike, Verdict, as_ops, has_drain, index_sends, poison_ids, sid, verdict
+from .model import (
+    Anomaly,
+    HistoryLike,
+    Verdict,
+    as_ops,
+    has_drain,
+    index_sends,
+    poison_ids,
+    reason_code,
+    replayed_poison,
+    revived_commands,
+    sid,
+    verdict,
+)
 
 
 def _truthy(value: Any) -> bool:
@@ -42,9 +55,16 @@ def dead_letter(history: HistoryLike) -> Verdict:
       ``DecodeError``) was dead-lettered with a reason of another code (``<Code>: <detail>``;
       an SQS redrive, which carries none, counts as another);
     * ``valid-dead-lettered`` -- a ``dead_letter`` op for a command that was sent ``ok``
-      (matched by ``command_id``, or by the ``message_id`` the send recorded) and is not poison;
+      (matched by ``command_id``, or by the ``message_id`` the send recorded) and is not poison
+      (a ``BusinessError`` dead letter of a command sent with ``expect_business_failure`` is the
+      refusal the workload expects, not valid dead-lettered);
     * ``unexpected-business-dead-letter`` -- a ``business_dead_letter`` for a command whose send
-      did not carry ``expect_business_failure: true``.
+      did not carry ``expect_business_failure: true``, or one after a DLQ replay revived the
+      command (:func:`~harness.checkers.model.revived_commands`: its cause was fixed).
+
+    DLQ replays (``dlq_replay`` ops, decision D24): poison that is replayed stays poison -- its
+    copy (the replay op's ``message_id``) must be dead-lettered again after the replay
+    (``poison-not-dead-lettered``) with the code it had (``dead-letter-wrong-reason``).
     """
     ops = as_ops(history)
     commands = index_sends(ops)
@@ -114,6 +134,12 @@ def dead_letter(history: HistoryLike) -> Verdict:
             message_id = sid(op.value.get("message_id"))
             command_id = sent_message_ids.get(message_id) if message_id is not None else None
         command = commands.get(command_id) if command_id is not None else None
+        if (
+            command is not None
+            and reason_code(reason) == "BusinessError"
+            and _truthy(command.value.get("expect_business_failure"))
+        ):
+            continue  # a refusal the workload expects, forwarded to the DLQ as well (section 6)
         if command is not None and command.status == "ok":
             assert command.outcome is not None
             anomalies.append(
@@ -146,10 +172,49 @@ def dead_letter(history: HistoryLike) -> Verdict:
                 )
             )
 
+    replayed = replayed_poison(ops)
+    for replay in replayed:
+        copy, code = sid(replay.value.get("message_id")), reason_code(replay.value.get("reason"))
+        again = [
+            op for op in dead_letters if op.index > replay.index and sid(op.value.get("message_id")) == copy
+        ]
+        if not again:
+            if drain is not None:
+                anomalies.append(
+                    Anomaly(
+                        "poison-not-dead-lettered",
+                        f"poison replayed from the DLQ by {replay.describe()} (copy {copy}) was not "
+                        f"dead-lettered again by the drain #{drain.index}",
+                        (replay.index,),
+                    )
+                )
+            continue
+        if reason_code(again[0].value.get("reason")) != code:
+            anomalies.append(
+                Anomaly(
+                    "dead-letter-wrong-reason",
+                    f"poison replayed from the DLQ by {replay.describe()} had {code}, dead-lettered again "
+                    f"by {again[0].describe()}",
+                    (replay.index, again[0].index),
+                )
+            )
+
+    revived = revived_commands(ops)
     expected_failures = 0
     for op in business:
         command_id = sid(op.value.get("command_id"))
         command = commands.get(command_id) if command_id is not None else None
+        revival = revived.get(command_id) if command_id is not None else None
+        if revival is not None and op.index > revival.index:
+            anomalies.append(
+                Anomaly(
+                    "unexpected-business-dead-letter",
+                    f"{op.describe()}: command {command_id} was replayed from the DLQ by "
+                    f"{revival.describe()} after its cause was fixed, and refused again",
+                    (revival.index, op.index),
+                )
+            )
+            continue
         if command is not None and _truthy(command.value.get("expect_business_failure")):
             expected_failures += 1
             continue
@@ -167,5 +232,7 @@ def dead_letter(history: HistoryLike) -> Verdict:
         "dead_letters": len(dead_letters),
         "business_dead_letters": len(business),
         "expected_business_failures": expected_failures,
+        "replayed_poison": len(replayed),
+        "revived_commands": len(revived),
     }
     return verdict(NAME, anomalies, stats)

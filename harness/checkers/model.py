@@ -189,9 +189,10 @@ def settled_in_doubt(ops: Iterable[Op], f: str = "effect") -> dict[str, Op]:
     it took place at the last ``invoke`` before that duplicate, which is returned.
 
     Never returned: anything with an ``ok`` (recorded normally), an ``invoke`` closed by a
-    ``fail`` (the commit was refused), a command that was business dead-lettered (its key was
-    committed without an effect), and a duplicate with no ``invoke`` before it (nothing says an
-    effect was ever attempted: the loss stays a loss)."""
+    ``fail`` (the commit was refused), an ``invoke`` followed by a business dead letter of the
+    command (its key was committed without an effect; a later replay of the dead letter starts
+    afresh, D24), and a duplicate with no ``invoke`` before it (nothing says an effect was ever
+    attempted: the loss stays a loss)."""
     completed: set[str] = set()
     pending: dict[str, Op] = {}
     settled: dict[str, Op] = {}
@@ -215,7 +216,7 @@ def settled_in_doubt(ops: Iterable[Op], f: str = "effect") -> dict[str, Op]:
         elif op.f == "business_dead_letter" and f == "effect":
             key = effect_key(f, op.value)
             if key is not None:
-                completed.add(key)
+                pending.pop(key, None)  # dead-lettered: no effect so far (D24)
     return {key: op for key, op in settled.items() if key not in completed}
 
 
@@ -227,3 +228,52 @@ def effects_taken(ops: Iterable[Op], f: str = "effect") -> set[str]:
         key for op in ops if op.f == f and op.type == "ok" and (key := effect_key(f, op.value)) is not None
     }
     return done | set(settled_in_doubt(ops, f))
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def reason_code(reason: Any) -> str:
+    """The ``DeadLetterReason`` code: the text before the first ``":"`` (``""`` when none)."""
+    return str(reason or "").split(":", 1)[0].strip()
+
+
+def dlq_replays(ops: Iterable[Op]) -> list[Op]:
+    """The ``dlq_replay`` ok ops: one per dead letter a DLQ replay moved back to its source queue
+    (``reference.dlq.replay_dead_letters``): ``message_id`` (the copy on the source queue),
+    ``source_message_id`` (the message that was dead-lettered, when the dead letter names it),
+    ``command_id``, ``reason`` (the ``DeadLetterReason`` it carried)."""
+    return [op for op in ops if op.f == "dlq_replay" and op.type == "ok"]
+
+
+def revived_commands(ops: Iterable[Op]) -> dict[str, Op]:
+    """Commands a DLQ replay moved back after a business failure (reason code ``BusinessError``)
+    or SQS's reason-less redrive, expected to take effect now: command id -> the (last) replay op.
+
+    The earlier dead letter no longer accounts for such a command: it must take effect after its
+    replay, once and in sequence order (decision D24: a dead-lettered command's key is not an
+    effect). A replay op carrying ``expect_business_failure: true`` (the harness knows the cause
+    is not fixed) does not revive its command; poison (any other code) is never revived
+    (:func:`replayed_poison`)."""
+    out: dict[str, Op] = {}
+    for op in dlq_replays(ops):
+        command_id = sid(op.value.get("command_id"))
+        if command_id is None or reason_code(op.value.get("reason")) not in ("", "BusinessError"):
+            continue
+        if _truthy(op.value.get("expect_business_failure")):
+            out.pop(command_id, None)
+        else:
+            out[command_id] = op
+    return out
+
+
+def replayed_poison(ops: Iterable[Op]) -> list[Op]:
+    """DLQ replay ops of poison (a reason code other than ``BusinessError``): the copy
+    (``message_id``) must be dead-lettered again, with the same code."""
+    return [
+        op
+        for op in dlq_replays(ops)
+        if reason_code(op.value.get("reason")) not in ("", "BusinessError")
+        and sid(op.value.get("message_id"))
+    ]

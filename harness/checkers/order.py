@@ -8,7 +8,18 @@ from typing import Any
 
 from harness.history import Op
 
-from .model import Anomaly, HistoryLike, Verdict, as_ops, get_seq, index_sends, settled_in_doubt, sid, verdict
+from .model import (
+    Anomaly,
+    HistoryLike,
+    Verdict,
+    as_ops,
+    get_seq,
+    index_sends,
+    revived_commands,
+    settled_in_doubt,
+    sid,
+    verdict,
+)
 
 NAME = "per_entity_order"
 
@@ -36,6 +47,10 @@ def per_entity_order(history: HistoryLike, *, fifo: FifoRoutes = None) -> Verdic
       same seq again under another command id);
     * ``skip`` -- an effect with seq ``n`` while some lower seq ``k`` that had to be applied
       (acknowledged, or took effect at some point, and not dead-lettered) was not applied yet.
+
+    A command dead-lettered and then replayed from the DLQ after its cause was fixed
+    (:func:`~harness.checkers.model.revived_commands`, D24) has to be applied again: its seq is
+    required like any acknowledged one, so replayed commands must take effect in seq order.
 
     A second effect of the same command is left to the exactly-once checker. An effect recorded
     only as an open ``invoke`` and settled by a later ``duplicate``
@@ -75,6 +90,7 @@ def per_entity_order(history: HistoryLike, *, fifo: FifoRoutes = None) -> Verdic
             effects.append((entity, command_id, seq, op))
             effect_of.setdefault(command_id, op)
 
+    dead -= set(revived_commands(ops))
     # seqs each entity had to apply, with the command behind each
     required: dict[str, dict[int, str]] = {}
     for command in commands.values():

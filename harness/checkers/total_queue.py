@@ -13,6 +13,7 @@ from .model import (
     as_ops,
     has_drain,
     index_sends,
+    revived_commands,
     settled_in_doubt,
     sid,
     verdict,
@@ -33,6 +34,10 @@ def total_queue(history: HistoryLike) -> Verdict:
       ``invoke`` (its worker was killed between commit and record) that a later ``duplicate``
       confirmed (:func:`~harness.checkers.model.settled_in_doubt`): it counts as the effect;
     * ``no-drain`` -- the history has no completed ``drain`` op: lost commands cannot be judged.
+
+    A command business dead-lettered and then replayed from the DLQ after its cause was fixed
+    (:func:`~harness.checkers.model.revived_commands`, decision D24) is no longer accounted for
+    by its dead letter: without an ``effect`` after the replay it is ``lost``.
     """
     ops = as_ops(history)
     commands = index_sends(ops)
@@ -55,6 +60,7 @@ def total_queue(history: HistoryLike) -> Verdict:
     in_doubt = settled_in_doubt(ops, "effect")
     for command_id, invoke in in_doubt.items():
         effects.setdefault(command_id, []).append(invoke)
+    revived = revived_commands(ops)
 
     anomalies: list[Anomaly] = []
     drain = has_drain(ops)
@@ -75,12 +81,26 @@ def total_queue(history: HistoryLike) -> Verdict:
         "duplicated": 0,
         "business_dead_lettered": 0,
         "in_doubt_settled": len(in_doubt),
+        "revived": len(revived),
     }
     for command in commands.values():
         stats[command.status] += 1
         applied = effects.get(command.command_id)
         if command.status == "info" and applied:
             stats["recovered"] += 1
+        revival = revived.get(command.command_id)
+        if revival is not None and command.status == "ok":
+            if drain is not None and not any(op.index > revival.index for op in applied or ()):
+                stats["lost"] += 1
+                anomalies.append(
+                    Anomaly(
+                        "lost",
+                        f"{command.label()} was replayed from the DLQ by {revival.describe()} after its "
+                        f"cause was fixed and never took effect before the drain #{drain.index}",
+                        (revival.index,),
+                    )
+                )
+            continue
         if command.status != "ok" or applied:
             continue
         if command.command_id in business:

@@ -16,8 +16,9 @@ Timeline of one run (``run_gate``)::
     -> replay runs (if declared) -> checkers -> table, JUnit, Allure -> delete everything created.
 
 Timeouts: the settle loop ends at the first of (all done and no fault/phase thread alive),
-(no fault/phase thread alive and no progress for ``max(20 s, (maxReceive + 1) x VT + 10 s)``),
-``settle_timeout``. A phase waits for its own orders' effects with its own bound (see
+(no fault/phase thread alive and no progress for ``max(20 s, (maxReceive + 1) x VT + 10 s,
+maxReceive x VT + 20 s)``), ``max(settle_timeout, maxReceive x VT + 30 s)`` (maxReceive = the
+redrive policy's; 20 s = SQS's longest receive interval: SQS's own redrive is always waited for). A phase waits for its own orders' effects with its own bound (see
 :meth:`Gate._wait_effects`) and returns early when the run is over, so it never holds the settle
 loop past ``settle_timeout``.
 """
@@ -33,6 +34,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -95,6 +97,11 @@ DEAD_LETTER_REASONS: frozenset[str] = frozenset(
 )
 #: A replay run must exit within this long (contract section 7).
 REPLAY_TIMEOUT = 60.0
+#: SQS's longest long poll (``WaitTimeSeconds`` 20): a consumer that polls receives at least this
+#: often, so SQS's own redrive of a message happens within redrive maxReceiveCount x VT + this.
+RECEIVE_INTERVAL = 20.0
+#: A settle longer than this prints a progress line every this many seconds (stderr).
+SETTLE_PROGRESS_SECONDS = 15.0
 #: No transport outage starts sooner than this after a main instance's ready line (section 9).
 OUTAGE_READY_MARGIN = 5.0
 #: Faults run by the outage thread (one after another), not by the nemesis thread.
@@ -1472,7 +1479,10 @@ class Gate:
             QueueUrl=self.prov.command_queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        self.history.append("harness", "ok", "drain", {"command_queue_left": leftover})
+        unresolved = self._unresolved()
+        self.history.append(
+            "harness", "ok", "drain", {"command_queue_left": leftover, "unresolved": unresolved}
+        )
         self._check_redrive_policies()
         replay = self._replay_verdict()
         return self._judge(started, t_start, [replay] if replay is not None else [])
@@ -1523,6 +1533,120 @@ class Gate:
         so the run is not settled while a queue still holds something."""
         return sum(self._depth(q.url) for q in (self.main_queue, *self.phase_queues.values()))
 
+    def _sent_messages(self) -> dict[str, dict[str, Any]]:
+        """Every message the gate put on a command queue, by SQS MessageId: its ``kind`` (``valid``,
+        ``hostile``, ``duplicate`` -- a late resend) and the command it carries."""
+        out: dict[str, dict[str, Any]] = {}
+        for op in self.history.ops:
+            message_id = op.value.get("message_id")
+            if not message_id:
+                continue
+            if op.f == "send" and op.type in ("ok", "info") and op.process == CLIENT:
+                kind = "hostile" if op.value.get("hostile") else "valid"
+            elif op.f == "duplicate_delivery":
+                kind = "duplicate"
+            elif op.f == "poison":
+                kind = "hostile"
+            else:
+                continue
+            out.setdefault(
+                str(message_id),
+                {
+                    "kind": kind,
+                    "command_id": op.value.get("command_id"),
+                    "entity_id": op.value.get("entity_id"),
+                },
+            )
+        return out
+
+    def _likely_unresolved(self, sent: dict[str, Any]) -> int:
+        """Rank of a sent message as a candidate for an unnamed in-flight one (lower: likelier)."""
+        if sent["kind"] == "valid":
+            return 3 if sent.get("command_id") in self.effects_seen else 0
+        return {"duplicate": 1, "hostile": 2}.get(str(sent["kind"]), 3)
+
+    def _unresolved(self) -> list[dict[str, Any]]:
+        """What is still in a command queue once every instance has stopped (contract v1.3 section 9):
+        after a SIGTERM an implementation finishes or releases what it holds, so the gate waits at most
+        VT + 2 s for in-flight messages to turn visible, then receives the visible ones to name them
+        (message id, kind, command, receive count; they are not deleted: the queue is deleted with the
+        run). A message still in flight after that wait was parked (its visibility set beyond VT, e.g.
+        12 h): SQS shows only how many, so it is reported with the sent messages that could be it."""
+        sent = self._sent_messages()
+        out: list[dict[str, Any]] = []
+        for queue in (self.main_queue, *self.phase_queues.values()):
+            wait_until = time.monotonic() + queue.visibility_timeout + 2.0
+            while True:
+                attrs = self.sqs.get_queue_attributes(
+                    QueueUrl=queue.url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                        "ApproximateNumberOfMessagesDelayed",
+                    ],
+                )["Attributes"]
+                hidden = int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)) + int(
+                    attrs.get("ApproximateNumberOfMessagesDelayed", 0)
+                )
+                if not hidden or time.monotonic() >= wait_until:
+                    break
+                time.sleep(0.5)
+            named: set[str] = set()
+            if int(attrs.get("ApproximateNumberOfMessages", 0)):
+                for _ in range(20):
+                    got = self.sqs.receive_message(
+                        QueueUrl=queue.url,
+                        MaxNumberOfMessages=10,
+                        WaitTimeSeconds=1,
+                        VisibilityTimeout=600,
+                        AttributeNames=["All"],
+                        MessageAttributeNames=["All"],
+                    ).get("Messages", [])
+                    if not got:
+                        break
+                    for m in got:
+                        if m["MessageId"] in named:
+                            continue
+                        named.add(m["MessageId"])
+                        known = sent.get(m["MessageId"], {})
+                        event_id = ((m.get("MessageAttributes") or {}).get("EventId") or {}).get(
+                            "StringValue"
+                        )
+                        out.append(
+                            {
+                                "queue": queue.name,
+                                "message_id": m["MessageId"],
+                                "command_id": known.get("command_id") or event_id,
+                                "kind": known.get("kind"),
+                                "state": "visible",
+                                "receive_count": int(
+                                    (m.get("Attributes") or {}).get("ApproximateReceiveCount", 0)
+                                ),
+                            }
+                        )
+            if hidden:
+                # most likely first: a valid command without an effect, then resends, then hostile
+                # messages, then valid commands that took effect (handled, then not deleted)
+                candidates = sorted(
+                    (
+                        (
+                            self._likely_unresolved(v),
+                            f"{v['kind']} {v.get('command_id') or mid} (message {mid})",
+                        )
+                        for mid, v in sent.items()
+                        if mid not in named
+                    ),
+                )
+                out.append(
+                    {
+                        "queue": queue.name,
+                        "state": f"in flight {hidden} message(s) more than VT + 2 s after every instance stopped (parked)",
+                        "count": hidden,
+                        "candidates": [label for _, label in candidates],
+                    }
+                )
+        return out
+
     def _settle(self, nemesis: threading.Thread) -> None:
         """Wait until every acknowledged command has an effect, every poison message is in a DLQ,
         every command queue is empty and the nemesis and phase threads are done; or until no
@@ -1534,16 +1658,27 @@ class Gate:
         at most ``settle_timeout`` plus the length of every planned outage (transport and KMS: while a
         dependency is down a correct consumer stops receiving, so no message advances towards its
         fate; without this a poison message still short of ``maxReceiveCount`` receives when the
-        deadline passes was reported as not dead-lettered). Then 2 s of quiet for late publishes."""
+        deadline passes was reported as not dead-lettered). Then 2 s of quiet for late publishes.
+
+        v1.3 (unresolved messages): both bounds are at least SQS's own redrive time, redrive
+        maxReceiveCount x VT + :data:`RECEIVE_INTERVAL`, so a message no consumer decides on is moved
+        by SQS before the run is judged (``dead-letter-without-reason``) instead of being cut off;
+        what is still in a command queue then is ``unresolved``. A settle longer than
+        :data:`SETTLE_PROGRESS_SECONDS` prints one progress line (stderr) that often."""
         vt, mrc = self.profile.visibility_timeout, self.profile.redrive_max_receive_count
         outages = self.profile.outages + self.profile.kms_outages
+        redrive = mrc * vt + RECEIVE_INTERVAL
         # after an outage a correct consumer resumes only when its back-off probe next succeeds:
         # allow one outage length for that on top of the redrive path
-        stall = max(20.0, (mrc + 1) * vt + 10.0 + (self.profile.outage_seconds if outages else 0.0))
-        deadline = time.monotonic() + self.profile.settle_timeout + outages * self.profile.outage_seconds
+        stall = max(20.0, (mrc + 1) * vt + 10.0, redrive) + (self.profile.outage_seconds if outages else 0.0)
+        started = time.monotonic()
+        deadline = started + max(
+            self.profile.settle_timeout + outages * self.profile.outage_seconds, redrive + 10.0
+        )
         acked = self._acked()
         self.last_progress = time.monotonic()
         seen = (-1, -1)
+        next_report = started + SETTLE_PROGRESS_SECONDS
         while time.monotonic() < deadline:
             self.cluster.check_crashes()
             depth, left = self._dlq_depth(), self._commands_left()
@@ -1559,6 +1694,18 @@ class Gate:
             # (no instance live during a kill -> restart gap is not the end: wait for the nemesis)
             if not busy and (not self.cluster.live() or time.monotonic() - self.last_progress > stall):
                 break
+            now = time.monotonic()
+            if now >= next_report:
+                next_report = now + SETTLE_PROGRESS_SECONDS
+                print(
+                    f"flowgate gate: settling {now - started:.0f} s: {len(acked & self.effects_seen)}/"
+                    f"{len(acked)} acknowledged commands took effect, {left} message(s) in the command "
+                    f"queues, {depth} in the DLQs, {'faults/phases running' if busy else 'idle'} "
+                    f"{now - self.last_progress:.0f} s (gives up after {stall:.0f} s idle or at "
+                    f"{deadline - started:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             time.sleep(0.5)
         quiet_until = time.monotonic() + 2.0
         while time.monotonic() < quiet_until:

@@ -217,6 +217,9 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
         frozenset({"hostile-not-dead-lettered", "poison-not-dead-lettered"}),
         False,
     ),
+    # contract v1.3: the hostile poison is forwarded with its reason, but the original stays in the
+    # command queue (visibility 12 h): only the drain's look at what is left sees it
+    "poison-parked": ("smoke", frozenset({"unresolved"}), False),
 }
 
 _LAYERED = (
@@ -249,6 +252,17 @@ EQUIVALENT: dict[str, str] = {
         "catches it and polls again after 1 s, and a receive that fails consumes no receive count, so "
         "during the gate's transport outage the messages, their receive counts and the events are the "
         "reference's; the simulator's outage checker (poll-escaped) kills it"
+    ),
+    # contract v1.3 section 7: the gate never replays a DLQ (an operator's tool, run after a fix)
+    "dead-letter-completes-key": (
+        "a business dead letter completes the command's idempotency key, so a DLQ replay after the fix is "
+        "acknowledged as a duplicate: the gate sends only valid commands and never replays a DLQ, so no "
+        "gate run dead-letters a command the domain refuses and then replays it; "
+        "properties/test_dlq_replay.py and scenarios/test_dead_letters.py kill it"
+    ),
+    "replay-reversed": (
+        "the DLQ replay tool (reference.dlq) sends each batch back last first: the gate never runs it; "
+        "properties/test_dlq_replay.py and scenarios/test_dead_letters.py kill it"
     ),
     "heartbeat-dies-on-error": (
         "the heartbeat thread ends on the first failing beat: only a message held by a slow handler "

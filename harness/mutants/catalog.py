@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from unittest import mock
 
+from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -713,6 +714,88 @@ def _redrive_without_headroom() -> list[Any]:
     return [mock.patch.object(Bootstrapper, "_queue_attributes", _queue_attributes)]
 
 
+# ------------------------------------------------------------------ resolution and DLQ replay (issue 19)
+#: SQS's longest visibility timeout (12 h): what a listener that parks a message sets.
+MAX_VISIBILITY = 43200
+
+
+def _poison_parked() -> list[Any]:
+    orig_poison, orig_delete = SqsListener._poison, SqsListener._delete
+
+    def _poison(self: SqsListener, f: _Flight, exc: MessageError) -> bool:
+        self.__dict__["_fg_park"] = f.message_id
+        try:
+            return orig_poison(self, f, exc)
+        finally:
+            self.__dict__.pop("_fg_park", None)
+
+    def _delete(self: SqsListener, f: _Flight, ctx: Any) -> bool:
+        if self.__dict__.get("_fg_park") != f.message_id:
+            return orig_delete(self, f, ctx)
+        # forwarded to the DLQ with its reason, then "put away" instead of deleted: the original
+        # stays in the queue, invisible for 12 h, and comes back long after the run
+        f.deleted = True  # the heartbeat leaves it alone from now on
+        try:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=f.receipt, VisibilityTimeout=MAX_VISIBILITY
+            )
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("could not park %s: %s", f.message_id, exc)
+        return True
+
+    return [
+        mock.patch.object(SqsListener, "_poison", _poison),
+        mock.patch.object(SqsListener, "_delete", _delete),
+    ]
+
+
+def _dead_letter_completes_key() -> list[Any]:
+    orig_memory, orig_sql = InMemoryStorage.commit, SqlStorage.commit
+
+    def memory(self: InMemoryStorage, effect: Effect) -> None:
+        orig_memory(self, effect)
+        if effect.dead_letter is not None:  # the pre-D24 commit: the refused command's key completed
+            with self._lock:
+                self._m.records[effect.key].status = COMPLETED
+
+    def sql(self: SqlStorage, effect: Effect) -> None:
+        orig_sql(self, effect)
+        if effect.dead_letter is not None:
+            t = self.idempotency
+            with self.engine.begin() as c:
+                c.execute(update(t).where(t.c.key == effect.key).values(status=COMPLETED))
+
+    return [
+        mock.patch.object(InMemoryStorage, "commit", memory),
+        mock.patch.object(SqlStorage, "commit", sql),
+    ]
+
+
+def _replay_reversed() -> list[Any]:
+    import reference.dlq as dlq
+
+    orig = dlq.replay_dead_letters
+
+    class Reversing:
+        """An SQS client whose DLQ receives come back in reverse: each batch is replayed last first."""
+
+        def __init__(self, sqs: Any) -> None:
+            self._sqs = sqs
+
+        def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+            resp = dict(self._sqs.receive_message(**kwargs))
+            resp["Messages"] = list(reversed(resp.get("Messages", [])))
+            return resp
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._sqs, name)
+
+    def replay(sqs: Any, **kwargs: Any) -> int:
+        return orig(Reversing(sqs), **kwargs)
+
+    return [mock.patch.object(dlq, "replay_dead_letters", replay)]
+
+
 # ------------------------------------------------------------------ hostile messages (issue 13)
 def _recursion_escapes_poll() -> list[Any]:
     def loads(body: str | bytes) -> Any:
@@ -815,6 +898,8 @@ STD_PG = S + "test_standard_queue.py::test_standard_queue_postgres"
 BOOT = S + "test_bootstrap.py"
 DEAD_POISON = S + "test_dead_letters.py::test_poison_and_business_dead_letters"
 DEAD_REPLAY = S + "test_dead_letters.py::test_dlq_replay_keeps_group_order"
+DEAD_REPLAY_FIXED = S + "test_dead_letters.py::test_replay_of_fixed_dead_letters_of_one_entity"
+DLQ_REPLAY = P + "test_dlq_replay.py"
 PARTNERS = S + "test_partners.py"
 CH_DUP = S + "test_chaos.py::test_duplicate_injection_fifo"
 CH_KILL = S + "test_chaos.py::test_sigkill_and_crash_between_effect_and_delete"
@@ -1152,6 +1237,32 @@ MUTANTS: dict[str, Mutant] = {
             (H_TTL,),
             ("unexpected-business-dead-letter",),
             _ttl_shorter_than_retention,
+        ),
+        # issue 19: every message resolved; DLQ replay of an entity's dead letters
+        Mutant(
+            "poison-parked",
+            "poison is forwarded to the DLQ with its reason, but the original is parked (visibility 12 h) "
+            "instead of deleted: it comes back long after the run",
+            (LOSS, HOSTILE_GEN),
+            ("unresolved",),
+            _poison_parked,
+        ),
+        Mutant(
+            "dead-letter-completes-key",
+            "a business dead letter completes the command's idempotency key: the command replayed after "
+            "its cause was fixed is acknowledged as a duplicate and never takes effect",
+            (DLQ_REPLAY,),
+            ("lost",),
+            _dead_letter_completes_key,
+            scenarios=(DEAD_REPLAY_FIXED,),
+        ),
+        Mutant(
+            "replay-reversed",
+            "the DLQ replay tool sends each batch of dead letters back last first (not in sequence order)",
+            (DLQ_REPLAY,),
+            ("lost", "unexpected-business-dead-letter", "nonmonotonic", "skip"),
+            _replay_reversed,
+            scenarios=(DEAD_REPLAY_FIXED, DEAD_REPLAY),
         ),
         Mutant(
             "unstable-event-dedup-id",

@@ -16,7 +16,7 @@ one thread. See ``docs/simulator.md`` for the modelled behaviour and the diverge
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from ._core import SimCore
 from .clients import KmsClient, SnsClient, SqsClient, StsClient
@@ -138,6 +138,12 @@ class SimAws:
         self.sqs_backend.tick()
         queue = self.sqs_backend.resolve_url(queue_url) if queue_url is not None else None
         return self.sqs_backend.in_flight(queue)
+
+    def left_in(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every message still in the queue (visible, in flight, delayed): id, state, receive
+        count, visible-at time and ``EventId`` attribute (the drain's ``unresolved`` list)."""
+        self.sqs_backend.tick()
+        return self.sqs_backend.left_in(self.sqs_backend.resolve_url(queue_url))
 
     def expire_visibility(self, queue_url: str, message_id: str) -> bool:
         """End the visibility timeout of an in-flight message now; True if one was in flight."""

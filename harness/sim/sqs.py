@@ -980,6 +980,24 @@ class SqsBackend:
                     )
         return found
 
+    def left_in(self, queue: Queue) -> list[dict[str, Any]]:
+        """Every message still in ``queue`` (visible, in flight or delayed), oldest first: its id,
+        state (``visible`` / ``in flight`` / ``delayed``), receive count, when it becomes visible
+        and its ``EventId`` attribute (``None`` when absent)."""
+        out: list[dict[str, Any]] = []
+        for message in sorted(queue.messages.values(), key=lambda m: m.key):
+            event_id = (message.attributes.get("EventId") or {}).get("StringValue")
+            out.append(
+                {
+                    "message_id": message.message_id,
+                    "state": "in flight" if message.state == INFLIGHT else message.state,
+                    "receive_count": message.receive_count,
+                    "visible_at": round(message.visible_at, 3),
+                    "command_id": event_id,
+                }
+            )
+        return out
+
     def expire_visibility(self, queue: Queue, message_id: str) -> bool:
         """Make an in-flight message visible now (a lease that ran out). True if one was found."""
         hit = False

@@ -130,6 +130,7 @@ def test_business_failure_is_forwarded_to_the_dlq_with_the_flag() -> None:
     attrs = {k: v["StringValue"] for k, v in moved["MessageAttributes"].items()}
     reason = attrs.pop("DeadLetterReason")
     assert reason.startswith("BusinessError: InvalidTransition")
+    assert attrs.pop("DeadLetterSourceMessageId")  # contract section 6: when the attribute limit allows
     assert attrs == {k: v["StringValue"] for k, v in entry["MessageAttributes"].items()}
     assert [d["reason"] for d in obs.of("dead_letter")] == [reason]
     (record,) = rt.processor.storage.dead_letters()

@@ -149,13 +149,27 @@ class StorageContract:
         assert storage.get_entity("order", "o1") == {"status": "PENDING", "seq": 1}
         assert storage.last_sequence("o1") == 1
 
-    def test_dead_letter_recorded_with_completion(self, storage: Storage) -> None:
+    def test_dead_letter_recorded_without_an_effect(self, storage: Storage) -> None:
+        # D24: the dead-letter commit ends the claim DEAD_LETTERED -- no effect, so the same content
+        # (a DLQ replay after the cause is fixed) is claimed again and decides anew; never a duplicate
         c = self.claimed(storage)
         dl = DeadLetter("command:a", "ConfirmOrder", "o1", 3, "InvalidTransition: no", "{}", T0)
         storage.commit(Effect(key="command:a", token=c.token, message_type="ConfirmOrder", expires_at=T0 + 10,
                               dead_letter=dl))
         assert storage.dead_letters() == [dl]
-        assert isinstance(storage.claim("command:a", now=T0 + 1, lease_until=T0 + 2, message_type="X"), Duplicate)
+        again = storage.claim("command:a", now=T0 + 1, lease_until=T0 + 2, message_type="X")
+        assert isinstance(again, Claimed)
+        assert again.token != c.token
+        with pytest.raises(LeaseLost):  # the old token is fenced off
+            storage.commit(Effect(key="command:a", token=c.token, message_type="ConfirmOrder", expires_at=T0 + 10))
+
+    def test_dead_lettered_key_keeps_its_content_binding(self, storage: Storage) -> None:
+        c = self.digest_claim(storage, "a" * 64)
+        dl = DeadLetter("command:d", "PlaceOrder", "o1", 1, "InvalidTransition: no", "{}", T0)
+        storage.commit(Effect(key="command:d", token=c.token, message_type="PlaceOrder", expires_at=T0 + 100,
+                              dead_letter=dl))
+        assert isinstance(self.digest_claim(storage, "b" * 64, now=T0 + 1), Conflict)
+        assert isinstance(self.digest_claim(storage, "a" * 64, now=T0 + 1), Claimed)
 
     def test_concurrent_claims_have_one_winner(self, storage: Storage) -> None:
         results: list[Any] = []

@@ -281,13 +281,14 @@ async function effect(cmd) {
   });
 }
 
-// A business failure's final attempt is recorded as an applied command without events, so a later
-// resend of it is recognised as a duplicate (nothing else of the entity changes).
+// A business failure's final attempt is recorded as failed -- never as applied (contract v1.3
+// section 6, decision D24): a dead-lettered command is no effect, so the same command replayed from
+// the DLQ once its cause is fixed is decided again and takes effect once (its eventId stays claimed
+// by its content, so other content under that id is still an IdempotencyConflict).
 async function recordFailed(cmd) {
   await store.withEntity(cmd.entity.id, async (current) => {
-    const applied = (current && current.applied) || {};
-    if (applied[cmd.metadata.eventId]) return { next: null, result: null };
-    return { next: { ...(current || { state: null, lastSeq: 0 }), applied: { ...applied, [cmd.metadata.eventId]: [] } }, result: null };
+    const failed = (current && current.failed) || {};
+    return { next: { ...(current || { state: null, lastSeq: 0 }), failed: { ...failed, [cmd.metadata.eventId]: true } }, result: null };
   });
 }
 
@@ -344,7 +345,7 @@ async function deadLetter(msg, err, receiveCount) {
 
 // A business failure (invalid transition) is retried like poison: released until the receive where
 // ApproximateReceiveCount >= FLOWGATE_MAX_RECEIVE_COUNT, then forwarded to the DLQ with
-// DeadLetterReason "BusinessError: <detail>", recorded (a later resend is a duplicate) and deleted.
+// DeadLetterReason "BusinessError: <detail>", recorded as failed (not applied: D24) and deleted.
 async function businessFailure(msg, cmd, err, receiveCount) {
   if (receiveCount < cfg.maxReceive) {
     log(`business failure on ${cmd.metadata.eventId} (receive ${receiveCount}), retried: ${err.message}`);

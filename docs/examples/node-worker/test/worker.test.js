@@ -203,6 +203,20 @@ test('GetOrder (v1.3) is answered by OrderState: the command log once per comman
   await aws.close();
 });
 
+test('a dead-lettered business failure replayed after the fix takes effect (contract v1.3, D24)', async () => {
+  const auth = command('AuthorizePayment', 'o1', 2, { paymentId: 'p', amountCents: 5 }); // o1 not placed yet
+  const replayed = { ...auth, MessageId: crypto.randomUUID(), ReceiptHandle: `rh-${crypto.randomUUID()}` };
+  const script = [[auth], [again(auth, 2)], [again(auth, 3)], [place('o1')], [replayed]];
+  const aws = await fakeAws((n) => script[n]);
+  const w = start(aws.url);
+  await until(() => ops(aws.calls, 'DeleteMessage').length === 3);
+  assert.strictEqual(ops(aws.calls, 'SendMessage').length, 1, 'dead-lettered once with BusinessError');
+  const names = ops(aws.calls, 'Publish').map((c) => c.input.Subject);
+  assert.deepStrictEqual(names, ['OrderPlaced', 'PaymentAuthorized'], w.log());
+  assert.strictEqual(await w.stop(), 0);
+  await aws.close();
+});
+
 test('SIGTERM finishes the message being handled and releases the ones not started', async () => {
   const batch = [place('o1'), command('AuthorizePayment', 'o1', 2, { paymentId: 'p', amountCents: 5 }),
     command('ReserveInventory', 'o1', 3, { sku: 'S', quantity: 1 })];
