@@ -78,6 +78,10 @@ class FaultPlan:
     redeliver: float = 0.0  # per hit at STALL_POINTS: visibility ends now (no time passes), nested poll
     resend: float = 0.0  # per producer send: the same command (same identity) is sent again later
     restart: float = 0.0  # per scheduler step: a worker restarts with empty in-memory state
+    #: per mid_handler hit: the handler takes 1.2..3 VT (past visibility and lease unless the
+    #: heartbeat extends them); interleaved, the process sleeps while the others run, serially
+    #: the clock jumps and another worker polls nested (as ``stall``)
+    slow_handler: float = 0.0
     poison: tuple[str, ...] = ()
     scripted: tuple[str, ...] = ()  # "kind@point", each fires once
     crash_points: tuple[str, ...] = FAULT_POINTS

@@ -11,11 +11,12 @@ in the same transaction; powertools' conditional put plus a fencing token).
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from reference.errors import DecodeError, LeaseLost, SequenceConflict, WriteConflict
 from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Conflict, Duplicate
@@ -156,6 +157,9 @@ class _Memory:
     views: dict[str, dict[str, str]] = field(default_factory=dict)
     records: dict[str, _Record] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
+    #: the fencing-token sequence (the last token handed out): part of the data, like a
+    #: database sequence, so every client of the data hands out distinct tokens
+    tokens: int = 0
 
 
 def outbox_to_json(events: tuple[Event, ...]) -> str:
@@ -181,10 +185,24 @@ class InMemoryStorage:
         self._registry = registry
         self._lock = threading.Lock()
         self._m = _Memory()
-        self._tokens = 0
 
     def __repr__(self) -> str:
         return f"InMemoryStorage(records={len(self._m.records)})"
+
+    @property
+    def _tokens(self) -> int:
+        return self._m.tokens
+
+    @_tokens.setter
+    def _tokens(self, value: int) -> None:
+        self._m.tokens = value
+
+    def connect(self) -> Self:
+        """Another client of the same data, as a second process's connection to one database:
+        the records, rows, token sequence and lock are shared; whatever else the adapter object
+        holds is this client's own. The deterministic simulator gives each worker *process* one
+        (``harness.sim.processes``); a store shared by one object models threads of one process."""
+        return copy.copy(self)
 
     def ping(self) -> None:
         """Always answers (a simulated outage overrides it, see ``harness.outages``)."""

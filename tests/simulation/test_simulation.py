@@ -183,6 +183,8 @@ KILL_CONFIGS = {
     "no-breaker": SimConfig(seed=1, orders=6, faults=parse_faults("outage=store")),
     "store-error-escapes-poll": SimConfig(seed=1, orders=6, faults=parse_faults("outage=sqs")),
     "redrive-without-headroom": SimConfig(seed=1, orders=6, workers=3, faults=parse_faults("outage=store")),
+    "process-local-entity-lock": SimConfig(seed=1, orders=15, workers=2, interleave=True, heartbeat=False,
+                                           faults=parse_faults("slow_handler=0.3")),
 }
 #: killed by a threaded unit test of the production heartbeat, which the simulator does not run
 NOT_SIMULATED = {"heartbeat-dies-on-error"}
