@@ -70,6 +70,9 @@ from reference.stores import InMemoryStorage, Storage
 from reference.worker import Runtime, build_runtime
 
 IDEMPOTENCY_MODES = ("shared", "per-worker")
+#: interleaved: the most scheduler steps one ``Simulation.poll`` call runs (drawn 1..this); a
+#: poll of a few messages is some 10-100 steps, so polls stay suspended mid-way and overlap
+POLL_SLICE = 48
 
 
 @dataclass(frozen=True)
@@ -662,8 +665,9 @@ class Simulation:
         Interleaved (``config.interleave``): worker ``index``'s poll task (started now on
         ``queue`` if it has none in progress; a process polls one listener at a time) runs
         with every other runnable task, interleaved at their yield points by the process
-        scheduler, until it ends (its count) or sleeps (0: a slow handler or a stall, time must
-        pass); the other tasks stay where they are."""
+        scheduler, for 1..``POLL_SLICE`` steps: until it ends (its count), sleeps (0: a slow
+        handler or a stall, time must pass) or the slice is used up (1: still busy; it and the
+        other tasks stay suspended where they are while the driver goes on and time passes)."""
         procs = self.procs
         if procs is None:
             return self._poll_now(index, queue)
@@ -672,9 +676,9 @@ class Simulation:
             name = queue or self.config.command_queue
             task = procs.spawn(self.workers[index].name, lambda: self._poll_now(index, name))
             self.poll_tasks[index] = task
-        procs.run(until=task)
+        procs.run(until=task, steps=procs.rng.randint(1, POLL_SLICE))
         if not task.done:
-            return 0
+            return 0 if task.wake_at > self.clock.now() else 1  # sleeping: time must pass
         if self.poll_tasks.get(index) is task:
             del self.poll_tasks[index]
         if task.error is not None:

@@ -730,7 +730,7 @@ MUTANTS: dict[str, Mutant] = {
             "the idempotency claim and its fence are a lock in the store client's process memory: "
             "correct with one process, two processes both claim and both commit",
             (CONCURRENCY + "::test_processes_sharing_a_store_apply_each_effect_once",),
-            ("duplicate-projection", "unexpected-business-dead-letter"),
+            ("duplicate-projection", "replay-divergence", "unexpected-business-dead-letter"),
             _process_local_entity_lock,
         ),
         Mutant(

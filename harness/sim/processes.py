@@ -12,16 +12,15 @@ scheduler picks the next task to run with its seeded ``random.Random``:
   runnable again once the clock has reached its wake time.
 
 Nothing runs by itself: the driver (the main greenlet, :mod:`harness.simulation`) calls
-:meth:`run` to let tasks progress, and moves time with the :class:`ProcessClock`, which stops at
-every wake time on the way and runs the tasks due then -- so a time jump never skips a heartbeat
+:meth:`run` to let tasks progress (a number of steps: tasks stay suspended mid-way between the
+driver's calls, while time passes and other tasks start), and moves time with the
+:class:`ProcessClock`, which stops at every wake time on the way and runs the tasks whose sleep
+ends then until they sleep again (:meth:`wake_due`) -- so a time jump never skips a heartbeat
 beat or the end of a slow handler. The same seed and the same driver calls give the same
 interleaving: the only choices are ``rng.choice`` over the runnable tasks in spawn order.
 
 Outside any task (the driver, the harness's own clients) a yield point does nothing and
 :meth:`sleep` advances the clock, so code shared by both modes needs no ``if``.
-
-Time passes only when every task waits: the driver's clock moves after the runnable tasks have
-run to their next sleep (computation takes no virtual time, as everywhere in the simulator).
 
 A task can be killed (:meth:`ProcessScheduler.kill`: a process killed mid-way, ``SIGKILL``): its
 greenlet is unwound with ``GreenletExit`` and its yield points are no-ops while it unwinds.
@@ -36,6 +35,9 @@ from typing import Any
 import greenlet
 
 from .clock import VirtualClock
+
+#: a run without a step budget that makes this many steps is a livelock (a bug)
+_MAX_STEPS = 1_000_000
 
 __all__ = ["ProcessClock", "ProcessScheduler", "Task", "Yielding"]
 
@@ -125,23 +127,28 @@ class ProcessScheduler:
         now = self.clock.now()
         return [t for t in self.tasks if not t.done and t.wake_at <= now]
 
-    def next_wake(self) -> float | None:
-        """The earliest wake time of a live task (None when there is none)."""
-        times = [t.wake_at for t in self.tasks if not t.done]
+    def next_wake(self, after: float | None = None) -> float | None:
+        """The earliest wake time of a live task (later than ``after`` if given; None: none)."""
+        times = [t.wake_at for t in self.tasks if not t.done and (after is None or t.wake_at > after)]
         return min(times) if times else None
 
-    def run(self, until: Task | None = None, *, max_steps: int = 100_000) -> None:
-        """Run runnable tasks, each step one chosen by the RNG, until ``until`` is done (None:
-        until no task is runnable) or nothing is runnable. Time does not move here."""
+    def run(
+        self, until: Task | None = None, *, steps: int | None = None, only: list[Task] | None = None
+    ) -> None:
+        """Run runnable tasks (of ``only``, if given), each step one chosen by the RNG, until
+        ``until`` is done, ``steps`` steps were made, or nothing is runnable. Time does not move
+        here; the tasks not run stay where they are."""
         assert self._current is None, "run() is called by the driver, not from a task"
-        for _ in range(max_steps):
+        limit = steps if steps is not None else _MAX_STEPS
+        for _ in range(limit):
             if until is not None and until.done:
                 return
-            ready = self.runnable()
+            ready = self.runnable() if only is None else [t for t in only if t in self.runnable()]
             if not ready:
                 return
             self.step(ready[0] if len(ready) == 1 else self.rng.choice(ready))
-        raise RuntimeError(f"process scheduler: no progress after {max_steps} steps")
+        if steps is None:
+            raise RuntimeError(f"process scheduler: no progress after {limit} steps")
 
     def step(self, task: Task) -> None:
         """Run ``task`` up to its next yield point (or its end)."""
@@ -163,7 +170,15 @@ class ProcessScheduler:
             task.done = True
             self.tasks.remove(task)
 
-    def settle(self, *, max_rounds: int = 10_000) -> None:
+    def wake_due(self, now: float) -> None:
+        """The tasks whose sleep ends at ``now`` run (interleaved among themselves) until each
+        sleeps again or ends -- a heartbeat beats, a slow handler goes on; tasks stopped at a
+        yield point stay there."""
+        woken = [t for t in self.tasks if not t.done and t.wake_at == now]
+        if woken:
+            self.run(only=woken)
+
+    def settle(self, *, max_rounds: int = 100_000) -> None:
         """Run every task to its end, moving the clock to the next wake time when all sleep."""
         for _ in range(max_rounds):
             self.run()
@@ -212,11 +227,11 @@ class ProcessClock(VirtualClock):
             return self.now()
         sched = self.scheduler
         while sched is not None:
-            sched.run()  # afterwards every live task sleeps past now: each round moves time on
-            wake = sched.next_wake()
+            wake = sched.next_wake(after=self.now())
             if wake is None or wake > when:
                 break
             super().advance_to(wake)
+            sched.wake_due(wake)
         return super().advance_to(when)
 
 
