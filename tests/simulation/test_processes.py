@@ -77,7 +77,8 @@ def test_interleaved_processes_overlap_serial_workers_do_not(fifo: bool) -> None
     base = SimConfig(seed=4, orders=10, workers=3, fifo=fifo)
     serial = run_simulation(base)
     interleaved = run_simulation(SimConfig(**{**base.__dict__, "interleave": True}))
-    assert serial.valid and interleaved.valid, interleaved.summary()
+    assert serial.valid, serial.summary()
+    assert interleaved.valid, interleaved.summary()
     assert _overlapping_polls(serial.history.ops) == 0
     assert _overlapping_polls(interleaved.history.ops) > 0
     assert interleaved.stats["task_switches"] > interleaved.stats["ops"] / 2
