@@ -8,7 +8,7 @@ per opportunity (a fault-point hit, a delivery, a delete, a producer send, a sch
 The CLI syntax is a comma-separated list::
 
     crash=0.05,stall=0.02,dup=0.05,delay_delete=0.05,expire_lease=0.02,redeliver=0.02,
-    resend=0.1,restart=0.01,poison=all,crash@after_effect_before_delete
+    resend=0.1,restart=0.01,slow_handler=0.1,poison=all,crash@after_effect_before_delete
 
 ``poison=all`` sends one message of every kind of the hostile-input catalog
 (:mod:`harness.hostile`, ``flowgate hostile list``) that fits the run's encryption and queue type;
@@ -78,10 +78,6 @@ class FaultPlan:
     redeliver: float = 0.0  # per hit at STALL_POINTS: visibility ends now (no time passes), nested poll
     resend: float = 0.0  # per producer send: the same command (same identity) is sent again later
     restart: float = 0.0  # per scheduler step: a worker restarts with empty in-memory state
-    #: per mid_handler hit: the handler takes 1.2..3 VT (past visibility and lease unless the
-    #: heartbeat extends them); interleaved, the process sleeps while the others run, serially
-    #: the clock jumps and another worker polls nested (as ``stall``)
-    slow_handler: float = 0.0
     poison: tuple[str, ...] = ()
     scripted: tuple[str, ...] = ()  # "kind@point", each fires once
     crash_points: tuple[str, ...] = FAULT_POINTS
@@ -89,6 +85,10 @@ class FaultPlan:
     outages: tuple[str, ...] = ()  # OUTAGE_KINDS, one after another (module docstring)
     outage_length: int = 10  # in visibility timeouts
     outage_after: int = -1  # the first outage starts after this many sends (-1: a third)
+    #: per mid_handler hit: the handler takes 1.2..3 VT (past visibility and lease unless the
+    #: heartbeat extends them); interleaved, the process sleeps while the others run, serially
+    #: the clock jumps and another worker polls nested (as ``stall``)
+    slow_handler: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

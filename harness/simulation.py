@@ -18,6 +18,12 @@ producers hold their sends (a client outside the outage would retry; the run is 
 workers), the workers keep being polled and time passes; the harness's own SQS/KMS clients are
 exempt from cut endpoints.
 
+Worker processes (``--interleave``, ``SimConfig.interleave``, :mod:`harness.sim.processes`):
+each worker is a process with its own clients, runtime and store client, and its polls are tasks
+interleaved at every AWS call, store call and handler step by a scheduler with its own seeded
+RNG; a ``slow_handler`` sleeps past the visibility timeout while the others run, and the
+listener's heartbeat runs as a task of its process (``docs/simulator.md``).
+
 :class:`Simulation` exposes the single steps (send, resend, poll, arm a fault, advance time,
 poison, drain, finish) so a hypothesis state machine can drive it rule by rule;
 :func:`run_simulation` drives it with the seeded scheduler.
@@ -476,7 +482,8 @@ class _Order:
 
 # -------------------------------------------------------------------------------- the simulation
 class Simulation:
-    """One simulated bus. Single-threaded; every choice comes from ``self.rng``."""
+    """One simulated bus. Single-threaded; every choice comes from ``self.rng`` (interleaved:
+    the choice of the next task to run from ``self.procs.rng``)."""
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config

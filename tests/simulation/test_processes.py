@@ -4,13 +4,14 @@ its own commit fenced off, the heartbeat task prevents the takeover."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.faults import FaultPlan
 from harness.history import Op
-from harness.simulation import SimConfig, SimResult, run_simulation
+from harness.simulation import SimConfig, SimResult, main, replay_main, run_simulation
 
 
 def _slow_handlers(result: SimResult) -> list[dict[str, Any]]:
@@ -82,3 +83,12 @@ def test_interleaved_processes_overlap_serial_workers_do_not(fifo: bool) -> None
     assert _overlapping_polls(serial.history.ops) == 0
     assert _overlapping_polls(interleaved.history.ops) > 0
     assert interleaved.stats["task_switches"] > interleaved.stats["ops"] / 2
+
+
+def test_cli_replays_an_interleaved_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--orders", "4", "--workers", "3", "--interleave", "--no-heartbeat", "--faults", "slow_handler=0.3"]
+    assert main(["--seed", "5", *args, "--history", str(tmp_path / "h.jsonl")]) == 0
+    assert "--interleave --no-heartbeat" in SimConfig(seed=5, interleave=True, heartbeat=False).replay_command()
+    assert replay_main(["5", *args, "--history", str(tmp_path / "r.jsonl"), "--timeline", str(tmp_path / "t.svg")]) == 0
+    assert (tmp_path / "r.jsonl").read_text() == (tmp_path / "h.jsonl").read_text()
+    assert '"task_switches"' in capsys.readouterr().out
