@@ -450,7 +450,7 @@ class _SimHeartbeat(_Heartbeat):
             if not flights:
                 return
             for flight in flights:
-                if not flight.deleted:
+                if self.wanted(flight):
                     self._beat_one(flight)
 
 

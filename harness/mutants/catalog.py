@@ -462,6 +462,12 @@ def _process_local_entity_lock() -> list[Any]:
     ]
 
 
+def _heartbeat_holds_given_up() -> list[Any]:
+    """The heartbeat extends every message of the poll until the poll ends, also those it gave up
+    (busy elsewhere, waiting for the predecessor): a slow handler of another group holds them."""
+    return [mock.patch.object(_Heartbeat, "wanted", staticmethod(lambda flight: not flight.deleted))]
+
+
 def _sigterm_abandons_batch() -> list[Any]:
     real_signal = signal.signal
 
@@ -732,6 +738,15 @@ MUTANTS: dict[str, Mutant] = {
             (CONCURRENCY + "::test_processes_sharing_a_store_apply_each_effect_once",),
             ("duplicate-projection", "replay-divergence", "unexpected-business-dead-letter"),
             _process_local_entity_lock,
+        ),
+        Mutant(
+            "heartbeat-holds-given-up",
+            "the heartbeat keeps extending messages the poll gave up until the whole poll ends: a FIFO "
+            "group's head waits behind a slow handler while its successor, in flight elsewhere, is "
+            "redelivered and handled without it",
+            (CONCURRENCY + "::test_processes_sharing_a_store_apply_each_effect_once",),
+            ("unexpected-business-dead-letter", "skip", "nonmonotonic"),
+            _heartbeat_holds_given_up,
         ),
         Mutant(
             "delete-before-handle",
