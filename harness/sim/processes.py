@@ -49,7 +49,7 @@ class Task:
 
     def __init__(self, name: str, fn: Callable[[], Any], *, background: bool) -> None:
         self.name = name
-        #: background tasks (heartbeats) never keep :meth:`ProcessScheduler.run` going by themselves
+        #: a helper task of a process (its listener's heartbeat), not one of its polls
         self.background = background
         self.wake_at = 0.0
         self.done = False
@@ -143,7 +143,9 @@ class ProcessScheduler:
         for _ in range(limit):
             if until is not None and until.done:
                 return
-            ready = self.runnable() if only is None else [t for t in only if t in self.runnable()]
+            now = self.clock.now()
+            pool = self.tasks if only is None else only
+            ready = [t for t in pool if not t.done and t.wake_at <= now]
             if not ready:
                 return
             self.step(ready[0] if len(ready) == 1 else self.rng.choice(ready))
