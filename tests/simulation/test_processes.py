@@ -92,3 +92,28 @@ def test_cli_replays_an_interleaved_run(tmp_path: Path, capsys: pytest.CaptureFi
     assert replay_main(["5", *args, "--history", str(tmp_path / "r.jsonl"), "--timeline", str(tmp_path / "t.svg")]) == 0
     assert (tmp_path / "r.jsonl").read_text() == (tmp_path / "h.jsonl").read_text()
     assert '"task_switches"' in capsys.readouterr().out
+
+
+#: OPEN (found by properties/test_concurrency.py, 2026-12-03; docs/properties.md): process A holds
+#: seq 3 in a slow handler; the nemesis ends its visibility (``redeliver``), B receives seq 3
+#: (claim busy: given up) together with seq 4; A's heartbeat keeps seq 3 invisible through its
+#: old receipt handle (as LocalStack) while seq 4, given up by B, becomes visible and re-opens the
+#: group; after ``business_max_attempts`` receives the bounded predecessor wait lets seq 4 run
+#: without seq 3: a valid ConfirmOrder is business-dead-lettered. Fails until fixed (strict).
+OPEN_OVERTAKE = SimConfig(
+    seed=3642, orders=5, workers=4, encryption=True, max_receive_count=4, interleave=True,
+    faults=FaultPlan(expire_lease=0.02, redeliver=0.05, restart=0.01, slow_handler=0.2,
+                     outages=("sns_unreachable",)))
+
+
+@pytest.mark.xfail(strict=True, reason="open: a held FIFO head overtaken after the predecessor wait")
+def test_open_defect_fifo_head_held_by_a_heartbeat_is_overtaken() -> None:
+    result = run_simulation(OPEN_OVERTAKE)
+    assert result.valid, result.summary()
+
+
+def test_the_open_defect_needs_the_heartbeat() -> None:
+    """The same run without the heartbeat is valid: what the property leaves out is only the
+    heartbeat + forced-expiry combination."""
+    result = run_simulation(SimConfig(**{**OPEN_OVERTAKE.__dict__, "heartbeat": False}))
+    assert result.valid, result.summary()
