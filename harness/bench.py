@@ -1,7 +1,8 @@
 """``flowgate bench``: how fast the deterministic simulator is (the Locust capacity part is separate).
 
-For a 10,000-order run with chaos on and one without it prints simulated orders per wall
-second, the virtual-seconds / wall-seconds ratio, ops in the history and checker time.
+For a 10,000-order run with chaos on and one without it (``--interleave``: worker processes
+interleaved at every AWS/store call and handler step, ``docs/simulator.md``) prints simulated
+orders per wall second, the virtual-seconds / wall-seconds ratio, ops in the history and checker time.
 :func:`simulator_bench` returns the same figures as dicts; the capacity/load part (LocalStack +
 Locust, another module) plugs in through ``load_hook`` or runs after ``main`` unless
 ``--skip-load`` is given.
@@ -22,12 +23,24 @@ load_hook: Callable[[Sequence[str]], int] | None = None
 
 
 def simulator_bench(
-    orders: int = 10_000, *, seed: int = 1, workers: int = 4, chaos: bool = True, encryption: bool = False
+    orders: int = 10_000,
+    *,
+    seed: int = 1,
+    workers: int = 4,
+    chaos: bool = True,
+    encryption: bool = False,
+    interleave: bool = False,
 ) -> dict[str, Any]:
     plan = CHAOS if chaos else FaultPlan()
     result = run_simulation(
         SimConfig(
-            seed=seed, orders=orders, workers=workers, faults=plan, encryption=encryption, wire_samples=40
+            seed=seed,
+            orders=orders,
+            workers=workers,
+            faults=plan,
+            encryption=encryption,
+            wire_samples=40,
+            interleave=interleave,
         )
     )
     s = result.stats
@@ -46,6 +59,8 @@ def simulator_bench(
         "virtual_per_wall": round(s["virtual_seconds"] / wall, 1),
         "checker_seconds": s["checker_seconds"],
         "faults": s["faults"],
+        "interleave": interleave,
+        "task_switches": s.get("task_switches", 0),
     }
 
 
@@ -55,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--encryption", action="store_true")
+    parser.add_argument("--interleave", action="store_true", help="interleaved worker processes")
     parser.add_argument(
         "--skip-load", action="store_true", help="simulator figures only (no Locust capacity run)"
     )
@@ -63,13 +79,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     rc = 0
     for chaos in (True, False):
         r = simulator_bench(
-            args.orders, seed=args.seed, workers=args.workers, chaos=chaos, encryption=args.encryption
+            args.orders,
+            seed=args.seed,
+            workers=args.workers,
+            chaos=chaos,
+            encryption=args.encryption,
+            interleave=args.interleave,
         )
         if args.json:
             print(json.dumps(r, sort_keys=True))
         else:
             print(
-                f"simulator {'chaos' if chaos else 'clean'}: {r['orders']} orders, {r['commands']} commands, "
+                f"simulator {'chaos' if chaos else 'clean'}{' interleaved' if args.interleave else ''}: "
+                f"{r['orders']} orders, {r['commands']} commands, "
                 f"{r['ops']} ops in {r['wall_seconds']:.2f}s wall = {r['orders_per_wall_second']:.0f} orders/s; "
                 f"virtual {r['virtual_seconds']:.0f}s ({r['virtual_per_wall']:.0f}x wall); "
                 f"checkers {r['checker_seconds']:.2f}s; valid={r['valid']} {r['anomalies'] or ''}"

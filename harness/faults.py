@@ -8,7 +8,7 @@ per opportunity (a fault-point hit, a delivery, a delete, a producer send, a sch
 The CLI syntax is a comma-separated list::
 
     crash=0.05,stall=0.02,dup=0.05,delay_delete=0.05,expire_lease=0.02,redeliver=0.02,
-    resend=0.1,restart=0.01,producer_restart=0.1,poison=all,crash@after_effect_before_delete
+    resend=0.1,restart=0.01,producer_restart=0.1,slow_handler=0.1,poison=all,crash@after_effect_before_delete
 
 ``poison=all`` sends one message of every kind of the hostile-input catalog
 (:mod:`harness.hostile`, ``flowgate hostile list``) that fits the run's encryption and queue type;
@@ -88,6 +88,10 @@ class FaultPlan:
     outages: tuple[str, ...] = ()  # OUTAGE_KINDS, one after another (module docstring)
     outage_length: int = 10  # in visibility timeouts
     outage_after: int = -1  # the first outage starts after this many sends (-1: a third)
+    #: per mid_handler hit: the handler takes 1.2..3 VT (past visibility and lease unless the
+    #: heartbeat extends them); interleaved, the process sleeps while the others run, serially
+    #: the clock jumps and another worker polls nested (as ``stall``)
+    slow_handler: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

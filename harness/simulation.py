@@ -18,6 +18,12 @@ producers hold their sends (a client outside the outage would retry; the run is 
 workers), the workers keep being polled and time passes; the harness's own SQS/KMS clients are
 exempt from cut endpoints.
 
+Worker processes (``--interleave``, ``SimConfig.interleave``, :mod:`harness.sim.processes`):
+each worker is a process with its own clients, runtime and store client, and its polls are tasks
+interleaved at every AWS call, store call and handler step by a scheduler with its own seeded
+RNG; a ``slow_handler`` sleeps past the visibility timeout while the others run, and the
+listener's heartbeat runs as a task of its process (``docs/simulator.md``).
+
 :class:`Simulation` exposes the single steps (send, resend, poll, arm a fault, advance time,
 poison, drain, finish) so a hypothesis state machine can drive it rule by rule;
 :func:`run_simulation` drives it with the seeded scheduler.
@@ -47,6 +53,7 @@ from harness.faults import STALL_POINTS, FaultPlan, parse_faults
 from harness.history import HARNESS, NEMESIS, History, HistoryObserver
 from harness.outages import DEPENDENCY, SwitchableStorage
 from harness.sim import SimAws, SimTap, VirtualClock
+from harness.sim.processes import ProcessClock, ProcessScheduler, Task, Yielding
 from harness.workload import OrderScript, generate_orders
 from reference.bootstrap import Bootstrapper, Resources
 from reference.bus import CommandBus, rebuild_views
@@ -63,12 +70,15 @@ from reference.domain.orders import (
 )
 from reference.hooks import PRODUCER_FAULT_POINTS, WorkerCrash
 from reference.idempotency import command_key, event_key
-from reference.listener import SqsListener
+from reference.listener import SqsListener, _Flight, _Heartbeat
 from reference.messages import Command, Event, new_command
 from reference.stores import InMemoryStorage, Storage
 from reference.worker import Runtime, build_runtime
 
 IDEMPOTENCY_MODES = ("shared", "per-worker")
+#: interleaved: the most scheduler steps one ``Simulation.poll`` call runs (drawn 1..this); a
+#: poll of a few messages is some 10-100 steps, so polls stay suspended mid-way and overlap
+POLL_SLICE = 48
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,11 @@ class SimConfig:
     #: business failures are also forwarded to the SQS DLQ (``BusOptions.business_failures_to_dlq``,
     #: as the gate's reference adapter runs): what a DLQ replay can move back
     business_failures_to_dlq: bool = False
+    #: worker processes interleaved at their yield points (``harness.sim.processes``; each its own
+    #: clients, listeners, caches, breakers and store client) instead of one poll after another
+    interleave: bool = False
+    #: ``BusOptions.heartbeat``: with ``interleave`` also the heartbeat task of each listener
+    heartbeat: bool = True
 
     def __post_init__(self) -> None:
         if self.idempotency not in IDEMPOTENCY_MODES:
@@ -132,6 +147,10 @@ class SimConfig:
             parts.append(f"--invalid-ratio {self.invalid_ratio:g}")
         if self.faults.active:
             parts.append(f"--faults {shlex.quote(self.faults.to_arg())}")
+        if self.interleave:
+            parts.append("--interleave")
+        if not self.heartbeat:
+            parts.append("--no-heartbeat")
         return " ".join(parts)
 
     def replay_command(self, mutant: str | None = None) -> str:
@@ -326,6 +345,8 @@ class _WorkerFaults:
 
     def hit(self, point: str, context: Mapping[str, Any]) -> None:
         sim = self.sim
+        if sim.procs is not None:
+            sim.procs.pause()  # a handler step: another process may run now
         if not sim.faults_on:
             return
         on_commands = context.get("queue") == sim.config.command_queue
@@ -346,6 +367,16 @@ class _WorkerFaults:
         if plan.crash > 0 and point in plan.crash_points and sim.rng.random() < plan.crash:
             sim.budget -= 1
             self._fire("crash", point, context)
+        if (
+            plan.slow_handler > 0
+            and point == "mid_handler"
+            and sim.depth == 0
+            and "message_type" in context
+            and sim.rng.random() < plan.slow_handler
+        ):
+            sim.budget -= 1
+            self._fire("slow_handler", point, context)
+            return
         if point in STALL_POINTS and sim.depth == 0 and "message_type" in context:
             total = plan.stall + plan.expire_lease + plan.redeliver
             if total > 0:
@@ -372,14 +403,21 @@ class _WorkerFaults:
                 if k in context
             },
         }
+        if kind == "slow_handler":
+            # the handler runs 1.2..3 VT: past the visibility timeout and the lease unless a
+            # heartbeat extends them (interleaved: the process sleeps, the others run meanwhile)
+            value["seconds"] = round(sim.config.visibility_timeout * sim.rng.uniform(1.2, 3.0), 3)
         sim.history.nemesis(kind, value)
         sim.fault_counts[kind] += 1
         queue = str(context.get("queue"))
         url = sim.resources.queue_urls[queue]
         if kind == "crash":
             raise WorkerCrash(point)
+        # inside an interleaved process the clock's advance is that process's sleep
         if kind == "stall":
             sim.clock.advance(sim.config.visibility_timeout + 1)
+        elif kind == "slow_handler":
+            sim.clock.advance(float(value["seconds"]))
         elif kind == "expire_lease":
             storage = sim.workers[self.index].storage
             key = (
@@ -402,6 +440,40 @@ class _WorkerFaults:
 
 def _is_fifo(name: str) -> bool:
     return name.endswith(".fifo")
+
+
+class _SimHeartbeat(_Heartbeat):
+    """The production heartbeat (:class:`reference.listener._Heartbeat`: every VT/4 it calls
+    ``_beat`` for each tracked flight, which extends visibility and lease past VT/2) as a
+    background task of the worker's process instead of a thread: it sleeps VT/4 of virtual time
+    between rounds and ends when nothing is tracked (a new ``track`` starts it again)."""
+
+    def __init__(self, listener: SqsListener, procs: ProcessScheduler, name: str) -> None:
+        super().__init__(listener)
+        self._procs = procs
+        self._name = name
+        self.task: Task | None = None
+
+    def track(self, flights: list[_Flight]) -> None:
+        if not flights:
+            return
+        with self._lock:
+            for f in flights:
+                self._tracked[id(f)] = f
+        if self.task is None or self.task.done:
+            self.task = self._procs.spawn(self._name, self._run, background=True)
+
+    def _run(self) -> None:
+        period = max(0.05, self.listener.options.visibility_timeout / 4)
+        while True:
+            self._procs.sleep(period)
+            with self._lock:
+                flights = list(self._tracked.values())
+            if not flights:
+                return
+            for flight in flights:
+                if self.wanted(flight):
+                    self._beat_one(flight)
 
 
 @dataclass
@@ -432,12 +504,23 @@ class _Order:
 
 # -------------------------------------------------------------------------------- the simulation
 class Simulation:
-    """One simulated bus. Single-threaded; every choice comes from ``self.rng``."""
+    """One simulated bus. Single-threaded; every choice comes from ``self.rng`` (interleaved:
+    the choice of the next task to run from ``self.procs.rng``)."""
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
-        self.clock = VirtualClock()
+        #: interleaved worker processes (``config.interleave``): their scheduler, its own RNG
+        self.procs: ProcessScheduler | None = None
+        #: the poll task in progress of each worker process (interleaved)
+        self.poll_tasks: dict[int, Task] = {}
+        if config.interleave:
+            pclock = ProcessClock()
+            self.procs = ProcessScheduler(pclock, random.Random(f"{config.seed}/processes"))
+            pclock.scheduler = self.procs
+            self.clock: VirtualClock = pclock
+        else:
+            self.clock = VirtualClock()
         self.history = History(clock=self.clock.now)
         self.aws = SimAws(seed=config.seed, clock=self.clock, tap=_Tap(self), reorder=not config.fifo)
         # the harness's clients reach AWS during a simulated outage; the workers' and producers'
@@ -496,6 +579,7 @@ class Simulation:
                 max_receive_count=config.max_receive_count,
                 business_max_attempts=min(3, config.max_receive_count),
                 business_failures_to_dlq=config.business_failures_to_dlq,
+                heartbeat=config.heartbeat,
             )
         )
         self.views_queue = f"order-views{suffix}"
@@ -535,15 +619,31 @@ class Simulation:
         return SwitchableStorage(self.registry, lambda: self.store_down)
 
     def _new_worker(self, index: int, generation: int = 0) -> _Worker:
-        storage = self.shared if self.config.idempotency == "shared" else self._storage()
+        """Worker ``index``: a runtime with its own listeners (caches, breakers). Serial: the
+        workers share the clients and, with ``idempotency=shared``, ONE store object (threads of
+        one process). Interleaved: a process with its own clients and its own store client
+        (:meth:`InMemoryStorage.connect` to the shared data, or a store of its own), every call
+        of either a yield point, and the listener's heartbeat as a task of the process."""
+        shared = self.config.idempotency == "shared"
+        procs = self.procs
+        if not shared:
+            storage = self._storage()
+        else:
+            assert isinstance(self.shared, InMemoryStorage)
+            storage = self.shared.connect() if procs is not None else self.shared
         name = f"worker-{index}"
+        clients: Mapping[str, Any] = self.clients
+        store: Any = storage
+        if procs is not None:
+            clients = {svc: Yielding(self.aws.client(svc), procs) for svc in ("sqs", "sns", "kms", "sts")}
+            store = Yielding(storage, procs)
         runtime = build_runtime(
             self.bus_config,
-            sqs=self.clients["sqs"],
-            sns=self.clients["sns"],
-            sts=self.clients["sts"],
-            kms=self.clients["kms"],
-            storage=storage,
+            sqs=clients["sqs"],
+            sns=clients["sns"],
+            sts=clients["sts"],
+            kms=clients["kms"],
+            storage=store,
             sagas=[OrderSaga()],
             views=self._views(),
             clock=self.clock,
@@ -551,6 +651,9 @@ class Simulation:
             observer=_WorkerObserver(self, name),
             resources=self.resources,
         )
+        if procs is not None and self.config.heartbeat:
+            for listener in runtime.listeners:
+                listener._heartbeat = _SimHeartbeat(listener, procs, f"{name}/heartbeat/{listener.queue}")
         return _Worker(index, name, runtime, storage, generation)
 
     def close(self) -> None:
@@ -560,6 +663,14 @@ class Simulation:
     def replace_worker(self, index: int, reason: str) -> None:
         """A fresh runtime for worker ``index`` (new listeners; new storage unless shared)."""
         old = self.workers[index]
+        if self.procs is not None:  # the process is gone: its tasks with it
+            task = self.poll_tasks.pop(index, None)
+            if task is not None and task is not self.procs.current:
+                self.procs.kill(task)
+            for listener in old.runtime.listeners:
+                beat = listener._heartbeat
+                if isinstance(beat, _SimHeartbeat) and beat.task is not None:
+                    self.procs.kill(beat.task)
         self.workers[index] = self._new_worker(index, old.generation + 1)
 
     def restart(self, index: int) -> None:
@@ -571,6 +682,32 @@ class Simulation:
 
     def poll(self, index: int, queue: str | None = None) -> int:
         """One ``poll_once`` of worker ``index`` on ``queue`` (default: the command queue).
+
+        Interleaved (``config.interleave``): worker ``index``'s poll task (started now on
+        ``queue`` if it has none in progress; a process polls one listener at a time) runs
+        with every other runnable task, interleaved at their yield points by the process
+        scheduler, for 1..``POLL_SLICE`` steps: until it ends (its count), sleeps (0: a slow
+        handler or a stall, time must pass) or the slice is used up (1: still busy; it and the
+        other tasks stay suspended where they are while the driver goes on and time passes)."""
+        procs = self.procs
+        if procs is None:
+            return self._poll_now(index, queue)
+        task = self.poll_tasks.get(index)
+        if task is None or task.done:
+            name = queue or self.config.command_queue
+            task = procs.spawn(self.workers[index].name, lambda: self._poll_now(index, name))
+            self.poll_tasks[index] = task
+        procs.run(until=task, steps=procs.rng.randint(1, POLL_SLICE))
+        if not task.done:
+            return 0 if task.wake_at > self.clock.now() else 1  # sleeping: time must pass
+        if self.poll_tasks.get(index) is task:
+            del self.poll_tasks[index]
+        if task.error is not None:
+            raise task.error
+        return int(task.result or 0)
+
+    def _poll_now(self, index: int, queue: str | None = None) -> int:
+        """:meth:`poll`, serially: one ``poll_once`` to its end.
 
         A :class:`WorkerCrash` kills the worker: it is replaced by a fresh runtime. Any other
         exception escaping ``poll_once`` is what the production run loop would log before polling
@@ -592,8 +729,8 @@ class Simulation:
 
     def nested_poll(self, index: int, queue: str) -> None:
         """Another worker polls ``queue`` while worker ``index`` is stopped inside a fault hook."""
-        if self.config.workers < 2:
-            return
+        if self.config.workers < 2 or self.procs is not None:
+            return  # interleaved: the other processes run at the yield points anyway
         other = (index + 1 + self.rng.randrange(self.config.workers - 1)) % self.config.workers
         self.depth += 1
         try:
@@ -1076,6 +1213,7 @@ class Simulation:
         self.faults_on = False
         self.end_outage()
         self.outages_left.clear()
+        # interleaved: polls still in progress (a sleeping slow handler) go on while the others drain
         idle_limit = max_idle_rounds or (4 * self.config.max_receive_count + 20)
         stuck = rounds = 0
         depth = self._queue_depth()
@@ -1096,6 +1234,8 @@ class Simulation:
             if received == 0 and any(depth.values()):
                 self.clock.advance(self.config.visibility_timeout + 1)
         self.drained = not any(depth.values())
+        if self.procs is not None:
+            self.procs.settle()  # heartbeats notice that nothing is tracked any more and end
         if self.config.faults.outages:
             self.settle_breakers()
             self.sample_health("after")
@@ -1240,6 +1380,8 @@ class Simulation:
             "checker_seconds": round(check_s, 3),
             "drained": self.drained,
         }
+        if self.procs is not None:
+            stats["task_switches"] = self.procs.switches
         self.close()
         return SimResult(self.history, verdicts, stats, self.config.seed, self.config, mutant)
 
@@ -1356,6 +1498,12 @@ def _parser(prog: str, *, seed_positional: bool) -> argparse.ArgumentParser:
     p.add_argument("--idempotency", choices=IDEMPOTENCY_MODES, default="shared")
     p.add_argument("--visibility-timeout", type=int, default=30)
     p.add_argument("--max-receive-count", type=int, default=3)
+    p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="worker processes interleaved at every AWS/store call and handler step",
+    )
+    p.add_argument("--no-heartbeat", action="store_true", help="BusOptions.heartbeat=False")
     p.add_argument("--cancel-ratio", type=float, default=0.1)
     p.add_argument("--invalid-ratio", type=float, default=0.0)
     p.add_argument(
@@ -1386,6 +1534,8 @@ def _config(args: argparse.Namespace) -> SimConfig:
         cancel_ratio=args.cancel_ratio,
         invalid_ratio=args.invalid_ratio,
         faults=parse_faults(args.faults),
+        interleave=args.interleave,
+        heartbeat=not args.no_heartbeat,
     )
 
 

@@ -154,6 +154,11 @@ class _Flight:
     publish_point: bool = False
     #: a delete was attempted: the heartbeat thread stops extending its visibility
     deleted: bool = False
+    #: the poll gave it up (its group stopped at it or before it: busy elsewhere, waiting for its
+    #: predecessor, poison below ``max_receive_count``, a transient failure): left for redelivery,
+    #: so the heartbeat no longer extends it -- it becomes visible at its deadline even while the
+    #: rest of the poll runs on (a slow handler of another group)
+    given_up: bool = False
 
     @property
     def message_id(self) -> str:
@@ -473,7 +478,9 @@ class SqsListener:
     def _run_group(self, flights: list[_Flight]) -> None:
         for index, flight in enumerate(flights):
             if self.breaker.is_open or not self._process(flight):
-                return  # stop the group at its first unfinished message
+                for left in flights[index:]:  # stop the group at its first unfinished message
+                    left.given_up = True
+                return
             for waiting in flights[index + 1 :]:
                 # messages queued behind the head in this batch are invisible too: keep them so
                 # (a follower whose visibility lapses is redelivered while we still hold it)
@@ -1025,7 +1032,9 @@ class SqsListener:
 
 class _Heartbeat:
     """Production heartbeat of one listener: a thread that keeps every received message invisible
-    (and its idempotency lease alive) until its poll has deleted it or given it up.
+    (and its idempotency lease alive) until its poll has deleted it or given it up
+    (:attr:`_Flight.given_up`: a message left for redelivery is not held back while the rest of
+    the poll runs on -- its group's next message, in flight elsewhere, could overtake it).
 
     Step-boundary beats cover the message in hand; with groups on an executor and publishes and
     deletes batched per poll (and handed to the finisher pool), a message that finished early, or
@@ -1074,8 +1083,13 @@ class _Heartbeat:
                     return
                 flights = list(self._tracked.values())
             for flight in flights:
-                if not flight.deleted:
+                if self.wanted(flight):
                     self._beat_one(flight)
+
+    @staticmethod
+    def wanted(flight: _Flight) -> bool:
+        """Whether ``flight`` is still extended: received, neither deleted nor given up."""
+        return not flight.deleted and not flight.given_up
 
     def _beat_one(self, flight: _Flight) -> None:
         try:

@@ -16,11 +16,12 @@ on the store, and the producer outbox (:meth:`Storage.record_publish`, ``unsent_
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from reference.errors import DecodeError, LeaseLost, SequenceConflict, WriteConflict
 from reference.idempotency import (
@@ -207,6 +208,9 @@ class _Memory:
     sequences: dict[str, int] = field(default_factory=dict)
     #: recorded, unsent publishes: entity -> seq -> (command id, encoded command)
     unsent: dict[str, dict[int, tuple[str, str]]] = field(default_factory=dict)
+    #: the fencing-token sequence (the last token handed out): part of the data, like a
+    #: database sequence, so every client of the data hands out distinct tokens
+    tokens: int = 0
 
 
 def outbox_to_json(events: tuple[Event, ...]) -> str:
@@ -232,10 +236,24 @@ class InMemoryStorage:
         self._registry = registry
         self._lock = threading.Lock()
         self._m = _Memory()
-        self._tokens = 0
 
     def __repr__(self) -> str:
         return f"InMemoryStorage(records={len(self._m.records)})"
+
+    @property
+    def _tokens(self) -> int:
+        return self._m.tokens
+
+    @_tokens.setter
+    def _tokens(self, value: int) -> None:
+        self._m.tokens = value
+
+    def connect(self) -> Self:
+        """Another client of the same data, as a second process's connection to one database:
+        the records, rows, token sequence and lock are shared; whatever else the adapter object
+        holds is this client's own. The deterministic simulator gives each worker *process* one
+        (``harness.sim.processes``); a store shared by one object models threads of one process."""
+        return copy.copy(self)
 
     def ping(self) -> None:
         """Always answers (a simulated outage overrides it, see ``harness.outages``)."""

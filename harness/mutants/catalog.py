@@ -10,6 +10,7 @@ import secrets
 import signal
 import time
 import types
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -27,7 +28,7 @@ from reference.config import BusOptions
 from reference.dispatchers import SnsEventDispatcher, message_attributes
 from reference.envelope import POISON_CODES, MessageBinding
 from reference.errors import DecodeError, LeaseLost, MessageError, MissingAttribute, TransportError
-from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
+from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Conflict, Duplicate
 from reference.listener import SqsListener, _Flight, _Heartbeat
 from reference.messages import (
     Command,
@@ -47,6 +48,7 @@ from reference.stores import (
     EntityWrite,
     InMemoryStorage,
     _Record,
+    digests_match,
     outbox_from_json,
     with_sequence,
 )
@@ -560,6 +562,92 @@ def _duplicate_reapplies_row() -> list[Any]:
     ]
 
 
+def _process_local_entity_lock() -> list[Any]:
+    """The claim and its fence live in the store *client's* memory (a per-process lock table
+    keyed like the idempotency records: held = Busy, taken over once its lease ran out, checked by
+    commit, extend and release); the shared data only ever sees COMPLETED records. One store
+    client (every serial simulation: all workers share one store object) behaves exactly as the
+    reference; two processes each with its own client over the same data both claim, and both
+    commit."""
+    tables: weakref.WeakKeyDictionary[InMemoryStorage, dict[str, _Record]] = weakref.WeakKeyDictionary()
+    orig_commit = InMemoryStorage.commit
+
+    def local(store: InMemoryStorage) -> dict[str, _Record]:
+        return tables.setdefault(store, {})
+
+    def claim(
+        self: InMemoryStorage,
+        key: str,
+        *,
+        now: float,
+        lease_until: float,
+        message_type: str,
+        digest: str | None = None,
+    ) -> ClaimResult:
+        held = local(self)
+        with self._lock:
+            rec = self._m.records.get(key)
+            if rec is not None and rec.status == COMPLETED and rec.expires_at > now:
+                if not digests_match(rec.digest, digest):
+                    assert rec.digest is not None
+                    return Conflict(rec.digest)
+                return Duplicate(outbox_from_json(rec.outbox, self._registry))
+            mine = held.get(key)
+            if mine is not None and not digests_match(mine.digest, digest):
+                assert mine.digest is not None
+                return Conflict(mine.digest)
+            if mine is not None and mine.lease_until > now:
+                return Busy(mine.lease_until)
+            self._tokens += 1
+            held[key] = _Record(
+                IN_PROGRESS, self._tokens, lease_until, lease_until, message_type, digest=digest
+            )
+            return Claimed(self._tokens, lease_until)
+
+    def extend(self: InMemoryStorage, key: str, token: int, lease_until: float) -> bool:
+        mine = local(self).get(key)
+        if mine is None or mine.token != token:
+            return False
+        mine.lease_until = max(mine.lease_until, lease_until)
+        mine.expires_at = max(mine.expires_at, lease_until)
+        return True
+
+    def release(self: InMemoryStorage, key: str, token: int) -> None:
+        held = local(self)
+        if key in held and held[key].token == token:
+            del held[key]
+
+    def commit(self: InMemoryStorage, effect: Effect) -> None:
+        held = local(self)
+        mine = held.get(effect.key)
+        if mine is None or mine.token != effect.token:
+            raise LeaseLost(f"claim on {effect.key!r} is no longer ours")
+        with self._lock:  # our lock says it is ours: the shared record is (over)written as ours
+            self._m.records[effect.key] = _Record(
+                IN_PROGRESS,
+                mine.token,
+                mine.lease_until,
+                mine.expires_at,
+                mine.message_type,
+                digest=mine.digest,
+            )
+        orig_commit(self, effect)
+        held.pop(effect.key, None)
+
+    return [
+        mock.patch.object(InMemoryStorage, "claim", claim),
+        mock.patch.object(InMemoryStorage, "extend", extend),
+        mock.patch.object(InMemoryStorage, "release", release),
+        mock.patch.object(InMemoryStorage, "commit", commit),
+    ]
+
+
+def _heartbeat_holds_given_up() -> list[Any]:
+    """The heartbeat extends every message of the poll until the poll ends, also those it gave up
+    (busy elsewhere, waiting for the predecessor): a slow handler of another group holds them."""
+    return [mock.patch.object(_Heartbeat, "wanted", staticmethod(lambda flight: not flight.deleted))]
+
+
 def _sigterm_abandons_batch() -> list[Any]:
     real_signal = signal.signal
 
@@ -882,6 +970,7 @@ HOSTILE = P + "test_hostile.py::test_catalog_kind"
 HOSTILE_LS = S + "test_hostile.py::test_catalog_kinds_between_valid_orders[plaintext]"
 HOSTILE_GEN = P + "test_hostile.py::test_hostile_messages_between_valid_orders"
 OUTAGES = P + "test_outages.py"
+CONCURRENCY = P + "test_concurrency.py"
 OUT_HEARTBEAT = OUTAGES + "::test_heartbeat_survives_a_failing_beat"
 HOSTILE_DECODE = P + "test_hostile_decode.py"
 H_DECODE = (
@@ -925,6 +1014,23 @@ MUTANTS: dict[str, Mutant] = {
             ("nonmonotonic", "skip", "unexpected-business-dead-letter"),
             _fifo_parallel_group,
             scenarios=(LIFE_PLAIN, DEAD_REPLAY, CONC),
+        ),
+        Mutant(
+            "process-local-entity-lock",
+            "the idempotency claim and its fence are a lock in the store client's process memory: "
+            "correct with one process, two processes both claim and both commit",
+            (CONCURRENCY + "::test_processes_sharing_a_store_apply_each_effect_once",),
+            ("duplicate-projection", "replay-divergence", "unexpected-business-dead-letter"),
+            _process_local_entity_lock,
+        ),
+        Mutant(
+            "heartbeat-holds-given-up",
+            "the heartbeat keeps extending messages the poll gave up until the whole poll ends: a FIFO "
+            "group's head waits behind a slow handler while its successor, in flight elsewhere, is "
+            "redelivered and handled without it",
+            (CONCURRENCY + "::test_processes_sharing_a_store_apply_each_effect_once",),
+            ("unexpected-business-dead-letter", "skip", "nonmonotonic"),
+            _heartbeat_holds_given_up,
         ),
         Mutant(
             "delete-before-handle",

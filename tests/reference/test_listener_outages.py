@@ -299,3 +299,40 @@ def test_heartbeat_lease_extension_failure_is_per_flight() -> None:
     assert sqs.calls.count("bad") == 1
     assert sqs.calls.count("good") >= 3
     assert listener.breaker.status().dependency == "store"
+
+
+def test_heartbeat_lets_go_of_the_messages_a_poll_gave_up() -> None:
+    """A group stopped at its head (busy elsewhere, waiting for its predecessor) is left for
+    redelivery: the heartbeat stops extending it and its followers, while it goes on extending a
+    finished message of another group that waits for the poll's publish and delete. (It used to
+    extend them until the poll ended: a FIFO head held behind another group's slow handler while
+    its successor, in flight elsewhere, was redelivered and handled without it.)"""
+    sqs = _Sqs()
+    listener = SqsListener(
+        sqs,
+        queue="q.fifo",
+        queue_url="url",
+        dlq_url="dlq",
+        registry=order_registry(),
+        processor=Processor(_StoreDownFor("-")),
+        options=BusOptions(visibility_timeout=1),
+        executor=object(),  # type: ignore[arg-type]  # production mode: a heartbeat thread
+    )
+    assert listener._heartbeat is not None
+    now = time.time()
+    head, follower, other = (
+        _Flight({"MessageId": f"m-{n}", "ReceiptHandle": n}, 1, now + 1, now - 10) for n in ("head", "follower", "other")
+    )
+    listener._process = lambda f: f is other  # type: ignore[method-assign]
+    listener._run_group([head, follower])
+    listener._run_group([other])
+    assert (head.given_up, follower.given_up, other.given_up) == (True, True, False)
+    listener._heartbeat.track([head, follower, other])
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and sqs.calls.count("other") < 2:
+            time.sleep(0.05)
+    finally:
+        listener._heartbeat.untrack([head, follower, other])
+    assert sqs.calls.count("other") >= 2
+    assert sqs.calls.count("head") == sqs.calls.count("follower") == 0

@@ -369,6 +369,46 @@ class TestInMemoryStorage(StorageContract):
         return InMemoryStorage(registry)
 
 
+class TestConnectedInMemoryStorage(StorageContract):
+    """Every call through a client of its own over the same data: as one store."""
+
+    __test__ = True
+
+    @pytest.fixture
+    def storage(self, registry: TypeRegistry, tmp_path: Any) -> Storage:
+        return _RoundRobin(InMemoryStorage(registry))
+
+
+class _RoundRobin:
+    """Each call goes to the next of three clients of one :class:`InMemoryStorage`'s data."""
+
+    def __init__(self, store: InMemoryStorage) -> None:
+        self._clients = [store, store.connect(), store.connect()]
+        self._n = 0
+
+    def __getattr__(self, name: str) -> Any:
+        self._n += 1
+        return getattr(self._clients[self._n % 3], name)
+
+
+def test_connected_clients_share_claims_tokens_and_rows(registry: TypeRegistry) -> None:
+    a = InMemoryStorage(registry)
+    b = a.connect()
+    assert b is not a
+    first = a.claim("command:x", now=T0, lease_until=T0 + 30, message_type="X")
+    assert isinstance(first, Claimed)
+    assert b.claim("command:x", now=T0 + 1, lease_until=T0 + 31, message_type="X") == Busy(T0 + 30)
+    second = b.claim("command:x", now=T0 + 31, lease_until=T0 + 61, message_type="X")
+    assert isinstance(second, Claimed)
+    assert second.token > first.token  # one token sequence
+    cmd = new_command(PlaceOrder("c", "S", 1, 5), "o1", sequence_no=1)
+    with pytest.raises(LeaseLost):  # the fence holds across clients
+        a.commit(Effect(key="command:x", token=first.token, message_type="X", expires_at=T0 + 99, command=cmd))
+    b.commit(Effect(key="command:x", token=second.token, message_type="X", expires_at=T0 + 99, command=cmd))
+    assert a.last_sequence("o1") == 1
+    assert isinstance(a.claim("command:x", now=T0 + 50, lease_until=T0 + 80, message_type="X"), Duplicate)
+
+
 class TestSqliteStorage(StorageContract):
     __test__ = True
 

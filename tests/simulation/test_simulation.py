@@ -193,6 +193,11 @@ KILL_CONFIGS = {
     "outbox-own-first": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True,
                                   faults=FaultPlan(producer_restart=0.3)),
     "poison-parked": SimConfig(seed=13, orders=3, workers=2, faults=FaultPlan(poison=("bad_json",))),
+    "process-local-entity-lock": SimConfig(seed=1, orders=15, workers=2, interleave=True, heartbeat=False,
+                                           faults=parse_faults("slow_handler=0.3")),
+    "heartbeat-holds-given-up": SimConfig(
+        seed=1, orders=12, workers=4, max_receive_count=5, interleave=True,
+        faults=parse_faults("crash=0.02,redeliver=0.05,restart=0.01,slow_handler=0.2,outage=kms_disabled")),
 }
 #: killed by a threaded unit test of the production heartbeat, which the simulator does not run
 NOT_SIMULATED = {"heartbeat-dies-on-error"}
