@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from properties.support import sim_label
 from reference.domain import order_registry, partner_registry
+from reference.domain.orders import OrderState, OrderStatus
 from reference.messages import Command, Event, Payload, decode, encode, event_for, new_command, to_wire
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
@@ -26,12 +27,22 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=
 #: entity ids are SQS MessageGroupIds: 1..128 ASCII alphanumerics and punctuation
 SQS_ID = st.text(st.sampled_from(string.ascii_letters + string.digits + string.punctuation), min_size=1, max_size=128)
 SIMPLE: dict[Any, st.SearchStrategy[Any]] = {str: TEXT, int: st.integers(1, 2**31), bool: st.booleans(),
-                                             float: st.floats(allow_nan=False, allow_infinity=False)}
+                                             float: st.floats(allow_nan=False, allow_infinity=False),
+                                             # OrderState.applied: the command ids of the order's log
+                                             tuple[str, ...]: st.lists(SQS_ID, max_size=5).map(tuple)}
+
+
+#: fields the schemas constrain beyond their Python type
+FIELDS: dict[tuple[type[Payload], str], st.SearchStrategy[Any]] = {
+    (OrderState, "status"): st.sampled_from([s.value for s in OrderStatus]),
+}
 
 
 def payloads(cls: type[Payload]) -> st.SearchStrategy[Payload]:
     hints = typing.get_type_hints(cls)
-    return st.builds(cls, **{f.name: SIMPLE[hints[f.name]] for f in dataclasses.fields(cls)})
+    return st.builds(
+        cls, **{f.name: FIELDS.get((cls, f.name), SIMPLE[hints[f.name]]) for f in dataclasses.fields(cls)}
+    )
 
 
 def _validator(kind: str) -> jsonschema.protocols.Validator:

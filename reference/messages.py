@@ -296,8 +296,12 @@ def camel(name: str) -> str:
 
 
 def payload_to_dict(payload: Payload) -> dict[str, Any]:
-    """Payload fields as a camelCase JSON object."""
-    return {camel(f.name): getattr(payload, f.name) for f in dataclasses.fields(payload)}  # type: ignore[arg-type]
+    """Payload fields as a camelCase JSON object (a ``tuple[str, ...]`` field as a JSON array: a list)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(payload):  # type: ignore[arg-type]
+        value = getattr(payload, f.name)
+        out[camel(f.name)] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def _metadata_to_dict(meta: Metadata, with_causation: bool) -> dict[str, Any]:

@@ -270,6 +270,23 @@ EQUIVALENT: dict[str, str] = {
         "behind the outage proxy, so no beat fails in any gate run; "
         "properties/test_outages.py::test_heartbeat_survives_a_failing_beat kills it"
     ),
+    # contract v1.3, found by the simulator's interleaved processes; measured surviving standard (seed 1,
+    # 2026-12-03, 238 s for both), then declared:
+    "process-local-entity-lock": (
+        "the idempotency claim and its fence live in the in-memory store client of one process: the gate's "
+        "instances are separate OS processes, which cannot share an in-memory store, so an instance either "
+        "has its own in-memory store as its only client (smoke: one instance, the reference's behaviour) or "
+        "the shared SQLite store the patch does not reach (standard, chaos); "
+        "properties/test_concurrency.py (processes interleaved over one store's data) kills it"
+    ),
+    "heartbeat-holds-given-up": (
+        "the heartbeat keeps extending messages the poll gave up until the whole poll ends: observable only "
+        "when a FIFO head is given up (claim busy elsewhere, predecessor missing) in a poll that also holds "
+        "another group's handler past the visibility timeout while the head's successor is in flight "
+        "elsewhere; the gate's slow-handler windows hold one message per poll, so no gate run reaches that "
+        "interleaving; properties/test_concurrency.py and "
+        "tests/reference/test_listener_outages.py (the production heartbeat thread) kill it"
+    ),
     # producer-side (decision D25): in a gate run the gate is the only producer
     "sequencer-from-applied": (
         "the producer's CommandBus numbers commands from a counter in its memory that starts after the "

@@ -175,6 +175,8 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "refusal-blocks-outbox",
         "send-failure-drops-command",
         "allocate-read-then-write",
+        "process-local-entity-lock",
+        "heartbeat-holds-given-up",
         "dead-letter-completes-key",  # v1.3: the gate never replays a DLQ (contract section 7)
         "replay-reversed",
     }
