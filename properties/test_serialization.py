@@ -26,12 +26,22 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=
 #: entity ids are SQS MessageGroupIds: 1..128 ASCII alphanumerics and punctuation
 SQS_ID = st.text(st.sampled_from(string.ascii_letters + string.digits + string.punctuation), min_size=1, max_size=128)
 SIMPLE: dict[Any, st.SearchStrategy[Any]] = {str: TEXT, int: st.integers(1, 2**31), bool: st.booleans(),
-                                             float: st.floats(allow_nan=False, allow_infinity=False)}
+                                             float: st.floats(allow_nan=False, allow_infinity=False),
+                                             # OrderState.applied (contract v1.3): eventIds
+                                             tuple[str, ...]: st.lists(st.uuids().map(str), max_size=4).map(tuple)}
+
+
+#: fields the schemas restrict further than their type: (type name, field) -> strategy
+FIELDS: dict[tuple[str, str], st.SearchStrategy[Any]] = {
+    ("OrderState", "status"): st.sampled_from(["PENDING", "PAID", "RESERVED", "CONFIRMED", "CANCELLED"]),
+}
 
 
 def payloads(cls: type[Payload]) -> st.SearchStrategy[Payload]:
     hints = typing.get_type_hints(cls)
-    return st.builds(cls, **{f.name: SIMPLE[hints[f.name]] for f in dataclasses.fields(cls)})
+    return st.builds(
+        cls, **{f.name: FIELDS.get((cls.__name__, f.name), SIMPLE[hints[f.name]]) for f in dataclasses.fields(cls)}
+    )
 
 
 def _validator(kind: str) -> jsonschema.protocols.Validator:
@@ -65,7 +75,8 @@ def test_round_trip_and_schema(message: Command | Event) -> None:
     if message.name not in ORDER_NAMES:
         return  # docs/schemas describe the order domain only (partner types: round trip only)
     validator = COMMAND_SCHEMA if isinstance(message, Command) else EVENT_SCHEMA
-    errors = sorted(validator.iter_errors(to_wire(message)), key=str)
+    # judged as the JSON the wire carries (a tuple field is a JSON array there)
+    errors = sorted(validator.iter_errors(json.loads(json.dumps(to_wire(message)))), key=str)
     assert not errors, f"{message.name}: {errors[0].message} at {list(errors[0].absolute_path)}"
 
 
