@@ -3,6 +3,8 @@
 For a 10,000-order run with chaos on and one without it (``--interleave``: worker processes
 interleaved at every AWS/store call and handler step, ``docs/simulator.md``) prints simulated
 orders per wall second, the virtual-seconds / wall-seconds ratio, ops in the history and checker time.
+``--reads`` runs both again with contract v1.3 reads on (``SimConfig.reads``: two ``GetOrder`` per
+order, judged by ``read_state``), so reads off and on are measured in the same invocation.
 :func:`simulator_bench` returns the same figures as dicts; the capacity/load part (LocalStack +
 Locust, another module) plugs in through ``load_hook`` or runs after ``main`` unless
 ``--skip-load`` is given.
@@ -30,6 +32,7 @@ def simulator_bench(
     chaos: bool = True,
     encryption: bool = False,
     interleave: bool = False,
+    reads: bool = False,
 ) -> dict[str, Any]:
     plan = CHAOS if chaos else FaultPlan()
     result = run_simulation(
@@ -41,6 +44,7 @@ def simulator_bench(
             encryption=encryption,
             wire_samples=40,
             interleave=interleave,
+            reads=reads,
         )
     )
     s = result.stats
@@ -60,6 +64,8 @@ def simulator_bench(
         "checker_seconds": s["checker_seconds"],
         "faults": s["faults"],
         "interleave": interleave,
+        "reads": reads,
+        "reads_judged": s.get("reads", 0),
         "task_switches": s.get("task_switches", 0),
     }
 
@@ -74,10 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--skip-load", action="store_true", help="simulator figures only (no Locust capacity run)"
     )
+    parser.add_argument(
+        "--reads", action="store_true", help="also measure both runs with GetOrder reads on (SimConfig.reads)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     args, rest = parser.parse_known_args(argv)
     rc = 0
-    for chaos in (True, False):
+    for reads, chaos in [(r, c) for r in ((False, True) if args.reads else (False,)) for c in (True, False)]:
         r = simulator_bench(
             args.orders,
             seed=args.seed,
@@ -85,16 +94,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             chaos=chaos,
             encryption=args.encryption,
             interleave=args.interleave,
+            reads=reads,
         )
         if args.json:
             print(json.dumps(r, sort_keys=True))
         else:
             print(
-                f"simulator {'chaos' if chaos else 'clean'}{' interleaved' if args.interleave else ''}: "
+                f"simulator {'chaos' if chaos else 'clean'}{' interleaved' if args.interleave else ''}"
+                f"{' reads' if reads else ''}: "
                 f"{r['orders']} orders, {r['commands']} commands, "
                 f"{r['ops']} ops in {r['wall_seconds']:.2f}s wall = {r['orders_per_wall_second']:.0f} orders/s; "
                 f"virtual {r['virtual_seconds']:.0f}s ({r['virtual_per_wall']:.0f}x wall); "
-                f"checkers {r['checker_seconds']:.2f}s; valid={r['valid']} {r['anomalies'] or ''}"
+                f"checkers {r['checker_seconds']:.2f}s; "
+                + (f"{r['reads_judged']} reads judged; " if reads else "")
+                + f"valid={r['valid']} {r['anomalies'] or ''}"
             )
         rc |= 0 if r["valid"] else 1
     if not args.skip_load and load_hook is not None:

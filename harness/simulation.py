@@ -49,6 +49,7 @@ from unittest import mock
 
 from harness import hostile
 from harness.checkers import Verdict, check_all, render_table
+from harness.checkers.reads import read_op_value
 from harness.faults import STALL_POINTS, FaultPlan, parse_faults
 from harness.history import HARNESS, NEMESIS, History, HistoryObserver
 from harness.outages import DEPENDENCY, SwitchableStorage
@@ -63,6 +64,7 @@ from reference.domain.orders import (
     ORDER_EVENTS,
     InventoryView,
     OrderSaga,
+    OrderState,
     OrderView,
     PaymentsView,
     PlaceOrder,
@@ -71,8 +73,8 @@ from reference.domain.orders import (
 from reference.hooks import PRODUCER_FAULT_POINTS, WorkerCrash
 from reference.idempotency import command_key, event_key
 from reference.listener import SqsListener, _Flight, _Heartbeat
-from reference.messages import Command, Event, new_command
-from reference.stores import InMemoryStorage, Storage
+from reference.messages import Command, Event, Payload, new_command, payload_to_dict
+from reference.stores import InMemoryStorage, State, Storage
 from reference.worker import Runtime, build_runtime
 
 IDEMPOTENCY_MODES = ("shared", "per-worker")
@@ -112,6 +114,11 @@ class SimConfig:
     interleave: bool = False
     #: ``BusOptions.heartbeat``: with ``interleave`` also the heartbeat task of each listener
     heartbeat: bool = True
+    #: contract v1.3 reads: each order's script gets ``GetOrder`` reads (one after a seeded write,
+    #: one after its last step: :func:`harness.workload.generate_orders`), every ``OrderState``
+    #: answer the views listeners receive becomes a ``read`` op (:class:`_ReadProbe`) and
+    #: ``read_state`` judges them. Off: the workload, and so every seed's history, is unchanged
+    reads: bool = False
 
     def __post_init__(self) -> None:
         if self.idempotency not in IDEMPOTENCY_MODES:
@@ -151,6 +158,8 @@ class SimConfig:
             parts.append("--interleave")
         if not self.heartbeat:
             parts.append("--no-heartbeat")
+        if self.reads:
+            parts.append("--reads")
         return " ".join(parts)
 
     def replay_command(self, mutant: str | None = None) -> str:
@@ -442,6 +451,45 @@ def _is_fifo(name: str) -> bool:
     return name.endswith(".fifo")
 
 
+class _ReadProbe:
+    """Where the simulation observes the answers to reads (``SimConfig.reads``; the counterpart of
+    the gate's probe queue): a view of every worker's views listener that projects ``OrderState``
+    only. The first time it sees an answer's event id (an event re-projected after a crash, a
+    re-published one, a second worker's copy: the same id, one op) it records a ``read`` op with
+    the value the gate's probe records (:func:`harness.checkers.reads.read_op_value`), so
+    ``read_state`` judges both alike. Its row (entity id -> the sequence number of the last answer
+    it projected) is never read; it is left out of the snapshot's view rebuild."""
+
+    name = "reads"
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.seen: set[str] = set()
+
+    def projects(self, event_type: type[Payload]) -> bool:
+        return event_type is OrderState
+
+    def row_id(self, event: Event) -> str:
+        return event.entity_id
+
+    def project(self, row: State | None, event: Event) -> State:
+        if event.event_id not in self.seen:
+            self.seen.add(event.event_id)
+            body = {
+                k: list(v) if isinstance(v, tuple) else v for k, v in payload_to_dict(event.payload).items()
+            }
+            value = read_op_value(
+                event.name,
+                event.entity_id,
+                event.metadata.sequence_no,
+                str(event.metadata.causation_id),
+                body,
+            )
+            if value is not None:
+                self.history.append(HARNESS, "ok", "read", value)
+        return {"lastSeq": event.metadata.sequence_no}
+
+
 class _SimHeartbeat(_Heartbeat):
     """The production heartbeat (:class:`reference.listener._Heartbeat`: every VT/4 it calls
     ``_beat`` for each tracked flight, which extends visibility and lease past VT/2) as a
@@ -583,6 +631,7 @@ class Simulation:
             )
         )
         self.views_queue = f"order-views{suffix}"
+        self.read_probe = _ReadProbe(self.history) if config.reads else None
         self.key_arn: str | None = None
         self._stack = ExitStack()
         self._stack.enter_context(mock.patch("reference.envelope.os", _DetOs(self.rng)))
@@ -595,7 +644,11 @@ class Simulation:
         self.shared: Storage = self._storage()
         self.workers = [self._new_worker(i) for i in range(config.workers)]
         scripts = generate_orders(
-            config.seed, config.orders, cancel_ratio=config.cancel_ratio, invalid_ratio=config.invalid_ratio
+            config.seed,
+            config.orders,
+            cancel_ratio=config.cancel_ratio,
+            invalid_ratio=config.invalid_ratio,
+            reads=config.reads,
         )
         self.orders = [_Order(s) for s in scripts]
         self.active = [n for n, o in enumerate(self.orders) if o.remaining > 0]
@@ -645,7 +698,7 @@ class Simulation:
             kms=clients["kms"],
             storage=store,
             sagas=[OrderSaga()],
-            views=self._views(),
+            views=[*self._views(), *((self.read_probe,) if self.read_probe is not None else ())],
             clock=self.clock,
             faults=_WorkerFaults(self, index),
             observer=_WorkerObserver(self, name),
@@ -1380,6 +1433,8 @@ class Simulation:
             "checker_seconds": round(check_s, 3),
             "drained": self.drained,
         }
+        if self.config.reads:
+            stats["reads"] = counts["read"]
         if self.procs is not None:
             stats["task_switches"] = self.procs.switches
         self.close()
@@ -1504,6 +1559,11 @@ def _parser(prog: str, *, seed_positional: bool) -> argparse.ArgumentParser:
         help="worker processes interleaved at every AWS/store call and handler step",
     )
     p.add_argument("--no-heartbeat", action="store_true", help="BusOptions.heartbeat=False")
+    p.add_argument(
+        "--reads",
+        action="store_true",
+        help="contract v1.3: GetOrder reads in every order's script, judged by read_state",
+    )
     p.add_argument("--cancel-ratio", type=float, default=0.1)
     p.add_argument("--invalid-ratio", type=float, default=0.0)
     p.add_argument(
@@ -1536,6 +1596,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         faults=parse_faults(args.faults),
         interleave=args.interleave,
         heartbeat=not args.no_heartbeat,
+        reads=args.reads,
     )
 
 

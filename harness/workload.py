@@ -12,6 +12,11 @@ makes ``flowgate replay SEED`` reproduce a run.
 ``invalid_ratio`` makes some scripts deliberately break the state machine (confirm before
 payment): those commands must end in the business dead-letter store, never as an effect, and
 their sends are marked ``expect_business_failure`` for the dead-letter checker.
+
+``reads`` (contract v1.3) mixes ``GetOrder`` reads into each lifecycle the way the gate's plan
+does (``harness/gate/workload.py``): one after a seeded write and one after the last step, their
+places drawn from a generator of their own (``f"{seed}:reads"``), so the writes, data and ids of
+a seed are the same with or without reads.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from reference.domain.orders import (
     AuthorizePayment,
     CancelOrder,
     ConfirmOrder,
+    GetOrder,
     PlaceOrder,
     ReserveInventory,
 )
@@ -56,8 +62,12 @@ class OrderScript:
 
     @property
     def final_status(self) -> str:
-        """The status the order view must show once every step took effect."""
-        valid = [s.payload for s in self.steps if not s.expect_business_failure]
+        """The status the order view must show once every step took effect (reads change nothing)."""
+        valid = [
+            s.payload
+            for s in self.steps
+            if not s.expect_business_failure and not isinstance(s.payload, GetOrder)
+        ]
         last = valid[-1]
         return {
             PlaceOrder: "PENDING",
@@ -86,11 +96,14 @@ def generate_orders(
     cancel_ratio: float = 0.1,
     invalid_ratio: float = 0.0,
     lifecycle: bool = True,
+    reads: bool = False,
 ) -> list[OrderScript]:
     """``count`` order scripts determined by ``seed`` (see the module docstring).
 
     ``lifecycle=False`` gives one ``PlaceOrder`` per order (the cheapest load for throughput
     runs); otherwise each order runs to CONFIRMED, or to CANCELLED with ``cancel_ratio``.
+    ``reads`` adds a ``GetOrder`` after a seeded write (when the order has more than one step)
+    and one after the last step.
     """
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
@@ -101,6 +114,7 @@ def generate_orders(
     fake.seed_instance(seed)
     skus = [f"SKU-{fake.bothify('???###').upper()}" for _ in range(25)]
     customers = [(f"CUST-{fake.numerify('######')}", fake.name()) for _ in range(max(10, count // 4 or 1))]
+    read_rng = random.Random(f"{seed}:reads")
     scripts: list[OrderScript] = []
     for index in range(count):
         customer_id, customer_name = rng.choice(customers)
@@ -124,6 +138,8 @@ def generate_orders(
             if rng.random() < invalid_ratio:
                 # a confirm the state machine must refuse: the order is final or not yet reserved
                 steps.append(Step(ConfirmOrder(), expect_business_failure=True))
+        if reads:
+            steps = with_reads(steps, read_rng)
         scripts.append(
             OrderScript(
                 order_id=order_id,
@@ -138,3 +154,15 @@ def generate_orders(
             )
         )
     return scripts
+
+
+def with_reads(steps: list[Step], rng: random.Random) -> list[Step]:
+    """``steps`` with a ``GetOrder`` after the ``rng``-chosen one of steps 1..n-1 (none if the
+    order has one step) and one after the last (the gate's placement, ``make_plan``)."""
+    after = rng.randrange(1, len(steps)) if len(steps) > 1 else len(steps)
+    out: list[Step] = []
+    for position, step in enumerate(steps, start=1):
+        out.append(step)
+        if position in (after, len(steps)):
+            out.append(Step(GetOrder()))
+    return out

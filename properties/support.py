@@ -38,7 +38,9 @@ def fault_plans(*, crash: bool = True, stall: bool = True, duplicate: bool = Tru
 
 def sim_configs(*, fifo: bool | None = None, encryption: bool | None = None,
                 faults: st.SearchStrategy[FaultPlan] | None = None, orders: tuple[int, int] = (2, 12),
-                invalid_ratio: float = 0.0) -> st.SearchStrategy[SimConfig]:
+                invalid_ratio: float = 0.0, reads: bool = False) -> st.SearchStrategy[SimConfig]:
+    """Simulator configs; ``reads`` mixes ``GetOrder`` reads into every order (``SimConfig.reads``:
+    the ``read_state`` checker then judges each answer)."""
     return st.builds(
         SimConfig,
         seed=st.integers(0, 2**32 - 1),
@@ -50,6 +52,7 @@ def sim_configs(*, fifo: bool | None = None, encryption: bool | None = None,
         max_receive_count=st.sampled_from([3, 4, 5]),
         faults=faults if faults is not None else fault_plans(),
         invalid_ratio=st.just(invalid_ratio),
+        reads=st.just(reads),
     )
 
 

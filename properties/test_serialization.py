@@ -76,7 +76,8 @@ def test_round_trip_and_schema(message: Command | Event) -> None:
     if message.name not in ORDER_NAMES:
         return  # docs/schemas describe the order domain only (partner types: round trip only)
     validator = COMMAND_SCHEMA if isinstance(message, Command) else EVENT_SCHEMA
-    errors = sorted(validator.iter_errors(to_wire(message)), key=str)
+    # judged as the JSON the wire carries (a tuple field is a JSON array there)
+    errors = sorted(validator.iter_errors(json.loads(json.dumps(to_wire(message)))), key=str)
     assert not errors, f"{message.name}: {errors[0].message} at {list(errors[0].absolute_path)}"
 
 

@@ -1,5 +1,7 @@
 """Stateful exploration: hypothesis picks each step (send, resend, poll worker k, crash/stall at
-a point, duplicate delivery, advance time, poison); the teardown drains and runs every checker."""
+a point, duplicate delivery, advance time, poison); the teardown drains and runs every checker.
+The orders carry ``GetOrder`` reads (``SimConfig.reads``), so ``read_state`` judges what each
+read saw after the resends and redeliveries the steps made."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class BusMachine(RuleBasedStateMachine):
         self.quiet = _quiet_reference()
         self.quiet.__enter__()
         self.config = SimConfig(seed=seed, orders=orders, workers=WORKERS, fifo=fifo, encryption=encryption,
-                                visibility_timeout=10, max_receive_count=4)
+                                visibility_timeout=10, max_receive_count=4, reads=True)
         note(f"config: {self.config}")
         self.sim = Simulation(self.config)
         self.seen = 0

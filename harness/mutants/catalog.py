@@ -965,6 +965,8 @@ LOSS = P + "test_no_loss.py"
 CRYPTO = P + "test_encryption.py"
 REPLAY = P + "test_replay.py"
 READS = P + "test_reads.py"
+ONCE_EFFECT = ONCE + "::test_exactly_once_effect"
+STATEFUL = P + "test_stateful.py"
 SERIAL = P + "test_serialization.py"
 HOSTILE = P + "test_hostile.py::test_catalog_kind"
 HOSTILE_LS = S + "test_hostile.py::test_catalog_kinds_between_valid_orders[plaintext]"
@@ -1099,9 +1101,11 @@ MUTANTS: dict[str, Mutant] = {
             "duplicate-reapplies-row",
             "a recognised duplicate re-applies the command to the entity row (its command log) before "
             "re-publishing the recorded events",
-            # the simulator's replay property compares the live entity row with the rebuilt one (the
-            # gate's replay check compares event identities only, so through the gate only reads see it)
-            (READS, REPLAY),
+            # the simulator's properties with reads (SimConfig.reads: exactly-once, the stateful
+            # machine) see it through read_state; the simulator's replay property compares the live
+            # entity row with the rebuilt one (the gate's replay check compares event identities
+            # only, so through the gate only reads see it)
+            (READS, ONCE_EFFECT, STATEFUL, REPLAY),
             ("double-effect", "replay-divergence"),
             _duplicate_reapplies_row,
         ),

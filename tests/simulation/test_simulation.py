@@ -28,6 +28,7 @@ def _count(result: SimResult, f: str, type: str = "ok") -> int:
 @pytest.mark.parametrize("config", [
     SimConfig(seed=11, orders=12, workers=3, faults=parse_faults("chaos")),
     SimConfig(seed=12, orders=12, workers=3, fifo=False, encryption=True, faults=parse_faults("chaos")),
+    SimConfig(seed=14, orders=10, workers=3, encryption=True, reads=True, faults=parse_faults("chaos")),
 ])
 def test_same_seed_same_history(config: SimConfig) -> None:
     first, second = run_simulation(config), run_simulation(config)
@@ -195,15 +196,15 @@ KILL_CONFIGS = {
     "poison-parked": SimConfig(seed=13, orders=3, workers=2, faults=FaultPlan(poison=("bad_json",))),
     "process-local-entity-lock": SimConfig(seed=1, orders=15, workers=2, interleave=True, heartbeat=False,
                                            faults=parse_faults("slow_handler=0.3")),
+    # snapshots off: no replay comparison, so only the reads can see the re-applied command
+    "duplicate-reapplies-row": SimConfig(seed=1, orders=4, reads=True, snapshots=False,
+                                         faults=FaultPlan(scripted=("crash@after_effect_before_delete",))),
     "heartbeat-holds-given-up": SimConfig(
         seed=1, orders=12, workers=4, max_receive_count=5, interleave=True,
         faults=parse_faults("crash=0.02,redeliver=0.05,restart=0.01,slow_handler=0.2,outage=kms_disabled")),
 }
 #: killed by a threaded unit test of the production heartbeat, which the simulator does not run
 NOT_SIMULATED = {"heartbeat-dies-on-error"}
-#: killed by the reads property (properties/test_reads.py, in process) and the gate's read_state
-#: checker -- the simulator's workload sends no reads (contract v1.3)
-NOT_SIMULATED |= {"duplicate-reapplies-row"}
 #: killed by a property on the CommandBus's producer outbox with a failing dispatcher (no simulator)
 NOT_SIMULATED |= {"refusal-blocks-outbox", "send-failure-drops-command"}
 #: killed by a property of producer threads allocating on one store (the simulator is single-threaded)
@@ -266,3 +267,43 @@ def test_a_simulator_that_does_not_deduplicate_is_caught_by_fifo_dedup(monkeypat
     assert [v.checker for v in broken.verdicts if not v.valid] == ["fifo_dedup"]
     [dedup] = [v for v in broken.verdicts if v.checker == "fifo_dedup"]
     assert any("orders.fifo delivered two messages with deduplication id" in a.message for a in dedup.anomalies)
+
+
+def test_reads_are_placed_as_the_gate_places_them_and_judged() -> None:
+    """``reads``: two ``GetOrder`` per order of more than one step (one after a seeded write, one
+    after the last), each answered once, and every answer a ``read`` op ``read_state`` judges; the
+    writes of the seed (types, order, data) are those of the run without reads."""
+    config = SimConfig(seed=7, orders=6, workers=2, reads=True, faults=FaultPlan(crash=0.1, resend=0.2))
+    result = run_simulation(config)
+    assert result.valid, result.summary()
+    sim = Simulation(config)
+    plain = Simulation(SimConfig(**{**config.__dict__, "reads": False}))
+    try:
+        for order, other in zip(sim.orders, plain.orders, strict=True):
+            names = [type(s.payload).__name__ for s in order.script.steps]
+            assert [n for n in names if n != "GetOrder"] == [type(s.payload).__name__ for s in other.script.steps]
+            assert names[-1] == "GetOrder"
+            assert names.count("GetOrder") == 2
+            assert names[0] != "GetOrder"
+            assert order.script.final_status == other.script.final_status
+    finally:
+        sim.close()
+        plain.close()
+    [reads] = [v for v in result.verdicts if v.checker == "read_state"]
+    assert reads.stats["reads"] == result.stats["reads"] == 2 * config.orders
+    read = next(op for op in result.history.ops if op.f == "read")
+    assert set(read.value) == {"command_id", "entity_id", "seq", "state"}
+    assert set(read.value["state"]) == {"status", "version", "applied"}
+
+
+def test_only_the_reads_see_a_reapplied_duplicate() -> None:
+    """``duplicate-reapplies-row`` re-applies a recognised duplicate to the order's row and
+    re-publishes the same event ids: with the replay snapshot off, the run without reads is valid
+    under the mutant (no event, effect or projection differs) and the run with reads is killed by
+    ``read_state`` alone (``double-effect``)."""
+    config = KILL_CONFIGS["duplicate-reapplies-row"]
+    killed = run_simulation(config, mutant="duplicate-reapplies-row")
+    assert [v.checker for v in killed.verdicts if not v.valid] == ["read_state"]
+    assert killed.anomaly_kinds() == ["double-effect"]
+    blind = run_simulation(SimConfig(**{**config.__dict__, "reads": False}), mutant="duplicate-reapplies-row")
+    assert blind.valid, blind.summary()
