@@ -271,20 +271,25 @@ class _StoreDownFor(InMemoryStorage):
         return True
 
 
-def test_heartbeat_lease_extension_failure_is_per_flight() -> None:
-    """The old heartbeat thread died on the first store error (``extend`` raising) and was never
-    restarted: every other message in hand then lost its visibility."""
-    sqs = _Sqs()
-    listener = SqsListener(
+def _production_listener(sqs: Any, store: Any) -> SqsListener:
+    """A FIFO listener in production mode (an executor: its heartbeat is a thread), VT 1 s."""
+    return SqsListener(
         sqs,
         queue="q.fifo",
         queue_url="url",
         dlq_url="dlq",
         registry=order_registry(),
-        processor=Processor(_StoreDownFor("k-bad")),
+        processor=Processor(store),
         options=BusOptions(visibility_timeout=1),
         executor=object(),  # type: ignore[arg-type]  # production mode: a heartbeat thread
     )
+
+
+def test_heartbeat_lease_extension_failure_is_per_flight() -> None:
+    """The old heartbeat thread died on the first store error (``extend`` raising) and was never
+    restarted: every other message in hand then lost its visibility."""
+    sqs = _Sqs()
+    listener = _production_listener(sqs, _StoreDownFor("k-bad"))
     assert listener._heartbeat is not None
     now = time.time()
     bad = _Flight({"MessageId": "m-bad", "ReceiptHandle": "bad"}, 1, now + 1, now - 10, key="k-bad", token=1)
@@ -308,16 +313,7 @@ def test_heartbeat_lets_go_of_the_messages_a_poll_gave_up() -> None:
     extend them until the poll ended: a FIFO head held behind another group's slow handler while
     its successor, in flight elsewhere, was redelivered and handled without it.)"""
     sqs = _Sqs()
-    listener = SqsListener(
-        sqs,
-        queue="q.fifo",
-        queue_url="url",
-        dlq_url="dlq",
-        registry=order_registry(),
-        processor=Processor(_StoreDownFor("-")),
-        options=BusOptions(visibility_timeout=1),
-        executor=object(),  # type: ignore[arg-type]  # production mode: a heartbeat thread
-    )
+    listener = _production_listener(sqs, _StoreDownFor("-"))
     assert listener._heartbeat is not None
     now = time.time()
     head, follower, other = (
