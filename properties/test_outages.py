@@ -149,3 +149,56 @@ def test_heartbeat_survives_a_failing_beat() -> None:
         listener._heartbeat.untrack([bad, good])
     assert sqs.calls.count("bad") == 1, "a failed flight is not beaten again"
     assert sqs.calls.count("good") >= 3, f"heartbeat-dead: the other flight was extended {sqs.calls.count('good')}x"
+
+
+def test_a_finished_command_stays_under_the_heartbeat_until_its_poll_deletes_it() -> None:
+    """A command's idempotency claim ends with its commit; the message then waits for its poll's
+    publish and delete (behind a slower group of the same poll) and must stay invisible. Its beats
+    used to keep the committed claim's token: the lease ``extend`` of a COMPLETED record is False,
+    the heartbeat dropped the message, its visibility lapsed and another worker received it while it
+    was still in hand (LocalStack: slow messages taken over despite the heartbeat)."""
+    from harness.sim import SimAws
+    from reference.config import BusConfiguration
+    from reference.domain.orders import ORDER_COMMANDS, ORDER_EVENTS, OrderSaga, PlaceOrder
+    from reference.messages import new_command
+    from reference.worker import build_runtime
+
+    sim_label("Chaos", "outages: " + "heartbeat", "a finished message is extended until its delete")
+    aws = SimAws(seed=3)
+    registry = order_registry()
+    cfg = (
+        BusConfiguration(registry)
+        .send(*ORDER_COMMANDS)
+        .to_queue("orders.fifo")
+        .raise_events(*ORDER_EVENTS)
+        .to_topic("order-events.fifo")
+        .listen_to("orders.fifo")
+        .with_options(visibility_timeout=10, wait_time_seconds=0)
+    )
+    storage = InMemoryStorage(registry)
+    runtime = build_runtime(
+        cfg,
+        sqs=aws.client("sqs"),
+        sns=aws.client("sns"),
+        sts=aws.client("sts"),
+        storage=storage,
+        sagas=[OrderSaga()],
+        views=[],
+        clock=aws.clock,
+    )
+    listener = runtime.listeners[0]
+    runtime.commands.dispatch_many(
+        [new_command(PlaceOrder("C1", "SKU-1", 1, 100), "o-1", is_new=True, sequence_no=1)]
+    )
+    listener._probed = True
+    [[flight]] = listener._receive()
+    assert listener._process(flight)
+    assert flight.ready
+    vt = listener.options.visibility_timeout
+    for beat in range(3):  # three more visibility timeouts in hand, waiting for the poll
+        aws.clock.advance(vt * 0.6)
+        assert listener._beat(flight), f"beat {beat + 1}: the finished message left the heartbeat"
+    listener._finish([[flight]])
+    assert flight.deleted
+    left = aws.client("sqs").receive_message(QueueUrl=listener.queue_url, WaitTimeSeconds=0).get("Messages")
+    assert not left, "deleted with its receipt handle after 1.8 visibility timeouts in hand"

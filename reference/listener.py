@@ -143,6 +143,9 @@ class _Flight:
     receive_count: int
     deadline: float
     extended_at: float
+    #: the idempotency claim held while processing (its lease is extended with the visibility);
+    #: cleared when the claim ends (committed, released), so a finished message waiting for its
+    #: poll's publish and delete is still extended, visibility only
     key: str | None = None
     token: int | None = None
     #: set by ``_command``/``_event`` when the message is finished up to its publish + delete,
@@ -641,6 +644,10 @@ class SqsListener:
             return False
         self.faults.hit("after_commit_before_record", ctx)
         self.observer.observe("effect", "ok", effect)
+        # the claim ended with the commit: from here on the heartbeat extends only the message's
+        # visibility (a stale token's ``extend`` is False, and would drop the message from the
+        # heartbeat while it waits for its poll's publish and delete)
+        f.key = f.token = None
         self.faults.hit("after_effect_before_delete", ctx)
         return self._ready(f, ctx, decision.events, publish_point=True)
 
@@ -689,6 +696,7 @@ class SqsListener:
         self.processor.storage.commit(
             self.processor.dead_letter_effect(cmd, f.token, reason, str(f.message["Body"]))
         )
+        f.key = f.token = None  # the claim ended with the commit (see :meth:`_command`)
         self.observer.observe(
             "business_dead_letter",
             "ok",

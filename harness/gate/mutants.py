@@ -287,6 +287,16 @@ EQUIVALENT: dict[str, str] = {
         "interleaving; properties/test_concurrency.py and "
         "tests/reference/test_listener_outages.py (the production heartbeat thread) kill it"
     ),
+    # measured surviving standard (seed 1, 2026-12-04, 116 s), then declared:
+    "committed-claim-kept": (
+        "a committed command keeps its claim's token, so the heartbeat's lease extend fails on the "
+        "COMPLETED record and drops the message while it waits for its poll's publish and delete: "
+        "observable only when a finished message waits in hand for longer than the visibility timeout "
+        "behind another group's slow handler of the same poll; the gate's slow-handler windows hold one "
+        "message per poll, so no gate run reaches it; properties/test_outages.py (the finished command "
+        "beaten past three half visibility timeouts) and the LocalStack visibility-expiry scenario with "
+        "the heartbeat kill it"
+    ),
     # producer-side (decision D25): in a gate run the gate is the only producer
     "sequencer-from-applied": (
         "the producer's CommandBus numbers commands from a counter in its memory that starts after the "

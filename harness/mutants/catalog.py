@@ -648,6 +648,28 @@ def _heartbeat_holds_given_up() -> list[Any]:
     return [mock.patch.object(_Heartbeat, "wanted", staticmethod(lambda flight: not flight.deleted))]
 
 
+def _committed_claim_kept() -> list[Any]:
+    """A command keeps its claim's key and token after the commit, so the heartbeat's lease
+    ``extend`` of the COMPLETED record is False and the message leaves the heartbeat while it waits
+    for its poll's publish and delete: its visibility lapses and another worker receives it."""
+    claims: dict[int, tuple[str, int]] = {}
+    orig_beat, orig_ready = SqsListener._beat, SqsListener._ready
+
+    def _beat(self: SqsListener, f: _Flight) -> bool:
+        if f.key is not None and f.token is not None:
+            claims[id(f)] = (f.key, f.token)
+        return orig_beat(self, f)
+
+    def _ready(
+        self: SqsListener, f: _Flight, ctx: Any, outbox: Any = (), *, publish_point: bool = False
+    ) -> bool:
+        if publish_point and id(f) in claims:
+            f.key, f.token = claims.pop(id(f))
+        return orig_ready(self, f, ctx, outbox, publish_point=publish_point)
+
+    return [mock.patch.object(SqsListener, "_beat", _beat), mock.patch.object(SqsListener, "_ready", _ready)]
+
+
 def _sigterm_abandons_batch() -> list[Any]:
     real_signal = signal.signal
 
@@ -1033,6 +1055,15 @@ MUTANTS: dict[str, Mutant] = {
             (CONCURRENCY + "::test_processes_sharing_a_store_apply_each_effect_once",),
             ("unexpected-business-dead-letter", "skip", "nonmonotonic"),
             _heartbeat_holds_given_up,
+        ),
+        Mutant(
+            "committed-claim-kept",
+            "a command keeps its claim's token after the commit: the heartbeat's lease extend fails on "
+            "the COMPLETED record and drops the message while it waits for its poll's delete",
+            (OUTAGES + "::test_a_finished_command_stays_under_the_heartbeat_until_its_poll_deletes_it",),
+            (),
+            _committed_claim_kept,
+            scenarios=(CH_VT_HB,),
         ),
         Mutant(
             "delete-before-handle",

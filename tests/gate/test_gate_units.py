@@ -168,6 +168,7 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "unconditional-row-write",
         "ttl-shorter-than-retention",
         "store-error-escapes-poll",
+        "committed-claim-kept",
         "heartbeat-dies-on-error",
         "sequencer-from-applied",
         "unsent-not-resent",

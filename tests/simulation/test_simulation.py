@@ -204,7 +204,7 @@ KILL_CONFIGS = {
         faults=parse_faults("crash=0.02,redeliver=0.05,restart=0.01,slow_handler=0.2,outage=kms_disabled")),
 }
 #: killed by a threaded unit test of the production heartbeat, which the simulator does not run
-NOT_SIMULATED = {"heartbeat-dies-on-error"}
+NOT_SIMULATED = {"heartbeat-dies-on-error", "committed-claim-kept"}
 #: killed by a property on the CommandBus's producer outbox with a failing dispatcher (no simulator)
 NOT_SIMULATED |= {"refusal-blocks-outbox", "send-failure-drops-command"}
 #: killed by a property of producer threads allocating on one store (the simulator is single-threaded)
