@@ -62,33 +62,57 @@ def test_every_call_allowed_and_every_grant_used(scenario, registry, kms_key, su
     full = topo.config(kms_key=kms_key, **options)
     # -- bootstrapper: create, then reconcile (another visibility timeout on every queue)
     admin = clients(s.aws.endpoint_url, recorder=recorder("bootstrap"))
-    Bootstrapper(bus_config({**full, "options": {**full["options"], "visibility_timeout": 5}}, registry),
-                 sqs=admin.sqs, sns=admin.sns, sts=admin.sts).run()
+    Bootstrapper(
+        bus_config({**full, "options": {**full["options"], "visibility_timeout": 5}}, registry),
+        sqs=admin.sqs,
+        sns=admin.sns,
+        sts=admin.sts,
+    ).run()
     resources = Bootstrapper(bus_config(full, registry), sqs=admin.sqs, sns=admin.sns, sts=admin.sts).run()
     # -- the two consumers, as processes that only resolve what exists
-    env = {AWS_CALLS_ENV: str(calls / "workers.jsonl"), "FLOWGATE_HANDLER_DELAY_MS": "mid_handler:1500:0.5"}
+    env = {AWS_CALLS_ENV: str(calls / "workers.jsonl"), "FLOWGATE_HANDLER_DELAY_MS": "mid_handler:1500"}
     command_cfg = topo.config(kms_key=kms_key, subscribe=[], **options)
     view_cfg = {k: v for k, v in topo.config(kms_key=kms_key, listen=False, **options).items() if k != "send"}
     s.workers.spawn("commands", command_cfg, env=env, args=("--no-bootstrap",))
     s.workers.spawn("views", view_cfg, env=env, args=("--no-bootstrap",))
     # -- producer: resolves its queue, sends sealed orders and one poison command
-    producer_cfg = {k: v for k, v in full.items() if k in ("domain", "region", "send", "encryption", "options")}
+    producer_cfg = {
+        k: v for k, v in full.items() if k in ("domain", "region", "send", "encryption", "options")
+    }
     producer_rec = recorder("producer")
     own = clients(s.aws.endpoint_url, recorder=producer_rec)
-    produced = Bootstrapper(bus_config(producer_cfg, registry), sqs=own.sqs, sns=own.sns, sts=own.sts).resolve()
+    produced = Bootstrapper(
+        bus_config(producer_cfg, registry), sqs=own.sqs, sns=own.sns, sts=own.sts
+    ).resolve()
     producer = Producer(producer_cfg, registry, s.aws, produced, s.history, recorder=producer_rec)
     for n in range(ORDERS):
         producer.publish(new_command(PlaceOrder(f"c-{n}", "SKU-1", 1, 100), f"ord-{s.uid}-{n}"))
     producer.close()
-    own.sqs.send_message(QueueUrl=produced.queue_urls[topo.commands], MessageBody="{not json",
-                         MessageGroupId="poison", MessageDeduplicationId=f"poison-{s.uid}")
+    own.sqs.send_message(
+        QueueUrl=produced.queue_urls[topo.commands],
+        MessageBody="{not json",
+        MessageGroupId="poison",
+        MessageDeduplicationId=f"poison-{s.uid}",
+    )
     # -- a poison event on the topic (the harness's own, unrecorded client: hostile input)
-    s.aws.sns.publish(TopicArn=resources.topic_arns[topo.topic], Message="{not json",
-                      MessageGroupId="poison", MessageDeduplicationId=f"poison-event-{s.uid}")
+    s.aws.sns.publish(
+        TopicArn=resources.topic_arns[topo.topic],
+        Message="{not json",
+        MessageGroupId="poison",
+        MessageDeduplicationId=f"poison-event-{s.uid}",
+    )
     view_queue = topo.view_queue("views")
     urls = [resources.queue_urls[topo.commands], resources.queue_urls[view_queue]]
-    result = drain(s.history, s.workers, s.aws, urls, effects=ORDERS, timeout=90, settle=2,
-                   until=lambda ops: sum(o["f"] == "dead_letter" for o in ops) >= 2)
+    result = drain(
+        s.history,
+        s.workers,
+        s.aws,
+        urls,
+        effects=ORDERS,
+        timeout=90,
+        settle=2,
+        until=lambda ops: sum(o["f"] == "dead_letter" for o in ops) >= 2,
+    )
     # -- DLQ operator: resolves and replays one dead letter of each DLQ
     operator = clients(s.aws.endpoint_url, recorder=recorder("dlq-operator"))
     operator.sts.get_caller_identity()
@@ -96,19 +120,37 @@ def test_every_call_allowed_and_every_grant_used(scenario, registry, kms_key, su
     for queue in (topo.commands, view_queue):
         source = operator.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         dead = operator.sqs.get_queue_url(QueueName=bus_config(full, registry).dlq_for(queue))["QueueUrl"]
-        replayed += dlq.replay_dead_letters(operator.sqs, dlq_url=dead, source_url=source, fifo=True, limit=1,
-                                            wait_time_seconds=2, dedup_suffix="-replayed")
+        replayed += dlq.replay_dead_letters(
+            operator.sqs,
+            dlq_url=dead,
+            source_url=source,
+            fifo=True,
+            limit=1,
+            wait_time_seconds=2,
+            dedup_suffix="-replayed",
+        )
     s.workers.terminate_all()
     # -- the audit
     policies = iam.role_policies(bus_config(full, registry), account=resources.account, kms_key_arn=kms_key)
-    verdict = audit(load_calls(sorted(calls.glob("*.jsonl"))), roles=ROLES, policies=policies,
-                    region=resources.region, account=resources.account, key_arns={kms_key: kms_key})
+    verdict = audit(
+        load_calls(sorted(calls.glob("*.jsonl"))),
+        roles=ROLES,
+        policies=policies,
+        region=resources.region,
+        account=resources.account,
+        key_arns={kms_key: kms_key},
+    )
     table = verdict.table()
     (s.tmp / "iam-audit.md").write_text(table + "\n")
     (s.tmp / "policies.json").write_text(json.dumps({str(r): p for r, p in policies.items()}, indent=2))
     print(table)
-    summary.add("iam: every call allowed, every grant used", orders=ORDERS, faults=2 + replayed,
-                anomalies=len(verdict.problems()), notes=f"{len(verdict.verdicts)} distinct requests")
+    summary.add(
+        "iam: every call allowed, every grant used",
+        orders=ORDERS,
+        faults=2 + replayed,
+        anomalies=len(verdict.problems()),
+        notes=f"{len(verdict.verdicts)} distinct requests",
+    )
     assert result.effects >= ORDERS, result.notes
     assert replayed == 2, f"expected one dead letter in each DLQ, replayed {replayed}"
     assert verdict.ok, "\n".join(verdict.problems()) + "\n" + table
