@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,22 +234,26 @@ class Audit:
 def audit(
     calls: Sequence[AwsCall],
     *,
-    roles: Mapping[str, Role],
+    roles: Mapping[str, Role | Collection[Role]],
     policies: Mapping[Role, Mapping[str, Any]],
     region: str,
     account: str,
     key_arns: Mapping[str, str] | None = None,
     justified: Mapping[tuple[Role, str], str] = RARELY_EXERCISED,
 ) -> Audit:
-    """Judge ``calls`` (module docstring). ``roles`` maps each recording process to its role."""
+    """Judge ``calls`` (module docstring). ``roles`` maps each recording process to its role, or
+    to several (a worker that listens and is subscribed holds both consumer policies, as IAM
+    allows a principal several): a call is then allowed when one of them allows it, and counted
+    under the first role that does."""
     key_arns = key_arns or {}
+    held = {p: (r,) if isinstance(r, Role) else tuple(r) for p, r in roles.items()}
     # per-message context values (message id, entity id) no policy names are dropped: the
     # decision cannot depend on them, and equal requests are then judged once
     named = {key for policy in policies.values() for s in policy["Statement"] for key in _condition_keys(s)}
     counted: Counter[tuple[str, IamRequest]] = Counter()
     unattributed: set[str] = set()
     for call in calls:
-        if call.process not in roles:
+        if call.process not in held:
             unattributed.add(call.process)
             continue
         request = to_request(call, region=region, account=account, key_arns=key_arns)
@@ -257,13 +261,14 @@ def audit(
             request.action, request.resource, tuple(kv for kv in request.context if kv[0] in named)
         )
         counted[(call.process, request)] += 1
-    verdicts = [
-        Verdict(process, roles[process], request, n, allowing_statement(policies[roles[process]], request))
-        for (process, request), n in sorted(counted.items(), key=lambda kv: (kv[0][0], kv[0][1].action))
-    ]
+    verdicts = []
+    for (process, request), n in sorted(counted.items(), key=lambda kv: (kv[0][0], kv[0][1].action)):
+        decisions = [(role, allowing_statement(policies[role], request)) for role in held[process]]
+        role, sid = next(((r, s) for r, s in decisions if s is not None), (held[process][0], None))
+        verdicts.append(Verdict(process, role, request, n, sid))
     grants = []
     for role, policy in policies.items():
-        requests = [(v.request, v.calls) for v in verdicts if v.role == role]
+        requests = [(v.request, v.calls) for v in verdicts if role in held[v.process]]
         for n, statement in enumerate(policy["Statement"]):
             sid = str(statement.get("Sid", n))
             for action in _as_list(statement["Action"]):
@@ -272,10 +277,70 @@ def audit(
                     used = sum(calls for request, calls in requests if statement_permits(narrowed, request))
                     grants.append(GrantUse(role, sid, action, resource, used, justified.get((role, action))))
     processes: dict[Role, list[str]] = {}
-    for process, role in sorted(roles.items()):
-        processes.setdefault(role, []).append(process)
+    for process, roles_held in sorted(held.items()):
+        for role in roles_held:
+            processes.setdefault(role, []).append(process)
     return Audit(verdicts, grants, processes, sorted(unattributed))
 
 
 def _as_list(value: str | Sequence[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.iam_audit --config FILE --calls FILE [--calls ...] --process NAME=ROLE[+ROLE]``
+
+    Judges recorded calls (e.g. of the load run's workers, started with ``FLOWGATE_AWS_CALLS``)
+    against the configuration's role policies and prints the role table. Exit 1 on a denied
+    call or a call of a process given no role; with ``--coverage`` also on a grant no call used
+    (a load run sends no poison, so its DLQ grants go unused: coverage is the scenario's job)."""
+    import argparse
+
+    from reference.config import BusConfiguration
+    from reference.iam import role_policies
+    from reference.worker import DOMAINS, load_config_file
+
+    parser = argparse.ArgumentParser(prog="python -m harness.iam_audit", description=main.__doc__)
+    parser.add_argument("--config", required=True, help="the bus configuration the processes ran")
+    parser.add_argument(
+        "--calls", action="append", required=True, type=Path, help="recorded calls (JSON lines)"
+    )
+    parser.add_argument("--process", action="append", default=[], metavar="NAME=ROLE[+ROLE]")
+    parser.add_argument("--account", help="12-digit account id (default: sts:GetCallerIdentity)")
+    parser.add_argument("--kms-key-arn")
+    parser.add_argument("--coverage", action="store_true", help="also fail on a grant no call used")
+    args = parser.parse_args(argv)
+    data = load_config_file(args.config)
+    config = BusConfiguration.from_dict(data, DOMAINS[str(data.get("domain", "orders"))].registry())
+    region = config.options.region
+    if args.account is None:
+        import boto3
+
+        args.account = str(boto3.client("sts", region_name=region).get_caller_identity()["Account"])
+    roles = {}
+    for item in args.process:
+        name, _, held = item.partition("=")
+        roles[name] = tuple(Role(r) for r in held.split("+"))
+    policies = role_policies(config, account=args.account, region=region, kms_key_arn=args.kms_key_arn)
+    key_arns = {config.kms_key_id: args.kms_key_arn} if config.kms_key_id and args.kms_key_arn else {}
+    verdict = audit(
+        load_calls(args.calls),
+        roles=roles,
+        policies=policies,
+        region=region,
+        account=args.account,
+        key_arns=key_arns,
+    )
+    print(verdict.table())
+    problems = [p for p in verdict.problems() if args.coverage or not p.startswith("UNEXERCISED")]
+    for problem in problems:
+        print(problem)
+    print(
+        f"{sum(v.calls for v in verdict.verdicts)} calls, {len(verdict.verdicts)} distinct requests, "
+        f"{sum(v.calls for v in verdict.denied)} denied"
+    )
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
