@@ -321,7 +321,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.process:
         name, _, held = item.partition("=")
         roles[name] = tuple(Role(r) for r in held.split("+"))
-    policies = role_policies(config, account=args.account, region=region, kms_key_arn=args.kms_key_arn)
+    held = {role for roles_held in roles.values() for role in roles_held}
+    policies = {
+        role: policy
+        for role, policy in role_policies(
+            config, account=args.account, region=region, kms_key_arn=args.kms_key_arn
+        ).items()
+        if role in held  # the roles no recorded process plays are not judged
+    }
     key_arns = {config.kms_key_id: args.kms_key_arn} if config.kms_key_id and args.kms_key_arn else {}
     verdict = audit(
         load_calls(args.calls),
