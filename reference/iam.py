@@ -40,7 +40,7 @@ so the key ARN is required (``DescribeKey`` gives it); ``kms:DescribeKey`` carri
 
 No wildcard anywhere: the account id is required (12 digits; the bootstrapper and ``flowgate
 policies`` take it from ``sts:GetCallerIdentity``), and so is the key ARN when the configuration
-encrypts. What each grant is for, and which of them a run may legitimately not exercise, is in
+encrypts. The grants a run may legitimately not exercise are listed, with the reason, in
 :data:`RARELY_EXERCISED`; the LocalStack scenario ``scenarios/test_iam.py`` records every call
 of every process and proves each is allowed and each grant used (``docs/iam.md``).
 """
