@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         "report": ("harness.report", "generate the Allure HTML report from reports/allure-results"),
         "bench": ("harness.bench", "print simulator and pipeline speed figures"),
+        "policies": (
+            "harness.policies",
+            "print the least-privilege IAM policy of each role for a configuration",
+        ),
         "hostile": (
             "harness.hostile.cli",
             "the hostile-input catalog: flowgate hostile list | markdown [--write]",

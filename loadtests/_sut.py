@@ -344,6 +344,9 @@ class ReferenceSUT(SUT):
                 argv += ["--history", str(self.report_dir / f"worker-{i + 1}-{self.suffix}.jsonl")]
             if "reference.worker" in argv:  # printed once its poll threads run (not by FLOWGATE_WORKER_CMD)
                 argv += ["--ready", READY_LINE]
+                # provisioned above: the workers only resolve, as their runtime IAM roles allow
+                # (docs/iam.md; FLOWGATE_AWS_CALLS records their calls for python -m harness.iam_audit)
+                argv += ["--no-bootstrap"]
             self.spawn(argv, f"worker-{i + 1}", env={"FLOWGATE_PROCESS": f"worker-{i + 1}"})
         self.wait_ready(
             [f"worker-{i + 1}" for i in range(workers)] if "reference.worker" in WORKER_CMD else []

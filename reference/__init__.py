@@ -10,7 +10,7 @@ Public API (see ``docs/reference.md``)::
     runtime.listeners[0].poll_once()
 """
 
-from reference.bootstrap import Bootstrapper, Resources, iam_policy
+from reference.bootstrap import Bootstrapper, Resources
 from reference.bus import (
     CommandBus,
     EventQueue,
@@ -42,6 +42,7 @@ from reference.errors import (
     WriteConflict,
 )
 from reference.health import HealthReport, check_health
+from reference.iam import Role, role_policies
 from reference.idempotency import Busy, Claimed, Duplicate, command_key, event_key
 from reference.listener import SqsListener
 from reference.messages import (
@@ -93,6 +94,7 @@ __all__ = [
     "Processor",
     "ReplayResult",
     "Resources",
+    "Role",
     "Runtime",
     "SnsEventDispatcher",
     "SqsCommandDispatcher",
@@ -112,9 +114,9 @@ __all__ = [
     "dlq_name",
     "encode",
     "event_key",
-    "iam_policy",
     "main",
     "new_command",
     "rebuild_views",
     "replay_dead_letters",
+    "role_policies",
 ]

@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reference.config import BusConfiguration, is_fifo
 from reference.errors import ConfigurationError, TransportError
+from reference.iam import queue_arn, topic_arn
 
 log = logging.getLogger(__name__)
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
@@ -85,6 +86,41 @@ class Bootstrapper:
             raise TransportError(f"bootstrap failed: {exc}") from exc
         except BotoCoreError as exc:
             raise TransportError(f"bootstrap failed: {exc}") from exc
+
+    def resolve(self) -> Resources:
+        """Look up, never create or change, what a runtime process of ``config`` uses.
+
+        The runtime roles of :mod:`reference.iam` hold no provisioning right, so a worker or
+        producer run with ``--no-bootstrap`` calls this instead of :meth:`run`: one
+        ``sts:GetCallerIdentity``, then ``sqs:GetQueueUrl`` for every queue it sends to, listens to
+        or is subscribed with, and for the DLQs of the queues it consumes; ARNs are derived from
+        account, region and name (no call). A missing queue is a :class:`ConfigurationError`
+        (run the bootstrapper first)."""
+        self.config.validate()
+        try:
+            account = str(self.sts.get_caller_identity()["Account"])
+            region = self.config.options.region
+            res = Resources(account=account, region=region)
+            for queue in self.config.queues():
+                res.queue_urls[queue] = self._existing_queue_url(queue)
+                res.queue_arns[queue] = queue_arn(region, account, queue)
+            for queue in [*self.config.command_queues, *self.config.subscriptions]:
+                dlq = self.config.dlq_for(queue)
+                res.dlq_urls[queue] = self._existing_queue_url(dlq)
+                res.dlq_arns[queue] = queue_arn(region, account, dlq)
+            for topic in self.config.topics():
+                res.topic_arns[topic] = topic_arn(region, account, topic)
+            return res
+        except ClientError as exc:
+            raise TransportError(f"resolving resources failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise TransportError(f"resolving resources failed: {exc}") from exc
+
+    def _existing_queue_url(self, name: str) -> str:
+        url = self._queue_url(name)
+        if url is None:
+            raise ConfigurationError(f"queue {name!r} does not exist: run the bootstrapper first")
+        return url
 
     def _queue_attributes(self, name: str, redrive_to: str | None) -> dict[str, str]:
         o = self.config.options
@@ -172,57 +208,3 @@ class Bootstrapper:
             return
         policy["Statement"] = [*others, ours]
         self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-
-
-def iam_policy(
-    config: BusConfiguration, account: str = "*", region: str | None = None, kms_key_arn: str | None = None
-) -> dict[str, Any]:
-    """Least-privilege IAM policy for bootstrapping and running ``config`` (queues, DLQs, topics, key)."""
-    region = region or config.options.region
-    queues = [f"arn:aws:sqs:{region}:{account}:{n}" for q in config.queues() for n in (q, config.dlq_for(q))]
-    topics = [f"arn:aws:sns:{region}:{account}:{t}" for t in config.topics()]
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "FlowgateQueues",
-            "Effect": "Allow",
-            "Action": [
-                "sqs:CreateQueue",
-                "sqs:GetQueueUrl",
-                "sqs:GetQueueAttributes",
-                "sqs:SetQueueAttributes",
-                "sqs:SendMessage",
-                "sqs:ReceiveMessage",
-                "sqs:DeleteMessage",
-                "sqs:ChangeMessageVisibility",
-            ],
-            "Resource": sorted(queues),
-        },
-        {"Sid": "FlowgateIdentity", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
-    ]
-    if topics:
-        statements.insert(
-            1,
-            {
-                "Sid": "FlowgateTopics",
-                "Effect": "Allow",
-                "Action": [
-                    "sns:CreateTopic",
-                    "sns:GetTopicAttributes",
-                    "sns:Subscribe",
-                    "sns:SetSubscriptionAttributes",
-                    "sns:Publish",
-                ],
-                "Resource": sorted(topics),
-            },
-        )
-    if config.kms_key_id:
-        key = kms_key_arn or f"arn:aws:kms:{region}:{account}:key/*"
-        statements.append(
-            {
-                "Sid": "FlowgateEnvelopeKey",
-                "Effect": "Allow",
-                "Action": ["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"],
-                "Resource": key,
-            }
-        )
-    return {"Version": "2012-10-17", "Statement": statements}

@@ -21,6 +21,8 @@ exactly the same line everywhere.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
@@ -136,3 +138,54 @@ class NullObserver:
 
     def observe(self, f: str, kind: str, value: Mapping[str, Any]) -> None:
         return None
+
+
+#: the environment variable that turns on :class:`AwsCallRecorder` in a worker process
+AWS_CALLS_ENV: Final = "FLOWGATE_AWS_CALLS"
+#: the request parameters an AWS call record keeps: what names the resource (and, for KMS and
+#: SNS Subscribe, the values IAM conditions test); never a body, attribute value or receipt
+RECORDED_PARAMETERS: Final[tuple[str, ...]] = (
+    "QueueUrl",
+    "QueueName",
+    "TopicArn",
+    "Name",
+    "KeyId",
+    "EncryptionContext",
+    "Protocol",
+    "Endpoint",
+)
+
+
+class AwsCallRecorder:
+    """Appends one JSON line per AWS API call of the clients it is attached to (a test seam).
+
+    ``{"process", "service", "operation", "params": {...}, "time"}`` with the
+    :data:`RECORDED_PARAMETERS` the call carried. Hooked on botocore's ``provide-client-params``
+    event, so it sees every call once (retries are below it) with the caller's own parameters,
+    and costs one small ``json.dumps`` + one ``write(2)`` (``O_APPEND``: concurrent lines stay
+    whole, a SIGKILL loses at most the line being written). Off unless attached: production
+    never attaches it; the worker does when :data:`AWS_CALLS_ENV` names a file. The harness
+    turns the records into IAM requests (``harness/iam_audit.py``)."""
+
+    def __init__(self, path: str, process: str) -> None:
+        self.process = process
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def attach(self, client: Any) -> Any:
+        """Record ``client``'s calls from now on; returns the client."""
+        client.meta.events.register("provide-client-params.*.*", self._record)
+        return client
+
+    def _record(self, params: Mapping[str, Any], model: Any, **_: Any) -> None:
+        kept = {k: params[k] for k in RECORDED_PARAMETERS if k in params}
+        line = json.dumps(
+            {
+                "process": self.process,
+                "service": model.service_model.endpoint_prefix,
+                "operation": model.name,
+                "params": kept,
+                "time": time.time(),
+            },
+            default=str,
+        )
+        os.write(self._fd, (line + "\n").encode())

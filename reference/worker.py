@@ -12,7 +12,8 @@ reads a JSON or YAML file::
      "idempotency": {"url": "sqlite:///flowgate.db"},       # optional; default in-memory
      "options": {"visibility_timeout": 30, "max_receive_count": 3, ...}}
 
-It bootstraps the resources, then runs one listener per listened/subscribed queue (each with
+It bootstraps the resources (with ``--no-bootstrap`` it only resolves them:
+:meth:`Bootstrapper.resolve`, what the runtime roles of :mod:`reference.iam` allow), then runs one listener per listened/subscribed queue (each with
 ``options.pollers`` poll threads, one boto3 client per service shared by all) until SIGTERM
 or SIGINT; the batch in hand is finished before exiting (graceful stop, at most
 ``wait_time_seconds`` + one batch). AWS endpoint and credentials come from the usual boto3
@@ -35,6 +36,9 @@ Test seams (all off by default; the LocalStack scenarios use them, production ne
 * ``FLOWGATE_CRASH_AT=point:probability[,point:probability]`` (points of
   :data:`reference.hooks.FAULT_POINTS`, seeded by ``FLOWGATE_SEED``): at that fault point the
   process writes a ``crash`` line and dies with ``os._exit(137)`` -- no cleanup, no delete.
+* ``FLOWGATE_AWS_CALLS=PATH``: append one JSON line per AWS API call the process makes
+  (:class:`reference.hooks.AwsCallRecorder`: service, operation and the parameters naming the
+  resource), for the IAM audit of ``scenarios/test_iam.py``.
 * ``--health-file PATH`` or ``FLOWGATE_HEALTH_FILE=PATH``: every 0.5 s (and on exit) the worker
   replaces PATH with its :meth:`Runtime.health` as JSON (``{"status": "ok"|"degraded",
   "degraded": [dependency, ...], "checks": {...}, "time": epoch}``; written to a temporary file and
@@ -71,7 +75,16 @@ from reference.domain.partners import PartnerOrderSaga, partner_registry
 from reference.envelope import KmsEnvelopeCipher
 from reference.errors import ConfigurationError
 from reference.health import HealthReport, listener_health
-from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
+from reference.hooks import (
+    AWS_CALLS_ENV,
+    AwsCallRecorder,
+    Clock,
+    Faults,
+    NoFaults,
+    NullObserver,
+    Observer,
+    SystemClock,
+)
 from reference.listener import SqsListener
 from reference.messages import Kind, TypeRegistry, encode
 from reference.stores import InMemoryStorage, Storage
@@ -371,6 +384,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="print LINE on stdout once every poll thread has started (e.g. a supervisor's ready line)",
     )
     parser.add_argument(
+        "--no-bootstrap",
+        action="store_true",
+        help="resolve the configuration's queues (GetQueueUrl) instead of creating or changing them: "
+        "what the runtime IAM roles allow (flowgate policies); fails if one is missing",
+    )
+    parser.add_argument(
         "--replay",
         action="append",
         default=[],
@@ -431,12 +450,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     crash_at, delay = os.environ.get("FLOWGATE_CRASH_AT", ""), os.environ.get("FLOWGATE_HANDLER_DELAY_MS", "")
     if crash_at or delay:
         faults = EnvFaults(crash_at, delay, int(os.environ.get("FLOWGATE_SEED", "0")), observer)
+    made = {
+        "sqs": session.client("sqs", config=client_config),
+        "sns": session.client("sns", config=client_config),
+        "sts": session.client("sts"),
+        "kms": session.client("kms", config=client_config) if config.kms_key_id else None,
+    }
+    if calls_file := os.environ.get(AWS_CALLS_ENV):
+        recorder = AwsCallRecorder(calls_file, os.environ.get("FLOWGATE_PROCESS") or f"worker-{os.getpid()}")
+        for client in made.values():
+            if client is not None:
+                recorder.attach(client)
+    resources = None
+    if args.no_bootstrap:
+        resources = Bootstrapper(config, sqs=made["sqs"], sns=made["sns"], sts=made["sts"]).resolve()
     runtime = build_runtime(
         config,
-        sqs=session.client("sqs", config=client_config),
-        sns=session.client("sns", config=client_config),
-        sts=session.client("sts"),
-        kms=session.client("kms", config=client_config) if config.kms_key_id else None,
+        sqs=made["sqs"],
+        sns=made["sns"],
+        sts=made["sts"],
+        kms=made["kms"],
+        resources=resources,
         storage=storage,
         sagas=domain.sagas(),
         views=domain.views(),

@@ -297,6 +297,24 @@ EQUIVALENT: dict[str, str] = {
         "beaten past three half visibility timeouts) and the LocalStack visibility-expiry scenario with "
         "the heartbeat kill it"
     ),
+    # least privilege (reference.iam): the gate provisions the queues and runs every worker with its
+    # own credentials; it judges messages and events, never the IAM policies nor who provisions
+    **{
+        name: (
+            "changes only the IAM role policies the reference prints (reference.iam) or whether a worker "
+            "started with --no-bootstrap provisions: the gate's adapter is given resources the gate "
+            "provisioned and no gate run evaluates a policy, so every message, event and read is the "
+            "reference's; properties/test_iam.py and scenarios/test_iam.py kill it"
+        )
+        for name in (
+            "iam-extra-action",
+            "iam-missing-action",
+            "iam-no-context-condition",
+            "iam-subscribe-any-endpoint",
+            "iam-wildcard-account",
+            "worker-bootstraps-anyway",
+        )
+    },
     # producer-side (decision D25): in a gate run the gate is the only producer
     "sequencer-from-applied": (
         "the producer's CommandBus numbers commands from a counter in its memory that starts after the "

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from reference import iam
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
 from reference.bus import CommandBus, ReplayResult
@@ -982,6 +983,63 @@ def _unstable_event_dedup_id() -> list[Any]:
 
 ORDER = P + "test_ordering.py"
 ONCE = P + "test_exactly_once.py"
+
+
+# -- IAM role policies (reference.iam) and the runtime's resolve-only start -----------------------
+def _edit_policies(edit: Callable[[iam.Role, dict[str, Any]], None]) -> list[Any]:
+    """Wrap :func:`reference.iam.role_policies` so ``edit(role, statement)`` rewrites each statement."""
+    original = iam.role_policies
+
+    def role_policies(config: Any, **kwargs: Any) -> dict[iam.Role, dict[str, Any]]:
+        policies = original(config, **kwargs)
+        for role, policy in policies.items():
+            for statement in policy["Statement"]:
+                edit(role, statement)
+        return policies
+
+    return [mock.patch.object(iam, "role_policies", role_policies)]
+
+
+def _iam_extra_action() -> list[Any]:
+    def edit(role: iam.Role, statement: dict[str, Any]) -> None:
+        if role is iam.Role.PRODUCER and statement["Sid"] == "SendCommands":
+            statement["Action"] = sorted({*statement["Action"], "sqs:ReceiveMessage"})
+
+    return _edit_policies(edit)
+
+
+def _iam_missing_action() -> list[Any]:
+    def edit(role: iam.Role, statement: dict[str, Any]) -> None:
+        if role is iam.Role.COMMAND_CONSUMER:
+            statement["Action"] = [a for a in statement["Action"] if a != "sqs:ChangeMessageVisibility"]
+
+    return _edit_policies(edit)
+
+
+def _iam_no_context_condition() -> list[Any]:
+    def edit(role: iam.Role, statement: dict[str, Any]) -> None:
+        if any(a in ("kms:GenerateDataKey", "kms:Decrypt") for a in statement["Action"]):
+            statement.pop("Condition", None)
+
+    return _edit_policies(edit)
+
+
+def _iam_subscribe_any_endpoint() -> list[Any]:
+    def edit(role: iam.Role, statement: dict[str, Any]) -> None:
+        if statement["Action"] == ["sns:Subscribe"]:
+            statement.pop("Condition", None)
+
+    return _edit_policies(edit)
+
+
+def _iam_wildcard_account() -> list[Any]:
+    return [mock.patch.object(iam, "check_account", lambda account: account or "*")]
+
+
+def _worker_bootstraps_anyway() -> list[Any]:
+    return [mock.patch.object(Bootstrapper, "resolve", Bootstrapper.run)]
+
+
 DEDUP = ONCE + "::test_fifo_deduplication_is_effective"
 LOSS = P + "test_no_loss.py"
 CRYPTO = P + "test_encryption.py"
@@ -1027,6 +1085,9 @@ PRODUCERS = P + "test_producers.py"
 PRODUCERS_LS = S + "test_producers.py::test_two_producer_processes_one_restarted"
 PRODUCERS_OUTBOX = PRODUCERS + "::test_refusals_and_send_failures_never_block_an_entity"
 PRODUCERS_ALLOCATE = PRODUCERS + "::test_concurrent_producers_never_share_a_number"
+IAM_ROLES = P + "test_iam.py::test_each_role_is_allowed_what_it_needs_and_denied_the_rest"
+IAM_ACCOUNT = P + "test_iam.py::test_policies_need_a_real_account_id"
+IAM_LS = S + "test_iam.py::test_every_call_allowed_and_every_grant_used"
 
 MUTANTS: dict[str, Mutant] = {
     m.name: m
@@ -1469,6 +1530,52 @@ MUTANTS: dict[str, Mutant] = {
             ("scenario:taken-over-despite-heartbeat",),
             _no_heartbeat,
             scenarios=(CH_VT_HB,),
+        ),
+        Mutant(
+            "iam-extra-action",
+            "the producer's policy also grants sqs:ReceiveMessage on its command queues (more than it calls)",
+            (IAM_ROLES,),
+            (),
+            _iam_extra_action,
+            scenarios=(IAM_LS,),
+        ),
+        Mutant(
+            "iam-missing-action",
+            "the command consumer's policy lacks sqs:ChangeMessageVisibility (its heartbeat is refused)",
+            (IAM_ROLES,),
+            (),
+            _iam_missing_action,
+            scenarios=(IAM_LS,),
+        ),
+        Mutant(
+            "iam-no-context-condition",
+            "KMS data-key grants carry no kms:EncryptionContext condition: any role opens or seals any destination",
+            (IAM_ROLES,),
+            (),
+            _iam_no_context_condition,
+        ),
+        Mutant(
+            "iam-subscribe-any-endpoint",
+            "the bootstrapper may sns:Subscribe any endpoint and protocol to the bus's topics",
+            (IAM_ROLES,),
+            (),
+            _iam_subscribe_any_endpoint,
+        ),
+        Mutant(
+            "iam-wildcard-account",
+            "policies accept a wildcard (or any) account id instead of the caller's 12-digit account",
+            (IAM_ACCOUNT,),
+            (),
+            _iam_wildcard_account,
+        ),
+        Mutant(
+            "worker-bootstraps-anyway",
+            "a worker started with --no-bootstrap provisions anyway (CreateQueue, SetQueueAttributes, "
+            "Subscribe): a runtime role needs admin rights",
+            (),
+            ("scenario:iam-denied",),
+            _worker_bootstraps_anyway,
+            scenarios=(IAM_LS,),
         ),
     )
 }

@@ -180,6 +180,13 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "heartbeat-holds-given-up",
         "dead-letter-completes-key",  # v1.3: the gate never replays a DLQ (contract section 7)
         "replay-reversed",
+        # least privilege: the gate provisions and never evaluates a policy (contract section 10)
+        "iam-extra-action",
+        "iam-missing-action",
+        "iam-no-context-condition",
+        "iam-subscribe-any-endpoint",
+        "iam-wildcard-account",
+        "worker-bootstraps-anyway",
     }
     for m in reference_catalog():
         assert m.equivalent or (m.profile in PROFILES and m.expect), m.name

@@ -1,12 +1,9 @@
-"""Fluent configuration, start-up validation and the IAM policy."""
+"""Fluent configuration and start-up validation (the IAM policies: properties/test_iam.py)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from reference.bootstrap import iam_policy
 from reference.config import BusConfiguration, BusOptions, dlq_name
 from reference.domain import (
     ConfirmOrder,
@@ -87,14 +84,3 @@ def test_from_dict_matches_fluent(registry: TypeRegistry) -> None:
     assert cfg.kms_key_id == "alias/k"
 
 
-def test_iam_policy_is_least_privilege(registry: TypeRegistry) -> None:
-    policy = iam_policy(base(registry).with_encryption("alias/k"), account="123456789012", region="us-east-1",
-                        kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/abc")
-    text = json.dumps(policy)
-    assert '"*"' in text  # only sts:GetCallerIdentity
-    stmts = {s["Sid"]: s for s in policy["Statement"]}
-    assert stmts["FlowgateIdentity"]["Resource"] == "*"
-    assert "arn:aws:sqs:us-east-1:123456789012:orders-dlq.fifo" in stmts["FlowgateQueues"]["Resource"]
-    assert stmts["FlowgateTopics"]["Resource"] == ["arn:aws:sns:us-east-1:123456789012:order-events.fifo"]
-    assert stmts["FlowgateEnvelopeKey"]["Resource"].endswith("key/abc")
-    assert not any(a.endswith(":*") for s in policy["Statement"] for a in s["Action"])

@@ -209,6 +209,8 @@ NOT_SIMULATED = {"heartbeat-dies-on-error", "committed-claim-kept"}
 NOT_SIMULATED |= {"refusal-blocks-outbox", "send-failure-drops-command"}
 #: killed by a property of producer threads allocating on one store (the simulator is single-threaded)
 NOT_SIMULATED |= {"allocate-read-then-write"}
+#: killed by properties of the IAM role policies (an evaluator's verdicts; no message flows)
+NOT_SIMULATED |= {n for n, m in MUTANTS.items() if any("properties/test_iam.py" in k for k in m.killers)}
 
 
 #: mutants killed by hostile messages the standard schedule does not send: their known-seed
