@@ -51,7 +51,7 @@ def tests(session: nox.Session) -> None:
     _pytest(session, "tests", "-m", "not localstack and not chaos", "tests", "properties")
     # the property mutation score: every mutant must be killed by its properties (about a minute)
     results = REPORTS / "allure-results"
-    for stale in results.glob("mutant-*"):
+    for stale in results.glob("mutant*-*"):
         shutil.rmtree(stale, ignore_errors=True)
     session.run("flowgate", "mutants", env={"FLOWGATE_MUTANT_ALLURE": str(results)})
 
