@@ -21,16 +21,19 @@ _STACK = ExitStack()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("flowgate").addoption(
-        "--mutant", default=os.environ.get("FLOWGATE_MUTANT") or None,
-        help="run the properties against this mutant of the reference (see flowgate mutants --list)")
+        "--mutant",
+        default=os.environ.get("FLOWGATE_MUTANT") or None,
+        help="run the properties against this mutant of the reference (see flowgate mutants --list)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     name = config.getoption("--mutant", default=None)
     if name:
         _STACK.enter_context(apply_mutant(str(name)))
-        settings.register_profile("flowgate-mutant", settings.default, database=None,
-                                  phases=[Phase.explicit, Phase.generate])
+        settings.register_profile(
+            "flowgate-mutant", settings.default, database=None, phases=[Phase.explicit, Phase.generate]
+        )
         settings.load_profile("flowgate-mutant")
         os.environ["FLOWGATE_ACTIVE_MUTANT"] = str(name)
 

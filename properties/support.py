@@ -19,8 +19,15 @@ def active_mutant() -> str | None:
     return os.environ.get("FLOWGATE_ACTIVE_MUTANT") or None
 
 
-def fault_plans(*, crash: bool = True, stall: bool = True, duplicate: bool = True, resend: bool = True,
-                restart: bool = True, poison: tuple[str, ...] = ()) -> st.SearchStrategy[FaultPlan]:
+def fault_plans(
+    *,
+    crash: bool = True,
+    stall: bool = True,
+    duplicate: bool = True,
+    resend: bool = True,
+    restart: bool = True,
+    poison: tuple[str, ...] = (),
+) -> st.SearchStrategy[FaultPlan]:
     off = st.just(0.0)
     return st.builds(
         FaultPlan,
@@ -36,9 +43,15 @@ def fault_plans(*, crash: bool = True, stall: bool = True, duplicate: bool = Tru
     )
 
 
-def sim_configs(*, fifo: bool | None = None, encryption: bool | None = None,
-                faults: st.SearchStrategy[FaultPlan] | None = None, orders: tuple[int, int] = (2, 12),
-                invalid_ratio: float = 0.0, reads: bool = False) -> st.SearchStrategy[SimConfig]:
+def sim_configs(
+    *,
+    fifo: bool | None = None,
+    encryption: bool | None = None,
+    faults: st.SearchStrategy[FaultPlan] | None = None,
+    orders: tuple[int, int] = (2, 12),
+    invalid_ratio: float = 0.0,
+    reads: bool = False,
+) -> st.SearchStrategy[SimConfig]:
     """Simulator configs; ``reads`` mixes ``GetOrder`` reads into every order (``SimConfig.reads``:
     the ``read_state`` checker then judges each answer)."""
     return st.builds(
@@ -73,7 +86,10 @@ def assert_valid(result: SimResult, checkers: Iterable[str]) -> None:
     attach_history(result.history)
     attach_timeline(result.history)
     attach_anomalies([{"checker": v.checker, "anomalies": [str(a) for a in v.anomalies[:20]]} for v in bad])
-    lines = [f"flowgate-anomalies: {','.join(kinds)}", f"seed {result.seed}; replay: {result.replay_command()}"]
+    lines = [
+        f"flowgate-anomalies: {','.join(kinds)}",
+        f"seed {result.seed}; replay: {result.replay_command()}",
+    ]
     for v in bad:
         lines += [f"  {v.checker}: {str(a)[:400]}" for a in v.anomalies[:3]]
     raise AssertionError("\n".join(lines))
@@ -81,5 +97,10 @@ def assert_valid(result: SimResult, checkers: Iterable[str]) -> None:
 
 def sim_label(epic: str, feature: str, story: str) -> None:
     mutant = active_mutant()
-    label(epic=epic, feature=feature, story=story, backend="sim",
-          implementation=f"mutant:{mutant}" if mutant else "reference")
+    label(
+        epic=epic,
+        feature=feature,
+        story=story,
+        backend="sim",
+        implementation=f"mutant:{mutant}" if mutant else "reference",
+    )

@@ -25,7 +25,14 @@ from harness.faults import FaultPlan, parse_faults
 from harness.simulation import SimConfig, run_simulation
 from properties.support import PROBS, assert_valid, sim_label, simulate
 
-CHECKERS = ["exactly_once_effect", "per_entity_order", "total_queue", "dead_letter", "replay_equivalence", "outage"]
+CHECKERS = [
+    "exactly_once_effect",
+    "per_entity_order",
+    "total_queue",
+    "dead_letter",
+    "replay_equivalence",
+    "outage",
+]
 
 #: the fault mixes: slow handlers always possible, the classic faults and an outage on top
 PLANS = st.builds(
@@ -39,7 +46,9 @@ PLANS = st.builds(
     delay_delete=st.sampled_from([0.0, 0.02]),
     resend=st.sampled_from([0.0, 0.1]),
     restart=st.sampled_from([0.0, 0.01]),
-    outages=st.sampled_from([(), (), ("store",), ("kms_disabled",), ("sqs_unreachable",), ("sns_unreachable",)]),
+    outages=st.sampled_from(
+        [(), (), ("store",), ("kms_disabled",), ("sqs_unreachable",), ("sns_unreachable",)]
+    ),
 )
 
 
@@ -73,8 +82,14 @@ def interleaved_configs(*, idempotency: str = "shared") -> st.SearchStrategy[Sim
 #: found by this property (2026-12-03): a restarted process's FIFO head held by the new poll's
 #: heartbeat behind a slow handler of another group, its successor handled without it
 #: (heartbeat-holds-given-up)
-FOUND = SimConfig(seed=1, orders=12, workers=4, max_receive_count=5, interleave=True,
-                  faults=parse_faults("crash=0.02,redeliver=0.05,restart=0.01,slow_handler=0.2,outage=kms_disabled"))
+FOUND = SimConfig(
+    seed=1,
+    orders=12,
+    workers=4,
+    max_receive_count=5,
+    interleave=True,
+    faults=parse_faults("crash=0.02,redeliver=0.05,restart=0.01,slow_handler=0.2,outage=kms_disabled"),
+)
 
 
 @given(interleaved_configs())

@@ -14,8 +14,13 @@ from properties.support import PROBS, assert_valid, sim_configs, sim_label, simu
 
 PLANS = st.builds(
     FaultPlan,
-    crash=PROBS, stall=PROBS, expire_lease=st.sampled_from([0.05, 0.1, 0.2]), redeliver=PROBS,
-    duplicate=PROBS, delay_delete=PROBS, resend=st.sampled_from([0.05, 0.1, 0.3]),
+    crash=PROBS,
+    stall=PROBS,
+    expire_lease=st.sampled_from([0.05, 0.1, 0.2]),
+    redeliver=PROBS,
+    duplicate=PROBS,
+    delay_delete=PROBS,
+    resend=st.sampled_from([0.05, 0.1, 0.3]),
     crash_points=st.just(("after_effect_before_delete", "after_publish", "before_delete", "mid_handler")),
     scripted=st.just(("crash@after_effect_before_delete",)),
 )
@@ -34,7 +39,10 @@ def test_exactly_once_effect(config: SimConfig) -> None:
 #: publish (scripted once, then at random), lost leases and redeliveries, producer resends
 DEDUP_PLANS = st.builds(
     FaultPlan,
-    crash=PROBS, expire_lease=PROBS, redeliver=PROBS, resend=st.sampled_from([0.05, 0.1, 0.3]),
+    crash=PROBS,
+    expire_lease=PROBS,
+    redeliver=PROBS,
+    resend=st.sampled_from([0.05, 0.1, 0.3]),
     crash_points=st.just(("after_publish", "before_delete")),
     scripted=st.just(("crash@after_publish",)),
 )

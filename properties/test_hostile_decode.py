@@ -75,14 +75,20 @@ class HostileSim(Simulation):
         for queue in (self.config.command_queue, self.views_queue):
             self.sqs.set_queue_attributes(
                 QueueUrl=self.resources.queue_urls[queue],
-                Attributes={"RedrivePolicy": json.dumps({
-                    "deadLetterTargetArn": self._dlq_arn(queue),
-                    "maxReceiveCount": str(self.config.max_receive_count + extra),
-                })},
+                Attributes={
+                    "RedrivePolicy": json.dumps(
+                        {
+                            "deadLetterTargetArn": self._dlq_arn(queue),
+                            "maxReceiveCount": str(self.config.max_receive_count + extra),
+                        }
+                    )
+                },
             )
 
     def _dlq_arn(self, queue: str) -> str:
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.resources.dlq_urls[queue], AttributeNames=["QueueArn"])
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.resources.dlq_urls[queue], AttributeNames=["QueueArn"]
+        )
         return str(attrs["Attributes"]["QueueArn"])
 
     # ------------------------------------------------------------------ hostile messages
@@ -102,7 +108,11 @@ class HostileSim(Simulation):
         budget = 100 * (sum(len(o.script.steps) for o in self.orders) + len(hostile)) + 100
         while budget > 0:  # bounded: a command whose send failed would leave its order waiting
             budget -= 1
-            while pending and pending[0][0] <= sent and (pending[0][1] != "reused_event_id" or self.done_commands):
+            while (
+                pending
+                and pending[0][0] <= sent
+                and (pending[0][1] != "reused_event_id" or self.done_commands)
+            ):
                 self.send_hostile(pending.pop(0)[1])
             n = self.pick_sendable()
             if n is None and not self.active:
@@ -153,7 +163,9 @@ def _run(config: SimConfig, hostile: list[tuple[int, str]], *, redrive_extra: in
 
 
 @settings(max_examples=25, deadline=None)
-@given(_configs(), st.lists(st.tuples(st.integers(0, 6), st.sampled_from(sorted(KINDS))), min_size=1, max_size=2))
+@given(
+    _configs(), st.lists(st.tuples(st.integers(0, 6), st.sampled_from(sorted(KINDS))), min_size=1, max_size=2)
+)
 def test_hostile_message_is_dead_lettered_with_its_reason_and_valid_ones_apply_once(
     config: SimConfig, hostile: list[tuple[int, str]]
 ) -> None:
@@ -217,15 +229,24 @@ def test_a_copy_within_queue_plus_dlq_retention_is_still_a_duplicate(
 
 def test_every_kind_is_generated() -> None:
     """Each kind is known to :meth:`HostileSim.send_hostile` and names a DeadLetterReason code."""
-    codes = {"DecodeError", "UnknownMessageType", "IdempotencyConflict", "DecryptionError", "MissingAttribute",
-             "OversizedMessage", "BusinessError", "HandlerError"}
+    codes = {
+        "DecodeError",
+        "UnknownMessageType",
+        "IdempotencyConflict",
+        "DecryptionError",
+        "MissingAttribute",
+        "OversizedMessage",
+        "BusinessError",
+        "HandlerError",
+    }
     assert set(KINDS.values()) <= codes
     sim = HostileSim(SimConfig(seed=1, orders=0, wire_samples=0, snapshots=False))
     try:
         for kind in sorted(set(KINDS) - {"reused_event_id"}):
             sim.send_hostile(kind)
         assert [op.value["kind"] for op in sim.history.ops if op.f == "poison"] == [
-            CATALOG_KIND[k] for k in sorted(set(KINDS) - {"reused_event_id"})]
+            CATALOG_KIND[k] for k in sorted(set(KINDS) - {"reused_event_id"})
+        ]
     finally:
         sim.close()
 
@@ -233,8 +254,18 @@ def test_every_kind_is_generated() -> None:
 # ------------------------------------------------------------------ known kills of this file's mutants
 # (the standard schedule of tests/simulation/test_simulation.py sends none of these messages)
 def _cfg(**kw: object) -> SimConfig:
-    return SimConfig(**{"seed": 3, "orders": 3, "workers": 2, "max_receive_count": 3, "wire_samples": 0,
-                        "snapshots": False, "cancel_ratio": 0.0, **kw})  # type: ignore[arg-type]
+    return SimConfig(
+        **{
+            "seed": 3,
+            "orders": 3,
+            "workers": 2,
+            "max_receive_count": 3,
+            "wire_samples": 0,
+            "snapshots": False,
+            "cancel_ratio": 0.0,
+            **kw,
+        }
+    )  # type: ignore[arg-type]
 
 
 def _outage(config: SimConfig) -> SimResult:
@@ -285,7 +316,9 @@ RUNS: dict[str, Callable[[], SimResult]] = {
 
 def test_every_hostile_mutant_has_a_known_kill() -> None:
     """The mutants killed only here (tests/simulation/test_simulation.py excludes them)."""
-    hostile = {n for n, m in MUTANTS.items() if m.killers and any("test_hostile_decode" in k for k in m.killers)}
+    hostile = {
+        n for n, m in MUTANTS.items() if m.killers and any("test_hostile_decode" in k for k in m.killers)
+    }
     assert hostile == set(RUNS)
 
 

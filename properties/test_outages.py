@@ -72,7 +72,9 @@ def outage_configs(draw: st.DrawFn) -> SimConfig:
 
 @given(outage_configs())
 def test_outages_never_dead_letter_valid_work(config: SimConfig) -> None:
-    sim_label("Chaos", "outages: " + "circuit breaker", "store/KMS/SQS/SNS down for >= 10 VT, with other faults")
+    sim_label(
+        "Chaos", "outages: " + "circuit breaker", "store/KMS/SQS/SNS down for >= 10 VT, with other faults"
+    )
     result = simulate(config)
     outage_stats = next(v.stats for v in result.verdicts if v.checker == "outage")
     note(f"outage checker: {outage_stats}; faults: {result.stats['faults']}")
@@ -148,4 +150,6 @@ def test_heartbeat_survives_a_failing_beat() -> None:
     finally:
         listener._heartbeat.untrack([bad, good])
     assert sqs.calls.count("bad") == 1, "a failed flight is not beaten again"
-    assert sqs.calls.count("good") >= 3, f"heartbeat-dead: the other flight was extended {sqs.calls.count('good')}x"
+    assert sqs.calls.count("good") >= 3, (
+        f"heartbeat-dead: the other flight was extended {sqs.calls.count('good')}x"
+    )

@@ -32,8 +32,16 @@ def test_replay_rebuilds_live_state(config: SimConfig) -> None:
 # listener batches publish/delete over a poll (docs/decisions.md D14), 3 before
 @pytest.mark.parametrize("seed", [3, 29])
 def test_shared_view_rows_survive_concurrent_projection(seed: int) -> None:
-    config = SimConfig(seed=seed, orders=7, workers=3, fifo=False, visibility_timeout=5, max_receive_count=5,
-                       faults=parse_faults("stall=0.2,duplicate=0.02,delay_delete=0.02,expire_lease=0.1,"
-                                           "redeliver=0.1,resend=0.02"))
+    config = SimConfig(
+        seed=seed,
+        orders=7,
+        workers=3,
+        fifo=False,
+        visibility_timeout=5,
+        max_receive_count=5,
+        faults=parse_faults(
+            "stall=0.2,duplicate=0.02,delay_delete=0.02,expire_lease=0.1,redeliver=0.1,resend=0.02"
+        ),
+    )
     result = run_simulation(config)
     assert_valid(result, ["replay_equivalence"])

@@ -23,13 +23,21 @@ SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
 REGISTRY = partner_registry(order_registry())
 # the schemas constrain payload values (amounts >= 0, non-empty ids), stricter than the registry
 # (no lone surrogates, no NUL: strict decoding refuses both, properties/test_hostile_decode.py)
-TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40)
+TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
+)
 #: entity ids are SQS MessageGroupIds: 1..128 ASCII alphanumerics and punctuation
-SQS_ID = st.text(st.sampled_from(string.ascii_letters + string.digits + string.punctuation), min_size=1, max_size=128)
-SIMPLE: dict[Any, st.SearchStrategy[Any]] = {str: TEXT, int: st.integers(1, 2**31), bool: st.booleans(),
-                                             float: st.floats(allow_nan=False, allow_infinity=False),
-                                             # OrderState.applied: the command ids of the order's log
-                                             tuple[str, ...]: st.lists(SQS_ID, max_size=5).map(tuple)}
+SQS_ID = st.text(
+    st.sampled_from(string.ascii_letters + string.digits + string.punctuation), min_size=1, max_size=128
+)
+SIMPLE: dict[Any, st.SearchStrategy[Any]] = {
+    str: TEXT,
+    int: st.integers(1, 2**31),
+    bool: st.booleans(),
+    float: st.floats(allow_nan=False, allow_infinity=False),
+    # OrderState.applied: the command ids of the order's log
+    tuple[str, ...]: st.lists(SQS_ID, max_size=5).map(tuple),
+}
 
 
 #: fields the schemas constrain beyond their Python type
@@ -62,8 +70,13 @@ EVENTS = [REGISTRY.lookup(n, "event") for n in REGISTRY.names("event")]
 def messages(draw: st.DrawFn) -> Command | Event:
     cls = draw(st.sampled_from(COMMANDS + EVENTS))
     payload = draw(payloads(cls))
-    command = new_command(payload, draw(SQS_ID), is_new=draw(st.booleans()),
-                          sequence_no=draw(st.integers(1, 10**6)), event_id=str(draw(st.uuids())))
+    command = new_command(
+        payload,
+        draw(SQS_ID),
+        is_new=draw(st.booleans()),
+        sequence_no=draw(st.integers(1, 10**6)),
+        event_id=str(draw(st.uuids())),
+    )
     if cls in COMMANDS:
         return command
     return event_for(command, draw(st.integers(0, 5)), payload)

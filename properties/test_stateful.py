@@ -20,14 +20,23 @@ WORKERS = 3
 class BusMachine(RuleBasedStateMachine):
     sim: Simulation
 
-    @initialize(seed=st.integers(0, 2**32 - 1), fifo=st.booleans(), encryption=st.booleans(),
-                orders=st.integers(1, 6))
+    @initialize(
+        seed=st.integers(0, 2**32 - 1), fifo=st.booleans(), encryption=st.booleans(), orders=st.integers(1, 6)
+    )
     def start(self, seed: int, fifo: bool, encryption: bool, orders: int) -> None:
         sim_label("Chaos", "stateful exploration", "rule-based steps + final drain")
         self.quiet = _quiet_reference()
         self.quiet.__enter__()
-        self.config = SimConfig(seed=seed, orders=orders, workers=WORKERS, fifo=fifo, encryption=encryption,
-                                visibility_timeout=10, max_receive_count=4, reads=True)
+        self.config = SimConfig(
+            seed=seed,
+            orders=orders,
+            workers=WORKERS,
+            fifo=fifo,
+            encryption=encryption,
+            visibility_timeout=10,
+            max_receive_count=4,
+            reads=True,
+        )
         note(f"config: {self.config}")
         self.sim = Simulation(self.config)
         self.seen = 0
@@ -51,8 +60,11 @@ class BusMachine(RuleBasedStateMachine):
     def crash_at(self, worker: int, point: str) -> None:
         self.sim.arm("crash", point, worker)
 
-    @rule(worker=st.integers(0, WORKERS - 1), point=st.sampled_from(STALL_POINTS),
-          kind=st.sampled_from(["stall", "expire_lease", "redeliver"]))
+    @rule(
+        worker=st.integers(0, WORKERS - 1),
+        point=st.sampled_from(STALL_POINTS),
+        kind=st.sampled_from(["stall", "expire_lease", "redeliver"]),
+    )
     def stall_at(self, worker: int, point: str, kind: str) -> None:
         self.sim.arm(kind, point, worker)
 
@@ -74,7 +86,7 @@ class BusMachine(RuleBasedStateMachine):
         if not hasattr(self, "sim"):
             return
         ops = self.sim.history.ops
-        for op in ops[self.seen:]:
+        for op in ops[self.seen :]:
             if op.f == "effect" and op.type == "ok":
                 cid = str(op.value.get("command_id"))
                 assert cid not in self.effects, f"second effect of {cid}: {op.describe()}"
@@ -93,8 +105,11 @@ class BusMachine(RuleBasedStateMachine):
                     break
                 for n in sendable:
                     self.sim.send_next(n)
-                got = sum(self.sim.poll(w, q) for w in range(WORKERS)
-                          for q in (self.config.command_queue, self.sim.views_queue))
+                got = sum(
+                    self.sim.poll(w, q)
+                    for w in range(WORKERS)
+                    for q in (self.config.command_queue, self.sim.views_queue)
+                )
                 if not got:
                     self.sim.advance(self.config.visibility_timeout + 1)
             result = self.sim.finish()

@@ -28,10 +28,17 @@ from reference.messages import TypeRegistry
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("flowgate scenarios")
-    group.addoption("--mutant", default=os.environ.get("FLOWGATE_MUTANT") or None,
-                    help="run the scenario workers as this harness.mutants variant (the scenario must fail)")
-    group.addoption("--chaos-seed", type=int, default=int(os.environ.get("FLOWGATE_SEED", "20261121")),
-                    help="seed of workloads and nemesis schedules")
+    group.addoption(
+        "--mutant",
+        default=os.environ.get("FLOWGATE_MUTANT") or None,
+        help="run the scenario workers as this harness.mutants variant (the scenario must fail)",
+    )
+    group.addoption(
+        "--chaos-seed",
+        type=int,
+        default=int(os.environ.get("FLOWGATE_SEED", "20261121")),
+        help="seed of workloads and nemesis schedules",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -83,13 +90,21 @@ class Scenario:
 
 
 @pytest.fixture
-def scenario(aws: AwsClients, localstack_endpoint: str | None, tmp_path: Path, seed: int,
-             mutant: str | None, request: pytest.FixtureRequest) -> Iterator[Scenario]:
+def scenario(
+    aws: AwsClients,
+    localstack_endpoint: str | None,
+    tmp_path: Path,
+    seed: int,
+    mutant: str | None,
+    request: pytest.FixtureRequest,
+) -> Iterator[Scenario]:
     import time
 
     uid = uuid.uuid4().hex[:8]
     history = History(clock=time.time)
-    workers = Workers(tmp_path / "workers", history, endpoint_url=localstack_endpoint, mutant=mutant, seed=seed)
+    workers = Workers(
+        tmp_path / "workers", history, endpoint_url=localstack_endpoint, mutant=mutant, seed=seed
+    )
     with in_process_mutant(mutant), workers:
         yield Scenario(uid, history, workers, aws, tmp_path, seed, mutant)
         if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:

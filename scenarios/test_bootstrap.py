@@ -26,7 +26,9 @@ def test_bootstrap_idempotent_and_adopts(scenario, registry, summary, caplog):
     config = topo.config(visibility_timeout=7, max_receive_count=4)
     # pre-existing resources with other settings: FIFO queue without content-based dedup,
     # another visibility timeout, no redrive policy; a FIFO topic without content-based dedup
-    pre = s.aws.sqs.create_queue(QueueName=topo.commands, Attributes={"FifoQueue": "true", "VisibilityTimeout": "99"})
+    pre = s.aws.sqs.create_queue(
+        QueueName=topo.commands, Attributes={"FifoQueue": "true", "VisibilityTimeout": "99"}
+    )
     s.aws.sns.create_topic(Name=topo.topic, Attributes={"FifoTopic": "true"})
     problems = []
     with caplog.at_level(logging.INFO, logger="reference.bootstrap"):
@@ -41,14 +43,20 @@ def test_bootstrap_idempotent_and_adopts(scenario, registry, summary, caplog):
     redrive = json.loads(attrs.get("RedrivePolicy") or "{}")
     if attrs.get("VisibilityTimeout") != "7":
         problems.append(f"visibility timeout not reconciled: {attrs.get('VisibilityTimeout')}")
-    if redrive.get("deadLetterTargetArn") != first.dlq_arns[topo.commands] or str(redrive.get("maxReceiveCount")) != "12":  # max(10, 3 x 4): headroom
+    if (
+        redrive.get("deadLetterTargetArn") != first.dlq_arns[topo.commands]
+        or str(redrive.get("maxReceiveCount")) != "12"
+    ):  # max(10, 3 x 4): headroom
         problems.append(f"redrive policy not reconciled: {redrive}")
     if attrs.get("ContentBasedDeduplication") == "true":
         problems.append("adoption silently changed ContentBasedDeduplication")
     if not any("without content-based dedup" in r.getMessage() for r in caplog.records):
         problems.append("adopting a FIFO queue without content-based dedup was not logged")
-    policy = json.loads(s.aws.sqs.get_queue_attributes(QueueUrl=first.queue_urls[topo.view_queue("views")],
-                                                       AttributeNames=["Policy"])["Attributes"].get("Policy", "{}"))
+    policy = json.loads(
+        s.aws.sqs.get_queue_attributes(
+            QueueUrl=first.queue_urls[topo.view_queue("views")], AttributeNames=["Policy"]
+        )["Attributes"].get("Policy", "{}")
+    )
     if [st.get("Sid") for st in policy.get("Statement", [])].count("flowgate-sns-to-sqs") != 1:
         problems.append(f"queue policy statement not exactly once after 3 bootstraps: {policy}")
     subs = s.aws.sns.list_subscriptions_by_topic(TopicArn=first.topic_arns[topo.topic])["Subscriptions"]
@@ -60,12 +68,18 @@ def test_bootstrap_idempotent_and_adopts(scenario, registry, summary, caplog):
     producer.resend(cmd)
     producer.close()
     if queue_depth(s.aws, pre["QueueUrl"]) != 1:
-        problems.append(f"resend not deduplicated on the adopted queue: depth {queue_depth(s.aws, pre['QueueUrl'])}")
+        problems.append(
+            f"resend not deduplicated on the adopted queue: depth {queue_depth(s.aws, pre['QueueUrl'])}"
+        )
     # clear errors: FIFO topic -> standard queue; FIFO-ness contradicting the name
     bad = topo.config()
     bad["subscribe"] = {f"{topo.prefix}-plain": [topo.topic]}
     with pytest.raises(ConfigurationError, match="FIFO topic"):
         Bootstrapper(bus_config(bad, registry), sqs=s.aws.sqs, sns=s.aws.sns, sts=s.aws.sts).run()
-    summary.add("bootstrapper: idempotent, adopts, FIFO rules", orders=1, anomalies=len(problems),
-                notes="3 starts, pre-existing queue+topic adopted")
+    summary.add(
+        "bootstrapper: idempotent, adopts, FIFO rules",
+        orders=1,
+        anomalies=len(problems),
+        notes="3 starts, pre-existing queue+topic adopted",
+    )
     assert not problems, problems

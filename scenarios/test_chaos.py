@@ -56,13 +56,16 @@ def test_sigkill_and_crash_between_effect_and_delete(scenario, registry, summary
     # 10), and deletes are batched per poll (D14), so a crash anywhere in a poll returns all of
     # it; with 5 % crashes per effect one message was seen received 10 times (measured), hence 25
     topo, config, resources = _setup(s, registry, visibility_timeout=4, max_receive_count=25)
-    env = {"FLOWGATE_CRASH_AT": "after_effect_before_delete:0.05,after_commit_before_record:0.02,"
-                                "mid_handler:0.01"}
+    env = {
+        "FLOWGATE_CRASH_AT": "after_effect_before_delete:0.05,after_commit_before_record:0.02,"
+        "mid_handler:0.01"
+    }
     for name in ("w1", "w2"):
         s.workers.spawn(name, config, env=env)
     rng = random.Random(s.seed)
-    s.history.nemesis("schedule", {"seed": s.seed, "kill_every_s": [2, 5],
-                                   "crash_at": env["FLOWGATE_CRASH_AT"]})
+    s.history.nemesis(
+        "schedule", {"seed": s.seed, "kill_every_s": [2, 5], "crash_at": env["FLOWGATE_CRASH_AT"]}
+    )
     producer = Producer(config, registry, s.aws, resources, s.history)
     scripts = generate_orders(s.seed + 2, orders, cancel_ratio=0.1)
     commands = producer.send_scripts(scripts)
@@ -77,8 +80,17 @@ def test_sigkill_and_crash_between_effect_and_delete(scenario, registry, summary
             s.workers.restart(victim)
             next_kill[0] = time.monotonic() + rng.uniform(2, 5)
 
-    result = drain(s.history, s.workers, s.aws, _urls(resources, topo), effects=len(commands),
-                   timeout=scaled(150, 400), supervise=True, tick=nemesis, settle=3)
+    result = drain(
+        s.history,
+        s.workers,
+        s.aws,
+        _urls(resources, topo),
+        effects=len(commands),
+        timeout=scaled(150, 400),
+        supervise=True,
+        tick=nemesis,
+        settle=3,
+    )
     s.workers.terminate_all()
     history = s.workers.merged_history()
     crashes = s.workers.self_faults().get("crash", 0)
@@ -89,9 +101,15 @@ def test_sigkill_and_crash_between_effect_and_delete(scenario, registry, summary
         problems.append(f"{redriven} command(s) moved to the DLQ by SQS redrive (receive count exhausted)")
     if kills == 0:
         problems.append("nemesis never killed a worker (the run proves nothing)")
-    judge(history, summary=summary, scenario="chaos: SIGKILL + crash after effect", orders=orders,
-          faults=kills + crashes, extra_anomalies=problems,
-          notes=f"seed {s.seed}: {kills} SIGKILL, {crashes} self-crashes, {result.restarts} supervisor restarts")
+    judge(
+        history,
+        summary=summary,
+        scenario="chaos: SIGKILL + crash after effect",
+        orders=orders,
+        faults=kills + crashes,
+        extra_anomalies=problems,
+        notes=f"seed {s.seed}: {kills} SIGKILL, {crashes} self-crashes, {result.restarts} supervisor restarts",
+    )
 
 
 def test_sigterm_drains_in_flight(scenario, registry, summary):
@@ -122,9 +140,15 @@ def test_sigterm_drains_in_flight(scenario, registry, summary):
     producer.close()
     result = drain(s.history, s.workers, s.aws, _urls(resources, topo), effects=len(commands), timeout=60)
     s.workers.terminate_all()
-    judge(s.workers.merged_history(), summary=summary, scenario="chaos: SIGTERM drains in-flight",
-          orders=orders, faults=1, extra_anomalies=problems + result.notes,
-          notes=f"{len(received)} in flight at SIGTERM, exit {code}")
+    judge(
+        s.workers.merged_history(),
+        summary=summary,
+        scenario="chaos: SIGTERM drains in-flight",
+        orders=orders,
+        faults=1,
+        extra_anomalies=problems + result.notes,
+        notes=f"{len(received)} in flight at SIGTERM, exit {code}",
+    )
 
 
 @pytest.mark.parametrize("heartbeat", [False, True], ids=["no-heartbeat", "heartbeat"])
@@ -143,8 +167,15 @@ def test_visibility_expiry(scenario, registry, summary, heartbeat):
     producer = Producer(config, registry, s.aws, resources, s.history)
     commands = producer.send_scripts(generate_orders(s.seed + 4, orders, cancel_ratio=0.0))
     producer.close()
-    result = drain(s.history, s.workers, s.aws, _urls(resources, topo), effects=len(commands),
-                   timeout=scaled(120, 300), settle=3)
+    result = drain(
+        s.history,
+        s.workers,
+        s.aws,
+        _urls(resources, topo),
+        effects=len(commands),
+        timeout=scaled(120, 300),
+        settle=3,
+    )
     s.workers.terminate_all()
     history = s.workers.merged_history()
     stalled = {op.value.get("message_id") for op in history.ops if op.f == "stall"}
@@ -169,13 +200,21 @@ def test_visibility_expiry(scenario, registry, summary, heartbeat):
     if not stalled:
         problems.append("no handler was slowed down (the run proves nothing)")
     if heartbeat and protected:
-        problems.append(f"{len(protected)} slow messages were received by another worker despite the heartbeat")
+        problems.append(
+            f"{len(protected)} slow messages were received by another worker despite the heartbeat"
+        )
     if not heartbeat and not stolen:
         problems.append("no slow message was redelivered to the other worker (visibility never expired?)")
-    judge(history, summary=summary, scenario=f"chaos: visibility expiry ({'heartbeat' if heartbeat else 'no heartbeat'})",
-          orders=orders, faults=len(stalled), extra_anomalies=problems,
-          notes=f"{len(stalled)} slow handlers, {len(stolen)} taken over mid-processing"
-                f" ({len(queued)} had waited > VT/2 behind their group head before the first beat)")
+    judge(
+        history,
+        summary=summary,
+        scenario=f"chaos: visibility expiry ({'heartbeat' if heartbeat else 'no heartbeat'})",
+        orders=orders,
+        faults=len(stalled),
+        extra_anomalies=problems,
+        notes=f"{len(stalled)} slow handlers, {len(stolen)} taken over mid-processing"
+        f" ({len(queued)} had waited > VT/2 behind their group head before the first beat)",
+    )
 
 
 def test_duplicate_injection_fifo(scenario, registry, summary):
@@ -199,19 +238,37 @@ def test_duplicate_injection_fifo(scenario, registry, summary):
     from reference.dispatchers import build_body, message_attributes
 
     for cmd in late:
-        s.history.nemesis("duplicate_delivery", {"command_id": cmd.event_id, "window": "after (new dedup id)"})
-        s.aws.sqs.send_message(QueueUrl=resources.queue_urls[topo.commands], MessageBody=build_body(cmd, topo.commands, None),
-                               MessageAttributes=message_attributes(cmd, encrypted=False, traceparent=None),
-                               MessageGroupId=cmd.entity_id, MessageDeduplicationId=f"{cmd.event_id}-late")
+        s.history.nemesis(
+            "duplicate_delivery", {"command_id": cmd.event_id, "window": "after (new dedup id)"}
+        )
+        s.aws.sqs.send_message(
+            QueueUrl=resources.queue_urls[topo.commands],
+            MessageBody=build_body(cmd, topo.commands, None),
+            MessageAttributes=message_attributes(cmd, encrypted=False, traceparent=None),
+            MessageGroupId=cmd.entity_id,
+            MessageDeduplicationId=f"{cmd.event_id}-late",
+        )
     producer.close()
-    result = drain(s.history, s.workers, s.aws, _urls(resources, topo), effects=len(commands), timeout=90, settle=3)
+    result = drain(
+        s.history, s.workers, s.aws, _urls(resources, topo), effects=len(commands), timeout=90, settle=3
+    )
     s.workers.terminate_all()
     history = s.workers.merged_history()
-    recognised = sum(1 for op in history.ops if op.f == "duplicate" and str(op.value.get("key", "")).startswith("command:"))
+    recognised = sum(
+        1 for op in history.ops if op.f == "duplicate" and str(op.value.get("key", "")).startswith("command:")
+    )
     problems = list(result.notes)
     if recognised < len(set(c.event_id for c in late)):
-        problems.append(f"only {recognised} command duplicates recognised, {len(late)} late copies were injected")
-    judge(history, summary=summary, scenario="chaos: duplicate injection (FIFO)", orders=orders,
-          faults=len(within) + len(late), extra_anomalies=problems,
-          notes=f"{len(within)} within window, {len(late)} after (new dedup id), {recognised} recognised")
+        problems.append(
+            f"only {recognised} command duplicates recognised, {len(late)} late copies were injected"
+        )
+    judge(
+        history,
+        summary=summary,
+        scenario="chaos: duplicate injection (FIFO)",
+        orders=orders,
+        faults=len(within) + len(late),
+        extra_anomalies=problems,
+        notes=f"{len(within)} within window, {len(late)} after (new dedup id), {recognised} recognised",
+    )
     s.history.append(HARNESS, "info", "note", {"recognised": recognised})

@@ -39,9 +39,15 @@ def test_many_entities_three_processes(scenario, registry, summary):
     scripts = generate_orders(s.seed + 1, orders, cancel_ratio=0.15)
     commands = producer.send_scripts(scripts, interleave=False)
     producer.close()
-    result = drain(s.history, s.workers, s.aws, [resources.queue_urls[q] for q in (topo.commands,
-                                                                                   topo.view_queue("views"))],
-                   effects=len(commands), projections=None, timeout=240)
+    result = drain(
+        s.history,
+        s.workers,
+        s.aws,
+        [resources.queue_urls[q] for q in (topo.commands, topo.view_queue("views"))],
+        effects=len(commands),
+        projections=None,
+        timeout=240,
+    )
     s.workers.terminate_all()
     problems = list(result.notes)
     view = SqlStorage(registry, store).list_view("orders")
@@ -53,12 +59,17 @@ def test_many_entities_three_processes(scenario, registry, summary):
         if sc.final_status in ("RESERVED", "CONFIRMED"):
             expected_reserved[sc.sku] = expected_reserved.get(sc.sku, 0) + sc.quantity
     inventory = SqlStorage(registry, store).list_view("inventory")
-    off = {sku: (int(row.get("reserved", 0)), expected_reserved.get(sku, 0)) for sku, row in inventory.items()
-           if int(row.get("reserved", 0)) != expected_reserved.get(sku, 0)}
+    off = {
+        sku: (int(row.get("reserved", 0)), expected_reserved.get(sku, 0))
+        for sku, row in inventory.items()
+        if int(row.get("reserved", 0)) != expected_reserved.get(sku, 0)
+    }
     missing = sorted(set(expected_reserved) - set(inventory))
     if off or missing:
-        problems.append(f"inventory view lost updates: (live, expected) per SKU {dict(list(off.items())[:3])}, "
-                        f"{len(off)} SKUs off, {len(missing)} missing")
+        problems.append(
+            f"inventory view lost updates: (live, expected) per SKU {dict(list(off.items())[:3])}, "
+            f"{len(off)} SKUs off, {len(missing)} missing"
+        )
     history = s.workers.merged_history()
     per_process = {}
     for op in history.ops:
@@ -66,6 +77,11 @@ def test_many_entities_three_processes(scenario, registry, summary):
             per_process[op.process.split("#")[0]] = per_process.get(op.process.split("#")[0], 0) + 1
     if len(per_process) < WORKERS:
         problems.append(f"effects not spread over {WORKERS} processes: {per_process}")
-    judge(history, summary=summary, scenario=f"{orders} entities, {WORKERS} worker processes (FIFO)",
-          orders=orders, extra_anomalies=problems,
-          notes=f"{len(commands)} commands in {result.seconds:.0f}s, per process {per_process}")
+    judge(
+        history,
+        summary=summary,
+        scenario=f"{orders} entities, {WORKERS} worker processes (FIFO)",
+        orders=orders,
+        extra_anomalies=problems,
+        notes=f"{len(commands)} commands in {result.seconds:.0f}s, per process {per_process}",
+    )

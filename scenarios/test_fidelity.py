@@ -67,7 +67,11 @@ class Side:
             )["QueueUrl"],
             "cbd": sqs.create_queue(
                 QueueName=f"fid-{suffix}-cbd.fifo",
-                Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true", "VisibilityTimeout": "60"},
+                Attributes={
+                    "FifoQueue": "true",
+                    "ContentBasedDeduplication": "true",
+                    "VisibilityTimeout": "60",
+                },
             )["QueueUrl"],
             "std": sqs.create_queue(QueueName=f"fid-{suffix}", Attributes={"VisibilityTimeout": "60"})[
                 "QueueUrl"

@@ -62,16 +62,25 @@ def test_order_lifecycle(scenario, registry, kms_key, summary, encrypted):
     tap = WireTap(s.aws, resources.topic_arns[topo.topic], f"{topo.prefix}-tap.fifo", s.history)
     s.workers.spawn("saga", topo.config(subscribe=[], kms_key=key, store=stores["saga"]))
     for name in VIEW_SERVICES:
-        s.workers.spawn(name, topo.config(listen=False, subscribe=[name], kms_key=key, store=stores[name]),
-                        service=name)
+        s.workers.spawn(
+            name, topo.config(listen=False, subscribe=[name], kms_key=key, store=stores[name]), service=name
+        )
     producer = Producer(full, registry, s.aws, resources, s.history, wire=True)
     scripts = generate_orders(s.seed, ORDERS, cancel_ratio=0.25)
     commands = producer.send_scripts(scripts, correlation=lambda oid: f"corr-{oid}")
     producer.close()
-    result = drain(s.history, s.workers, s.aws,
-                   [resources.queue_urls[topo.commands], *(resources.queue_urls[topo.view_queue(v)]
-                                                           for v in VIEW_SERVICES)],
-                   effects=len(commands), projections=expected_projections(commands), timeout=90)
+    result = drain(
+        s.history,
+        s.workers,
+        s.aws,
+        [
+            resources.queue_urls[topo.commands],
+            *(resources.queue_urls[topo.view_queue(v)] for v in VIEW_SERVICES),
+        ],
+        effects=len(commands),
+        projections=expected_projections(commands),
+        timeout=90,
+    )
     s.workers.terminate_all()
     tap.collect(until=len(commands), timeout=10)
 
@@ -113,20 +122,31 @@ def test_order_lifecycle(scenario, registry, kms_key, summary, encrypted):
         attrs = {k: v.get("StringValue") for k, v in (m.get("MessageAttributes") or {}).items()}
         entity = attrs.get("EntityId")
         if attrs.get("CorrelationId") != f"corr-{entity}":
-            problems.append(f"event {attrs.get('EventId')} attribute CorrelationId={attrs.get('CorrelationId')}")
+            problems.append(
+                f"event {attrs.get('EventId')} attribute CorrelationId={attrs.get('CorrelationId')}"
+            )
         body = m["Body"]
         if cipher is not None:
             if attrs.get("Encryption") is None:
                 problems.append(f"event {attrs.get('EventId')} not encrypted on a KMS bus")
                 continue
-            body = cipher.open(body, message_id=attrs["EventId"], entity_id=entity or "",
-                               message_type=attrs.get("EventType") or "", destinations={topo.topic})
+            body = cipher.open(
+                body,
+                message_id=attrs["EventId"],
+                entity_id=entity or "",
+                message_type=attrs.get("EventType") or "",
+                destinations={topo.topic},
+            )
         event = decode(body, registry)
         meta = event.metadata
         if meta.correlation_id != f"corr-{entity}":
             problems.append(f"event {meta.event_id} metadata correlationId={meta.correlation_id}")
         cause = command_ids.get(meta.causation_id or "")
-        if cause is None or cause.entity_id != event.entity_id or cause.metadata.sequence_no != meta.sequence_no:
+        if (
+            cause is None
+            or cause.entity_id != event.entity_id
+            or cause.metadata.sequence_no != meta.sequence_no
+        ):
             problems.append(f"event {meta.event_id} causationId {meta.causation_id} is not its command")
 
     # replay: rebuild every order from the saga's command store, compare with the live entity + views
@@ -138,20 +158,44 @@ def test_order_lifecycle(scenario, registry, kms_key, summary, encrypted):
         replayed = bus.replay(oid)
         rebuilt = rebuild_views(views, replayed.events)
         live_views = {v: view_store.get_view(v, oid) for v in ("orders", "payments")}
-        s.history.append(HARNESS, "info", "state", {"entity_id": oid, "entity": saga_store.get_entity("order", oid),
-                                                   "views": live_views})
-        s.history.append(HARNESS, "info", "replay", {"entity_id": oid, "entity": replayed.states.get("order"),
-                                                    "views": {v: rebuilt[v].get(oid) for v in ("orders", "payments")}})
-        if any(isinstance(e.payload, PaymentAuthorized | OrderCancelled) for e in replayed.events) and not \
-                rebuilt["payments"].get(oid):
+        s.history.append(
+            HARNESS,
+            "info",
+            "state",
+            {"entity_id": oid, "entity": saga_store.get_entity("order", oid), "views": live_views},
+        )
+        s.history.append(
+            HARNESS,
+            "info",
+            "replay",
+            {
+                "entity_id": oid,
+                "entity": replayed.states.get("order"),
+                "views": {v: rebuilt[v].get(oid) for v in ("orders", "payments")},
+            },
+        )
+        if any(
+            isinstance(e.payload, PaymentAuthorized | OrderCancelled) for e in replayed.events
+        ) and not rebuilt["payments"].get(oid):
             problems.append(f"replay of {oid} rebuilt no payments row")
     saga_store.engine.dispose()
     view_store.engine.dispose()
 
     history = s.workers.merged_history()
-    verdicts = judge(history, summary=summary, scenario=f"order lifecycle ({'kms' if encrypted else 'plaintext'})",
-                     orders=ORDERS, faults=0, extra_anomalies=problems, require_encryption=encrypted,
-                     notes=f"{len(commands)} commands, drain {result.seconds:.1f}s")
+    verdicts = judge(
+        history,
+        summary=summary,
+        scenario=f"order lifecycle ({'kms' if encrypted else 'plaintext'})",
+        orders=ORDERS,
+        faults=0,
+        extra_anomalies=problems,
+        require_encryption=encrypted,
+        notes=f"{len(commands)} commands, drain {result.seconds:.1f}s",
+    )
     replay = next(v for v in verdicts if v.checker == "replay_equivalence")
     assert replay.stats.get("compared", 0) == ORDERS, replay.stats
-    print(json.dumps({"commands": len(commands), "tap_events": len(tap.messages), "drain_s": round(result.seconds, 1)}))
+    print(
+        json.dumps(
+            {"commands": len(commands), "tap_events": len(tap.messages), "drain_s": round(result.seconds, 1)}
+        )
+    )

@@ -68,9 +68,11 @@ def test_localstack_restart_is_detected_and_reported(scenario, registry, summary
             # an outage is transient for the bus: every worker must still be running (its poll
             # loop logs, backs off and retries) -- one that died would leave work unprocessed
             time.sleep(3)
-            outage = [f"worker {w.process_name} died during the LocalStack outage (exit {w.process.returncode})"
-                      for w in workers.workers.values()
-                      if w.process is not None and not w.stopped and w.process.poll() is not None]
+            outage = [
+                f"worker {w.process_name} died during the LocalStack outage (exit {w.process.returncode})"
+                for w in workers.workers.values()
+                if w.process is not None and not w.stopped and w.process.poll() is not None
+            ]
             # C: operators redeploy: workers restart and re-bootstrap, clients resend new work
             for name in list(workers.workers):
                 workers.restart(name)
@@ -80,15 +82,23 @@ def test_localstack_restart_is_detected_and_reported(scenario, registry, summary
                 producer.send_scripts([sc])
             producer.close()
             c_ids = {c.event_id for c in producer.sent}
-            result = drain(s.history, workers, aws, [res.queue_urls[topo.commands]],
-                           until=lambda ops: c_ids <= {o["value"].get("command_id") for o in ops if o["f"] == "effect"},
-                           timeout=60, settle=2)
+            result = drain(
+                s.history,
+                workers,
+                aws,
+                [res.queue_urls[topo.commands]],
+                until=lambda ops: c_ids <= {o["value"].get("command_id") for o in ops if o["f"] == "effect"},
+                timeout=60,
+                settle=2,
+            )
             workers.terminate_all()
             history = workers.merged_history()
     finally:
         launcher.stop(endpoint)
     restart_at = next(op.index for op in history.ops if op.f == "localstack_restart")
-    sent_before = {op.value.get("command_id") for op in history.ops if op.f == "send" and op.index < restart_at}
+    sent_before = {
+        op.value.get("command_id") for op in history.ops if op.f == "send" and op.index < restart_at
+    }
     verdicts = check_all(history)
     print(render_table(verdicts))
     lost = [a for v in verdicts for a in v.anomalies if a.kind == "lost"]
@@ -98,9 +108,16 @@ def test_localstack_restart_is_detected_and_reported(scenario, registry, summary
     if not infra:
         problems.append("the restart was not detected (queues still present?)")
     history.dump(launcher.REPORTS / "histories" / "chaos_localstack_restart.jsonl")
-    summary.add("chaos: LocalStack restarted mid-run (own instance)", orders=len(scripts), faults=1,
-                anomalies=len(problems), notes=f"infra (expected, not a bus fault): {'; '.join(infra) or 'not detected'}; "
-                f"{len(lost)} acknowledged commands lost with the old instance (expected, reported); "
-                f"restart {restart_s:.1f}s, phase A drain {drain_a.seconds:.1f}s")
-    print(f"INFRA VERDICT: {infra}; {len(lost)} commands lost with LocalStack's state (sent before the restart)")
+    summary.add(
+        "chaos: LocalStack restarted mid-run (own instance)",
+        orders=len(scripts),
+        faults=1,
+        anomalies=len(problems),
+        notes=f"infra (expected, not a bus fault): {'; '.join(infra) or 'not detected'}; "
+        f"{len(lost)} acknowledged commands lost with the old instance (expected, reported); "
+        f"restart {restart_s:.1f}s, phase A drain {drain_a.seconds:.1f}s",
+    )
+    print(
+        f"INFRA VERDICT: {infra}; {len(lost)} commands lost with LocalStack's state (sent before the restart)"
+    )
     assert not problems, "\n".join(problems[:20])

@@ -69,8 +69,12 @@ def _record_redriven(s: Any, urls: dict[str, str]) -> int:
     for queue, url in urls.items():
         while True:
             got = s.aws.sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300, WaitTimeSeconds=0,
-                MessageAttributeNames=["All"], AttributeNames=["All"],
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=300,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
             ).get("Messages", [])
             if not got:
                 break
@@ -111,8 +115,11 @@ def _run(s: Any, registry: Any, summary: Any, kind: str, postgres_url: str | Non
         kms_key = s.aws.kms.create_key(Description=f"fg-{s.uid} outage")["KeyMetadata"]["Arn"]
     try:
         config = topo.config(
-            store=store, kms_key=kms_key, visibility_timeout=VT,
-            breaker_initial_backoff=0.5, breaker_max_backoff=2.0,
+            store=store,
+            kms_key=kms_key,
+            visibility_timeout=VT,
+            breaker_initial_backoff=0.5,
+            breaker_max_backoff=2.0,
         )
         resources = bootstrap(config, registry, s.aws)
         files = {name: s.tmp / f"health-{name}.json" for name in WORKERS}
@@ -133,10 +140,18 @@ def _run(s: Any, registry: Any, summary: Any, kind: str, postgres_url: str | Non
         # still seal while the key is enabled)
         commands += producer.send_scripts(scripts[half:])
         queues = [topo.commands, topo.view_queue("views")]
-        s.history.append(NEMESIS, "invoke", "outage", {
-            "kind": kind, "dependency": DEPENDENCY[kind], "workers": len(WORKERS),
-            "queues": queues, "seconds": LENGTH,
-        })
+        s.history.append(
+            NEMESIS,
+            "invoke",
+            "outage",
+            {
+                "kind": kind,
+                "dependency": DEPENDENCY[kind],
+                "workers": len(WORKERS),
+                "queues": queues,
+                "seconds": LENGTH,
+            },
+        )
         if proxy is not None:
             proxy.cut()
         else:
@@ -154,8 +169,14 @@ def _run(s: Any, registry: Any, summary: Any, kind: str, postgres_url: str | Non
         s.history.append(NEMESIS, "ok", "outage", {"kind": kind, "dependency": DEPENDENCY[kind]})
         outage_s = time.monotonic() - outage_start
         producer.close()
-        result = drain(s.history, s.workers, s.aws, [resources.queue_urls[q] for q in queues],
-                       effects=len(commands), timeout=scaled(90, 180))
+        result = drain(
+            s.history,
+            s.workers,
+            s.aws,
+            [resources.queue_urls[q] for q in queues],
+            effects=len(commands),
+            timeout=scaled(90, 180),
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and any(_health(p).get("status") != "ok" for p in files.values()):
             time.sleep(0.5)
@@ -179,14 +200,20 @@ def _run(s: Any, registry: Any, summary: Any, kind: str, postgres_url: str | Non
         if redriven:
             problems.append(f"{redriven} message(s) moved to a DLQ by SQS's redrive (no reason)")
         judge(
-            history, summary=summary, scenario=f"outage: {kind} for {LENGTH} s (10 x VT)", orders=orders,
-            faults=1, extra_anomalies=problems,
-            notes=(f"{kind}: {outage_s:.0f} s outage, {len(receives)} receives of "
-                   f"{len({k[1] for k in per_worker})} messages in it (max "
-                   f"{max(per_worker.values(), default=0)} per worker and message), "
-                   f"{redriven} redriven, "
-                   + (f"{proxy.refused} connections refused by the cut proxy, " if proxy is not None else "")
-                   + f"{time.monotonic() - started:.0f} s wall"),
+            history,
+            summary=summary,
+            scenario=f"outage: {kind} for {LENGTH} s (10 x VT)",
+            orders=orders,
+            faults=1,
+            extra_anomalies=problems,
+            notes=(
+                f"{kind}: {outage_s:.0f} s outage, {len(receives)} receives of "
+                f"{len({k[1] for k in per_worker})} messages in it (max "
+                f"{max(per_worker.values(), default=0)} per worker and message), "
+                f"{redriven} redriven, "
+                + (f"{proxy.refused} connections refused by the cut proxy, " if proxy is not None else "")
+                + f"{time.monotonic() - started:.0f} s wall"
+            ),
         )
     finally:
         if proxy is not None:

@@ -48,13 +48,20 @@ def test_two_producer_processes_one_restarted(scenario, registry, summary):
     markers.mkdir()
     common = ["--seed", str(seed), "--orders", str(orders), "--producers", "2", "--markers", str(markers)]
     s.workers.spawn("p0", config, module=PRODUCER, args=[*common, "--index", "0"])
-    s.workers.spawn("p1", config, module=PRODUCER, args=[*common, "--index", "1"],
-                    env={"FLOWGATE_PRODUCER_DIE_AFTER": str(DIE_AFTER)})
+    s.workers.spawn(
+        "p1",
+        config,
+        module=PRODUCER,
+        args=[*common, "--index", "1"],
+        env={"FLOWGATE_PRODUCER_DIE_AFTER": str(DIE_AFTER)},
+    )
     problems: list[str] = []
     code = _wait_exit(s.workers, "p1", 60)
     if code is None or code >= 0:
         problems.append(f"p1 did not kill itself after {DIE_AFTER} publishes (exit {code})")
-    s.history.nemesis("kill", {"worker": "p1", "signal": "SIGKILL", "reason": f"after its {DIE_AFTER}th publish"})
+    s.history.nemesis(
+        "kill", {"worker": "p1", "signal": "SIGKILL", "reason": f"after its {DIE_AFTER}th publish"}
+    )
     s.workers.spawn("w1", config)  # the consumer starts now: what the producers sent is in flight
     s.workers.workers["p1"].env.pop("FLOWGATE_PRODUCER_DIE_AFTER")
     s.workers.restart("p1")
@@ -65,9 +72,15 @@ def test_two_producer_processes_one_restarted(scenario, registry, summary):
             problems.append(f"producer {name} exited with {code}")
     scripts = generate_orders(seed, orders, cancel_ratio=0.15)
     total = sum(len(sc.steps) for sc in scripts)
-    result = drain(s.history, s.workers, s.aws,
-                   [resources.queue_urls[q] for q in (topo.commands, topo.view_queue("views"))],
-                   effects=total, projections=None, timeout=60)
+    result = drain(
+        s.history,
+        s.workers,
+        s.aws,
+        [resources.queue_urls[q] for q in (topo.commands, topo.view_queue("views"))],
+        effects=total,
+        projections=None,
+        timeout=60,
+    )
     s.workers.terminate_all()
     problems += list(result.notes)
     history = s.workers.merged_history()
@@ -78,8 +91,16 @@ def test_two_producer_processes_one_restarted(scenario, registry, summary):
     sizes = {sc.order_id: len(sc.steps) for sc in scripts}
     wrong = {e: sorted(n) for e, n in seqs.items() if n != set(range(1, sizes.get(e, 0) + 1))}
     if wrong or set(seqs) != set(sizes):
-        problems.append(f"sequence numbers per entity are not 1..n: {dict(list(wrong.items())[:3])}, "
-                        f"{len(set(sizes) - set(seqs))} entities without sends")
-    judge(history, summary=summary, scenario="two producer processes, one restarted (FIFO, SQLite)",
-          orders=orders, faults=1, extra_anomalies=problems,
-          notes=f"{total} commands in {result.seconds:.0f}s drain")
+        problems.append(
+            f"sequence numbers per entity are not 1..n: {dict(list(wrong.items())[:3])}, "
+            f"{len(set(sizes) - set(seqs))} entities without sends"
+        )
+    judge(
+        history,
+        summary=summary,
+        scenario="two producer processes, one restarted (FIFO, SQLite)",
+        orders=orders,
+        faults=1,
+        extra_anomalies=problems,
+        notes=f"{total} commands in {result.seconds:.0f}s drain",
+    )

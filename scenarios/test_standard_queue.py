@@ -32,18 +32,32 @@ def _run(s, registry, summary, store, label):
         s.history.nemesis("duplicate_delivery", {"command_id": cmd.event_id, "queue": "standard"})
         producer.resend(cmd)
     producer.close()
-    result = drain(s.history, s.workers, s.aws, [resources.queue_urls[topo.commands],
-                                                 resources.queue_urls[topo.view_queue("views")]],
-                   effects=len(commands), timeout=90, settle=3)
+    result = drain(
+        s.history,
+        s.workers,
+        s.aws,
+        [resources.queue_urls[topo.commands], resources.queue_urls[topo.view_queue("views")]],
+        effects=len(commands),
+        timeout=90,
+        settle=3,
+    )
     s.workers.terminate_all()
     history = s.workers.merged_history()
-    recognised = sum(1 for op in history.ops if op.f == "duplicate" and str(op.value.get("key", "")).startswith("command:"))
+    recognised = sum(
+        1 for op in history.ops if op.f == "duplicate" and str(op.value.get("key", "")).startswith("command:")
+    )
     problems = list(result.notes)
     if recognised < len(dupes):
         problems.append(f"{len(dupes)} commands sent twice, only {recognised} recognised as duplicates")
-    judge(history, summary=summary, scenario=f"standard queue, 2 processes, {label} idempotency",
-          orders=orders, faults=len(dupes), extra_anomalies=problems,
-          notes=f"{len(dupes)} duplicates injected, {recognised} recognised")
+    judge(
+        history,
+        summary=summary,
+        scenario=f"standard queue, 2 processes, {label} idempotency",
+        orders=orders,
+        faults=len(dupes),
+        extra_anomalies=problems,
+        notes=f"{len(dupes)} duplicates injected, {recognised} recognised",
+    )
 
 
 def test_standard_queue_sqlite(scenario, registry, summary):

@@ -37,6 +37,12 @@ from pathlib import Path
 from typing import Any, Final
 
 EPIC: Final = "Mutation testing"
+#: the suites of mutant runs (the ``feature`` of their results) and their short first-page labels
+SUITE_LABELS: Final = {
+    "property suites": "Mutants (sim)",
+    "LocalStack scenarios": "Mutants (LS)",
+    "CI gate": "Mutants (gate)",
+}
 #: the outcome of a mutant run as the runners decide it -> the status of its one result
 STATUS: Final = {"killed": "passed", "SURVIVED": "failed", "ERROR": "broken"}
 
@@ -189,6 +195,11 @@ class MutationScore:
     killed: int
     survived: tuple[str, ...]
     errored: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """The first page's label of this suite's score (short: the overview truncates)."""
+        return SUITE_LABELS.get(self.suite, f"Mutants ({self.suite})")
 
     @property
     def total(self) -> int:

@@ -9,11 +9,15 @@ from .support import HB
 
 
 def _in_doubt(h: HB, cid: str, entity: str, seq: int, worker: str = "worker-1#1") -> int:
-    return h.op(worker, "invoke", "effect", command_id=cid, entity_id=entity, seq=seq, command_type="PlaceOrder")
+    return h.op(
+        worker, "invoke", "effect", command_id=cid, entity_id=entity, seq=seq, command_type="PlaceOrder"
+    )
 
 
 def _duplicate(h: HB, cid: str, entity: str, seq: int) -> int:
-    return h.op("worker-2#1", "ok", "duplicate", key=f"command:{cid}", command_id=cid, entity_id=entity, seq=seq)
+    return h.op(
+        "worker-2#1", "ok", "duplicate", key=f"command:{cid}", command_id=cid, entity_id=entity, seq=seq
+    )
 
 
 def test_an_invoke_settled_by_a_duplicate_is_the_effect_at_the_invoke() -> None:

@@ -19,25 +19,50 @@ from reference.domain.orders import OrderPlaced, PlaceOrder
 from reference.messages import encode, event_for, new_command
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "hostile.md"
-CATEGORIES = {"json-syntax", "structure", "numbers-types", "identifiers", "sequence-numbers", "attributes",
-              "envelope", "routing", "identity", "size", "postgres-values", "sqs-refuses"}
+CATEGORIES = {
+    "json-syntax",
+    "structure",
+    "numbers-types",
+    "identifiers",
+    "sequence-numbers",
+    "attributes",
+    "envelope",
+    "routing",
+    "identity",
+    "size",
+    "postgres-values",
+    "sqs-refuses",
+}
 
 
 def context(*, encrypted: bool, seed: int = 0) -> BasicContext:
     aws = SimAws(seed=seed)
     kms = aws.client("kms")
     key = kms.create_key()["KeyMetadata"]["Arn"] if encrypted else None
-    cmd = new_command(PlaceOrder("CUST-1", "SKU-1", 1, 100), "poison-0001", is_new=True, sequence_no=1,
-                      event_id="11111111-1111-4111-8111-111111111111")
+    cmd = new_command(
+        PlaceOrder("CUST-1", "SKU-1", 1, 100),
+        "poison-0001",
+        is_new=True,
+        sequence_no=1,
+        event_id="11111111-1111-4111-8111-111111111111",
+    )
     text = encode(cmd)
     attrs = message_attributes(cmd, encrypted=encrypted, traceparent=None)
     ctx = BasicContext(
-        valid=hostile.WireMessage(text, attrs, "poison-0001", cmd.event_id, plaintext=text), command=cmd,
-        event=event_for(cmd, 0, OrderPlaced("CUST-1", "SKU-1", 1, 100)), plaintext=text, encrypted=encrypted,
-        queue="orders.fifo", views_queue="order-views.fifo", rng=random.Random(seed), kms=kms, key_id=key,
+        valid=hostile.WireMessage(text, attrs, "poison-0001", cmd.event_id, plaintext=text),
+        command=cmd,
+        event=event_for(cmd, 0, OrderPlaced("CUST-1", "SKU-1", 1, 100)),
+        plaintext=text,
+        encrypted=encrypted,
+        queue="orders.fifo",
+        views_queue="order-views.fifo",
+        rng=random.Random(seed),
+        kms=kms,
+        key_id=key,
         known=lambda: "22222222-2222-4222-8222-222222222222",
         pending_fn=lambda: ("33333333-3333-4333-8333-333333333333", "order-1"),
-        other_key_fn=lambda: str(kms.create_key()["KeyMetadata"]["Arn"]))
+        other_key_fn=lambda: str(kms.create_key()["KeyMetadata"]["Arn"]),
+    )
     if encrypted:
         import dataclasses
 
@@ -57,8 +82,15 @@ def test_catalog_shape() -> None:
         assert "\n" not in k.description
         assert k.encryption in ("required", "forbidden", "any")
         assert isinstance(k.outcome, DeadLetter | Applied | BusinessDeadLetter | Refused)
-    for classic in ("bad_json", "unknown_type", "missing_attribute", "oversized", "tampered", "wrong_key",
-                    "swapped_aad"):
+    for classic in (
+        "bad_json",
+        "unknown_type",
+        "missing_attribute",
+        "oversized",
+        "tampered",
+        "wrong_key",
+        "swapped_aad",
+    ):
         assert classic in hostile.CATALOG
     codes = Counter(k.outcome.reason for k in kinds if isinstance(k.outcome, DeadLetter))
     assert set(codes) == set(hostile.REASON_CODES), codes
@@ -75,8 +107,11 @@ def test_every_transform_builds_a_message_the_model_agrees_with(encrypted: bool)
         assert isinstance(wire, hostile.WireMessage)
         if isinstance(k.outcome, Refused) or wire.target != "commands" or k.category == "envelope":
             continue
-        verdict = hostile.judge(wire, ctx, known_ids={"22222222-2222-4222-8222-222222222222",
-                                                      "33333333-3333-4333-8333-333333333333"})
+        verdict = hostile.judge(
+            wire,
+            ctx,
+            known_ids={"22222222-2222-4222-8222-222222222222", "33333333-3333-4333-8333-333333333333"},
+        )
         dead = isinstance(k.outcome, DeadLetter)
         if dead != isinstance(verdict, AnyDeadLetter) or (
             isinstance(k.outcome, BusinessDeadLetter) != isinstance(verdict, BusinessDeadLetter)
@@ -135,8 +170,15 @@ def test_catalog_imports_nothing_of_the_simulator() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, harness.hostile, harness.hostile.mutations, harness.hostile.model; "
-            "print(sorted(m for m in sys.modules if m.startswith(('harness.sim', 'harness.simulation'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2])
+    code = (
+        "import sys, harness.hostile, harness.hostile.mutations, harness.hostile.model; "
+        "print(sorted(m for m in sys.modules if m.startswith(('harness.sim', 'harness.simulation'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.stdout.strip() == "[]"

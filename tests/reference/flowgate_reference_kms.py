@@ -32,7 +32,9 @@ class FakeKms:
             raise _error("NotFoundException", "DescribeKey")
         return {"KeyMetadata": {"Arn": KeyId, "KeyId": KeyId.rsplit("/", 1)[-1]}}
 
-    def generate_data_key(self, KeyId: str, KeySpec: str, EncryptionContext: dict[str, str]) -> dict[str, Any]:
+    def generate_data_key(
+        self, KeyId: str, KeySpec: str, EncryptionContext: dict[str, str]
+    ) -> dict[str, Any]:
         self.calls.append("GenerateDataKey")
         assert KeySpec == "AES_256"
         plain = os.urandom(32)
@@ -41,8 +43,9 @@ class FakeKms:
         blob = KeyId.encode() + b"|" + nonce + AESGCM(self.keys[KeyId]).encrypt(nonce, plain, aad)
         return {"Plaintext": plain, "CiphertextBlob": blob, "KeyId": KeyId}
 
-    def decrypt(self, CiphertextBlob: bytes, EncryptionContext: dict[str, str], KeyId: str | None = None
-                ) -> dict[str, Any]:
+    def decrypt(
+        self, CiphertextBlob: bytes, EncryptionContext: dict[str, str], KeyId: str | None = None
+    ) -> dict[str, Any]:
         self.calls.append("Decrypt")
         key_id, _, rest = CiphertextBlob.partition(b"|")
         kid = key_id.decode(errors="replace")

@@ -46,24 +46,36 @@ class CallCounter:
 
 
 def order_config(registry: TypeRegistry, uid: str, kms_key: str | None) -> BusConfiguration:
-    cfg = (BusConfiguration(registry)
-           .send(*ORDER_COMMANDS).to_queue(f"fg-orders-{uid}.fifo")
-           .raise_events(*ORDER_EVENTS).to_topic(f"fg-order-events-{uid}.fifo")
-           .listen_to(f"fg-orders-{uid}.fifo")
-           .subscribe(f"fg-order-views-{uid}.fifo").to_topics(f"fg-order-events-{uid}.fifo")
-           .with_options(visibility_timeout=20, wait_time_seconds=1))
+    cfg = (
+        BusConfiguration(registry)
+        .send(*ORDER_COMMANDS)
+        .to_queue(f"fg-orders-{uid}.fifo")
+        .raise_events(*ORDER_EVENTS)
+        .to_topic(f"fg-order-events-{uid}.fifo")
+        .listen_to(f"fg-orders-{uid}.fifo")
+        .subscribe(f"fg-order-views-{uid}.fifo")
+        .to_topics(f"fg-order-events-{uid}.fifo")
+        .with_options(visibility_timeout=20, wait_time_seconds=1)
+    )
     if kms_key:
         cfg.with_encryption(kms_key)
     return cfg
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plaintext", "kms"])
-def test_order_flow_end_to_end(aws: SimpleNamespace, aws_cleanup: list[Any], registry: TypeRegistry, uid: str,
-                               kms_key: str, encrypted: bool) -> None:
+def test_order_flow_end_to_end(
+    aws: SimpleNamespace,
+    aws_cleanup: list[Any],
+    registry: TypeRegistry,
+    uid: str,
+    kms_key: str,
+    encrypted: bool,
+) -> None:
     config = order_config(registry, uid, kms_key if encrypted else None)
     views: list[View] = [OrderView(), InventoryView(), PaymentsView()]
-    runtime = build_runtime(config, sqs=aws.sqs, sns=aws.sns, sts=aws.sts, kms=aws.kms,
-                            sagas=[OrderSaga()], views=views)
+    runtime = build_runtime(
+        config, sqs=aws.sqs, sns=aws.sns, sts=aws.sts, kms=aws.kms, sagas=[OrderSaga()], views=views
+    )
     aws_cleanup.append(runtime.resources)
     clients = [aws.sqs, aws.sns, aws.kms, aws.sts]
     counter = CallCounter(clients)
@@ -71,8 +83,12 @@ def test_order_flow_end_to_end(aws: SimpleNamespace, aws_cleanup: list[Any], reg
     try:
         counter.active = True
         for oid in orders:
-            for payload in (PlaceOrder("cust-1", "SKU-1", 2, 500), AuthorizePayment("pay-" + oid, 500),
-                            ReserveInventory("SKU-1", 2), ConfirmOrder()):
+            for payload in (
+                PlaceOrder("cust-1", "SKU-1", 2, 500),
+                AuthorizePayment("pay-" + oid, 500),
+                ReserveInventory("SKU-1", 2),
+                ConfirmOrder(),
+            ):
                 runtime.command_bus.publish(new_command(payload, oid, correlation_id=f"corr-{oid}"))
         deadline = time.monotonic() + 60
         storage = runtime.processor.storage
@@ -98,6 +114,8 @@ def test_order_flow_end_to_end(aws: SimpleNamespace, aws_cleanup: list[Any], reg
         rebuilt = rebuild_views(views, replay.events)
         assert rebuilt["orders"][o] == rows[o]
     per_order = sum(counter.calls.values()) / len(orders)
-    print(f"\nAPI calls per order ({'kms' if encrypted else 'plaintext'}): {per_order:.1f} "
-          f"{dict(sorted(counter.calls.items()))}")
+    print(
+        f"\nAPI calls per order ({'kms' if encrypted else 'plaintext'}): {per_order:.1f} "
+        f"{dict(sorted(counter.calls.items()))}"
+    )
     assert storage.dead_letters() == []

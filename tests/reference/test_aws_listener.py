@@ -56,26 +56,55 @@ class CrashOnce:
 
 
 @pytest.fixture
-def make_runtime(aws: SimpleNamespace, aws_cleanup: list[Any], registry: TypeRegistry, uid: str,
-                 kms_key: str) -> Iterator[Callable[..., Runtime]]:
+def make_runtime(
+    aws: SimpleNamespace, aws_cleanup: list[Any], registry: TypeRegistry, uid: str, kms_key: str
+) -> Iterator[Callable[..., Runtime]]:
     made: list[Runtime] = []
     storage = InMemoryStorage(registry)
 
-    def make(*, encrypted: bool = False, faults: Any = None, observer: Any = None, clock: Any = None,
-             resources: Any = None, **options: Any) -> Runtime:
-        opts = {"visibility_timeout": 2, "wait_time_seconds": 0, "max_receive_count": 2,
-                "business_max_attempts": 2, **options}
-        cfg = (BusConfiguration(registry)
-               .send(*ORDER_COMMANDS).to_queue(f"fg-l-{uid}.fifo")
-               .raise_events(*ORDER_EVENTS).to_topic(f"fg-l-ev-{uid}.fifo")
-               .listen_to(f"fg-l-{uid}.fifo")
-               .subscribe(f"fg-l-views-{uid}.fifo").to_topics(f"fg-l-ev-{uid}.fifo")
-               .with_options(**opts))
+    def make(
+        *,
+        encrypted: bool = False,
+        faults: Any = None,
+        observer: Any = None,
+        clock: Any = None,
+        resources: Any = None,
+        **options: Any,
+    ) -> Runtime:
+        opts = {
+            "visibility_timeout": 2,
+            "wait_time_seconds": 0,
+            "max_receive_count": 2,
+            "business_max_attempts": 2,
+            **options,
+        }
+        cfg = (
+            BusConfiguration(registry)
+            .send(*ORDER_COMMANDS)
+            .to_queue(f"fg-l-{uid}.fifo")
+            .raise_events(*ORDER_EVENTS)
+            .to_topic(f"fg-l-ev-{uid}.fifo")
+            .listen_to(f"fg-l-{uid}.fifo")
+            .subscribe(f"fg-l-views-{uid}.fifo")
+            .to_topics(f"fg-l-ev-{uid}.fifo")
+            .with_options(**opts)
+        )
         if encrypted:
             cfg.with_encryption(kms_key)
-        rt = build_runtime(cfg, sqs=aws.sqs, sns=aws.sns, sts=aws.sts, kms=aws.kms, storage=storage,
-                           sagas=[OrderSaga()], views=[OrderView(), InventoryView(), PaymentsView()],
-                           faults=faults, observer=observer, clock=clock, resources=resources)
+        rt = build_runtime(
+            cfg,
+            sqs=aws.sqs,
+            sns=aws.sns,
+            sts=aws.sts,
+            kms=aws.kms,
+            storage=storage,
+            sagas=[OrderSaga()],
+            views=[OrderView(), InventoryView(), PaymentsView()],
+            faults=faults,
+            observer=observer,
+            clock=clock,
+            resources=resources,
+        )
         if resources is None:
             aws_cleanup.append(rt.resources)
         made.append(rt)
@@ -95,14 +124,26 @@ def poll_until(listener: SqsListener, done: Callable[[], bool], timeout: float =
             time.sleep(0.2)
 
 
-def send_raw(aws: SimpleNamespace, url: str, body: str, attrs: dict[str, str], group: str, dedup: str) -> None:
-    aws.sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=dedup,
-                         MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()})
+def send_raw(
+    aws: SimpleNamespace, url: str, body: str, attrs: dict[str, str], group: str, dedup: str
+) -> None:
+    aws.sqs.send_message(
+        QueueUrl=url,
+        MessageBody=body,
+        MessageGroupId=group,
+        MessageDeduplicationId=dedup,
+        MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()},
+    )
 
 
 def dlq_messages(aws: SimpleNamespace, url: str) -> list[dict[str, Any]]:
-    resp = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                   AttributeNames=["All"], MessageAttributeNames=["All"])
+    resp = aws.sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=1,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )
     return list(resp.get("Messages", []))
 
 
@@ -110,14 +151,23 @@ def command(payload: Any, entity: str, seq: int) -> Command:
     return new_command(payload, entity, sequence_no=seq, is_new=seq == 1)
 
 
-@pytest.mark.parametrize(("body", "attrs", "reason"), [
-    ("{not json", {"CommandType": "PlaceOrder", "EntityId": "o1", "SequenceNo": "1"}, "DecodeError"),
-    ('{"name": "os.system"}', {"CommandType": "os.system", "EntityId": "o1", "SequenceNo": "1"}, "UnknownMessageType"),
-    ("{}", {"EntityId": "o1", "SequenceNo": "1"}, "MissingAttribute"),
-    ("{}", {"CommandType": "PlaceOrder", "EntityId": "o1"}, "MissingAttribute"),
-], ids=["bad-json", "unknown-type", "missing-type-attribute", "missing-sequence-attribute"])
-def test_poison_is_forwarded_to_dlq_on_the_last_receive(aws: SimpleNamespace, make_runtime: Any, body: str,
-                                                        attrs: dict[str, str], reason: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "attrs", "reason"),
+    [
+        ("{not json", {"CommandType": "PlaceOrder", "EntityId": "o1", "SequenceNo": "1"}, "DecodeError"),
+        (
+            '{"name": "os.system"}',
+            {"CommandType": "os.system", "EntityId": "o1", "SequenceNo": "1"},
+            "UnknownMessageType",
+        ),
+        ("{}", {"EntityId": "o1", "SequenceNo": "1"}, "MissingAttribute"),
+        ("{}", {"CommandType": "PlaceOrder", "EntityId": "o1"}, "MissingAttribute"),
+    ],
+    ids=["bad-json", "unknown-type", "missing-type-attribute", "missing-sequence-attribute"],
+)
+def test_poison_is_forwarded_to_dlq_on_the_last_receive(
+    aws: SimpleNamespace, make_runtime: Any, body: str, attrs: dict[str, str], reason: str
+) -> None:
     obs = Recorder()
     rt = make_runtime(observer=obs)
     listener = rt.listeners[0]
@@ -138,8 +188,9 @@ def test_poison_is_forwarded_to_dlq_on_the_last_receive(aws: SimpleNamespace, ma
     assert obs.names("effect") == []
 
 
-def test_tampered_and_plaintext_messages_on_encrypted_bus_are_poison(aws: SimpleNamespace, make_runtime: Any
-                                                                     ) -> None:
+def test_tampered_and_plaintext_messages_on_encrypted_bus_are_poison(
+    aws: SimpleNamespace, make_runtime: Any
+) -> None:
     obs = Recorder()
     rt = make_runtime(encrypted=True, observer=obs, max_receive_count=1, business_max_attempts=1)
     listener = rt.listeners[0]
@@ -166,7 +217,9 @@ def test_tampered_and_plaintext_messages_on_encrypted_bus_are_poison(aws: Simple
     assert '"customerId"' not in sealed
 
 
-def test_business_failure_retried_then_business_dead_lettered(aws: SimpleNamespace, make_runtime: Any) -> None:
+def test_business_failure_retried_then_business_dead_lettered(
+    aws: SimpleNamespace, make_runtime: Any
+) -> None:
     obs = Recorder()
     rt = make_runtime(observer=obs)
     listener = rt.listeners[0]
@@ -186,9 +239,13 @@ def test_fifo_group_stops_at_first_unfinished_message(aws: SimpleNamespace, make
     obs = Recorder()
     rt = make_runtime(observer=obs, business_max_attempts=2, max_receive_count=3)
     listener = rt.listeners[0]
-    rt.commands.dispatch_many([command(AuthorizePayment("p", 5), "o1", 1),  # invalid head of o1
-                               command(PlaceOrder("c", "S", 1, 5), "o1", 2),
-                               command(PlaceOrder("c", "S", 1, 5), "o2", 1)])
+    rt.commands.dispatch_many(
+        [
+            command(AuthorizePayment("p", 5), "o1", 1),  # invalid head of o1
+            command(PlaceOrder("c", "S", 1, 5), "o1", 2),
+            command(PlaceOrder("c", "S", 1, 5), "o2", 1),
+        ]
+    )
     poll_until(listener, lambda: bool(obs.names("effect")))
     storage = rt.processor.storage
     assert storage.get_entity("order", "o2") is not None
@@ -198,8 +255,9 @@ def test_fifo_group_stops_at_first_unfinished_message(aws: SimpleNamespace, make
 
 
 @pytest.mark.parametrize("point", ["after_effect_before_delete", "after_publish", "before_delete"])
-def test_crash_after_effect_is_recognised_as_duplicate(aws: SimpleNamespace, make_runtime: Any, point: str
-                                                       ) -> None:
+def test_crash_after_effect_is_recognised_as_duplicate(
+    aws: SimpleNamespace, make_runtime: Any, point: str
+) -> None:
     obs = Recorder()
     crashing = make_runtime(observer=obs, faults=CrashOnce(point))
     survivor = make_runtime(observer=obs, resources=crashing.resources)
@@ -246,8 +304,9 @@ def test_producer_resend_after_dedup_window_has_one_effect(aws: SimpleNamespace,
     assert obs.names("duplicate")[0]["key"] == f"command:{cmd.event_id}"
 
 
-def test_heartbeat_extends_visibility_and_lease_under_virtual_clock(aws: SimpleNamespace, make_runtime: Any
-                                                                    ) -> None:
+def test_heartbeat_extends_visibility_and_lease_under_virtual_clock(
+    aws: SimpleNamespace, make_runtime: Any
+) -> None:
     clock = ManualClock()
 
     class Stall:

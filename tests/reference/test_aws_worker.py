@@ -16,18 +16,29 @@ from reference.worker import main
 pytestmark = pytest.mark.localstack
 
 
-def test_worker_once_from_json_config(aws: SimpleNamespace, aws_cleanup: list[Any], uid: str, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    for k, v in {"AWS_ENDPOINT_URL": ENDPOINT, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+def test_worker_once_from_json_config(
+    aws: SimpleNamespace, aws_cleanup: list[Any], uid: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in {
+        "AWS_ENDPOINT_URL": ENDPOINT,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(k, v)
     q, t, v = f"fg-w-{uid}.fifo", f"fg-w-ev-{uid}.fifo", f"fg-w-v-{uid}.fifo"
-    cfg = {"domain": "orders", "region": "us-east-1",
-           "send": {q: ["PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder", "CancelOrder"]},
-           "raise": {t: ["OrderPlaced", "PaymentAuthorized", "InventoryReserved", "OrderConfirmed", "OrderCancelled"]},
-           "listen": [q], "subscribe": {v: [t]},
-           "idempotency": {"url": f"sqlite:///{tmp_path}/idem.db"},
-           "options": {"wait_time_seconds": 0, "visibility_timeout": 5}}
+    cfg = {
+        "domain": "orders",
+        "region": "us-east-1",
+        "send": {q: ["PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder", "CancelOrder"]},
+        "raise": {
+            t: ["OrderPlaced", "PaymentAuthorized", "InventoryReserved", "OrderConfirmed", "OrderCancelled"]
+        },
+        "listen": [q],
+        "subscribe": {v: [t]},
+        "idempotency": {"url": f"sqlite:///{tmp_path}/idem.db"},
+        "options": {"wait_time_seconds": 0, "visibility_timeout": 5},
+    }
     path = tmp_path / "worker.json"
     path.write_text(json.dumps(cfg))
     try:

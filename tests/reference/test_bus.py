@@ -60,14 +60,28 @@ def test_sequence_numbers_per_entity_and_all_dispatchers(registry: TypeRegistry)
 
 def test_events_reach_views_and_remote_dispatchers(registry: TypeRegistry) -> None:
     bus, processor, _, remote_events = make(registry)
-    for p in (PlaceOrder("c", "S", 2, 5), AuthorizePayment("p", 5), ReserveInventory("S", 2), CancelOrder("x")):
+    for p in (
+        PlaceOrder("c", "S", 2, 5),
+        AuthorizePayment("p", 5),
+        ReserveInventory("S", 2),
+        CancelOrder("x"),
+    ):
         bus.publish(new_command(p, "o"))
     storage = processor.storage
-    assert storage.get_view("orders", "o") == {"status": "CANCELLED", "amountCents": 5, "lastSeq": 4, "applied": 4}
+    assert storage.get_view("orders", "o") == {
+        "status": "CANCELLED",
+        "amountCents": 5,
+        "lastSeq": 4,
+        "applied": 4,
+    }
     assert storage.get_view("inventory", "S") == {"reserved": 0}
     assert storage.get_view("payments", "o") == {"authorizedCents": 5, "refundedCents": 5}
-    assert [e.name for e in remote_events.seen] == ["OrderPlaced", "PaymentAuthorized", "InventoryReserved",
-                                                    "OrderCancelled"]
+    assert [e.name for e in remote_events.seen] == [
+        "OrderPlaced",
+        "PaymentAuthorized",
+        "InventoryReserved",
+        "OrderCancelled",
+    ]
     assert all(isinstance(e, Event) and e.metadata.correlation_id for e in remote_events.seen)
 
 

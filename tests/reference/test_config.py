@@ -22,11 +22,16 @@ from reference.messages import TypeRegistry
 
 
 def base(registry: TypeRegistry) -> BusConfiguration:
-    return (BusConfiguration(registry)
-            .send(PlaceOrder, ConfirmOrder).to_queue("orders.fifo")
-            .raise_events(OrderPlaced).to_topic("order-events.fifo")
-            .listen_to("orders.fifo")
-            .subscribe("order-views.fifo").to_topics("order-events.fifo"))
+    return (
+        BusConfiguration(registry)
+        .send(PlaceOrder, ConfirmOrder)
+        .to_queue("orders.fifo")
+        .raise_events(OrderPlaced)
+        .to_topic("order-events.fifo")
+        .listen_to("orders.fifo")
+        .subscribe("order-views.fifo")
+        .to_topics("order-events.fifo")
+    )
 
 
 def test_fluent_shape_and_queries(registry: TypeRegistry) -> None:
@@ -40,12 +45,16 @@ def test_fluent_shape_and_queries(registry: TypeRegistry) -> None:
     assert dlq_name("notes") == "notes-dlq"
 
 
-@pytest.mark.parametrize("build", [
-    lambda c: c.send(PlaceOrder).to_queue("other.fifo"),                        # routed twice
-    lambda c: c.send(OrderPlaced).to_queue("x"),                                # an event as a command
-    lambda c: c.raise_events(PlaceOrder).to_topic("t"),                         # a command as an event
-    lambda c: c.send(SubmitPartnerOrder).to_queue("bad name!"),                 # invalid name
-], ids=["twice", "event-as-command", "command-as-event", "bad-name"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda c: c.send(PlaceOrder).to_queue("other.fifo"),  # routed twice
+        lambda c: c.send(OrderPlaced).to_queue("x"),  # an event as a command
+        lambda c: c.raise_events(PlaceOrder).to_topic("t"),  # a command as an event
+        lambda c: c.send(SubmitPartnerOrder).to_queue("bad name!"),  # invalid name
+    ],
+    ids=["twice", "event-as-command", "command-as-event", "bad-name"],
+)
 def test_misrouting_fails_immediately(registry: TypeRegistry, build: object) -> None:
     with pytest.raises(ConfigurationError):
         build(base(registry))  # type: ignore[operator]
@@ -74,22 +83,36 @@ def test_options_are_checked() -> None:
 
 
 def test_from_dict_matches_fluent(registry: TypeRegistry) -> None:
-    cfg = BusConfiguration.from_dict({
-        "region": "eu-west-1", "send": {"orders.fifo": ["PlaceOrder", "ConfirmOrder"]},
-        "raise": {"order-events.fifo": ["OrderPlaced"]}, "listen": ["orders.fifo"],
-        "subscribe": {"order-views.fifo": ["order-events.fifo"]}, "encryption": {"kmsKeyId": "alias/k"},
-        "options": {"visibility_timeout": 45}}, registry)
+    cfg = BusConfiguration.from_dict(
+        {
+            "region": "eu-west-1",
+            "send": {"orders.fifo": ["PlaceOrder", "ConfirmOrder"]},
+            "raise": {"order-events.fifo": ["OrderPlaced"]},
+            "listen": ["orders.fifo"],
+            "subscribe": {"order-views.fifo": ["order-events.fifo"]},
+            "encryption": {"kmsKeyId": "alias/k"},
+            "options": {"visibility_timeout": 45},
+        },
+        registry,
+    )
     ref = base(registry)
     assert (cfg.command_routes, cfg.event_routes, cfg.subscriptions) == (
-        ref.command_routes, ref.event_routes, ref.subscriptions)
+        ref.command_routes,
+        ref.event_routes,
+        ref.subscriptions,
+    )
     assert cfg.options.region == "eu-west-1"
     assert cfg.options.visibility_timeout == 45
     assert cfg.kms_key_id == "alias/k"
 
 
 def test_iam_policy_is_least_privilege(registry: TypeRegistry) -> None:
-    policy = iam_policy(base(registry).with_encryption("alias/k"), account="123456789012", region="us-east-1",
-                        kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/abc")
+    policy = iam_policy(
+        base(registry).with_encryption("alias/k"),
+        account="123456789012",
+        region="us-east-1",
+        kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/abc",
+    )
     text = json.dumps(policy)
     assert '"*"' in text  # only sts:GetCallerIdentity
     stmts = {s["Sid"]: s for s in policy["Statement"]}

@@ -41,11 +41,20 @@ def test_happy_path() -> None:
     assert state["lastSeq"] == 4
 
 
-@pytest.mark.parametrize("path", [
-    (PAY,), (PLACE, PLACE), (PLACE, RESERVE), (PLACE, CONFIRM), (PLACE, PAY, CONFIRM),
-    (PLACE, PAY, RESERVE, CONFIRM, CANCEL), (PLACE, CANCEL, PAY), (PLACE, CANCEL, CANCEL),
-    (PLACE, AuthorizePayment("p", 99)),
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        (PAY,),
+        (PLACE, PLACE),
+        (PLACE, RESERVE),
+        (PLACE, CONFIRM),
+        (PLACE, PAY, CONFIRM),
+        (PLACE, PAY, RESERVE, CONFIRM, CANCEL),
+        (PLACE, CANCEL, PAY),
+        (PLACE, CANCEL, CANCEL),
+        (PLACE, AuthorizePayment("p", 99)),
+    ],
+)
 def test_invalid_transitions_are_business_failures(path: tuple[Payload, ...]) -> None:
     with pytest.raises(InvalidTransition):
         run(*path)

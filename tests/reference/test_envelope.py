@@ -27,10 +27,20 @@ class EnvelopeContract:
         """Return (cipher, cipher with a different key)."""
         raise NotImplementedError
 
-    def open(self, cipher: KmsEnvelopeCipher, sealed: str, binding: MessageBinding = B,
-             destinations: tuple[str, ...] = ("orders.fifo",)) -> str:
-        return cipher.open(sealed, message_id=binding.message_id, entity_id=binding.entity_id,
-                           message_type=binding.message_type, destinations=destinations)
+    def open(
+        self,
+        cipher: KmsEnvelopeCipher,
+        sealed: str,
+        binding: MessageBinding = B,
+        destinations: tuple[str, ...] = ("orders.fifo",),
+    ) -> str:
+        return cipher.open(
+            sealed,
+            message_id=binding.message_id,
+            entity_id=binding.entity_id,
+            message_type=binding.message_type,
+            destinations=destinations,
+        )
 
     def test_round_trip_hides_plaintext(self) -> None:
         cipher, _ = self.make()
@@ -38,7 +48,15 @@ class EnvelopeContract:
         assert "4111" not in sealed
         assert "4111" not in base64.b64decode(sealed).decode()
         env = json.loads(base64.b64decode(sealed))
-        assert set(env) == {"Version", "KeyId", "Destination", "EncryptedDataKey", "Nonce", "Tag", "Ciphertext"}
+        assert set(env) == {
+            "Version",
+            "KeyId",
+            "Destination",
+            "EncryptedDataKey",
+            "Nonce",
+            "Tag",
+            "Ciphertext",
+        }
         assert len(base64.b64decode(env["Nonce"])) == 12
         assert len(base64.b64decode(env["Tag"])) == 16
         assert self.open(cipher, sealed) == PLAIN
@@ -60,16 +78,25 @@ class EnvelopeContract:
         env["Tag"] = env["Tag"][:12]
         with pytest.raises(DecryptionError):
             self.open(cipher, build_envelope(env))
-        for garbage in ("", "not base64!", base64.b64encode(b"{}").decode(), base64.b64encode(b"[1]").decode()):
+        for garbage in (
+            "",
+            "not base64!",
+            base64.b64encode(b"{}").decode(),
+            base64.b64encode(b"[1]").decode(),
+        ):
             with pytest.raises(DecryptionError):
                 self.open(cipher, garbage)
 
-    @pytest.mark.parametrize("other", [
-        MessageBinding("msg-2", "orders.fifo", "order-1", "PlaceOrder"),
-        MessageBinding("msg-1", "orders.fifo", "order-2", "PlaceOrder"),
-        MessageBinding("msg-1", "orders.fifo", "order-1", "CancelOrder"),
-        MessageBinding("order-1", "orders.fifo", "msg-1", "PlaceOrder"),
-    ], ids=["message", "entity", "type", "swapped"])
+    @pytest.mark.parametrize(
+        "other",
+        [
+            MessageBinding("msg-2", "orders.fifo", "order-1", "PlaceOrder"),
+            MessageBinding("msg-1", "orders.fifo", "order-2", "PlaceOrder"),
+            MessageBinding("msg-1", "orders.fifo", "order-1", "CancelOrder"),
+            MessageBinding("order-1", "orders.fifo", "msg-1", "PlaceOrder"),
+        ],
+        ids=["message", "entity", "type", "swapped"],
+    )
     def test_moved_to_another_message_fails(self, other: MessageBinding) -> None:
         cipher, _ = self.make()
         with pytest.raises(DecryptionError):

@@ -64,10 +64,15 @@ class Calls:
             if key is None or pred is None:
                 return target(**kwargs)
             failing = [e for e in kwargs[key] if pred(e)]
-            resp = target(**{**kwargs, key: [e for e in kwargs[key] if not pred(e)]}) \
-                if len(failing) < len(kwargs[key]) else {"Successful": [], "Failed": []}
-            resp["Failed"] = [*resp.get("Failed", []), *({"Id": e["Id"], "Code": "InjectedFailure",
-                                                          "SenderFault": False} for e in failing)]
+            resp = (
+                target(**{**kwargs, key: [e for e in kwargs[key] if not pred(e)]})
+                if len(failing) < len(kwargs[key])
+                else {"Successful": [], "Failed": []}
+            )
+            resp["Failed"] = [
+                *resp.get("Failed", []),
+                *({"Id": e["Id"], "Code": "InjectedFailure", "SenderFault": False} for e in failing),
+            ]
             return resp
 
         return call
@@ -104,16 +109,30 @@ class Rig:
         self.timeline: list[tuple[str, ...]] = []
         self.observer = Recorder(self.timeline)
         registry = order_registry()
-        cfg = (BusConfiguration(registry)
-               .send(*ORDER_COMMANDS).to_queue("orders.fifo")
-               .raise_events(*ORDER_EVENTS).to_topic("order-events.fifo")
-               .listen_to("orders.fifo")
-               .subscribe("order-views.fifo").to_topics("order-events.fifo")
-               .with_options(visibility_timeout=30, wait_time_seconds=0))
+        cfg = (
+            BusConfiguration(registry)
+            .send(*ORDER_COMMANDS)
+            .to_queue("orders.fifo")
+            .raise_events(*ORDER_EVENTS)
+            .to_topic("order-events.fifo")
+            .listen_to("orders.fifo")
+            .subscribe("order-views.fifo")
+            .to_topics("order-events.fifo")
+            .with_options(visibility_timeout=30, wait_time_seconds=0)
+        )
         self.runtime: Runtime = build_runtime(
-            cfg, sqs=self.sqs, sns=self.sns, sts=self.aws.client("sts"), storage=InMemoryStorage(registry),
-            sagas=[OrderSaga()], views=[OrderView(), InventoryView(), PaymentsView()], clock=self.aws.clock,
-            faults=PointLog(self.timeline), observer=self.observer, publish_batching=publish_batching)
+            cfg,
+            sqs=self.sqs,
+            sns=self.sns,
+            sts=self.aws.client("sts"),
+            storage=InMemoryStorage(registry),
+            sagas=[OrderSaga()],
+            views=[OrderView(), InventoryView(), PaymentsView()],
+            clock=self.aws.clock,
+            faults=PointLog(self.timeline),
+            observer=self.observer,
+            publish_batching=publish_batching,
+        )
         self.commands_listener, self.views_listener = self.runtime.listeners
         for listener in self.runtime.listeners:
             listener.poll_once()  # the first poll also probes the dependencies (breaker): not counted
@@ -227,8 +246,13 @@ def test_fault_points_per_message_keep_the_documented_order() -> None:
         commit = index[("point", "after_effect_before_delete", mid)]
         deleted = index[("delete", "ok", mid)]
         after_delete = index[("point", "after_delete", mid)]
-        assert commit < index[("point", "after_publish", mid)] < index[("point", "before_delete", mid)] \
-            < deleted < after_delete
+        assert (
+            commit
+            < index[("point", "after_publish", mid)]
+            < index[("point", "before_delete", mid)]
+            < deleted
+            < after_delete
+        )
     first_delete = min(n for n, t in enumerate(rig.timeline) if t[:2] == ("delete", "ok"))
     last_publish = max(index[("publish", "ok", eid)] for eid in events)
     assert last_publish < first_delete  # every publish of the poll precedes every delete
@@ -268,15 +292,24 @@ def test_worker_publisher_coalesces_outboxes_through_its_batcher_in_order() -> N
         from reference.domain.orders import OrderPlaced
         from reference.messages import Event
 
-        items = [[Event(payload=OrderPlaced(customer_id="c", sku="s", quantity=1, amount_cents=1),
-                        entity_id=f"e{i % 3}", metadata=new_command(LIFECYCLE[0], f"e{i % 3}",
-                                                                    sequence_no=i + 1).metadata)]
-                 for i in range(25)]
+        items = [
+            [
+                Event(
+                    payload=OrderPlaced(customer_id="c", sku="s", quantity=1, amount_cents=1),
+                    entity_id=f"e{i % 3}",
+                    metadata=new_command(LIFECYCLE[0], f"e{i % 3}", sequence_no=i + 1).metadata,
+                )
+            ]
+            for i in range(25)
+        ]
         assert rig.runtime.events.dispatch_each(items) == [None] * 25
         calls = rig.calls("publish_batch") + rig.calls("publish")
         assert all(len(c.get("PublishBatchRequestEntries", [c])) <= 10 for c in calls)
-        wire = [int(e["MessageAttributes"]["SequenceNo"]["StringValue"])
-                for c in rig.calls("publish_batch") for e in c["PublishBatchRequestEntries"]]
+        wire = [
+            int(e["MessageAttributes"]["SequenceNo"]["StringValue"])
+            for c in rig.calls("publish_batch")
+            for e in c["PublishBatchRequestEntries"]
+        ]
         wire += [int(c["MessageAttributes"]["SequenceNo"]["StringValue"]) for c in rig.calls("publish")]
         assert wire == list(range(1, 26))  # on the wire in submission order (each group's order with it)
         assert len(rig.observer.of("publish")) == 25

@@ -58,30 +58,48 @@ class Recorder:
 class Rig:
     """A worker (command + view listener) on the simulator; ``encrypted`` wires the sim's KMS."""
 
-    def __init__(self, *, encrypted: bool = False, fifo: bool = True, sagas: list[Any] | None = None,
-                 views: list[Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        encrypted: bool = False,
+        fifo: bool = True,
+        sagas: list[Any] | None = None,
+        views: list[Any] | None = None,
+    ) -> None:
         self.aws = SimAws(seed=7)
         self.sqs, self.sns, self.kms = self.aws.client("sqs"), self.aws.client("sns"), self.aws.client("kms")
         self.observer = Recorder()
         sfx = ".fifo" if fifo else ""
         self.queue, self.views_queue = f"orders{sfx}", f"order-views{sfx}"
         self.registry = order_registry()
-        cfg = (BusConfiguration(self.registry)
-               .send(*ORDER_COMMANDS).to_queue(self.queue)
-               .raise_events(*ORDER_EVENTS).to_topic(f"order-events{sfx}")
-               .listen_to(self.queue)
-               .subscribe(self.views_queue).to_topics(f"order-events{sfx}")
-               .with_options(visibility_timeout=30, wait_time_seconds=0, max_receive_count=MAX_RECEIVES))
+        cfg = (
+            BusConfiguration(self.registry)
+            .send(*ORDER_COMMANDS)
+            .to_queue(self.queue)
+            .raise_events(*ORDER_EVENTS)
+            .to_topic(f"order-events{sfx}")
+            .listen_to(self.queue)
+            .subscribe(self.views_queue)
+            .to_topics(f"order-events{sfx}")
+            .with_options(visibility_timeout=30, wait_time_seconds=0, max_receive_count=MAX_RECEIVES)
+        )
         self.key: str | None = None
         if encrypted:
             self.key = str(self.kms.create_key(Description="t")["KeyMetadata"]["Arn"])
             cfg.with_encryption(self.key)
         self.storage = InMemoryStorage(self.registry)
         self.runtime: Runtime = build_runtime(
-            cfg, sqs=self.sqs, sns=self.sns, sts=self.aws.client("sts"), kms=self.kms, storage=self.storage,
+            cfg,
+            sqs=self.sqs,
+            sns=self.sns,
+            sts=self.aws.client("sts"),
+            kms=self.kms,
+            storage=self.storage,
             sagas=sagas if sagas is not None else [OrderSaga()],
             views=views if views is not None else [OrderView(), InventoryView(), PaymentsView()],
-            clock=self.aws.clock, observer=self.observer)
+            clock=self.aws.clock,
+            observer=self.observer,
+        )
         self.commands_listener, self.views_listener = self.runtime.listeners
         self.fifo = fifo
         self.sent = 0
@@ -89,26 +107,39 @@ class Rig:
     def url(self, queue: str | None = None) -> str:
         return self.runtime.resources.queue_urls[queue or self.queue]
 
-    def send_raw(self, body: str, attrs: dict[str, Any], *, group: str = "g", dedup: str,
-                 queue: str | None = None) -> str:
-        params: dict[str, Any] = {"QueueUrl": self.url(queue), "MessageBody": body, "MessageAttributes": attrs}
+    def send_raw(
+        self, body: str, attrs: dict[str, Any], *, group: str = "g", dedup: str, queue: str | None = None
+    ) -> str:
+        params: dict[str, Any] = {
+            "QueueUrl": self.url(queue),
+            "MessageBody": body,
+            "MessageAttributes": attrs,
+        }
         if self.fifo:
             params["MessageGroupId"] = group
             params["MessageDeduplicationId"] = dedup
         return str(self.sqs.send_message(**params)["MessageId"])
 
-    def send_message(self, message: Message, *, body: str | None = None, queue: str | None = None,
-                     destination: str | None = None) -> str:
+    def send_message(
+        self,
+        message: Message,
+        *,
+        body: str | None = None,
+        queue: str | None = None,
+        destination: str | None = None,
+    ) -> str:
         """``message`` as a producer would send it (sealed when encrypted), or with ``body``."""
         text = encode(message) if body is None else body
         if self.key is not None:
-            binding = MessageBinding(message.event_id, destination or queue or self.queue, message.entity_id,
-                                     message.name)
+            binding = MessageBinding(
+                message.event_id, destination or queue or self.queue, message.entity_id, message.name
+            )
             text = KmsEnvelopeCipher(self.kms, self.key).seal(text, binding)
         attrs = message_attributes(message, encrypted=self.key is not None, traceparent=None)
         self.sent += 1
-        return self.send_raw(text, attrs, group=message.entity_id, dedup=f"{message.event_id}-{self.sent}",
-                             queue=queue)
+        return self.send_raw(
+            text, attrs, group=message.entity_id, dedup=f"{message.event_id}-{self.sent}", queue=queue
+        )
 
     def drain(self, listener: Any = None, rounds: int = MAX_RECEIVES + 2) -> None:
         listener = listener or self.commands_listener
@@ -144,12 +175,15 @@ def test_hostile_bodies_are_poison_and_the_valid_ones_around_them_take_effect_on
     rig.send_message(valid[1])
     h = place("h2")
     hostile[rig.send_message(h, body=encode(h).replace('"SKU-', '"SKU-').replace('"S"', '"\\ud800"'))] = (
-        "DecodeError")
+        "DecodeError"
+    )
     h = place("h3")
     hostile[rig.send_message(h, body=encode(h).replace('"S"', '"S","sku":"T"'))] = "DecodeError"  # dup key
     rig.send_message(valid[2])
     h = place("h4")
-    hostile[rig.send_message(h, body=encode(h).replace('"isReplay":false', '"isReplay":"false"'))] = "DecodeError"
+    hostile[rig.send_message(h, body=encode(h).replace('"isReplay":false', '"isReplay":"false"'))] = (
+        "DecodeError"
+    )
     rig.send_message(valid[3])
     rig.drain()
     dead = rig.dead()
@@ -176,8 +210,13 @@ def test_lone_surrogate_in_the_body_itself_is_poison_not_a_crash() -> None:
     listener = rig.commands_listener
     h = place("h1")
     attrs = message_attributes(h, encrypted=False, traceparent=None)
-    m = {"MessageId": "m-1", "ReceiptHandle": "r", "Body": encode(h).replace('"S"', '"\ud800"'),
-         "MessageAttributes": attrs, "Attributes": {"ApproximateReceiveCount": "1"}}
+    m = {
+        "MessageId": "m-1",
+        "ReceiptHandle": "r",
+        "Body": encode(h).replace('"S"', '"\ud800"'),
+        "MessageAttributes": attrs,
+        "Attributes": {"ApproximateReceiveCount": "1"},
+    }
     from reference.listener import _Flight, _string_attributes
 
     with pytest.raises(DecodeError, match="lone surrogate"):
@@ -292,8 +331,15 @@ def test_digest_equal_for_resend_replay_and_republish_and_different_for_other_co
     cmd = place("o1", event_id="22222222-2222-4222-8222-222222222222")
     from dataclasses import replace
 
-    replayed = replace(cmd, metadata=replace(cmd.metadata, is_replay=True, occurred_on="2030-01-01T00:00:00.000Z",
-                                             properties={"traceparent": "x"}))
+    replayed = replace(
+        cmd,
+        metadata=replace(
+            cmd.metadata,
+            is_replay=True,
+            occurred_on="2030-01-01T00:00:00.000Z",
+            properties={"traceparent": "x"},
+        ),
+    )
     assert message_digest(replayed) == message_digest(cmd)
     assert message_digest(place("o1", event_id=cmd.event_id, qty=2)) != message_digest(cmd)
     assert message_digest(place("o2", event_id=cmd.event_id)) != message_digest(cmd)
@@ -304,7 +350,8 @@ def test_digest_equal_for_resend_replay_and_republish_and_different_for_other_co
     assert message_digest(evt, "orders") == message_digest(evt_replay, "orders")
     assert message_digest(evt, "orders") != message_digest(evt, "inventory")
     assert message_digest(evt, "orders") != message_digest(
-        replace(evt, metadata=replace(evt.metadata, causation_id="other")), "orders")
+        replace(evt, metadata=replace(evt.metadata, causation_id="other")), "orders"
+    )
 
 
 # ------------------------------------------------------------------ KMS error classes
@@ -321,23 +368,39 @@ KEY = "arn:aws:kms:us-east-1:000000000000:key/k1"
 B = MessageBinding("m-1", "orders.fifo", "o-1", "PlaceOrder")
 
 
-@pytest.mark.parametrize("code", ["InvalidCiphertextException", "IncorrectKeyException", "ValidationException"])
+@pytest.mark.parametrize(
+    "code", ["InvalidCiphertextException", "IncorrectKeyException", "ValidationException"]
+)
 def test_kms_refusals_of_the_message_are_poison(code: str) -> None:
     sealed = KmsEnvelopeCipher(FakeKms(KEY), KEY).seal("{}", B)
     with pytest.raises(DecryptionError):
-        KmsEnvelopeCipher(RefusingKms(code), KEY).open(sealed, message_id="m-1", entity_id="o-1",
-                                                        message_type="PlaceOrder", destinations={"orders.fifo"})
+        KmsEnvelopeCipher(RefusingKms(code), KEY).open(
+            sealed, message_id="m-1", entity_id="o-1", message_type="PlaceOrder", destinations={"orders.fifo"}
+        )
 
 
-@pytest.mark.parametrize("code", ["DisabledException", "KMSInvalidStateException", "NotFoundException",
-                                  "AccessDeniedException", "KeyUnavailableException", "DependencyTimeoutException",
-                                  "KMSInternalException", "ThrottlingException", "InternalFailure",
-                                  "InvalidKeyUsageException", "ServiceUnavailable"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "DisabledException",
+        "KMSInvalidStateException",
+        "NotFoundException",
+        "AccessDeniedException",
+        "KeyUnavailableException",
+        "DependencyTimeoutException",
+        "KMSInternalException",
+        "ThrottlingException",
+        "InternalFailure",
+        "InvalidKeyUsageException",
+        "ServiceUnavailable",
+    ],
+)
 def test_kms_unavailability_is_transport_never_poison(code: str) -> None:
     sealed = KmsEnvelopeCipher(FakeKms(KEY), KEY).seal("{}", B)
     with pytest.raises(TransportError):
-        KmsEnvelopeCipher(RefusingKms(code), KEY).open(sealed, message_id="m-1", entity_id="o-1",
-                                                        message_type="PlaceOrder", destinations={"orders.fifo"})
+        KmsEnvelopeCipher(RefusingKms(code), KEY).open(
+            sealed, message_id="m-1", entity_id="o-1", message_type="PlaceOrder", destinations={"orders.fifo"}
+        )
 
 
 def test_a_disabled_key_leaves_messages_for_redelivery_and_they_apply_once_it_is_enabled() -> None:
@@ -371,13 +434,16 @@ def test_default_ttl_outlives_queue_plus_dlq_retention() -> None:
     assert o.idempotency_ttl_seconds >= 2 * o.message_retention_seconds
 
 
-@pytest.mark.parametrize(("ttl", "retention", "ok"), [
-    (24 * 3600.0, 1_209_600, False),  # SourceFlow's 24 h against 14 days
-    (1_209_600.0, 1_209_600, False),  # the queue's retention alone is not enough
-    (2 * 1_209_600.0, 1_209_600, True),
-    (2 * 3600.0, 3600, True),
-    (2 * 3600.0 - 1, 3600, False),
-])
+@pytest.mark.parametrize(
+    ("ttl", "retention", "ok"),
+    [
+        (24 * 3600.0, 1_209_600, False),  # SourceFlow's 24 h against 14 days
+        (1_209_600.0, 1_209_600, False),  # the queue's retention alone is not enough
+        (2 * 1_209_600.0, 1_209_600, True),
+        (2 * 3600.0, 3600, True),
+        (2 * 3600.0 - 1, 3600, False),
+    ],
+)
 def test_ttl_shorter_than_every_copy_of_a_message_is_refused(ttl: float, retention: int, ok: bool) -> None:
     if ok:
         BusOptions(idempotency_ttl_seconds=ttl, message_retention_seconds=retention)
@@ -394,16 +460,33 @@ from reference.errors import MessageError  # noqa: E402
 from reference.listener import _Flight, _string_attributes  # noqa: E402
 
 _VALID = place("fz", event_id="33333333-3333-4333-8333-333333333333")
-_ATTRS = {k: v["StringValue"] for k, v in message_attributes(_VALID, encrypted=False, traceparent=None).items()}
-_TEXT = st.text(max_size=40) | st.sampled_from(["", "PlaceOrder", "OrderPlaced", "1", "0", "-1", "9" * 30,
-                                                "fz", "kms-aes256gcm-v1", "\ud800", "\x00"])
+_ATTRS = {
+    k: v["StringValue"] for k, v in message_attributes(_VALID, encrypted=False, traceparent=None).items()
+}
+_TEXT = st.text(max_size=40) | st.sampled_from(
+    ["", "PlaceOrder", "OrderPlaced", "1", "0", "-1", "9" * 30, "fz", "kms-aes256gcm-v1", "\ud800", "\x00"]
+)
 
 
 @st.composite
 def _messages(draw: st.DrawFn) -> dict[str, Any]:
     attrs = dict(_ATTRS)
-    for name in draw(st.lists(st.sampled_from(["CommandType", "EventType", "EntityId", "SequenceNo", "EventId",
-                                               "Encryption", "CorrelationId"]), max_size=3)):
+    for name in draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "CommandType",
+                    "EventType",
+                    "EntityId",
+                    "SequenceNo",
+                    "EventId",
+                    "Encryption",
+                    "CorrelationId",
+                ]
+            ),
+            max_size=3,
+        )
+    ):
         if draw(st.booleans()):
             attrs.pop(name, None)
         else:
@@ -414,13 +497,35 @@ def _messages(draw: st.DrawFn) -> dict[str, Any]:
         body = draw(st.text(max_size=200))
     elif choice == 2:
         start = draw(st.integers(0, len(body)))
-        body = body[:start] + draw(st.text(max_size=20)) + body[start + draw(st.integers(0, 10)):]
+        body = body[:start] + draw(st.text(max_size=20)) + body[start + draw(st.integers(0, 10)) :]
     elif choice == 3:
-        body = body.replace('"quantity":1', '"quantity":' + draw(st.sampled_from(
-            ["1.5", "true", "null", "[1]", "1e400", "-0", "NaN", "\"1\"", "9" * 40, "[" * 3000 + "]" * 3000])))
-    return {"MessageId": "m", "ReceiptHandle": "r", "Body": body,
-            "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()},
-            "Attributes": {"ApproximateReceiveCount": "1"}}
+        body = body.replace(
+            '"quantity":1',
+            '"quantity":'
+            + draw(
+                st.sampled_from(
+                    [
+                        "1.5",
+                        "true",
+                        "null",
+                        "[1]",
+                        "1e400",
+                        "-0",
+                        "NaN",
+                        '"1"',
+                        "9" * 40,
+                        "[" * 3000 + "]" * 3000,
+                    ]
+                )
+            ),
+        )
+    return {
+        "MessageId": "m",
+        "ReceiptHandle": "r",
+        "Body": body,
+        "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()},
+        "Attributes": {"ApproximateReceiveCount": "1"},
+    }
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -448,8 +553,11 @@ def test_every_reason_code_is_in_the_contract() -> None:
     import reference.errors as errors
     from harness.gate.driver import DEAD_LETTER_REASONS
 
-    codes = {c.reason for c in vars(errors).values()
-             if isinstance(c, type) and issubclass(c, errors.MessageError) and c is not errors.MessageError}
+    codes = {
+        c.reason
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, errors.MessageError) and c is not errors.MessageError
+    }
     assert {"IdempotencyConflict", "HandlerError", "DecodeError"} <= codes
     assert codes <= DEAD_LETTER_REASONS
     docs = Path(__file__).resolve().parents[2] / "docs"
@@ -461,14 +569,20 @@ def test_every_reason_code_is_in_the_contract() -> None:
         assert f"| `{code}` |" in contract, code
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                     max_leaves=6)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["Version", "KeyId", "Destination", "EncryptedDataKey", "Nonce", "Tag", "Ciphertext", "extra"]),
-       _JSON | st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()))
+@given(
+    st.sampled_from(
+        ["Version", "KeyId", "Destination", "EncryptedDataKey", "Nonce", "Tag", "Ciphertext", "extra"]
+    ),
+    _JSON | st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+)
 def test_fuzz_envelope_fields_only_decryption_errors(field: str, value: Any) -> None:
     """Any JSON value in any envelope field: opening raises DecryptionError (or succeeds when the
     field does not matter), never anything else."""
@@ -477,8 +591,9 @@ def test_fuzz_envelope_fields_only_decryption_errors(field: str, value: Any) -> 
     env[field] = value
     sealed = base64.b64encode(json.dumps(env).encode()).decode()
     with contextlib.suppress(DecryptionError):
-        KmsEnvelopeCipher(kms, KEY).open(sealed, message_id="m-1", entity_id="o-1", message_type="PlaceOrder",
-                                         destinations={"orders.fifo"})
+        KmsEnvelopeCipher(kms, KEY).open(
+            sealed, message_id="m-1", entity_id="o-1", message_type="PlaceOrder", destinations={"orders.fifo"}
+        )
 
 
 def test_a_row_id_the_stores_refuse_is_poison_and_its_projection_is_recorded_failed() -> None:
@@ -504,13 +619,19 @@ def test_a_row_id_the_stores_refuse_is_poison_and_its_projection_is_recorded_fai
 
 def _flight(message: Message, receive_count: int) -> _Flight:
     attrs = message_attributes(message, encrypted=False, traceparent=None)
-    m = {"MessageId": f"m-{receive_count}", "ReceiptHandle": "r", "Body": encode(message),
-         "MessageAttributes": attrs, "Attributes": {"ApproximateReceiveCount": str(receive_count)}}
+    m = {
+        "MessageId": f"m-{receive_count}",
+        "ReceiptHandle": "r",
+        "Body": encode(message),
+        "MessageAttributes": attrs,
+        "Attributes": {"ApproximateReceiveCount": str(receive_count)},
+    }
     return _Flight(m, receive_count, 0.0, 0.0)
 
 
 def test_any_exception_while_decoding_is_poison_decode_error_on_the_last_receive(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     rig = Rig()
 
     def explode(body: Any, registry: Any) -> Any:
@@ -525,7 +646,8 @@ def test_any_exception_while_decoding_is_poison_decode_error_on_the_last_receive
 
 
 def test_a_transport_error_while_decoding_is_never_poison_not_even_on_the_last_receive(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     rig = Rig()
 
     def unavailable(body: Any, registry: Any) -> Any:

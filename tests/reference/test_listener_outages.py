@@ -86,12 +86,18 @@ def test_postgres_refusal_is_store_refused_and_a_closed_port_unavailable() -> No
     pytest.importorskip("psycopg")
     prefix = f"t{uuid.uuid4().hex[:8]}_"
     try:
-        storage = SqlStorage(order_registry(), os.environ.get("FLOWGATE_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"), prefix=prefix)
+        storage = SqlStorage(
+            order_registry(),
+            os.environ.get("FLOWGATE_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+            prefix=prefix,
+        )
     except StoreUnavailable:
         pytest.skip("no PostgreSQL on 127.0.0.1:5432")
     try:
         with pytest.raises(StoreRefused):
-            storage.claim("k" * 600, now=0.0, lease_until=1.0, message_type="PlaceOrder")  # key is String(500)
+            storage.claim(
+                "k" * 600, now=0.0, lease_until=1.0, message_type="PlaceOrder"
+            )  # key is String(500)
     finally:
         storage.drop()
     closed = SqlStorage(order_registry(), "postgresql+psycopg://postgres@127.0.0.1:1/test", create=False)
@@ -104,7 +110,11 @@ def test_breaker_backs_off_exponentially_bounded_and_closes_on_a_probe() -> None
     clock = _Clock()
     transitions: list[tuple[str, str]] = []
     breaker = CircuitBreaker(
-        "b", clock=clock, initial=1.0, maximum=8.0, on_transition=lambda n, s, d, e: transitions.append((s, d))
+        "b",
+        clock=clock,
+        initial=1.0,
+        maximum=8.0,
+        on_transition=lambda n, s, d, e: transitions.append((s, d)),
     )
     assert breaker.allow(lambda dep: None)  # closed: no probe needed
     breaker.trip("store", "down")
@@ -220,7 +230,9 @@ def test_disabled_kms_key_is_an_outage_not_poison() -> None:
     cipher.probe()
     kms.disable_key(KeyId=arn)
     with pytest.raises(TransportError) as info:
-        cipher.open(sealed, message_id="e1", entity_id="o-1", message_type="PlaceOrder", destinations={"q.fifo"})
+        cipher.open(
+            sealed, message_id="e1", entity_id="o-1", message_type="PlaceOrder", destinations={"q.fifo"}
+        )
     assert not isinstance(info.value, DecryptionError)
     with pytest.raises(TransportError):
         cipher.probe()
@@ -293,7 +305,9 @@ def test_heartbeat_lease_extension_failure_is_per_flight() -> None:
     assert listener._heartbeat is not None
     now = time.time()
     bad = _Flight({"MessageId": "m-bad", "ReceiptHandle": "bad"}, 1, now + 1, now - 10, key="k-bad", token=1)
-    good = _Flight({"MessageId": "m-good", "ReceiptHandle": "good"}, 1, now + 1, now - 10, key="k-good", token=2)
+    good = _Flight(
+        {"MessageId": "m-good", "ReceiptHandle": "good"}, 1, now + 1, now - 10, key="k-good", token=2
+    )
     listener._heartbeat.track([bad, good])
     try:
         deadline = time.monotonic() + 5
@@ -317,7 +331,8 @@ def test_heartbeat_lets_go_of_the_messages_a_poll_gave_up() -> None:
     assert listener._heartbeat is not None
     now = time.time()
     head, follower, other = (
-        _Flight({"MessageId": f"m-{n}", "ReceiptHandle": n}, 1, now + 1, now - 10) for n in ("head", "follower", "other")
+        _Flight({"MessageId": f"m-{n}", "ReceiptHandle": n}, 1, now + 1, now - 10)
+        for n in ("head", "follower", "other")
     )
     listener._process = lambda f: f is other  # type: ignore[method-assign]
     listener._run_group([head, follower])

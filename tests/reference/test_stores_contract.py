@@ -27,7 +27,9 @@ class StorageContract:
     def storage(self, registry: TypeRegistry, tmp_path: Any) -> Iterator[Storage]:
         raise NotImplementedError
 
-    def claimed(self, storage: Storage, key: str = "command:a", now: float = T0, lease: float = 30) -> Claimed:
+    def claimed(
+        self, storage: Storage, key: str = "command:a", now: float = T0, lease: float = 30
+    ) -> Claimed:
         res = storage.claim(key, now=now, lease_until=now + lease, message_type="PlaceOrder")
         assert isinstance(res, Claimed)
         return res
@@ -35,9 +37,17 @@ class StorageContract:
     def effect(self, key: str, token: int, seq: int = 1, entity: str = "o1", **kw: Any) -> Effect:
         cmd = new_command(PlaceOrder("c", "S", 1, 5), entity, sequence_no=seq)
         evt = event_for(cmd, 0, OrderPlaced("c", "S", 1, 5))
-        return Effect(key=key, token=token, message_type="PlaceOrder", expires_at=T0 + 3600,
-                      entities=(EntityWrite("order", entity, {"status": "PENDING", "seq": seq}),),
-                      command=cmd, views=(ViewWrite("orders", entity, {"n": seq}),), outbox=(evt,), **kw)
+        return Effect(
+            key=key,
+            token=token,
+            message_type="PlaceOrder",
+            expires_at=T0 + 3600,
+            entities=(EntityWrite("order", entity, {"status": "PENDING", "seq": seq}),),
+            command=cmd,
+            views=(ViewWrite("orders", entity, {"n": seq}),),
+            outbox=(evt,),
+            **kw,
+        )
 
     def test_claim_then_busy_then_takeover_after_lease(self, storage: Storage) -> None:
         first = self.claimed(storage)
@@ -90,20 +100,26 @@ class StorageContract:
     def test_extend_moves_lease_and_is_fenced(self, storage: Storage) -> None:
         c = self.claimed(storage)
         assert storage.extend("command:a", c.token, T0 + 90)
-        assert isinstance(storage.claim("command:a", now=T0 + 60, lease_until=T0 + 99, message_type="X"), Busy)
+        assert isinstance(
+            storage.claim("command:a", now=T0 + 60, lease_until=T0 + 99, message_type="X"), Busy
+        )
         assert not storage.extend("command:a", c.token + 1, T0 + 200)
-        assert isinstance(storage.claim("command:a", now=T0 + 91, lease_until=T0 + 99, message_type="X"), Claimed)
+        assert isinstance(
+            storage.claim("command:a", now=T0 + 91, lease_until=T0 + 99, message_type="X"), Claimed
+        )
         assert not storage.extend("command:a", c.token, T0 + 300)
 
     def test_expired_completed_record_is_taken_over_and_cleaned(self, storage: Storage) -> None:
         c = self.claimed(storage)
         storage.commit(self.effect("command:a", c.token))
-        assert isinstance(storage.claim("command:a", now=T0 + 3599, lease_until=T0 + 3600, message_type="X"),
-                          Duplicate)
+        assert isinstance(
+            storage.claim("command:a", now=T0 + 3599, lease_until=T0 + 3600, message_type="X"), Duplicate
+        )
         self.claimed(storage, key="command:b")
         assert storage.cleanup(T0 + 3601) == 2  # b's in-progress lease expired long ago, a's TTL passed
-        assert isinstance(storage.claim("command:a", now=T0 + 3601, lease_until=T0 + 3700, message_type="X"),
-                          Claimed)
+        assert isinstance(
+            storage.claim("command:a", now=T0 + 3601, lease_until=T0 + 3700, message_type="X"), Claimed
+        )
         assert storage.cleanup(T0 + 3601) == 0
 
     def test_sequence_conflict_rolls_back_the_whole_commit(self, storage: Storage) -> None:
@@ -123,8 +139,13 @@ class StorageContract:
         a, b = self.claimed(storage, key="event:a"), self.claimed(storage, key="event:b")
 
         def view_effect(key: str, token: int, row: dict[str, Any], expected: dict[str, Any] | None) -> Effect:
-            return Effect(key=key, token=token, message_type="InventoryReserved", expires_at=T0 + 10,
-                          views=(ViewWrite("inventory", "SKU-1", row, expected=expected),))
+            return Effect(
+                key=key,
+                token=token,
+                message_type="InventoryReserved",
+                expires_at=T0 + 10,
+                views=(ViewWrite("inventory", "SKU-1", row, expected=expected),),
+            )
 
         storage.commit(view_effect("event:a", a.token, {"reserved": 2}, None))
         with pytest.raises(WriteConflict):
@@ -141,9 +162,14 @@ class StorageContract:
         c = self.claimed(storage)
         storage.commit(self.effect("command:a", c.token, seq=1))
         c2 = self.claimed(storage, key="command:b")
-        stale = Effect(key="command:b", token=c2.token, message_type="CancelOrder", expires_at=T0 + 10,
-                       entities=(EntityWrite("order", "o1", {"status": "CANCELLED"}, expected=None),),
-                       command=new_command(PlaceOrder("c", "S", 1, 5), "o1", sequence_no=2))
+        stale = Effect(
+            key="command:b",
+            token=c2.token,
+            message_type="CancelOrder",
+            expires_at=T0 + 10,
+            entities=(EntityWrite("order", "o1", {"status": "CANCELLED"}, expected=None),),
+            command=new_command(PlaceOrder("c", "S", 1, 5), "o1", sequence_no=2),
+        )
         with pytest.raises(WriteConflict):
             storage.commit(stale)
         assert storage.get_entity("order", "o1") == {"status": "PENDING", "seq": 1}
@@ -154,20 +180,32 @@ class StorageContract:
         # (a DLQ replay after the cause is fixed) is claimed again and decides anew; never a duplicate
         c = self.claimed(storage)
         dl = DeadLetter("command:a", "ConfirmOrder", "o1", 3, "InvalidTransition: no", "{}", T0)
-        storage.commit(Effect(key="command:a", token=c.token, message_type="ConfirmOrder", expires_at=T0 + 10,
-                              dead_letter=dl))
+        storage.commit(
+            Effect(
+                key="command:a",
+                token=c.token,
+                message_type="ConfirmOrder",
+                expires_at=T0 + 10,
+                dead_letter=dl,
+            )
+        )
         assert storage.dead_letters() == [dl]
         again = storage.claim("command:a", now=T0 + 1, lease_until=T0 + 2, message_type="X")
         assert isinstance(again, Claimed)
         assert again.token != c.token
         with pytest.raises(LeaseLost):  # the old token is fenced off
-            storage.commit(Effect(key="command:a", token=c.token, message_type="ConfirmOrder", expires_at=T0 + 10))
+            storage.commit(
+                Effect(key="command:a", token=c.token, message_type="ConfirmOrder", expires_at=T0 + 10)
+            )
 
     def test_dead_lettered_key_keeps_its_content_binding(self, storage: Storage) -> None:
         c = self.digest_claim(storage, "a" * 64)
         dl = DeadLetter("command:d", "PlaceOrder", "o1", 1, "InvalidTransition: no", "{}", T0)
-        storage.commit(Effect(key="command:d", token=c.token, message_type="PlaceOrder", expires_at=T0 + 100,
-                              dead_letter=dl))
+        storage.commit(
+            Effect(
+                key="command:d", token=c.token, message_type="PlaceOrder", expires_at=T0 + 100, dead_letter=dl
+            )
+        )
         assert isinstance(self.digest_claim(storage, "b" * 64, now=T0 + 1), Conflict)
         assert isinstance(self.digest_claim(storage, "a" * 64, now=T0 + 1), Claimed)
 
@@ -186,7 +224,6 @@ class StorageContract:
             t.join()
         assert sum(isinstance(r, Claimed) for r in results) == 1
         assert sum(isinstance(r, Busy) for r in results) == 5
-
 
     # -- sequence numbers shared by producers (D25) ----------------------------------------------
     def reopen(self, storage: Storage) -> Storage:
@@ -281,7 +318,9 @@ class StorageContract:
         assert storage.unsent_commands("same") == [got[0]]
 
     # -- content binding (digest) -------------------------------------------------------------
-    def digest_claim(self, storage: Storage, digest: str | None, now: float = T0, key: str = "command:d") -> Any:
+    def digest_claim(
+        self, storage: Storage, digest: str | None, now: float = T0, key: str = "command:d"
+    ) -> Any:
         return storage.claim(key, now=now, lease_until=now + 30, message_type="PlaceOrder", digest=digest)
 
     def test_completed_key_with_another_digest_is_a_conflict(self, storage: Storage) -> None:
@@ -293,7 +332,9 @@ class StorageContract:
         # a conflict writes nothing: the same content is still a duplicate afterwards
         assert isinstance(self.digest_claim(storage, "a" * 64, now=T0 + 101), Duplicate)
 
-    def test_in_progress_key_with_another_digest_is_a_conflict_even_after_its_lease(self, storage: Storage) -> None:
+    def test_in_progress_key_with_another_digest_is_a_conflict_even_after_its_lease(
+        self, storage: Storage
+    ) -> None:
         first = self.digest_claim(storage, "a" * 64)
         assert isinstance(first, Claimed)
         assert self.digest_claim(storage, "b" * 64, now=T0 + 1) == Conflict("a" * 64)
@@ -335,15 +376,27 @@ class StorageContract:
 
         punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
         entity = (punctuation * 5)[:128]
-        cmd = new_command(PlaceOrder("c" * 1000, "S", 2**63 - 1, -(2**63)), entity,
-                          sequence_no=INT64_MAX, event_id="e" * 128)
+        cmd = new_command(
+            PlaceOrder("c" * 1000, "S", 2**63 - 1, -(2**63)),
+            entity,
+            sequence_no=INT64_MAX,
+            event_id="e" * 128,
+        )
         assert decode(encode(cmd), TypeRegistry().commands(PlaceOrder)) == cmd
         key = f"command:{cmd.event_id}"
         c = storage.claim(key, now=T0, lease_until=T0 + 30, message_type=cmd.name, digest="f" * 64)
         assert isinstance(c, Claimed)
-        storage.commit(Effect(key=key, token=c.token, message_type=cmd.name, expires_at=T0 + 10,
-                              entities=(EntityWrite("order", entity, {"qty": 2**63 - 1, "s": "\u00e9\U0001f600"}),),
-                              command=cmd, views=(ViewWrite("orders", entity, {"n": 1}),)))
+        storage.commit(
+            Effect(
+                key=key,
+                token=c.token,
+                message_type=cmd.name,
+                expires_at=T0 + 10,
+                entities=(EntityWrite("order", entity, {"qty": 2**63 - 1, "s": "\u00e9\U0001f600"}),),
+                command=cmd,
+                views=(ViewWrite("orders", entity, {"n": 1}),),
+            )
+        )
         assert storage.load_commands(entity) == [cmd]
         assert storage.last_sequence(entity) == INT64_MAX
         assert storage.get_entity("order", entity) == {"qty": 2**63 - 1, "s": "\u00e9\U0001f600"}
@@ -353,8 +406,13 @@ class StorageContract:
 
         c = self.claimed(storage)
         for row_id in ("S" * 201, "S\x00KU"):
-            eff = Effect(key="command:a", token=c.token, message_type="X", expires_at=T0 + 10,
-                         views=(ViewWrite("inventory", row_id, {"n": 1}),))
+            eff = Effect(
+                key="command:a",
+                token=c.token,
+                message_type="X",
+                expires_at=T0 + 10,
+                views=(ViewWrite("inventory", row_id, {"n": 1}),),
+            )
             with pytest.raises(DecodeError):
                 storage.commit(eff)
         assert storage.list_view("inventory") == {}
@@ -403,7 +461,9 @@ def test_connected_clients_share_claims_tokens_and_rows(registry: TypeRegistry) 
     assert second.token > first.token  # one token sequence
     cmd = new_command(PlaceOrder("c", "S", 1, 5), "o1", sequence_no=1)
     with pytest.raises(LeaseLost):  # the fence holds across clients
-        a.commit(Effect(key="command:x", token=first.token, message_type="X", expires_at=T0 + 99, command=cmd))
+        a.commit(
+            Effect(key="command:x", token=first.token, message_type="X", expires_at=T0 + 99, command=cmd)
+        )
     b.commit(Effect(key="command:x", token=second.token, message_type="X", expires_at=T0 + 99, command=cmd))
     assert a.last_sequence("o1") == 1
     assert isinstance(a.claim("command:x", now=T0 + 50, lease_until=T0 + 80, message_type="X"), Duplicate)
@@ -453,8 +513,9 @@ class TestPostgresStorage(StorageContract):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_tables_of_the_previous_schema_are_upgraded(backend: str, registry: TypeRegistry, tmp_path: Any,
-                                                    request: pytest.FixtureRequest) -> None:
+def test_tables_of_the_previous_schema_are_upgraded(
+    backend: str, registry: TypeRegistry, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
     """A store created before the digest column (and, on PostgreSQL, with event_id VARCHAR(100))
     is upgraded in place: afterwards digests are stored and a 128-character eventId fits."""
     from sqlalchemy import text
@@ -472,8 +533,9 @@ def test_tables_of_the_previous_schema_are_upgraded(backend: str, registry: Type
     try:
         c1 = new.claim("command:u", now=T0, lease_until=T0 + 30, message_type="X", digest="a" * 64)
         assert isinstance(c1, Claimed)
-        assert new.claim("command:u", now=T0 + 1, lease_until=T0 + 2, message_type="X", digest="b" * 64) == \
-            Conflict("a" * 64)
+        assert new.claim(
+            "command:u", now=T0 + 1, lease_until=T0 + 2, message_type="X", digest="b" * 64
+        ) == Conflict("a" * 64)
         cmd = new_command(PlaceOrder("c", "S", 1, 5), "o1", sequence_no=1, event_id="e" * 128)
         new.commit(Effect(key="command:u", token=c1.token, message_type="X", expires_at=T0 + 10, command=cmd))
         assert new.load_commands("o1") == [cmd]

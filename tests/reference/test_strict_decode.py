@@ -33,8 +33,13 @@ from reference.messages import (
 )
 
 REGISTRY = order_registry()
-CMD = new_command(PlaceOrder("c-1", "SKU-1", 2, 500), "o-1", is_new=True, sequence_no=1,
-                  event_id="5f0c1d2e-0000-4000-8000-000000000001")
+CMD = new_command(
+    PlaceOrder("c-1", "SKU-1", 2, 500),
+    "o-1",
+    is_new=True,
+    sequence_no=1,
+    event_id="5f0c1d2e-0000-4000-8000-000000000001",
+)
 EVT = event_for(CMD, 0, OrderPlaced("c-1", "SKU-1", 2, 500))
 
 
@@ -67,19 +72,23 @@ def deep_text(depth: int) -> str:
     """A body whose payload nests ``depth`` arrays (built as text: json.dumps would recurse)."""
     body = text_of(wire())
     return body.replace('"quantity":2', '"quantity":' + "[" * depth + "2" + "]" * depth).replace(
-        '"quantity": 2', '"quantity": ' + "[" * depth + "2" + "]" * depth)
+        '"quantity": 2', '"quantity": ' + "[" * depth + "2" + "]" * depth
+    )
 
 
 HOSTILE: dict[str, Callable[[], str | bytes]] = {
     "deep nesting in the payload (100000)": lambda: deep_text(100_000),
     "deep nesting just past the limit": lambda: deep_text(MAX_JSON_DEPTH),
     "deep nesting in properties": lambda: text_of(with_("metadata.properties", {"p": "x"})).replace(
-        '"p": "x"', '"p": ' + "[" * 5000 + "]" * 5000),
+        '"p": "x"', '"p": ' + "[" * 5000 + "]" * 5000
+    ),
     "deep nesting as the whole body": lambda: "[" * 200_000 + "]" * 200_000,
-    "duplicate key": lambda: text_of(wire()).replace('"name": "PlaceOrder"',
-                                                     '"name": "PlaceOrder", "name": "PlaceOrder"'),
-    "duplicate key in the payload": lambda: text_of(wire()).replace('"sku": "SKU-1"',
-                                                                    '"sku": "SKU-1", "sku": "SKU-2"'),
+    "duplicate key": lambda: text_of(wire()).replace(
+        '"name": "PlaceOrder"', '"name": "PlaceOrder", "name": "PlaceOrder"'
+    ),
+    "duplicate key in the payload": lambda: text_of(wire()).replace(
+        '"sku": "SKU-1"', '"sku": "SKU-1", "sku": "SKU-2"'
+    ),
     "NaN": lambda: text_of(with_("payload.amountCents", 1)).replace('"amountCents": 1', '"amountCents": NaN'),
     "Infinity": lambda: text_of(wire()).replace('"amountCents": 500', '"amountCents": Infinity'),
     "-Infinity": lambda: text_of(wire()).replace('"amountCents": 500', '"amountCents": -Infinity'),
@@ -141,8 +150,13 @@ def test_hostile_body_is_a_decode_error(name: str) -> None:
 def test_limits_themselves_are_accepted() -> None:
     punctuation = string.punctuation
     entity = (punctuation * 5)[:128]
-    cmd = new_command(PlaceOrder("c", "S", 2**63 - 1, -(2**63)), entity, sequence_no=INT64_MAX,
-                      event_id="E" * 128, correlation_id="c" * 128)
+    cmd = new_command(
+        PlaceOrder("c", "S", 2**63 - 1, -(2**63)),
+        entity,
+        sequence_no=INT64_MAX,
+        event_id="E" * 128,
+        correlation_id="c" * 128,
+    )
     assert decode(encode(cmd), REGISTRY) == cmd
     evt = event_for(cmd, 0, OrderPlaced("c", "S", 1, 1))
     assert decode(encode(evt), REGISTRY) == evt
@@ -172,9 +186,23 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
 )
-PATHS = ["name", "entity", "entity.id", "entity.isNew", "payload", "payload.sku", "payload.quantity",
-         "metadata", "metadata.eventId", "metadata.sequenceNo", "metadata.isReplay", "metadata.occurredOn",
-         "metadata.correlationId", "metadata.causationId", "metadata.properties"]
+PATHS = [
+    "name",
+    "entity",
+    "entity.id",
+    "entity.isNew",
+    "payload",
+    "payload.sku",
+    "payload.quantity",
+    "metadata",
+    "metadata.eventId",
+    "metadata.sequenceNo",
+    "metadata.isReplay",
+    "metadata.occurredOn",
+    "metadata.correlationId",
+    "metadata.causationId",
+    "metadata.properties",
+]
 
 
 @settings(max_examples=300)

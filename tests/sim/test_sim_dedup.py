@@ -63,7 +63,10 @@ def test_a_duplicate_changes_nothing_about_the_original(sim: SimAws, sqs: SqsCli
     [held] = sqs.receive_message(QueueUrl=url)["Messages"]
     send(sqs, url, "a")  # while the original is in flight
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("0", "1")
+    assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == (
+        "0",
+        "1",
+    )
     sqs.delete_message(QueueUrl=url, ReceiptHandle=held["ReceiptHandle"])
     send(sqs, url, "a")  # after its delete: still inside the window
     assert drain(sqs, url) == []
@@ -97,7 +100,9 @@ def test_scope_queue_and_scope_message_group(sqs: SqsClient) -> None:
     send(sqs, per_queue, "a", group="g1")
     send(sqs, per_queue, "b", group="g2")  # same id, other group: a duplicate for the queue
     assert [m["Body"] for m in drain(sqs, per_queue)] == ["a"]
-    per_group = fifo(sqs, "group.fifo", DeduplicationScope="messageGroup", FifoThroughputLimit="perMessageGroupId")
+    per_group = fifo(
+        sqs, "group.fifo", DeduplicationScope="messageGroup", FifoThroughputLimit="perMessageGroupId"
+    )
     send(sqs, per_group, "a", group="g1")
     send(sqs, per_group, "b", group="g2")  # another group: its own key
     send(sqs, per_group, "c", group="g1")  # same group, same id: dropped
@@ -177,7 +182,9 @@ def test_fifo_topic_batch_and_throughput_scope(sqs: SqsClient, sns: SnsClient) -
     assert len(result["Successful"]) == 2
     assert not result["Failed"]
     assert [m["Body"] for m in drain(sqs, urls[0])] == ["x"]  # FifoThroughputScope Topic (default)
-    sns.set_topic_attributes(TopicArn=topic, AttributeName="FifoThroughputScope", AttributeValue="MessageGroup")
+    sns.set_topic_attributes(
+        TopicArn=topic, AttributeName="FifoThroughputScope", AttributeValue="MessageGroup"
+    )
     entries = [{**e, "MessageDeduplicationId": "d2"} for e in entries]
     sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=entries)
     sns.publish(TopicArn=topic, Message="z", MessageGroupId="g1", MessageDeduplicationId="d2")

@@ -25,19 +25,34 @@ def _slow_handlers(result: SimResult) -> list[dict[str, Any]]:
         v = op.value
         t0, t1, mid, worker = op.time, op.time + float(v["seconds"]), v["message_id"], v["worker"]
         kind = "project" if "view" in v else "effect"
-        out.append({
-            "takeovers": sum(1 for o in ops if o.f == "receive" and o.value.get("message_id") == mid
-                             and o.process != worker and t0 < o.time < t1),
-            "own_commit": [o.type for o in ops if o.f == kind and o.process == worker and o.time >= t1
-                           and (o.value.get("entity_id"), o.value.get("seq"), o.value.get("view"))
-                           == (v["entity_id"], v["seq"], v.get("view"))],
-        })
+        out.append(
+            {
+                "takeovers": sum(
+                    1
+                    for o in ops
+                    if o.f == "receive"
+                    and o.value.get("message_id") == mid
+                    and o.process != worker
+                    and t0 < o.time < t1
+                ),
+                "own_commit": [
+                    o.type
+                    for o in ops
+                    if o.f == kind
+                    and o.process == worker
+                    and o.time >= t1
+                    and (o.value.get("entity_id"), o.value.get("seq"), o.value.get("view"))
+                    == (v["entity_id"], v["seq"], v.get("view"))
+                ],
+            }
+        )
     return out
 
 
 def _config(heartbeat: bool) -> SimConfig:
-    return SimConfig(seed=2, orders=6, workers=3, interleave=True, heartbeat=heartbeat,
-                     faults=FaultPlan(slow_handler=0.3))
+    return SimConfig(
+        seed=2, orders=6, workers=3, interleave=True, heartbeat=heartbeat, faults=FaultPlan(slow_handler=0.3)
+    )
 
 
 def test_a_slow_handler_without_heartbeat_is_taken_over_and_its_commit_fenced() -> None:
@@ -86,10 +101,26 @@ def test_interleaved_processes_overlap_serial_workers_do_not(fifo: bool) -> None
 
 
 def test_cli_replays_an_interleaved_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--orders", "4", "--workers", "3", "--interleave", "--no-heartbeat", "--faults", "slow_handler=0.3"]
+    args = [
+        "--orders",
+        "4",
+        "--workers",
+        "3",
+        "--interleave",
+        "--no-heartbeat",
+        "--faults",
+        "slow_handler=0.3",
+    ]
     assert main(["--seed", "5", *args, "--history", str(tmp_path / "h.jsonl")]) == 0
-    assert "--interleave --no-heartbeat" in SimConfig(seed=5, interleave=True, heartbeat=False).replay_command()
-    assert replay_main(["5", *args, "--history", str(tmp_path / "r.jsonl"), "--timeline", str(tmp_path / "t.svg")]) == 0
+    assert (
+        "--interleave --no-heartbeat" in SimConfig(seed=5, interleave=True, heartbeat=False).replay_command()
+    )
+    assert (
+        replay_main(
+            ["5", *args, "--history", str(tmp_path / "r.jsonl"), "--timeline", str(tmp_path / "t.svg")]
+        )
+        == 0
+    )
     assert (tmp_path / "r.jsonl").read_text() == (tmp_path / "h.jsonl").read_text()
     assert '"task_switches"' in capsys.readouterr().out
 
@@ -101,9 +132,16 @@ def test_cli_replays_an_interleaved_run(tmp_path: Path, capsys: pytest.CaptureFi
 #: group; after ``business_max_attempts`` receives the bounded predecessor wait lets seq 4 run
 #: without seq 3: a valid ConfirmOrder is business-dead-lettered. Fails until fixed (strict).
 OPEN_OVERTAKE = SimConfig(
-    seed=3642, orders=5, workers=4, encryption=True, max_receive_count=4, interleave=True,
-    faults=FaultPlan(expire_lease=0.02, redeliver=0.05, restart=0.01, slow_handler=0.2,
-                     outages=("sns_unreachable",)))
+    seed=3642,
+    orders=5,
+    workers=4,
+    encryption=True,
+    max_receive_count=4,
+    interleave=True,
+    faults=FaultPlan(
+        expire_lease=0.02, redeliver=0.05, restart=0.01, slow_handler=0.2, outages=("sns_unreachable",)
+    ),
+)
 
 
 @pytest.mark.xfail(strict=True, reason="open: a held FIFO head overtaken after the predecessor wait")

@@ -25,11 +25,14 @@ def _count(result: SimResult, f: str, type: str = "ok") -> int:
     return sum(1 for op in result.history.ops if op.f == f and op.type == type)
 
 
-@pytest.mark.parametrize("config", [
-    SimConfig(seed=11, orders=12, workers=3, faults=parse_faults("chaos")),
-    SimConfig(seed=12, orders=12, workers=3, fifo=False, encryption=True, faults=parse_faults("chaos")),
-    SimConfig(seed=14, orders=10, workers=3, encryption=True, reads=True, faults=parse_faults("chaos")),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        SimConfig(seed=11, orders=12, workers=3, faults=parse_faults("chaos")),
+        SimConfig(seed=12, orders=12, workers=3, fifo=False, encryption=True, faults=parse_faults("chaos")),
+        SimConfig(seed=14, orders=10, workers=3, encryption=True, reads=True, faults=parse_faults("chaos")),
+    ],
+)
 def test_same_seed_same_history(config: SimConfig) -> None:
     first, second = run_simulation(config), run_simulation(config)
     assert _jsonl(first) == _jsonl(second)
@@ -50,8 +53,9 @@ def test_clean_run_is_valid_and_drained() -> None:
 def test_crash_after_effect_is_recognised_as_duplicate() -> None:
     base = SimConfig(seed=5, orders=3, workers=2)
     clean = run_simulation(base)
-    crashed = run_simulation(SimConfig(**{**base.__dict__,
-                                          "faults": FaultPlan(scripted=("crash@after_effect_before_delete",))}))
+    crashed = run_simulation(
+        SimConfig(**{**base.__dict__, "faults": FaultPlan(scripted=("crash@after_effect_before_delete",))})
+    )
     assert len(_faults(crashed, "crash")) == 1
     assert _count(crashed, "duplicate") > _count(clean, "duplicate")
     assert crashed.valid, crashed.summary()
@@ -59,7 +63,9 @@ def test_crash_after_effect_is_recognised_as_duplicate() -> None:
 
 @pytest.mark.parametrize("point", ["after_receive", "mid_handler", "before_delete"])
 def test_crash_at_point_leaves_no_loss(point: str) -> None:
-    result = run_simulation(SimConfig(seed=6, orders=4, workers=2, faults=FaultPlan(scripted=(f"crash@{point}",))))
+    result = run_simulation(
+        SimConfig(seed=6, orders=4, workers=2, faults=FaultPlan(scripted=(f"crash@{point}",)))
+    )
     assert [f["point"] for f in _faults(result, "crash")] == [point]
     assert result.valid, result.summary()
     assert _count(result, "receive") > run_simulation(SimConfig(seed=6, orders=4, workers=2)).stats["effects"]
@@ -67,18 +73,23 @@ def test_crash_at_point_leaves_no_loss(point: str) -> None:
 
 @pytest.mark.parametrize("kind", ["stall", "expire_lease", "redeliver"])
 def test_stall_kinds_make_another_worker_take_the_message(kind: str) -> None:
-    result = run_simulation(SimConfig(seed=8, orders=3, workers=2, faults=FaultPlan(scripted=(f"{kind}@mid_handler",))))
+    result = run_simulation(
+        SimConfig(seed=8, orders=3, workers=2, faults=FaultPlan(scripted=(f"{kind}@mid_handler",)))
+    )
     fault = _faults(result, kind)
     assert len(fault) == 1, fault
     mid = fault[0]["message_id"]
-    receivers = {op.process for op in result.history.ops if op.f == "receive" and op.value.get("message_id") == mid}
+    receivers = {
+        op.process for op in result.history.ops if op.f == "receive" and op.value.get("message_id") == mid
+    }
     assert len(receivers) == 2, receivers  # the nested poll of the other worker really received it
     assert result.valid, result.summary()
 
 
 def test_stall_then_fenced_commit_fails_for_the_first_worker() -> None:
-    result = run_simulation(SimConfig(seed=8, orders=3, workers=2,
-                                      faults=FaultPlan(scripted=("expire_lease@mid_handler",))))
+    result = run_simulation(
+        SimConfig(seed=8, orders=3, workers=2, faults=FaultPlan(scripted=("expire_lease@mid_handler",)))
+    )
     mid = _faults(result, "expire_lease")[0]["message_id"]
     assert result.valid
     effects = [op for op in result.history.ops if op.f == "effect" and op.type == "ok"]
@@ -87,8 +98,9 @@ def test_stall_then_fenced_commit_fails_for_the_first_worker() -> None:
 
 
 def test_duplicate_delivery_and_delayed_delete_on_standard_queues() -> None:
-    result = run_simulation(SimConfig(seed=9, orders=10, workers=2, fifo=False,
-                                      faults=FaultPlan(duplicate=0.3, delay_delete=0.3)))
+    result = run_simulation(
+        SimConfig(seed=9, orders=10, workers=2, fifo=False, faults=FaultPlan(duplicate=0.3, delay_delete=0.3))
+    )
     assert _faults(result, "duplicate_delivery")
     assert _faults(result, "delay_delete")
     assert _count(result, "duplicate") > 0
@@ -96,8 +108,11 @@ def test_duplicate_delivery_and_delayed_delete_on_standard_queues() -> None:
 
 
 def test_resend_and_restart() -> None:
-    result = run_simulation(SimConfig(seed=10, orders=10, workers=2, idempotency="shared",
-                                      faults=FaultPlan(resend=0.5, restart=0.05)))
+    result = run_simulation(
+        SimConfig(
+            seed=10, orders=10, workers=2, idempotency="shared", faults=FaultPlan(resend=0.5, restart=0.05)
+        )
+    )
     assert _faults(result, "resend")
     assert _faults(result, "restart")
     sends = [op for op in result.history.ops if op.f == "send" and op.type == "ok"]
@@ -108,8 +123,11 @@ def test_resend_and_restart() -> None:
 def test_a_kill_between_commit_and_record_is_settled_by_the_duplicate() -> None:
     """The worker dies after its commit, before its ``effect ok`` line (a SIGKILL there, D20): the
     history holds an open ``invoke``; the redelivery is a duplicate, which settles it."""
-    result = run_simulation(SimConfig(seed=4, orders=3, workers=2,
-                                      faults=FaultPlan(scripted=("crash@after_commit_before_record",))))
+    result = run_simulation(
+        SimConfig(
+            seed=4, orders=3, workers=2, faults=FaultPlan(scripted=("crash@after_commit_before_record",))
+        )
+    )
     assert _faults(result, "crash")
     [queue] = [v for v in result.verdicts if v.checker == "total_queue"]
     assert queue.stats["in_doubt_settled"] == 1
@@ -118,26 +136,37 @@ def test_a_kill_between_commit_and_record_is_settled_by_the_duplicate() -> None:
 
 def test_per_worker_idempotency_lost_on_restart_is_caught() -> None:
     """In-memory per-worker state is lost on a crash: the redelivery takes effect again."""
-    result = run_simulation(SimConfig(seed=4, orders=3, workers=1, idempotency="per-worker",
-                                      faults=FaultPlan(scripted=("crash@after_effect_before_delete",))))
+    result = run_simulation(
+        SimConfig(
+            seed=4,
+            orders=3,
+            workers=1,
+            idempotency="per-worker",
+            faults=FaultPlan(scripted=("crash@after_effect_before_delete",)),
+        )
+    )
     assert not result.valid
     assert "duplicated" in result.anomaly_kinds() or "duplicate-effect" in result.anomaly_kinds()
 
 
 @pytest.mark.parametrize("encryption", [False, True])
 def test_every_poison_kind_is_dead_lettered(encryption: bool) -> None:
-    result = run_simulation(SimConfig(seed=13, orders=3, workers=2, encryption=encryption,
-                                      faults=FaultPlan(poison=POISON_KINDS)))
+    result = run_simulation(
+        SimConfig(seed=13, orders=3, workers=2, encryption=encryption, faults=FaultPlan(poison=POISON_KINDS))
+    )
     kinds = {op.value["kind"] for op in result.history.ops if op.f == "poison"}
-    expected = set(POISON_KINDS) if encryption else {"bad_json", "unknown_type", "missing_attribute", "oversized"}
+    expected = (
+        set(POISON_KINDS) if encryption else {"bad_json", "unknown_type", "missing_attribute", "oversized"}
+    )
     assert kinds == expected
     assert _count(result, "dead_letter") == len(expected)
     assert result.valid, result.summary()
 
 
 def test_drain_that_cannot_finish_is_reported() -> None:
-    result = run_simulation(SimConfig(seed=1, orders=2, workers=1, faults=FaultPlan(poison=("bad_json",))),
-                            mutant="no-redrive")
+    result = run_simulation(
+        SimConfig(seed=1, orders=2, workers=1, faults=FaultPlan(poison=("bad_json",))), mutant="no-redrive"
+    )
     # the drain gives up (bounded) and names what is left: an ok drain op with its unresolved list
     assert _count(result, "drain", "ok") == 1
     assert not result.stats["drained"]
@@ -164,44 +193,75 @@ KILL_CONFIGS = {
     "delete-before-handle": SimConfig(seed=1, orders=8, faults=FaultPlan(crash=0.1)),
     "check-then-mark": SimConfig(seed=1, orders=8, workers=3, faults=FaultPlan(expire_lease=0.1)),
     "no-idempotency": SimConfig(seed=1, orders=8, workers=3, faults=FaultPlan(stall=0.1, crash=0.05)),
-    "idempotency-on-message-id": SimConfig(seed=1, orders=8, workers=3, fifo=False,
-                                           faults=FaultPlan(duplicate=0.1, resend=0.2)),
+    "idempotency-on-message-id": SimConfig(
+        seed=1, orders=8, workers=3, fifo=False, faults=FaultPlan(duplicate=0.1, resend=0.2)
+    ),
     "no-aad": SimConfig(seed=1, orders=4, encryption=True, faults=FaultPlan(poison=("swapped_aad",))),
     "no-redrive": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("bad_json",))),
     "replay-persists": SimConfig(seed=1, orders=4),
     "unfenced-commit": SimConfig(seed=1, orders=8, workers=3, faults=FaultPlan(expire_lease=0.1)),
-    "unconditional-row-write": SimConfig(seed=29, orders=7, workers=3, fifo=False, visibility_timeout=5,
-                                         max_receive_count=5,
-                                         faults=parse_faults("stall=0.2,duplicate=0.02,delay_delete=0.02,"
-                                                             "expire_lease=0.1,redeliver=0.1,resend=0.02")),
+    "unconditional-row-write": SimConfig(
+        seed=29,
+        orders=7,
+        workers=3,
+        fifo=False,
+        visibility_timeout=5,
+        max_receive_count=5,
+        faults=parse_faults(
+            "stall=0.2,duplicate=0.02,delay_delete=0.02,expire_lease=0.1,redeliver=0.1,resend=0.02"
+        ),
+    ),
     "no-poison-dlq": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("bad_json",))),
     "wire-format-drift": SimConfig(seed=1, orders=2),
     "plaintext-on-encrypted-bus": SimConfig(seed=1, orders=4, encryption=True),
     "poison-wrong-reason": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("missing_attribute",))),
     "strict-unknown-fields": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("unknown_top_field",))),
     "no-json-depth-limit": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("depth_17",))),
-    "duplicate-keys-accepted": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("duplicate_payload_key",))),
-    "loose-envelope-version": SimConfig(seed=1, orders=4, encryption=True,
-                                        faults=FaultPlan(poison=("env_version_true",))),
+    "duplicate-keys-accepted": SimConfig(
+        seed=1, orders=4, faults=FaultPlan(poison=("duplicate_payload_key",))
+    ),
+    "loose-envelope-version": SimConfig(
+        seed=1, orders=4, encryption=True, faults=FaultPlan(poison=("env_version_true",))
+    ),
     "command-type-wins": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("both_type_attributes",))),
     "no-breaker": SimConfig(seed=1, orders=6, faults=parse_faults("outage=store")),
     "store-error-escapes-poll": SimConfig(seed=1, orders=6, faults=parse_faults("outage=sqs")),
     "redrive-without-headroom": SimConfig(seed=1, orders=6, workers=3, faults=parse_faults("outage=store")),
-    "unstable-event-dedup-id": SimConfig(seed=1, orders=4, faults=FaultPlan(scripted=("crash@after_publish",))),
+    "unstable-event-dedup-id": SimConfig(
+        seed=1, orders=4, faults=FaultPlan(scripted=("crash@after_publish",))
+    ),
     "sequencer-from-applied": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True),
-    "unsent-not-resent": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True,
-                                   faults=FaultPlan(producer_restart=0.3)),
-    "outbox-own-first": SimConfig(seed=1, orders=6, workers=2, producers=2, bus_numbers=True,
-                                  faults=FaultPlan(producer_restart=0.3)),
+    "unsent-not-resent": SimConfig(
+        seed=1, orders=6, workers=2, producers=2, bus_numbers=True, faults=FaultPlan(producer_restart=0.3)
+    ),
+    "outbox-own-first": SimConfig(
+        seed=1, orders=6, workers=2, producers=2, bus_numbers=True, faults=FaultPlan(producer_restart=0.3)
+    ),
     "poison-parked": SimConfig(seed=13, orders=3, workers=2, faults=FaultPlan(poison=("bad_json",))),
-    "process-local-entity-lock": SimConfig(seed=1, orders=15, workers=2, interleave=True, heartbeat=False,
-                                           faults=parse_faults("slow_handler=0.3")),
+    "process-local-entity-lock": SimConfig(
+        seed=1,
+        orders=15,
+        workers=2,
+        interleave=True,
+        heartbeat=False,
+        faults=parse_faults("slow_handler=0.3"),
+    ),
     # snapshots off: no replay comparison, so only the reads can see the re-applied command
-    "duplicate-reapplies-row": SimConfig(seed=1, orders=4, reads=True, snapshots=False,
-                                         faults=FaultPlan(scripted=("crash@after_effect_before_delete",))),
+    "duplicate-reapplies-row": SimConfig(
+        seed=1,
+        orders=4,
+        reads=True,
+        snapshots=False,
+        faults=FaultPlan(scripted=("crash@after_effect_before_delete",)),
+    ),
     "heartbeat-holds-given-up": SimConfig(
-        seed=1, orders=12, workers=4, max_receive_count=5, interleave=True,
-        faults=parse_faults("crash=0.02,redeliver=0.05,restart=0.01,slow_handler=0.2,outage=kms_disabled")),
+        seed=1,
+        orders=12,
+        workers=4,
+        max_receive_count=5,
+        interleave=True,
+        faults=parse_faults("crash=0.02,redeliver=0.05,restart=0.01,slow_handler=0.2,outage=kms_disabled"),
+    ),
 }
 #: killed by a threaded unit test of the production heartbeat, which the simulator does not run
 NOT_SIMULATED = {"heartbeat-dies-on-error"}
@@ -227,7 +287,8 @@ def test_every_mutant_has_a_killer() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", sorted(n for n, m in MUTANTS.items() if m.killers and n not in NOT_SIMULATED | HOSTILE | DLQ_REPLAY)
+    "name",
+    sorted(n for n, m in MUTANTS.items() if m.killers and n not in NOT_SIMULATED | HOSTILE | DLQ_REPLAY),
 )
 def test_each_mutant_is_killed_by_a_known_seed(name: str) -> None:
     config = KILL_CONFIGS[name]
@@ -241,8 +302,12 @@ def test_cli_sim_and_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     args = ["--orders", "3", "--workers", "2", "--faults", "crash=0.1,poison=bad_json"]
     assert main(["--seed", "4", *args, "--history", str(tmp_path / "h.jsonl")]) == 0
     first = (tmp_path / "h.jsonl").read_text()
-    assert replay_main(["4", *args, "--history", str(tmp_path / "r.jsonl"),
-                        "--timeline", str(tmp_path / "t.svg")]) == 0
+    assert (
+        replay_main(
+            ["4", *args, "--history", str(tmp_path / "r.jsonl"), "--timeline", str(tmp_path / "t.svg")]
+        )
+        == 0
+    )
     assert (tmp_path / "r.jsonl").read_text() == first
     assert (tmp_path / "t.svg").read_text().startswith("<svg")
     assert main(["--seed", "4", "--orders", "3", "--mutant", "replay-persists"]) == 1
@@ -251,7 +316,9 @@ def test_cli_sim_and_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert json.loads(out.splitlines()[0].removeprefix("stats: "))["orders"] == 3
 
 
-def test_a_simulator_that_does_not_deduplicate_is_caught_by_fifo_dedup(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_simulator_that_does_not_deduplicate_is_caught_by_fifo_dedup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The producers' resends reuse the command's MessageDeduplicationId, which real SQS drops
     within 300 s: a simulator whose SQS and SNS deduplication window is 0 delivers them, and the
     reference's idempotency hides it from every other checker -- only ``dedup-not-effective`` on
@@ -266,7 +333,9 @@ def test_a_simulator_that_does_not_deduplicate_is_caught_by_fifo_dedup(monkeypat
     broken = run_simulation(config)
     assert [v.checker for v in broken.verdicts if not v.valid] == ["fifo_dedup"]
     [dedup] = [v for v in broken.verdicts if v.checker == "fifo_dedup"]
-    assert any("orders.fifo delivered two messages with deduplication id" in a.message for a in dedup.anomalies)
+    assert any(
+        "orders.fifo delivered two messages with deduplication id" in a.message for a in dedup.anomalies
+    )
 
 
 def test_reads_are_placed_as_the_gate_places_them_and_judged() -> None:
@@ -281,7 +350,9 @@ def test_reads_are_placed_as_the_gate_places_them_and_judged() -> None:
     try:
         for order, other in zip(sim.orders, plain.orders, strict=True):
             names = [type(s.payload).__name__ for s in order.script.steps]
-            assert [n for n in names if n != "GetOrder"] == [type(s.payload).__name__ for s in other.script.steps]
+            assert [n for n in names if n != "GetOrder"] == [
+                type(s.payload).__name__ for s in other.script.steps
+            ]
             assert names[-1] == "GetOrder"
             assert names.count("GetOrder") == 2
             assert names[0] != "GetOrder"
