@@ -116,7 +116,7 @@ def run_mutant(mutant: Mutant, *, profile: str, timeout: float) -> Outcome:
         status = "SURVIVED"
     else:
         status = "ERROR"
-    if results is not None:
+    if results is not None and run_dir is not None:
         write_mutant_result(
             results,
             mutant=mutant.name,
@@ -131,6 +131,7 @@ def run_mutant(mutant: Mutant, *, profile: str, timeout: float) -> Outcome:
             seconds=seconds,
             start_ms=started_ms,
         )
+        shutil.rmtree(run_dir, ignore_errors=True)  # what the run left besides its results
     return Outcome(mutant.name, status, failed, anomalies, seconds, out[-1500:])
 
 
@@ -214,6 +215,7 @@ def _write_scenario_results(results: Path, rows: Sequence[ScenarioOutcome]) -> N
             source_dir=run_root,
             seconds=sum(r.seconds for r in mine),
         )
+        shutil.rmtree(run_root, ignore_errors=True)  # the runs' own headlines and run-level files
 
 
 def _grid(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
