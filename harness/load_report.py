@@ -4,6 +4,7 @@ With ``--alluredir DIR`` a load run writes into ``DIR``:
 
 * one Allure result per run (epic ``Load``, feature = the shape, story = the system under load):
   ``passed`` when the run's verdict is PASS, ``failed`` with the verdict's reasons otherwise;
+  its description shows the verdict table, the capacity steps and the plot inline;
   attached: the verdict table (:func:`verdict_table`: checkers, target and achieved rate,
   p50/p95/p99, losses and duplicates, capacity and baseline ratio), the capacity steps
   (:func:`capacity_table`, capacity runs only), the latency-over-time plot
@@ -15,6 +16,8 @@ With ``--alluredir DIR`` a load run writes into ``DIR``:
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import json
 import statistics
@@ -186,6 +189,22 @@ def headline(summary: Mapping[str, Any]) -> dict[str, str]:
     return entries
 
 
+def _description_html(summary: Mapping[str, Any], table: str, plot: bytes, steps: str) -> str:
+    """The result's overview: the command, the verdict table, the capacity steps and the plot
+    inline (a data URI), so the figures show without opening an attachment."""
+    parts = [
+        f"<p><code>{html.escape(str(summary.get('command')))}</code></p>",
+        f"<pre>{html.escape(table)}</pre>",
+    ]
+    if steps:
+        parts.append(f"<p>capacity steps</p><pre>{html.escape(steps)}</pre>")
+    parts.append(
+        '<img alt="latency over time" style="max-width:100%" '
+        f'src="data:image/png;base64,{base64.b64encode(plot).decode("ascii")}">'
+    )
+    return "\n".join(parts)
+
+
 def write_load_result(
     results_dir: Path,
     summary: Mapping[str, Any],
@@ -229,6 +248,7 @@ def write_load_result(
         "name": f"load {shape} ({sut}, {summary.get('workers')} workers)",
         "fullName": f"flowgate.load.{shape}.{sut}",
         "description": f"`{summary.get('command')}`",
+        "descriptionHtml": _description_html(summary, table, plot, capacity_table(steps) if steps else ""),
         "status": "passed" if ok else "failed",
         "statusDetails": {"message": "; ".join(reasons)} if reasons else {},
         "stage": "finished",

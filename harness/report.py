@@ -593,12 +593,15 @@ def screenshot(
     height: int = 1400,
     budget_ms: int = 15000,
     timeout: float = 120.0,
+    route: str = "",
 ) -> Path:
     """Render the report's overview page in headless Chromium and save it as ``png_path``.
 
     ``report_dir`` is a generated report directory (or its ``index.html``); it is served over
     a local ``http.server`` because the multi-file report fetches its data with XHR, which
-    Chromium refuses on ``file://``. Returns ``png_path``.
+    Chromium refuses on ``file://``. ``route`` renders another page of the report instead of
+    the overview: Allure 3's hash route, e.g. ``"#/globalAttachments"`` (the run-level
+    attachments) or ``"#/<test result id>"`` (one result). Returns ``png_path``.
     """
     root = _report_root(report_dir)
     png_path = png_path.resolve()
@@ -611,7 +614,7 @@ def screenshot(
                 f"--window-size={width},{height}",
                 f"--virtual-time-budget={budget_ms}",
                 f"--screenshot={png_path}",
-                base + "index.html",
+                base + "index.html" + route,
             ],
             timeout=timeout,
         )
@@ -622,8 +625,9 @@ def screenshot(
     return png_path
 
 
-def dump_dom(report_dir: Path, *, budget_ms: int = 15000, timeout: float = 120.0) -> str:
-    """The report's overview DOM after JavaScript ran (``chromium --dump-dom``)."""
+def dump_dom(report_dir: Path, *, budget_ms: int = 15000, timeout: float = 120.0, route: str = "") -> str:
+    """The report's overview DOM (or ``route``'s page, see :func:`screenshot`) after JavaScript
+    ran (``chromium --dump-dom``)."""
     root = _report_root(report_dir)
     with serve_directory(root) as base:
         proc = _run_chromium(
@@ -631,7 +635,7 @@ def dump_dom(report_dir: Path, *, budget_ms: int = 15000, timeout: float = 120.0
                 "--window-size=1440,1000",
                 f"--virtual-time-budget={budget_ms}",
                 "--dump-dom",
-                base + "index.html",
+                base + "index.html" + route,
             ],
             timeout=timeout,
         )

@@ -11,8 +11,10 @@ sections in the tree. Never skips: without npm or Chromium it fails with the ins
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -139,5 +141,18 @@ def test_green_run_report_shows_no_failure_and_its_sections(tmp_path: Path) -> N
     globals_widget = (index.parent / "widgets" / "globals.json").read_text(encoding="utf-8")
     assert "load steady-10k: latency over time" in globals_widget
     assert "Integration scenario summary" in globals_widget
+    # the load section: its result page shows the verdict table and the plot inline
+    load_id = next(
+        path.stem
+        for path in (index.parent / "data" / "test-results").glob("*.json")
+        if '"name":"load steady-10k' in path.read_text(encoding="utf-8")
+    )
+    page = report.dump_dom(index, route=f"#/{load_id}")
+    frame = re.search(r'<iframe data-testid="test-result-description-frame"[^>]*srcdoc="([^"]*)"', page)
+    assert frame, f"the load result's description is not rendered\n{report.html_text(page)}"
+    description = html.unescape(frame.group(1))
+    assert "598 orders/min (99.7% of target)" in report.html_text(description), description[:3000]
+    assert 'alt="latency over time"' in description
+    assert "data:image/png;base64," in description
     shot = report.screenshot(index, tmp_path / "green-run.png")
     assert shot.stat().st_size > 30_000, "screenshot suspiciously small: blank page?"

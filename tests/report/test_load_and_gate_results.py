@@ -67,6 +67,8 @@ def test_failed_capacity_run_is_a_failed_result_with_its_figures(tmp_path: Path)
     assert "STOP" in steps
     assert "3 -> 400" in steps
     assert _attachment(tmp_path, result, "latency over time").startswith(PNG)
+    assert "data:image/png;base64," in result["descriptionHtml"]
+    assert "capacity steps" in result["descriptionHtml"]
     headlines = read_headlines([tmp_path])
     assert headlines["Load capacity"] == "FAIL · 6,100/min · p99 2,500 ms"
     assert headlines["Capacity"] == "6,000/min · 0.8x baseline"
