@@ -10,8 +10,8 @@ of the checks' own epics: a green run's headline would count every killed mutant
   ``CI gate``), story = the mutant; labels ``implementation=mutant:NAME`` and ``mutant=NAME``;
 * status ``passed`` when the mutant was **killed**, ``failed`` when it **survived** (none of its
   checks failed), ``broken`` when its run errored (timeout, crash: no verdict either way);
-* the message names the check(s) that failed and the anomaly kinds; the description is the
-  bug the mutant plants;
+* the message names the check(s) that failed and the anomaly kinds; the description repeats it
+  under the bug the mutant plants (Allure shows no message on a passed result);
 * one step per check that ran, carrying that check's failure message and its attachments (the
   history, the timeline, the replay command): ``passed`` for a check that failed under the mutant
   (it killed it), ``skipped`` for one that passed under a killed mutant, ``failed`` for every
@@ -159,7 +159,7 @@ def write_mutant_result(
         "testCaseId": history_id,
         "name": f"mutant {mutant}",
         "fullName": f"flowgate.mutation.{suite}.{mutant}",
-        "description": bug,
+        "description": f"**Planted bug:** {bug}\n\n**Verdict:** {message}",
         "status": STATUS[status],
         "statusDetails": {"message": message, "trace": output[-20000:]},
         "stage": "finished",

@@ -50,6 +50,8 @@ def test_killed_mutant_is_one_passed_result_with_the_evidence(tmp_path: Path) ->
     assert result["name"] == "mutant no-poison-dlq"
     assert "killed by properties/test_dlq.py::test_a" in result["statusDetails"]["message"]
     assert "lost" in result["statusDetails"]["message"]
+    assert "poison is retried forever" in result["description"]
+    assert result["statusDetails"]["message"] in result["description"]
     labels = _labels(result)
     assert (labels["epic"], labels["feature"], labels["story"]) == (EPIC, "property suites", "no-poison-dlq")
     assert labels["implementation"] == "mutant:no-poison-dlq"
