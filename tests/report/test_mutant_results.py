@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from harness.mutants import MUTANTS
 from harness.mutants.allure import EPIC, mutation_summary, write_mutant_result
+from harness.mutants.cli import ScenarioOutcome, _write_scenario_results
 
 
 def _check(directory: Path, name: str, status: str) -> None:
@@ -89,3 +91,27 @@ def test_mutation_summary_scores_each_suite(tmp_path: Path) -> None:
     [score] = mutation_summary([tmp_path])
     assert (score.suite, score.killed, score.total) == ("property suites", 2, 4)
     assert score.headline() == "2/4 killed (50 %); SURVIVED: c; errored: d"
+
+
+def test_scenario_suite_mutant_is_one_result_over_its_nodes(tmp_path: Path) -> None:
+    name = next(iter(MUTANTS))
+    rows = [
+        ScenarioOutcome(f"scenarios/test_{i}.py", name, "killed", ["lost"], "lost m-1", 1.0) for i in range(2)
+    ]
+    for index in range(2):  # each node's run as pytest --alluredir left it, with its own headline
+        run = tmp_path / f".run-{name}" / str(index)
+        _check(run, "test_node", "failed")
+        (run / "flowgate-headline.json").write_text("{}", encoding="utf-8")
+    _write_scenario_results(tmp_path, rows)
+    [result] = _results(tmp_path)
+    assert result["status"] == "passed"
+    assert _labels(result)["feature"] == "LocalStack scenarios"
+    assert [s["status"] for s in result["steps"]] == ["passed", "passed"]
+    assert not (tmp_path / f".run-{name}").exists()
+    rows[1].status = "SURVIVED"
+    _check(tmp_path / f".run-{name}" / "0", "test_node", "failed")
+    out = tmp_path / "again"
+    out.mkdir()
+    (tmp_path / f".run-{name}").rename(out / f".run-{name}")
+    _write_scenario_results(out, rows)
+    assert [r["status"] for r in _results(out)] == ["failed"]
