@@ -44,6 +44,13 @@ def _pytest(session: nox.Session, name: str, *args: str, env: dict[str, str] | N
     )
 
 
+def _load_allure(name: str) -> list[str]:
+    """A fresh ``reports/allure-results/<name>`` for a Locust run's Allure result."""
+    results = REPORTS / "allure-results" / name
+    shutil.rmtree(results, ignore_errors=True)
+    return [f"--alluredir={results}"]
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit, contract and property tests that need no LocalStack, then the property mutation score."""
@@ -51,7 +58,7 @@ def tests(session: nox.Session) -> None:
     _pytest(session, "tests", "-m", "not localstack and not chaos", "tests", "properties")
     # the property mutation score: every mutant must be killed by its properties (about a minute)
     results = REPORTS / "allure-results"
-    for stale in results.glob("mutant-*"):
+    for stale in results.glob("mutant*-*"):
         shutil.rmtree(stale, ignore_errors=True)
     session.run("flowgate", "mutants", env={"FLOWGATE_MUTANT_ALLURE": str(results)})
 
@@ -88,10 +95,13 @@ def mutants(session: nox.Session) -> None:
 
 @nox.session
 def load(session: nox.Session) -> None:
-    """Locust steady-10k for 2 minutes headless against LocalStack; non-zero on loss, duplicates or rate < 98%."""
+    """Locust steady-10k for 2 minutes headless against LocalStack; non-zero on loss, duplicates or rate < 98%.
+
+    The run's verdict, figures and latency plot go to reports/allure-results/load (nox -s report).
+    """
     _install(session, extras="postgres,report,load")
     args = session.posargs or ["--shape", "steady-10k", "-t", "2m"]
-    session.run("locust", "-f", "loadtests", "--headless", "--only-summary", *args)
+    session.run("locust", "-f", "loadtests", "--headless", "--only-summary", *_load_allure("load"), *args)
 
 
 @nox.session
@@ -100,7 +110,15 @@ def bench(session: nox.Session) -> None:
     _install(session, extras="postgres,report,load")
     session.run("flowgate", "bench", "--skip-load")
     session.run(
-        "locust", "-f", "loadtests", "--headless", "--only-summary", "--shape", "capacity", *session.posargs
+        "locust",
+        "-f",
+        "loadtests",
+        "--headless",
+        "--only-summary",
+        *_load_allure("bench"),
+        "--shape",
+        "capacity",
+        *session.posargs,
     )
 
 
@@ -108,7 +126,11 @@ def bench(session: nox.Session) -> None:
 def gate(session: nox.Session) -> None:
     """Run the reference (must PASS) and every mutant (each must FAIL) through the CI gate; print the score."""
     _install(session)
-    session.run("flowgate", "gate", "--self-test", *session.posargs)
+    results = REPORTS / "allure-results" / "gate"
+    shutil.rmtree(results, ignore_errors=True)
+    session.run(
+        "flowgate", "gate", "--self-test", *session.posargs, env={"FLOWGATE_GATE_ALLURE": str(results)}
+    )
 
 
 @nox.session

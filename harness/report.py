@@ -42,6 +42,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,6 +270,82 @@ def write_environment(
 
 
 # --------------------------------------------------------------------------------------------------
+# the first page: headlines and run-level attachments
+# --------------------------------------------------------------------------------------------------
+
+HEADLINE_FILE: Final = "flowgate-headline.json"
+#: where each part's headline stands on the first page (lower first); unknown parts go last
+HEADLINE_ORDER: Final = {"mutation": 10, "integration": 20, "chaos": 25, "gate": 30, "load": 40}
+
+
+def write_headline(results_dir: Path, part: str, entries: Mapping[str, str]) -> Path:
+    """Record ``entries`` (short label -> one-line value) as ``part``'s headline of a results dir.
+
+    The report shows every headline of every results dir in its *Variables* block on the first
+    page, ordered by :data:`HEADLINE_ORDER` (``part``: ``integration``, ``gate``, ``load``, ...).
+    Keep labels to about 14 and values to about 30 characters: the overview truncates longer
+    ones (the full text is in the part's results). Entries of the same part merge; a later
+    write of a label replaces it.
+    """
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / HEADLINE_FILE
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        current = {}
+    parts: dict[str, dict[str, str]] = current if isinstance(current, dict) else {}
+    parts.setdefault(part, {}).update({str(k): str(v) for k, v in entries.items()})
+    path.write_text(json.dumps(parts, indent=2), encoding="utf-8")
+    return path
+
+
+def read_headlines(results_dirs: Sequence[Path]) -> dict[str, str]:
+    """The first page's variables: the mutation score per suite (counted from the mutant results
+    themselves), then every ``flowgate-headline.json`` of ``results_dirs`` in part order."""
+    from harness.mutants.allure import mutation_summary
+
+    parts: list[tuple[int, str, dict[str, str]]] = []
+    scores = mutation_summary(results_dirs)
+    if scores:
+        parts.append((HEADLINE_ORDER["mutation"], "mutation", {s.label: s.headline() for s in scores}))
+    for directory in results_dirs:
+        try:
+            data = json.loads((directory / HEADLINE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for part, entries in data.items() if isinstance(data, dict) else []:
+            if isinstance(entries, dict):
+                parts.append(
+                    (HEADLINE_ORDER.get(part, 100), part, {str(k): str(v) for k, v in entries.items()})
+                )
+    variables: dict[str, str] = {}
+    for _, _, entries in sorted(parts, key=lambda item: (item[0], item[1])):
+        variables.update(entries)
+    return variables
+
+
+def attach_to_run(results_dir: Path, name: str, content: bytes | str, *, mime: str, ext: str) -> str:
+    """Add a run-level attachment (the first page's *Global Attachments* tab) to a results dir.
+
+    Allure 3 reads ``*-globals.json`` files (``{"attachments": [...]}``) from results dirs; the
+    content is written next to it. Used for what a reviewer should find without opening a test:
+    the gate's verdict table, the load run's latency plot and verdict table. Returns the file name.
+    """
+    results_dir.mkdir(parents=True, exist_ok=True)
+    source = f"{uuid.uuid4()}-attachment.{ext}"
+    target = results_dir / source
+    if isinstance(content, str):
+        target.write_text(content, encoding="utf-8")
+    else:
+        target.write_bytes(content)
+    entry = {"name": name, "source": source, "type": mime, "timestamp": int(time.time() * 1000)}
+    (results_dir / f"{uuid.uuid4()}-globals.json").write_text(
+        json.dumps({"attachments": [entry], "errors": []}), encoding="utf-8"
+    )
+    return source
+
+
+# --------------------------------------------------------------------------------------------------
 # report generation
 # --------------------------------------------------------------------------------------------------
 
@@ -305,11 +382,14 @@ def allure_config(
     categories: Sequence[Mapping[str, Any]],
     name: str = REPORT_NAME,
     append_history: bool = True,
+    variables: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``allurerc.json`` content used by :func:`generate_report`.
 
-    The environment is *not* repeated as config ``variables``: Allure 3 already shows the
-    ``environment.properties`` of the results dirs as "Metadata" on the overview.
+    ``variables`` are the first page's headlines (:func:`read_headlines`: the mutation score,
+    the integration summary, the gate and load verdicts). The environment is *not* repeated
+    there: Allure 3 already shows the ``environment.properties`` of the results dirs as
+    "Metadata".
     """
     config: dict[str, Any] = {
         "name": name,
@@ -325,6 +405,8 @@ def allure_config(
         },
         "categories": {"rules": [dict(c) for c in categories]},
     }
+    if variables:
+        config["variables"] = dict(variables)
     if history_path is not None:
         config["historyPath"] = str(history_path)
         config["appendHistory"] = append_history
@@ -373,7 +455,12 @@ def generate_report(
     history_path.parent.mkdir(parents=True, exist_ok=True)
     _prepare_output(out)
     config = allure_config(
-        out, single_file=single_file, history_path=history_path, categories=categories, name=name
+        out,
+        single_file=single_file,
+        history_path=history_path,
+        categories=categories,
+        name=name,
+        variables=read_headlines(results_dirs),
     )
     with tempfile.TemporaryDirectory(prefix="flowgate-allurerc-") as tmp:
         rc = Path(tmp) / "allurerc.json"
@@ -506,12 +593,15 @@ def screenshot(
     height: int = 1400,
     budget_ms: int = 15000,
     timeout: float = 120.0,
+    route: str = "",
 ) -> Path:
     """Render the report's overview page in headless Chromium and save it as ``png_path``.
 
     ``report_dir`` is a generated report directory (or its ``index.html``); it is served over
     a local ``http.server`` because the multi-file report fetches its data with XHR, which
-    Chromium refuses on ``file://``. Returns ``png_path``.
+    Chromium refuses on ``file://``. ``route`` renders another page of the report instead of
+    the overview: Allure 3's hash route, e.g. ``"#/globalAttachments"`` (the run-level
+    attachments) or ``"#/<test result id>"`` (one result). Returns ``png_path``.
     """
     root = _report_root(report_dir)
     png_path = png_path.resolve()
@@ -524,7 +614,7 @@ def screenshot(
                 f"--window-size={width},{height}",
                 f"--virtual-time-budget={budget_ms}",
                 f"--screenshot={png_path}",
-                base + "index.html",
+                base + "index.html" + route,
             ],
             timeout=timeout,
         )
@@ -535,8 +625,9 @@ def screenshot(
     return png_path
 
 
-def dump_dom(report_dir: Path, *, budget_ms: int = 15000, timeout: float = 120.0) -> str:
-    """The report's overview DOM after JavaScript ran (``chromium --dump-dom``)."""
+def dump_dom(report_dir: Path, *, budget_ms: int = 15000, timeout: float = 120.0, route: str = "") -> str:
+    """The report's overview DOM (or ``route``'s page, see :func:`screenshot`) after JavaScript
+    ran (``chromium --dump-dom``)."""
     root = _report_root(report_dir)
     with serve_directory(root) as base:
         proc = _run_chromium(
@@ -544,7 +635,7 @@ def dump_dom(report_dir: Path, *, budget_ms: int = 15000, timeout: float = 120.0
                 "--window-size=1440,1000",
                 f"--virtual-time-budget={budget_ms}",
                 "--dump-dom",
-                base + "index.html",
+                base + "index.html" + route,
             ],
             timeout=timeout,
         )

@@ -19,7 +19,9 @@ What happens:
    time -> send acknowledged), ``order send-to-effect`` (send -> final event seen by the
    probe).
 4. ``test_stop``: flush, drain, stop workers, run the checkers over the history, print
-   the verdict and figures, write ``reports/load/history.jsonl`` and ``summary.json``;
+   the verdict and figures, write ``reports/load/history.jsonl`` and ``summary.json`` (and,
+   with ``--alluredir DIR``, the run's Allure result with its latency plot:
+   ``harness.load_report``);
    ``quitting`` sets the exit code (non-zero on lost/duplicated effects, achieved rate
    below ``--min-rate-ratio`` of target, or ``--p99-ms``/``--p95-ms`` exceeded).
 """
@@ -165,6 +167,12 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
         "(default: 30 when this run started LocalStack, else 0)",
     )
     g.add_argument("--report-dir", default="reports/load")
+    g.add_argument(
+        "--alluredir",
+        default=os.environ.get("FLOWGATE_LOAD_ALLURE"),
+        help="also write the run as an Allure result here (verdict table, latency plot, first-page "
+        "headline; harness.load_report); nox -s load/bench pass reports/allure-results/<session>",
+    )
     # reports land under reports/load unless the command line says otherwise
     shape = _shape_in_argv()
     parser.set_defaults(csv_prefix=f"reports/load/{shape}", html_file=f"reports/load/{shape}.html")
@@ -494,6 +502,25 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         )
     print("VERDICT: " + ("PASS" if verdict.ok else "FAIL: " + "; ".join(verdict.reasons)))
     _STATE["exit_code"] = verdict.exit_code
+    alluredir = getattr(environment.parsed_options, "alluredir", None)
+    if alluredir:
+        from harness.load_report import write_load_result
+
+        try:
+            result = write_load_result(
+                Path(alluredir),
+                summary,
+                checker_table=render_table(verdicts),
+                latencies=run.latencies,
+                begin=begin,
+                end=end,
+                commanded=commanded,
+            )
+        except Exception as exc:  # the verdict stands; the missing report entry fails the run
+            log.exception("could not write the Allure result to %s: %s", alluredir, exc)
+            _STATE["exit_code"] = verdict.exit_code or 2
+        else:
+            print(f"Allure result: {result}")
 
 
 def _baseline_capacity(cfg, schedule: _shapes.Capacity) -> dict[str, object]:  # type: ignore[no-untyped-def]

@@ -21,7 +21,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.gate.driver import EXIT_ANOMALY, EXIT_INFRA, EXIT_PASS, EXIT_USAGE, GateError, run_gate
+from harness.gate.driver import (
+    EXIT_ANOMALY,
+    EXIT_INFRA,
+    EXIT_PASS,
+    EXIT_USAGE,
+    GateError,
+    GateResult,
+    run_gate,
+)
 from harness.gate.mutants import (
     CATALOG,
     NODE_DIR,
@@ -66,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="history, junit.xml, allure-results (default reports/gate, --self-test reports/gate-self-test)",
+    )
+    p.add_argument(
+        "--alluredir",
+        type=Path,
+        default=Path(os.environ["FLOWGATE_GATE_ALLURE"]) if os.environ.get("FLOWGATE_GATE_ALLURE") else None,
+        help="also put the run into this Allure results dir of the merged report (nox -s gate: "
+        "reports/allure-results/gate): the checkers' results, the verdict table on the first page; "
+        "with --self-test each mutant as one result under 'Mutation testing'",
     )
     p.add_argument("--topology", type=Path, default=None, help="topology YAML (default: the built-in one)")
     p.add_argument("--no-encryption", action="store_true", help="run the bus unencrypted (no KMS key)")
@@ -137,6 +153,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 seed=1 if args.seed is None else args.seed,
                 out_dir=args.out or Path("reports/gate-self-test"),
                 include_equivalent=args.include_equivalent,
+                alluredir=args.alluredir,
             )
         except GateError as exc:
             print(f"flowgate gate: {exc}", file=sys.stderr)
@@ -171,6 +188,8 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"flowgate gate: {exc}", file=sys.stderr)
         return EXIT_INFRA
     print(result.table)
+    if args.alluredir is not None:
+        report_gate_run(args.alluredir, result, name=args.impl, profile=args.profile or "smoke")
     print(f"history: {result.history_path}\njunit: {result.junit_path}\nallure: {result.allure_dir}")
     print("GATE PASSED" if result.passed else "GATE FAILED")
     return result.exit_code
@@ -199,7 +218,50 @@ def render(rows: Sequence[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def self_test(*, profile: str, seed: int, out_dir: Path, include_equivalent: bool = False) -> int:
+def report_gate_run(alluredir: Path, result: GateResult, *, name: str, profile: str) -> None:
+    """A gate run in the merged report: its checker results copied into ``alluredir``, its verdict
+    on the first page (headline) and its verdict table as a run-level attachment."""
+    from harness.report import attach_to_run, write_headline
+
+    shutil.copytree(result.allure_dir, alluredir, dirs_exist_ok=True)
+    ok = sum(v.valid for v in result.verdicts)
+    write_headline(
+        alluredir,
+        "gate",
+        {f"Gate {profile}": f"{'PASS' if result.passed else 'FAIL'} · {ok}/{len(result.verdicts)} checkers"},
+    )
+    attach_to_run(alluredir, f"gate {profile}: {name}", result.table + "\n", mime="text/plain", ext="txt")
+
+
+def _report_gate_mutant(alluredir: Path, outcome: Outcome, label: str, seed: int) -> None:
+    """One gate mutant as one result under 'Mutation testing' (harness.mutants.allure)."""
+    from harness.mutants.allure import write_mutant_result
+
+    run_dir = alluredir / f".run-{label.replace(':', '-')}"
+    if outcome.result is not None:
+        shutil.copytree(outcome.result.allure_dir, run_dir, dirs_exist_ok=True)
+    failing = [v.checker for v in outcome.result.verdicts if not v.valid] if outcome.result else []
+    write_mutant_result(
+        alluredir,
+        mutant=label,
+        suite="CI gate",
+        status="killed" if outcome.killed else "SURVIVED",
+        bug=outcome.mutant.bug,
+        killed_by=failing if outcome.killed else [],
+        anomalies=outcome.kinds,
+        replay=(
+            f"python -m harness.gate.mutants --seed {seed}"
+            f"{'' if outcome.mutant.family == 'node' else ' --reference'} {outcome.mutant.name}"
+        ),
+        output=outcome.result.table if outcome.result else "",
+        source_dir=run_dir,
+        seconds=outcome.seconds,
+    )
+
+
+def self_test(
+    *, profile: str, seed: int, out_dir: Path, include_equivalent: bool = False, alluredir: Path | None = None
+) -> int:
     started = time.monotonic()
     ensure_node_worker()
     rows: list[tuple[str, ...]] = []
@@ -214,6 +276,8 @@ def self_test(*, profile: str, seed: int, out_dir: Path, include_equivalent: boo
         kinds = sorted({k for v in result.verdicts for k in v.kinds()})
         verdict = "PASS" if result.passed else "FAIL"
         ok = ok and result.passed
+        if alluredir is not None:
+            report_gate_run(alluredir, result, name=name, profile=profile)
         progress(f"  {name}: {verdict} ({result.duration:.0f}s)")
         rows.append(
             _row(
@@ -239,6 +303,8 @@ def self_test(*, profile: str, seed: int, out_dir: Path, include_equivalent: boo
             include_equivalent=include_equivalent,
         )
         outcomes.append(outcome)
+        if alluredir is not None and not mutant.equivalent:
+            _report_gate_mutant(alluredir, outcome, label, seed)
         progress(f"  {label}: {outcome.verdict} ({outcome.seconds:.0f}s) {', '.join(outcome.kinds) or '-'}")
         if mutant.equivalent:
             verdict = outcome.verdict
@@ -266,6 +332,15 @@ def self_test(*, profile: str, seed: int, out_dir: Path, include_equivalent: boo
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "self-test.txt").write_text(table + "\n" + summary + "\n", encoding="utf-8")
     passed = ok and killed == total
+    if alluredir is not None:
+        from harness.report import attach_to_run, write_headline
+
+        write_headline(
+            alluredir, "gate", {"Gate self-test": f"{'PASS' if passed else 'FAIL'} · {killed}/{total} killed"}
+        )
+        attach_to_run(
+            alluredir, "gate self-test verdicts", table + "\n" + summary + "\n", mime="text/plain", ext="txt"
+        )
     print("GATE SELF-TEST PASSED" if passed else "GATE SELF-TEST FAILED")
     return EXIT_PASS if passed else EXIT_ANOMALY
 

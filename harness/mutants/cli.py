@@ -14,6 +14,12 @@ never stopped; one started here is stopped at the end); a row is *killed* when t
 fails. ``--clean`` first runs every listed scenario on the clean reference (must pass).
 
 Prints the table and the score; exits 1 if the clean reference fails or anything survives.
+
+With ``FLOWGATE_MUTANT_ALLURE=DIR`` (``nox -s tests`` sets it) each mutant also becomes one Allure
+result in ``DIR/mutants-properties/`` (``DIR/mutants-scenarios/`` for the scenario suite):
+passed when killed, failed when it survived, the failing checks' evidence attached
+(:mod:`harness.mutants.allure`). The clean reference run writes none (its tests are the clean
+runs of the ``tests`` session).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -29,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.mutants.allure import relabel
+from harness.mutants.allure import write_mutant_result
 from harness.mutants.catalog import MUTANTS, Mutant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +62,7 @@ def _pytest(
     timeout: float,
     extra: Sequence[str] = (),
     env_extra: dict[str, str] | None = None,
+    alluredir: Path | None = None,
 ) -> tuple[int, str]:
     cmd = [
         sys.executable,
@@ -72,11 +80,10 @@ def _pytest(
     ]
     if mutant:
         cmd += ["--mutant", mutant]
-    if results_root := os.environ.get("FLOWGATE_MUTANT_ALLURE"):
-        # each run's results in its own folder, relabelled after the run (harness.mutants.allure):
-        # a killed mutant shows under "Mutation testing" as a passed check (implementation=
-        # mutant:NAME, with its history, timeline and replay command), a survivor as a failed one
-        cmd += [f"--alluredir={Path(results_root) / ('mutant-' + (mutant or 'none'))}"]
+    if alluredir is not None:
+        # the run's per-check results, folded into the mutant's one result afterwards
+        shutil.rmtree(alluredir, ignore_errors=True)
+        cmd += [f"--alluredir={alluredir}"]
     env = {**os.environ, "HYPOTHESIS_PROFILE": profile, **(env_extra or {})}
     env.pop("FLOWGATE_MUTANT", None)
     try:
@@ -88,9 +95,18 @@ def _pytest(
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def _allure_dir(suite: str) -> Path | None:
+    """``$FLOWGATE_MUTANT_ALLURE/mutants-<suite>``, where each mutant's one result goes (or None)."""
+    root = os.environ.get("FLOWGATE_MUTANT_ALLURE")
+    return Path(root) / f"mutants-{suite}" if root else None
+
+
 def run_mutant(mutant: Mutant, *, profile: str, timeout: float) -> Outcome:
     start = time.perf_counter()
-    rc, out = _pytest(mutant.killers, mutant=mutant.name, profile=profile, timeout=timeout)
+    results = _allure_dir("properties")
+    run_dir = results / f".run-{mutant.name}" if results is not None else None
+    started_ms = int(time.time() * 1000)
+    rc, out = _pytest(mutant.killers, mutant=mutant.name, profile=profile, timeout=timeout, alluredir=run_dir)
     seconds = time.perf_counter() - start
     failed = sorted({n.split("[")[0] for n in _FAILED.findall(out)})
     anomalies = sorted({k for m in _ANOMALY.findall(out) for k in m.split(",")})
@@ -100,8 +116,22 @@ def run_mutant(mutant: Mutant, *, profile: str, timeout: float) -> Outcome:
         status = "SURVIVED"
     else:
         status = "ERROR"
-    if results_root := os.environ.get("FLOWGATE_MUTANT_ALLURE"):
-        relabel(Path(results_root) / f"mutant-{mutant.name}", mutant.name, status)
+    if results is not None and run_dir is not None:
+        write_mutant_result(
+            results,
+            mutant=mutant.name,
+            suite="property suites",
+            status=status,
+            bug=mutant.bug,
+            killed_by=failed,
+            anomalies=anomalies,
+            replay=f"flowgate mutants --only {mutant.name} --profile {profile}",
+            output=out[-6000:],
+            source_dir=run_dir,
+            seconds=seconds,
+            start_ms=started_ms,
+        )
+        shutil.rmtree(run_dir, ignore_errors=True)  # what the run left besides its results
     return Outcome(mutant.name, status, failed, anomalies, seconds, out[-1500:])
 
 
@@ -121,7 +151,9 @@ class ScenarioOutcome:
     tail: str = ""
 
 
-def run_scenario(node: str, mutant: str | None, *, endpoint: str, timeout: float) -> ScenarioOutcome:
+def run_scenario(
+    node: str, mutant: str | None, *, endpoint: str, timeout: float, alluredir: Path | None = None
+) -> ScenarioOutcome:
     start = time.perf_counter()
     rc, out = _pytest(
         [node],
@@ -130,6 +162,7 @@ def run_scenario(node: str, mutant: str | None, *, endpoint: str, timeout: float
         timeout=timeout,
         extra=("-p", "fixtures.summary"),
         env_extra={"AWS_ENDPOINT_URL": endpoint},
+        alluredir=alluredir,
     )
     seconds = time.perf_counter() - start
     scenario_lines = _SCENARIO_ANOMALY.findall(out)
@@ -150,6 +183,39 @@ def run_scenario(node: str, mutant: str | None, *, endpoint: str, timeout: float
     else:
         status = "ERROR"
     return ScenarioOutcome(node, mutant or "(clean)", status, kinds, first[:90], seconds, out[-1500:])
+
+
+def _write_scenario_results(results: Path, rows: Sequence[ScenarioOutcome]) -> None:
+    """One result per mutant of the scenario suite: killed only when every one of its scenario
+    nodes failed under it (the suite's score counts each node), survived when any passed."""
+    for name in dict.fromkeys(r.mutant for r in rows):
+        mine = [r for r in rows if r.mutant == name]
+        statuses = {r.status for r in mine}
+        status = "SURVIVED" if "SURVIVED" in statuses else "ERROR" if "ERROR" in statuses else "killed"
+        run_root = results / f".run-{name}"
+        for index in sorted(run_root.iterdir()) if run_root.is_dir() else []:
+            for path in index.iterdir():  # every node's per-check results, side by side
+                shutil.move(
+                    path,
+                    run_root / f"{index.name}-{path.name}"
+                    if path.name.endswith(".json")
+                    else run_root / path.name,
+                )
+            index.rmdir()
+        write_mutant_result(
+            results,
+            mutant=name,
+            suite="LocalStack scenarios",
+            status=status,
+            bug=MUTANTS[name].bug,
+            killed_by=[r.node for r in mine if r.status == "killed"],
+            anomalies=sorted({a for r in mine for a in r.anomalies}),
+            replay=f"flowgate mutants --suite scenarios --only {name}",
+            output="\n".join(f"--- {r.node}: {r.status} ({r.seconds:.0f}s)\n{r.tail}" for r in mine),
+            source_dir=run_root,
+            seconds=sum(r.seconds for r in mine),
+        )
+        shutil.rmtree(run_root, ignore_errors=True)  # the runs' own headlines and run-level files
 
 
 def _grid(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -183,8 +249,10 @@ def scenarios_main(args: argparse.Namespace) -> int:
                 if clean.status != "SURVIVED":
                     print(clean.tail)
                     return 1
-        for node, name in pairs:
-            row = run_scenario(node, name, endpoint=endpoint.url, timeout=args.timeout)
+        results = _allure_dir("scenarios")
+        for index, (node, name) in enumerate(pairs):
+            run_dir = results / f".run-{name}" / str(index) if results is not None else None
+            row = run_scenario(node, name, endpoint=endpoint.url, timeout=args.timeout, alluredir=run_dir)
             print(f"{row.status:8} {name:27} {node} ({row.seconds:.0f}s)", flush=True)
             rows.append(row)
     finally:
@@ -206,6 +274,8 @@ def scenarios_main(args: argparse.Namespace) -> int:
             ],
         )
     )
+    if (results := _allure_dir("scenarios")) is not None:
+        _write_scenario_results(results, rows)
     killed = sum(r.status == "killed" for r in rows)
     print(
         f"scenario kill score: {killed}/{len(rows)} = {100.0 * killed / len(rows):.0f}% "
