@@ -26,6 +26,10 @@ A command message is tied to its command through the client's ``send`` ok (``mes
 ``wire_event_id``. The *kill's* phase is the furthest stage any held message had reached;
 a kill with nothing held is ``idle`` (long poll, or between polls), one whose incarnation recorded
 nothing at all is ``start-up`` (interpreter start, bootstrap, first long poll).
+
+The stages assume the reference's order per message (commit, publish, then delete): a worker
+that deletes a message earlier (the ``delete-before-handle`` mutant) holds nothing past the
+delete, so its kills show as idle or ``received -> commit`` only.
 """
 
 from __future__ import annotations
