@@ -79,7 +79,8 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def chaos(session: nox.Session) -> None:
-    """The full chaos schedule on LocalStack: SIGKILLed workers, visibility expiry, duplicates, restarts."""
+    """The full chaos schedule on LocalStack: SIGKILLed workers, visibility expiry, duplicates, restarts,
+    and the long SIGKILL storm (``scenarios/test_chaos_long.py``: 1,000 orders, 120 kills, ~7 min)."""
     _install(session)
     _pytest(
         session, "chaos", "-m", "chaos", "-p", "fixtures.summary", "scenarios", env={"FLOWGATE_CHAOS": "full"}

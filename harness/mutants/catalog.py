@@ -1077,6 +1077,8 @@ CH_KILL = S + "test_chaos.py::test_sigkill_and_crash_between_effect_and_delete"
 CH_SIGTERM = S + "test_chaos.py::test_sigterm_drains_in_flight"
 CH_VT_NO_HB = S + "test_chaos.py::test_visibility_expiry[no-heartbeat]"
 CH_VT_HB = S + "test_chaos.py::test_visibility_expiry[heartbeat]"
+#: the long chaos set (``nox -s chaos`` only): 1,000 orders, 120 seeded SIGKILLs
+CH_LONG = S + "test_chaos_long.py::test_sigkill_storm_1000_orders"
 RESTART = S + "test_localstack_restart.py::test_localstack_restart_is_detected_and_reported"
 OUT_KMS = S + "test_outages.py::test_kms_key_disabled_for_10_vt"
 OUT_STORE = S + "test_outages.py::test_store_down_for_10_vt"
@@ -1132,7 +1134,7 @@ MUTANTS: dict[str, Mutant] = {
             (LOSS,),
             ("lost",),
             _delete_before_handle,
-            scenarios=(CH_KILL, CH_VT_NO_HB),
+            scenarios=(CH_KILL, CH_VT_NO_HB, CH_LONG),
         ),
         Mutant(
             "check-then-mark",
@@ -1579,6 +1581,12 @@ MUTANTS: dict[str, Mutant] = {
         ),
     )
 }
+
+
+#: scenario nodes that need more than ``flowgate mutants --suite scenarios``' per-run timeout
+#: (seconds): the long chaos run keeps its whole kill schedule under a mutant (~6 min), then
+#: waits 60 s without progress before it gives up on the missing effects
+SCENARIO_TIMEOUTS_S: dict[str, float] = {CH_LONG: 900.0}
 
 
 @contextmanager

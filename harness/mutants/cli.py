@@ -12,6 +12,8 @@ in its own pytest subprocess (``pytest NODE -p fixtures.summary --mutant NAME``)
 against LocalStack (:func:`harness.launcher.ensure_localstack`: the running one is reused and
 never stopped; one started here is stopped at the end); a row is *killed* when the scenario
 fails. ``--clean`` first runs every listed scenario on the clean reference (must pass).
+``--node TEXT ...`` keeps only the scenario nodes containing one of the strings; a node listed in
+``SCENARIO_TIMEOUTS_S`` (the long chaos run) gets its longer budget instead of ``--timeout``.
 
 Prints the table and the score; exits 1 if the clean reference fails or anything survives.
 
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.mutants.allure import write_mutant_result
-from harness.mutants.catalog import MUTANTS, Mutant
+from harness.mutants.catalog import MUTANTS, SCENARIO_TIMEOUTS_S, Mutant
 
 ROOT = Path(__file__).resolve().parents[2]
 _ANOMALY = re.compile(r"flowgate-anomalies: ([\w,-]+)")
@@ -226,11 +228,21 @@ def _grid(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _budget(node: str, timeout: float) -> float:
+    """The per-run timeout of scenario ``node``: ``--timeout``, or the catalog's longer budget."""
+    return max(timeout, SCENARIO_TIMEOUTS_S.get(node, 0.0))
+
+
 def scenarios_main(args: argparse.Namespace) -> int:
     from harness.launcher import ensure_localstack, stop
 
     chosen = [MUTANTS[n] for n in (args.only or list(MUTANTS))]
-    pairs = [(node, m.name) for m in chosen for node in m.scenarios]
+    pairs = [
+        (node, m.name)
+        for m in chosen
+        for node in m.scenarios
+        if not args.node or any(part in node for part in args.node)
+    ]
     if not pairs:
         print("no scenario killers for the chosen mutants")
         return 1
@@ -241,7 +253,7 @@ def scenarios_main(args: argparse.Namespace) -> int:
     try:
         if args.clean:
             for node in sorted({n for n, _ in pairs}):
-                clean = run_scenario(node, None, endpoint=endpoint.url, timeout=args.timeout)
+                clean = run_scenario(node, None, endpoint=endpoint.url, timeout=_budget(node, args.timeout))
                 print(
                     f"clean {node}: {'pass' if clean.status == 'SURVIVED' else 'FAIL'} ({clean.seconds:.0f}s)",
                     flush=True,
@@ -252,7 +264,9 @@ def scenarios_main(args: argparse.Namespace) -> int:
         results = _allure_dir("scenarios")
         for index, (node, name) in enumerate(pairs):
             run_dir = results / f".run-{name}" / str(index) if results is not None else None
-            row = run_scenario(node, name, endpoint=endpoint.url, timeout=args.timeout, alluredir=run_dir)
+            row = run_scenario(
+                node, name, endpoint=endpoint.url, timeout=_budget(node, args.timeout), alluredir=run_dir
+            )
             print(f"{row.status:8} {name:27} {node} ({row.seconds:.0f}s)", flush=True)
             rows.append(row)
     finally:
@@ -328,6 +342,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--clean",
         action="store_true",
         help="scenarios suite: first run each listed scenario on the clean reference",
+    )
+    parser.add_argument(
+        "--node",
+        nargs="*",
+        default=None,
+        help="scenarios suite: only the scenario nodes containing one of these strings",
     )
     args = parser.parse_args(argv)
     if args.list:
