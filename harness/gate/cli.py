@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="history, junit.xml, allure-results (default reports/gate, --self-test reports/gate-self-test)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="use a non-empty --out that no gate run wrote: remove only the files the gate writes "
+        "(store/, history.jsonl, verdicts.*, hostile.*, junit.xml, allure-results/, impl-*.log); "
+        "without it such a directory is refused (exit 2). An earlier gate run's --out is always reused: "
+        "the gate removes what that run wrote (its manifest) and starts with an empty store/",
+    )
     p.add_argument("--topology", type=Path, default=None, help="topology YAML (default: the built-in one)")
     p.add_argument("--no-encryption", action="store_true", help="run the bus unencrypted (no KMS key)")
     p.add_argument("--endpoint-url", default=None, help="LocalStack URL (default AWS_ENDPOINT_URL or :4566)")
@@ -163,6 +171,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             endpoint_url=args.endpoint_url,
             extra_env=extra,
             require=frozenset(args.require),
+            force=args.force,
         )
     except ValueError as exc:
         print(f"flowgate gate: {exc}", file=sys.stderr)
