@@ -78,7 +78,9 @@ class Profile:
     #: transport outages of the main cluster's endpoint (the gate's TCP proxy), each
     #: ``OUTAGE_VTS`` x visibility timeout long
     outages: int = 0
-    #: KMS outages (encrypted runs): the gate disables the run's key for ``OUTAGE_VTS`` x VT
+    #: KMS outages (encrypted runs): the gate disables the run's key for ``OUTAGE_VTS`` x VT, then
+    #: (v1.4) cuts the implementation's KMS endpoint (``FLOWGATE_KMS_ENDPOINT_URL``, a proxy of its
+    #: own) for ``OUTAGE_VTS`` x VT while SQS and SNS keep working
     kms_outages: int = 0
     #: new orders (one PlaceOrder each) sent in the middle of every outage (sealed before it)
     outage_orders: int = 3
@@ -362,6 +364,9 @@ def make_plan(
     phase_rng = random.Random(f"{seed}:phases")
     outage_phases = [f"outage-{n}" for n in range(profile.outages)]
     outage_phases += [f"kms-outage-{n}" for n in range(profile.kms_outages if encrypted else 0)]
+    # contract v1.4: each KMS outage is followed by a KMS transport outage (the implementation's KMS
+    # endpoint cut while SQS and SNS work) with orders of its own
+    outage_phases += [f"kms-transport-{n}" for n in range(profile.kms_outages if encrypted else 0)]
     phases = [("heartbeat", profile.heartbeat_orders), ("shutdown", profile.shutdown_orders)]
     # carriers: valid orders a hostile kind may queue itself behind (sent only if a kind asks)
     phases.append(("carrier", 2 if hostile_kinds else 0))
