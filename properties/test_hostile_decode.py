@@ -299,3 +299,45 @@ def test_hostile_mutant_is_killed_by_a_known_run(name: str) -> None:
         killed = RUNS[name]()
     assert not killed.valid
     assert set(killed.anomaly_kinds()) & set(MUTANTS[name].expected), killed.anomaly_kinds()
+
+
+class _UnreachableKms:
+    """A KMS client whose Decrypt cannot reach KMS (the transport error botocore raises once its
+    retries are spent); every other call goes to the simulator's KMS."""
+
+    def __init__(self, kms: Any, error: Exception) -> None:
+        self._kms, self._error = kms, error
+
+    def decrypt(self, **kw: Any) -> Any:
+        raise self._error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kms, name)
+
+
+@pytest.mark.parametrize("error", ["refused", "reset", "timeout"])
+def test_kms_transport_errors_are_transient_never_poison(error: str) -> None:
+    """Contract v1.4 section 5: KMS unreachable (connection refused or reset, a timeout) says
+    nothing about the message: the envelope's open raises a TransportError (the message is left
+    for redelivery), never a DecryptionError (poison)."""
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    from harness.sim import SimAws
+    from reference.envelope import KmsEnvelopeCipher, MessageBinding
+    from reference.errors import DecryptionError, TransportError
+
+    url = "http://127.0.0.1:1"
+    exc = {
+        "refused": EndpointConnectionError(endpoint_url=url),
+        "reset": ConnectionClosedError(endpoint_url=url),
+        "timeout": ReadTimeoutError(endpoint_url=url),
+    }[error]
+    kms = SimAws(seed=5).client("kms")
+    arn = kms.create_key(Description="k")["KeyMetadata"]["Arn"]
+    binding = MessageBinding("e1", "q.fifo", "o-1", "PlaceOrder")
+    sealed = KmsEnvelopeCipher(kms, arn).seal("{}", binding)
+    with pytest.raises(TransportError) as info:
+        KmsEnvelopeCipher(_UnreachableKms(kms, exc), arn).open(
+            sealed, message_id="e1", entity_id="o-1", message_type="PlaceOrder", destinations={"q.fifo"}
+        )
+    assert not isinstance(info.value, DecryptionError)
