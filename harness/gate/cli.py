@@ -219,7 +219,8 @@ def self_test(*, profile: str, seed: int, out_dir: Path, include_equivalent: boo
 
     for name, impl in (("reference", REFERENCE_ADAPTER), ("node-worker", NODE_IMPL)):
         progress(f"gate: {name} ({profile}), must PASS ...")
-        result = run_gate(impl, profile=profile, seed=seed, out_dir=out_dir / name)
+        # its own subdirectory of the self-test's --out: only the gate's files there are removed
+        result = run_gate(impl, profile=profile, seed=seed, out_dir=out_dir / name, force=True)
         kinds = sorted({k for v in result.verdicts for k in v.kinds()})
         verdict = "PASS" if result.passed else "FAIL"
         ok = ok and result.passed
