@@ -1203,7 +1203,9 @@ class Gate:
         """Shutdown phase (contract sections 1 and 9). ONE instance with a handler delay ``D`` on a
         queue with a long visibility timeout: send one order and wait for its effect (the instance
         is polling and handling), send the others in one SendMessageBatch (distinct groups), wait
-        ``D / 2`` (they are in hand, mid-handler), SIGTERM it and wait for its exit (the usual
+        ``D / 2`` (they are in hand, mid-handler; v1.4: the batch also holds a second command of
+        three of those orders, waiting behind its group's head -- received, not started -- which
+        must be finished or released), SIGTERM it and wait for its exit (the usual
         grace, ``max(15 s, 2 x VT)``). Right after the exit ``ApproximateNumberOfMessagesNotVisible``
         of the queue must be 0: anything still invisible was received and neither finished nor
         released (``lifecycle: sigterm-abandoned-messages``). Then a normal instance (no delay)

@@ -96,6 +96,9 @@ class Profile:
         return self.max_receive_count + REDRIVE_HEADROOM
 
 
+#: shutdown phase (v1.4): how many of the batched orders also get a second command in the batch
+SHUTDOWN_QUEUED: Final = 3
+
 PROFILES: Final[dict[str, Profile]] = {
     "smoke": Profile(
         "smoke",
@@ -390,4 +393,16 @@ def make_plan(
             entity = f"order-{run_id}-{tag}{n:02d}"
             plan.commands.append(PlannedCommand(_uuid(phase_rng), entity, 1, "PlaceOrder", payload, marker))
             plan.phase_orders[phase].append(len(plan.commands) - 1)
+    # contract v1.4, shutdown phase: a second command (CancelOrder, seq 2) for a few of the batched
+    # orders, in the same SendMessageBatch: at SIGTERM it waits behind its group's head (received,
+    # not started) and must be finished or released -- the release path a heartbeat must not undo
+    shutdown = plan.phase_orders.get("shutdown", [])
+    queued_rng = random.Random(f"{seed}:shutdown-queued")
+    for index in shutdown[1 : 1 + min(SHUTDOWN_QUEUED, len(shutdown) - 1)]:
+        head = plan.commands[index]
+        cancel = payload_for("CancelOrder", queued_rng, {})
+        plan.commands.append(
+            PlannedCommand(_uuid(queued_rng), head.entity_id, 2, "CancelOrder", cancel, head.marker)
+        )
+        shutdown.append(len(plan.commands) - 1)
     return plan
