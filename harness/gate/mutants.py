@@ -131,9 +131,10 @@ CATALOG: tuple[Mutant, ...] = (
         "MessageGroupId not requested: dead letters forwarded in a fixed group instead of the source's",
         {"dead-letter-group-changed"},
     ),
+    # the shutdown phase's queued commands (v1.4): messages waiting behind their group's head at SIGTERM
     _node(
-        "beat-after-release",
-        "a heartbeat in flight lands after the release to visibility 0 and hides the message again",
+        "no-release-on-sigterm",
+        "on SIGTERM the messages received but not started (behind their group's head) are not released",
         {"sigterm-abandoned-messages"},
         "standard",
     ),

@@ -40,7 +40,7 @@ const cfg = {
   // plaintext-events, ignore-sigterm, no-heartbeat, kms-disabled-is-poison, no-breaker,
   // id-reuse-is-duplicate, unstable-dedup-id; v1.4: kms-transport-is-poison, type-after-envelope,
   // sealed-contradiction-is-decryption-error, no-receive-count, dead-letter-group-lost,
-  // beat-after-release. Never set in production.
+  // no-release-on-sigterm. Never set in production.
   broken: new Set((E.FLOWGATE_BROKEN || '').split(',').filter(Boolean)),
 };
 // the heartbeat extends visibility to this many seconds every half of it (SQS's default VT if unset)
@@ -326,12 +326,6 @@ async function publish(event) {
 async function release(msg) {
   try {
     await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: cfg.queueUrl, ReceiptHandle: msg.ReceiptHandle, VisibilityTimeout: 0 }));
-    // contract v1.4 section 4: a heartbeat still in flight when the message is released lands after
-    // the release and hides it again (the broken variant; stop() awaits the beat in flight instead)
-    if (cfg.broken.has('beat-after-release')) {
-      await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: cfg.queueUrl, ReceiptHandle: msg.ReceiptHandle,
-        VisibilityTimeout: cfg.heartbeatSeconds }));
-    }
   } catch (err) {
     log(`release of ${msg.MessageId} failed (${err.name}); it comes back after its visibility timeout`);
   }
@@ -460,7 +454,7 @@ async function handleGroup(msgs) {
   } finally {
     await Promise.all(beats.map((b) => b.stop()));
   }
-  if (!running && next < msgs.length) {
+  if (!running && next < msgs.length && !cfg.broken.has('no-release-on-sigterm')) {
     for (const msg of msgs.slice(next)) await release(msg);
     log(`stopping: released ${msgs.length - next} message(s) still in hand`);
   }
