@@ -260,6 +260,29 @@ def _outage(config: SimConfig) -> SimResult:
         with_outage.close()
 
 
+def _kms_unreachable(config: SimConfig) -> SimResult:
+    """v1.4: KMS cut (every KMS call raises botocore's EndpointConnectionError) while SQS works,
+    for ``max_receive_count`` + 1 receives of the orders' first commands; then restored."""
+    sim = HostileSim(config)
+    try:
+        sim.raise_redrive_limit(config.max_receive_count + 3)
+        for index in range(config.workers):  # the start-up probes, with KMS reachable
+            sim.poll(index, config.command_queue)
+        while (n := sim.pick_sendable()) is not None and sim.orders[n].sent == 0:
+            sim.send_next(n)
+        sim.aws.set_unreachable("kms")
+        sim.history.nemesis("kms_transport_outage", {})
+        for _ in range(config.max_receive_count + 1):
+            for index in range(config.workers):
+                sim.poll(index, config.command_queue)
+            sim.clock.advance(config.visibility_timeout + 1)
+        sim.aws.set_unreachable("kms", False)
+        sim.drive([])
+        return sim.finish()
+    finally:
+        sim.close()
+
+
 def _late_resend(config: SimConfig) -> SimResult:
     sim = HostileSim(config)
     try:
@@ -279,6 +302,7 @@ RUNS: dict[str, Callable[[], SimResult]] = {
     "event-on-command-queue-projected": lambda: _run(_cfg(), [(2, "event_on_command_queue")]),
     "unvalidated-group-id": lambda: _run(_cfg(), [(2, "invalid_group_id")]),
     "kms-disabled-is-poison": lambda: _outage(_cfg(encryption=True)),
+    "kms-transport-is-poison": lambda: _kms_unreachable(_cfg(encryption=True)),
     "ttl-shorter-than-retention": lambda: _late_resend(_cfg()),
 }
 

@@ -1416,7 +1416,7 @@ MUTANTS: dict[str, Mutant] = {
             "KMS unreachable (connection refused or reset, a timeout) is treated as the message's fault: "
             "DecryptionError instead of a transient failure",
             (HOSTILE_DECODE + "::test_kms_transport_errors_are_transient_never_poison",),
-            ("DecryptionError",),
+            ("lost",),
             _kms_transport_is_poison,
         ),
         Mutant(
