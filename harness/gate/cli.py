@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help="history, junit.xml, allure-results (default reports/gate, --self-test reports/gate-self-test)",
+        help="history, junit.xml, allure-results and the implementation's store/ (default reports/gate, "
+        "--self-test reports/gate-self-test); on a local disk. Reused: the gate removes what an earlier "
+        "gate run wrote there and refuses a non-empty directory it did not write (see --force)",
     )
     p.add_argument(
         "--force",
