@@ -260,6 +260,29 @@ def _outage(config: SimConfig) -> SimResult:
         with_outage.close()
 
 
+def _kms_unreachable(config: SimConfig) -> SimResult:
+    """v1.4: KMS cut (every KMS call raises botocore's EndpointConnectionError) while SQS works,
+    for ``max_receive_count`` + 1 receives of the orders' first commands; then restored."""
+    sim = HostileSim(config)
+    try:
+        sim.raise_redrive_limit(config.max_receive_count + 3)
+        for index in range(config.workers):  # the start-up probes, with KMS reachable
+            sim.poll(index, config.command_queue)
+        while (n := sim.pick_sendable()) is not None and sim.orders[n].sent == 0:
+            sim.send_next(n)
+        sim.aws.set_unreachable("kms")
+        sim.history.nemesis("kms_transport_outage", {})
+        for _ in range(config.max_receive_count + 1):
+            for index in range(config.workers):
+                sim.poll(index, config.command_queue)
+            sim.clock.advance(config.visibility_timeout + 1)
+        sim.aws.set_unreachable("kms", False)
+        sim.drive([])
+        return sim.finish()
+    finally:
+        sim.close()
+
+
 def _late_resend(config: SimConfig) -> SimResult:
     sim = HostileSim(config)
     try:
@@ -279,6 +302,7 @@ RUNS: dict[str, Callable[[], SimResult]] = {
     "event-on-command-queue-projected": lambda: _run(_cfg(), [(2, "event_on_command_queue")]),
     "unvalidated-group-id": lambda: _run(_cfg(), [(2, "invalid_group_id")]),
     "kms-disabled-is-poison": lambda: _outage(_cfg(encryption=True)),
+    "kms-transport-is-poison": lambda: _kms_unreachable(_cfg(encryption=True)),
     "ttl-shorter-than-retention": lambda: _late_resend(_cfg()),
 }
 
@@ -299,3 +323,45 @@ def test_hostile_mutant_is_killed_by_a_known_run(name: str) -> None:
         killed = RUNS[name]()
     assert not killed.valid
     assert set(killed.anomaly_kinds()) & set(MUTANTS[name].expected), killed.anomaly_kinds()
+
+
+class _UnreachableKms:
+    """A KMS client whose Decrypt cannot reach KMS (the transport error botocore raises once its
+    retries are spent); every other call goes to the simulator's KMS."""
+
+    def __init__(self, kms: Any, error: Exception) -> None:
+        self._kms, self._error = kms, error
+
+    def decrypt(self, **kw: Any) -> Any:
+        raise self._error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kms, name)
+
+
+@pytest.mark.parametrize("error", ["refused", "reset", "timeout"])
+def test_kms_transport_errors_are_transient_never_poison(error: str) -> None:
+    """Contract v1.4 section 5: KMS unreachable (connection refused or reset, a timeout) says
+    nothing about the message: the envelope's open raises a TransportError (the message is left
+    for redelivery), never a DecryptionError (poison)."""
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    from harness.sim import SimAws
+    from reference.envelope import KmsEnvelopeCipher, MessageBinding
+    from reference.errors import DecryptionError, TransportError
+
+    url = "http://127.0.0.1:1"
+    exc = {
+        "refused": EndpointConnectionError(endpoint_url=url),
+        "reset": ConnectionClosedError(endpoint_url=url),
+        "timeout": ReadTimeoutError(endpoint_url=url),
+    }[error]
+    kms = SimAws(seed=5).client("kms")
+    arn = kms.create_key(Description="k")["KeyMetadata"]["Arn"]
+    binding = MessageBinding("e1", "q.fifo", "o-1", "PlaceOrder")
+    sealed = KmsEnvelopeCipher(kms, arn).seal("{}", binding)
+    with pytest.raises(TransportError) as info:
+        KmsEnvelopeCipher(_UnreachableKms(kms, exc), arn).open(
+            sealed, message_id="e1", entity_id="o-1", message_type="PlaceOrder", destinations={"q.fifo"}
+        )
+    assert not isinstance(info.value, DecryptionError)

@@ -166,7 +166,9 @@ def event_for(command: Command, index: int, payload: Payload) -> Event:
             event_id=derived_event_id(meta.event_id, index, type(payload).message_name),
             occurred_on=meta.occurred_on,
             sequence_no=meta.sequence_no,
-            correlation_id=meta.correlation_id,
+            # contract v1.4 section 3: an event always carries a correlation id -- the command's, or
+            # the command's eventId when the command came without one
+            correlation_id=meta.correlation_id or meta.event_id,
             is_replay=meta.is_replay,
             causation_id=meta.event_id,
         ),

@@ -454,7 +454,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sqs": session.client("sqs", config=client_config),
         "sns": session.client("sns", config=client_config),
         "sts": session.client("sts"),
-        "kms": session.client("kms", config=client_config) if config.kms_key_id else None,
+        # KMS: the SDK's retries are short (a KMS outage is the breaker's and the redelivery's to ride
+        # out, contract v1.4 section 5); its endpoint may differ from the queues' (AWS_ENDPOINT_URL_KMS,
+        # which botocore reads itself, e.g. the gate's FLOWGATE_KMS_ENDPOINT_URL)
+        "kms": session.client(
+            "kms",
+            config=client_config.merge(
+                Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10)
+            ),
+        )
+        if config.kms_key_id
+        else None,
     }
     if calls_file := os.environ.get(AWS_CALLS_ENV):
         recorder = AwsCallRecorder(calls_file, os.environ.get("FLOWGATE_PROCESS") or f"worker-{os.getpid()}")

@@ -73,7 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help="history, junit.xml, allure-results (default reports/gate, --self-test reports/gate-self-test)",
+        help="history, junit.xml, allure-results and the implementation's store/ (default reports/gate, "
+        "--self-test reports/gate-self-test); on a local disk. Reused: the gate removes what an earlier "
+        "gate run wrote there and refuses a non-empty directory it did not write (see --force)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="use a non-empty --out that no gate run wrote: remove only the files the gate writes "
+        "(store/, history.jsonl, verdicts.*, hostile.*, junit.xml, allure-results/, impl-*.log); "
+        "without it such a directory is refused (exit 2). An earlier gate run's --out is always reused: "
+        "the gate removes what that run wrote (its manifest) and starts with an empty store/",
     )
     p.add_argument(
         "--alluredir",
@@ -180,6 +190,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             endpoint_url=args.endpoint_url,
             extra_env=extra,
             require=frozenset(args.require),
+            force=args.force,
         )
     except ValueError as exc:
         print(f"flowgate gate: {exc}", file=sys.stderr)
@@ -272,7 +283,8 @@ def self_test(
 
     for name, impl in (("reference", REFERENCE_ADAPTER), ("node-worker", NODE_IMPL)):
         progress(f"gate: {name} ({profile}), must PASS ...")
-        result = run_gate(impl, profile=profile, seed=seed, out_dir=out_dir / name)
+        # its own subdirectory of the self-test's --out: only the gate's files there are removed
+        result = run_gate(impl, profile=profile, seed=seed, out_dir=out_dir / name, force=True)
         kinds = sorted({k for v in result.verdicts for k in v.kinds()})
         verdict = "PASS" if result.passed else "FAIL"
         ok = ok and result.passed

@@ -31,7 +31,6 @@ import json
 import os
 import random
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -53,7 +52,7 @@ from harness import hostile as hostile_catalog
 from harness import topology as topo
 from harness.checkers import check_all, render_table
 from harness.checkers.model import Anomaly, Verdict
-from harness.gate import catalog, envelope
+from harness.gate import catalog, envelope, outdir
 from harness.gate.observe import EventMapper, SentCommand
 from harness.gate.proxy import OutageProxy
 from harness.gate.replay import (
@@ -106,6 +105,9 @@ SETTLE_PROGRESS_SECONDS = 15.0
 OUTAGE_READY_MARGIN = 5.0
 #: Faults run by the outage thread (one after another), not by the nemesis thread.
 OUTAGE_KINDS = frozenset({"outage", "kms-outage"})
+#: seconds between the end of a KMS key outage and the KMS transport outage (v1.4): long enough for
+#: a breaker that backs off after the key outage to probe, close and receive again
+KMS_TRANSPORT_GAP = 10.0
 
 
 def reason_code(reason: str) -> str:
@@ -329,7 +331,9 @@ class Gate:
         endpoint_url: str | None,
         extra_env: dict[str, str] | None,
         require: frozenset[str] = frozenset(),
+        force: bool = False,
     ) -> None:
+        self.force = force
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
         if backend not in ("localstack", "aws"):
@@ -342,6 +346,9 @@ class Gate:
             raise ValueError(f"unknown capability {sorted(unknown)}; known: {sorted(KNOWN_CAPABILITIES)}")
         self.require = frozenset(require)
         self.proxy: OutageProxy | None = None
+        #: v1.4: the implementation's KMS endpoint (``FLOWGATE_KMS_ENDPOINT_URL``), cut alone in the
+        #: KMS transport outage while SQS and SNS keep working (LocalStack, encrypted runs)
+        self.kms_proxy: OutageProxy | None = None
         self.phase_queues: dict[str, topo.CommandQueue] = {}
         self.phase_threads: list[threading.Thread] = []
         self.capabilities: frozenset[str] = frozenset()
@@ -397,6 +404,8 @@ class Gate:
         #: message is matched by its body (forwarded and redriven copies keep it), else its group
         self.hostile_by_group: dict[str, PlannedHostile] = {}
         self.hostile_by_body: dict[str, PlannedHostile] = {}
+        #: hostile id -> the MessageGroupId it was sent with (a dead letter must keep it, v1.4)
+        self.hostile_group: dict[str, str] = {}
         #: the carrier order :meth:`_pending_command` handed to the kind being built
         self._carrier: PlannedCommand | None = None
         self.hostile_rows: list[catalog.Row] = []
@@ -596,6 +605,7 @@ class Gate:
         command_id = p.command.command_id if event_id in self._valid_ids else event_id
         value.update(group=group, command_id=command_id, event_id=event_id, target=wire.target)
         self.hostile_by_body[wire.body] = p
+        self.hostile_group[p.hostile_id] = group
         if group == p.command.entity_id:  # its own group (a kind may queue it in an order's group)
             self.hostile_by_group[group] = p
         send_value = {
@@ -836,7 +846,29 @@ class Gate:
                     value.update(hostile_id=found.hostile_id, command_id=self._hostile_command(found))
                 elif attrs.get("EventId"):
                     value["command_id"] = attrs["EventId"]
+                self._check_dead_letter_group(msg["MessageId"], name, group, found, attrs.get("EventId", ""))
                 self.history.append("dlq", "ok", "dead_letter", value)
+
+    def _check_dead_letter_group(
+        self, message_id: str, dlq: str, group: str, found: PlannedHostile | None, event_id: str
+    ) -> None:
+        """v1.4 (sections 1 and 6): a dead letter keeps the ``MessageGroupId`` of the message it was
+        forwarded from -- which the implementation only has if it asked ReceiveMessage for it. A dead
+        letter of a message the gate sent (a hostile one, or a command by its ``EventId``) in another
+        group is ``dead-letter-group-changed``."""
+        if found is not None:
+            expected = self.hostile_group.get(found.hostile_id, "")
+        else:
+            sent = self._sent.get(event_id)
+            expected = sent.entity_id if sent is not None else ""
+        if expected and group != expected:
+            self.mapper.violation(
+                "dead-letter-group-changed",
+                f"dead letter {message_id} on {dlq} is in MessageGroupId {group!r}; the message it was "
+                f"forwarded from was sent in {expected!r} (forward with the source's MessageGroupId, "
+                "requested from ReceiveMessage)",
+                message_id=message_id,
+            )
 
     def _hostile_command(self, p: PlannedHostile) -> str:
         """The command id the ``hostile`` op of ``p`` recorded (its planned id if it was not sent)."""
@@ -1000,6 +1032,46 @@ class Gate:
                     time.sleep(1.0)
             self.kms_down.clear()
             self.history.nemesis("kms_outage_end", {"key_id": key})
+        self._kms_transport_outage(number)
+
+    def _kms_transport_outage(self, number: int) -> None:
+        """v1.4 (contract sections 5 and 9): after the key outage, once the implementation had
+        ``KMS_TRANSPORT_GAP`` seconds to close its breaker, the gate cuts the implementation's KMS
+        endpoint (its own proxy, ``FLOWGATE_KMS_ENDPOINT_URL``; SQS and SNS keep working) for
+        ``outage_seconds``: connections are closed and refused, so Decrypt and GenerateDataKey fail
+        with transport errors -- transient, never a reason to dead-letter. The outage's orders are
+        sealed before and sent at the cut, so they are received while KMS cannot be reached.
+        Skipped (and said so) without a proxy (real AWS). Nemesis ops ``kms_transport_outage`` /
+        ``kms_transport_outage_end``."""
+        if self.kms_proxy is None:
+            self.history.nemesis("kms_transport_outage_skipped", {"why": "no KMS proxy (real AWS)"})
+            self.skipped["kms-transport-outage"] = "not injected: the gate has no proxy on real AWS"
+            return
+        orders = self._outage_orders(f"kms-transport-{number}")
+        wires = [self._wire_command(c, self.main_queue) for c in orders]
+        time.sleep(KMS_TRANSPORT_GAP)
+        severed = self.kms_proxy.cut()
+        seconds = self.profile.outage_seconds
+        self.history.nemesis(
+            "kms_transport_outage",
+            {
+                "endpoint": self.kms_proxy.url,
+                "seconds": seconds,
+                "connections_closed": severed,
+                "orders": [c.entity_id for c in orders],
+            },
+        )
+        ends = time.monotonic() + seconds
+        try:
+            for c, wire in zip(orders, wires, strict=True):
+                self.send_command(c, wire=wire)
+            time.sleep(max(0.0, ends - time.monotonic()))
+        finally:
+            self.kms_proxy.restore()
+            self.history.nemesis(
+                "kms_transport_outage_end",
+                {"endpoint": self.kms_proxy.url, "connections_refused": self.kms_proxy.refused},
+            )
 
     # ---- phases on their own queues ------------------------------------------------------------
     def _phase_specs(self) -> dict[str, topo.QueueSpec]:
@@ -1037,6 +1109,7 @@ class Gate:
         }
         if self.endpoint:
             env.update(AWS_ENDPOINT_URL=self.endpoint, FLOWGATE_ENDPOINT_URL=self.endpoint)
+            env.update(AWS_ENDPOINT_URL_KMS=self.endpoint, FLOWGATE_KMS_ENDPOINT_URL=self.endpoint)
         return env
 
     def _start_phase_instance(self, phase: str, index: int, delay_ms: int) -> Instance:
@@ -1130,7 +1203,9 @@ class Gate:
         """Shutdown phase (contract sections 1 and 9). ONE instance with a handler delay ``D`` on a
         queue with a long visibility timeout: send one order and wait for its effect (the instance
         is polling and handling), send the others in one SendMessageBatch (distinct groups), wait
-        ``D / 2`` (they are in hand, mid-handler), SIGTERM it and wait for its exit (the usual
+        ``D / 2`` (they are in hand, mid-handler; v1.4: the batch also holds a second command of
+        three of those orders, waiting behind its group's head -- received, not started -- which
+        must be finished or released), SIGTERM it and wait for its exit (the usual
         grace, ``max(15 s, 2 x VT)``). Right after the exit ``ApproximateNumberOfMessagesNotVisible``
         of the queue must be 0: anything still invisible was received and neither finished nor
         released (``lifecycle: sigterm-abandoned-messages``). Then a normal instance (no delay)
@@ -1319,6 +1394,9 @@ class Gate:
             # queue URLs too: some SDKs (JavaScript v3) send SQS calls to the queue URL's host
             for key in ("FLOWGATE_COMMAND_QUEUE_URL", "FLOWGATE_DEAD_LETTER_QUEUE_URL"):
                 env[key] = via_endpoint(env[key], self.endpoint, endpoint)
+            # v1.4: KMS calls go to an endpoint of their own (the SDKs' service-specific variable too)
+            kms_endpoint = self.kms_proxy.url if self.kms_proxy is not None else endpoint
+            env.update({"FLOWGATE_KMS_ENDPOINT_URL": kms_endpoint, "AWS_ENDPOINT_URL_KMS": kms_endpoint})
         if not self.encrypted:
             env.pop("FLOWGATE_KMS_KEY_ID")
         env.update(self.extra_env)
@@ -1327,10 +1405,18 @@ class Gate:
     def run(self) -> GateResult:
         started = time.time()
         t_start = time.monotonic()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        # FLOWGATE_IDEMPOTENCY_URL is empty at start (section 1): a previous run's store in the same
-        # --out would hold the same seeded command ids
-        shutil.rmtree(self.out_dir / "store", ignore_errors=True)
+        # FLOWGATE_IDEMPOTENCY_URL is empty at start (v1.4 section 1): a previous run's store in the
+        # same --out would hold the same seeded command ids. The gate clears what an earlier gate run
+        # wrote there and refuses a directory it did not write (unless --force): harness/gate/outdir.py
+        kept = outdir.prepare(self.out_dir, force=self.force)
+        (self.out_dir / outdir.STORE).mkdir()
+        outdir.record(self.out_dir, kept)
+        try:
+            return self._provisioned(started, t_start)
+        finally:
+            outdir.record(self.out_dir, kept)
+
+    def _provisioned(self, started: float, t_start: float) -> GateResult:
         try:
             self.prov = topo.provision(self.topology, self.run_id, self.sqs, self.sns, self.kms)
         except (ClientError, BotoCoreError) as exc:
@@ -1342,12 +1428,16 @@ class Gate:
                 self.phase_queues[phase] = topo.add_command_queue(self.prov, self.sqs, spec)
             if self.endpoint and self.profile.outages:
                 self.proxy = OutageProxy.for_url(self.endpoint).start()
+            if self.endpoint and self.encrypted and self.profile.kms_outages:
+                self.kms_proxy = OutageProxy.for_url(self.endpoint).start()
             return self._run(started, t_start)
         except (ClientError, BotoCoreError) as exc:
             raise GateError(f"the gate failed talking to {self.endpoint or 'AWS'}: {exc}") from exc
         finally:
             if self.proxy is not None:
                 self.proxy.close()
+            if self.kms_proxy is not None:
+                self.kms_proxy.close()
             errors = self.prov.teardown(self.sqs, self.sns, self.kms)
             if errors:
                 (self.out_dir / "teardown-errors.txt").write_text("\n".join(errors) + "\n")
@@ -1666,7 +1756,8 @@ class Gate:
         what is still in a command queue then is ``unresolved``. A settle longer than
         :data:`SETTLE_PROGRESS_SECONDS` prints one progress line (stderr) that often."""
         vt, mrc = self.profile.visibility_timeout, self.profile.redrive_max_receive_count
-        outages = self.profile.outages + self.profile.kms_outages
+        # a KMS outage is two windows (v1.4): the key disabled, then the KMS endpoint cut
+        outages = self.profile.outages + 2 * self.profile.kms_outages
         redrive = mrc * vt + RECEIVE_INTERVAL
         # after an outage a correct consumer resumes only when its back-off probe next succeeds:
         # allow one outage length for that on top of the redrive path
@@ -1879,9 +1970,12 @@ def run_gate(
     endpoint_url: str | None = None,
     extra_env: dict[str, str] | None = None,
     require: frozenset[str] = frozenset(),
+    force: bool = False,
 ) -> GateResult:
     """Run one gate (see the module docstring). Raises :class:`GateError` when the backend is
-    unusable. ``require``: capabilities the implementation must declare (else ``capability-missing``)."""
+    unusable. ``require``: capabilities the implementation must declare (else ``capability-missing``).
+    ``force``: use a non-empty ``out_dir`` no gate run wrote (:mod:`harness.gate.outdir`; without it
+    such a directory raises :class:`~harness.gate.outdir.OutDirInUse`, a ValueError)."""
     gate = Gate(
         impl_command,
         profile=profile,
@@ -1894,6 +1988,7 @@ def run_gate(
         endpoint_url=endpoint_url,
         extra_env=extra_env,
         require=require,
+        force=force,
     )
     return gate.run()
 

@@ -100,6 +100,44 @@ CATALOG: tuple[Mutant, ...] = (
         "events published with a random MessageDeduplicationId instead of the event id",
         {"dedup-not-effective"},
     ),
+    # contract v1.4: the KMS transport outage (the KMS endpoint cut, SQS working) and the precedence
+    # of the decode checks on an encrypted bus
+    _node(
+        "kms-transport-is-poison",
+        "KMS unreachable (connection refused/reset, timeout) read as a refusal: valid commands dead-lettered",
+        {"valid-dead-lettered", "lost"},
+        "standard",
+    ),
+    _node(
+        "type-after-envelope",
+        "the registered type judged only after the envelope: a re-labelled sealed message gets DecryptionError",
+        {"hostile-wrong-reason"},
+        "hostile",
+    ),
+    _node(
+        "sealed-contradiction-is-decryption-error",
+        "a sealed body that opened and contradicts its attributes dead-lettered as DecryptionError",
+        {"hostile-wrong-reason"},
+        "hostile",
+    ),
+    # contract v1.4: the system attributes a consumer must request, and the heartbeat's race with a release
+    _node(
+        "no-receive-count",
+        "ApproximateReceiveCount not requested (every receive read as the first): poison is never forwarded",
+        {"hostile-dead-letter-without-reason", "dead-letter-without-reason"},
+    ),
+    _node(
+        "dead-letter-group-lost",
+        "MessageGroupId not requested: dead letters forwarded in a fixed group instead of the source's",
+        {"dead-letter-group-changed"},
+    ),
+    # the shutdown phase's queued commands (v1.4): messages waiting behind their group's head at SIGTERM
+    _node(
+        "no-release-on-sigterm",
+        "on SIGTERM the messages received but not started (behind their group's head) are not released",
+        {"sigterm-abandoned-messages"},
+        "standard",
+    ),
 )
 
 #: How the gate sees each reference mutant: (profile, anomaly kinds that kill it, memory store?).
@@ -220,6 +258,13 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
     # contract v1.3: the hostile poison is forwarded with its reason, but the original stays in the
     # command queue (visibility 12 h): only the drain's look at what is left sees it
     "poison-parked": ("smoke", frozenset({"unresolved"}), False),
+    # contract v1.4: the KMS transport outage cuts the KMS endpoint while SQS works; KMS unreachable read
+    # as the message's fault dead-letters the outage's orders with DecryptionError
+    "kms-transport-is-poison": ("standard", frozenset({"valid-dead-lettered", "lost"}), False),
+    # contract v1.4 precedence on an encrypted bus: contradict_* (sealed bound to the attributes) and
+    # contradict_name_sealed expect DecodeError, unknown_type_after_sealing expects UnknownMessageType
+    "sealed-contradiction-is-decryption-error": ("hostile", frozenset({"hostile-wrong-reason"}), False),
+    "type-checked-after-envelope": ("hostile", frozenset({"hostile-wrong-reason"}), False),
 }
 
 _LAYERED = (
@@ -420,6 +465,8 @@ def run_mutant(
         out_dir=out_dir,
         extra_env=mutant.env,
         encrypted=encrypted,
+        # the runner's own subdirectory (named after the mutant): only the gate's files are removed
+        force=True,
     )
     kinds = sorted({kind for v in result.verdicts for kind in v.kinds()})
     killed = not result.passed and (not mutant.expect or bool(set(kinds) & mutant.expect))

@@ -78,7 +78,9 @@ class Profile:
     #: transport outages of the main cluster's endpoint (the gate's TCP proxy), each
     #: ``OUTAGE_VTS`` x visibility timeout long
     outages: int = 0
-    #: KMS outages (encrypted runs): the gate disables the run's key for ``OUTAGE_VTS`` x VT
+    #: KMS outages (encrypted runs): the gate disables the run's key for ``OUTAGE_VTS`` x VT, then
+    #: (v1.4) cuts the implementation's KMS endpoint (``FLOWGATE_KMS_ENDPOINT_URL``, a proxy of its
+    #: own) for ``OUTAGE_VTS`` x VT while SQS and SNS keep working
     kms_outages: int = 0
     #: new orders (one PlaceOrder each) sent in the middle of every outage (sealed before it)
     outage_orders: int = 3
@@ -93,6 +95,9 @@ class Profile:
         """The native RedrivePolicy's ``maxReceiveCount`` of the main command queue."""
         return self.max_receive_count + REDRIVE_HEADROOM
 
+
+#: shutdown phase (v1.4): how many of the batched orders also get a second command in the batch
+SHUTDOWN_QUEUED: Final = 3
 
 PROFILES: Final[dict[str, Profile]] = {
     "smoke": Profile(
@@ -362,6 +367,9 @@ def make_plan(
     phase_rng = random.Random(f"{seed}:phases")
     outage_phases = [f"outage-{n}" for n in range(profile.outages)]
     outage_phases += [f"kms-outage-{n}" for n in range(profile.kms_outages if encrypted else 0)]
+    # contract v1.4: each KMS outage is followed by a KMS transport outage (the implementation's KMS
+    # endpoint cut while SQS and SNS work) with orders of its own
+    outage_phases += [f"kms-transport-{n}" for n in range(profile.kms_outages if encrypted else 0)]
     phases = [("heartbeat", profile.heartbeat_orders), ("shutdown", profile.shutdown_orders)]
     # carriers: valid orders a hostile kind may queue itself behind (sent only if a kind asks)
     phases.append(("carrier", 2 if hostile_kinds else 0))
@@ -385,4 +393,16 @@ def make_plan(
             entity = f"order-{run_id}-{tag}{n:02d}"
             plan.commands.append(PlannedCommand(_uuid(phase_rng), entity, 1, "PlaceOrder", payload, marker))
             plan.phase_orders[phase].append(len(plan.commands) - 1)
+    # contract v1.4, shutdown phase: a second command (CancelOrder, seq 2) for a few of the batched
+    # orders, in the same SendMessageBatch: at SIGTERM it waits behind its group's head (received,
+    # not started) and must be finished or released -- the release path a heartbeat must not undo
+    shutdown = plan.phase_orders.get("shutdown", [])
+    queued_rng = random.Random(f"{seed}:shutdown-queued")
+    for index in shutdown[1 : 1 + min(SHUTDOWN_QUEUED, len(shutdown) - 1)]:
+        head = plan.commands[index]
+        cancel = payload_for("CancelOrder", queued_rng, {})
+        plan.commands.append(
+            PlannedCommand(_uuid(queued_rng), head.entity_id, 2, "CancelOrder", cancel, head.marker)
+        )
+        shutdown.append(len(plan.commands) - 1)
     return plan

@@ -645,6 +645,40 @@ for _attr, _value in (
         _attr_edit(lambda a, n=_attr, v=_value: a.__setitem__(n, sattr(v)))  # type: ignore[misc]
     )
 
+# contract v1.4, the precedence of the checks on an encrypted bus (decode rules 2, 3, 5, 7): the
+# registered type is judged from the attribute before the envelope is opened; an attribute changed
+# after sealing no longer opens the envelope (it is what the seal is bound to); a body that opens
+# and then contradicts its attributes is a DecodeError, not a DecryptionError.
+kind(
+    "unknown_type_after_sealing",
+    ATTRS,
+    "a sealed PlaceOrder whose CommandType attribute is rewritten to an unregistered type",
+    UNKNOWN,
+    "required",
+)(lambda ctx: replace(ctx.valid, attributes={**attrs_of(ctx), "CommandType": sattr("TeleportOrder")}))
+kind(
+    "unknown_name_sealed",
+    ATTRS,
+    "sealed for CommandType PlaceOrder, the body inside names an unregistered type",
+    UNKNOWN,
+    "required",
+)(lambda ctx: finish(ctx, ctx.plaintext.replace('"PlaceOrder"', '"TeleportOrder"')))
+kind(
+    "contradict_EntityId_after_sealing",
+    ATTRS,
+    "a sealed PlaceOrder whose EntityId attribute is rewritten: the context no longer opens",
+    DECRYPT,
+    "required",
+)(lambda ctx: replace(ctx.valid, attributes={**attrs_of(ctx), "EntityId": sattr("other-entity")}))
+kind(
+    "contradict_name_sealed",
+    ATTRS,
+    "sealed bound to its attributes (PlaceOrder), the body inside names ReserveInventory (whose payload "
+    "fields it has): opens, then contradicts",
+    DECODE,
+    "required",
+)(lambda ctx: finish(ctx, ctx.plaintext.replace('"PlaceOrder"', '"ReserveInventory"')))
+
 # ================================================================ envelope (encrypted bus)
 ENV = "envelope"
 _ENV_FIELDS = FIELDS

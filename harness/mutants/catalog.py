@@ -949,6 +949,75 @@ def _kms_disabled_is_poison() -> list[Any]:
     return [mock.patch("reference.envelope.POISON_CODES", old)]
 
 
+def _kms_transport_is_poison() -> list[Any]:
+    # contract v1.3 section 5 step 5 read literally ("any failure is poison"): KMS unreachable
+    # (connection refused/reset, a timeout: botocore's transport errors) counted as the message's fault
+    from reference.envelope import KmsEnvelopeCipher
+    from reference.errors import DecryptionError
+
+    orig = KmsEnvelopeCipher.open
+
+    def open_(self: KmsEnvelopeCipher, sealed: str, **kw: Any) -> str:
+        try:
+            return orig(self, sealed, **kw)
+        except TransportError as exc:
+            if isinstance(exc.__cause__, BotoCoreError):
+                raise DecryptionError(f"envelope cannot be opened: {exc}") from exc
+            raise
+
+    return [mock.patch.object(KmsEnvelopeCipher, "open", open_)]
+
+
+def _sealed_contradiction_is_decryption_error() -> list[Any]:
+    # the v1.3 section 5 step 5 reading: on an encrypted bus, a body that opened but contradicts its
+    # attributes is reported as DecryptionError (v1.4 decode rule 7: DecodeError)
+    from reference.errors import DecryptionError
+
+    orig = SqsListener._decode
+
+    def _decode(self: SqsListener, m: Any, attrs: Any) -> Any:
+        try:
+            return orig(self, m, attrs)
+        except DecodeError as exc:
+            if attrs.get("Encryption") is not None and "contradicts" in str(exc):
+                raise DecryptionError(str(exc)) from exc
+            raise
+
+    return [mock.patch.object(SqsListener, "_decode", _decode)]
+
+
+def _type_checked_after_envelope() -> list[Any]:
+    # the registered type judged only after the envelope is opened (v1.3's rule order read
+    # literally): a sealed message whose CommandType attribute names an unregistered type is a
+    # DecryptionError when its seal no longer opens (v1.4 decode rule 2: UnknownMessageType first)
+    from reference.errors import DecryptionError, UnknownMessageType
+
+    orig = SqsListener._decode
+
+    def _decode(self: SqsListener, m: Any, attrs: Any) -> Any:
+        try:
+            return orig(self, m, attrs)
+        except UnknownMessageType:
+            event_id, entity_id = attrs.get("EventId"), attrs.get("EntityId")
+            if self.cipher is None or attrs.get("Encryption") is None or not event_id or not entity_id:
+                raise
+            try:
+                self.cipher.open(
+                    str(m.get("Body", "")),
+                    message_id=event_id,
+                    entity_id=entity_id,
+                    message_type=str(attrs.get("CommandType") or attrs.get("EventType") or ""),
+                    destinations=self.destinations,
+                )
+            except DecryptionError:
+                raise
+            except Exception as exc:
+                raise DecryptionError(f"envelope cannot be opened: {exc}") from exc
+            raise
+
+    return [mock.patch.object(SqsListener, "_decode", _decode)]
+
+
 def _ttl_shorter_than_retention() -> list[Any]:
     orig = BusOptions.__post_init__
 
@@ -1434,6 +1503,34 @@ MUTANTS: dict[str, Mutant] = {
             (H_KMS,),
             ("lost",),
             _kms_disabled_is_poison,
+        ),
+        # contract v1.4: KMS transport errors are transient; the precedence of the decode checks
+        Mutant(
+            "kms-transport-is-poison",
+            "KMS unreachable (connection refused or reset, a timeout) is treated as the message's fault: "
+            "DecryptionError instead of a transient failure",
+            (HOSTILE_DECODE + "::test_kms_transport_errors_are_transient_never_poison",),
+            ("lost",),
+            _kms_transport_is_poison,
+        ),
+        Mutant(
+            "sealed-contradiction-is-decryption-error",
+            "on an encrypted bus, a body that opened and contradicts its attributes is dead-lettered as "
+            "DecryptionError instead of DecodeError",
+            (
+                HOSTILE + "[contradict_name_sealed-encrypted-fifo]",
+                HOSTILE + "[contradict_SequenceNo-encrypted-fifo]",
+            ),
+            ("wrong-dead-letter-reason",),
+            _sealed_contradiction_is_decryption_error,
+        ),
+        Mutant(
+            "type-checked-after-envelope",
+            "the registered type is judged only after the envelope opens: a sealed message whose "
+            "CommandType attribute names an unregistered type is dead-lettered as DecryptionError",
+            (HOSTILE + "[unknown_type_after_sealing-encrypted-fifo]",),
+            ("wrong-dead-letter-reason",),
+            _type_checked_after_envelope,
         ),
         Mutant(
             "ttl-shorter-than-retention",

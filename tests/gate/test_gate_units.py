@@ -13,7 +13,7 @@ from harness.checkers.model import Anomaly, Verdict
 from harness.gate import catalog, cli
 from harness.gate.driver import EXIT_USAGE, command_body
 from harness.gate.reporting import write_allure, write_junit
-from harness.gate.workload import EVENT_OF, OUTAGE_VTS, PROFILES, REDRIVE_HEADROOM, make_plan
+from harness.gate.workload import EVENT_OF, OUTAGE_VTS, PROFILES, REDRIVE_HEADROOM, SHUTDOWN_QUEUED, make_plan
 from harness.history import History
 from harness.hostile import CATALOG
 
@@ -252,8 +252,17 @@ def test_phases_are_planned_for_standard_and_chaos_only() -> None:
     assert not any(f.kind in ("outage", "kms-outage") for f in smoke.faults)
     std = make_plan(PROFILES["standard"], 1, "run", encrypted=True, instances=2)
     assert len(std.phase_orders["heartbeat"]) == PROFILES["standard"].heartbeat_orders
-    assert len(std.phase_orders["shutdown"]) == PROFILES["standard"].shutdown_orders
-    phase = {i for indexes in std.phase_orders.values() for i in indexes}
+    # v1.4: the shutdown batch also holds a second command (CancelOrder, seq 2) of SHUTDOWN_QUEUED orders
+    shutdown = [std.commands[i] for i in std.phase_orders["shutdown"]]
+    n_heads = PROFILES["standard"].shutdown_orders
+    heads, queued = shutdown[:n_heads], shutdown[n_heads:]
+    assert len(heads) == n_heads
+    assert len(queued) == SHUTDOWN_QUEUED
+    assert [c.entity_id for c in queued] == [c.entity_id for c in heads[1 : 1 + SHUTDOWN_QUEUED]]
+    assert all(c.command_type == "CancelOrder" and c.seq == 2 for c in queued)
+    phase = {i for indexes in std.phase_orders.values() for i in indexes} - set(
+        std.phase_orders["shutdown"][n_heads:]
+    )
     assert all(std.commands[i].command_type == "PlaceOrder" and std.commands[i].seq == 1 for i in phase)
     assert not phase & {i for kind, i in std.schedule if kind in ("send", "dup")}  # sent by the phases
     outages = [f for f in std.faults if f.kind == "outage"]
@@ -265,6 +274,7 @@ def test_phases_are_planned_for_standard_and_chaos_only() -> None:
     assert kms[0].at >= outages[0].at + std.profile.outage_seconds
     assert std.profile.outage_seconds == OUTAGE_VTS * std.profile.visibility_timeout == 30
     assert len(std.phase_orders["outage-0"]) == len(std.phase_orders["kms-outage-0"]) == 3
+    assert len(std.phase_orders["kms-transport-0"]) == 3  # v1.4: the KMS endpoint cut has orders of its own
     unencrypted = make_plan(PROFILES["standard"], 1, "run", encrypted=False, instances=2)
     assert not any(f.kind == "kms-outage" for f in unencrypted.faults)
     assert "kms-outage-0" not in unencrypted.phase_orders

@@ -146,3 +146,22 @@ def test_registry_rejects_conflicts_and_non_payloads() -> None:
     assert payload_to_dict(A(1)) == {"x": 1}
     with pytest.raises(UnknownMessageType):
         reg.lookup("A", "event")
+
+
+@pytest.mark.parametrize("correlation", [None, "", "absent"])
+def test_an_event_always_carries_a_correlation_id(registry: TypeRegistry, correlation: str | None) -> None:
+    """Contract v1.4 section 3: a command without a correlationId (absent, empty or null) is
+    accepted, and its events carry the command's eventId as their correlationId, never an empty one."""
+    from reference.domain.orders import OrderPlaced, PlaceOrder
+
+    cmd = new_command(PlaceOrder("c", "sku-1", 1, 100), "o-1", is_new=True, sequence_no=1)
+    body = json.loads(encode(cmd))
+    if correlation == "absent":
+        del body["metadata"]["correlationId"]
+    else:
+        body["metadata"]["correlationId"] = correlation
+    decoded = decode(json.dumps(body), registry)
+    assert isinstance(decoded, Command)
+    event = event_for(decoded, 0, OrderPlaced("c", "sku-1", 1, 100))
+    assert event.metadata.correlation_id == decoded.metadata.event_id
+    assert json.loads(encode(event))["metadata"]["correlationId"] == decoded.metadata.event_id

@@ -184,6 +184,11 @@ KILL_CONFIGS = {
     "loose-envelope-version": SimConfig(seed=1, orders=4, encryption=True,
                                         faults=FaultPlan(poison=("env_version_true",))),
     "command-type-wins": SimConfig(seed=1, orders=4, faults=FaultPlan(poison=("both_type_attributes",))),
+    # contract v1.4: the precedence of the decode checks on an encrypted bus
+    "sealed-contradiction-is-decryption-error": SimConfig(seed=1, orders=4, encryption=True,
+                                                          faults=FaultPlan(poison=("contradict_name_sealed",))),
+    "type-checked-after-envelope": SimConfig(seed=1, orders=4, encryption=True,
+                                             faults=FaultPlan(poison=("unknown_type_after_sealing",))),
     "no-breaker": SimConfig(seed=1, orders=6, faults=parse_faults("outage=store")),
     "store-error-escapes-poll": SimConfig(seed=1, orders=6, faults=parse_faults("outage=sqs")),
     "redrive-without-headroom": SimConfig(seed=1, orders=6, workers=3, faults=parse_faults("outage=store")),

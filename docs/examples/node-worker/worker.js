@@ -23,6 +23,8 @@ const { derivedEventId } = require('./lib/ids');
 const E = process.env;
 const cfg = {
   endpoint: E.FLOWGATE_ENDPOINT_URL || E.AWS_ENDPOINT_URL || undefined,
+  // contract v1.4: KMS calls go to FLOWGATE_KMS_ENDPOINT_URL when it is set (the gate cuts it alone)
+  kmsEndpoint: E.FLOWGATE_KMS_ENDPOINT_URL || E.AWS_ENDPOINT_URL_KMS || E.FLOWGATE_ENDPOINT_URL || E.AWS_ENDPOINT_URL || undefined,
   region: E.AWS_REGION || E.AWS_DEFAULT_REGION || 'us-east-1',
   queueUrl: required('FLOWGATE_COMMAND_QUEUE_URL'),
   dlqUrl: E.FLOWGATE_DEAD_LETTER_QUEUE_URL || '',
@@ -36,7 +38,9 @@ const cfg = {
   instance: E.FLOWGATE_INSTANCE_ID || String(process.pid),
   // deliberate bugs for the gate's own tests (comma list): skip-dedup, drop-poison, random-event-id,
   // plaintext-events, ignore-sigterm, no-heartbeat, kms-disabled-is-poison, no-breaker,
-  // id-reuse-is-duplicate, unstable-dedup-id. Never set in production.
+  // id-reuse-is-duplicate, unstable-dedup-id; v1.4: kms-transport-is-poison, type-after-envelope,
+  // sealed-contradiction-is-decryption-error, no-receive-count, dead-letter-group-lost,
+  // no-release-on-sigterm. Never set in production.
   broken: new Set((E.FLOWGATE_BROKEN || '').split(',').filter(Boolean)),
 };
 // the heartbeat extends visibility to this many seconds every half of it (SQS's default VT if unset)
@@ -67,7 +71,7 @@ const aws = { region: cfg.region, endpoint: cfg.endpoint,
   requestHandler: { connectionTimeout: 5000, requestTimeout: (cfg.waitSeconds + 15) * 1000 } };
 const sqs = new SQSClient(aws);
 const sns = new SNSClient(aws);
-const kms = new KMSClient(aws);
+const kms = new KMSClient({ ...aws, endpoint: cfg.kmsEndpoint });
 const store = openStore(cfg.storeUrl);
 
 class Poison extends Error { constructor(reason, msg) { super(msg); this.reason = reason; } }
@@ -150,6 +154,8 @@ async function decodeCommand(msg) {
   for (const [n, v] of [['CommandType', type], ['EntityId', entityId], ['SequenceNo', seq]]) {
     if (v === undefined || v === '') throw new Poison('MissingAttribute', `attribute ${n} missing`);
   }
+  // v1.4 decode rule 2: the registered type is judged from the attribute, before the envelope is opened
+  if (!COMMANDS[type] && !cfg.broken.has('type-after-envelope')) throw new Poison('UnknownMessageType', `unknown command ${type}`);
   let text = msg.Body;
   const scheme = attr(msg, 'Encryption');
   if (scheme !== undefined || cfg.kmsKeyId) {
@@ -170,7 +176,9 @@ async function decodeCommand(msg) {
       try { raw = env.openWithKey(key, sealed, ctx); } finally { key.fill(0); }
       try { text = utf8.decode(raw); } catch { throw new env.EnvelopeError('the sealed plaintext is not UTF-8'); }
     } catch (err) {
-      if (!(err instanceof env.EnvelopeError) && !KMS_REFUSALS.has(err.name)) throw err; // transport, not poison
+      // the v1.3 step-5 misreading, for the gate's own tests: "any failure is poison", transport errors too
+      const transportIsPoison = cfg.broken.has('kms-transport-is-poison') && !err.$fault;
+      if (!(err instanceof env.EnvelopeError) && !KMS_REFUSALS.has(err.name) && !transportIsPoison) throw err; // transport, not poison
       throw new Poison('DecryptionError', err.message);
     }
   }
@@ -205,7 +213,10 @@ async function decodeCommand(msg) {
   }
   if (body.name !== type || body.entity.id !== entityId || String(m.sequenceNo) !== seq
       || (attr(msg, 'EventId') !== undefined && attr(msg, 'EventId') !== m.eventId)) {
-    throw new Poison('DecodeError', 'body contradicts its attributes');
+    // v1.4: a body that opened and contradicts its attributes is a DecodeError (the broken variant
+    // keeps the v1.3 step-5 reading: DecryptionError on an encrypted bus)
+    const sealedReading = cfg.kmsKeyId && cfg.broken.has('sealed-contradiction-is-decryption-error');
+    throw new Poison(sealedReading ? 'DecryptionError' : 'DecodeError', 'body contradicts its attributes');
   }
   return body;
 }
@@ -328,8 +339,11 @@ async function forwardToDlq(msg, reason) {
   attrs.DeadLetterReason = { DataType: 'String', StringValue: reason.slice(0, 1000) };
   if (Object.keys(attrs).length < 10) attrs.DeadLetterSourceMessageId = { DataType: 'String', StringValue: msg.MessageId };
   const fifo = cfg.dlqUrl.endsWith('.fifo');
+  // contract v1.4 section 6: the source's MessageGroupId (requested from ReceiveMessage); the broken
+  // variant forwards as if it had not been requested
+  const group = cfg.broken.has('dead-letter-group-lost') ? 'poison' : msg.Attributes && msg.Attributes.MessageGroupId;
   await sqs.send(new SendMessageCommand({ QueueUrl: cfg.dlqUrl, MessageBody: msg.Body || ' ', MessageAttributes: attrs,
-    ...(fifo ? { MessageGroupId: (msg.Attributes && msg.Attributes.MessageGroupId) || 'poison', MessageDeduplicationId: msg.MessageId } : {}) }));
+    ...(fifo ? { MessageGroupId: group || 'poison', MessageDeduplicationId: msg.MessageId } : {}) }));
   log(`dead-lettered ${msg.MessageId}: ${reason}`);
 }
 
@@ -387,7 +401,10 @@ function heartbeat(msg) {
 // One message: true when it is finished (deleted), false when the rest of its group must wait.
 // The heartbeat runs until the message is released or deleted.
 async function handle(msg, beat) {
-  const receiveCount = parseInt((msg.Attributes && msg.Attributes.ApproximateReceiveCount) || '1', 10);
+  // contract v1.4 section 1: ApproximateReceiveCount is requested from ReceiveMessage (the broken
+  // variant reads it as if it had not been: always the first receive)
+  const counted = !cfg.broken.has('no-receive-count') && msg.Attributes && msg.Attributes.ApproximateReceiveCount;
+  const receiveCount = parseInt(counted || '1', 10);
   let cmd;
   try {
     cmd = await decodeCommand(msg);
@@ -437,7 +454,7 @@ async function handleGroup(msgs) {
   } finally {
     await Promise.all(beats.map((b) => b.stop()));
   }
-  if (!running && next < msgs.length) {
+  if (!running && next < msgs.length && !cfg.broken.has('no-release-on-sigterm')) {
     for (const msg of msgs.slice(next)) await release(msg);
     log(`stopping: released ${msgs.length - next} message(s) still in hand`);
   }

@@ -120,6 +120,10 @@ def main() -> int:
     env = dict(os.environ)
     if env.get("FLOWGATE_ENDPOINT_URL") and not env.get("AWS_ENDPOINT_URL"):
         os.environ["AWS_ENDPOINT_URL"] = env["FLOWGATE_ENDPOINT_URL"]
+    # contract v1.4: KMS calls go to FLOWGATE_KMS_ENDPOINT_URL when set (botocore reads the
+    # service-specific variable itself)
+    if env.get("FLOWGATE_KMS_ENDPOINT_URL"):
+        os.environ["AWS_ENDPOINT_URL_KMS"] = env["FLOWGATE_KMS_ENDPOINT_URL"]
     if env.get("FLOWGATE_MODE") == "replay":
         return replay(env)
     cfg = config_from_env(env)
