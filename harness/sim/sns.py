@@ -172,7 +172,8 @@ class SnsBackend:
         for name, attr in (attributes or {}).items():
             data_type = str(attr.get("DataType", ""))
             if not data_type.startswith(("String", "Number", "Binary")):
-                raise _invalid(
+                raise SimError(
+                    E.SNS_INVALID_PARAMETER_VALUE,
                     f"The message attribute '{name}' has an invalid message attribute type, the set of supported "
                     "type prefixes is Binary, Number, and String."
                 )
