@@ -369,6 +369,8 @@ class Cloud:
         self.urls: dict[str, str] = {}
         self.arns: dict[str, str] = {}
         self.subscriptions: dict[str, str | None] = {}
+        #: the RawMessageDelivery of each live subscription (a re-subscription may change it)
+        self.raw = {name: raw for name, (_, _, raw) in SUBSCRIPTIONS.items()}
         for name, (_, fifo, _raw) in SUBSCRIPTIONS.items():
             attrs = {"FifoQueue": "true"} if fifo else {}
             queue = f"fsk-{suffix}-{name}" + (".fifo" if fifo else "")
@@ -450,9 +452,9 @@ def _delivery(cloud: Cloud, name: str, message: dict[str, Any]) -> tuple[Any, ..
     """What a subscriber sees of one delivered message, identifiers normalised: the body (for an
     SNS envelope: its fields that carry content, and the set of its keys), message attributes
     with MD5OfMessageAttributes, group and deduplication ids."""
-    _, fifo, raw = SUBSCRIPTIONS[name]
+    fifo = SUBSCRIPTIONS[name][1]
     body: Any = message["Body"]
-    if not raw:
+    if not cloud.raw[name]:
         envelope = json.loads(body)
         body = (
             sorted(envelope),
@@ -684,7 +686,7 @@ def make_sns_kms_machine(endpoint: str) -> type[RuleBasedStateMachine]:
             def go(cloud: Cloud) -> tuple[str, Any]:
                 status, value = cloud.subscribe(name, raw)
                 if status == "ok" and cloud.subscriptions[name] is None:
-                    cloud.subscriptions[name] = value
+                    cloud.subscriptions[name], cloud.raw[name] = value, raw
                     return (status, "new")
                 return (status, value == cloud.subscriptions[name] if status == "ok" else value)
 
