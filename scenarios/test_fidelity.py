@@ -1,23 +1,39 @@
-"""Differential test: the simulator and LocalStack must agree on what a client can observe.
+"""Differential tests: the simulator and LocalStack must agree on what a client can observe.
 
-One hypothesis ``RuleBasedStateMachine`` (the pattern of hypothesis's
-``tests/nocover/test_database_agreement.py``) applies the same generated operations to a FIFO
-queue (explicit dedup ids), a FIFO queue with ContentBasedDeduplication (no explicit ids) and a
-standard queue on both backends and compares, after every step:
+Two hypothesis ``RuleBasedStateMachine`` s (the pattern of hypothesis's
+``tests/nocover/test_database_agreement.py``) apply the same generated operations to both
+backends and compare after every step; a third test waits out the 5-minute dedup window.
+
+**SQS** (``test_simulator_agrees_with_localstack``): a FIFO queue (explicit dedup ids), a FIFO
+queue with ContentBasedDeduplication (no explicit ids) and a standard queue; compared:
 
 * which bodies a receive returns, in order (FIFO: per-group order and group locking);
 * ApproximateReceiveCount, MessageGroupId and MessageDeduplicationId of each received message;
 * dedup outcomes (a resend of any earlier id -- in another group, with another body, after the
   original was received or deleted -- answers with the MessageId of the earlier send and is not
   delivered; ids are normalised to the index of their first appearance); the 300 s end of the
-  window is not reached (no real waiting: ``tests/sim/test_sim_dedup.py`` checks it on the
-  virtual clock);
+  window is not reached here (``test_dedup_window_end_agrees_with_localstack``, below);
 * error codes (or success) of deletes and visibility changes with live, stale and deleted
   receipt handles.
 
 No real waiting: visibility is ended with ChangeMessageVisibility(0) or receives with
-VisibilityTimeout=0, so LocalStack's once-a-second expiry scan never matters. Known divergences
-are listed in ``docs/simulator.md``.
+VisibilityTimeout=0, so LocalStack's once-a-second expiry scan never matters.
+
+**SNS and KMS** (``test_sns_and_kms_agree_with_localstack``): every SNS and KMS call the
+reference and the gate make -- CreateTopic, GetTopicAttributes, Subscribe, Unsubscribe, Publish,
+PublishBatch (resends within and across batches, invalid entries), raw and envelope fan-out with
+message attributes to FIFO and standard queues; CreateKey, DescribeKey, GenerateDataKey, Decrypt
+(wrong, missing and extra context, wrong / unknown KeyId, tampered blob), DisableKey, EnableKey,
+ScheduleKeyDeletion. LocalStack fans out asynchronously: after each publish it is given up to
+``FAN_OUT_WAIT`` seconds to reach the message counts the simulator reached at once.
+
+**Dedup window** (``test_dedup_window_end_agrees_with_localstack``, ``realtime``: ``nox -s
+realtime``, not ``nox -s integration``): a duplicate inside and the same id after the 300 s
+window, on a FIFO queue and two FIFO topics; the simulator's clock jumps, LocalStack is waited for.
+
+Under ``--mutant NAME`` the simulator runs as that mutant (``harness/mutants/catalog.py``,
+``subject="simulator"``): these tests are its killers. Known divergences are listed in
+``docs/simulator.md``.
 """
 
 from __future__ import annotations
@@ -45,6 +61,7 @@ from hypothesis.stateful import (
 
 from fixtures.scenario import in_process_mutant
 from harness.sim import SimAws
+from harness.sim.sqs import DEDUP_WINDOW
 
 pytestmark = pytest.mark.localstack
 
@@ -875,3 +892,92 @@ def test_sns_and_kms_agree_with_localstack(localstack_endpoint: str | None, in_m
             **({"database": None, "phases": [Phase.generate]} if in_mutant else {}),
         ),
     )
+
+
+def _dedup_window(sqs: Any, sns: Any, suffix: str, wait: Callable[[], None]) -> list[Any]:
+    """Duplicates inside the 300 s window and after it, on a FIFO queue (explicit id) and on two
+    FIFO topics (explicit id; content-based) with raw FIFO subscriptions: ``wait`` ends the window
+    (virtual clock or real time). Returns, per phase, the bodies each queue delivered."""
+    fifo = {"FifoQueue": "true"}
+    direct = sqs.create_queue(QueueName=f"fdw-{suffix}-q.fifo", Attributes=fifo)["QueueUrl"]
+    topics, queues = {}, {"direct": direct}
+    for kind, cbd in (("fifo", "false"), ("cbd", "true")):
+        topics[kind] = sns.create_topic(
+            Name=f"fdw-{suffix}-{kind}.fifo",
+            Attributes={"FifoTopic": "true", "ContentBasedDeduplication": cbd},
+        )["TopicArn"]
+        queues[kind] = sqs.create_queue(QueueName=f"fdw-{suffix}-{kind}-sub.fifo", Attributes=fifo)[
+            "QueueUrl"
+        ]
+        arn = sqs.get_queue_attributes(QueueUrl=queues[kind], AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(
+            TopicArn=topics[kind], Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+        )
+
+    def send_twice(tag: str) -> None:
+        for copy in ("", "-again"):
+            sqs.send_message(
+                QueueUrl=direct, MessageBody=f"{tag}{copy}", MessageGroupId="g", MessageDeduplicationId="d1"
+            )
+            sns.publish(
+                TopicArn=topics["fifo"],
+                Message=f"{tag}{copy}",
+                MessageGroupId="g",
+                MessageDeduplicationId="d1",
+            )
+            sns.publish(TopicArn=topics["cbd"], Message="same body", MessageGroupId="g")
+
+    def drain() -> dict[str, list[str]]:
+        got: dict[str, list[str]] = {}
+        for name, url in queues.items():
+            bodies: list[str] = []
+            for _ in range(10):  # LocalStack fans out asynchronously: a few short long-polls
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                    "Messages", []
+                )
+                for m in messages:
+                    bodies.append(m["Body"])
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                if bodies and not messages:
+                    break
+            got[name] = bodies
+        return got
+
+    try:
+        send_twice("first")
+        inside = drain()
+        wait()
+        send_twice("late")
+        return [inside, drain()]
+    finally:
+        for url in queues.values():
+            with contextlib.suppress(ClientError):
+                sqs.delete_queue(QueueUrl=url)
+        for arn in topics.values():
+            with contextlib.suppress(ClientError):
+                sns.delete_topic(TopicArn=arn)
+
+
+@pytest.mark.slow
+@pytest.mark.realtime
+def test_dedup_window_end_agrees_with_localstack(localstack_endpoint: str | None) -> None:
+    """A duplicate inside the 5-minute window is dropped, the same id after it is delivered (and
+    opens a new window), on a FIFO queue and through FIFO topics: the simulator's virtual clock
+    jumps 301 s, LocalStack is waited for in real time (5 minutes: ``nox -s realtime``, not part
+    of ``nox -s integration``)."""
+    if localstack_endpoint is None:
+        pytest.skip("the fidelity test compares the simulator with LocalStack, not with real AWS")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", localstack_endpoint)
+    creds = {"region_name": "us-east-1", "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    real = [boto3.client(s, endpoint_url=endpoint, **creds) for s in ("sqs", "sns")]  # type: ignore[call-overload]
+    sim = SimAws(seed=0)
+    suffix = uuid.uuid4().hex[:10]
+    window = DEDUP_WINDOW + 1
+    expected = _dedup_window(sim.client("sqs"), sim.client("sns"), suffix, lambda: sim.clock.advance(window))
+    assert expected == [
+        {"direct": ["first"], "fifo": ["first"], "cbd": ["same body"]},
+        {"direct": ["late"], "fifo": ["late"], "cbd": ["same body"]},
+    ]
+    assert _dedup_window(*real, suffix, lambda: time.sleep(window)) == expected

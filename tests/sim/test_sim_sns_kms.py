@@ -108,7 +108,9 @@ def test_publish_batch(sqs: SqsClient, sns: SnsClient) -> None:
     assert error_code(lambda: sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=invalid)) == (
         "InvalidParameter"
     )
-    bad_type = [{"Id": "a", "Message": "x", "MessageAttributes": {"k": {"DataType": "Text", "StringValue": "v"}}}]
+    bad_type = [
+        {"Id": "a", "Message": "x", "MessageAttributes": {"k": {"DataType": "Text", "StringValue": "v"}}}
+    ]
     assert error_code(lambda: sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=bad_type)) == (
         "ParameterValueInvalid"
     )
@@ -188,6 +190,12 @@ def test_kms_errors(sim: SimAws) -> None:
     assert kms.decrypt(CiphertextBlob=enc["CiphertextBlob"])["Plaintext"] == b"hello"
     kms.disable_key(KeyId=key["KeyId"])
     assert error_code(lambda: kms.decrypt(CiphertextBlob=enc["CiphertextBlob"])) == "DisabledException"
+    # a key pending deletion can be neither enabled nor disabled (AWS's key-state table, LocalStack)
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    for switch in (kms.enable_key, kms.disable_key):
+        assert error_code(lambda switch=switch: switch(KeyId=key["KeyId"])) == "KMSInvalidStateException"
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert error_code(lambda: kms.decrypt(CiphertextBlob=enc["CiphertextBlob"])) == "KMSInvalidStateException"
 
 
 def test_sts_identity(sim: SimAws) -> None:
