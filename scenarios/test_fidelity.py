@@ -69,6 +69,14 @@ KINDS = ("fifo", "cbd", "std")
 FIFO_KINDS = ("fifo", "cbd")
 
 
+@pytest.fixture(autouse=True)
+def in_mutant(mutant: str | None) -> Iterator[str | None]:
+    """The simulator (and reference) as mutant ``--mutant NAME`` for every test of this module:
+    the differential tests are the killers of the simulator's mutants."""
+    with in_process_mutant(mutant):
+        yield mutant
+
+
 def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
     try:
         return ("ok", call())
@@ -386,8 +394,6 @@ class Cloud:
         self.urls: dict[str, str] = {}
         self.arns: dict[str, str] = {}
         self.subscriptions: dict[str, str | None] = {}
-        #: the RawMessageDelivery of each live subscription (a re-subscription may change it)
-        self.raw = {name: raw for name, (_, _, raw) in SUBSCRIPTIONS.items()}
         for name, (_, fifo, _raw) in SUBSCRIPTIONS.items():
             attrs = {"FifoQueue": "true"} if fifo else {}
             queue = f"fsk-{suffix}-{name}" + (".fifo" if fifo else "")
@@ -471,7 +477,9 @@ def _delivery(cloud: Cloud, name: str, message: dict[str, Any]) -> tuple[Any, ..
     with MD5OfMessageAttributes, group and deduplication ids."""
     fifo = SUBSCRIPTIONS[name][1]
     body: Any = message["Body"]
-    if not cloud.raw[name]:
+    # told apart by the body, not by the subscription: a queue re-subscribed with the other
+    # delivery still holds messages of the first (the machine's raw bodies are never JSON)
+    if body.startswith("{"):
         envelope = json.loads(body)
         body = (
             sorted(envelope),
@@ -703,7 +711,7 @@ def make_sns_kms_machine(endpoint: str) -> type[RuleBasedStateMachine]:
             def go(cloud: Cloud) -> tuple[str, Any]:
                 status, value = cloud.subscribe(name, raw)
                 if status == "ok" and cloud.subscriptions[name] is None:
-                    cloud.subscriptions[name], cloud.raw[name] = value, raw
+                    cloud.subscriptions[name] = value
                     return (status, "new")
                 return (status, value == cloud.subscriptions[name] if status == "ok" else value)
 
@@ -867,14 +875,6 @@ def make_sns_kms_machine(endpoint: str) -> type[RuleBasedStateMachine]:
             self.agree(f"describe_key {key} ({form})", go)
 
     return SnsKmsAgreement
-
-
-@pytest.fixture
-def in_mutant(mutant: str | None) -> Iterator[str | None]:
-    """The simulator (and reference) as mutant ``--mutant NAME`` for this test: the
-    differential tests are the killers of the simulator's mutants."""
-    with in_process_mutant(mutant):
-        yield mutant
 
 
 def test_sns_and_kms_agree_with_localstack(localstack_endpoint: str | None, in_mutant: str | None) -> None:

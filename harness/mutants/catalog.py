@@ -773,6 +773,17 @@ def _sim_fifo_topic_no_dedup() -> list[Any]:
     ]
 
 
+def _sim_dedup_window_never_ends() -> list[Any]:
+    from harness.sim import sns as sim_sns
+    from harness.sim import sqs as sim_sqs
+
+    # a duplicate id is dropped forever: the 5-minute window of FIFO queues and topics never ends
+    return [
+        mock.patch.object(sim_sqs, "DEDUP_WINDOW", float("inf")),
+        mock.patch.object(sim_sns, "DEDUP_WINDOW", float("inf")),
+    ]
+
+
 def _sim_decrypt_ignores_context() -> list[Any]:
     from harness.sim import kms as sim_kms
 
@@ -1064,6 +1075,7 @@ PRODUCERS = P + "test_producers.py"
 PRODUCERS_LS = S + "test_producers.py::test_two_producer_processes_one_restarted"
 PRODUCERS_OUTBOX = PRODUCERS + "::test_refusals_and_send_failures_never_block_an_entity"
 FIDELITY_SNS_KMS = S + "test_fidelity.py::test_sns_and_kms_agree_with_localstack"
+FIDELITY_WINDOW = S + "test_fidelity.py::test_dedup_window_end_agrees_with_localstack"
 PRODUCERS_ALLOCATE = PRODUCERS + "::test_concurrent_producers_never_share_a_number"
 
 MUTANTS: dict[str, Mutant] = {
@@ -1508,6 +1520,16 @@ MUTANTS: dict[str, Mutant] = {
             ("scenario:simulator-divergence",),
             _sim_fifo_topic_no_dedup,
             scenarios=(FIDELITY_SNS_KMS,),
+            subject="simulator",
+        ),
+        Mutant(
+            "sim-dedup-window-never-ends",
+            "the simulated FIFO queues and topics never end the 5-minute deduplication window: the "
+            "same id after 300 s is still dropped",
+            (),
+            ("scenario:simulator-divergence",),
+            _sim_dedup_window_never_ends,
+            scenarios=(FIDELITY_WINDOW,),
             subject="simulator",
         ),
         Mutant(
