@@ -74,7 +74,23 @@ def properties(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """LocalStack end-to-end scenarios plus the short chaos set (starts LocalStack when none is configured)."""
     _install(session)
-    _pytest(session, "integration", "-m", "localstack", "-p", "fixtures.summary", "scenarios", "tests")
+    _pytest(
+        session,
+        "integration",
+        "-m",
+        "localstack and not realtime",
+        "-p",
+        "fixtures.summary",
+        "scenarios",
+        "tests",
+    )
+
+
+@nox.session
+def realtime(session: nox.Session) -> None:
+    """LocalStack checks that wait out real AWS time windows (the 5-minute FIFO dedup window, about 6 min)."""
+    _install(session)
+    _pytest(session, "realtime", "-m", "realtime", "scenarios")
 
 
 @nox.session

@@ -414,6 +414,18 @@ class SnsClient(_Client):
     ) -> Response:
         topic = self._sns.resolve(TopicArn)
         self._sns.check_batch(PublishBatchRequestEntries)
+        # an invalid entry (no group id on a FIFO topic, no dedup id without content-based dedup,
+        # a bad attribute, an empty message) fails the whole request before anything is published,
+        # as AWS (LocalStack's AWS-validated snapshot of PublishBatch without MessageGroupId) and
+        # LocalStack do; ``Failed`` is left for errors while publishing
+        for entry in PublishBatchRequestEntries:
+            self._sns.check_publish(
+                topic,
+                entry.get("Message"),
+                entry.get("MessageAttributes"),
+                entry.get("MessageGroupId"),
+                entry.get("MessageDeduplicationId"),
+            )
         successful: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         for entry in PublishBatchRequestEntries:
@@ -484,12 +496,12 @@ class KmsClient(_Client):
 
     @operation("DisableKey")
     def disable_key(self, *, KeyId: str) -> Response:
-        self._kms.resolve(KeyId, usable=False).state = "Disabled"
+        self._kms.switchable(KeyId).state = "Disabled"
         return {}
 
     @operation("EnableKey")
     def enable_key(self, *, KeyId: str) -> Response:
-        self._kms.resolve(KeyId, usable=False).state = "Enabled"
+        self._kms.switchable(KeyId).state = "Enabled"
         return {}
 
     @operation("ScheduleKeyDeletion")

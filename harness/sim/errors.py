@@ -49,6 +49,8 @@ SQS_QUEUE_EXISTS = ErrorSpec("QueueAlreadyExists", "QueueNameExists")
 
 SNS_NOT_FOUND = ErrorSpec("NotFound", status=404)
 SNS_INVALID_PARAMETER = ErrorSpec("InvalidParameter")
+#: a message attribute that breaks the rules (LocalStack's and AWS's ``InvalidParameterValue``)
+SNS_INVALID_PARAMETER_VALUE = ErrorSpec("ParameterValueInvalid")
 SNS_TOO_MANY_ENTRIES = ErrorSpec("TooManyEntriesInBatchRequest")
 SNS_IDS_NOT_DISTINCT = ErrorSpec("BatchEntryIdsNotDistinct")
 SNS_EMPTY_BATCH = ErrorSpec("EmptyBatchRequest")

@@ -101,6 +101,14 @@ class KmsBackend:
             raise SimError(E.KMS_INVALID_STATE, f"{key.arn} is pending deletion.")
         return key
 
+    def switchable(self, key_ref: str | None) -> Key:
+        """The key EnableKey/DisableKey may switch: a key pending deletion refuses both with
+        ``KMSInvalidStateException`` (AWS's key-state table; LocalStack the same)."""
+        key = self.resolve(key_ref, usable=False)
+        if key.state == "PendingDeletion":
+            raise SimError(E.KMS_INVALID_STATE, f"{key.arn} is pending deletion.")
+        return key
+
     def create_alias(self, alias: str, target: str) -> None:
         if not alias.startswith("alias/"):
             raise SimError(

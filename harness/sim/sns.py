@@ -12,6 +12,8 @@
   scoped to the topic or, with ``FifoThroughputScope=MessageGroup``, to the message group; a
   duplicate is accepted (the original's MessageId) and delivered to no subscription. LocalStack
   leaves it to the subscribed FIFO queues (a duplicate answers with a new MessageId there).
+* PublishBatch validates every entry before it publishes any: one invalid entry refuses the
+  whole request (AWS for a missing group id, LocalStack for every check), so ``Failed`` is empty.
 * A delivery that the queue refuses (queue deleted, attribute limits) is dropped, as LocalStack
   logs and drops it (AWS would retry and then use the subscription's DLQ).
 """
@@ -172,9 +174,10 @@ class SnsBackend:
         for name, attr in (attributes or {}).items():
             data_type = str(attr.get("DataType", ""))
             if not data_type.startswith(("String", "Number", "Binary")):
-                raise _invalid(
+                raise SimError(
+                    E.SNS_INVALID_PARAMETER_VALUE,
                     f"The message attribute '{name}' has an invalid message attribute type, the set of supported "
-                    "type prefixes is Binary, Number, and String."
+                    "type prefixes is Binary, Number, and String.",
                 )
         if topic.fifo:
             if not group_id:
