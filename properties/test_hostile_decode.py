@@ -280,6 +280,8 @@ RUNS: dict[str, Callable[[], SimResult]] = {
     "unvalidated-group-id": lambda: _run(_cfg(), [(2, "invalid_group_id")]),
     "kms-disabled-is-poison": lambda: _outage(_cfg(encryption=True)),
     "ttl-shorter-than-retention": lambda: _late_resend(_cfg()),
+    # the simulated workers' scheduled cleanup (reference.cleanup) sweeps during the 7 days
+    "cleanup-deletes-unexpired": lambda: _late_resend(_cfg()),
 }
 
 

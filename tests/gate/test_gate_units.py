@@ -179,6 +179,15 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "heartbeat-holds-given-up",
         "dead-letter-completes-key",  # v1.3: the gate never replays a DLQ (contract section 7)
         "replay-reversed",
+        # v1.4 (telemetry): in-process observations and the hour-scale cleanup
+        "producer-span-missing",
+        "traceparent-lost",
+        "outbox-span-orphaned",
+        "event-metrics-missing",
+        "health-ignores-missing-resources",
+        "cleanup-deletes-unexpired",
+        "cleanup-deletes-leased",
+        "cleanup-never-scheduled",
     }
     for m in reference_catalog():
         assert m.equivalent or (m.profile in PROFILES and m.expect), m.name
