@@ -210,3 +210,19 @@ def test_health_check_on_the_simulator_names_what_is_missing(rig: Rig) -> None:
     report = check_health(rt.config, rt.resources, sqs=rig.aws.client("sqs"), sns=sns)
     assert report.status == "unhealthy"
     assert all(report.checks[q] != "ok" for q in (f"sqs:{COMMANDS}", f"sqs:{VIEWS}"))
+
+
+def test_a_malformed_traceparent_is_ignored_not_refused(rig: Rig) -> None:
+    """Contract v1.4 (telemetry): ``traceparent`` is OPTIONAL; a bad value starts a new trace and
+    the message takes effect."""
+    cmd = new_command(
+        PlaceOrder("C1", "SKU-1", 1, 100), "o-9", is_new=True, sequence_no=1, correlation_id="c-9"
+    )
+    entry = rig.runtime.commands._entry(cmd, COMMANDS)
+    entry["MessageAttributes"]["traceparent"] = {"DataType": "String", "StringValue": "00-zz-not-a-trace"}
+    rig.aws.client("sqs").send_message(QueueUrl=rig.runtime.resources.queue_urls[COMMANDS], **entry)
+    assert rig.poll(COMMANDS) == 1
+    assert rig.runtime.processor.storage.get_entity("order", "o-9") is not None
+    (handle,) = [s for s in rig.otel.finished() if s.name == PROCESS]
+    assert handle.parent is None  # a new trace
+    assert (handle.attributes or {}).get("sourceflow.outcome") == "done"
