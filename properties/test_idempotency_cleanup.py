@@ -6,8 +6,8 @@
   a leased claim swept over still commits, an unexpired record is still a duplicate.
 * **In flight**: a sweep that runs while a listener holds a message (between its claim and its
   commit) changes nothing about its processing: committed on the first receive, nothing redelivered.
-* **Scheduled**: the worker's cleanup thread (:func:`reference.worker.start_cleanup`) sweeps at
-  start-up and again every ``idempotency_cleanup_interval``, without any poll.
+* **Scheduled**: the worker's cleanup thread (:func:`reference.worker.start_cleanup`) sweeps every
+  ``idempotency_cleanup_interval`` (the first one interval after start-up), without any poll.
 * **Never waits for a row in use** (PostgreSQL): a record another transaction holds locked is
   skipped, the sweep returns at once.
 
@@ -277,8 +277,8 @@ def test_a_sweep_during_processing_never_touches_the_message_in_flight(storage: 
 
 
 def test_the_worker_schedules_cleanup_on_its_own_thread(tmp_path: Any) -> None:
-    """start_cleanup (what the worker's main runs) sweeps at once, then every interval (1 s here),
-    with no poll at all."""
+    """start_cleanup (what the worker's main runs) sweeps every interval (1 s here; the first one
+    interval after the runtime was built), with no poll at all."""
     from harness.sim import VirtualClock
 
     clock = VirtualClock()
@@ -296,7 +296,7 @@ def test_the_worker_schedules_cleanup_on_its_own_thread(tmp_path: Any) -> None:
     thread = start_cleanup(runtime, stop)
     try:
         assert _wait(lambda: _keys(storage, "command:") == set(), 3.0), (
-            "flowgate-anomalies: never-swept\nno sweep at start-up"
+            "flowgate-anomalies: never-swept\nno sweep one interval after start"
         )
         completed("command:later")
         clock.advance(TTL + 1)

@@ -21,8 +21,11 @@ How it runs, and why it cannot block processing:
 * In a worker process (:func:`reference.worker.start_cleanup`) it has its own thread, started
   with the poll threads and stopped by the same stop event (SIGTERM). It never runs inside a poll
   loop, so receives, heartbeats (VT/2) and the long poll (``wait_time_seconds``) are never delayed
-  by it; its first sweep runs at start-up, then one per interval (``stop.wait``: a stop is noticed
-  at once, even mid-interval, and between two batches of a sweep).
+  by it; its first sweep runs one interval after start-up, then one per interval (SourceFlow's
+  periodic timer; ``stop.wait``: a stop is noticed at once, even mid-interval, and between two
+  batches of a sweep). Not at start-up: a crash-looping worker, or the simulator's restarted
+  workers, would scan the store on every start. A worker that never lives a whole interval never
+  sweeps: where workers are that short-lived, lower the interval.
 * A sweep is a loop of short statements of at most ``idempotency_cleanup_batch`` rows each
   (:meth:`~reference.stores.Storage.cleanup` with ``limit``). On SQLite each statement holds the
   process's writer lock for one batch only; on PostgreSQL rows another transaction is writing are
@@ -64,8 +67,8 @@ class IdempotencyCleaner:
         self.ttl = ttl
         self.clock = clock
         self.batch = batch
-        #: clock time of the next due sweep (the first one is due at once)
-        self.next_due = clock.now()
+        #: clock time of the next due sweep (the first one an interval after construction)
+        self.next_due = clock.now() + interval
         #: sweeps completed and records deleted so far (for logs and tests)
         self.sweeps = 0
         self.deleted = 0
@@ -104,7 +107,8 @@ class IdempotencyCleaner:
             return 0
 
     def run(self, stop: threading.Event) -> None:
-        """The worker's cleanup thread: a sweep at once, then one per interval, until ``stop``."""
+        """The worker's cleanup thread: a sweep every interval (the first one interval after the
+        cleaner was built), until ``stop``."""
         while not stop.is_set():
             self.run_due(stop)
             stop.wait(max(0.0, self.next_due - self.clock.now()))

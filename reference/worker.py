@@ -14,8 +14,9 @@ reads a JSON or YAML file::
 
 It bootstraps the resources, then runs one listener per listened/subscribed queue (each with
 ``options.pollers`` poll threads, one boto3 client per service shared by all) and the
-idempotency cleanup thread (:func:`start_cleanup`: a sweep at start-up, then every
-``options.idempotency_cleanup_interval`` seconds; :mod:`reference.cleanup`) until SIGTERM
+idempotency cleanup thread (:func:`start_cleanup`: a sweep every
+``options.idempotency_cleanup_interval`` seconds, the first one interval after start-up;
+:mod:`reference.cleanup`) until SIGTERM
 or SIGINT; the batch in hand is finished before exiting (graceful stop, at most
 ``wait_time_seconds`` + one batch). AWS endpoint and credentials come from the usual boto3
 environment (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ...).
@@ -214,8 +215,9 @@ def build_runtime(
 
 
 def start_cleanup(runtime: Runtime, stop: threading.Event) -> threading.Thread:
-    """Start the worker's idempotency cleanup thread (:meth:`IdempotencyCleaner.run`): a sweep at
-    once, then one every ``idempotency_cleanup_interval`` seconds, until ``stop`` is set. Its own
+    """Start the worker's idempotency cleanup thread (:meth:`IdempotencyCleaner.run`): a sweep
+    every ``idempotency_cleanup_interval`` seconds (the first one interval after the runtime was
+    built), until ``stop`` is set. Its own
     thread, never a poll loop (see :mod:`reference.cleanup` for why it cannot block processing)."""
     assert runtime.cleaner is not None
     thread = threading.Thread(target=runtime.cleaner.run, args=(stop,), name="idempotency-cleanup")

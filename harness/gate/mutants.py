@@ -243,9 +243,9 @@ _IN_PROCESS = (
     "(the OpenTelemetry SDK's in-memory exporters on the simulator) kills it"
 )
 _CLEANUP = (
-    "the idempotency cleanup {}: a worker sweeps at start-up and then once an hour, nothing a gate run "
-    "completes expires within the run (TTL >= 2 x retention), and the start-up sweep of an instance "
-    "restarted mid-run only meets records of the run; properties/test_idempotency_cleanup.py kills it"
+    "the idempotency cleanup {}: a worker sweeps once an hour, the first sweep an hour after it "
+    "starts, so no sweep happens within a gate run of minutes (and nothing it completes would expire: "
+    "TTL >= 2 x retention); properties/test_idempotency_cleanup.py kills it"
 )
 EQUIVALENT: dict[str, str] = {
     "unfenced-commit": _LAYERED.format("the claim's fencing token at commit"),
