@@ -108,9 +108,9 @@ class SwitchableStorage(InMemoryStorage):
         self._gate()
         super().release(key, token)
 
-    def cleanup(self, now: float) -> int:
+    def cleanup(self, now: float, *, abandoned_after: float, limit: int | None = None) -> int:
         self._gate()
-        return super().cleanup(now)
+        return super().cleanup(now, abandoned_after=abandoned_after, limit=limit)
 
     def commit(self, effect: Effect) -> None:
         self._gate()

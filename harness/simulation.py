@@ -704,6 +704,10 @@ class Simulation:
             observer=_WorkerObserver(self, name),
             resources=self.resources,
         )
+        if procs is not None and runtime.cleaner is not None:
+            # the cleanup thread is not one of the interleaved tasks: its sweeps (run_due, before
+            # each poll) call the store directly, adding no yield point to the schedule
+            runtime.cleaner.storage = storage
         if procs is not None and self.config.heartbeat:
             for listener in runtime.listeners:
                 listener._heartbeat = _SimHeartbeat(listener, procs, f"{name}/heartbeat/{listener.queue}")
@@ -769,6 +773,10 @@ class Simulation:
         worker = self.workers[index]
         self.batches[worker.name] = []
         name = queue or self.config.command_queue
+        if worker.runtime.cleaner is not None:
+            # the worker's cleanup thread, in virtual time: a sweep whenever one is due (the first
+            # at the worker's first poll, then every idempotency_cleanup_interval)
+            worker.runtime.cleaner.run_due()
         try:
             return worker.listener(name).poll_once()
         except WorkerCrash:

@@ -304,6 +304,8 @@ RUNS: dict[str, Callable[[], SimResult]] = {
     "kms-disabled-is-poison": lambda: _outage(_cfg(encryption=True)),
     "kms-transport-is-poison": lambda: _kms_unreachable(_cfg(encryption=True)),
     "ttl-shorter-than-retention": lambda: _late_resend(_cfg()),
+    # the simulated workers' scheduled cleanup (reference.cleanup) sweeps during the 7 days
+    "cleanup-deletes-unexpired": lambda: _late_resend(_cfg()),
 }
 
 

@@ -44,6 +44,14 @@ Timeouts and how they interact (all seconds):
   as long again, and a DLQ replay can come at the end of that. So ``idempotency_ttl_seconds >= 2 *
   message_retention_seconds``, checked when :class:`BusOptions` is built (default 29 days against
   14-day retention); a shorter TTL would let a late redelivery or replay apply a second time.
+* ``idempotency_cleanup_interval`` -- how often a worker deletes the idempotency records that can
+  no longer matter (:mod:`reference.cleanup`; SourceFlow's ``cleanupIntervalMinutes``, default
+  60 minutes = 3600 s, within 1 s .. ``idempotency_ttl_seconds``). The store then holds at most the
+  records of the last TTL + one interval. The sweep runs on its own thread, never in a poll loop:
+  it does not delay receives, heartbeats or commits beyond one batch of
+  ``idempotency_cleanup_batch`` deletes (SQLite: the writer lock for one batch; PostgreSQL: rows
+  in use are skipped, not waited for). It never deletes a leased claim (lease = visibility
+  deadline) nor a record younger than the TTL, whatever VT, ``wait_time_seconds`` or the interval.
 * ``batch_linger`` -- how long the batching sender waits to fill a SendMessageBatch/PublishBatch.
 * ``publish_linger`` -- the same for the worker's event publisher, which collects the outboxes of
   all its pollers: full PublishBatch calls matter most (a FIFO topic's fan-out is sequential).
@@ -123,6 +131,11 @@ class BusOptions:
     #: the move) and be replayed; a record gone by then lets that copy apply a second time.
     #: Default 29 days (> 14 + 14)
     idempotency_ttl_seconds: float = 29 * 24 * 3600.0
+    #: seconds between two sweeps of expired idempotency records (reference.cleanup; SourceFlow's
+    #: ``cleanupIntervalMinutes: 60``); within 1 .. idempotency_ttl_seconds
+    idempotency_cleanup_interval: float = 3600.0
+    #: records deleted per cleanup statement (one short transaction each; a sweep loops)
+    idempotency_cleanup_batch: int = 1000
     #: circuit breaker back-off (see the module docstring and reference.breaker)
     breaker_initial_backoff: float = 1.0
     breaker_max_backoff: float = 30.0
@@ -161,6 +174,13 @@ class BusOptions:
         if not 60 <= self.message_retention_seconds <= 1_209_600:
             raise ConfigurationError("message_retention_seconds must be within 60..1209600 s")
         check_ttl_outlives_retention(self)
+        if not 1 <= self.idempotency_cleanup_interval <= self.idempotency_ttl_seconds:
+            raise ConfigurationError(
+                "idempotency_cleanup_interval must be within 1 s..idempotency_ttl_seconds "
+                f"({self.idempotency_ttl_seconds:g} s)"
+            )
+        if not 1 <= self.idempotency_cleanup_batch <= 100_000:
+            raise ConfigurationError("idempotency_cleanup_batch must be within 1..100000")
 
 
 def check_ttl_outlives_retention(options: BusOptions) -> None:

@@ -17,6 +17,12 @@ calls of up to 10 entries), ``dispatch_many`` (explicit batches, in order) and
 sent in order in shared batch calls, one outcome per list). Per-entry failures of batch calls
 raise :class:`DispatchError` (``dispatch_each`` returns them instead). Bodies over 256 KiB raise
 :class:`OversizedMessage` before any call.
+
+Tracing (:mod:`reference.telemetry`): every message sent gets its own PRODUCER span
+(``AwsSqsCommandDispatcher.Dispatch`` / ``AwsSnsEventDispatcher.Dispatch``), started before its
+entry is built -- so the ``traceparent`` attribute names that span -- and ended when the send's
+outcome is known (ERROR status on failure). Its parent is the caller's current span, or for
+``dispatch_each`` the context given per item (``parents``: the listener's processing spans).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from opentelemetry import trace
+from opentelemetry.trace import Span
 
 from reference.bootstrap import Resources
 from reference.config import BusConfiguration, is_fifo
@@ -36,7 +44,14 @@ from reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher, MessageBinding
 from reference.errors import DispatchError, OversizedMessage
 from reference.hooks import NullObserver, Observer
 from reference.messages import Command, Message, encode
-from reference.telemetry import NOOP, Telemetry
+from reference.telemetry import (
+    COMMAND_DISPATCH_SPAN,
+    CORRELATION_ATTRIBUTE,
+    EVENT_DISPATCH_SPAN,
+    NOOP,
+    ParentContext,
+    Telemetry,
+)
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 10
@@ -157,6 +172,9 @@ class _Dispatcher:
     """Shared plumbing: entries, single/batch sends, observations, telemetry."""
 
     kind = "command"
+    #: the PRODUCER span of one send (doc 000's names) and the ``messaging.system`` it names
+    span_name = COMMAND_DISPATCH_SPAN
+    messaging_system = "aws_sqs"
 
     def __init__(
         self,
@@ -200,24 +218,48 @@ class _Dispatcher:
     def _metric(self, ok: bool, destination: str, name: str, ms: float) -> None:
         raise NotImplementedError
 
+    def _start_span(self, message: Message, destination: str, parent: ParentContext | None = None) -> Span:
+        """The PRODUCER span of one send of ``message`` (see the module docstring)."""
+        meta = message.metadata
+        attributes: dict[str, str | int] = {
+            "messaging.system": self.messaging_system,
+            "messaging.operation.type": "send",
+            "messaging.destination.name": destination,
+            "messaging.message.id": meta.event_id,
+            "sourceflow.message.type": message.name,
+            "sourceflow.entity.id": message.entity_id,
+            "sourceflow.sequence_no": meta.sequence_no,
+        }
+        if meta.correlation_id:
+            attributes[CORRELATION_ATTRIBUTE] = meta.correlation_id
+        return self.telemetry.start_producer_span(self.span_name, attributes, parent)
+
+    def _entry_in(self, span: Span, message: Message, destination: str) -> dict[str, Any]:
+        """``_entry`` built with ``span`` current, so its ``traceparent`` names ``span``."""
+        with trace.use_span(span, end_on_exit=False):
+            return self._entry(message, destination)
+
     def dispatch(self, message: Message) -> None:
         destination = self._destination(message)
         if destination is None:
             return
         self._observe(message, destination, "invoke")
         start = time.perf_counter()
+        span = self._start_span(message, destination)
         try:
-            entry = self._entry(message, destination)
+            entry = self._entry_in(span, message, destination)
             if self._batcher is not None:
                 self._batcher.submit(destination, entry).result()
             else:
                 self._send_one(destination, entry)
-        except Exception:
+        except Exception as exc:
             self._observe(message, destination, "fail")
             self._metric(False, destination, message.name, 0.0)
+            self.telemetry.end_span(span, exc)
             raise
         self._observe(message, destination, "ok")
         self._metric(True, destination, message.name, (time.perf_counter() - start) * 1000)
+        self.telemetry.end_span(span)
 
     def dispatch_many(self, messages: Sequence[Message]) -> None:
         """Send in order, batching consecutive messages for the same destination (<= 10 per call)."""
@@ -233,9 +275,17 @@ class _Dispatcher:
                 chunk.append(routed[i + len(chunk)])
             i += len(chunk)
             entries = []
+            spans: list[Span] = []
             for n, (m, _) in enumerate(chunk):
                 self._observe(m, dest, "invoke")
-                entry = self._entry(m, dest)
+                span = self._start_span(m, dest)
+                spans.append(span)
+                try:
+                    entry = self._entry_in(span, m, dest)
+                except Exception as exc:
+                    for s in spans:
+                        self.telemetry.end_span(s, exc)
+                    raise
                 entry["Id"] = str(n)
                 entries.append(entry)
             start = time.perf_counter()
@@ -246,15 +296,18 @@ class _Dispatcher:
             except Exception as exc:
                 errors = [exc] * len(entries)
             ms = (time.perf_counter() - start) * 1000
-            for (m, _), err in zip(chunk, errors, strict=True):
+            for (m, _), err, span in zip(chunk, errors, spans, strict=True):
                 self._observe(m, dest, "ok" if err is None else "fail")
                 self._metric(err is None, dest, m.name, ms)
+                self.telemetry.end_span(span, err)
                 if err is not None:
                     failures.append(f"{m.name} {m.metadata.event_id}: {err}")
         if failures:
             raise DispatchError("; ".join(failures))
 
-    def dispatch_each(self, items: Sequence[Sequence[Message]]) -> list[Exception | None]:
+    def dispatch_each(
+        self, items: Sequence[Sequence[Message]], parents: Sequence[ParentContext | None] | None = None
+    ) -> list[Exception | None]:
         """Send several independent lists of messages with as few batch calls as possible.
 
         ``items`` are, e.g., the outboxes of the messages a listener finished in one poll. All their
@@ -263,26 +316,30 @@ class _Dispatcher:
         boundaries. Returns one outcome per item: None when every message of the item was
         acknowledged, else the first error among them (a failed call fails each of its entries).
         Never raises for a send failure; the caller decides what a failed item means.
+
+        ``parents`` (one per item, or None): the trace context the item's producer spans are
+        children of -- the processing span of the message whose outbox the item is.
         """
         routed = [
             (n, m, d) for n, msgs in enumerate(items) for m in msgs if (d := self._destination(m)) is not None
         ]
         outcome: list[Exception | None] = [None] * len(items)
+        spans = [self._start_span(m, d, parents[n] if parents is not None else None) for n, m, d in routed]
         if self._batcher is not None:
-            return self._each_through_batcher(routed, outcome)
+            return self._each_through_batcher(routed, spans, outcome)
         i = 0
         while i < len(routed):
             dest = routed[i][2]
             j = i
             while j < len(routed) and j - i < MAX_BATCH and routed[j][2] == dest:
                 j += 1
-            chunk, i = routed[i:j], j
+            chunk, chunk_spans, i = routed[i:j], spans[i:j], j
             entries: list[dict[str, Any]] = []
             errors: list[Exception | None] = []
-            for k, (_n, m, _d) in enumerate(chunk):
+            for k, ((_n, m, _d), span) in enumerate(zip(chunk, chunk_spans, strict=True)):
                 self._observe(m, dest, "invoke")
                 try:
-                    entry = self._entry(m, dest)
+                    entry = self._entry_in(span, m, dest)
                 except Exception as exc:  # e.g. OversizedMessage: this entry only
                     entries.append({})
                     errors.append(exc)
@@ -301,36 +358,38 @@ class _Dispatcher:
                 sent = [exc] * len(todo)
             ms = (time.perf_counter() - start) * 1000
             it = iter(sent)
-            for k, (n, m, _d) in enumerate(chunk):
+            for k, ((n, m, _d), span) in enumerate(zip(chunk, chunk_spans, strict=True)):
                 err = errors[k] if errors[k] is not None else next(it)
                 self._observe(m, dest, "ok" if err is None else "fail")
                 self._metric(err is None, dest, m.name, ms)
+                self.telemetry.end_span(span, err)
                 if err is not None and outcome[n] is None:
                     outcome[n] = err
         return outcome
 
     def _each_through_batcher(
-        self, routed: list[tuple[int, Message, str]], outcome: list[Exception | None]
+        self, routed: list[tuple[int, Message, str]], spans: list[Span], outcome: list[Exception | None]
     ) -> list[Exception | None]:
         """``dispatch_each`` through the shared batcher: entries of concurrent callers (e.g. all
         pollers of a worker) share full batch calls. Each destination's entries keep their
         submission order, so a FIFO group's events stay in order."""
         assert self._batcher is not None
         start = time.perf_counter()
-        waiting: list[tuple[int, Message, str, Future[None]]] = []
-        for n, m, d in routed:
+        waiting: list[tuple[int, Message, str, Future[None], Span]] = []
+        for (n, m, d), span in zip(routed, spans, strict=True):
             self._observe(m, d, "invoke")
             try:
-                fut = self._batcher.submit(d, self._entry(m, d))
+                fut = self._batcher.submit(d, self._entry_in(span, m, d))
             except Exception as exc:
                 fut = Future()
                 fut.set_exception(exc)
-            waiting.append((n, m, d, fut))
-        for n, m, d, fut in waiting:
+            waiting.append((n, m, d, fut, span))
+        for n, m, d, fut, span in waiting:
             err = fut.exception()
             err = err if err is None or isinstance(err, Exception) else DispatchError(str(err))
             self._observe(m, d, "ok" if err is None else "fail")
             self._metric(err is None, d, m.name, (time.perf_counter() - start) * 1000)
+            self.telemetry.end_span(span, err)
             if err is not None and outcome[n] is None:
                 outcome[n] = err
         return outcome
@@ -420,6 +479,9 @@ class SnsEventDispatcher(_Dispatcher):
 
     With ``batching`` its batcher lingers ``options.publish_linger`` (the worker's shared outbox
     publisher; full PublishBatch calls matter more than a few ms of latency)."""
+
+    span_name = EVENT_DISPATCH_SPAN
+    messaging_system = "aws_sns"
 
     def __init__(
         self,

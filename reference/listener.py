@@ -84,6 +84,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
+from opentelemetry import context as otel_context
 
 from reference.breaker import BreakerStatus, CircuitBreaker
 from reference.bus import Processor
@@ -112,7 +113,14 @@ from reference.errors import (
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.idempotency import Busy, Conflict, Duplicate, command_key, event_key, message_digest
 from reference.messages import Command, Event, Kind, Message, TypeRegistry, decode
-from reference.telemetry import NOOP, Telemetry
+from reference.telemetry import (
+    CORRELATION_ATTRIBUTE,
+    NOOP,
+    PROCESS_SPAN,
+    TRACEPARENT,
+    ParentContext,
+    Telemetry,
+)
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_REASON = "DeadLetterReason"
@@ -155,6 +163,9 @@ class _Flight:
     ctx: dict[str, Any] | None = None
     #: ``after_publish`` is hit after the outbox publish (effects and projections, not duplicates)
     publish_point: bool = False
+    #: the trace context of its ``ProcessMessage`` span: the parent of its outbox's producer spans
+    #: (published by :meth:`SqsListener._finish` after that span ended)
+    trace_context: ParentContext | None = None
     #: a delete was attempted: the heartbeat thread stops extending its visibility
     deleted: bool = False
     #: the poll gave it up (its group stopped at it or before it: busy elsewhere, waiting for its
@@ -428,7 +439,7 @@ class SqsListener:
             batch = [g[round_no] for g in pending]
             outcomes: list[Exception | None] = [None] * len(batch)
             if self.publisher is not None and any(f.outbox for f in batch):
-                outcomes = self._publish([f.outbox for f in batch])
+                outcomes = self._publish([f.outbox for f in batch], [f.trace_context for f in batch])
             alive = []
             for g, f, err in zip(pending, batch, outcomes, strict=True):
                 if err is not None:
@@ -455,20 +466,27 @@ class SqsListener:
             else:
                 self._delete_batch(chunk)
 
-    def _publish(self, outboxes: list[Sequence[Message]]) -> list[Exception | None]:
-        """One outcome per outbox; batched when the publisher can (``dispatch_each``)."""
+    def _publish(
+        self, outboxes: list[Sequence[Message]], parents: list[ParentContext | None]
+    ) -> list[Exception | None]:
+        """One outcome per outbox; batched when the publisher can (``dispatch_each``). Each
+        outbox's producer spans are children of ``parents`` (its message's processing span)."""
         assert self.publisher is not None
         each = getattr(self.publisher, "dispatch_each", None)
         if each is not None:
-            return list(each(outboxes))
+            return list(each(outboxes, parents))
         out: list[Exception | None] = []
-        for events in outboxes:
+        for events, parent in zip(outboxes, parents, strict=True):
+            token = otel_context.attach(parent) if parent is not None else None
             try:
                 if events:
                     self.publisher.dispatch_many(events)
                 out.append(None)
             except TransportError as exc:
                 out.append(exc)
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
         return out
 
     def _ready(
@@ -507,9 +525,17 @@ class SqsListener:
         ctx = {"message_id": f.message_id, "queue": self.queue, "receive_count": f.receive_count}
         start = time.perf_counter()
         attrs = _string_attributes(f.message)
-        with self.telemetry.span(
-            "AwsSqsCommandListener.ProcessMessage", {"queue": self.queue}, attrs.get("traceparent")
-        ):
+        span_attributes: dict[str, str | int] = {
+            "messaging.system": "aws_sqs",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": self.queue,
+            "messaging.message.id": f.message_id,
+            "queue": self.queue,
+        }
+        if attrs.get("CorrelationId"):
+            span_attributes[CORRELATION_ATTRIBUTE] = attrs["CorrelationId"]
+        with self.telemetry.consumer_span(PROCESS_SPAN, span_attributes, attrs.get(TRACEPARENT)) as span:
+            f.trace_context = self.telemetry.context_of(span)
             self.faults.hit("after_receive", ctx)
             try:
                 message = self._decode(f.message, attrs)
@@ -530,6 +556,16 @@ class SqsListener:
                 "event_id": message.metadata.event_id,
             }
             self.faults.hit("after_decode", ctx)
+            span.set_attributes(
+                {
+                    "sourceflow.message.type": message.name,
+                    "sourceflow.entity.id": message.entity_id,
+                    "sourceflow.sequence_no": message.metadata.sequence_no,
+                    "sourceflow.event_id": message.metadata.event_id,
+                }
+            )
+            if message.metadata.correlation_id:
+                span.set_attribute(CORRELATION_ATTRIBUTE, message.metadata.correlation_id)
             try:
                 if isinstance(message, Command):
                     done = self._command(f, message, ctx)
@@ -547,6 +583,7 @@ class SqsListener:
                 log.exception("%s left for redelivery: unexpected failure", f.message_id)
                 self._release_claim(f)
                 done = False
+            span.set_attribute("sourceflow.outcome", "done" if done else "left")
             if done:
                 self.telemetry.message_processed.add(1, {"queue": self.queue, "type": message.name})
                 self.telemetry.message_processing_duration.record(

@@ -441,10 +441,23 @@ class SqlStorage:
         with self._guard(), self.engine.begin() as c:
             c.execute(delete(t).where(t.c.key == key, t.c.fencing_token == token, t.c.status == IN_PROGRESS))
 
-    def cleanup(self, now: float) -> int:
+    def cleanup(self, now: float, *, abandoned_after: float, limit: int | None = None) -> int:
+        """:func:`~reference.stores.cleanable` as one DELETE of at most ``limit`` rows. The rows
+        are chosen by a sub-select that, on PostgreSQL, locks them ``FOR UPDATE SKIP LOCKED``: a
+        row a claim, heartbeat or commit is writing right now is skipped (left for the next
+        sweep), never waited for; the outer DELETE re-checks the rule on the locked rows. On
+        SQLite the in-process writer lock serialises it with the writers (one batch at a time)."""
         t = self.idempotency
+        rule = and_(
+            t.c.expires_at <= now,
+            or_(t.c.status != IN_PROGRESS, t.c.lease_expires_at <= now - abandoned_after),
+        )
+        chosen = select(t.c.key).where(rule)
+        if limit is not None:
+            chosen = chosen.limit(limit)
+        chosen = chosen.with_for_update(skip_locked=True)
         with self._guard(), self.engine.begin() as c:
-            return int(c.execute(delete(t).where(t.c.expires_at <= now)).rowcount)
+            return int(c.execute(delete(t).where(rule, t.c.key.in_(chosen.scalar_subquery()))).rowcount)
 
     # -- the atomic commit -------------------------------------------------------------------
     def commit(self, effect: Effect) -> None:

@@ -167,8 +167,13 @@ class Storage(Protocol):
         """Drop our IN_PROGRESS claim (the handler failed) so a redelivery can run at once."""
         ...
 
-    def cleanup(self, now: float) -> int:
-        """Delete records whose ``expires_at`` passed; returns how many."""
+    def cleanup(self, now: float, *, abandoned_after: float, limit: int | None = None) -> int:
+        """Delete up to ``limit`` (None: all) idempotency records that can no longer matter, as
+        :func:`cleanable` decides: a COMPLETED or DEAD_LETTERED record whose ``expires_at`` passed
+        (its TTL ran out), an IN_PROGRESS record whose lease ended ``abandoned_after`` seconds
+        (the TTL) or more ago (a claim its worker abandoned). Never a leased claim, never a record
+        younger than the TTL. One short atomic step per call (callers loop while it returns
+        ``limit``: :class:`reference.cleanup.IdempotencyCleaner`); returns how many it deleted."""
         ...
 
     def commit(self, effect: Effect) -> None:
@@ -373,9 +378,13 @@ class InMemoryStorage:
             if rec is not None and rec.status == IN_PROGRESS and rec.token == token:
                 del self._m.records[key]
 
-    def cleanup(self, now: float) -> int:
+    def cleanup(self, now: float, *, abandoned_after: float, limit: int | None = None) -> int:
         with self._lock:
-            dead = [k for k, r in self._m.records.items() if r.expires_at <= now]
+            dead = [
+                k
+                for k, r in self._m.records.items()
+                if cleanable(r.status, r.lease_until, r.expires_at, now=now, abandoned_after=abandoned_after)
+            ][:limit]
             for k in dead:
                 del self._m.records[k]
             return len(dead)
@@ -426,6 +435,26 @@ class InMemoryStorage:
 #: SQLite, PostgreSQL and in memory, never first by the database.
 MAX_ROW_ID_CHARS = 200
 MAX_NAME_CHARS = 100
+
+
+def cleanable(
+    status: str, lease_until: float, expires_at: float, *, now: float, abandoned_after: float
+) -> bool:
+    """Whether :meth:`Storage.cleanup` at ``now`` may delete an idempotency record (the rule every
+    backend implements; the SQL one as the same WHERE clause):
+
+    * COMPLETED / DEAD_LETTERED: once ``expires_at`` (commit time + TTL) passed. The TTL outlives
+      every copy of the message (queue + DLQ retention, D22), so nothing can claim it again.
+    * IN_PROGRESS: only once its lease ended ``abandoned_after`` (= the TTL) or more ago. A leased
+      claim is in flight (a worker holds the message: lease = visibility deadline) and is never
+      deleted; a claim whose lease just lapsed is left to the redelivery's takeover, and keeps its
+      content digest (a reused id with other content is still a Conflict) for the whole TTL.
+
+    ``expires_at <= now`` holds for both (an IN_PROGRESS record's ``expires_at`` is its last lease
+    end), which lets SQL use the ``expires_at`` index."""
+    if expires_at > now:
+        return False
+    return status != IN_PROGRESS or lease_until <= now - abandoned_after
 
 
 def check_effect_keys(effect: Effect) -> None:

@@ -13,8 +13,11 @@ reads a JSON or YAML file::
      "options": {"visibility_timeout": 30, "max_receive_count": 3, ...}}
 
 It bootstraps the resources (with ``--no-bootstrap`` it only resolves them:
-:meth:`Bootstrapper.resolve`, what the runtime roles of :mod:`reference.iam` allow), then runs one listener per listened/subscribed queue (each with
-``options.pollers`` poll threads, one boto3 client per service shared by all) until SIGTERM
+:meth:`Bootstrapper.resolve`, what the runtime roles of :mod:`reference.iam` allow), then runs one
+listener per listened/subscribed queue (each with ``options.pollers`` poll threads, one boto3
+client per service shared by all) and the idempotency cleanup thread (:func:`start_cleanup`: a
+sweep every ``options.idempotency_cleanup_interval`` seconds, the first one interval after
+start-up; :mod:`reference.cleanup`) until SIGTERM
 or SIGINT; the batch in hand is finished before exiting (graceful stop, at most
 ``wait_time_seconds`` + one batch). AWS endpoint and credentials come from the usual boto3
 environment (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ...).
@@ -68,6 +71,7 @@ from typing import Any, TextIO
 
 from reference.bootstrap import Bootstrapper, Resources
 from reference.bus import CommandBus, Processor, Saga, View
+from reference.cleanup import IdempotencyCleaner
 from reference.config import BusConfiguration
 from reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
 from reference.domain.orders import InventoryView, OrderSaga, OrderView, PaymentsView, order_registry
@@ -120,6 +124,8 @@ class Runtime:
     commands: SqsCommandDispatcher
     events: SnsEventDispatcher
     listeners: list[SqsListener] = field(default_factory=list)
+    #: the scheduled idempotency cleanup of ``processor.storage`` (run by :func:`start_cleanup`)
+    cleaner: IdempotencyCleaner | None = None
 
     def poll_all_once(self) -> int:
         return sum(listener.poll_once() for listener in self.listeners)
@@ -211,7 +217,25 @@ def build_runtime(
             )
         )
     bus = CommandBus([commands], processor=processor)
-    return Runtime(config, resources, processor, bus, commands, events, listeners)
+    cleaner = IdempotencyCleaner(
+        storage,
+        interval=config.options.idempotency_cleanup_interval,
+        ttl=config.options.idempotency_ttl_seconds,
+        clock=clock,
+        batch=config.options.idempotency_cleanup_batch,
+    )
+    return Runtime(config, resources, processor, bus, commands, events, listeners, cleaner)
+
+
+def start_cleanup(runtime: Runtime, stop: threading.Event) -> threading.Thread:
+    """Start the worker's idempotency cleanup thread (:meth:`IdempotencyCleaner.run`): a sweep
+    every ``idempotency_cleanup_interval`` seconds (the first one interval after the runtime was
+    built), until ``stop`` is set. Its own
+    thread, never a poll loop (see :mod:`reference.cleanup` for why it cannot block processing)."""
+    assert runtime.cleaner is not None
+    thread = threading.Thread(target=runtime.cleaner.run, args=(stop,), name="idempotency-cleanup")
+    thread.start()
+    return thread
 
 
 class JsonLinesObserver:
@@ -509,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     for t in threads:
         t.start()
+    threads.append(start_cleanup(runtime, stop))
     log.info("worker running: %s", [lst.queue for lst in runtime.listeners])
     if args.ready:
         print(args.ready, flush=True)

@@ -282,6 +282,16 @@ _LAYERED = (
 
 #: Reference mutants that are equivalent through the gate, and why. Listed in docs/contract.md
 #: section 10; run only with ``--include-equivalent``, and never part of the mutation score.
+_IN_PROCESS = (
+    "{}: telemetry and the health check are in-process observations no gate run collects, and every "
+    "message, attribute the contract requires and event is the reference's; properties/test_telemetry.py "
+    "(the OpenTelemetry SDK's in-memory exporters on the simulator) kills it"
+)
+_CLEANUP = (
+    "the idempotency cleanup {}: a worker sweeps once an hour, the first sweep an hour after it "
+    "starts, so no sweep happens within a gate run of minutes (and nothing it completes would expire: "
+    "TTL >= 2 x retention); properties/test_idempotency_cleanup.py kills it"
+)
 EQUIVALENT: dict[str, str] = {
     "unfenced-commit": _LAYERED.format("the claim's fencing token at commit"),
     "unconditional-row-write": _LAYERED.format("the entity/view row version check"),
@@ -393,6 +403,24 @@ EQUIVALENT: dict[str, str] = {
         "is the only producer of a gate run; "
         "properties/test_producers.py::test_refusals_and_send_failures_never_block_an_entity kills it"
     ),
+    # contract v1.4 (telemetry): spans, metrics and the health check live inside the process, and
+    # ``traceparent`` is an OPTIONAL attribute the gate does not judge
+    "producer-span-missing": _IN_PROCESS.format(
+        "no producer span (the wire's traceparent names the caller's)"
+    ),
+    "traceparent-lost": _IN_PROCESS.format("no traceparent attribute on the wire (OPTIONAL in the contract)"),
+    "outbox-span-orphaned": _IN_PROCESS.format("events published in a new trace"),
+    "event-metrics-missing": _IN_PROCESS.format("no sourceflow.aws.event.* metric"),
+    "health-ignores-missing-resources": _IN_PROCESS.format(
+        "check_health reporting a missing queue/topic ok (the worker's health file holds only the breakers)"
+    ),
+    # scheduled idempotency cleanup: a gate run lasts minutes, the TTL days, the interval an hour
+    "cleanup-deletes-unexpired": _CLEANUP.format("deletes every completed record, expired or not"),
+    "cleanup-deletes-leased": _CLEANUP.format(
+        "deletes leased claims (a commit then fails on its fence and the message is redelivered: "
+        "still one effect)"
+    ),
+    "cleanup-never-scheduled": _CLEANUP.format("never sweeps"),
 }
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import signal
+import threading
 import time
 import types
 import weakref
@@ -18,15 +19,17 @@ from typing import Any
 from unittest import mock
 
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import insert, select, update
+from opentelemetry import trace
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from reference import iam
+from reference import health, iam
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
 from reference.bus import CommandBus, ReplayResult
+from reference.cleanup import IdempotencyCleaner
 from reference.config import BusOptions
-from reference.dispatchers import SnsEventDispatcher, message_attributes
+from reference.dispatchers import SnsEventDispatcher, _Dispatcher, message_attributes
 from reference.envelope import POISON_CODES, MessageBinding
 from reference.errors import DecodeError, LeaseLost, MessageError, MissingAttribute, TransportError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Conflict, Duplicate
@@ -1120,6 +1123,106 @@ def _unstable_event_dedup_id() -> list[Any]:
     return [mock.patch.object(SnsEventDispatcher, "_entry", _entry)]
 
 
+# ------------------------------------------------------------------ telemetry, health, cleanup
+def _producer_span_missing() -> list[Any]:
+    def _start_span(self: _Dispatcher, message: Message, destination: str, parent: Any = None) -> Any:
+        # no span of its own: the wire's traceparent names whatever span the caller had current
+        return trace.NonRecordingSpan(trace.get_current_span(parent).get_span_context())
+
+    return [mock.patch.object(_Dispatcher, "_start_span", _start_span)]
+
+
+def _traceparent_lost() -> list[Any]:
+    orig = message_attributes
+
+    def attributes(message: Any, *, encrypted: bool, traceparent: str | None) -> dict[str, Any]:
+        return orig(message, encrypted=encrypted, traceparent=None)  # never written on the wire
+
+    return [mock.patch("reference.dispatchers.message_attributes", attributes)]
+
+
+def _outbox_span_orphaned() -> list[Any]:
+    orig = SqsListener._publish
+
+    def _publish(self: SqsListener, outboxes: list[Sequence[Message]], parents: list[Any]) -> list[Any]:
+        # the outbox goes out after the processing span ended, without its context: a new trace
+        return orig(self, outboxes, [None] * len(outboxes))
+
+    return [mock.patch.object(SqsListener, "_publish", _publish)]
+
+
+def _event_metrics_missing() -> list[Any]:
+    def _metric(self: SnsEventDispatcher, ok: bool, destination: str, name: str, ms: float) -> None:
+        return None  # no event.published / publish_duration / publish_error
+
+    return [mock.patch.object(SnsEventDispatcher, "_metric", _metric)]
+
+
+def _health_ignores_missing_resources() -> list[Any]:
+    orig = health.check_health
+
+    def check_health(*args: Any, **kwargs: Any) -> health.HealthReport:
+        # only "the endpoint answered" counts: a queue, DLQ or topic that does not exist is ok
+        report = orig(*args, **kwargs)
+        for name, value in list(report.checks.items()):
+            if name.startswith(("sqs:", "sns:")) and ("NonExistent" in value or "NotFound" in value):
+                report.checks[name] = "ok"
+        return report
+
+    return [mock.patch("reference.health.check_health", check_health)]
+
+
+def _cleanup_deletes_unexpired() -> list[Any]:
+    # the sweep keys on the status only: every finished record goes, expired or not
+    def memory(self: InMemoryStorage, now: float, *, abandoned_after: float, limit: int | None = None) -> int:
+        with self._lock:
+            dead = [k for k, r in self._m.records.items() if r.status != IN_PROGRESS][:limit]
+            for k in dead:
+                del self._m.records[k]
+            return len(dead)
+
+    def sql(self: SqlStorage, now: float, *, abandoned_after: float, limit: int | None = None) -> int:
+        t = self.idempotency
+        with self._guard(), self.engine.begin() as c:
+            return int(c.execute(delete(t).where(t.c.status != IN_PROGRESS)).rowcount)
+
+    return [
+        mock.patch.object(InMemoryStorage, "cleanup", memory),
+        mock.patch.object(SqlStorage, "cleanup", sql),
+    ]
+
+
+def _cleanup_deletes_leased() -> list[Any]:
+    # expiry checked, but an IN_PROGRESS record's lease ignored: a claim held right now goes
+    def memory(self: InMemoryStorage, now: float, *, abandoned_after: float, limit: int | None = None) -> int:
+        with self._lock:
+            dead = [k for k, r in self._m.records.items() if r.status == IN_PROGRESS or r.expires_at <= now][
+                :limit
+            ]
+            for k in dead:
+                del self._m.records[k]
+            return len(dead)
+
+    def sql(self: SqlStorage, now: float, *, abandoned_after: float, limit: int | None = None) -> int:
+        t = self.idempotency
+        with self._guard(), self.engine.begin() as c:
+            rule = or_(t.c.status == IN_PROGRESS, t.c.expires_at <= now)
+            return int(c.execute(delete(t).where(rule)).rowcount)
+
+    return [
+        mock.patch.object(InMemoryStorage, "cleanup", memory),
+        mock.patch.object(SqlStorage, "cleanup", sql),
+    ]
+
+
+def _cleanup_never_scheduled() -> list[Any]:
+    def run(self: IdempotencyCleaner, stop: threading.Event) -> None:
+        while stop.wait(self.interval):  # inverted: wait() is False on timeout, so it never sweeps
+            self.run_due(stop)
+
+    return [mock.patch.object(IdempotencyCleaner, "run", run)]
+
+
 ORDER = P + "test_ordering.py"
 ONCE = P + "test_exactly_once.py"
 
@@ -1199,6 +1302,15 @@ H_DECODE = (
 )
 H_KMS = HOSTILE_DECODE + "::test_a_kms_outage_is_never_blamed_on_the_messages"
 H_TTL = HOSTILE_DECODE + "::test_a_copy_within_queue_plus_dlq_retention_is_still_a_duplicate"
+
+TELEMETRY = P + "test_telemetry.py"
+TRACE = TELEMETRY + "::test_one_order_is_one_trace_from_the_client_command_to_the_view_update"
+METRICS = TELEMETRY + "::test_every_seed_metric_is_emitted"
+HEALTH = TELEMETRY + "::test_health_check_on_the_simulator_names_what_is_missing"
+CLEANUP = P + "test_idempotency_cleanup.py"
+CLEANUP_RULE = CLEANUP + "::test_a_sweep_deletes_exactly_the_expired_and_abandoned_records"
+CLEANUP_IN_FLIGHT = CLEANUP + "::test_a_sweep_during_processing_never_touches_the_message_in_flight"
+CLEANUP_SCHEDULED = CLEANUP + "::test_the_worker_schedules_cleanup_on_its_own_thread"
 
 LIFE_PLAIN = S + "test_lifecycle.py::test_order_lifecycle[plaintext]"
 LIFE_KMS = S + "test_lifecycle.py::test_order_lifecycle[kms]"
@@ -1457,7 +1569,7 @@ MUTANTS: dict[str, Mutant] = {
         Mutant(
             "drops-correlation-id",
             "events get a correlation id of their own instead of the command's",
-            (),
+            (TRACE,),
             ("scenario:correlation-id",),
             _drops_correlation_id,
             scenarios=(LIFE_PLAIN,),
@@ -1480,7 +1592,7 @@ MUTANTS: dict[str, Mutant] = {
         Mutant(
             "drops-correlation-attribute",
             "commands and events are sent without the CorrelationId attribute",
-            (),
+            (TRACE,),
             ("scenario:correlation-id",),
             _drops_correlation_attribute,
             scenarios=(LIFE_PLAIN,),
@@ -1693,6 +1805,68 @@ MUTANTS: dict[str, Mutant] = {
             (PRODUCERS_ALLOCATE,),
             ("nonmonotonic",),
             _allocate_read_then_write,
+        ),
+        # telemetry (doc 000 names), the health check, scheduled idempotency cleanup
+        Mutant(
+            "producer-span-missing",
+            "the dispatchers emit no AwsSqsCommandDispatcher.Dispatch / AwsSnsEventDispatcher.Dispatch "
+            "span: the wire's traceparent names the caller's span",
+            (TRACE, METRICS),
+            ("missing-span",),
+            _producer_span_missing,
+        ),
+        Mutant(
+            "traceparent-lost",
+            "the traceparent attribute is never written on the wire: every consumer starts a new trace",
+            (TRACE,),
+            ("broken-trace",),
+            _traceparent_lost,
+        ),
+        Mutant(
+            "outbox-span-orphaned",
+            "a command's events are published without its processing span's context (after that span "
+            "ended): the event starts a new trace",
+            (TRACE,),
+            ("broken-trace",),
+            _outbox_span_orphaned,
+        ),
+        Mutant(
+            "event-metrics-missing",
+            "the SNS dispatcher records no sourceflow.aws.event.* metric",
+            (METRICS,),
+            ("missing-metric",),
+            _event_metrics_missing,
+        ),
+        Mutant(
+            "health-ignores-missing-resources",
+            "the health check only asks whether SQS/SNS answer: a missing queue, DLQ or topic reports ok",
+            (HEALTH,),
+            ("health-ok-while-missing",),
+            _health_ignores_missing_resources,
+        ),
+        Mutant(
+            "cleanup-deletes-unexpired",
+            "the idempotency cleanup deletes every completed record, expired or not",
+            # the simulated workers sweep too: a producer's resend within queue + DLQ retention
+            # then applies a second time (H_TTL)
+            (CLEANUP_RULE, CLEANUP_IN_FLIGHT, H_TTL),
+            ("deleted-unexpired", "unexpected-business-dead-letter"),
+            _cleanup_deletes_unexpired,
+        ),
+        Mutant(
+            "cleanup-deletes-leased",
+            "the idempotency cleanup deletes IN_PROGRESS claims whatever their lease (a message in flight "
+            "loses its claim and its commit fails)",
+            (CLEANUP_RULE, CLEANUP_IN_FLIGHT),
+            ("deleted-in-flight",),
+            _cleanup_deletes_leased,
+        ),
+        Mutant(
+            "cleanup-never-scheduled",
+            "the worker's cleanup loop has its wait inverted and never sweeps: the store grows forever",
+            (CLEANUP_SCHEDULED,),
+            ("never-swept",),
+            _cleanup_never_scheduled,
         ),
         Mutant(
             "no-heartbeat",

@@ -189,6 +189,15 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "iam-subscribe-any-endpoint",
         "iam-wildcard-account",
         "worker-bootstraps-anyway",
+        # v1.4 (telemetry): in-process observations and the hour-scale cleanup
+        "producer-span-missing",
+        "traceparent-lost",
+        "outbox-span-orphaned",
+        "event-metrics-missing",
+        "health-ignores-missing-resources",
+        "cleanup-deletes-unexpired",
+        "cleanup-deletes-leased",
+        "cleanup-never-scheduled",
     }
     for m in reference_catalog():
         assert m.equivalent or (m.profile in PROFILES and m.expect), m.name

@@ -70,6 +70,18 @@ def test_options_are_checked() -> None:
         BusOptions(max_receive_count=2, business_max_attempts=3)
 
 
+def test_cleanup_interval_defaults_to_seed_and_is_validated() -> None:
+    # SourceFlow's cleanupIntervalMinutes: 60 (doc 001)
+    assert BusOptions().idempotency_cleanup_interval == 3600.0
+    assert BusOptions().idempotency_cleanup_batch == 1000
+    assert BusOptions(idempotency_cleanup_interval=1).idempotency_cleanup_interval == 1
+    for bad in (0, 0.5, -1, BusOptions().idempotency_ttl_seconds + 1):
+        with pytest.raises(ConfigurationError, match="idempotency_cleanup_interval"):
+            BusOptions(idempotency_cleanup_interval=bad)
+    with pytest.raises(ConfigurationError, match="idempotency_cleanup_batch"):
+        BusOptions(idempotency_cleanup_batch=0)
+
+
 def test_from_dict_matches_fluent(registry: TypeRegistry) -> None:
     cfg = BusConfiguration.from_dict({
         "region": "eu-west-1", "send": {"orders.fifo": ["PlaceOrder", "ConfirmOrder"]},

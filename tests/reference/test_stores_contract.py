@@ -101,10 +101,14 @@ class StorageContract:
         assert isinstance(storage.claim("command:a", now=T0 + 3599, lease_until=T0 + 3600, message_type="X"),
                           Duplicate)
         self.claimed(storage, key="command:b")
-        assert storage.cleanup(T0 + 3601) == 2  # b's in-progress lease expired long ago, a's TTL passed
+        # a's TTL passed; b's lease ended 3571 s ago: an abandoned claim only after a whole TTL
+        assert storage.cleanup(T0 + 3601, abandoned_after=3600) == 1
+        assert isinstance(storage.claim("command:b", now=T0 + 3601, lease_until=T0 + 3700, message_type="X"),
+                          Claimed)
         assert isinstance(storage.claim("command:a", now=T0 + 3601, lease_until=T0 + 3700, message_type="X"),
                           Claimed)
-        assert storage.cleanup(T0 + 3601) == 0
+        assert storage.cleanup(T0 + 3601, abandoned_after=3600) == 0
+        assert storage.cleanup(T0 + 3700 + 3600, abandoned_after=3600) == 2  # both abandoned a TTL ago
 
     def test_sequence_conflict_rolls_back_the_whole_commit(self, storage: Storage) -> None:
         c = self.claimed(storage)

@@ -216,6 +216,14 @@ NOT_SIMULATED |= {"refusal-blocks-outbox", "send-failure-drops-command"}
 NOT_SIMULATED |= {"allocate-read-then-write"}
 #: killed by properties of the IAM role policies (an evaluator's verdicts; no message flows)
 NOT_SIMULATED |= {n for n, m in MUTANTS.items() if any("properties/test_iam.py" in k for k in m.killers)}
+#: killed by properties that drive listeners, dispatchers and stores on the simulator directly --
+#: spans and metrics into the OpenTelemetry SDK's in-memory exporters, the health check, cleanup
+#: sweeps and the worker's cleanup thread -- which the seeded workload neither exports nor schedules
+NOT_SIMULATED |= {
+    n
+    for n, m in MUTANTS.items()
+    if m.killers and all("test_telemetry" in k or "test_idempotency_cleanup" in k for k in m.killers)
+}
 
 
 #: mutants killed by hostile messages the standard schedule does not send: their known-seed
