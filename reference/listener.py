@@ -112,6 +112,7 @@ from reference.errors import (
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.idempotency import Busy, Conflict, Duplicate, command_key, event_key, message_digest
 from reference.messages import Command, Event, Kind, Message, TypeRegistry, decode
+from reference.monitoring import ConsumerGauge
 from reference.telemetry import NOOP, Telemetry
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,9 @@ class SqsListener:
             on_transition=self._breaker_transition,
         )
         self._probed = False
+        #: what this listener saw, for failure detection (:mod:`reference.monitoring`): last
+        #: receive, SentTimestamp of the messages it holds, effects and events raised
+        self.gauge = ConsumerGauge(queue)
         #: production heartbeat: keeps every received, not yet deleted message invisible
         self._heartbeat = _Heartbeat(self) if executor is not None and self.options.heartbeat else None
 
@@ -310,6 +314,7 @@ class SqsListener:
         if self.breaker.is_open:
             # another poll thread opened it while this long poll was in flight: leave the batch
             # untouched (each message becomes visible again after VT; this receive was its one)
+            self.gauge.on_release(f.message_id for f in flights)
             return len(flights)
         if self._heartbeat is not None:
             self._heartbeat.track(flights)
@@ -338,6 +343,7 @@ class SqsListener:
         deleted becomes visible again when its visibility timeout runs out)."""
         if self._heartbeat is not None:
             self._heartbeat.untrack(flights)
+        self.gauge.on_release(f.message_id for f in flights)
 
     def _await_finish(self) -> None:
         """Wait for this poll thread's poll handed to the finisher pool. Publish failures and
@@ -392,6 +398,7 @@ class SqsListener:
             self.telemetry.message_received.add(1, {"queue": self.queue})
             group = attrs.get("MessageGroupId") or f"msg:{m['MessageId']}"
             groups.setdefault(group, []).append(_Flight(m, count, now + vt, now))
+        self.gauge.on_receive(now, [(str(m["MessageId"]), _sent_at(m)) for m in messages])
         return list(groups.values())
 
     def _process_groups(self, groups: list[list[_Flight]]) -> None:
@@ -641,6 +648,10 @@ class SqsListener:
             return False
         self.faults.hit("after_commit_before_record", ctx)
         self.observer.observe("effect", "ok", effect)
+        sent = _sent_at(f.message)
+        self.gauge.on_effect(
+            cmd.name, [e.name for e in decision.events], None if sent is None else self.clock.now() - sent
+        )
         self.faults.hit("after_effect_before_delete", ctx)
         return self._ready(f, ctx, decision.events, publish_point=True)
 
@@ -699,6 +710,7 @@ class SqsListener:
                 "reason": reason,
             },
         )
+        self.gauge.on_failed()
         return self._ready(f, ctx)
 
     def _event(self, f: _Flight, evt: Event, ctx: dict[str, Any]) -> bool:
@@ -1142,3 +1154,11 @@ def _dedup_facts(m: Mapping[str, Any], system: Mapping[str, Any]) -> dict[str, A
     if "EventType" in attrs and "CommandType" not in attrs and attrs.get("EventId"):
         facts["wire_event_id"] = attrs["EventId"]
     return facts
+
+
+def _sent_at(m: Mapping[str, Any]) -> float | None:
+    """The message's ``SentTimestamp`` in seconds (None when absent or malformed)."""
+    try:
+        return int(m.get("Attributes", {})["SentTimestamp"]) / 1000.0
+    except (KeyError, TypeError, ValueError):
+        return None

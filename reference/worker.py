@@ -67,7 +67,7 @@ from reference.bus import CommandBus, Processor, Saga, View
 from reference.config import BusConfiguration
 from reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
 from reference.domain.orders import InventoryView, OrderSaga, OrderView, PaymentsView, order_registry
-from reference.domain.partners import PartnerOrderSaga, partner_registry
+from reference.domain.partners import PartnerErrorLog, PartnerOrderSaga, partner_registry
 from reference.envelope import KmsEnvelopeCipher
 from reference.errors import ConfigurationError
 from reference.health import HealthReport, listener_health
@@ -92,7 +92,7 @@ DOMAINS: dict[str, Domain] = {
     "orders": Domain(
         order_registry, lambda: [OrderSaga()], lambda: [OrderView(), InventoryView(), PaymentsView()]
     ),
-    "partners": Domain(partner_registry, lambda: [PartnerOrderSaga()], lambda: []),
+    "partners": Domain(partner_registry, lambda: [PartnerOrderSaga()], lambda: [PartnerErrorLog()]),
 }
 
 
