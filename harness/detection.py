@@ -107,6 +107,8 @@ class DetectionWorld:
     polls_per_step: int = 5
     #: every ``clean_invalid_every``-th order is invalid in normal operation (2 %: under 5 %)
     clean_invalid_every: int = 50
+    #: called after every step (tests look inside a stall with it)
+    on_step: Callable[[DetectionWorld], None] | None = None
 
     def __post_init__(self) -> None:
         self.clock = VirtualClock()
@@ -199,6 +201,8 @@ class DetectionWorld:
         if self.clock.now() >= self.next_tick:
             self.monitor.tick()
             self.next_tick += self.monitor.thresholds.period
+        if self.on_step is not None:
+            self.on_step(self)
 
     def run_for(self, seconds: float) -> None:
         end = self.clock.now() + seconds
@@ -350,36 +354,61 @@ def run_case(case: Case, *, seed: int = 0) -> Detection:
     recovered = world.clock.now()
     case.recover(world)
     world.run_for(max(case.clear_within, 3 * world.monitor.thresholds.period) + world.monitor.thresholds.period)
-    return judge(case, world.transitions(), injected, recovered, world.monitor.evaluator.states())
+    return judge(
+        case.name,
+        case.failure,
+        expect=case.expect,
+        allowed=case.allowed,
+        fire_within=case.fire_within,
+        clear_within=case.clear_within,
+        transitions=world.transitions(),
+        injected=injected,
+        recovered=recovered,
+        states=world.monitor.evaluator.states(),
+    )
 
 
 def judge(
-    case: Case, transitions: Sequence[Transition], injected: float, recovered: float, states: Mapping[str, str]
+    name: str,
+    failure: str,
+    *,
+    expect: Sequence[str],
+    allowed: Sequence[str],
+    fire_within: float,
+    clear_within: float,
+    transitions: Sequence[Transition],
+    injected: float,
+    recovered: float,
+    states: Mapping[str, str],
 ) -> Detection:
-    """Fire/clear times of ``case.expect`` and the problems (module docstring)."""
+    """Fire/clear times of the ``expect``-ed alarms and the problems: an expected alarm that did
+    not fire within ``fire_within`` s of ``injected`` or clear within ``clear_within`` s of
+    ``recovered``; any other alarm (not ``allowed``) that fired, or any that fired before the
+    injection; an unexpected alarm still in ALARM at the end."""
     fired: dict[str, float | None] = {}
     cleared: dict[str, float | None] = {}
     problems: list[str] = []
-    for alarm in case.expect:
+    for alarm in expect:
         fires = [t.time for t in transitions if t.alarm == alarm and t.new == ALARM and t.time >= injected]
         fired[alarm] = fires[0] - injected if fires else None
         clears = [t.time for t in transitions if t.alarm == alarm and t.old == ALARM and t.time >= recovered]
         cleared[alarm] = clears[-1] - recovered if clears and states.get(alarm) != ALARM else None
-        if fired[alarm] is None or fired[alarm] > case.fire_within:  # type: ignore[operator]
-            problems.append(f"{alarm} did not fire within {case.fire_within:g} s of the injection")
-        if cleared[alarm] is None or cleared[alarm] > case.clear_within:  # type: ignore[operator]
-            problems.append(f"{alarm} did not clear within {case.clear_within:g} s of the recovery")
+        fire, clear = fired[alarm], cleared[alarm]
+        if fire is None or fire > fire_within:
+            problems.append(f"{alarm} did not fire within {fire_within:g} s of the injection")
+        if clear is None or clear > clear_within:
+            problems.append(f"{alarm} did not clear within {clear_within:g} s of the recovery")
     unexpected = sorted(
         {
             t.alarm
             for t in transitions
-            if t.new == ALARM and (t.time < injected or t.alarm not in (*case.expect, *case.allowed))
+            if t.new == ALARM and (t.time < injected or t.alarm not in (*expect, *allowed))
         }
     )
-    problems += [f"{a} fired although {case.name} does not explain it" for a in unexpected]
+    problems += [f"{a} fired although {name} does not explain it" for a in unexpected]
     still = [a for a, s in states.items() if s == ALARM]
-    problems += [f"{a} still in ALARM at the end" for a in still if a not in case.expect]
-    return Detection(case.name, case.failure, fired, cleared, unexpected, problems, list(transitions))
+    problems += [f"{a} still in ALARM at the end" for a in still if a not in expect]
+    return Detection(name, failure, fired, cleared, unexpected, problems, list(transitions))
 
 
 def run_clean(*, seed: int = 0, seconds: float = 900.0) -> list[Transition]:

@@ -5,8 +5,10 @@ threshold, ``evaluation_periods`` (N: how many of the most recent periods are lo
 ``datapoints_to_alarm`` (M: how many of those must breach, "M out of N") and what a missing
 datapoint means (``treat_missing``):
 
-* ``missing`` (CloudWatch's default): missing datapoints are left out; when all N are missing the
-  state becomes ``INSUFFICIENT_DATA``;
+* ``missing`` (CloudWatch's default): missing datapoints are left out and the evaluation looks
+  further back for present ones (the last N present datapoints among the last 3 N periods), so a
+  gap in the data never clears an alarm by itself; when all of the last N are missing the state
+  becomes ``INSUFFICIENT_DATA``;
 * ``notBreaching`` / ``breaching``: a missing datapoint counts as within / beyond the threshold;
 * ``ignore``: the state stays what it is while the newest datapoint is missing.
 
@@ -33,6 +35,9 @@ INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
 
 Comparison = Literal[">", ">=", "<", "<="]
 TreatMissing = Literal["missing", "notBreaching", "breaching", "ignore"]
+
+#: ``missing``: how many evaluation ranges back the evaluation looks for present datapoints
+LOOK_BACK = 3
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -132,7 +137,7 @@ class AlarmEvaluator:
             spec = alarm.spec
             value = metrics.get(spec.metric)
             alarm.window.append(value)
-            while len(alarm.window) > spec.evaluation_periods:
+            while len(alarm.window) > LOOK_BACK * spec.evaluation_periods:
                 alarm.window.popleft()
             new, reason = _evaluate(spec, alarm.state, list(alarm.window), value)
             if new != alarm.state:
@@ -155,9 +160,16 @@ class AlarmEvaluator:
 def _evaluate(
     spec: AlarmSpec, current: str, window: list[float | None], newest: float | None
 ) -> tuple[str, str]:
-    """The next state of one alarm from its window of datapoints (newest last)."""
+    """The next state of one alarm from its history of datapoints (newest last)."""
     if newest is None and spec.treat_missing == "ignore":
         return current, "newest datapoint missing: state kept"
+    recent = window[-spec.evaluation_periods :]
+    if spec.treat_missing == "missing":
+        if all(v is None for v in recent):
+            return INSUFFICIENT_DATA, f"no datapoint in the last {len(recent)} period(s)"
+        window = [v for v in window if v is not None][-spec.evaluation_periods :]
+    else:
+        window = recent
     breaching = 0
     present = 0
     for value in window:

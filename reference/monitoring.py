@@ -34,10 +34,12 @@ dead worker cannot silence it. ``tick()`` samples one datapoint and feeds the ev
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reference.alarms import AlarmEvaluator, AlarmSpec, Transition
@@ -166,8 +168,11 @@ class Thresholds:
     oldest_age: float = 300.0
     #: ... in this many consecutive periods
     sustained_periods: int = 3
-    #: seed 004 "High Error Rate > 5 % orders rejected"
+    #: seed 004 "High Error Rate > 5 % orders rejected" (in ``rejected_datapoints`` of
+    #: ``rejected_periods`` periods: with short periods and few orders each, 2 of 3)
     rejected_share: float = 0.05
+    rejected_datapoints: int = 1
+    rejected_periods: int = 1
     #: seed 002 "Worker crash": no consumer received for this many consecutive periods
     no_poll_periods: int = 2
     #: seed 002 "DLQ growth": the DLQ grew in this many of ``dlq_periods`` periods
@@ -197,7 +202,7 @@ def default_alarms(t: Thresholds | None = None) -> list[AlarmSpec]:
         ),
         AlarmSpec(
             "rejected-share-over-5pct" if t.rejected_share == 0.05 else "rejected-share-high",
-            "RejectedShare", ">", t.rejected_share, 1, 1, "notBreaching",
+            "RejectedShare", ">", t.rejected_share, t.rejected_periods, t.rejected_datapoints, "notBreaching",
             "a partner sends mostly invalid orders",
         ),
         AlarmSpec(
@@ -322,3 +327,18 @@ class Monitor:
 
 def _delta(now: Mapping[str, Any], before: Mapping[str, Any], kind: str, name: str) -> int:
     return int((now.get(kind) or {}).get(name, 0)) - int((before.get(kind) or {}).get(name, 0))
+
+
+def gauges_from_health_files(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """The consumer gauges in the workers' health files (``reference.worker --health-file``),
+    each with ``time`` = when its file was written and ``worker`` = the file's path. A file that
+    does not exist or cannot be read (being replaced) contributes nothing."""
+    out: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            report = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for consumer in (report.get("metrics") or {}).get("consumers", []):
+            out.append({**consumer, "time": report.get("time"), "worker": str(path)})
+    return out
