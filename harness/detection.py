@@ -329,10 +329,16 @@ class Detection:
     unexpected: list[str]
     problems: list[str]
     transitions: list[Transition]
+    #: the anomaly kinds behind ``problems``: alarm-not-fired, alarm-not-cleared, false-alarm
+    kinds: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def verdict(self) -> str:
+        """The failure message: ``flowgate-anomalies: <kinds>`` then the problems."""
+        return f"flowgate-anomalies: {','.join(self.kinds)}\n" + "\n".join(self.problems)
 
     def rows(self) -> list[str]:
         return [
@@ -388,6 +394,7 @@ def judge(
     fired: dict[str, float | None] = {}
     cleared: dict[str, float | None] = {}
     problems: list[str] = []
+    kinds: set[str] = set()
     for alarm in expect:
         fires = [t.time for t in transitions if t.alarm == alarm and t.new == ALARM and t.time >= injected]
         fired[alarm] = fires[0] - injected if fires else None
@@ -396,8 +403,10 @@ def judge(
         fire, clear = fired[alarm], cleared[alarm]
         if fire is None or fire > fire_within:
             problems.append(f"{alarm} did not fire within {fire_within:g} s of the injection")
+            kinds.add("alarm-not-fired")
         if clear is None or clear > clear_within:
             problems.append(f"{alarm} did not clear within {clear_within:g} s of the recovery")
+            kinds.add("alarm-not-cleared")
     unexpected = sorted(
         {
             t.alarm
@@ -408,7 +417,9 @@ def judge(
     problems += [f"{a} fired although {name} does not explain it" for a in unexpected]
     still = [a for a, s in states.items() if s == ALARM]
     problems += [f"{a} still in ALARM at the end" for a in still if a not in expect]
-    return Detection(name, failure, fired, cleared, unexpected, problems, list(transitions))
+    if unexpected or any(a not in expect for a in still):
+        kinds.add("false-alarm")
+    return Detection(name, failure, fired, cleared, unexpected, problems, list(transitions), sorted(kinds))
 
 
 def run_clean(*, seed: int = 0, seconds: float = 900.0) -> list[Transition]:

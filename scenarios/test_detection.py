@@ -216,7 +216,7 @@ def _run_case(s: Any, registry: Any, summary: Any, *, name: str, failure: str, e
     problems = detection.problems + run.errors
     summary.add(f"detection: {name}", orders=feed.sent, faults=1, anomalies=len(problems),
                 notes="; ".join(r.strip("| ") for r in detection.rows()))
-    assert not problems, problems
+    assert not problems, detection.verdict() + "\n" + "\n".join(run.errors)
     return detection
 
 

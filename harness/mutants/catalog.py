@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from harness.mutants import detection as detection_mutants
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
 from reference.bus import CommandBus, ReplayResult
@@ -1005,6 +1006,10 @@ PRODUCERS = P + "test_producers.py"
 PRODUCERS_LS = S + "test_producers.py::test_two_producer_processes_one_restarted"
 PRODUCERS_OUTBOX = PRODUCERS + "::test_refusals_and_send_failures_never_block_an_entity"
 PRODUCERS_ALLOCATE = PRODUCERS + "::test_concurrent_producers_never_share_a_number"
+DETECT = P + "test_detection.py::test_failure_is_detected"
+DETECT_BACKLOG = P + "test_detection.py::test_backlog_counts_visible_and_in_flight"
+DETECT_ERRORS = P + "test_detection.py::test_error_path_is_the_sound_version"
+DETECT_LS = S + "test_detection.py::"
 
 MUTANTS: dict[str, Mutant] = {
     m.name: m
@@ -1438,6 +1443,60 @@ MUTANTS: dict[str, Mutant] = {
             ("scenario:taken-over-despite-heartbeat",),
             _no_heartbeat,
             scenarios=(CH_VT_HB,),
+        ),
+        # failure detection and the partner feed's error path (docs/operating.md)
+        Mutant(
+            "alarm-never-fires",
+            "the alarm evaluator reports OK where it should enter ALARM",
+            (DETECT,),
+            ("alarm-not-fired",),
+            detection_mutants.alarm_never_fires,
+            scenarios=(DETECT_LS + "test_poison_flood",),
+        ),
+        Mutant(
+            "alarm-never-clears",
+            "an alarm in ALARM never returns to OK",
+            (DETECT,),
+            ("alarm-not-cleared",),
+            detection_mutants.alarm_never_clears,
+            scenarios=(DETECT_LS + "test_partner_sending_invalid_orders",),
+        ),
+        Mutant(
+            "backlog-visible-only",
+            "the backlog metric reads only the visible messages (ApproximateNumberOfMessages)",
+            (DETECT_BACKLOG,),
+            ("backlog-wrong",),
+            detection_mutants.backlog_visible_only,
+        ),
+        Mutant(
+            "age-ignores-held-messages",
+            "the age of the oldest message ignores the messages a consumer holds: a stuck handler "
+            "never raises the sustained-backlog alarm",
+            (DETECT + "[stalled-handler]",),
+            ("alarm-not-fired",),
+            detection_mutants.age_ignores_held_messages,
+            scenarios=(DETECT_LS + "test_stalled_handler",),
+        ),
+        Mutant(
+            "error-queue-without-dlq",
+            "seed 004 as written: the error queue (a subscription queue) has no DLQ",
+            (DETECT_ERRORS,),
+            ("error-path",),
+            detection_mutants.error_queue_without_dlq,
+        ),
+        Mutant(
+            "groups-by-entity",
+            "the partner queue's MessageGroupId option is ignored (always the entity id)",
+            (DETECT_ERRORS,),
+            ("error-path",),
+            detection_mutants.groups_by_entity,
+        ),
+        Mutant(
+            "retention-ignored",
+            "per-queue retention is ignored (valid orders kept 14 days like errors)",
+            (DETECT_ERRORS,),
+            ("error-path",),
+            detection_mutants.retention_ignored,
         ),
     )
 }
