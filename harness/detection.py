@@ -229,7 +229,9 @@ class DetectionWorld:
             self.sqs.send_message(
                 QueueUrl=self.resources.queue_urls[ORDERS],
                 MessageBody="{not json",
-                MessageAttributes={"CommandType": {"DataType": "String", "StringValue": "SubmitPartnerOrder"}},
+                MessageAttributes={
+                    "CommandType": {"DataType": "String", "StringValue": "SubmitPartnerOrder"}
+                },
                 MessageGroupId=f"poison-{n}",
                 MessageDeduplicationId=f"poison-{self.clock.now()}-{n}",
             )
@@ -342,7 +344,8 @@ class Detection:
 
     def rows(self) -> list[str]:
         return [
-            f"| {self.failure} | `{a}` | {_s(self.fired[a])} | {_s(self.cleared.get(a))} |" for a in self.fired
+            f"| {self.failure} | `{a}` | {_s(self.fired[a])} | {_s(self.cleared.get(a))} |"
+            for a in self.fired
         ]
 
 
@@ -359,7 +362,9 @@ def run_case(case: Case, *, seed: int = 0) -> Detection:
     world.run_for(case.duration)
     recovered = world.clock.now()
     case.recover(world)
-    world.run_for(max(case.clear_within, 3 * world.monitor.thresholds.period) + world.monitor.thresholds.period)
+    world.run_for(
+        max(case.clear_within, 3 * world.monitor.thresholds.period) + world.monitor.thresholds.period
+    )
     return judge(
         case.name,
         case.failure,

@@ -36,7 +36,9 @@ def test_failure_is_detected(case) -> None:
 
 def test_clean_run_fires_no_alarm() -> None:
     fired = run_clean(seconds=900.0)
-    assert fired == [], "flowgate-anomalies: false-alarm\n" + "\n".join(f"{t.alarm} at {t.time}: {t.reason}" for t in fired)
+    assert fired == [], "flowgate-anomalies: false-alarm\n" + "\n".join(
+        f"{t.alarm} at {t.time}: {t.reason}" for t in fired
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -51,8 +53,9 @@ def test_backlog_counts_visible_and_in_flight(sent: int, received: int, deleted:
         sqs.send_message(QueueUrl=url, MessageBody=str(n))
     handles = []
     while len(handles) < min(received, sent):
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, received - len(handles)),
-                                  VisibilityTimeout=300).get("Messages", [])
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=min(10, received - len(handles)), VisibilityTimeout=300
+        ).get("Messages", [])
         handles += [m["ReceiptHandle"] for m in got]
     for h in handles[:deleted]:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=h)
@@ -80,18 +83,28 @@ def test_error_path_is_the_sound_version() -> None:
 def _error_path() -> None:
     world = DetectionWorld(seed=3, rate=2.0)
     sqs = world.sqs
-    attrs = {q: sqs.get_queue_attributes(QueueUrl=world.resources.queue_urls[q], AttributeNames=["All"])["Attributes"]
-             for q in (ORDERS, ERRORS)}
+    attrs = {
+        q: sqs.get_queue_attributes(QueueUrl=world.resources.queue_urls[q], AttributeNames=["All"])[
+            "Attributes"
+        ]
+        for q in (ORDERS, ERRORS)
+    }
     assert attrs[ORDERS]["MessageRetentionPeriod"] == str(ORDERS_RETENTION)
     assert attrs[ERRORS]["MessageRetentionPeriod"] == str(ERRORS_RETENTION)
-    error_dlq = sqs.get_queue_attributes(QueueUrl=world.resources.dlq_urls[ERRORS], AttributeNames=["All"])["Attributes"]
+    error_dlq = sqs.get_queue_attributes(QueueUrl=world.resources.dlq_urls[ERRORS], AttributeNames=["All"])[
+        "Attributes"
+    ]
     assert json.loads(attrs[ERRORS]["RedrivePolicy"])["deadLetterTargetArn"] == error_dlq["QueueArn"]
     assert error_dlq["MessageRetentionPeriod"] == str(ERRORS_RETENTION)
     # ordering per partner: the order queue's MessageGroupId is the partnerId
     world.alive = [False] * world.workers
     world.run_for(5)
-    got = sqs.receive_message(QueueUrl=world.resources.queue_urls[ORDERS], MaxNumberOfMessages=10,
-                              AttributeNames=["MessageGroupId"], VisibilityTimeout=0)["Messages"]
+    got = sqs.receive_message(
+        QueueUrl=world.resources.queue_urls[ORDERS],
+        MaxNumberOfMessages=10,
+        AttributeNames=["MessageGroupId"],
+        VisibilityTimeout=0,
+    )["Messages"]
     for m in got:
         body = json.loads(m["Body"])
         assert m["Attributes"]["MessageGroupId"] == body["payload"]["partnerId"]
@@ -103,6 +116,7 @@ def _error_path() -> None:
     rejected = sum(p["OrdersRejected"] or 0 for _, p in world.monitor.datapoints)
     validated = sum(p["OrdersValidated"] or 0 for _, p in world.monitor.datapoints)
     received = sum(p["OrdersReceived"] or 0 for _, p in world.monitor.datapoints)
-    assert rejected > 0 and validated > 0
+    assert rejected > 0
+    assert validated > 0
     assert received == rejected + validated == world.sent
     assert len(world.storage.list_view("partner-errors")) == rejected

@@ -167,7 +167,8 @@ def _evaluate(
     if spec.treat_missing == "missing":
         if all(v is None for v in recent):
             return INSUFFICIENT_DATA, f"no datapoint in the last {len(recent)} period(s)"
-        window = [v for v in window if v is not None][-spec.evaluation_periods :]
+        kept: list[float | None] = [v for v in window if v is not None]
+        window = kept[-spec.evaluation_periods :]
     else:
         window = recent
     breaching = 0

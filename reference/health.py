@@ -101,7 +101,9 @@ def alarm_health(monitor_report: dict[str, Any], report: HealthReport | None = N
     """Add a :meth:`reference.monitoring.Monitor.report` (its alarms and latest datapoint)."""
     report = report if report is not None else HealthReport()
     report.alarms.update(monitor_report.get("alarms", {}))
-    report.metrics.setdefault("monitor", {})[monitor_report.get("queue", "")] = monitor_report.get("metrics", {})
+    report.metrics.setdefault("monitor", {})[monitor_report.get("queue", "")] = monitor_report.get(
+        "metrics", {}
+    )
     return report
 
 
@@ -143,8 +145,12 @@ def check_health(
         )
         if main is not None:
             depth = depth_from_attributes(main.get("Attributes", {}))
-            entry = {"visible": depth.visible, "in_flight": depth.in_flight, "delayed": depth.delayed,
-                     "backlog": depth.total}
+            entry = {
+                "visible": depth.visible,
+                "in_flight": depth.in_flight,
+                "delayed": depth.delayed,
+                "backlog": depth.total,
+            }
             if dlq is not None:
                 entry["dlq_depth"] = depth_from_attributes(dlq.get("Attributes", {})).total
             report.metrics.setdefault("queues", {})[queue] = entry

@@ -188,29 +188,62 @@ def default_alarms(t: Thresholds | None = None) -> list[AlarmSpec]:
     return [
         AlarmSpec(
             "backlog-over-1000" if t.backlog == 1000 else f"backlog-over-{t.backlog:g}",
-            "Backlog", ">", t.backlog, 1, 1, "missing",
+            "Backlog",
+            ">",
+            t.backlog,
+            1,
+            1,
+            "missing",
             "more messages waiting (visible + in flight) than the consumers keep up with",
         ),
         AlarmSpec(
-            "sustained-backlog", "OldestMessageAgeSeconds", ">", t.oldest_age,
-            t.sustained_periods, t.sustained_periods, "missing",
+            "sustained-backlog",
+            "OldestMessageAgeSeconds",
+            ">",
+            t.oldest_age,
+            t.sustained_periods,
+            t.sustained_periods,
+            "missing",
             "messages wait too long: a stuck or too slow consumer",
         ),
         AlarmSpec(
-            "dlq-growth", "DlqGrowth", ">", 0, t.dlq_periods, t.dlq_datapoints, "notBreaching",
+            "dlq-growth",
+            "DlqGrowth",
+            ">",
+            0,
+            t.dlq_periods,
+            t.dlq_datapoints,
+            "notBreaching",
             "messages are being dead-lettered (poison or redrive)",
         ),
         AlarmSpec(
             "rejected-share-over-5pct" if t.rejected_share == 0.05 else "rejected-share-high",
-            "RejectedShare", ">", t.rejected_share, t.rejected_periods, t.rejected_datapoints, "notBreaching",
+            "RejectedShare",
+            ">",
+            t.rejected_share,
+            t.rejected_periods,
+            t.rejected_datapoints,
+            "notBreaching",
             "a partner sends mostly invalid orders",
         ),
         AlarmSpec(
-            "no-worker-polling", "PollingWorkers", "<", 1, t.no_poll_periods, t.no_poll_periods,
-            "breaching", "no consumer polls the queue (workers stopped, crashed or stuck)",
+            "no-worker-polling",
+            "PollingWorkers",
+            "<",
+            1,
+            t.no_poll_periods,
+            t.no_poll_periods,
+            "breaching",
+            "no consumer polls the queue (workers stopped, crashed or stuck)",
         ),
         AlarmSpec(
-            "worker-failed", "WorkerFailedCount", ">", t.worker_failed, 1, 1, "notBreaching",
+            "worker-failed",
+            "WorkerFailedCount",
+            ">",
+            t.worker_failed,
+            1,
+            1,
+            "notBreaching",
             "commands exhausted their business retries (business dead letters)",
         ),
     ]
@@ -238,7 +271,9 @@ class Monitor:
     poll_staleness: float = 30.0
 
     def __post_init__(self) -> None:
-        self.evaluator = AlarmEvaluator(self.alarms if self.alarms is not None else default_alarms(self.thresholds))
+        self.evaluator = AlarmEvaluator(
+            self.alarms if self.alarms is not None else default_alarms(self.thresholds)
+        )
         self._counts: dict[str, dict[str, Any]] = {}
         self._dlq_depth: int | None = None
         self._last_tick: float | None = None
@@ -261,7 +296,8 @@ class Monitor:
         polling = {
             str(s.get("worker", s["instance"]))
             for s in snapshots
-            if s.get("last_receive_at") is not None and now - float(s["last_receive_at"]) <= self.poll_staleness
+            if s.get("last_receive_at") is not None
+            and now - float(s["last_receive_at"]) <= self.poll_staleness
         }
         ages: list[float] = []
         received = validated = rejected = failed = 0

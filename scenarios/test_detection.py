@@ -33,8 +33,16 @@ pytestmark = pytest.mark.localstack
 
 #: 1 s periods; the seeds' backlog (1,000) and share (5 %) thresholds; the age threshold scaled
 #: to seconds; rejected share judged on 2 of 3 periods (a 1 s period holds ~10 orders)
-THRESHOLDS = Thresholds(period=1.0, backlog=1000, oldest_age=4.0, sustained_periods=3, rejected_share=0.05,
-                        rejected_datapoints=2, rejected_periods=3, no_poll_periods=2)
+THRESHOLDS = Thresholds(
+    period=1.0,
+    backlog=1000,
+    oldest_age=4.0,
+    sustained_periods=3,
+    rejected_share=0.05,
+    rejected_datapoints=2,
+    rejected_periods=3,
+    no_poll_periods=2,
+)
 CLEAN_SECONDS = 5.0
 
 
@@ -77,12 +85,15 @@ class Feed:
             partner = "PARTNER_A" if self.sent % 2 else "PARTNER_B"
             order = SubmitPartnerOrder(partner, f"{partner[-1]}-{self.sent}", "SKU-1", 1, 100)
             cmd = dataclass_replace_seq(partner_command(order))
-            entries.append({
-                "Id": str(len(entries)), "MessageBody": build_body(cmd, self.queue, None),
-                "MessageAttributes": message_attributes(cmd, encrypted=False, traceparent=None),
-                "MessageGroupId": partner if self.config["messageGroups"] else cmd.entity_id,
-                "MessageDeduplicationId": cmd.event_id,
-            })
+            entries.append(
+                {
+                    "Id": str(len(entries)),
+                    "MessageBody": build_body(cmd, self.queue, None),
+                    "MessageAttributes": message_attributes(cmd, encrypted=False, traceparent=None),
+                    "MessageGroupId": partner if self.config["messageGroups"] else cmd.entity_id,
+                    "MessageDeduplicationId": cmd.event_id,
+                }
+            )
             if len(entries) == 10:
                 self.s.aws.sqs.send_message_batch(QueueUrl=url, Entries=entries)
                 entries = []
@@ -93,9 +104,14 @@ class Feed:
         url = self.resources.queue_urls[self.queue]
         for n in range(count):
             self.s.aws.sqs.send_message(
-                QueueUrl=url, MessageBody="{not json", MessageGroupId=f"poison-{n}",
-                MessageAttributes={"CommandType": {"DataType": "String", "StringValue": "SubmitPartnerOrder"}},
-                MessageDeduplicationId=f"poison-{self.s.uid}-{n}")
+                QueueUrl=url,
+                MessageBody="{not json",
+                MessageGroupId=f"poison-{n}",
+                MessageAttributes={
+                    "CommandType": {"DataType": "String", "StringValue": "SubmitPartnerOrder"}
+                },
+                MessageDeduplicationId=f"poison-{self.s.uid}-{n}",
+            )
 
 
 def dataclass_replace_seq(cmd: Any) -> Any:
@@ -109,19 +125,31 @@ def _feed(s: Any, registry: Any, *, group_by_partner: bool = True) -> Feed:
     p = s.prefix
     queue, errq = f"{p}-partner-orders.fifo", f"{p}-partner-errors.fifo"
     ok_topic, err_topic = f"{p}-partner-accepted.fifo", f"{p}-partner-rejected.fifo"
-    config = {"domain": "partners", "region": "us-east-1",
-              "send": {queue: ["SubmitPartnerOrder"]},
-              "raise": {ok_topic: ["PartnerOrderValidated"], err_topic: ["PartnerOrderRejected"]},
-              "listen": [queue], "subscribe": {errq: [err_topic]},
-              "retention": {queue: 4 * 86_400, errq: 14 * 86_400}, "messageGroups": {queue: "partnerId"} if group_by_partner else {},
-              "idempotency": {"url": sqlite_url(s.tmp / "partners.db")},
-              "options": {"visibility_timeout": 3, "wait_time_seconds": 1, "max_receive_count": 3}}
+    config = {
+        "domain": "partners",
+        "region": "us-east-1",
+        "send": {queue: ["SubmitPartnerOrder"]},
+        "raise": {ok_topic: ["PartnerOrderValidated"], err_topic: ["PartnerOrderRejected"]},
+        "listen": [queue],
+        "subscribe": {errq: [err_topic]},
+        "retention": {queue: 4 * 86_400, errq: 14 * 86_400},
+        "messageGroups": {queue: "partnerId"} if group_by_partner else {},
+        "idempotency": {"url": sqlite_url(s.tmp / "partners.db")},
+        "options": {"visibility_timeout": 3, "wait_time_seconds": 1, "max_receive_count": 3},
+    }
     res = bootstrap(config, registry, s.aws)
     producer = Producer(config, registry, s.aws, res, s.history)
     files: list[Path] = []
-    monitor = Monitor(s.aws.sqs, queue, res.queue_urls[queue], res.dlq_urls[queue],
-                      gauges=lambda: gauges_from_health_files(files), clock=time.time,
-                      thresholds=THRESHOLDS, poll_staleness=3.0)
+    monitor = Monitor(
+        s.aws.sqs,
+        queue,
+        res.queue_urls[queue],
+        res.dlq_urls[queue],
+        gauges=lambda: gauges_from_health_files(files),
+        clock=time.time,
+        thresholds=THRESHOLDS,
+        poll_staleness=3.0,
+    )
     return Feed(s, config, res, producer, queue, files, monitor)
 
 
@@ -132,8 +160,10 @@ class Running:
         self.feed = feed
         self.stop = threading.Event()
         self.errors: list[str] = []
-        self.threads = [threading.Thread(target=self._produce, daemon=True),
-                        threading.Thread(target=self._monitor, daemon=True)]
+        self.threads = [
+            threading.Thread(target=self._produce, daemon=True),
+            threading.Thread(target=self._monitor, daemon=True),
+        ]
 
     def __enter__(self) -> Running:
         for t in self.threads:
@@ -179,15 +209,29 @@ def _state(feed: Feed, alarm: str) -> str:
     return feed.monitor.evaluator.states()[alarm]
 
 
-def _run_case(s: Any, registry: Any, summary: Any, *, name: str, failure: str, expect: tuple[str, ...],
-              allowed: tuple[str, ...], fire_within: float, clear_within: float,
-              setup: Callable[[Feed], None], inject: Callable[[Feed], None],
-              recover: Callable[[Feed], None], hold: float = 0.0, group_by_partner: bool = True) -> Detection:
+def _run_case(
+    s: Any,
+    registry: Any,
+    summary: Any,
+    *,
+    name: str,
+    failure: str,
+    expect: tuple[str, ...],
+    allowed: tuple[str, ...],
+    fire_within: float,
+    clear_within: float,
+    setup: Callable[[Feed], None],
+    inject: Callable[[Feed], None],
+    recover: Callable[[Feed], None],
+    hold: float = 0.0,
+    group_by_partner: bool = True,
+) -> Detection:
     feed = _feed(s, registry, group_by_partner=group_by_partner)
     setup(feed)
     polling = lambda: any(  # noqa: E731
         g.get("queue") == feed.queue and g.get("last_receive_at") and time.time() - g["last_receive_at"] < 2
-        for g in gauges_from_health_files(feed.health_files))
+        for g in gauges_from_health_files(feed.health_files)
+    )
     deadline = time.monotonic() + 30
     while not polling() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -204,9 +248,18 @@ def _run_case(s: Any, registry: Any, summary: Any, *, name: str, failure: str, e
         time.sleep(2 * THRESHOLDS.period)
     s.workers.terminate_all()
     feed.producer.close()
-    detection = judge(name, failure, expect=expect, allowed=allowed, fire_within=fire_within,
-                      clear_within=clear_within, transitions=feed.monitor.evaluator.transitions(),
-                      injected=injected, recovered=recovered, states=feed.monitor.evaluator.states())
+    detection = judge(
+        name,
+        failure,
+        expect=expect,
+        allowed=allowed,
+        fire_within=fire_within,
+        clear_within=clear_within,
+        transitions=feed.monitor.evaluator.transitions(),
+        injected=injected,
+        recovered=recovered,
+        states=feed.monitor.evaluator.states(),
+    )
     print("\n" + table([detection]))
     for t in detection.transitions:
         print(f"  {t.time - injected:+7.1f} s {t.alarm}: {t.old} -> {t.new} ({t.reason})")
@@ -214,8 +267,13 @@ def _run_case(s: Any, registry: Any, summary: Any, *, name: str, failure: str, e
         print(json.dumps(gauges_from_health_files(feed.health_files), indent=1)[:3000])
         print(json.dumps(feed.monitor.datapoints[-5:], indent=1)[:3000])
     problems = detection.problems + run.errors
-    summary.add(f"detection: {name}", orders=feed.sent, faults=1, anomalies=len(problems),
-                notes="; ".join(r.strip("| ") for r in detection.rows()))
+    summary.add(
+        f"detection: {name}",
+        orders=feed.sent,
+        faults=1,
+        anomalies=len(problems),
+        notes="; ".join(r.strip("| ") for r in detection.rows()),
+    )
     assert not problems, detection.verdict() + "\n" + "\n".join(run.errors)
     return detection
 
@@ -231,15 +289,38 @@ def test_partner_sending_invalid_orders(scenario, registry, summary):
     def recover(feed: Feed) -> None:
         feed.invalid_share = 0.0
 
-    _run_case(scenario, registry, summary, name="partner-invalid", failure="a partner sends 80 % invalid orders",
-              expect=("rejected-share-over-5pct",), allowed=(), fire_within=10, clear_within=10,
-              setup=_one_worker, inject=inject, recover=recover, hold=8)
+    _run_case(
+        scenario,
+        registry,
+        summary,
+        name="partner-invalid",
+        failure="a partner sends 80 % invalid orders",
+        expect=("rejected-share-over-5pct",),
+        allowed=(),
+        fire_within=10,
+        clear_within=10,
+        setup=_one_worker,
+        inject=inject,
+        recover=recover,
+        hold=8,
+    )
 
 
 def test_poison_flood(scenario, registry, summary):
-    _run_case(scenario, registry, summary, name="poison-flood", failure="20 undecodable commands",
-              expect=("dlq-growth",), allowed=(), fire_within=25, clear_within=10,
-              setup=_one_worker, inject=lambda feed: feed.poison(20), recover=lambda feed: None)
+    _run_case(
+        scenario,
+        registry,
+        summary,
+        name="poison-flood",
+        failure="20 undecodable commands",
+        expect=("dlq-growth",),
+        allowed=(),
+        fire_within=25,
+        clear_within=10,
+        setup=_one_worker,
+        inject=lambda feed: feed.poison(20),
+        recover=lambda feed: None,
+    )
 
 
 @pytest.mark.chaos
@@ -251,13 +332,23 @@ def test_workers_killed_not_restarted(scenario, registry, summary):
     def recover(feed: Feed) -> None:
         feed.spawn("w2")
 
-    _run_case(scenario, registry, summary, name="workers-killed",
-              failure="the only worker SIGKILLed, 1,100 orders arrive",
-              expect=("no-worker-polling", "backlog-over-1000"), allowed=("sustained-backlog",),
-              fire_within=15, clear_within=60, setup=_one_worker, inject=inject, recover=recover,
-              # per-partner groups drain one batch per partner at a time (~16 orders/s here): the
-              # 1,100 would take a minute; per-entity groups drain in parallel
-              group_by_partner=False)
+    _run_case(
+        scenario,
+        registry,
+        summary,
+        name="workers-killed",
+        failure="the only worker SIGKILLed, 1,100 orders arrive",
+        expect=("no-worker-polling", "backlog-over-1000"),
+        allowed=("sustained-backlog",),
+        fire_within=15,
+        clear_within=60,
+        setup=_one_worker,
+        inject=inject,
+        recover=recover,
+        # per-partner groups drain one batch per partner at a time (~16 orders/s here): the
+        # 1,100 would take a minute; per-entity groups drain in parallel
+        group_by_partner=False,
+    )
 
 
 @pytest.mark.chaos
@@ -273,8 +364,18 @@ def test_stalled_handler(scenario, registry, summary):
         feed.s.workers.kill("w-stalled", reason="stalled worker replaced")
         feed.spawn("w2")
 
-    _run_case(scenario, registry, summary, name="stalled-handler",
-              failure="the worker's handler sits 30 s on each message",
-              expect=("sustained-backlog",), allowed=("no-worker-polling",),
-              fire_within=20, clear_within=30, setup=setup, inject=inject, recover=recover,
-              group_by_partner=False)
+    _run_case(
+        scenario,
+        registry,
+        summary,
+        name="stalled-handler",
+        failure="the worker's handler sits 30 s on each message",
+        expect=("sustained-backlog",),
+        allowed=("no-worker-polling",),
+        fire_within=20,
+        clear_within=30,
+        setup=setup,
+        inject=inject,
+        recover=recover,
+        group_by_partner=False,
+    )
