@@ -41,10 +41,6 @@ class HasBreaker(Protocol):
     def health(self) -> BreakerStatus: ...
 
 
-class HasGauge(Protocol):
-    gauge: ConsumerGauge
-
-
 @dataclass(frozen=True)
 class HealthReport:
     """``checks`` maps a check name to ``"ok"`` or the error text."""

@@ -12,6 +12,7 @@ kill or stall worker processes (workers-killed, stalled-handler) are marked ``ch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -116,8 +117,6 @@ class Feed:
 
 def dataclass_replace_seq(cmd: Any) -> Any:
     """A partner command numbered 1 (sent directly, not through the bus's sequencer)."""
-    import dataclasses
-
     return dataclasses.replace(cmd, metadata=dataclasses.replace(cmd.metadata, sequence_no=1))
 
 
