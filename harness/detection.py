@@ -20,8 +20,10 @@ recovery; every other alarm must stay quiet. :func:`run_case` returns a :class:`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,7 @@ from harness.sim import SimAws, VirtualClock
 from reference.alarms import ALARM, Transition
 from reference.bootstrap import Bootstrapper
 from reference.config import BusConfiguration
+from reference.dispatchers import build_body, message_attributes
 from reference.domain.partners import (
     PartnerErrorLog,
     PartnerOrderRejected,
@@ -236,6 +239,26 @@ class DetectionWorld:
                 MessageDeduplicationId=f"poison-{self.clock.now()}-{n}",
             )
 
+    def conflicting(self, count: int) -> None:
+        """``count`` commands reusing the entity and sequence number of orders already applied,
+        under new event ids: each is refused (``SequenceConflict``) until its business retries
+        run out, then business-dead-lettered (seed 002's retry exhaustion)."""
+        url = self.resources.queue_urls[ORDERS]
+        for n in range(1, count + 1):
+            order = SubmitPartnerOrder("PARTNER_A", f"A-{2 * n - 1}", "SKU-1", 1, 100)
+            cmd = partner_command(order, clock=self.clock)
+            cmd = dataclasses.replace(
+                cmd,
+                metadata=dataclasses.replace(cmd.metadata, sequence_no=1, event_id=str(uuid.UUID(int=n))),
+            )
+            self.sqs.send_message(
+                QueueUrl=url,
+                MessageBody=build_body(cmd, ORDERS, None),
+                MessageAttributes=message_attributes(cmd, encrypted=False, traceparent=None),
+                MessageGroupId=f"conflict-{n}",
+                MessageDeduplicationId=cmd.event_id,
+            )
+
     def transitions(self) -> list[Transition]:
         return self.monitor.evaluator.transitions()
 
@@ -304,6 +327,16 @@ CASES: tuple[Case, ...] = (
         duration=600.0,
         fire_within=600.0,
         clear_within=120.0,
+    ),
+    Case(
+        "business-retry-exhaustion",
+        "10 commands whose sequence number is taken (new ids for applied orders)",
+        ("worker-failed",),
+        lambda w: w.conflicting(10),
+        _nothing,
+        duration=60.0,
+        fire_within=180.0,
+        clear_within=180.0,
     ),
     Case(
         "partner-invalid",

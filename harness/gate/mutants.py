@@ -328,6 +328,7 @@ EQUIVALENT: dict[str, str] = {
             "alarm-never-clears",
             "backlog-visible-only",
             "age-ignores-held-messages",
+            "failed-not-counted",
             "error-queue-without-dlq",
             "groups-by-entity",
             "retention-ignored",

@@ -1478,6 +1478,13 @@ MUTANTS: dict[str, Mutant] = {
             scenarios=(DETECT_LS + "test_stalled_handler",),
         ),
         Mutant(
+            "failed-not-counted",
+            "business dead letters are not counted: retry exhaustion never raises worker-failed",
+            (DETECT + "[business-retry-exhaustion]",),
+            ("alarm-not-fired",),
+            detection_mutants.failed_not_counted,
+        ),
+        Mutant(
             "error-queue-without-dlq",
             "seed 004 as written: the error queue (a subscription queue) has no DLQ",
             (DETECT_ERRORS,),

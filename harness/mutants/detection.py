@@ -52,6 +52,15 @@ def age_ignores_held_messages() -> list[Any]:
     return [mock.patch.object(ConsumerGauge, "snapshot", snapshot)]
 
 
+def failed_not_counted() -> list[Any]:
+    """Business dead letters are not counted: WorkerFailedCount stays 0."""
+
+    def on_failed(self: ConsumerGauge) -> None:
+        return None
+
+    return [mock.patch.object(ConsumerGauge, "on_failed", on_failed)]
+
+
 def error_queue_without_dlq() -> list[Any]:
     """Seed 004 as written: subscription queues (the error queue) get no RedrivePolicy."""
     orig = Bootstrapper._queue_attributes

@@ -168,6 +168,7 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "alarm-never-clears",
         "backlog-visible-only",
         "age-ignores-held-messages",
+        "failed-not-counted",
         "error-queue-without-dlq",
         "groups-by-entity",
         "retention-ignored",
