@@ -223,7 +223,7 @@ def default_alarms(t: Thresholds | None = None) -> list[AlarmSpec]:
             t.rejected_share,
             t.rejected_periods,
             t.rejected_datapoints,
-            "notBreaching",
+            "missing",
             "a partner sends mostly invalid orders",
         ),
         AlarmSpec(

@@ -195,6 +195,21 @@ class Running:
             except Exception as exc:  # recorded, fails the test
                 self.errors.append(f"monitor: {exc}")
 
+    def wait_for_stable(self, what: Callable[[], bool], hold: float, timeout: float) -> bool:
+        """Wait until ``what()`` has held for ``hold`` seconds in a row (at most ``timeout``)."""
+        end = time.monotonic() + timeout
+        since: float | None = None
+        while time.monotonic() < end:
+            now = time.monotonic()
+            if what():
+                since = now if since is None else since
+                if now - since >= hold:
+                    return True
+            else:
+                since = None
+            time.sleep(0.2)
+        return what()
+
     def wait_for(self, what: Callable[[], bool], timeout: float) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -243,8 +258,9 @@ def _run_case(
         time.sleep(max(0.0, injected + hold - time.time()))  # the failure lasts at least ``hold`` s
         recovered = time.time()
         recover(feed)
-        run.wait_for(lambda: not feed.monitor.evaluator.firing(), clear_within)
-        time.sleep(2 * THRESHOLDS.period)
+        # every alarm (also one the recovery itself raised, e.g. an old backlog drained late) back
+        # to OK, and staying there for 3 periods
+        run.wait_for_stable(lambda: not feed.monitor.evaluator.firing(), 3 * THRESHOLDS.period, clear_within)
     s.workers.terminate_all()
     feed.producer.close()
     detection = judge(
