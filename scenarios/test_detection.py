@@ -65,7 +65,10 @@ class Feed:
     def order(self) -> SubmitPartnerOrder:
         self.sent += 1
         n = self.sent
-        if (self.invalid_share and (n % 10) < self.invalid_share * 10) or n % 50 == 0:
+        # clean traffic: 1 % invalid. With 1 s periods of ~10-20 orders one invalid order is already
+        # 5-10 % of its period, so two in 3 periods would be a (true) breach of 5 %; 1 in 100 keeps
+        # them >= 10 s apart even when a backlog is drained in bursts
+        if (self.invalid_share and (n % 10) < self.invalid_share * 10) or n % 100 == 0:
             return SubmitPartnerOrder("PARTNER_X", f"X-{n}", "SKU-1", 1, 100)
         partner = "PARTNER_A" if n % 2 else "PARTNER_B"
         return SubmitPartnerOrder(partner, f"{partner[-1]}-{n}", "SKU-1", 1, 100)
