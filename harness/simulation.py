@@ -1118,9 +1118,11 @@ class Simulation:
             self.aws.set_unreachable(kind.split("_", 1)[0], down)
 
     def sample_health(self, phase: str) -> None:
-        """One harness ``health`` op per worker: its :meth:`Runtime.health` now."""
+        """One harness ``health`` op per worker: its :meth:`Runtime.health` now (breakers; the
+        consumer gauges' ``metrics`` are left out: their instance ids differ from run to run)."""
         for worker in self.workers:
             report = worker.runtime.health().as_dict()
+            report.pop("metrics", None)
             self.history.append(HARNESS, "ok", "health", {"worker": worker.name, "phase": phase, **report})
 
     def settle_breakers(self, max_rounds: int = 20) -> None:

@@ -126,7 +126,7 @@ class Bootstrapper:
         o = self.config.options
         attrs = {
             "VisibilityTimeout": str(o.visibility_timeout),
-            "MessageRetentionPeriod": str(o.message_retention_seconds),
+            "MessageRetentionPeriod": str(self.config.retention_for(name)),
         }
         if is_fifo(name):
             attrs.update(FifoQueue="true", ContentBasedDeduplication="true")

@@ -209,6 +209,13 @@ class BusConfiguration:
     #: queue -> the name of its dead-letter queue when it is not :func:`dlq_name` (e.g. queues
     #: provisioned by someone else, such as the gate, with their own DLQ)
     dead_letter_queues: dict[str, str] = field(default_factory=dict)
+    #: queue -> its MessageRetentionPeriod when not ``options.message_retention_seconds`` (its DLQ
+    #: gets the same); e.g. seed 004: valid orders 4 days, the error queue 14 days
+    retention: dict[str, int] = field(default_factory=dict)
+    #: FIFO queue -> the payload field (wire name, e.g. ``partnerId``) whose value is the
+    #: ``MessageGroupId`` of the commands sent there, instead of the entity id: ordering per
+    #: partner (seed 004) rather than per entity; a coarser group keeps every entity's order
+    message_groups: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
@@ -247,6 +254,34 @@ class BusConfiguration:
             raise ConfigurationError(f"DLQ {dlq!r} must be FIFO exactly when {queue!r} is")
         self.dead_letter_queues[queue] = dlq
         return self
+
+    def with_retention(self, queue: str, seconds: int) -> BusConfiguration:
+        """Keep ``queue``'s messages (and its DLQ's) ``seconds`` (60 s .. 14 days); the idempotency
+        TTL must still outlive twice the longest retention (checked by :meth:`validate`)."""
+        _check_name(queue)
+        if not 60 <= seconds <= 1_209_600:
+            raise ConfigurationError(f"retention of {queue!r} must be within 60..1209600 s")
+        self.retention[queue] = int(seconds)
+        return self
+
+    def with_message_group(self, queue: str, payload_field: str) -> BusConfiguration:
+        """Send the commands routed to FIFO ``queue`` with ``MessageGroupId`` = the value of the
+        payload field ``payload_field`` (wire name), e.g. ``partnerId``: one ordered group per
+        partner. A command without that field (or with an empty value) keeps its entity id."""
+        _check_name(queue)
+        if not is_fifo(queue):
+            raise ConfigurationError(f"a message group needs a FIFO queue, not {queue!r}")
+        self.message_groups[queue] = payload_field
+        return self
+
+    def retention_for(self, queue: str) -> int:
+        """The retention of ``queue``, or of the queue whose DLQ ``queue`` is."""
+        if queue in self.retention:
+            return self.retention[queue]
+        for source, seconds in self.retention.items():
+            if self.dlq_for(source) == queue:
+                return seconds
+        return self.options.message_retention_seconds
 
     def with_options(self, **changes: Any) -> BusConfiguration:
         self.options = replace(self.options, **changes)
@@ -288,6 +323,12 @@ class BusConfiguration:
             self.registry.lookup(name, "command")
         for name in self.event_routes:
             self.registry.lookup(name, "event")
+        longest = max([self.options.message_retention_seconds, *self.retention.values()])
+        if self.options.idempotency_ttl_seconds < 2 * longest:
+            raise ConfigurationError(
+                f"idempotency_ttl_seconds ({self.options.idempotency_ttl_seconds} s) must outlive twice the "
+                f"longest queue retention ({longest} s)"
+            )
         for queue, topics in self.subscriptions.items():
             if not topics:
                 raise ConfigurationError(f"queue {queue!r} subscribes to no topic")
@@ -328,6 +369,10 @@ class BusConfiguration:
             cfg.subscribe(queue).to_topics(*topics)
         for queue, dlq in (data.get("deadLetterQueues") or {}).items():
             cfg.with_dead_letter_queue(queue, dlq)
+        for queue, seconds in (data.get("retention") or {}).items():
+            cfg.with_retention(queue, int(seconds))
+        for queue, payload_field in (data.get("messageGroups") or {}).items():
+            cfg.with_message_group(queue, str(payload_field))
         enc = data.get("encryption") or {}
         if enc.get("kmsKeyId"):
             cfg.with_encryption(str(enc["kmsKeyId"]))

@@ -43,7 +43,7 @@ from reference.config import BusConfiguration, is_fifo
 from reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher, MessageBinding
 from reference.errors import DispatchError, OversizedMessage
 from reference.hooks import NullObserver, Observer
-from reference.messages import Command, Message, encode
+from reference.messages import Command, Message, encode, payload_to_dict
 from reference.telemetry import (
     COMMAND_DISPATCH_SPAN,
     CORRELATION_ATTRIBUTE,
@@ -433,9 +433,18 @@ class SqsCommandDispatcher(_Dispatcher):
             ),
         }
         if is_fifo(destination):
-            entry["MessageGroupId"] = message.entity_id
+            entry["MessageGroupId"] = self._group_id(message, destination)
             entry["MessageDeduplicationId"] = message.metadata.event_id
         return entry
+
+    def _group_id(self, message: Message, destination: str) -> str:
+        """The entity id, or the configured payload field (``with_message_group``) when it is set."""
+        payload_field = self.config.message_groups.get(destination)
+        if payload_field:
+            value = payload_to_dict(message.payload).get(payload_field)
+            if isinstance(value, str) and value:
+                return value
+        return message.entity_id
 
     def _send_one(self, destination: str, entry: dict[str, Any]) -> None:
         try:

@@ -6,6 +6,15 @@ call, cheap enough to sample every second). A breaker that is open reports its c
 ``degraded: <dependency>: <last error>`` and the report's :attr:`HealthReport.status` is
 ``degraded`` (naming the dependencies in :attr:`HealthReport.degraded`) until the breaker's probe
 answers and it closes; then ``ok`` again.
+
+Failure detection (:mod:`reference.monitoring`, ``docs/operating.md``): the report also carries
+``metrics``. :func:`listener_health` adds ``metrics["consumers"]``, one
+:meth:`~reference.monitoring.ConsumerGauge.snapshot` per listener (latest receive, SentTimestamp
+of the oldest message held, effects and events raised); :func:`check_health` adds
+``metrics["queues"][queue]`` = ``{"visible", "in_flight", "delayed", "backlog", "dlq_depth"}``
+from the same ``GetQueueAttributes`` calls that check the queues exist; :func:`alarm_health` adds
+a monitor's alarms (``alarms``: state, rule, times fired and cleared). Metrics and alarms never
+change :attr:`HealthReport.status` (that is about reachability): alarms are read from ``alarms``.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from reference.bootstrap import Resources
 from reference.breaker import BreakerStatus
 from reference.config import BusConfiguration
+from reference.monitoring import DEPTH_ATTRIBUTES, ConsumerGauge, depth_from_attributes
 
 DEGRADED = "degraded"
 
@@ -36,6 +46,10 @@ class HealthReport:
     """``checks`` maps a check name to ``"ok"`` or the error text."""
 
     checks: dict[str, str] = field(default_factory=dict)
+    #: failure-detection numbers (module docstring): ``consumers``, ``queues``
+    metrics: dict[str, Any] = field(default_factory=dict)
+    #: a monitor's alarms (:func:`alarm_health`), by alarm name
+    alarms: dict[str, Any] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -56,17 +70,36 @@ class HealthReport:
         return "unhealthy"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "degraded": self.degraded, "checks": dict(self.checks)}
+        out: dict[str, Any] = {"status": self.status, "degraded": self.degraded, "checks": dict(self.checks)}
+        if self.metrics:
+            out["metrics"] = self.metrics
+        if self.alarms:
+            out["alarms"] = self.alarms
+        return out
 
 
 def listener_health(listeners: Iterable[HasBreaker], report: HealthReport | None = None) -> HealthReport:
-    """Add one ``breaker:<queue>`` check per listener to ``report`` (a new one by default)."""
+    """Add one ``breaker:<queue>`` check per listener to ``report`` (a new one by default), and
+    the snapshot of each listener's gauge that has one to ``metrics["consumers"]``."""
     report = report if report is not None else HealthReport()
     for listener in listeners:
         st = listener.health()
         report.checks[f"breaker:{listener.queue}"] = (
             "ok" if st.dependency is None else f"{DEGRADED}: {st.dependency}: {st.error}"
         )
+        gauge = getattr(listener, "gauge", None)
+        if isinstance(gauge, ConsumerGauge):
+            report.metrics.setdefault("consumers", []).append(gauge.snapshot())
+    return report
+
+
+def alarm_health(monitor_report: dict[str, Any], report: HealthReport | None = None) -> HealthReport:
+    """Add a :meth:`reference.monitoring.Monitor.report` (its alarms and latest datapoint)."""
+    report = report if report is not None else HealthReport()
+    report.alarms.update(monitor_report.get("alarms", {}))
+    report.metrics.setdefault("monitor", {})[monitor_report.get("queue", "")] = monitor_report.get(
+        "metrics", {}
+    )
     return report
 
 
@@ -83,26 +116,40 @@ def check_health(
     breakers of ``listeners`` (:func:`listener_health`)."""
     report = listener_health(listeners)
 
-    def run(name: str, call: Any, **kwargs: Any) -> None:
+    def run(name: str, call: Any, **kwargs: Any) -> Any:
         try:
-            call(**kwargs)
+            out = call(**kwargs)
             report.checks[name] = "ok"
+            return out
         except (ClientError, BotoCoreError, KeyError) as exc:
             report.checks[name] = f"{type(exc).__name__}: {exc}"
+            return None
 
+    depth_names = ["QueueArn", *DEPTH_ATTRIBUTES]
     for queue in config.queues():
-        run(
+        main = run(
             f"sqs:{queue}",
             sqs.get_queue_attributes,
             QueueUrl=resources.queue_urls.get(queue, queue),
-            AttributeNames=["QueueArn"],
+            AttributeNames=depth_names,
         )
-        run(
+        dlq = run(
             f"sqs:{queue}:dlq",
             sqs.get_queue_attributes,
             QueueUrl=resources.dlq_urls.get(queue, queue),
-            AttributeNames=["QueueArn"],
+            AttributeNames=depth_names,
         )
+        if main is not None:
+            depth = depth_from_attributes(main.get("Attributes", {}))
+            entry = {
+                "visible": depth.visible,
+                "in_flight": depth.in_flight,
+                "delayed": depth.delayed,
+                "backlog": depth.total,
+            }
+            if dlq is not None:
+                entry["dlq_depth"] = depth_from_attributes(dlq.get("Attributes", {})).total
+            report.metrics.setdefault("queues", {})[queue] = entry
     for topic in config.topics():
         run(f"sns:{topic}", sns.get_topic_attributes, TopicArn=resources.topic_arns.get(topic, topic))
     if config.kms_key_id:

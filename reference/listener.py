@@ -113,6 +113,7 @@ from reference.errors import (
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.idempotency import Busy, Conflict, Duplicate, command_key, event_key, message_digest
 from reference.messages import Command, Event, Kind, Message, TypeRegistry, decode
+from reference.monitoring import ConsumerGauge
 from reference.telemetry import (
     CORRELATION_ATTRIBUTE,
     NOOP,
@@ -246,6 +247,9 @@ class SqsListener:
             on_transition=self._breaker_transition,
         )
         self._probed = False
+        #: what this listener saw, for failure detection (:mod:`reference.monitoring`): last
+        #: receive, SentTimestamp of the messages it holds, effects and events raised
+        self.gauge = ConsumerGauge(queue)
         #: production heartbeat: keeps every received, not yet deleted message invisible
         self._heartbeat = _Heartbeat(self) if executor is not None and self.options.heartbeat else None
 
@@ -324,6 +328,7 @@ class SqsListener:
         if self.breaker.is_open:
             # another poll thread opened it while this long poll was in flight: leave the batch
             # untouched (each message becomes visible again after VT; this receive was its one)
+            self.gauge.on_release(f.message_id for f in flights)
             return len(flights)
         if self._heartbeat is not None:
             self._heartbeat.track(flights)
@@ -352,6 +357,7 @@ class SqsListener:
         deleted becomes visible again when its visibility timeout runs out)."""
         if self._heartbeat is not None:
             self._heartbeat.untrack(flights)
+        self.gauge.on_release(f.message_id for f in flights)
 
     def _await_finish(self) -> None:
         """Wait for this poll thread's poll handed to the finisher pool. Publish failures and
@@ -406,6 +412,7 @@ class SqsListener:
             self.telemetry.message_received.add(1, {"queue": self.queue})
             group = attrs.get("MessageGroupId") or f"msg:{m['MessageId']}"
             groups.setdefault(group, []).append(_Flight(m, count, now + vt, now))
+        self.gauge.on_receive(now, [(str(m["MessageId"]), _sent_at(m)) for m in messages])
         return list(groups.values())
 
     def _process_groups(self, groups: list[list[_Flight]]) -> None:
@@ -685,6 +692,10 @@ class SqsListener:
         # visibility (a stale token's ``extend`` is False, and would drop the message from the
         # heartbeat while it waits for its poll's publish and delete)
         f.key = f.token = None
+        sent = _sent_at(f.message)
+        self.gauge.on_effect(
+            cmd.name, [e.name for e in decision.events], None if sent is None else self.clock.now() - sent
+        )
         self.faults.hit("after_effect_before_delete", ctx)
         return self._ready(f, ctx, decision.events, publish_point=True)
 
@@ -744,6 +755,7 @@ class SqsListener:
                 "reason": reason,
             },
         )
+        self.gauge.on_failed()
         return self._ready(f, ctx)
 
     def _event(self, f: _Flight, evt: Event, ctx: dict[str, Any]) -> bool:
@@ -1187,3 +1199,11 @@ def _dedup_facts(m: Mapping[str, Any], system: Mapping[str, Any]) -> dict[str, A
     if "EventType" in attrs and "CommandType" not in attrs and attrs.get("EventId"):
         facts["wire_event_id"] = attrs["EventId"]
     return facts
+
+
+def _sent_at(m: Mapping[str, Any]) -> float | None:
+    """The message's ``SentTimestamp`` in seconds (None when absent or malformed)."""
+    try:
+        return int(m.get("Attributes", {})["SentTimestamp"]) / 1000.0
+    except (KeyError, TypeError, ValueError):
+        return None

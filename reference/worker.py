@@ -44,8 +44,10 @@ Test seams (all off by default; the LocalStack scenarios use them, production ne
   resource), for the IAM audit of ``scenarios/test_iam.py``.
 * ``--health-file PATH`` or ``FLOWGATE_HEALTH_FILE=PATH``: every 0.5 s (and on exit) the worker
   replaces PATH with its :meth:`Runtime.health` as JSON (``{"status": "ok"|"degraded",
-  "degraded": [dependency, ...], "checks": {...}, "time": epoch}``; written to a temporary file and
-  renamed, so a reader never sees half a report).
+  "degraded": [dependency, ...], "checks": {...}, "metrics": {"consumers": [gauge, ...]}, "time":
+  epoch}``; written to a temporary file and renamed, so a reader never sees half a report). The
+  consumer gauges are what the operator's monitor reads (``reference.monitoring``,
+  ``gauges_from_health_files``; ``docs/operating.md``).
 * ``FLOWGATE_HANDLER_DELAY_MS=[point:]ms[:probability][,...]`` (default point ``mid_handler``):
   sleep that long at the point, to outlive a short visibility timeout (one long sleep: the
   heartbeat cannot run; several shorter ones at successive points: it extends visibility).
@@ -75,7 +77,7 @@ from reference.cleanup import IdempotencyCleaner
 from reference.config import BusConfiguration
 from reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
 from reference.domain.orders import InventoryView, OrderSaga, OrderView, PaymentsView, order_registry
-from reference.domain.partners import PartnerOrderSaga, partner_registry
+from reference.domain.partners import PartnerErrorLog, PartnerOrderSaga, partner_registry
 from reference.envelope import KmsEnvelopeCipher
 from reference.errors import ConfigurationError
 from reference.health import HealthReport, listener_health
@@ -109,7 +111,7 @@ DOMAINS: dict[str, Domain] = {
     "orders": Domain(
         order_registry, lambda: [OrderSaga()], lambda: [OrderView(), InventoryView(), PaymentsView()]
     ),
-    "partners": Domain(partner_registry, lambda: [PartnerOrderSaga()], lambda: []),
+    "partners": Domain(partner_registry, lambda: [PartnerOrderSaga()], lambda: [PartnerErrorLog()]),
 }
 
 
@@ -131,7 +133,8 @@ class Runtime:
         return sum(listener.poll_once() for listener in self.listeners)
 
     def health(self) -> HealthReport:
-        """The listeners' breakers (no AWS call): ``ok``, or ``degraded`` naming the dependency."""
+        """The listeners' breakers (no AWS call): ``ok``, or ``degraded`` naming the dependency;
+        their gauges in ``metrics["consumers"]`` (:func:`reference.health.listener_health`)."""
         return listener_health(self.listeners)
 
     def close(self) -> None:

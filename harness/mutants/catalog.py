@@ -23,6 +23,7 @@ from opentelemetry import trace
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from harness.mutants import detection as detection_mutants
 from reference import health, iam
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
@@ -1343,6 +1344,10 @@ PRODUCERS_ALLOCATE = PRODUCERS + "::test_concurrent_producers_never_share_a_numb
 IAM_ROLES = P + "test_iam.py::test_each_role_is_allowed_what_it_needs_and_denied_the_rest"
 IAM_ACCOUNT = P + "test_iam.py::test_policies_need_a_real_account_id"
 IAM_LS = S + "test_iam.py::test_every_call_allowed_and_every_grant_used"
+DETECT = P + "test_detection.py::test_failure_is_detected"
+DETECT_BACKLOG = P + "test_detection.py::test_backlog_counts_visible_and_in_flight"
+DETECT_ERRORS = P + "test_detection.py::test_error_path_is_the_sound_version"
+DETECT_LS = S + "test_detection.py::"
 
 MUTANTS: dict[str, Mutant] = {
     m.name: m
@@ -1962,6 +1967,67 @@ MUTANTS: dict[str, Mutant] = {
             _sim_disabled_key_decrypts,
             scenarios=(FIDELITY_SNS_KMS,),
             subject="simulator",
+        ),
+        # failure detection and the partner feed's error path (docs/operating.md)
+        Mutant(
+            "alarm-never-fires",
+            "the alarm evaluator reports OK where it should enter ALARM",
+            (DETECT,),
+            ("alarm-not-fired",),
+            detection_mutants.alarm_never_fires,
+            scenarios=(DETECT_LS + "test_poison_flood",),
+        ),
+        Mutant(
+            "alarm-never-clears",
+            "an alarm in ALARM never returns to OK",
+            (DETECT,),
+            ("alarm-not-cleared",),
+            detection_mutants.alarm_never_clears,
+            scenarios=(DETECT_LS + "test_partner_sending_invalid_orders",),
+        ),
+        Mutant(
+            "backlog-visible-only",
+            "the backlog metric reads only the visible messages (ApproximateNumberOfMessages)",
+            (DETECT_BACKLOG,),
+            ("backlog-wrong",),
+            detection_mutants.backlog_visible_only,
+        ),
+        Mutant(
+            "age-ignores-held-messages",
+            "the age of the oldest message ignores the messages a consumer holds: a stuck handler "
+            "never raises the sustained-backlog alarm",
+            (DETECT + "[stalled-handler]",),
+            ("alarm-not-fired",),
+            detection_mutants.age_ignores_held_messages,
+            scenarios=(DETECT_LS + "test_stalled_handler",),
+        ),
+        Mutant(
+            "failed-not-counted",
+            "business dead letters are not counted: retry exhaustion never raises worker-failed",
+            (DETECT + "[business-retry-exhaustion]",),
+            ("alarm-not-fired",),
+            detection_mutants.failed_not_counted,
+        ),
+        Mutant(
+            "error-queue-without-dlq",
+            "seed 004 as written: the error queue (a subscription queue) has no DLQ",
+            (DETECT_ERRORS,),
+            ("error-path",),
+            detection_mutants.error_queue_without_dlq,
+        ),
+        Mutant(
+            "groups-by-entity",
+            "the partner queue's MessageGroupId option is ignored (always the entity id)",
+            (DETECT_ERRORS,),
+            ("error-path",),
+            detection_mutants.groups_by_entity,
+        ),
+        Mutant(
+            "retention-ignored",
+            "per-queue retention is ignored (valid orders kept 14 days like errors)",
+            (DETECT_ERRORS,),
+            ("error-path",),
+            detection_mutants.retention_ignored,
         ),
     )
 }

@@ -19,6 +19,7 @@ from reference.domain.orders import (
     order_registry,
 )
 from reference.domain.partners import (
+    PartnerErrorLog,
     PartnerOrderRejected,
     PartnerOrderSaga,
     PartnerOrderValidated,
@@ -39,6 +40,7 @@ __all__ = [
     "OrderSaga",
     "OrderStatus",
     "OrderView",
+    "PartnerErrorLog",
     "PartnerOrderRejected",
     "PartnerOrderSaga",
     "PartnerOrderValidated",

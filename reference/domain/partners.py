@@ -1,5 +1,10 @@
 """NexusStream partner-order validation (doc 004), small.
 
+The error path (seed 004's ``error_orders`` queue and its "Error Logger"): rejected orders are
+``PartnerOrderRejected`` events on their own topic, delivered to an error queue whose listener
+projects them into the error log view (:class:`PartnerErrorLog`). Unlike the seed, the error
+queue has a DLQ like every queue (``docs/decisions.md`` D31): the error logger can fail too.
+
 A partner order is identified by ``partnerId:externalOrderId``: that is the entity id, and the
 command's eventId is derived from it (uuid5), so a partner resubmitting the same order yields the
 same FIFO dedup id and the same idempotency key (doc 004's "MessageDeduplicationId =
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 
 from reference.errors import InvalidTransition
 from reference.hooks import Clock
-from reference.messages import Command, Payload, TypeRegistry, new_command
+from reference.messages import Command, Event, Payload, TypeRegistry, new_command
 from reference.stores import State
 
 PARTNER_NAMESPACE = uuid.UUID("6f1c3f0e-2b7a-4c53-9d55-1f4e7b0d9a11")
@@ -92,3 +97,22 @@ class PartnerOrderSaga:
         return {"valid": True, "errors": []}, [
             PartnerOrderValidated(p.partner_id, p.external_order_id, p.sku, p.quantity, p.amount_cents)
         ]
+
+
+class PartnerErrorLog:
+    """The error store (seed 004's "Error Logger"): one row per rejected order, keyed
+    ``partnerId:externalOrderId``, with the partner and the validation errors."""
+
+    name = "partner-errors"
+
+    def projects(self, event_type: type[Payload]) -> bool:
+        return event_type is PartnerOrderRejected
+
+    def row_id(self, event: Event) -> str:
+        return event.entity_id
+
+    def project(self, row: State | None, event: Event) -> State:
+        p = event.payload
+        if not isinstance(p, PartnerOrderRejected):
+            raise InvalidTransition(f"cannot project {event.name}")
+        return {"partnerId": p.partner_id, "externalOrderId": p.external_order_id, "errors": p.errors}

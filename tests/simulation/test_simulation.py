@@ -232,17 +232,21 @@ HOSTILE = {n for n, m in MUTANTS.items() if m.killers and any("test_hostile_deco
 #: mutants of the DLQ replay, which the seeded schedule never runs: their known-seed kill is
 #: properties/test_dlq_replay.py::test_business_dead_letters_replayed_after_the_fifo_window_take_effect
 DLQ_REPLAY = {n for n, m in MUTANTS.items() if any("test_dlq_replay" in k for k in m.killers)}
+#: failure-detection and partner error-path mutants: the order simulation has no monitor; their
+#: deterministic kill is the detection matrix's (properties/test_detection.py, harness/detection.py)
+DETECTION = {n for n, m in MUTANTS.items() if m.killers and all("test_detection" in k for k in m.killers)}
 
 
 def test_every_mutant_has_a_killer() -> None:
     # scenario-only mutants (no property killers) are killed by LocalStack scenarios instead
     assert all(m.killers or m.scenarios for m in MUTANTS.values())
-    simulated = {n for n, m in MUTANTS.items() if m.killers} - NOT_SIMULATED - HOSTILE - DLQ_REPLAY
+    simulated = {n for n, m in MUTANTS.items() if m.killers} - NOT_SIMULATED - HOSTILE - DLQ_REPLAY - DETECTION
     assert simulated == set(KILL_CONFIGS)
 
 
 @pytest.mark.parametrize(
-    "name", sorted(n for n, m in MUTANTS.items() if m.killers and n not in NOT_SIMULATED | HOSTILE | DLQ_REPLAY)
+    "name",
+    sorted(n for n, m in MUTANTS.items() if m.killers and n not in NOT_SIMULATED | HOSTILE | DLQ_REPLAY | DETECTION),
 )
 def test_each_mutant_is_killed_by_a_known_seed(name: str) -> None:
     config = KILL_CONFIGS[name]
