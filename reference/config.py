@@ -183,15 +183,17 @@ class BusOptions:
             raise ConfigurationError("idempotency_cleanup_batch must be within 1..100000")
 
 
-def check_ttl_outlives_retention(options: BusOptions) -> None:
-    """The TTL rule (D22): ``idempotency_ttl_seconds >= 2 * message_retention_seconds`` (the queue's
-    retention plus its DLQ's, which the bootstrapper sets equal), else :class:`ConfigurationError`."""
-    lifetime = 2 * options.message_retention_seconds
+def check_ttl_outlives_retention(options: BusOptions, longest_retention: float | None = None) -> None:
+    """The TTL rule (D22): ``idempotency_ttl_seconds >= 2 * retention`` (a queue's retention plus
+    its DLQ's, which the bootstrapper sets equal), else :class:`ConfigurationError`. ``retention``
+    is ``options.message_retention_seconds``, or ``longest_retention`` when a configuration sets
+    longer per-queue retentions (:meth:`BusConfiguration.validate`)."""
+    lifetime = 2 * max(options.message_retention_seconds, longest_retention or 0)
     if options.idempotency_ttl_seconds < lifetime:
         raise ConfigurationError(
-            f"idempotency_ttl_seconds ({options.idempotency_ttl_seconds:g} s) must be at least the queue "
-            f"retention plus the DLQ retention ({lifetime} s): a redelivery or DLQ replay after the "
-            "TTL would apply again"
+            f"idempotency_ttl_seconds ({options.idempotency_ttl_seconds:g} s) must be at least the longest "
+            f"queue retention plus the DLQ retention ({lifetime:g} s): a redelivery or DLQ replay after "
+            "the TTL would apply again"
         )
 
 
@@ -323,12 +325,7 @@ class BusConfiguration:
             self.registry.lookup(name, "command")
         for name in self.event_routes:
             self.registry.lookup(name, "event")
-        longest = max([self.options.message_retention_seconds, *self.retention.values()])
-        if self.options.idempotency_ttl_seconds < 2 * longest:
-            raise ConfigurationError(
-                f"idempotency_ttl_seconds ({self.options.idempotency_ttl_seconds} s) must outlive twice the "
-                f"longest queue retention ({longest} s)"
-            )
+        check_ttl_outlives_retention(self.options, max(self.retention.values(), default=None))
         for queue, topics in self.subscriptions.items():
             if not topics:
                 raise ConfigurationError(f"queue {queue!r} subscribes to no topic")

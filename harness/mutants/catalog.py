@@ -1101,7 +1101,7 @@ def _ttl_shorter_than_retention() -> list[Any]:
 
     return [
         mock.patch.object(BusOptions, "__post_init__", __post_init__),
-        mock.patch("reference.config.check_ttl_outlives_retention", lambda options: None),  # noqa: PT008
+        mock.patch("reference.config.check_ttl_outlives_retention", lambda options, longest=None: None),  # noqa: PT008
     ]
 
 

@@ -432,7 +432,15 @@ def test_fuzz_decode_raises_only_message_errors_and_process_never_raises(m: dict
     except MessageError:
         pass
     else:
-        assert message == _VALID or message.event_id == _VALID.event_id
+        # a mutation may leave another well-formed message (a plaintext body whose eventId lost a
+        # character, with no EventId attribute to contradict it): what decodes must agree with
+        # every attribute it was sent with (contract section 2, decode rule 7)
+        attrs = _string_attributes(m)
+        assert message.name == attrs["CommandType"]
+        assert message.entity_id == attrs["EntityId"]
+        assert str(message.metadata.sequence_no) == attrs["SequenceNo"]
+        if "EventId" in attrs:
+            assert message.event_id == attrs["EventId"]
     assert rig.commands_listener._process(_Flight(m, 1, 0.0, 0.0)) in (True, False)
 
 
