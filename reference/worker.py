@@ -149,7 +149,11 @@ def build_runtime(
     processor = Processor(
         storage, sagas=sagas, views=views, clock=clock, ttl_seconds=config.options.idempotency_ttl_seconds
     )
-    cipher = KmsEnvelopeCipher(kms, config.kms_key_id) if config.kms_key_id else None
+    cipher = (
+        KmsEnvelopeCipher(kms, config.kms_key_id, cache_limits=config.options.data_key_cache_limits())
+        if config.kms_key_id
+        else None
+    )
     commands = SqsCommandDispatcher(
         sqs, config, resources, cipher=cipher, observer=observer, telemetry=telemetry, batching=batching
     )
