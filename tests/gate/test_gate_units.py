@@ -179,6 +179,12 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "heartbeat-holds-given-up",
         "dead-letter-completes-key",  # v1.3: the gate never replays a DLQ (contract section 7)
         "replay-reversed",
+        "data-key-cache-ignores-message-bound",  # v1.4: the gate runs the reference without the cache
+        "data-key-cache-ignores-age-bound",
+        "data-key-cache-ignores-byte-bound",
+        "data-key-cache-without-context",
+        "data-key-not-wiped",
+        "data-key-past-2-32",
     }
     for m in reference_catalog():
         assert m.equivalent or (m.profile in PROFILES and m.expect), m.name
