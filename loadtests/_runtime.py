@@ -188,6 +188,7 @@ class Run:
         self.sqs = session.client("sqs", endpoint_url=self.endpoint, config=boto_cfg)
         self.producer_calls: dict[str, int] = {}
         self.sns = session.client("sns", endpoint_url=self.endpoint, config=boto_cfg)
+        self.kms = session.client("kms", endpoint_url=self.endpoint, config=boto_cfg)
         suffix = uuid.uuid4().hex[:10]
         # per-run artifacts (bus config, worker logs, call counts, worker histories)
         self.run_dir = self.cfg.report_dir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S')}-{suffix}"
@@ -204,6 +205,7 @@ class Run:
         self.sut.pollers = self.cfg.pollers
         self.sut.receive_linger_ms = self.cfg.receive_linger_ms
         self.sut.bus_config = self.cfg.bus_config
+        self.sut.kms = self.kms
         self.sut.encryption = self.cfg.encryption
         self.sut.data_key_cache = self.cfg.data_key_cache
         self.sut.worker_history = self.cfg.worker_history and self.cfg.sut == "reference"

@@ -87,7 +87,7 @@ class SUT:
     #: the producer's KMS calls, by operation (the workers' are in their call counts)
     producer_kms_calls: dict[str, int] = field(default_factory=dict)
     kms_keys: list[str] = field(default_factory=list)
-    kms: Any = None
+    kms: Any = None  # the run's KMS client (same connection pool settings as sqs/sns)
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, workers: int) -> None:
@@ -348,13 +348,6 @@ class ReferenceSUT(SUT):
         if self.data_key_cache and not self.encryption:
             raise RuntimeError("--data-key-cache needs --encryption")
         if self.encryption and not self.bus_config:
-            self.kms = boto3.client(
-                "kms",
-                endpoint_url=self.endpoint,
-                region_name="us-east-1",
-                aws_access_key_id="test",
-                aws_secret_access_key="test",
-            )
             key = self.kms.create_key(Description=f"flowgate load {self.suffix}")["KeyMetadata"]["Arn"]
             self.kms_keys.append(key)
             self.config_dict["encryption"] = {"kmsKeyId": key}
@@ -389,14 +382,6 @@ class ReferenceSUT(SUT):
         self._results: dict[str, bool] = {}
         cipher = None
         if self.config.kms_key_id:
-            if self.kms is None:  # an adopted system's key
-                self.kms = boto3.client(
-                    "kms",
-                    endpoint_url=self.endpoint,
-                    region_name="us-east-1",
-                    aws_access_key_id="test",
-                    aws_secret_access_key="test",
-                )
             cipher = KmsEnvelopeCipher(
                 _CountingKms(self.kms, self.producer_kms_calls),
                 self.config.kms_key_id,
