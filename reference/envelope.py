@@ -192,24 +192,31 @@ class KmsEnvelopeCipher:
 
     def _data_key(self, binding: MessageBinding, nbytes: int) -> Lease:
         """The data key for one message: from the seal cache (destination context) when on and
-        within its bounds, else a fresh ``GenerateDataKey``."""
+        within its bounds, else a fresh ``GenerateDataKey``. Concurrent misses of one cache key
+        wait for one another, so a new key costs one call, not one per thread."""
         cache = self.seal_cache
-        ctx = binding.destination_context() if cache is not None else binding.context()
+        if cache is None:
+            resp = self._generate(binding.context())
+            return _one_use(resp["Plaintext"], str(resp["KeyId"]), bytes(resp["CiphertextBlob"]))
+        ctx = binding.destination_context()
         cache_key = (self.key_id, _context_key(ctx))
-        if cache is not None and (lease := cache.use(cache_key, nbytes)) is not None:
+        if (lease := cache.use(cache_key, nbytes)) is not None:
             return lease
+        with cache.miss_lock(cache_key):
+            if (lease := cache.use(cache_key, nbytes)) is not None:
+                return lease
+            resp = self._generate(ctx)
+            return cache.put(
+                cache_key, resp["Plaintext"], str(resp["KeyId"]), bytes(resp["CiphertextBlob"]), nbytes
+            )
+
+    def _generate(self, ctx: Mapping[str, str]) -> Any:
         try:
-            resp = self.kms.generate_data_key(KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=ctx)
+            return self.kms.generate_data_key(
+                KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=dict(ctx)
+            )
         except (ClientError, BotoCoreError) as exc:
             raise TransportError(f"GenerateDataKey failed: {exc}") from exc
-        key_id, edk = str(resp["KeyId"]), bytes(resp["CiphertextBlob"])
-        if cache is not None:
-            return cache.put(cache_key, resp["Plaintext"], key_id, edk, nbytes)
-        key = bytearray(resp["Plaintext"])
-        try:
-            return Lease(AESGCM(bytes(key)), key_id, edk)
-        finally:
-            key[:] = bytes(len(key))
 
     def seal(self, plaintext: str, binding: MessageBinding) -> str:
         data = plaintext.encode("utf-8")
@@ -267,38 +274,60 @@ class KmsEnvelopeCipher:
 
     def _opening_key(self, binding: MessageBinding, key_id: str, edk: bytes, nbytes: int) -> Lease:
         """The plaintext data key of ``edk``. Only keys under the destination context are cached
-        (a message-context key serves one message)."""
+        (a message-context key serves one message); concurrent misses of one cache key wait for
+        one another (one ``Decrypt``)."""
         shared, own = binding.destination_context(), binding.context()
         contexts = [(shared, self.open_cache), (own, None)]
         if self.open_cache is None:
             contexts.reverse()
         refusal: ClientError | None = None
         for ctx, cache in contexts:
-            cache_key = (key_id, edk, _context_key(ctx))
-            if cache is not None and (lease := cache.use(cache_key, nbytes)) is not None:
-                return lease
-            try:
-                resp = self.kms.decrypt(CiphertextBlob=edk, KeyId=key_id, EncryptionContext=ctx)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code == "InvalidCiphertextException":
-                    refusal = exc  # not under this context: try the other one
+            if cache is None:
+                resp = self._decrypt(edk, key_id, ctx)
+                if isinstance(resp, ClientError):
+                    refusal = resp
                     continue
-                if code in POISON_CODES:
-                    raise DecryptionError(f"KMS refused the data key: {code}") from exc
-                raise TransportError(f"KMS Decrypt failed: {exc}") from exc
-            except BotoCoreError as exc:
-                raise TransportError(f"KMS Decrypt failed: {exc}") from exc
-            if resp.get("KeyId") not in self.allowed_key_ids():
-                raise DecryptionError("KMS decrypted with an unexpected key")
-            if cache is not None:
+                return _one_use(resp["Plaintext"], key_id, edk)
+            cache_key = (key_id, edk, _context_key(ctx))
+            if (lease := cache.use(cache_key, nbytes)) is not None:
+                return lease
+            with cache.miss_lock(cache_key):
+                if (lease := cache.use(cache_key, nbytes)) is not None:
+                    return lease
+                resp = self._decrypt(edk, key_id, ctx)
+                if isinstance(resp, ClientError):
+                    refusal = resp
+                    continue
                 return cache.put(cache_key, resp["Plaintext"], key_id, edk, nbytes)
-            key = bytearray(resp["Plaintext"])
-            try:
-                return Lease(AESGCM(bytes(key)), key_id, edk)
-            finally:
-                key[:] = bytes(len(key))
         raise DecryptionError("KMS refused the data key: InvalidCiphertextException") from refusal
+
+    def _decrypt(self, edk: bytes, key_id: str, ctx: Mapping[str, str]) -> Any:
+        """KMS ``Decrypt`` of ``edk`` under ``ctx``: the response, or the ``ClientError`` when KMS
+        answers ``InvalidCiphertextException`` (not under this context: try the other one).
+        Other refusals are :class:`DecryptionError`, everything else :class:`TransportError`."""
+        try:
+            resp = self.kms.decrypt(CiphertextBlob=edk, KeyId=key_id, EncryptionContext=dict(ctx))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "InvalidCiphertextException":
+                return exc
+            if code in POISON_CODES:
+                raise DecryptionError(f"KMS refused the data key: {code}") from exc
+            raise TransportError(f"KMS Decrypt failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise TransportError(f"KMS Decrypt failed: {exc}") from exc
+        if resp.get("KeyId") not in self.allowed_key_ids():
+            raise DecryptionError("KMS decrypted with an unexpected key")
+        return resp
+
+
+def _one_use(plaintext_key: bytes, key_id: str, edk: bytes) -> Lease:
+    """A lease of a data key KMS returned for one message (not cached; the local copy zeroed)."""
+    key = bytearray(plaintext_key)
+    try:
+        return Lease(AESGCM(bytes(key)), key_id, edk)
+    finally:
+        key[:] = bytes(len(key))
 
 
 def is_supported_version(value: Any) -> bool:

@@ -42,6 +42,7 @@ from reference.errors import ConfigurationError
 MAX_MESSAGES_PER_KEY = 2**32
 #: the AWS Encryption SDK's upper limit for "maximum bytes encrypted"
 MAX_BYTES_PER_KEY = 2**63 - 1
+_MISS_STRIPES = 64
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class DataKeyCache:
         self.clock = clock
         self._entries: OrderedDict[Hashable, CachedKey] = OrderedDict()
         self._lock = threading.Lock()
+        self._miss_locks = tuple(threading.Lock() for _ in range(_MISS_STRIPES))
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -170,6 +172,12 @@ class DataKeyCache:
         """The live entries, least recently used first (for inspection and tests)."""
         with self._lock:
             return list(self._entries.values())
+
+    def miss_lock(self, cache_key: Hashable) -> threading.Lock:
+        """The lock a caller holds from a miss to its :meth:`put` (re-checking :meth:`use` first),
+        so concurrent misses of one key make one KMS call (striped: misses of other keys rarely
+        wait)."""
+        return self._miss_locks[hash(cache_key) % _MISS_STRIPES]
 
     def clear(self) -> None:
         """Evict (and wipe) every entry."""

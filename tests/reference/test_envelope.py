@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -225,3 +226,26 @@ def test_cache_is_off_by_default_and_the_limits_follow_the_options() -> None:
     assert BusOptions().data_key_cache_limits() is None
     limits = BusOptions(data_key_cache=True, data_key_max_messages=2**32).data_key_cache_limits()
     assert limits == CacheLimits(max_age_seconds=60.0, max_messages=2**32, max_bytes=64 * 2**20, max_entries=256)
+
+
+def test_concurrent_misses_of_one_key_make_one_kms_call() -> None:
+    kms: Any = FakeKms("arn:k/one")
+    generate, decrypt = kms.generate_data_key, kms.decrypt
+
+    def slow(call: Any) -> Any:
+        def wrapped(**kw: Any) -> Any:
+            time.sleep(0.05)  # every thread misses before the first answer is cached
+            return call(**kw)
+
+        return wrapped
+
+    kms.generate_data_key, kms.decrypt = slow(generate), slow(decrypt)
+    producer = KmsEnvelopeCipher(kms, "arn:k/one", cache_limits=CACHED)
+    bindings = [MessageBinding(f"m-{i}", "q", "e", "T") for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        sealed = list(pool.map(lambda b: producer.seal(PLAIN, b), bindings))
+    assert kms.calls.count("GenerateDataKey") == 1
+    consumer = KmsEnvelopeCipher(kms, "arn:k/one", cache_limits=CACHED)
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(lambda sb: _open(consumer, *sb), zip(sealed, bindings, strict=True))) == {PLAIN}
+    assert kms.calls.count("Decrypt") == 1
