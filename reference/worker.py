@@ -10,7 +10,8 @@ reads a JSON or YAML file::
      "subscribe": {"order-views.fifo": ["order-events.fifo"]},
      "encryption": {"kmsKeyId": "alias/flowgate"},          # optional
      "idempotency": {"url": "sqlite:///flowgate.db"},       # optional; default in-memory
-     "options": {"visibility_timeout": 30, "max_receive_count": 3, ...}}
+     "options": {"visibility_timeout": 30, "max_receive_count": 3, ...}}  # BusOptions fields
+                                                             # (e.g. "data_key_cache": true, D6)
 
 It bootstraps the resources, then runs one listener per listened/subscribed queue (each with
 ``options.pollers`` poll threads, one boto3 client per service shared by all) until SIGTERM
