@@ -61,6 +61,9 @@ class Config:
     #: started LocalStack itself, else 0
     warmup_s: float | None = None
     warmup_rate: float = 8_000.0
+    #: reference: encrypted bus (a KMS key for the run); with data_key_cache the D6 cache on
+    encryption: bool = False
+    data_key_cache: bool = False
 
 
 #: a LocalStack started seconds before a 10,000/min load fell behind in its first minute and
@@ -185,6 +188,7 @@ class Run:
         self.sqs = session.client("sqs", endpoint_url=self.endpoint, config=boto_cfg)
         self.producer_calls: dict[str, int] = {}
         self.sns = session.client("sns", endpoint_url=self.endpoint, config=boto_cfg)
+        self.kms = session.client("kms", endpoint_url=self.endpoint, config=boto_cfg)
         suffix = uuid.uuid4().hex[:10]
         # per-run artifacts (bus config, worker logs, call counts, worker histories)
         self.run_dir = self.cfg.report_dir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S')}-{suffix}"
@@ -201,6 +205,9 @@ class Run:
         self.sut.pollers = self.cfg.pollers
         self.sut.receive_linger_ms = self.cfg.receive_linger_ms
         self.sut.bus_config = self.cfg.bus_config
+        self.sut.kms = self.kms
+        self.sut.encryption = self.cfg.encryption
+        self.sut.data_key_cache = self.cfg.data_key_cache
         self.sut.worker_history = self.cfg.worker_history and self.cfg.sut == "reference"
         self.sut.history_observer = self.history.observer("producer")
         self.log(

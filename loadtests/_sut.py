@@ -80,6 +80,14 @@ class SUT:
     receive_linger_ms: float = 0.0  # reference: BusOptions.receive_linger written into the bus config
     worker_history: bool = False  # the workers write their own history (reference --history)
     bus_config: str | None = None  # an existing system's bus config: adopt, start no workers
+    #: reference: a KMS key for the run, commands and events sealed (contract section 5)
+    encryption: bool = False
+    #: reference, with ``encryption``: BusOptions.data_key_cache on (producer and workers; D6)
+    data_key_cache: bool = False
+    #: the producer's KMS calls, by operation (the workers' are in their call counts)
+    producer_kms_calls: dict[str, int] = field(default_factory=dict)
+    kms_keys: list[str] = field(default_factory=list)
+    kms: Any = None  # the run's KMS client (same connection pool settings as sqs/sns)
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, workers: int) -> None:
@@ -174,6 +182,9 @@ class SUT:
                 proc.wait()
 
     def cleanup(self) -> None:
+        for key in self.kms_keys:  # the shortest window KMS allows
+            with contextlib.suppress(Exception):
+                self.kms.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)
         for arn in self.topics:
             with contextlib.suppress(Exception):
                 self.sns.delete_topic(TopicArn=arn)
@@ -197,6 +208,10 @@ class RawSUT(SUT):
     """The bare pipeline of :mod:`harness.baseline` (SQS FIFO -> worker -> SNS FIFO)."""
 
     def start(self, workers: int) -> None:
+        if self.encryption:
+            raise RuntimeError(
+                "the bare baseline (--sut raw) has no encryption; --encryption loads the reference"
+            )
         self.final_event, self.commands_per_order = "Placed", 1
         fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "true", "VisibilityTimeout": "30"}
         self.cmd_url = self.sqs.create_queue(QueueName=f"fg-load-cmd-{self.suffix}.fifo", Attributes=fifo)[
@@ -258,6 +273,29 @@ class RawSUT(SUT):
 LIFECYCLE = ("PlaceOrder", "AuthorizePayment", "ReserveInventory", "ConfirmOrder")
 FINAL_EVENT = {1: "OrderPlaced", 2: "PaymentAuthorized", 3: "InventoryReserved", 4: "OrderConfirmed"}
 
+
+class _CountingKms:
+    """A KMS client that counts the producer's calls by operation (KMS calls per order)."""
+
+    def __init__(self, kms: Any, counts: dict[str, int]) -> None:
+        self._kms, self._counts = kms, counts
+
+    def _count(self, op: str) -> None:
+        self._counts[op] = self._counts.get(op, 0) + 1
+
+    def generate_data_key(self, **kw: Any) -> Any:
+        self._count("GenerateDataKey")
+        return self._kms.generate_data_key(**kw)
+
+    def decrypt(self, **kw: Any) -> Any:
+        self._count("Decrypt")
+        return self._kms.decrypt(**kw)
+
+    def describe_key(self, **kw: Any) -> Any:
+        self._count("DescribeKey")
+        return self._kms.describe_key(**kw)
+
+
 #: How the worker is started; ``{config}`` is the bus configuration file (reference/config.py
 #: ``BusConfiguration.from_dict`` shape). Override with FLOWGATE_WORKER_CMD.
 #: what a reference worker prints once it polls (``reference.worker --ready``)
@@ -284,6 +322,7 @@ class ReferenceSUT(SUT):
             from reference.config import BusConfiguration
             from reference.dispatchers import SqsCommandDispatcher
             from reference.domain import orders as domain
+            from reference.envelope import KmsEnvelopeCipher
         except ImportError as exc:
             raise RuntimeError(
                 f"the reference AWS side is not importable ({exc}); run with --sut raw to load the bare pipeline"
@@ -306,6 +345,13 @@ class ReferenceSUT(SUT):
             self.config_dict["options"]["pollers"] = self.pollers
         if self.receive_linger_ms:
             self.config_dict["options"]["receive_linger"] = self.receive_linger_ms / 1000.0
+        if self.data_key_cache and not self.encryption:
+            raise RuntimeError("--data-key-cache needs --encryption")
+        if self.encryption and not self.bus_config:
+            key = self.kms.create_key(Description=f"flowgate load {self.suffix}")["KeyMetadata"]["Arn"]
+            self.kms_keys.append(key)
+            self.config_dict["encryption"] = {"kmsKeyId": key}
+            self.config_dict["options"]["data_key_cache"] = self.data_key_cache
         if self.bus_config:  # a system already running: use its topology, create/delete nothing of it
             from reference.worker import load_config_file
 
@@ -334,7 +380,16 @@ class ReferenceSUT(SUT):
             self.topics.extend(self.resources.topic_arns.values())
         self.event_topic_arns = list(self.resources.topic_arns.values())
         self._results: dict[str, bool] = {}
-        self.dispatcher = SqsCommandDispatcher(self.sqs, self.config, self.resources, observer=self)
+        cipher = None
+        if self.config.kms_key_id:
+            cipher = KmsEnvelopeCipher(
+                _CountingKms(self.kms, self.producer_kms_calls),
+                self.config.kms_key_id,
+                cache_limits=self.config.options.data_key_cache_limits(),
+            )
+        self.dispatcher = SqsCommandDispatcher(
+            self.sqs, self.config, self.resources, cipher=cipher, observer=self
+        )
         for i in range(workers):
             argv = [a.replace("{config}", str(self.config_path)) for a in WORKER_CMD.split()]
             if argv[:1] == ["-m"]:  # count the worker's AWS calls (API calls per order)

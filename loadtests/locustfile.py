@@ -132,6 +132,20 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
         default=float(os.environ.get("FLOWGATE_RECEIVE_LINGER_MS", "200")),
         help="reference: BusOptions.receive_linger in ms (wait after a receive of 1..9 messages; default 200)",
     )
+    g.add_argument(
+        "--encryption",
+        action="store_true",
+        default=os.environ.get("FLOWGATE_ENCRYPTION", "") not in ("", "0"),
+        help="reference: encrypted bus (a KMS key is created for the run; commands and events sealed, "
+        "contract section 5); KMS calls per order are reported per operation",
+    )
+    g.add_argument(
+        "--data-key-cache",
+        action="store_true",
+        default=os.environ.get("FLOWGATE_DATA_KEY_CACHE", "") not in ("", "0"),
+        help="reference, with --encryption: BusOptions.data_key_cache on in the producer and the workers "
+        "(decision D6; default bounds)",
+    )
     g.add_argument("--sut", default=os.environ.get("FLOWGATE_SUT", "reference"), choices=["reference", "raw"])
     g.add_argument(
         "--commands-per-order",
@@ -217,6 +231,8 @@ def _config(options):  # type: ignore[no-untyped-def]
         step_s=options.step_seconds,
         baseline=not options.no_baseline,
         warmup_s=options.warmup_seconds,
+        encryption=options.encryption,
+        data_key_cache=options.data_key_cache,
     )
 
 
@@ -445,8 +461,12 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         "checkers": {v.checker: {"valid": v.valid, "anomalies": len(v.anomalies)} for v in verdicts},
     }
     worker_calls = run.sut.worker_calls() if run.sut is not None else {}
-    calls = sum(worker_calls.values()) + sum(run.producer_calls.values())
-    summary["api_calls"] = {"producer": run.producer_calls, "workers": worker_calls}
+    producer_calls = {**run.producer_calls, **(run.sut.producer_kms_calls if run.sut is not None else {})}
+    calls = sum(worker_calls.values()) + sum(producer_calls.values())
+    summary["api_calls"] = {"producer": producer_calls, "workers": worker_calls}
+    summary["encryption"] = {"on": run.cfg.encryption, "data_key_cache": run.cfg.data_key_cache}
+    kms_per_order = _kms_calls_per_order(producer_calls, worker_calls, run.effected)
+    summary["kms_calls_per_order"] = kms_per_order
     latency = run.sut.worker_call_latency() if run.sut is not None else {}
     summary["worker_call_latency"] = latency
     summary["api_calls_per_order"] = round(calls / run.effected, 2) if run.effected else None
@@ -490,6 +510,11 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         f"API calls/order {summary['api_calls_per_order']}; "
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cores used {getattr(run, 'cpu', {})}"
     )
+    if run.cfg.encryption:
+        print(
+            f"KMS calls/order (data-key cache {'on' if run.cfg.data_key_cache else 'off'}): "
+            + "; ".join(f"{op} {n}" for op, n in kms_per_order.items())
+        )
     if latency:
         print(
             "worker API calls (count, mean ms): "
@@ -521,6 +546,22 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
             _STATE["exit_code"] = verdict.exit_code or 2
         else:
             print(f"Allure result: {result}")
+
+
+#: the KMS operations the bus makes (envelope, breaker probe)
+KMS_OPERATIONS = ("GenerateDataKey", "Decrypt", "DescribeKey")
+
+
+def _kms_calls_per_order(
+    producer: dict[str, int], workers: dict[str, int], effected: int
+) -> dict[str, float | None]:
+    """KMS calls per effected order by operation, producer and workers together, and their total."""
+    counts = {op: producer.get(op, 0) + workers.get(op, 0) for op in KMS_OPERATIONS}
+    out: dict[str, float | None] = {
+        op: round(n / effected, 3) if effected else None for op, n in counts.items()
+    }
+    out["total"] = round(sum(counts.values()) / effected, 3) if effected else None
+    return out
 
 
 def _baseline_capacity(cfg, schedule: _shapes.Capacity) -> dict[str, object]:  # type: ignore[no-untyped-def]

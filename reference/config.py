@@ -62,6 +62,13 @@ Timeouts and how they interact (all seconds):
   batch. Costs up to that much latency per hop when the queue is not backlogged; saves calls
   (and the CPU of both sides) then. A full or an empty receive is followed at once (a backlog is
   drained at full speed; an empty long poll already waited). 0 (the default) = never wait.
+* ``data_key_cache`` with ``data_key_max_age_seconds`` / ``data_key_max_messages`` /
+  ``data_key_max_bytes`` / ``data_key_cache_entries`` -- reuse KMS data keys (decision D6,
+  :mod:`reference.keycache`): a producer seals many messages for one destination under one
+  ``GenerateDataKey``, a consumer opens them with one ``Decrypt``, each key within all three
+  bounds. ``max_age`` also bounds how long a key disabled in KMS stays usable in a process that
+  cached it (the KMS outage a listener's breaker would otherwise notice at once), so keep it well
+  below the outage you want noticed.
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reference.errors import ConfigurationError
+from reference.keycache import CacheLimits
 from reference.messages import Payload, TypeRegistry
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,75}(\.fifo)?$")
@@ -139,6 +147,32 @@ class BusOptions:
     #: circuit breaker back-off (see the module docstring and reference.breaker)
     breaker_initial_backoff: float = 1.0
     breaker_max_backoff: float = 30.0
+    #: KMS data-key cache (decision D6, reference.keycache; see the module docstring). Off by
+    #: default: with it on, envelopes are sealed under the destination context (contract section
+    #: 5), which a consumer built before contract v1.4 refuses
+    data_key_cache: bool = False
+    #: a cached key is used while younger than this (seal and open side): also how long a
+    #: disabled key or a revoked grant can go unnoticed by a process that holds a cached key
+    data_key_max_age_seconds: float = 60.0
+    #: messages one cached key seals (or opens); at most 2^32 (AES-GCM, random 96-bit nonces)
+    data_key_max_messages: int = 10_000
+    #: plaintext bytes one cached key seals (ciphertext bytes it opens)
+    data_key_max_bytes: int = 64 * 2**20
+    #: cached keys per cache (one per KMS key and destination on the seal side; one per encrypted
+    #: data key and destination on the open side); the least recently used is evicted and wiped
+    data_key_cache_entries: int = 256
+
+    def data_key_cache_limits(self) -> CacheLimits | None:
+        """The cache bounds when ``data_key_cache`` is on, else ``None``."""
+        return self._data_key_limits() if self.data_key_cache else None
+
+    def _data_key_limits(self) -> CacheLimits:
+        return CacheLimits(
+            max_age_seconds=self.data_key_max_age_seconds,
+            max_messages=self.data_key_max_messages,
+            max_bytes=self.data_key_max_bytes,
+            max_entries=self.data_key_cache_entries,
+        )
 
     @property
     def redrive_receive_count(self) -> int:
@@ -181,6 +215,7 @@ class BusOptions:
             )
         if not 1 <= self.idempotency_cleanup_batch <= 100_000:
             raise ConfigurationError("idempotency_cleanup_batch must be within 1..100000")
+        self._data_key_limits()  # validated whether or not the cache is on
 
 
 def check_ttl_outlives_retention(options: BusOptions, longest_retention: float | None = None) -> None:

@@ -10,7 +10,8 @@ reads a JSON or YAML file::
      "subscribe": {"order-views.fifo": ["order-events.fifo"]},
      "encryption": {"kmsKeyId": "alias/flowgate"},          # optional
      "idempotency": {"url": "sqlite:///flowgate.db"},       # optional; default in-memory
-     "options": {"visibility_timeout": 30, "max_receive_count": 3, ...}}
+     "options": {"visibility_timeout": 30, "max_receive_count": 3, ...}}  # BusOptions fields
+                                                             # (e.g. "data_key_cache": true, D6)
 
 It bootstraps the resources (with ``--no-bootstrap`` it only resolves them:
 :meth:`Bootstrapper.resolve`, what the runtime roles of :mod:`reference.iam` allow), then runs one
@@ -171,7 +172,11 @@ def build_runtime(
     processor = Processor(
         storage, sagas=sagas, views=views, clock=clock, ttl_seconds=config.options.idempotency_ttl_seconds
     )
-    cipher = KmsEnvelopeCipher(kms, config.kms_key_id) if config.kms_key_id else None
+    cipher = (
+        KmsEnvelopeCipher(kms, config.kms_key_id, cache_limits=config.options.data_key_cache_limits())
+        if config.kms_key_id
+        else None
+    )
     commands = SqsCommandDispatcher(
         sqs, config, resources, cipher=cipher, observer=observer, telemetry=telemetry, batching=batching
     )

@@ -8,7 +8,8 @@ one spec, checked against the same vectors (``docs/vectors/``) and against each 
 Layout: the message body is ``base64(JSON {"Version": 1, "KeyId", "Destination",
 "EncryptedDataKey", "Nonce", "Tag", "Ciphertext"})`` (in that order, compact separators, binary
 fields base64), AES-256-GCM with a 12-byte nonce and a 16-byte tag, the data key from KMS
-``GenerateDataKey(AES_256)`` under the encryption context of :func:`context`, and the AAD of
+``GenerateDataKey(AES_256)`` under the encryption context of :func:`context` (or, from a producer
+with a data-key cache, :func:`destination_context`; :func:`open_body` accepts both), and the AAD of
 :func:`aad` (the context's values plus the key id, length-prefixed, in :data:`AAD_FIELDS` order).
 """
 
@@ -49,6 +50,17 @@ def context(message_id: str, destination: str, entity_id: str, message_type: str
         "entityId": entity_id,
         "messageType": message_type,
     }
+
+
+def destination_context(destination: str) -> dict[str, str]:
+    """The KMS context of a data key shared by many messages for one destination (contract v1.4,
+    a producer's data-key cache); the AAD still binds each message (:func:`aad`)."""
+    return {"flowgate:version": VERSION, "destination": destination}
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
 def aad(ctx: Mapping[str, str], key_id: str) -> bytes:
@@ -157,9 +169,19 @@ def open_body(kms: Any, allowed_key_ids: Collection[str], ctx: Mapping[str, str]
     if sealed.key_id not in allowed_key_ids:
         raise EnvelopeError(f"envelope key {sealed.key_id!r} is not an accepted key")
     try:
-        dk = kms.decrypt(
-            CiphertextBlob=sealed.encrypted_data_key, KeyId=sealed.key_id, EncryptionContext=dict(ctx)
-        )
+        try:
+            dk = kms.decrypt(
+                CiphertextBlob=sealed.encrypted_data_key, KeyId=sealed.key_id, EncryptionContext=dict(ctx)
+            )
+        except Exception as exc:
+            if _error_code(exc) != "InvalidCiphertextException":
+                raise
+            # not under the message context: a producer with a data-key cache (contract v1.4)
+            dk = kms.decrypt(
+                CiphertextBlob=sealed.encrypted_data_key,
+                KeyId=sealed.key_id,
+                EncryptionContext=destination_context(ctx["destination"]),
+            )
     except Exception as exc:  # botocore ClientError of any code: the key cannot be had
         raise EnvelopeError(f"KMS refused the data key: {exc}") from exc
     if dk.get("KeyId") not in allowed_key_ids:

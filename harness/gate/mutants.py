@@ -439,6 +439,22 @@ EQUIVALENT: dict[str, str] = {
         "file, so nothing it observes changes; properties/test_detection.py (and, for three of them, "
         "scenarios/test_detection.py) kill them",
     ),
+    # decision D6: the data-key cache is off unless BusOptions.data_key_cache turns it on
+    **{
+        name: (
+            f"{bug}: the gate runs the reference with the data-key cache off (the default; its adapter "
+            "never turns it on), so no cache code runs in a gate run; "
+            "properties/test_data_key_cache.py kills it"
+        )
+        for name, bug in (
+            ("data-key-cache-ignores-message-bound", "the data-key cache reuses a key past max_messages"),
+            ("data-key-cache-ignores-age-bound", "the data-key cache reuses a key past max_age"),
+            ("data-key-cache-ignores-byte-bound", "the data-key cache reuses a key past max_bytes"),
+            ("data-key-cache-without-context", "data-key cache entries keyed without the encryption context"),
+            ("data-key-not-wiped", "evicted cached data keys are not zeroed"),
+            ("data-key-past-2-32", "the cache accepts max_messages above 2^32"),
+        )
+    },
 }
 
 

@@ -34,6 +34,7 @@ from reference.dispatchers import SnsEventDispatcher, _Dispatcher, message_attri
 from reference.envelope import POISON_CODES, MessageBinding
 from reference.errors import DecodeError, LeaseLost, MessageError, MissingAttribute, TransportError
 from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Conflict, Duplicate
+from reference.keycache import CachedKey, CacheLimits, DataKeyCache
 from reference.listener import SqsListener, _Flight, _Heartbeat
 from reference.messages import (
     Command,
@@ -1224,6 +1225,37 @@ def _cleanup_never_scheduled() -> list[Any]:
     return [mock.patch.object(IdempotencyCleaner, "run", run)]
 
 
+def _data_key_limits_without(bound: str) -> list[Any]:
+    """The data-key cache forgets one of its bounds (``messages``, ``age`` or ``bytes``)."""
+
+    def within_limits(self: DataKeyCache, entry: CachedKey, nbytes: int) -> bool:
+        lim = self.limits
+        return (
+            (bound == "age" or self.clock() - entry.created < lim.max_age_seconds)
+            and (bound == "messages" or entry.messages + 1 <= lim.max_messages)
+            and (bound == "bytes" or entry.bytes + nbytes <= lim.max_bytes)
+        )
+
+    return [mock.patch.object(DataKeyCache, "within_limits", within_limits)]
+
+
+def _data_key_cache_without_context() -> list[Any]:
+    # cache entries keyed by the KMS key (and EDK) only: a key issued for destination A seals B
+    return [mock.patch("reference.envelope._context_key", return_value=())]
+
+
+def _data_key_not_wiped() -> list[Any]:
+    return [mock.patch.object(CachedKey, "wipe", lambda self: None)]  # noqa: PT008
+
+
+def _data_key_past_2_32() -> list[Any]:
+    def post_init(self: CacheLimits) -> None:
+        if not self.max_messages >= 1:
+            raise ValueError("max_messages")
+
+    return [mock.patch.object(CacheLimits, "__post_init__", post_init)]
+
+
 ORDER = P + "test_ordering.py"
 ONCE = P + "test_exactly_once.py"
 
@@ -1286,6 +1318,7 @@ def _worker_bootstraps_anyway() -> list[Any]:
 DEDUP = ONCE + "::test_fifo_deduplication_is_effective"
 LOSS = P + "test_no_loss.py"
 CRYPTO = P + "test_encryption.py"
+DK_CACHE = P + "test_data_key_cache.py::"
 REPLAY = P + "test_replay.py"
 READS = P + "test_reads.py"
 ONCE_EFFECT = ONCE + "::test_exactly_once_effect"
@@ -1720,6 +1753,58 @@ MUTANTS: dict[str, Mutant] = {
             (HOSTILE + "[unknown_type_after_sealing-encrypted-fifo]",),
             ("wrong-dead-letter-reason",),
             _type_checked_after_envelope,
+        ),
+        Mutant(
+            "data-key-cache-ignores-message-bound",
+            "the data-key cache reuses a key past max_messages (towards the 2^32 random-nonce limit)",
+            (
+                DK_CACHE + "test_no_key_seals_past_its_message_bound",
+                DK_CACHE + "test_open_cache_is_bounded_and_keyed_by_context",
+            ),
+            ("data-key-over-message-bound",),
+            lambda: _data_key_limits_without("messages"),
+        ),
+        Mutant(
+            "data-key-cache-ignores-age-bound",
+            "the data-key cache reuses a key past max_age (a disabled key or revoked grant unnoticed)",
+            (
+                DK_CACHE + "test_no_key_seals_past_its_age",
+                DK_CACHE + "test_open_cache_is_bounded_and_keyed_by_context",
+            ),
+            ("data-key-over-age",),
+            lambda: _data_key_limits_without("age"),
+        ),
+        Mutant(
+            "data-key-cache-ignores-byte-bound",
+            "the data-key cache reuses a key past max_bytes",
+            (DK_CACHE + "test_no_key_seals_past_its_byte_bound",),
+            ("data-key-over-byte-bound",),
+            lambda: _data_key_limits_without("bytes"),
+        ),
+        Mutant(
+            "data-key-cache-without-context",
+            "data-key cache entries keyed without the encryption context: a key KMS issued for "
+            "destination A seals messages for B (and the open cache answers for a context KMS never saw)",
+            (
+                DK_CACHE + "test_a_key_serves_one_destination_and_opens_without_a_cache",
+                DK_CACHE + "test_open_cache_is_bounded_and_keyed_by_context",
+            ),
+            ("data-key-across-destinations",),
+            _data_key_cache_without_context,
+        ),
+        Mutant(
+            "data-key-not-wiped",
+            "evicted (expired, exhausted, displaced, cleared) plaintext data keys are not zeroed",
+            (DK_CACHE + "test_evicted_keys_are_wiped",),
+            ("data-key-not-wiped",),
+            _data_key_not_wiped,
+        ),
+        Mutant(
+            "data-key-past-2-32",
+            "the data-key cache accepts max_messages above 2^32 (AES-GCM random 96-bit nonces)",
+            (DK_CACHE + "test_no_key_can_be_configured_past_2_32_messages",),
+            (),
+            _data_key_past_2_32,
         ),
         Mutant(
             "ttl-shorter-than-retention",

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from harness.gate import envelope, vectors
 from harness.sim import SimAws
+from reference.config import BusOptions
 from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
 from reference.errors import DecryptionError
 
@@ -263,3 +264,55 @@ def test_node_opens_what_the_reference_seals(kms: tuple[Any, str]) -> None:
     assert _node(NODE_OPEN, {"dataKey": data_key, "body": body, "ctx": CTX}) == {"plaintext": PLAIN}
     moved = _node(NODE_OPEN, {"dataKey": data_key, "body": body, "ctx": {**CTX, "entityId": "order-8"}})
     assert "error" in moved
+
+
+# ---- the data-key cache (decision D6, contract v1.4): same wire format, destination context
+CACHED = BusOptions(data_key_cache=True).data_key_cache_limits()
+
+
+def test_gate_opens_what_the_caching_reference_seals(kms: tuple[Any, str]) -> None:
+    """The gate's cacheless opener takes the destination context when the message context is refused."""
+    client, key_id = kms
+    cipher = KmsEnvelopeCipher(client, key_id, cache_limits=CACHED)
+    bodies = [cipher.seal(PLAIN, binding(CTX)) for _ in range(3)]
+    assert len({parse_envelope(b)["EncryptedDataKey"] for b in bodies}) == 1  # one data key reused
+    accepted = envelope.accepted_key_ids(client, key_id)
+    for body in bodies:
+        assert envelope.open_body(client, accepted, CTX, body).decode() == PLAIN
+        assert envelope.Sealed.from_body(body).to_body() == body  # the same layout, byte for byte
+    for wrong in ({**CTX, "messageId": "x"}, {**CTX, "entityId": "order-8"}):
+        with pytest.raises(envelope.EnvelopeError):  # the AAD still binds the message
+            envelope.open_body(client, accepted, wrong, bodies[0])
+
+
+def test_caching_reference_opens_what_the_gate_seals(kms: tuple[Any, str]) -> None:
+    client, key_id = kms
+    body = envelope.seal(client, key_id, CTX, PLAIN.encode())
+    opened = KmsEnvelopeCipher(client, key_id, cache_limits=CACHED).open(
+        body,
+        message_id=CTX["messageId"],
+        entity_id=CTX["entityId"],
+        message_type=CTX["messageType"],
+        destinations={CTX["destination"]},
+    )
+    assert opened == PLAIN
+
+
+NODE_DESTINATION_CONTEXT = """
+const env = require('./lib/envelope');
+console.log(JSON.stringify(env.destinationContext('orders-commands.fifo')));
+"""
+
+
+@needs_node
+def test_node_opens_what_the_caching_reference_seals(kms: tuple[Any, str]) -> None:
+    """Node's envelope code opens a cached key's envelopes (the AAD is unchanged) and names the same
+    destination context as the gate and the reference."""
+    client, key_id = kms
+    body = KmsEnvelopeCipher(client, key_id, cache_limits=CACHED).seal(PLAIN, binding(CTX))
+    shared = binding(CTX).destination_context()
+    assert _node(NODE_DESTINATION_CONTEXT, {}) == shared == envelope.destination_context(CTX["destination"])
+    env = parse_envelope(body)
+    dk = client.decrypt(CiphertextBlob=env["EncryptedDataKey"], KeyId=env["KeyId"], EncryptionContext=shared)
+    data_key = base64.b64encode(dk["Plaintext"]).decode()
+    assert _node(NODE_OPEN, {"dataKey": data_key, "body": body, "ctx": CTX}) == {"plaintext": PLAIN}

@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("sut", "extra"),
-    [("reference", []), ("reference", ["--no-worker-history"]), ("raw", [])],
-    ids=["reference-worker-history", "reference-probe-history", "raw"],
+    [
+        ("reference", []),
+        ("reference", ["--no-worker-history"]),
+        ("raw", []),
+        ("reference", ["--encryption"]),
+        ("reference", ["--encryption", "--data-key-cache"]),
+    ],
+    ids=["reference-worker-history", "reference-probe-history", "raw", "reference-kms", "reference-kms-cached"],
 )
 def test_locust_steady_smoke_is_clean(
     localstack_endpoint: str | None, tmp_path: Path, sut: str, extra: list[str]
@@ -75,6 +81,15 @@ def test_locust_steady_smoke_is_clean(
     assert history, "the history is empty"
     fs = {json.loads(line)["f"] for line in history}
     assert {"send", "effect", "drain"} <= fs
+    kms = summary["kms_calls_per_order"]
+    if "--encryption" not in extra:
+        assert kms["total"] == 0, kms
+    elif "--data-key-cache" not in extra:
+        # one GenerateDataKey and one Decrypt per sealed message: the command and its event
+        assert kms["GenerateDataKey"] >= 2, kms
+        assert kms["Decrypt"] >= 2, kms
+    else:  # one data key per destination and process for the whole run
+        assert 0 < kms["GenerateDataKey"] + kms["Decrypt"] < 0.5, kms
     if sut == "reference" and not extra:  # the workers' own observations were merged in
         assert {"receive", "publish", "delete"} <= fs
         assert summary["worker_histories"]

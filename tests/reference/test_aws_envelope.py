@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from test_envelope import EnvelopeContract
+from test_envelope import PLAIN, B, EnvelopeContract
 
-from reference.envelope import KmsEnvelopeCipher
+from reference.config import BusOptions
+from reference.envelope import KmsEnvelopeCipher, parse_envelope
 
 pytestmark = pytest.mark.localstack
 
@@ -25,3 +26,22 @@ class TestEnvelopeWithLocalStackKms(EnvelopeContract):
 
     def make(self) -> tuple[KmsEnvelopeCipher, KmsEnvelopeCipher]:
         return KmsEnvelopeCipher(self.aws.kms, self.key), KmsEnvelopeCipher(self.aws.kms, self.other_key)
+
+
+class TestCachingEnvelopeWithLocalStackKms(TestEnvelopeWithLocalStackKms):
+    """The same contract with the data-key cache on: LocalStack's KMS enforces the destination
+    context, and a consumer without a cache opens what the caching one sealed."""
+
+    def make(self) -> tuple[KmsEnvelopeCipher, KmsEnvelopeCipher]:
+        limits = BusOptions(data_key_cache=True).data_key_cache_limits()
+        return (
+            KmsEnvelopeCipher(self.aws.kms, self.key, cache_limits=limits),
+            KmsEnvelopeCipher(self.aws.kms, self.other_key, cache_limits=limits),
+        )
+
+    def test_a_cacheless_consumer_opens_what_the_cache_sealed(self) -> None:
+        cipher, _ = self.make()
+        sealed = [cipher.seal(PLAIN, B) for _ in range(3)]
+        assert len({parse_envelope(s)["EncryptedDataKey"] for s in sealed}) == 1
+        plain = KmsEnvelopeCipher(self.aws.kms, self.key)
+        assert all(self.open(plain, s) == PLAIN for s in sealed)

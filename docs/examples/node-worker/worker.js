@@ -169,7 +169,13 @@ async function decodeCommand(msg) {
       const sealed = env.fromBody(msg.Body);
       if (sealed.destination !== queueName) throw new env.EnvelopeError(`envelope is for ${sealed.destination}, not ${queueName}`);
       if (!keys.has(sealed.keyId)) throw new env.EnvelopeError(`envelope key ${sealed.keyId} is not an accepted key`);
-      const dk = await kmsSend(new DecryptCommand({ CiphertextBlob: sealed.encryptedDataKey, KeyId: sealed.keyId, EncryptionContext: ctx }));
+      const decrypt = (context) => kmsSend(new DecryptCommand({ CiphertextBlob: sealed.encryptedDataKey, KeyId: sealed.keyId, EncryptionContext: context }));
+      let dk;
+      try { dk = await decrypt(ctx); } catch (err) {
+        // contract v1.4: a producer with a data-key cache seals under the destination context
+        if (err.name !== 'InvalidCiphertextException') throw err;
+        dk = await decrypt(env.destinationContext(queueName));
+      }
       if (!keys.has(dk.KeyId)) throw new env.EnvelopeError('KMS decrypted with an unexpected key');
       const key = Buffer.from(dk.Plaintext);
       let raw;

@@ -17,6 +17,12 @@ function context(messageId, destination, entityId, messageType) {
   return { 'flowgate:version': '1', messageId, destination, entityId, messageType };
 }
 
+// contract v1.4: the KMS context of a data key a caching producer shares between the messages for one
+// destination (the AAD still binds each message: aad() below is the same for both contexts)
+function destinationContext(destination) {
+  return { 'flowgate:version': '1', destination };
+}
+
 // uint32 big-endian byte length + UTF-8 bytes, for each field in AAD_FIELDS order
 function aad(ctx, keyId) {
   const values = { ...ctx, keyId };
@@ -96,4 +102,4 @@ function fromBody(body) {
   return sealed;
 }
 
-module.exports = { SCHEME, CONTEXT_FIELDS, AAD_FIELDS, EnvelopeError, context, aad, sealWithKey, openWithKey, toBody, fromBody };
+module.exports = { SCHEME, CONTEXT_FIELDS, AAD_FIELDS, EnvelopeError, context, destinationContext, aad, sealWithKey, openWithKey, toBody, fromBody };

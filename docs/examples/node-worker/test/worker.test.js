@@ -17,7 +17,7 @@ const md5 = (s) => crypto.createHash('md5').update(s, 'utf8').digest('hex');
 // A fake AWS endpoint. `script(n)` returns the messages of the n-th ReceiveMessage (empty receives
 // answer after 150 ms, as a short long poll). `failPublish` = how many Publish calls get their
 // connection destroyed, as is every KMS call. Every call is recorded as { op, input }.
-function fakeAws(script, { failPublish = 0 } = {}) {
+function fakeAws(script, { failPublish = 0, kms = null } = {}) {
   const calls = [];
   let receives = 0;
   let publishFailures = failPublish;
@@ -26,9 +26,14 @@ function fakeAws(script, { failPublish = 0 } = {}) {
     req.on('data', (c) => { body += c; });
     req.on('end', async () => {
       const target = req.headers['x-amz-target'];
-      if (target && target.startsWith('TrentService.')) { // KMS: unreachable
-        calls.push({ op: `kms:${target.split('.').pop()}`, input: {} });
-        req.socket.destroy();
+      if (target && target.startsWith('TrentService.')) { // KMS: unreachable, unless `kms` answers
+        const op = target.split('.').pop();
+        const input = JSON.parse(body || '{}');
+        calls.push({ op: `kms:${op}`, input });
+        if (!kms) { req.socket.destroy(); return; }
+        const out = kms(op, input);
+        res.writeHead(out.__type ? 400 : 200, { 'content-type': 'application/x-amz-json-1.1' });
+        res.end(JSON.stringify(out));
         return;
       }
       if (target) { // SQS, AWS JSON 1.0
@@ -110,6 +115,39 @@ async function until(cond, ms = 10000) {
 }
 
 const ops = (calls, op) => calls.filter((c) => c.op === op);
+
+test('contract v1.4: a command sealed under the destination context (a caching producer) is opened', async () => {
+  const env = require('../lib/envelope');
+  const arn = 'arn:aws:kms:us-east-1:000000000000:key/k';
+  const dataKey = crypto.randomBytes(32);
+  const edk = Buffer.from('edk-for-cmds.fifo');
+  const m = place('o1');
+  const eventId = m.MessageAttributes.EventId.StringValue;
+  const ctx = env.context(eventId, 'cmds.fifo', 'o1', 'PlaceOrder');
+  m.MessageAttributes.Encryption = { DataType: 'String', StringValue: env.SCHEME };
+  m.Body = env.toBody(env.sealWithKey(dataKey, edk, arn, ctx, Buffer.from(m.Body, 'utf8')));
+  const shared = JSON.stringify(env.destinationContext('cmds.fifo'));
+  const aws = await fakeAws((n) => (n === 0 ? [m] : []), {
+    kms(op, input) {
+      if (op === 'DescribeKey') return { KeyMetadata: { KeyId: 'k', Arn: arn, KeyState: 'Enabled', Enabled: true } };
+      if (op === 'GenerateDataKey') {
+        return { KeyId: arn, Plaintext: crypto.randomBytes(32).toString('base64'), CiphertextBlob: 'ZWRr' };
+      }
+      // Decrypt: this data key was issued under the destination context only
+      if (JSON.stringify(input.EncryptionContext) !== shared) return { __type: 'InvalidCiphertextException', message: 'context' };
+      return { KeyId: arn, Plaintext: dataKey.toString('base64') };
+    },
+  });
+  const w = start(aws.url, { FLOWGATE_KMS_KEY_ID: 'k' });
+  const deleted = () => ops(aws.calls, 'DeleteMessage').length + ops(aws.calls, 'DeleteMessageBatch').length;
+  await until(() => deleted() >= 1, 10000).catch(() => { throw new Error(`never deleted: ${w.log()}`); });
+  const decrypts = ops(aws.calls, 'kms:Decrypt').map((c) => c.input.EncryptionContext);
+  assert.deepStrictEqual(decrypts, [ctx, env.destinationContext('cmds.fifo')], w.log());
+  assert.strictEqual(ops(aws.calls, 'SendMessage').length, 0, w.log()); // nothing dead-lettered
+  assert.ok(ops(aws.calls, 'Publish').length + ops(aws.calls, 'PublishBatch').length >= 1, w.log());
+  assert.strictEqual(await w.stop(), 0);
+  await aws.close();
+});
 const visibility = (calls, handle, vt) => ops(calls, 'ChangeMessageVisibility').filter((c) => c.input.ReceiptHandle === handle && c.input.VisibilityTimeout === vt);
 
 test('a handler longer than VT/2 extends the visibility every VT/2 until the delete', async () => {
