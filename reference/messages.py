@@ -519,7 +519,9 @@ def from_wire(obj: Any, registry: TypeRegistry) -> Message:
         sequence_no=sequence_no,
         correlation_id=correlation,
         is_replay=is_replay,
-        causation_id=causation,
+        # a command's causation id is not part of its wire form (``to_wire`` writes it only for
+        # events): checked above like any id, then ignored, so a decoded command re-encodes to itself
+        causation_id=causation if kind == "event" else None,
         properties=props,
     )
     if kind == "command":

@@ -705,7 +705,7 @@ def _poll_loop_dies_on_error() -> list[Any]:
 
 
 def _plaintext_on_encrypted_bus() -> list[Any]:
-    def no_cipher(kms: Any, key_id: str) -> None:
+    def no_cipher(kms: Any, key_id: str, **_: Any) -> None:
         return None  # the configured key is never wired: dispatchers seal nothing, listeners accept plaintext
 
     return [mock.patch("reference.worker.KmsEnvelopeCipher", no_cipher)]

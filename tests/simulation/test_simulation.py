@@ -218,11 +218,15 @@ NOT_SIMULATED |= {"allocate-read-then-write"}
 NOT_SIMULATED |= {n for n, m in MUTANTS.items() if any("properties/test_iam.py" in k for k in m.killers)}
 #: killed by properties that drive listeners, dispatchers and stores on the simulator directly --
 #: spans and metrics into the OpenTelemetry SDK's in-memory exporters, the health check, cleanup
-#: sweeps and the worker's cleanup thread -- which the seeded workload neither exports nor schedules
+#: sweeps and the worker's cleanup thread, the data-key cache's bounds -- which the seeded workload
+#: neither exports, schedules nor turns on (the cache is off by default)
 NOT_SIMULATED |= {
     n
     for n, m in MUTANTS.items()
-    if m.killers and all("test_telemetry" in k or "test_idempotency_cleanup" in k for k in m.killers)
+    if m.killers
+    and all(
+        "test_telemetry" in k or "test_idempotency_cleanup" in k or "test_data_key_cache" in k for k in m.killers
+    )
 }
 
 
