@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.plugin import assert_valid
-from fixtures.plugin_bus import DEFAULT_SEED, BusClients, QueueFactory, TopicFactory
+from fixtures.plugin import assert_valid, simulator_seed
+from fixtures.plugin_bus import BusClients, QueueFactory, TopicFactory
 from harness.history import History
 from harness.sim import SimAws
 
@@ -41,7 +41,7 @@ def test_example_passes_on_the_simulator(tmp_path: Path) -> None:
     proc = _run_example(tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert f"flowgate: aws_backend sim, simulator seed {DEFAULT_SEED}" in out
+    assert "flowgate:" not in out, "a run that asks nothing of flowgate gets no header line"
     assert "PASSED test_my_consumer.py::test_my_consumer" in out
     assert "XFAIL test_my_consumer.py::test_broken_consumer_is_caught" in out
 
@@ -54,6 +54,7 @@ def test_broken_consumer_fails_with_the_anomaly_printed(tmp_path: Path) -> None:
     assert "total_queue: lost: command order-1/2 (entity order-1 seq 2)" in out
     assert "per_entity_order: skip: entity order-1: seq 3" in out
     assert "aws_sim seed 7: rerun with --flowgate-seed=7" in out
+    assert "flowgate: aws_backend sim, simulator seed 7" in out  # asked for a seed: the header says it
 
 
 def test_localstack_runs_of_the_example_carry_the_marker(tmp_path: Path) -> None:
@@ -78,7 +79,7 @@ def test_example_passes_and_catches_the_broken_consumer_on_localstack(
 
 
 def test_aws_sim_is_seeded_and_reports_its_seed(aws_sim: SimAws, request: pytest.FixtureRequest) -> None:
-    assert aws_sim.seed == request.config.getoption("flowgate_seed")
+    assert aws_sim.seed == simulator_seed(request.config)
     assert ("flowgate_seed", aws_sim.seed) in request.node.user_properties
     start = aws_sim.clock.now()
     aws_sim.clock.advance(301)
