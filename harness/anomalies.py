@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from reference.hooks import OBSERVATIONS
+
 ROOT: Final = Path(__file__).resolve().parents[1]
 
 #: The prefix of a scenario's kind: a label for a LocalStack scenario's assertion, named only in
@@ -222,6 +224,44 @@ RELAYS: Final[Mapping[str, str]] = {
 }
 
 
+#: The history's operation names (``Op.f``) beyond the reference's
+#: :data:`reference.hooks.OBSERVATIONS`: what the harness (simulation, gate, scenario fixtures)
+#: records, and the few the reference records outside ``OBSERVATIONS``. Nemesis ops that no reader
+#: looks for are free-form timeline labels and need not be here.
+HARNESS_OPERATIONS: Final[Mapping[str, str]] = {
+    "drain": "the run drained: every queue empty (ok), or the drain gave up (info)",
+    "wire": "a sample of a message body as it crossed the bus (confidentiality checks)",
+    "read": "a read of an entity's state at a seq (read_state)",
+    "state": "an entity's live state at the end of a run (replay_equivalence)",
+    "replay": "the state a replay of the command store rebuilt (replay_equivalence); nemesis: a replay run",
+    "health": "a worker's health report (outage)",
+    "poll": "a listener's poll; fail: an error escaped it (outage)",
+    "poison": "a poison / hostile message the harness sent (dead_letter, confidentiality)",
+    "hostile": "nemesis: the gate's hostile-catalog phase",
+    "outage": "nemesis: a dependency outage began",
+    "kill": "nemesis: a worker was SIGKILLed",
+    "restart": "nemesis: a worker was restarted",
+    "duplicate_delivery": "nemesis: a message was delivered again on purpose",
+    "contract_violation": "the gate saw an event break the wire contract (kind: an anomaly kind)",
+    "start": "the gate started an implementation instance",
+    "exited": "an implementation instance exited",
+    "plan": "the gate's plan of the run",
+    "not_ready": "instances that never printed their ready line",
+    "capabilities": "the capabilities an implementation declared on its ready line",
+    "crash": "the reference worker died at a fault point (recorded outside OBSERVATIONS)",
+    "stall": "the reference worker stalled at a fault point (recorded outside OBSERVATIONS)",
+    "dlq_replay": "the DLQ replay tool moved a dead letter back to its source queue",
+    "localstack_restart": "nemesis: the LocalStack instance was restarted",
+    "note": "a scenario's free-form note for the report",
+}
+
+#: Every operation name a history may use: the reference's observations, then the harness's.
+OPERATIONS: Final[Mapping[str, str]] = {
+    **{f: "reference observation (" + ", ".join(fields) + ")" for f, fields in OBSERVATIONS.items()},
+    **HARNESS_OPERATIONS,
+}
+
+
 class UnknownAnomalyKind(ValueError):
     """An anomaly kind that :data:`KINDS` does not register."""
 
@@ -379,6 +419,72 @@ def emitting_sources(root: Path = ROOT) -> list[Path]:
     return sorted([*(root / "harness").rglob("*.py"), *(root / "properties").glob("*.py")])
 
 
+# ------------------------------------------------------------------ operation names (ast)
+#: Calls recording an op with a literal name: ``History.append(process, type, f, ...)`` (the
+#: name third), ``History.nemesis(f, ...)`` and an observer's ``observe(f, ...)`` (first).
+_RECORDING_CALLS: Final[Mapping[str, int]] = {"append": 2, "nemesis": 0, "observe": 0}
+
+
+@dataclass(slots=True)
+class OperationUse:
+    """Op names by ``path:line``: compared with ``op.f`` (read), recorded literally (by any of
+    :data:`_RECORDING_CALLS`), and recorded by ``History.append`` (not a nemesis label)."""
+
+    read: dict[str, list[str]] = field(default_factory=dict)
+    recorded: dict[str, list[str]] = field(default_factory=dict)
+    appended: dict[str, list[str]] = field(default_factory=dict)
+
+
+def collect_operations(files: Iterable[Path], root: Path = ROOT) -> OperationUse:
+    """The op names ``files`` compare ``<op>.f`` with, and the ones they record literally."""
+    out = OperationUse()
+    for path in sorted(files):
+        rel = path.resolve().relative_to(root.resolve()).as_posix() if path.is_absolute() else path.as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=rel)):
+            site = f"{rel}:{getattr(node, 'lineno', 0)}"
+            if (
+                isinstance(node, ast.Compare)
+                and isinstance(node.left, ast.Attribute)
+                and node.left.attr == "f"
+            ):
+                for compared in node.comparators:
+                    for sub in ast.walk(compared):
+                        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                            out.read.setdefault(sub.value, []).append(site)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                position = _RECORDING_CALLS.get(node.func.attr)
+                if position is None or len(node.args) <= position:
+                    continue
+                arg = node.args[position]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    out.recorded.setdefault(arg.value, []).append(site)
+                    if node.func.attr == "append":
+                        out.appended.setdefault(arg.value, []).append(site)
+    return out
+
+
+def operation_sources(root: Path = ROOT) -> list[Path]:
+    """The files that record or read history ops."""
+    dirs = ("harness", "reference", "fixtures", "scenarios", "loadtests")
+    return sorted([*(p for d in dirs for p in (root / d).rglob("*.py")), *(root / "properties").glob("*.py")])
+
+
+def operation_problems(use: OperationUse, operations: Mapping[str, str] | None = None) -> list[str]:
+    """Op names read but not registered (a reader's typo never matches), recorded by
+    ``History.append`` but not registered, and registered harness ops nothing records."""
+    registry = OPERATIONS if operations is None else operations
+    problems = []
+    for verb, names in (("reads", use.read), ("records", use.appended)):
+        for f, sites in sorted(names.items()):
+            if f not in registry:
+                near = difflib.get_close_matches(f, list(registry), n=3, cutoff=0.6)
+                hint = f" (did you mean {', '.join(near)}?)" if near else ""
+                problems.append(f"{', '.join(sites)}: {verb} unregistered op name {f!r}{hint}")
+    for f in sorted(set(registry) - set(OBSERVATIONS) - set(use.recorded)):
+        problems.append(f"OPERATIONS[{f!r}]: nothing records it")
+    return problems
+
+
 # ------------------------------------------------------------------ the checks
 def _unknown(where: str, kinds: Iterable[str], registry: Mapping[str, AnomalyKind]) -> list[str]:
     problems = []
@@ -493,4 +599,5 @@ def repository_problems(root: Path = ROOT) -> list[str]:
         *emission_problems(collect_emissions(emitting_sources(root), root)),
         *category_problems(categories),
         *expectation_problems(catalog_expectations()),
+        *operation_problems(collect_operations(operation_sources(root), root)),
     ]

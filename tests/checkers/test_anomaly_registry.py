@@ -9,12 +9,15 @@ import pytest
 
 from harness.anomalies import (
     KINDS,
+    OPERATIONS,
     AnomalyKind,
     UnknownAnomalyKind,
     category_problems,
     collect_emissions,
+    collect_operations,
     emission_problems,
     expectation_problems,
+    operation_problems,
     registry_problems,
     repository_problems,
 )
@@ -132,3 +135,33 @@ def test_the_anomaly_constructor_refuses_an_unregistered_kind() -> None:
     assert Anomaly("duplicate-effect", "twice").kind == "duplicate-effect"
     with pytest.raises(UnknownAnomalyKind, match=r"'dulicate-effect' \(did you mean duplicate-effect"):
         Anomaly("dulicate-effect", "twice")
+
+
+def test_a_misspelt_op_name_read_or_recorded_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "harness" / "checkers" / "broken.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "def check(ops, history):\n"
+        '    history.append("harness", "ok", "drian", {})\n'
+        '    history.nemesis("any-free-label", {})\n'
+        '    return [op for op in ops if op.f == "recieve" or op.f in ("effect", "projetc")]\n',
+        encoding="utf-8",
+    )
+    use = collect_operations([path], tmp_path)
+    # only what this file uses, against the real registry: drop "nothing records it" for the others
+    problems = [p for p in operation_problems(use) if "nothing records it" not in p]
+    assert problems == [
+        "harness/checkers/broken.py:4: reads unregistered op name 'projetc' (did you mean project?)",
+        "harness/checkers/broken.py:4: reads unregistered op name 'recieve' (did you mean receive?)",
+        "harness/checkers/broken.py:2: records unregistered op name 'drian' (did you mean drain?)",
+    ]
+
+
+def test_a_registered_harness_op_nothing_records_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "harness" / "sim.py"
+    path.parent.mkdir(parents=True)
+    path.write_text('def run(history):\n    history.append("harness", "ok", "drain", {})\n', encoding="utf-8")
+    use = collect_operations([path], tmp_path)
+    problems = operation_problems(use, {**OPERATIONS, "drian": "a typo in the registry"})
+    assert "OPERATIONS['drian']: nothing records it" in problems
+    assert "OPERATIONS['drain']: nothing records it" not in problems
