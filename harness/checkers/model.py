@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.anomalies import require
 from harness.history import History, Op
 
 #: What a checker accepts: a :class:`History` or any iterable of ops (a list, a loaded file).
@@ -14,11 +15,17 @@ HistoryLike = History | Iterable[Op]
 
 @dataclass(frozen=True, slots=True)
 class Anomaly:
-    """One thing a checker found wrong. ``ops`` are the indexes of the ops involved."""
+    """One thing a checker found wrong. ``ops`` are the indexes of the ops involved.
+
+    ``kind`` must be registered in :data:`harness.anomalies.KINDS` (``UnknownAnomalyKind``
+    otherwise): a misspelt kind would never match an expectation or a report category."""
 
     kind: str
     message: str
     ops: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        require(self.kind)
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"

@@ -17,6 +17,7 @@ dead-lettered), never one whose send failed, one of another entity or one above 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from harness.history import Op
@@ -107,7 +108,7 @@ def read_state(history: HistoryLike) -> Verdict:
             continue
         applied = [str(x) for x in applied_raw]
         found = _judge(entity, seq, applied, state, writes.get(entity, []), sends, dead)
-        anomalies += [Anomaly(kind, f"{message}: {op.describe()}", (op.index,)) for kind, message in found]
+        anomalies += [replace(a, message=f"{a.message}: {op.describe()}", ops=(op.index,)) for a in found]
     return verdict(NAME, anomalies, {"reads": reads})
 
 
@@ -119,13 +120,13 @@ def _judge(
     writes: list[Command],
     sends: Mapping[str, Command],
     dead: set[str],
-) -> list[tuple[str, str]]:
-    """(kind, message) for everything wrong with one read of ``entity`` at ``seq``."""
+) -> list[Anomaly]:
+    """Everything wrong with one read of ``entity`` at ``seq`` (the caller adds the read op)."""
     twice = sorted({x for x in applied if applied.count(x) > 1})
     if twice:
         counts = ", ".join(f"{x} x{applied.count(x)}" for x in twice)
         return [
-            (
+            Anomaly(
                 "double-effect",
                 f"read of {entity} at seq {seq} shows command(s) applied more than once ({counts})",
             )
@@ -154,5 +155,5 @@ def _judge(
     if applied and expected_status is not None and state.get("status") != expected_status:
         problems.append(f"status {state.get('status')!r}, the model says {expected_status!r}")
     if problems:
-        return [("read-mismatch", f"read of {entity} at seq {seq}: " + "; ".join(problems))]
+        return [Anomaly("read-mismatch", f"read of {entity} at seq {seq}: " + "; ".join(problems))]
     return []
