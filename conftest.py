@@ -16,7 +16,22 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--mutant NAME`` (or ``FLOWGATE_MUTANT``), declared once for the whole checkout so that
+    ``tests``, ``properties`` and ``scenarios`` collect in one run: ``properties/conftest.py``
+    installs the mutant in this process, ``scenarios/conftest.py`` runs the scenario's worker
+    processes as it (``flowgate mutants --list``)."""
+    parser.getgroup("flowgate").addoption(
+        "--mutant",
+        default=os.environ.get("FLOWGATE_MUTANT") or None,
+        help="run against this mutant of the reference: the properties in-process, the scenarios' "
+        "workers as that variant (the run must fail; see flowgate mutants --list)",
+    )
+
 
 settings.register_profile("dev", max_examples=25, deadline=None)
 settings.register_profile(

@@ -19,12 +19,6 @@ from harness.mutants import apply_mutant
 _STACK = ExitStack()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("flowgate").addoption(
-        "--mutant", default=os.environ.get("FLOWGATE_MUTANT") or None,
-        help="run the properties against this mutant of the reference (see flowgate mutants --list)")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     name = config.getoption("--mutant", default=None)
     if name:

@@ -28,8 +28,6 @@ from reference.messages import TypeRegistry
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("flowgate scenarios")
-    group.addoption("--mutant", default=os.environ.get("FLOWGATE_MUTANT") or None,
-                    help="run the scenario workers as this harness.mutants variant (the scenario must fail)")
     group.addoption("--chaos-seed", type=int, default=int(os.environ.get("FLOWGATE_SEED", "20261121")),
                     help="seed of workloads and nemesis schedules")
 
