@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report import attach_to_run, write_headline
+from harness.tables import grid
 
 EPIC = "Load"
 
@@ -108,14 +109,6 @@ def latency_plot_png(
     return buffer.getvalue()
 
 
-def _grid(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    cells = [tuple(head), *(tuple(r) for r in rows)]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def verdict_table(summary: Mapping[str, Any], checker_table: str) -> str:
     """The run's verdict as text: its figures, the checkers' table and the verdict's reasons."""
     ms = summary.get("send_to_effect_ms") or {}
@@ -143,7 +136,7 @@ def verdict_table(summary: Mapping[str, Any], checker_table: str) -> str:
     reasons = list(summary.get("reasons") or [])
     verdict = "PASS" if not reasons and summary.get("exit_code", 0) == 0 else "FAIL"
     rows.append(("VERDICT", verdict + (": " + "; ".join(reasons) if reasons else "")))
-    return _grid(("figure", "value"), rows) + "\n\ncheckers\n" + checker_table.rstrip() + "\n"
+    return grid(("figure", "value"), rows) + "\n\ncheckers\n" + checker_table.rstrip() + "\n"
 
 
 def capacity_table(steps: Sequence[Mapping[str, Any]]) -> str:
@@ -160,7 +153,7 @@ def capacity_table(steps: Sequence[Mapping[str, Any]]) -> str:
         )
         for s in steps
     ]
-    return _grid(("target/min", "step", "due", "acked", "p99 ms", "backlog", "reason"), rows) + "\n"
+    return grid(("target/min", "step", "due", "acked", "p99 ms", "backlog", "reason"), rows) + "\n"
 
 
 def _attach(results_dir: Path, name: str, content: bytes | str, mime: str, ext: str) -> dict[str, str]:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from harness.mutants.allure import write_mutant_result
 from harness.mutants.catalog import MUTANTS, SCENARIO_TIMEOUTS_S, Mutant
+from harness.tables import grid
 
 ROOT = Path(__file__).resolve().parents[2]
 _ANOMALY = re.compile(r"flowgate-anomalies: ([\w,-]+)")
@@ -220,14 +221,6 @@ def _write_scenario_results(results: Path, rows: Sequence[ScenarioOutcome]) -> N
         shutil.rmtree(run_root, ignore_errors=True)  # the runs' own headlines and run-level files
 
 
-def _grid(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    cells = [tuple(head), *(tuple(r) for r in rows)]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def _budget(node: str, timeout: float) -> float:
     """The per-run timeout of scenario ``node``: ``--timeout``, or the catalog's longer budget."""
     return max(timeout, SCENARIO_TIMEOUTS_S.get(node, 0.0))
@@ -273,7 +266,7 @@ def scenarios_main(args: argparse.Namespace) -> int:
         if endpoint.started_here:
             stop(endpoint)
     print(
-        _grid(
+        grid(
             ("scenario", "mutant", "status", "anomalies", "s", "first scenario finding"),
             [
                 (
