@@ -161,6 +161,20 @@ class BusOptions:
     #: cached keys per cache (one per KMS key and destination on the seal side; one per encrypted
     #: data key and destination on the open side); the least recently used is evicted and wiped
     data_key_cache_entries: int = 256
+    #: SourceFlow.Net v2 interop (docs/sourceflow.md, decision D32). Off by default. On: a
+    #: listener also accepts commands and events exactly as SourceFlow.Net v2.0.0's
+    #: ``AwsSqsCommandDispatcher`` / ``AwsSnsEventDispatcher`` send them -- ``CommandType`` /
+    #: ``EventType`` a .NET assembly-qualified name registered with ``TypeRegistry.alias`` (exact
+    #: match, never loaded), ``entity.id`` / the event payload's ``id`` a JSON integer, no
+    #: ``EventId`` attribute, FIFO deduplication by content -- decoded by :mod:`reference.sourceflow`
+    #: with the same strictness as the native format. Native messages are accepted as before.
+    #: Off: such a message is poison ``UnknownMessageType`` (its name is not a registry name)
+    sourceflow_interop: bool = False
+    #: dispatchers emit SourceFlow.Net v2's shape (``reference.sourceflow``): only the
+    #: attributes SourceFlow writes, no ``MessageDeduplicationId`` (the destination's
+    #: content-based deduplication), integer ids. Needs ``sourceflow_interop``, no encryption, an
+    #: alias for every routed type (checked by :meth:`BusConfiguration.validate`). Off by default
+    sourceflow_emit: bool = False
 
     def data_key_cache_limits(self) -> CacheLimits | None:
         """The cache bounds when ``data_key_cache`` is on, else ``None``."""
@@ -216,6 +230,8 @@ class BusOptions:
         if not 1 <= self.idempotency_cleanup_batch <= 100_000:
             raise ConfigurationError("idempotency_cleanup_batch must be within 1..100000")
         self._data_key_limits()  # validated whether or not the cache is on
+        if self.sourceflow_emit and not self.sourceflow_interop:
+            raise ConfigurationError("sourceflow_emit needs sourceflow_interop")
 
 
 def check_ttl_outlives_retention(options: BusOptions, longest_retention: float | None = None) -> None:
@@ -361,6 +377,18 @@ class BusConfiguration:
         for name in self.event_routes:
             self.registry.lookup(name, "event")
         check_ttl_outlives_retention(self.options, max(self.retention.values(), default=None))
+        if self.options.sourceflow_interop and self.kms_key_id:
+            raise ConfigurationError(
+                "SourceFlow interop needs a plaintext bus: SourceFlow.Net v2's dispatchers do not "
+                "encrypt, and its IMessageEncryption format is not this envelope (docs/sourceflow.md)"
+            )
+        if self.options.sourceflow_emit:
+            routed = [*self.command_routes, *self.event_routes]
+            missing = [n for n in routed if self.registry.alias_for(self.registry.lookup(n)) is None]
+            if missing:
+                raise ConfigurationError(
+                    f"sourceflow_emit: no SourceFlow alias for {sorted(missing)} (TypeRegistry.alias)"
+                )
         for queue, topics in self.subscriptions.items():
             if not topics:
                 raise ConfigurationError(f"queue {queue!r} subscribes to no topic")

@@ -38,10 +38,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
+from reference import sourceflow as sourceflow_wire
 from reference.bootstrap import Resources
 from reference.config import BusConfiguration, is_fifo
 from reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher, MessageBinding
-from reference.errors import DispatchError, OversizedMessage
+from reference.errors import ConfigurationError, DispatchError, OversizedMessage
 from reference.hooks import NullObserver, Observer
 from reference.messages import Command, Message, encode, payload_to_dict
 from reference.telemetry import (
@@ -90,6 +91,13 @@ def build_body(message: Message, destination: str, cipher: EnvelopeCipher | None
         body = cipher.seal(
             body, MessageBinding(message.metadata.event_id, destination, message.entity_id, message.name)
         )
+    size = len(body.encode("utf-8"))
+    if size > MAX_BODY_BYTES:
+        raise OversizedMessage(f"{message.name} {message.metadata.event_id} body is {size} bytes > 256 KiB")
+    return body
+
+
+def _checked(body: str, message: Message) -> str:
     size = len(body.encode("utf-8"))
     if size > MAX_BODY_BYTES:
         raise OversizedMessage(f"{message.name} {message.metadata.event_id} body is {size} bytes > 256 KiB")
@@ -186,10 +194,16 @@ class _Dispatcher:
         telemetry: Telemetry | None,
         batching: bool,
         linger: float | None = None,
+        sourceflow: bool | None = None,
     ) -> None:
         self.config = config
         self.resources = resources
         self.cipher = cipher
+        #: emit SourceFlow.Net v2's shape (:mod:`reference.sourceflow`); default
+        #: ``options.sourceflow_emit``. Plaintext only
+        self.sourceflow = config.options.sourceflow_emit if sourceflow is None else sourceflow
+        if self.sourceflow and cipher is not None:
+            raise ConfigurationError("SourceFlow's shape is plaintext: no cipher with sourceflow=True")
         self.observer = observer or NullObserver()
         self.telemetry = telemetry or NOOP
         linger = config.options.batch_linger if linger is None else linger
@@ -416,9 +430,16 @@ class SqsCommandDispatcher(_Dispatcher):
         observer: Observer | None = None,
         telemetry: Telemetry | None = None,
         batching: bool = False,
+        sourceflow: bool | None = None,
     ) -> None:
         super().__init__(
-            config, resources, cipher=cipher, observer=observer, telemetry=telemetry, batching=batching
+            config,
+            resources,
+            cipher=cipher,
+            observer=observer,
+            telemetry=telemetry,
+            batching=batching,
+            sourceflow=sourceflow,
         )
         self.sqs = sqs
 
@@ -426,7 +447,17 @@ class SqsCommandDispatcher(_Dispatcher):
         return self.config.queue_for(message.name)
 
     def _entry(self, message: Message, destination: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {
+        if self.sourceflow:
+            # AwsSqsCommandDispatcher.cs: its three attributes, MessageGroupId = entity id, no
+            # MessageDeduplicationId (the FIFO queue deduplicates by content)
+            entry = {
+                "MessageBody": _checked(sourceflow_wire.encode(message, self.config.registry), message),
+                "MessageAttributes": sourceflow_wire.attributes(message, self.config.registry),
+            }
+            if is_fifo(destination):
+                entry["MessageGroupId"] = self._group_id(message, destination)
+            return entry
+        entry = {
             "MessageBody": build_body(message, destination, self.cipher),
             "MessageAttributes": message_attributes(
                 message, encrypted=self.cipher is not None, traceparent=self.telemetry.current_traceparent()
@@ -502,6 +533,7 @@ class SnsEventDispatcher(_Dispatcher):
         observer: Observer | None = None,
         telemetry: Telemetry | None = None,
         batching: bool = False,
+        sourceflow: bool | None = None,
     ) -> None:
         super().__init__(
             config,
@@ -511,6 +543,7 @@ class SnsEventDispatcher(_Dispatcher):
             telemetry=telemetry,
             batching=batching,
             linger=config.options.publish_linger,
+            sourceflow=sourceflow,
         )
         self.sns = sns
 
@@ -518,7 +551,20 @@ class SnsEventDispatcher(_Dispatcher):
         return self.config.topic_for(message.name)
 
     def _entry(self, message: Message, destination: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {
+        if self.sourceflow:
+            # AwsSnsEventDispatcher.cs: EventType + EventName, Subject = Name; on a FIFO topic
+            # (SourceFlow creates standard ones) the group is the entity, dedup by content
+            entry = {
+                "Message": _checked(sourceflow_wire.encode(message, self.config.registry), message),
+                "Subject": sourceflow_wire.dotnet_name(
+                    sourceflow_wire.attributes(message, self.config.registry)["EventType"]["StringValue"]
+                ),
+                "MessageAttributes": sourceflow_wire.attributes(message, self.config.registry),
+            }
+            if is_fifo(destination):
+                entry["MessageGroupId"] = message.entity_id
+            return entry
+        entry = {
             "Message": build_body(message, destination, self.cipher),
             "Subject": message.name,
             "MessageAttributes": message_attributes(

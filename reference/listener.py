@@ -86,6 +86,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from opentelemetry import context as otel_context
 
+from reference import sourceflow
 from reference.breaker import BreakerStatus, CircuitBreaker
 from reference.bus import Processor
 from reference.config import BusOptions, is_fifo
@@ -839,6 +840,42 @@ class SqsListener:
             raise OversizedMessage("body exceeds 256 KiB")
         kind: Kind
         kind, type_name = _message_kind(attrs)
+        if self._is_sourceflow(type_name):
+            message = self._decode_sourceflow(body, attrs, kind, type_name)
+        else:
+            message = self._decode_native(body, attrs, kind, type_name)
+        if isinstance(message, Command) and not self.processor.sagas_for(type(message.payload)):
+            raise UnknownMessageType(f"no saga handles {message.name} on {self.queue}")
+        if self.options.sourceflow_emit and not sourceflow.representable(message.entity_id):
+            # its events could never be published in SourceFlow's shape (an int entity id)
+            raise DecodeError(f"entity id {message.entity_id!r} is not a SourceFlow int (sourceflow_emit)")
+        return message
+
+    def _is_sourceflow(self, type_name: str) -> bool:
+        """True when ``type_name`` is not a registry name and interop is on (then it must be an
+        exact alias). With interop off a registered alias is refused with a reason that says so;
+        any other unknown name is refused by the registry as before."""
+        if self.registry.has_name(type_name):
+            return False
+        if self.options.sourceflow_interop:
+            return True
+        if self.registry.has_alias(type_name):
+            raise UnknownMessageType(
+                f"type {type_name!r} is a SourceFlow.Net alias, but SourceFlow interop is off "
+                "(BusOptions.sourceflow_interop)"
+            )
+        return False
+
+    def _decode_sourceflow(self, body: str, attrs: Mapping[str, str], kind: Kind, alias: str) -> Message:
+        """A message in SourceFlow.Net v2's shape (:func:`reference.sourceflow.decode`): the alias
+        must be registered exactly and routed here; plaintext only (SourceFlow does not encrypt)."""
+        cls = self.registry.by_alias(alias, kind)
+        self._check_route(kind, cls.message_name)
+        if "Encryption" in attrs or self.cipher is not None:
+            raise DecryptionError("a SourceFlow.Net message is plaintext; this bus takes no plaintext")
+        return sourceflow.decode(body, attrs, kind, alias, self.registry)
+
+    def _decode_native(self, body: str, attrs: Mapping[str, str], kind: Kind, type_name: str) -> Message:
         self.registry.lookup(type_name, kind)
         self._check_route(kind, type_name)
         entity_id = attrs.get("EntityId")
@@ -877,8 +914,6 @@ class SqsListener:
             raise DecodeError("body contradicts the EventId attribute")
         if sequence_no != str(message.metadata.sequence_no):
             raise DecodeError("body contradicts the SequenceNo attribute")
-        if isinstance(message, Command) and not self.processor.sagas_for(type(message.payload)):
-            raise UnknownMessageType(f"no saga handles {message.name} on {self.queue}")
         return message
 
     def _check_route(self, kind: Kind, type_name: str) -> None:

@@ -175,6 +175,14 @@ def event_for(command: Command, index: int, payload: Payload) -> Event:
     )
 
 
+#: what :meth:`TypeRegistry.alias` accepts: ``Namespace.Type`` (nested types with ``+``), a comma
+#: and a space, the assembly name, then optional ``, Key=Value`` parts (Version, Culture,
+#: PublicKeyToken). Generic types (backticks, brackets) are not aliasable.
+ALIAS_FORMAT = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?:\+[A-Za-z_][A-Za-z0-9_]*)*"
+    r", [A-Za-z_][A-Za-z0-9_.\-]*(?:, [A-Za-z]+=[A-Za-z0-9_.\-]+)*"
+)
+
 _SIMPLE = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
 #: the one container type a payload field may have: a JSON array of strings (e.g. a command log)
 _STRINGS = tuple[str, ...]
@@ -185,9 +193,64 @@ class TypeRegistry:
 
     def __init__(self) -> None:
         self._types: dict[str, tuple[Kind, type[Payload]]] = {}
+        #: exact .NET assembly-qualified name -> (kind, class); see :meth:`alias`
+        self._aliases: dict[str, tuple[Kind, type[Payload]]] = {}
+        #: class -> the alias it is emitted under (the first one registered for it)
+        self._emitted_as: dict[type[Payload], str] = {}
 
     def __repr__(self) -> str:
         return f"TypeRegistry({sorted(self._types)})"
+
+    # -- SourceFlow.Net aliases (interop mode, docs/sourceflow.md) -------------------------------
+    def alias(self, dotnet_name: str, cls: type[Payload]) -> TypeRegistry:
+        """Accept ``dotnet_name`` -- a .NET assembly-qualified type name exactly as
+        ``Type.AssemblyQualifiedName`` writes it, e.g. ``"Shop.Commands.PlaceOrder, Shop,
+        Version=1.0.0.0, Culture=neutral, PublicKeyToken=null"`` -- as the ``CommandType`` /
+        ``EventType`` of the already registered ``cls`` (SourceFlow interop mode only).
+
+        The name is a lookup key and nothing else: it is matched **exactly** (no trimming, no case
+        folding, no match on the class name or on a suffix), never parsed into a module, class or
+        anything that could be imported or called. The format is checked only to catch typos
+        (:data:`ALIAS_FORMAT`: a non-generic type name, then the assembly and its optional
+        ``Key=Value`` parts). A .NET type whose assembly version changes needs a second alias.
+        The first alias registered for ``cls`` is the one emitted for it."""
+        kind = self._kind_of_class(cls)
+        if not isinstance(dotnet_name, str) or ALIAS_FORMAT.fullmatch(dotnet_name) is None:
+            raise ConfigurationError(
+                f"{dotnet_name!r} is not a .NET assembly-qualified type name (Namespace.Type, Assembly[, Key=Value...])"
+            )
+        existing = self._aliases.get(dotnet_name)
+        if existing is not None and existing != (kind, cls):
+            raise ConfigurationError(f"alias {dotnet_name!r} registered twice")
+        self._aliases[dotnet_name] = (kind, cls)
+        self._emitted_as.setdefault(cls, dotnet_name)
+        return self
+
+    def _kind_of_class(self, cls: type[Payload]) -> Kind:
+        name = getattr(cls, "message_name", None)
+        entry = self._types.get(name) if isinstance(name, str) else None
+        if entry is None or entry[1] is not cls:
+            raise ConfigurationError(f"{cls!r} must be registered before it gets an alias")
+        return entry[0]
+
+    def by_alias(self, dotnet_name: str, kind: Kind) -> type[Payload]:
+        """The class aliased to exactly ``dotnet_name`` as a ``kind``; :class:`UnknownMessageType`
+        otherwise (an unknown name is never loaded, imported or guessed from its parts)."""
+        entry = self._aliases.get(dotnet_name)
+        if entry is None or entry[0] != kind:
+            raise UnknownMessageType(f"unknown SourceFlow {kind} type {dotnet_name!r} (no alias registered)")
+        return entry[1]
+
+    def has_name(self, name: str) -> bool:
+        """True when ``name`` is a registry name (of any kind)."""
+        return name in self._types
+
+    def has_alias(self, dotnet_name: str) -> bool:
+        return dotnet_name in self._aliases
+
+    def alias_for(self, cls: type[Payload]) -> str | None:
+        """The alias ``cls`` is emitted under in SourceFlow's shape, or None."""
+        return self._emitted_as.get(cls)
 
     def register(self, kind: Kind, *classes: type[Payload]) -> TypeRegistry:
         for cls in classes:
