@@ -26,12 +26,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from harness.sim import SimAws
+from reference.config import BusConfiguration
 from reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
+    InventoryView,
+    OrderSaga,
+    OrderView,
+    PaymentsView,
     order_registry,
 )
 from reference.messages import TypeRegistry
+from reference.worker import Runtime, build_runtime
 
 #: the assembly the modelled .NET application's message types live in
 ASSEMBLY = "Shop.Orders, Version=1.0.0.0, Culture=neutral, PublicKeyToken=null"
@@ -214,7 +221,9 @@ def _bind(value: Any, typ: Any, where: str, *, case_insensitive: bool = False) -
         for member, mtyp in typ.members.items():
             keys = [k for k in value if (k.lower() == member.lower() if case_insensitive else k == member)]
             if keys:
-                out[member] = _bind(value[keys[-1]], mtyp, f"{where}.{member}", case_insensitive=case_insensitive)
+                out[member] = _bind(
+                    value[keys[-1]], mtyp, f"{where}.{member}", case_insensitive=case_insensitive
+                )
         return out
     if typ in _INT_LIMITS:
         low, high = _INT_LIMITS[typ]
@@ -238,7 +247,13 @@ def _bind(value: Any, typ: Any, where: str, *, case_insensitive: bool = False) -
 #: ``src/SourceFlow/Messaging/IMetadata.cs``
 METADATA = DotNetType(
     "Metadata",
-    {"eventId": "Guid", "isReplay": "bool", "occurredOn": "DateTime", "sequenceNo": "int", "properties": "object"},
+    {
+        "eventId": "Guid",
+        "isReplay": "bool",
+        "occurredOn": "DateTime",
+        "sequenceNo": "int",
+        "properties": "object",
+    },
 )
 #: ``EntityRef`` (``src/SourceFlow/Messaging/Commands/ICommand.cs``)
 ENTITY_REF = DotNetType("EntityRef", {"id": "int", "isNew": "bool"})
@@ -248,14 +263,20 @@ def command_type(name: str, payload: Mapping[str, Any]) -> DotNetType:
     """``class <name> : Command<TPayload>`` with ``TPayload``'s members ``payload``."""
     return DotNetType(
         name,
-        {"metadata": METADATA, "name": "string", "payload": DotNetType(f"{name}Payload", payload), "entity": ENTITY_REF},
+        {
+            "metadata": METADATA,
+            "name": "string",
+            "payload": DotNetType(f"{name}Payload", payload),
+            "entity": ENTITY_REF,
+        },
     )
 
 
 def event_type(name: str, entity: Mapping[str, Any]) -> DotNetType:
     """``class <name> : Event<TEntity>``; ``entity`` = ``TEntity``'s members besides ``id``."""
     return DotNetType(
-        name, {"metadata": METADATA, "name": "string", "payload": DotNetType("Entity", {"id": "int", **entity})}
+        name,
+        {"metadata": METADATA, "name": "string", "payload": DotNetType("Entity", {"id": "int", **entity})},
     )
 
 
@@ -317,8 +338,12 @@ def parse_event(
     if isinstance(attributes, dict):
         entry = attributes.get("EventType")
         if isinstance(entry, dict):
-            attr = _bind(entry, DotNetType("SnsMessageAttribute", {"type": "string", "value": "string"}), "attr",
-                         case_insensitive=case_insensitive)
+            attr = _bind(
+                entry,
+                DotNetType("SnsMessageAttribute", {"type": "string", "value": "string"}),
+                "attr",
+                case_insensitive=case_insensitive,
+            )
             assert isinstance(attr, dict)
             event_type_name = attr.get("value")
     if not event_type_name:
@@ -333,3 +358,81 @@ def parse_event(
     bound = _bind(obj, typ, "$")
     assert isinstance(bound, dict)
     return bound
+
+
+# ---------------------------------------------------------------- a worker on the simulator
+class InteropRig:
+    """One worker on the simulator: a FIFO command queue (content-based dedup, as the
+    bootstrapper creates it) and, for SourceFlow's events, a standard topic and queue."""
+
+    def __init__(
+        self, *, interop: bool | None = True, emit: bool = False, registry: TypeRegistry | None = None
+    ) -> None:
+        """``interop=None`` leaves ``sourceflow_interop`` at its default."""
+        self.aws = SimAws(seed=11)
+        switches: dict[str, bool] = {"sourceflow_emit": emit}
+        if interop is not None:
+            switches["sourceflow_interop"] = interop
+        self.registry = registry or interop_registry()
+        self.config = (
+            BusConfiguration(self.registry)
+            .send(*ORDER_COMMANDS)
+            .to_queue("sf-orders.fifo")
+            .raise_events(*ORDER_EVENTS)
+            .to_topic("sf-order-events")
+            .listen_to("sf-orders.fifo")
+            .subscribe("sf-order-views")
+            .to_topics("sf-order-events")
+            .with_options(
+                visibility_timeout=10,
+                wait_time_seconds=0,
+                max_receive_count=2,
+                business_max_attempts=2,
+                **switches,
+            )
+        )
+        self.runtime: Runtime = build_runtime(
+            self.config,
+            sqs=self.aws.client("sqs"),
+            sns=self.aws.client("sns"),
+            sts=self.aws.client("sts"),
+            sagas=[OrderSaga()],
+            views=[OrderView(), InventoryView(), PaymentsView()],
+            clock=self.aws.clock,
+        )
+        self.sqs = self.aws.client("sqs")
+        self.sns = self.aws.client("sns")
+        self.storage = self.runtime.processor.storage
+
+    def url(self, queue: str) -> str:
+        return self.runtime.resources.queue_urls[queue]
+
+    def send_command(self, params: dict[str, Any]) -> None:
+        self.sqs.send_message(QueueUrl=self.url("sf-orders.fifo"), **params)
+
+    def publish_event(self, params: dict[str, Any]) -> None:
+        self.sns.publish(TopicArn=self.runtime.resources.topic_arns["sf-order-events"], **params)
+
+    def drain(self, rounds: int = 8) -> None:
+        for _ in range(rounds):
+            for listener in self.runtime.listeners:
+                while listener.poll_once():
+                    pass
+            self.aws.clock.advance(11)
+
+    def dead_letters(self, queue: str) -> list[dict[str, Any]]:
+        dlq = self.runtime.resources.dlq_urls[queue]
+        out: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(
+                QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            )
+            msgs = got.get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                out.append(m)
+                self.sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
+
+    def reasons(self, queue: str) -> list[str]:
+        return [m["MessageAttributes"]["DeadLetterReason"]["StringValue"] for m in self.dead_letters(queue)]

@@ -455,6 +455,31 @@ EQUIVALENT: dict[str, str] = {
             ("data-key-past-2-32", "the cache accepts max_messages above 2^32"),
         )
     },
+    # SourceFlow.Net interop (docs/sourceflow.md, D32): off in the gate, which sends only the
+    # contract's wire format
+    **{
+        name: (
+            f"{bug}: the gate's adapter leaves SourceFlow interop off and the gate sends no "
+            "SourceFlow-shaped message, so no interop code runs in a gate run; "
+            "properties/test_sourceflow.py kills it"
+        )
+        for name, bug in (
+            ("sourceflow-alias-by-class-name", "an unregistered .NET name resolves by its class name"),
+            ("sourceflow-int-id-coerced", "SourceFlow entity ids coerced with int()"),
+            ("sourceflow-emits-string-id", "the SourceFlow emitter writes entity.id as a string"),
+            ("sourceflow-entity-attribute-unchecked", "a SourceFlow message's EntityId attribute unchecked"),
+            ("sourceflow-occurred-on-kept", "SourceFlow's 7-digit occurredOn kept"),
+            ("sourceflow-event-seq-zero-refused", "SourceFlow events with sequenceNo 0 refused"),
+        )
+    },
+    "sourceflow-interop-on-by-default": (
+        "BusOptions.sourceflow_interop defaults to True. Declared, not measured: on a plaintext "
+        "profile a consumer in interop mode decodes every contract message exactly as before (only "
+        "names that are not registry names take the SourceFlow path, and those are "
+        "UnknownMessageType either way); on an encrypted profile the worker refuses to start "
+        "(interop needs a plaintext bus), which the gate would report as a failed start. "
+        "properties/test_sourceflow.py kills it"
+    ),
 }
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from harness.mutants import detection as detection_mutants
+from harness.mutants import interop as interop_mutants
 from reference import health, iam
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
@@ -1381,6 +1382,11 @@ DETECT = P + "test_detection.py::test_failure_is_detected"
 DETECT_BACKLOG = P + "test_detection.py::test_backlog_counts_visible_and_in_flight"
 DETECT_ERRORS = P + "test_detection.py::test_error_path_is_the_sound_version"
 DETECT_LS = S + "test_detection.py::"
+SF = P + "test_sourceflow.py::"
+SF_PROPERTY = SF + "test_sourceflow_interop_holds_with_hostile_input"
+SF_ALL = SF + "test_every_hostile_kind_beside_every_kind_of_valid_message"
+SF_DEFAULTS = SF + "test_a_bus_left_at_its_defaults_refuses_sourceflow_messages"
+SF_EMIT = SF + "test_what_the_reference_emits_sourceflows_listener_parses"
 
 MUTANTS: dict[str, Mutant] = {
     m.name: m
@@ -2113,6 +2119,56 @@ MUTANTS: dict[str, Mutant] = {
             (DETECT_ERRORS,),
             ("error-path",),
             detection_mutants.retention_ignored,
+        ),
+        # SourceFlow.Net interop mode (docs/sourceflow.md)
+        Mutant(
+            "sourceflow-alias-by-class-name",
+            "an unregistered assembly-qualified name resolves when its class name matches an alias's",
+            (SF_ALL, SF_PROPERTY),
+            (),
+            interop_mutants.alias_by_class_name,
+        ),
+        Mutant(
+            "sourceflow-int-id-coerced",
+            'a SourceFlow entity id is coerced with int(): "42", 42.0 and true are taken as ids',
+            (SF_ALL, SF_PROPERTY),
+            (),
+            interop_mutants.int_id_coerced,
+        ),
+        Mutant(
+            "sourceflow-interop-on-by-default",
+            "BusOptions.sourceflow_interop defaults to True",
+            (SF_DEFAULTS,),
+            (),
+            interop_mutants.interop_on_by_default,
+        ),
+        Mutant(
+            "sourceflow-emits-string-id",
+            "the SourceFlow emitter writes entity.id as a string, which System.Text.Json refuses for int",
+            (SF_EMIT,),
+            (),
+            interop_mutants.emitted_id_as_string,
+        ),
+        Mutant(
+            "sourceflow-entity-attribute-unchecked",
+            "the EntityId attribute of a SourceFlow message is not compared with the body",
+            (SF_ALL, SF_PROPERTY),
+            (),
+            interop_mutants.entity_attribute_unchecked,
+        ),
+        Mutant(
+            "sourceflow-occurred-on-kept",
+            "occurredOn kept with SourceFlow's 7 fraction digits: the reference's own events for it are refused",
+            (SF_ALL, SF_PROPERTY),
+            (),
+            interop_mutants.occurred_on_not_normalised,
+        ),
+        Mutant(
+            "sourceflow-event-seq-zero-refused",
+            "SourceFlow events need sequenceNo >= 1: every event a SourceFlow saga raises is dead-lettered",
+            (SF_ALL, SF_PROPERTY),
+            (),
+            interop_mutants.event_sequence_zero_refused,
         ),
     )
 }

@@ -11,22 +11,11 @@ from typing import Any
 import pytest
 
 from harness import sourceflow as sf
-from harness.sim import SimAws
 from reference import sourceflow
 from reference.config import BusConfiguration, BusOptions
-from reference.domain.orders import (
-    ORDER_COMMANDS,
-    ORDER_EVENTS,
-    InventoryView,
-    OrderPlaced,
-    OrderSaga,
-    OrderView,
-    PaymentsView,
-    PlaceOrder,
-)
+from reference.domain.orders import OrderPlaced, PlaceOrder
 from reference.errors import ConfigurationError, DecodeError, MissingAttribute, UnknownMessageType
 from reference.messages import Command, Event, Metadata, TypeRegistry, event_for, new_command
-from reference.worker import Runtime, build_runtime
 
 PLACE = {"customerId": "C-7", "sku": "SKU-1", "quantity": 2, "amountCents": 500}
 ORDER_PLACED_ENTITY = {"customerId": "C-9", "sku": "SKU-2", "quantity": 1, "amountCents": 250}
@@ -39,76 +28,6 @@ LOADED = {
         "OrderPlaced", {"customerId": "string", "sku": "string", "quantity": "int", "amountCents": "int"}
     ),
 }
-
-
-class Rig:
-    """One worker on the simulator: a FIFO command queue (content-based dedup, as the
-    bootstrapper creates it) and, for SourceFlow's events, a standard topic and queue."""
-
-    def __init__(self, *, interop: bool = True, emit: bool = False, registry: TypeRegistry | None = None) -> None:
-        self.aws = SimAws(seed=11)
-        self.registry = registry or sf.interop_registry()
-        self.config = (
-            BusConfiguration(self.registry)
-            .send(*ORDER_COMMANDS)
-            .to_queue("sf-orders.fifo")
-            .raise_events(*ORDER_EVENTS)
-            .to_topic("sf-order-events")
-            .listen_to("sf-orders.fifo")
-            .subscribe("sf-order-views")
-            .to_topics("sf-order-events")
-            .with_options(
-                visibility_timeout=10,
-                wait_time_seconds=0,
-                max_receive_count=2,
-                business_max_attempts=2,
-                sourceflow_interop=interop,
-                sourceflow_emit=emit,
-            )
-        )
-        self.runtime: Runtime = build_runtime(
-            self.config,
-            sqs=self.aws.client("sqs"),
-            sns=self.aws.client("sns"),
-            sts=self.aws.client("sts"),
-            sagas=[OrderSaga()],
-            views=[OrderView(), InventoryView(), PaymentsView()],
-            clock=self.aws.clock,
-        )
-        self.sqs = self.aws.client("sqs")
-        self.sns = self.aws.client("sns")
-        self.storage = self.runtime.processor.storage
-
-    def url(self, queue: str) -> str:
-        return self.runtime.resources.queue_urls[queue]
-
-    def send_command(self, params: dict[str, Any]) -> None:
-        self.sqs.send_message(QueueUrl=self.url("sf-orders.fifo"), **params)
-
-    def publish_event(self, params: dict[str, Any]) -> None:
-        self.sns.publish(TopicArn=self.runtime.resources.topic_arns["sf-order-events"], **params)
-
-    def drain(self, rounds: int = 8) -> None:
-        for _ in range(rounds):
-            for listener in self.runtime.listeners:
-                while listener.poll_once():
-                    pass
-            self.aws.clock.advance(11)
-
-    def dead_letters(self, queue: str) -> list[dict[str, Any]]:
-        dlq = self.runtime.resources.dlq_urls[queue]
-        out = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
-            msgs = got.get("Messages", [])
-            if not msgs:
-                return out
-            for m in msgs:
-                out.append(m)
-                self.sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
-
-    def reasons(self, queue: str) -> list[str]:
-        return [m["MessageAttributes"]["DeadLetterReason"]["StringValue"] for m in self.dead_letters(queue)]
 
 
 # -- the messages themselves -----------------------------------------------------------------
@@ -128,28 +47,34 @@ def test_command_is_built_as_sourceflows_dispatcher_builds_it() -> None:
     assert params["MessageAttributes"]["CommandType"]["StringValue"] == (
         "Shop.Orders.Commands.PlaceOrder, Shop.Orders, Version=1.0.0.0, Culture=neutral, PublicKeyToken=null"
     )
-    assert params["MessageGroupId"] == "42" and "MessageDeduplicationId" not in params
+    assert params["MessageGroupId"] == "42"
+    assert "MessageDeduplicationId" not in params
     assert sf.dotnet_utc_stamp(1_796_000_000.0) == "2026-11-30T00:53:20Z"
-    assert sf.dotnet_utc_stamp(1_796_000_000.1234567) .endswith(".1234567Z")
+    assert sf.dotnet_utc_stamp(1_796_000_000.1234567).endswith(".1234567Z")
 
 
 # -- interop on: applied -----------------------------------------------------------------------
 def test_sourceflow_command_and_event_are_applied_in_interop_mode() -> None:
-    rig = Rig()
+    rig = sf.InteropRig()
     rig.send_command(sf.command_send("PlaceOrder", 42, PLACE, 1, is_new=True))
     rig.send_command(sf.command_send("AuthorizePayment", 42, {"paymentId": "P-1", "amountCents": 500}, 2))
     rig.publish_event(sf.event_publish("OrderPlaced", {"id": 77, **ORDER_PLACED_ENTITY}))
     rig.drain()
     state = rig.storage.get_entity("order", "42")
-    assert state is not None and state["status"] == "PAID" and state["lastSeq"] == 2
+    assert state is not None
+    assert state["status"] == "PAID"
+    assert state["lastSeq"] == 2
     assert rig.storage.get_view("orders", "42")["status"] == "PAID"  # via the reference's own events
     row = rig.storage.get_view("orders", "77")  # SourceFlow's event, entity id from payload.id
-    assert row is not None and row["status"] == "PENDING" and row["amountCents"] == 250
-    assert rig.reasons("sf-orders.fifo") == [] and rig.reasons("sf-order-views") == []
+    assert row is not None
+    assert row["status"] == "PENDING"
+    assert row["amountCents"] == 250
+    assert rig.reasons("sf-orders.fifo") == []
+    assert rig.reasons("sf-order-views") == []
 
 
 def test_a_resend_of_the_same_bytes_is_one_effect() -> None:
-    rig = Rig()
+    rig = sf.InteropRig()
     params = sf.command_send("PlaceOrder", 5, PLACE, 1, is_new=True)
     rig.send_command(params)
     rig.drain()
@@ -172,24 +97,29 @@ def test_decode_maps_every_field() -> None:
     pub = sf.event_publish("OrderPlaced", {"id": 9, **ORDER_PLACED_ENTITY})
     eattrs = {k: v["StringValue"] for k, v in pub["MessageAttributes"].items()}
     evt = sourceflow.decode(pub["Message"], eattrs, "event", eattrs["EventType"], reg)
-    assert isinstance(evt, Event) and evt.entity_id == "9" and evt.metadata.sequence_no == 0
+    assert isinstance(evt, Event)
+    assert evt.entity_id == "9"
+    assert evt.metadata.sequence_no == 0
     assert evt.payload == OrderPlaced("C-9", "SKU-2", 1, 250)
 
 
 # -- interop off / unknown names ---------------------------------------------------------------
 def test_interop_is_off_by_default() -> None:
-    assert BusOptions().sourceflow_interop is False and BusOptions().sourceflow_emit is False
+    assert BusOptions().sourceflow_interop is False
+    assert BusOptions().sourceflow_emit is False
 
 
 def test_with_interop_off_a_sourceflow_message_is_refused_with_the_reason() -> None:
-    rig = Rig(interop=False)
+    rig = sf.InteropRig(interop=False)
     rig.send_command(sf.command_send("PlaceOrder", 42, PLACE, 1, is_new=True))
     rig.publish_event(sf.event_publish("OrderPlaced", {"id": 77, **ORDER_PLACED_ENTITY}))
     rig.drain()
-    assert rig.storage.get_entity("order", "42") is None and rig.storage.get_view("orders", "77") is None
+    assert rig.storage.get_entity("order", "42") is None
+    assert rig.storage.get_view("orders", "77") is None
     for queue in ("sf-orders.fifo", "sf-order-views"):
         [reason] = rig.reasons(queue)
-        assert reason.startswith("UnknownMessageType: ") and "SourceFlow interop is off" in reason
+        assert reason.startswith("UnknownMessageType: ")
+        assert "SourceFlow interop is off" in reason
 
 
 @pytest.mark.parametrize(
@@ -207,7 +137,7 @@ def test_with_interop_off_a_sourceflow_message_is_refused_with_the_reason() -> N
     ],
 )
 def test_an_unknown_assembly_qualified_name_is_poison_and_never_loaded(name: str) -> None:
-    rig = Rig()
+    rig = sf.InteropRig()
     rig.send_command(sf.command_send("PlaceOrder", 42, PLACE, 1, is_new=True, command_type=name))
     rig.send_command(sf.command_send("PlaceOrder", 43, PLACE, 1, is_new=True))  # a valid one beside it
     rig.drain()
@@ -337,7 +267,7 @@ def test_emit_needs_interop_aliases_and_no_encryption() -> None:
 
 # -- emit: judged against SourceFlow's listeners -----------------------------------------------
 def test_emitted_command_is_what_sourceflows_command_listener_parses() -> None:
-    rig = Rig(emit=True)
+    rig = sf.InteropRig(emit=True)
     cmd = new_command(PlaceOrder("C-7", "SKU-1", 2, 500), "42", is_new=True, sequence_no=1)
     rig.runtime.commands.dispatch(cmd)
     got = rig.sqs.receive_message(
@@ -349,7 +279,8 @@ def test_emitted_command_is_what_sourceflows_command_listener_parses() -> None:
     assert parsed["entity"] == {"id": 42, "isNew": True}
     assert parsed["name"] == "PlaceOrder"
     assert parsed["payload"] == {"customerId": "C-7", "sku": "SKU-1", "quantity": 2, "amountCents": 500}
-    assert parsed["metadata"]["eventId"] == cmd.event_id and parsed["metadata"]["sequenceNo"] == 1
+    assert parsed["metadata"]["eventId"] == cmd.event_id
+    assert parsed["metadata"]["sequenceNo"] == 1
     # and the reference itself takes it back (interop on): one effect
     rig.aws.clock.advance(11)
     rig.drain()
@@ -357,7 +288,7 @@ def test_emitted_command_is_what_sourceflows_command_listener_parses() -> None:
 
 
 def test_emitted_command_without_dedup_id_is_deduplicated_by_content() -> None:
-    rig = Rig(emit=True)
+    rig = sf.InteropRig(emit=True)
     cmd = new_command(PlaceOrder("C-7", "SKU-1", 2, 500), "42", is_new=True, sequence_no=1)
     rig.runtime.commands.dispatch(cmd)
     rig.runtime.commands.dispatch(cmd)  # a retried send: same bytes, dropped by the queue
@@ -366,7 +297,7 @@ def test_emitted_command_without_dedup_id_is_deduplicated_by_content() -> None:
 
 
 def test_emitted_event_is_what_sourceflows_event_dispatcher_publishes() -> None:
-    rig = Rig(emit=True)
+    rig = sf.InteropRig(emit=True)
     cmd = new_command(PlaceOrder("C-9", "SKU-2", 1, 250), "77", is_new=True, sequence_no=1)
     evt = event_for(cmd, 0, OrderPlaced("C-9", "SKU-2", 1, 250))
     entry = rig.runtime.events._entry(evt, "sf-order-events")
@@ -376,7 +307,8 @@ def test_emitted_event_is_what_sourceflows_event_dispatcher_publishes() -> None:
     assert entry["MessageAttributes"] == reference["MessageAttributes"]
     assert entry["Subject"] == reference["Subject"] == "OrderPlaced"
     body, expected = json.loads(entry["Message"]), json.loads(reference["Message"])
-    assert list(body) == list(expected) and body["payload"] == expected["payload"]
+    assert list(body) == list(expected)
+    assert body["payload"] == expected["payload"]
     assert {k: v for k, v in body["metadata"].items() if k != "occurredOn"} == {
         k: v for k, v in expected["metadata"].items() if k != "occurredOn"
     }
@@ -387,7 +319,8 @@ def test_emitted_event_is_what_sourceflows_event_dispatcher_publishes() -> None:
         sf.parse_event(note, LOADED)
     # ... with its options fixed (PropertyNameCaseInsensitive) it binds every member
     parsed = sf.parse_event(note, LOADED, case_insensitive=True)
-    assert parsed["payload"] == {"id": 77, **ORDER_PLACED_ENTITY} and parsed["name"] == "OrderPlaced"
+    assert parsed["payload"] == {"id": 77, **ORDER_PLACED_ENTITY}
+    assert parsed["name"] == "OrderPlaced"
 
 
 def test_emit_refuses_what_sourceflow_cannot_represent() -> None:
@@ -401,8 +334,8 @@ def test_emit_refuses_what_sourceflow_cannot_represent() -> None:
 
 
 def test_with_emit_on_a_native_command_for_a_string_entity_is_poison() -> None:
-    rig = Rig(emit=True)
-    native = Rig(interop=True)  # a native producer on another bus, same queue name/shape
+    rig = sf.InteropRig(emit=True)
+    native = sf.InteropRig(interop=True)  # a native producer on another bus, same queue name/shape
     cmd = new_command(PlaceOrder("C", "S", 1, 1), "o-1", is_new=True, sequence_no=1)
     entry = native.runtime.commands._entry(cmd, "sf-orders.fifo")
     rig.sqs.send_message(QueueUrl=rig.url("sf-orders.fifo"), **entry)

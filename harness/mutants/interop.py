@@ -1,0 +1,119 @@
+"""Mutants of the SourceFlow.Net interop mode (``docs/sourceflow.md``): patch builders used by
+:mod:`harness.mutants.catalog`. Each is killed by ``properties/test_sourceflow.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from unittest import mock
+
+from reference import sourceflow
+from reference.config import BusOptions
+from reference.errors import DecodeError, UnknownMessageType
+from reference.messages import Kind, Message, Payload, TypeRegistry
+
+_by_alias = TypeRegistry.by_alias
+_to_wire = sourceflow.to_wire
+_decode = sourceflow.decode
+
+
+def alias_by_class_name() -> list[Any]:
+    """An alias that is not registered still resolves when its class name (the last segment of
+    the type part) is some alias's: ``Evil.Commands.PlaceOrder, Evil`` is taken for the
+    registered ``Shop.Orders.Commands.PlaceOrder, Shop.Orders, ...`` -- resolution by suffix."""
+
+    def by_alias(self: TypeRegistry, dotnet_name: str, kind: Kind) -> type[Payload]:
+        try:
+            return _by_alias(self, dotnet_name, kind)
+        except UnknownMessageType:
+            wanted = sourceflow.dotnet_name(dotnet_name)
+            for name, (k, cls) in self._aliases.items():
+                if k == kind and sourceflow.dotnet_name(name) == wanted:
+                    return cls
+            raise
+
+    return [mock.patch.object(TypeRegistry, "by_alias", by_alias)]
+
+
+def int_id_coerced() -> list[Any]:
+    """A SourceFlow entity id is coerced with ``int(...)`` instead of being a JSON integer:
+    ``"42"``, ``42.0`` and ``true`` are all taken as entity ``42`` / ``1``."""
+
+    def entity_id_of(value: object, where: str) -> str:
+        try:
+            n = int(value)  # type: ignore[call-overload]
+        except (TypeError, ValueError) as exc:
+            raise DecodeError(f"{where} is not an integer") from exc
+        if not 1 <= n <= sourceflow.INT32_MAX:
+            raise DecodeError(f"{where} out of range")
+        return str(n)
+
+    return [mock.patch.object(sourceflow, "entity_id_of", entity_id_of)]
+
+
+def interop_on_by_default() -> list[Any]:
+    """``BusOptions.sourceflow_interop`` defaults to True: every bus accepts SourceFlow's shape."""
+    orig_init = BusOptions.__init__
+
+    def init(self: BusOptions, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("sourceflow_interop", True)
+        orig_init(self, *args, **kwargs)
+
+    return [mock.patch.object(BusOptions, "__init__", init)]
+
+
+def emitted_id_as_string() -> list[Any]:
+    """The emitter writes ``entity.id`` (and an event's ``payload.id``) as the string it is held
+    as internally, not as SourceFlow's ``int``: System.Text.Json refuses the command."""
+
+    def to_wire(message: Message, registry: TypeRegistry) -> dict[str, Any]:
+        out = _to_wire(message, registry)
+        if "entity" in out:
+            out["entity"]["id"] = str(out["entity"]["id"])
+        else:
+            out["payload"]["id"] = str(out["payload"]["id"])
+        return out
+
+    return [mock.patch.object(sourceflow, "to_wire", to_wire)]
+
+
+def entity_attribute_unchecked() -> list[Any]:
+    """The ``EntityId`` attribute of a SourceFlow message is not compared with the body."""
+
+    return [mock.patch.object(sourceflow, "decode", _decode_without_entity)]
+
+
+def _decode_without_entity(
+    body: str, attrs: Mapping[str, str], kind: Kind, alias: str, registry: TypeRegistry
+) -> Message:
+    """:func:`reference.sourceflow.decode` with the ``EntityId`` attribute replaced by the body's."""
+    obj = sourceflow.loads_strict(body)
+    if isinstance(obj, dict):
+        holder = obj.get("entity") if kind == "command" else obj.get("payload")
+        if isinstance(holder, dict) and "id" in holder and "EntityId" in attrs:
+            attrs = {**attrs, "EntityId": str(holder["id"])}
+    return _decode(body, attrs, kind, alias, registry)
+
+
+def occurred_on_not_normalised() -> list[Any]:
+    """``occurredOn`` is kept as SourceFlow wrote it (up to 7 fraction digits): the events the
+    reference raises for the command carry it, and the native decoder (at most 6) refuses them."""
+    orig = sourceflow._stamp
+
+    def stamp(value: object) -> str:
+        orig(value)  # still validated
+        assert isinstance(value, str)
+        return value
+
+    return [mock.patch.object(sourceflow, "_stamp", stamp)]
+
+
+def event_sequence_zero_refused() -> list[Any]:
+    """SourceFlow events need ``sequenceNo`` >= 1 like commands: every event a SourceFlow saga
+    raises (``SequenceNo`` 0) is dead-lettered."""
+    orig = sourceflow._metadata
+
+    def metadata(raw: object, kind: Kind) -> Any:
+        return orig(raw, "command")
+
+    return [mock.patch.object(sourceflow, "_metadata", metadata)]
