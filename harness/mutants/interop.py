@@ -10,7 +10,7 @@ from unittest import mock
 from reference import sourceflow
 from reference.config import BusOptions
 from reference.errors import DecodeError, UnknownMessageType
-from reference.messages import Kind, Message, Payload, TypeRegistry
+from reference.messages import Kind, Message, Payload, TypeRegistry, loads_strict
 
 _by_alias = TypeRegistry.by_alias
 _to_wire = sourceflow.to_wire
@@ -87,7 +87,7 @@ def _decode_without_entity(
     body: str, attrs: Mapping[str, str], kind: Kind, alias: str, registry: TypeRegistry
 ) -> Message:
     """:func:`reference.sourceflow.decode` with the ``EntityId`` attribute replaced by the body's."""
-    obj = sourceflow.loads_strict(body)
+    obj = loads_strict(body)
     if isinstance(obj, dict):
         holder = obj.get("entity") if kind == "command" else obj.get("payload")
         if isinstance(holder, dict) and "id" in holder and "EntityId" in attrs:
