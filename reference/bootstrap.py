@@ -2,9 +2,11 @@
 
 Idempotent on every start: existing resources are adopted and their mutable attributes
 (visibility timeout, retention, redrive policy, queue policy) reconciled. A pre-existing FIFO
-queue without ContentBasedDeduplication is accepted: the reference always sends an explicit
-MessageDeduplicationId (the message's eventId), so content-based dedup is never relied upon;
-queues we create get it anyway (SourceFlow compatibility, and it protects other producers).
+queue without ContentBasedDeduplication is accepted: the reference sends an explicit
+MessageDeduplicationId (the message's eventId), so content-based dedup is not relied upon --
+except by the SourceFlow interop emitter (``BusOptions.sourceflow_emit``), which sends none, as
+SourceFlow.Net does: its sends to an adopted FIFO queue without it fail (``DispatchError``).
+Queues we create get it (as SourceFlow's bootstrapper does; it also protects other producers).
 A queue whose FIFO-ness contradicts its name is rejected (SQS cannot change it).
 """
 

@@ -1,6 +1,8 @@
 """Commands, events, their metadata, the explicit type registry and the JSON wire codec.
 
-Wire format (SourceFlow.Net v2 compatible where sound, see ``docs/reference.md``)::
+Wire format (SourceFlow.Net v2's ``Command<T>`` layout, not its wire: string ids, registry names;
+see ``docs/reference.md``; SourceFlow's exact shape is the opt-in interop mode,
+:mod:`reference.sourceflow`, ``docs/sourceflow.md``)::
 
     {"name": "PlaceOrder", "entity": {"id": "o-1", "isNew": true}, "payload": {...},
      "metadata": {"eventId": "<uuid>", "isReplay": false, "occurredOn": "2026-11-21T10:00:00.000Z",
