@@ -10,6 +10,13 @@ Wire attributes (all ``String``; at most 8 of SQS's 10):
 FIFO destinations get ``MessageGroupId`` = entity id and ``MessageDeduplicationId`` = the
 message's eventId (never random, never the ciphertext, so a resend within 5 minutes is dropped).
 
+With ``sourceflow=True`` (default ``BusOptions.sourceflow_emit``) both dispatchers write
+SourceFlow.Net v2's shape instead (:mod:`reference.sourceflow`, ``docs/sourceflow.md``):
+``CommandType`` (the type's alias) / ``EntityId`` / ``SequenceNo``, or ``EventType`` /
+``EventName`` and ``Subject``; integer ids in the body; ``MessageGroupId`` on FIFO destinations
+and no ``MessageDeduplicationId`` (the destination deduplicates by content; bodies are
+deterministic). Plaintext only.
+
 Two send paths: ``dispatch`` (one message, synchronous; through a shared batcher when
 ``batch_linger`` > 0 and ``batching=True``, so concurrent callers share SendMessageBatch/PublishBatch
 calls of up to 10 entries), ``dispatch_many`` (explicit batches, in order) and
@@ -554,12 +561,11 @@ class SnsEventDispatcher(_Dispatcher):
         if self.sourceflow:
             # AwsSnsEventDispatcher.cs: EventType + EventName, Subject = Name; on a FIFO topic
             # (SourceFlow creates standard ones) the group is the entity, dedup by content
+            attributes = sourceflow_wire.attributes(message, self.config.registry)
             entry = {
                 "Message": _checked(sourceflow_wire.encode(message, self.config.registry), message),
-                "Subject": sourceflow_wire.dotnet_name(
-                    sourceflow_wire.attributes(message, self.config.registry)["EventType"]["StringValue"]
-                ),
-                "MessageAttributes": sourceflow_wire.attributes(message, self.config.registry),
+                "Subject": attributes["EventName"]["StringValue"],
+                "MessageAttributes": attributes,
             }
             if is_fifo(destination):
                 entry["MessageGroupId"] = message.entity_id

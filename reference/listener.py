@@ -871,8 +871,12 @@ class SqsListener:
         must be registered exactly and routed here; plaintext only (SourceFlow does not encrypt)."""
         cls = self.registry.by_alias(alias, kind)
         self._check_route(kind, cls.message_name)
-        if "Encryption" in attrs or self.cipher is not None:
-            raise DecryptionError("a SourceFlow.Net message is plaintext; this bus takes no plaintext")
+        if "Encryption" in attrs:
+            raise DecryptionError(
+                "an Encryption attribute on a SourceFlow.Net message (SourceFlow does not encrypt)"
+            )
+        if self.cipher is not None:
+            raise DecryptionError("plaintext SourceFlow.Net message on an encrypted bus")
         return sourceflow.decode(body, attrs, kind, alias, self.registry)
 
     def _decode_native(self, body: str, attrs: Mapping[str, str], kind: Kind, type_name: str) -> Message:
