@@ -470,6 +470,7 @@ EQUIVALENT: dict[str, str] = {
             ("sourceflow-entity-attribute-unchecked", "a SourceFlow message's EntityId attribute unchecked"),
             ("sourceflow-occurred-on-kept", "SourceFlow's 7-digit occurredOn kept"),
             ("sourceflow-event-seq-zero-refused", "SourceFlow events with sequenceNo 0 refused"),
+            ("sourceflow-off-without-reason", "interop off: an alias refused without saying why"),
         )
     },
     "sourceflow-interop-on-by-default": (

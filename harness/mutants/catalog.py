@@ -2170,6 +2170,13 @@ MUTANTS: dict[str, Mutant] = {
             (),
             interop_mutants.event_sequence_zero_refused,
         ),
+        Mutant(
+            "sourceflow-off-without-reason",
+            "with interop off a SourceFlow alias is refused as an unknown name, without saying why",
+            (SF_DEFAULTS,),
+            (),
+            interop_mutants.interop_off_without_reason,
+        ),
     )
 }
 

@@ -117,3 +117,14 @@ def event_sequence_zero_refused() -> list[Any]:
         return orig(raw, "command")
 
     return [mock.patch.object(sourceflow, "_metadata", metadata)]
+
+
+def interop_off_without_reason() -> list[Any]:
+    """With interop off a SourceFlow alias is refused like any unknown name: the dead letter no
+    longer says that the message is SourceFlow's and that the mode is off."""
+    from reference.listener import SqsListener
+
+    def is_sourceflow(self: SqsListener, type_name: str) -> bool:
+        return not self.registry.has_name(type_name) and self.options.sourceflow_interop
+
+    return [mock.patch.object(SqsListener, "_is_sourceflow", is_sourceflow)]
