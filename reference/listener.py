@@ -113,7 +113,7 @@ from reference.errors import (
 )
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.idempotency import Busy, Conflict, Duplicate, command_key, event_key, message_digest
-from reference.messages import Command, Event, Kind, Message, TypeRegistry, decode
+from reference.messages import ALIAS_FORMAT, Command, Event, Kind, Message, TypeRegistry, decode
 from reference.monitoring import ConsumerGauge
 from reference.telemetry import (
     CORRELATION_ATTRIBUTE,
@@ -852,13 +852,14 @@ class SqsListener:
         return message
 
     def _is_sourceflow(self, type_name: str) -> bool:
-        """True when ``type_name`` is not a registry name and interop is on (then it must be an
-        exact alias). With interop off a registered alias is refused with a reason that says so;
-        any other unknown name is refused by the registry as before."""
+        """True when interop is on and ``type_name`` is not a registry name but a registered
+        alias or shaped like an assembly-qualified name (then it must be an exact alias:
+        ``UnknownMessageType`` otherwise). With interop off a registered alias is refused with a
+        reason that says so; any other unknown name is refused by the registry as before."""
         if self.registry.has_name(type_name):
             return False
         if self.options.sourceflow_interop:
-            return True
+            return self.registry.has_alias(type_name) or ALIAS_FORMAT.fullmatch(type_name) is not None
         if self.registry.has_alias(type_name):
             raise UnknownMessageType(
                 f"type {type_name!r} is a SourceFlow.Net alias, but SourceFlow interop is off "

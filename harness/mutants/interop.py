@@ -10,7 +10,7 @@ from unittest import mock
 from reference import sourceflow
 from reference.config import BusOptions
 from reference.errors import DecodeError, UnknownMessageType
-from reference.messages import Kind, Message, Payload, TypeRegistry, loads_strict
+from reference.messages import ALIAS_FORMAT, Kind, Message, Payload, TypeRegistry, loads_strict
 
 _by_alias = TypeRegistry.by_alias
 _to_wire = sourceflow.to_wire
@@ -125,6 +125,10 @@ def interop_off_without_reason() -> list[Any]:
     from reference.listener import SqsListener
 
     def is_sourceflow(self: SqsListener, type_name: str) -> bool:
-        return not self.registry.has_name(type_name) and self.options.sourceflow_interop
+        return (
+            not self.registry.has_name(type_name)
+            and self.options.sourceflow_interop
+            and (self.registry.has_alias(type_name) or ALIAS_FORMAT.fullmatch(type_name) is not None)
+        )
 
     return [mock.patch.object(SqsListener, "_is_sourceflow", is_sourceflow)]
