@@ -73,7 +73,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from reference.bootstrap import Bootstrapper, Resources
-from reference.bus import CommandBus, Processor, Saga, View
+from reference.bus import Aggregate, CommandBus, Processor, Saga, View
 from reference.cleanup import IdempotencyCleaner
 from reference.config import BusConfiguration
 from reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
@@ -153,6 +153,7 @@ def build_runtime(
     storage: Storage | None = None,
     sagas: Sequence[Saga] = (),
     views: Sequence[View] = (),
+    aggregates: Sequence[Aggregate] = (),
     clock: Clock | None = None,
     faults: Faults | None = None,
     observer: Observer | None = None,
@@ -170,7 +171,12 @@ def build_runtime(
     resources = resources or Bootstrapper(config, sqs=sqs, sns=sns, sts=sts).run()
     storage = storage or InMemoryStorage(config.registry)
     processor = Processor(
-        storage, sagas=sagas, views=views, clock=clock, ttl_seconds=config.options.idempotency_ttl_seconds
+        storage,
+        sagas=sagas,
+        views=views,
+        aggregates=aggregates,
+        clock=clock,
+        ttl_seconds=config.options.idempotency_ttl_seconds,
     )
     cipher = (
         KmsEnvelopeCipher(kms, config.kms_key_id, cache_limits=config.options.data_key_cache_limits())
@@ -192,6 +198,9 @@ def build_runtime(
         telemetry=telemetry,
         batching=publish_batching,
     )
+    # the producer side: client publishes, and the follow-up commands sagas and aggregates issue
+    # (sent by the listeners from the producer outbox, D32)
+    bus = CommandBus([commands], processor=processor)
     listeners = []
     # each queue's role: a command queue takes the commands routed to it; a subscription queue the
     # events routed to its topics (any event when this configuration routes none there)
@@ -222,9 +231,9 @@ def build_runtime(
                 executor=executor,
                 accepts=accepts,
                 accepted_types=accepted_types,
+                command_bus=bus,
             )
         )
-    bus = CommandBus([commands], processor=processor)
     cleaner = IdempotencyCleaner(
         storage,
         interval=config.options.idempotency_cleanup_interval,

@@ -118,7 +118,7 @@ def _delete_before_handle() -> list[Any]:
     ]
 
 
-def _unfenced_commit_fn(orig_commit: Callable[[InMemoryStorage, Effect], None]) -> Callable[..., None]:
+def _unfenced_commit_fn(orig_commit: Callable[[InMemoryStorage, Effect], Any]) -> Callable[..., Any]:
     def commit(self: InMemoryStorage, effect: Effect) -> None:
         with self._lock:  # "mark" the claim as ours whatever happened since: no fencing
             rec = self._m.records.get(effect.key)
@@ -131,7 +131,7 @@ def _unfenced_commit_fn(orig_commit: Callable[[InMemoryStorage, Effect], None]) 
     return commit
 
 
-def _sql_unfenced_commit_fn(orig_commit: Callable[[SqlStorage, Effect], None]) -> Callable[..., None]:
+def _sql_unfenced_commit_fn(orig_commit: Callable[[SqlStorage, Effect], Any]) -> Callable[..., Any]:
     """SQL flavour: the completion ignores the token/status condition (the record is overwritten
     as ours first, whatever another worker did since), then the original commit runs."""
 
