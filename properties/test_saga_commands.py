@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from harness.checkers import total_queue
 from harness.faults import FaultPlan
 from harness.simulation import SimConfig, SimResult
 from harness.workload import generate_orders
@@ -116,4 +117,28 @@ def test_issued_commands_take_effect_exactly_once_in_order(config: SimConfig) ->
     assert not problems, (
         f"flowgate-anomalies: saga-flow\nseed {result.seed}; replay: {result.replay_command()}\n"
         + "\n".join(problems[:10])
+    )
+
+
+@settings(max_examples=10)
+@given(saga_configs())
+def test_an_issued_command_never_sent_nor_applied_is_lost(config: SimConfig) -> None:
+    """The checkers hold an issued command to account like a client's: the run's history with
+    every send and effect of one issued command taken out (as if the worker had lost it after
+    committing its cause) is judged ``lost`` by ``total_queue``."""
+    sim_label("Ordering", "saga commands", "an issued command that never arrives is lost")
+    result = simulate(config)
+    issued = [op for op in result.history.ops if op.f == "issue" and op.type == "ok"]
+    assume(issued)
+    gone = str(issued[0].value["command_id"])
+    kept = [
+        op
+        for op in result.history.ops
+        if not (op.f in ("send", "effect", "duplicate") and str(op.value.get("command_id")) == gone)
+    ]
+    verdict = total_queue(kept)
+    lost = [a for a in verdict.anomalies if a.kind == "lost" and gone in a.message]
+    assert lost, (
+        f"flowgate-anomalies: lost-not-reported\nseed {result.seed}; replay: {result.replay_command()}\n"
+        f"issued {gone} taken out of the history, total_queue: {verdict.anomalies[:3]}"
     )

@@ -24,6 +24,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from harness.mutants import detection as detection_mutants
+from harness.mutants import sagas as saga_mutants
 from reference import health, iam
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
@@ -1382,6 +1383,10 @@ DETECT_BACKLOG = P + "test_detection.py::test_backlog_counts_visible_and_in_flig
 DETECT_ERRORS = P + "test_detection.py::test_error_path_is_the_sound_version"
 DETECT_LS = S + "test_detection.py::"
 
+SAGA_COMMANDS = P + "test_saga_commands.py::test_issued_commands_take_effect_exactly_once_in_order"
+SAGA_LOST = P + "test_saga_commands.py::test_an_issued_command_never_sent_nor_applied_is_lost"
+LIFE_SAGA = S + "test_lifecycle.py::test_saga_commands_lifecycle"
+
 MUTANTS: dict[str, Mutant] = {
     m.name: m
     for m in (
@@ -2113,6 +2118,41 @@ MUTANTS: dict[str, Mutant] = {
             (DETECT_ERRORS,),
             ("error-path",),
             detection_mutants.retention_ignored,
+        ),
+        Mutant(
+            "follow-up-sent-outside-commit",
+            "a saga's or aggregate's follow-up command is not committed with its cause's effect: "
+            "numbered after the commit and sent from the worker's memory, lost when the worker dies "
+            "between the commit and the send",
+            (SAGA_COMMANDS,),
+            ("lost", "saga-flow"),
+            saga_mutants.follow_up_sent_outside_commit,
+            scenarios=(LIFE_SAGA,),
+        ),
+        Mutant(
+            "follow-up-reissued-on-redelivery",
+            "a redelivered cause issues its follow-up commands again under fresh ids instead of "
+            "sending the recorded ones: a second, distinct command per redelivery",
+            (SAGA_COMMANDS,),
+            ("unexpected-business-dead-letter", "saga-flow"),
+            saga_mutants.follow_up_reissued_on_redelivery,
+        ),
+        Mutant(
+            "issued-not-counted",
+            "the checkers count only a producer's send as acknowledged work: a saga-issued command "
+            "never applied is not lost, one applied out of order not a skip",
+            (SAGA_LOST,),
+            ("lost-not-reported",),
+            saga_mutants.issued_not_counted,
+        ),
+        Mutant(
+            "aggregate-not-run",
+            "the listener never runs the aggregates an event is for: the fulfilment aggregate never "
+            "issues ConfirmOrder and paid orders stay RESERVED",
+            (SAGA_COMMANDS,),
+            ("saga-flow",),
+            saga_mutants.aggregate_not_run,
+            scenarios=(LIFE_SAGA,),
         ),
     )
 }
