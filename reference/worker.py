@@ -77,7 +77,14 @@ from reference.bus import Aggregate, CommandBus, Processor, Saga, View
 from reference.cleanup import IdempotencyCleaner
 from reference.config import BusConfiguration
 from reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
-from reference.domain.orders import InventoryView, OrderSaga, OrderView, PaymentsView, order_registry
+from reference.domain.orders import (
+    InventoryView,
+    OrderSaga,
+    OrderView,
+    PaymentsView,
+    order_domain,
+    order_registry,
+)
 from reference.domain.partners import PartnerErrorLog, PartnerOrderSaga, partner_registry
 from reference.envelope import KmsEnvelopeCipher
 from reference.errors import ConfigurationError
@@ -100,17 +107,30 @@ from reference.telemetry import NOOP, Telemetry
 log = logging.getLogger(__name__)
 
 
+def _no_aggregates() -> list[Aggregate]:
+    return []
+
+
 @dataclass(frozen=True)
 class Domain:
     registry: Callable[[], TypeRegistry]
     sagas: Callable[[], list[Saga]]
     views: Callable[[], list[View]]
+    aggregates: Callable[[], list[Aggregate]] = _no_aggregates
 
 
 #: The explicit list of domains a config file may name (never an import by name).
 DOMAINS: dict[str, Domain] = {
     "orders": Domain(
         order_registry, lambda: [OrderSaga()], lambda: [OrderView(), InventoryView(), PaymentsView()]
+    ),
+    # the saga-command flow (docs/decisions.md D32): the order saga issues ReserveInventory, the
+    # fulfilment aggregate (on a subscription queue of the same worker and store) ConfirmOrder
+    "orders-saga-commands": Domain(
+        order_registry,
+        lambda: list(order_domain(saga_commands=True)[0]),
+        lambda: [OrderView(), InventoryView(), PaymentsView()],
+        lambda: list(order_domain(saga_commands=True)[1]),
     ),
     "partners": Domain(partner_registry, lambda: [PartnerOrderSaga()], lambda: [PartnerErrorLog()]),
 }
@@ -525,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage=storage,
         sagas=domain.sagas(),
         views=domain.views(),
+        aggregates=domain.aggregates(),
         executor=executor,
         faults=faults,
         observer=observer,

@@ -2127,7 +2127,6 @@ MUTANTS: dict[str, Mutant] = {
             (SAGA_COMMANDS,),
             ("lost", "saga-flow"),
             saga_mutants.follow_up_sent_outside_commit,
-            scenarios=(LIFE_SAGA,),
         ),
         Mutant(
             "follow-up-reissued-on-redelivery",
