@@ -8,6 +8,8 @@ ones.
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +24,7 @@ from reference.bus import (
 )
 from reference.domain import (
     AuthorizePayment,
+    CancelOrder,
     ConfirmOrder,
     InventoryView,
     OrderFulfilment,
@@ -32,21 +35,30 @@ from reference.domain import (
     order_registry,
 )
 from reference.domain.orders import InventoryReserved
+from reference.errors import StoreUnavailable
 from reference.idempotency import Claimed, Duplicate, command_key, event_key, message_digest
 from reference.messages import Command, FollowUp, derived_event_id, event_for, new_command
 from reference.sql import SqlStorage
 from reference.stores import InMemoryStorage, Storage, with_sequence
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def storage(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Storage]:
     registry = order_registry()
     if request.param == "memory":
         yield InMemoryStorage(registry)
-    else:
+        return
+    if request.param == "sqlite":
         store = SqlStorage(registry, f"sqlite:///{tmp_path}/saga.db")
-        yield store
-        store.drop()
+    else:
+        pytest.importorskip("psycopg")
+        url = os.environ.get("FLOWGATE_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        try:
+            store = SqlStorage(registry, url, prefix=f"t{uuid.uuid4().hex[:8]}_")
+        except StoreUnavailable:
+            pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    yield store
+    store.drop()
 
 
 class Recorder:
@@ -198,3 +210,34 @@ def claim(processor: Processor, command: Command) -> int:
     got = processor.claim(command_key(command.event_id), command.name, 30.0, message_digest(command))
     assert isinstance(got, Claimed)
     return got.token
+
+
+class _Forwarder:
+    """A test saga: each AuthorizePayment of an order issues a CancelOrder for entity ``other``."""
+
+    kind = "forwarder"
+
+    def handles(self, command_type: type) -> bool:
+        return command_type is AuthorizePayment
+
+    def decide(self, state: object, command: Command) -> tuple[dict[str, int], list[FollowUp]]:
+        return {"n": 1}, [FollowUp(CancelOrder(f"after {command.entity_id}"), "other")]
+
+
+def test_a_follow_up_for_another_entity_takes_that_entitys_next_number(storage: Storage) -> None:
+    """Client publishes and follow-ups to one entity draw from one counter: the follow-up numbered
+    in the commit sits between the client's commands, and the outbox sends in number order."""
+    processor = Processor(storage, sagas=[_Forwarder()])
+    remote = Recorder()
+    bus = CommandBus([remote], processor=processor)
+    local = LocalCommandDispatcher(processor, commands=bus)
+    first = bus.publish(new_command(PlaceOrder("c", "S", 1, 1), "other"))
+    paid = with_sequence(new_command(AuthorizePayment("p", 1), "o1"), 1)
+    local.dispatch(paid)  # the forwarder issues CancelOrder for "other": number 2
+    last = bus.publish(new_command(PlaceOrder("c", "S", 1, 1), "other"))
+    sent = [(c.entity_id, c.name, c.metadata.sequence_no) for c in remote.seen]
+    assert sent == [("other", "PlaceOrder", 1), ("other", "CancelOrder", 2), ("other", "PlaceOrder", 3)]
+    assert (first.metadata.sequence_no, last.metadata.sequence_no) == (1, 3)
+    local.dispatch(paid)  # redelivered: nothing new is numbered or sent
+    assert len(remote.seen) == 3
+    assert storage.allocate_sequence("other") == 4
