@@ -155,6 +155,14 @@ KINDS: Final[Mapping[str, AnomalyKind]] = {
     "alarm-not-cleared": _k("an alarm stayed on after its problem ended", "harness/detection.py"),
     "backlog-wrong": _k("the monitor's backlog figure differs from the queue's", _DETECT),
     "error-path": _k("the monitoring's error path raised instead of reporting", _DETECT),
+    "lost-not-reported": _k(
+        "a command taken out of a history was not judged lost by total_queue",
+        "properties/test_saga_commands.py",
+    ),
+    "saga-flow": _k(
+        "a paid order did not issue exactly one of each follow-up command, or one never applied",
+        "properties/test_saga_commands.py",
+    ),
     "poll-raised": _k("a hostile message made a listener's poll raise", "properties/test_hostile.py"),
     "hostile-outcome": _k("a hostile message's outcome is not the catalog's", "properties/test_hostile.py"),
     "deleted-unexpired": _k("the idempotency cleaner deleted an unexpired record", _CLEANUP),

@@ -112,9 +112,9 @@ class SwitchableStorage(InMemoryStorage):
         self._gate()
         return super().cleanup(now, abandoned_after=abandoned_after, limit=limit)
 
-    def commit(self, effect: Effect) -> None:
+    def commit(self, effect: Effect) -> tuple[Command, ...]:
         self._gate()
-        super().commit(effect)
+        return super().commit(effect)
 
 
 __all__ = ["DEPENDENCY", "SwitchableStorage"]

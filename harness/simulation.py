@@ -63,11 +63,11 @@ from reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     InventoryView,
-    OrderSaga,
     OrderState,
     OrderView,
     PaymentsView,
     PlaceOrder,
+    order_domain,
     order_registry,
 )
 from reference.hooks import PRODUCER_FAULT_POINTS, WorkerCrash
@@ -119,10 +119,16 @@ class SimConfig:
     #: answer the views listeners receive becomes a ``read`` op (:class:`_ReadProbe`) and
     #: ``read_state`` judges them. Off: the workload, and so every seed's history, is unchanged
     reads: bool = False
+    #: the saga-command flow (docs/decisions.md D33): the order saga issues ReserveInventory, the
+    #: fulfilment aggregate ConfirmOrder (``order_domain(saga_commands=True)``, the workload's
+    #: ``saga_commands``); their ``issue`` ops are acknowledged work for the checkers
+    saga_commands: bool = False
 
     def __post_init__(self) -> None:
         if self.idempotency not in IDEMPOTENCY_MODES:
             raise ValueError(f"idempotency must be one of {IDEMPOTENCY_MODES}")
+        if self.saga_commands and (self.reads or self.idempotency != "shared"):
+            raise ValueError("saga_commands needs idempotency=shared (one store numbers) and no reads")
         if self.workers < 1 or self.producers < 1 or self.orders < 0:
             raise ValueError("workers and producers must be >= 1, orders >= 0")
 
@@ -160,6 +166,8 @@ class SimConfig:
             parts.append("--no-heartbeat")
         if self.reads:
             parts.append("--reads")
+        if self.saga_commands:
+            parts.append("--saga-commands")
         return " ".join(parts)
 
     def replay_command(self, mutant: str | None = None) -> str:
@@ -649,6 +657,7 @@ class Simulation:
             cancel_ratio=config.cancel_ratio,
             invalid_ratio=config.invalid_ratio,
             reads=config.reads,
+            saga_commands=config.saga_commands,
         )
         self.orders = [_Order(s) for s in scripts]
         self.active = [n for n, o in enumerate(self.orders) if o.remaining > 0]
@@ -697,7 +706,8 @@ class Simulation:
             sts=clients["sts"],
             kms=clients["kms"],
             storage=store,
-            sagas=[OrderSaga()],
+            sagas=order_domain(saga_commands=self.config.saga_commands)[0],
+            aggregates=order_domain(saga_commands=self.config.saga_commands)[1],
             views=[*self._views(), *((self.read_probe,) if self.read_probe is not None else ())],
             clock=self.clock,
             faults=_WorkerFaults(self, index),
@@ -856,7 +866,7 @@ class Simulation:
             sts=self.clients["sts"],
             kms=self.clients["kms"],
             storage=self.shared,
-            sagas=[OrderSaga()],
+            sagas=order_domain(saga_commands=self.config.saga_commands)[0],
             views=self._views(),
             clock=self.clock,
             observer=_ProducerObserver(self.history, self._producer_name(index), self.expected_failures),
@@ -1574,6 +1584,11 @@ def _parser(prog: str, *, seed_positional: bool) -> argparse.ArgumentParser:
         action="store_true",
         help="contract v1.3: GetOrder reads in every order's script, judged by read_state",
     )
+    p.add_argument(
+        "--saga-commands",
+        action="store_true",
+        help="D33: the order saga issues ReserveInventory, the fulfilment aggregate ConfirmOrder",
+    )
     p.add_argument("--cancel-ratio", type=float, default=0.1)
     p.add_argument("--invalid-ratio", type=float, default=0.0)
     p.add_argument(
@@ -1607,6 +1622,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         interleave=args.interleave,
         heartbeat=not args.no_heartbeat,
         reads=args.reads,
+        saga_commands=args.saga_commands,
     )
 
 

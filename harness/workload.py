@@ -13,6 +13,15 @@ makes ``flowgate replay SEED`` reproduce a run.
 payment): those commands must end in the business dead-letter store, never as an effect, and
 their sends are marked ``expect_business_failure`` for the dead-letter checker.
 
+``saga_commands`` (docs/decisions.md D33) is the saga-command flow: the client issues only
+``PlaceOrder`` and ``AuthorizePayment`` (a cancelled order: ``PlaceOrder``, ``CancelOrder``,
+before any payment), and the order saga issues ``ReserveInventory`` after the payment, the
+fulfilment aggregate ``ConfirmOrder`` after the reservation (``reference.domain.orders``); a paid
+order's final status is then CONFIRMED. Nothing the client sends can race the follow-ups for the
+order's next numbers, and an ``invalid_ratio`` confirm goes only to an order that is already
+cancelled (always refused). Not combinable with ``reads`` (a read's place in the group would race
+the follow-ups).
+
 ``reads`` (contract v1.3) mixes ``GetOrder`` reads into each lifecycle the way the gate's plan
 does (``harness/gate/workload.py``): one after a seeded write and one after the last step, their
 places drawn from a generator of their own (``f"{seed}:reads"``), so the writes, data and ids of
@@ -59,6 +68,8 @@ class OrderScript:
     quantity: int
     amount_cents: int
     steps: tuple[Step, ...] = field(default_factory=tuple)
+    #: the saga-command flow (D33): the saga and the aggregate issue the rest of a paid order's life
+    saga_commands: bool = False
 
     @property
     def final_status(self) -> str:
@@ -69,6 +80,8 @@ class OrderScript:
             if not s.expect_business_failure and not isinstance(s.payload, GetOrder)
         ]
         last = valid[-1]
+        if self.saga_commands and isinstance(last, AuthorizePayment):
+            return "CONFIRMED"  # ReserveInventory (saga) and ConfirmOrder (aggregate) follow it
         return {
             PlaceOrder: "PENDING",
             AuthorizePayment: "PAID",
@@ -97,6 +110,7 @@ def generate_orders(
     invalid_ratio: float = 0.0,
     lifecycle: bool = True,
     reads: bool = False,
+    saga_commands: bool = False,
 ) -> list[OrderScript]:
     """``count`` order scripts determined by ``seed`` (see the module docstring).
 
@@ -109,6 +123,8 @@ def generate_orders(
         raise ValueError(f"count must be >= 0, got {count}")
     if not (0.0 <= cancel_ratio <= 1.0 and 0.0 <= invalid_ratio <= 1.0):
         raise ValueError("cancel_ratio and invalid_ratio must lie in [0, 1]")
+    if saga_commands and reads:
+        raise ValueError("saga_commands and reads do not combine (see the module docstring)")
     rng = random.Random(seed)
     fake = Faker()
     fake.seed_instance(seed)
@@ -126,16 +142,21 @@ def generate_orders(
         steps: list[Step] = [Step(PlaceOrder(customer_id, sku, quantity, amount))]
         if lifecycle:
             payment = AuthorizePayment(f"pay-{rng.getrandbits(40):010x}", amount)
-            full = [payment, ReserveInventory(sku, quantity), ConfirmOrder()]
-            if rng.random() < cancel_ratio:
+            full: list[Payload] = [payment, ReserveInventory(sku, quantity), ConfirmOrder()]
+            if saga_commands:
+                full = [payment]  # the saga and the aggregate issue the rest
+            cancelled = rng.random() < cancel_ratio
+            if cancelled:
                 cut = rng.randint(0, 2)
+                if saga_commands:
+                    cut = 0  # a cancel after the payment would race the follow-ups' numbers
                 steps += [Step(p) for p in full[:cut]]
                 steps.append(
                     Step(CancelOrder(rng.choice(["customer request", "fraud check", "out of stock"])))
                 )
             else:
                 steps += [Step(p) for p in full]
-            if rng.random() < invalid_ratio:
+            if rng.random() < invalid_ratio and (cancelled or not saga_commands):
                 # a confirm the state machine must refuse: the order is final or not yet reserved
                 steps.append(Step(ConfirmOrder(), expect_business_failure=True))
         if reads:
@@ -151,6 +172,7 @@ def generate_orders(
                 quantity=quantity,
                 amount_cents=amount,
                 steps=tuple(steps),
+                saga_commands=saga_commands,
             )
         )
     return scripts

@@ -1,8 +1,9 @@
 """The core bus: CommandBus (sequence numbers, dispatch, replay), EventQueue, and the Processor
 that turns one command or event into one atomic :class:`~reference.stores.Effect`.
 
-Sagas and views are *pure deciders*: ``decide(state, command) -> (new_state, [event payloads])``
-and ``project(row, event) -> new_row``. They never write; the :class:`Processor` collects their
+Sagas, aggregates and views are *pure deciders*: ``decide(state, command) -> (new_state, [event
+payloads and FollowUp commands])``, ``react(root, event) -> (new_root, [FollowUp commands])`` and
+``project(row, event) -> new_row``. They never write nor send; the :class:`Processor` collects their
 decisions into one effect that the storage commits atomically, fenced by the idempotency claim.
 That is what makes effects exactly-once under at-least-once delivery, and what makes
 :meth:`CommandBus.replay` trivially side-effect free.
@@ -29,7 +30,7 @@ from reference.idempotency import (
     event_key,
     message_digest,
 )
-from reference.messages import Command, Event, Payload, event_for
+from reference.messages import Command, Event, FollowUp, Payload, event_for, follow_up_command
 from reference.stores import DeadLetter, Effect, EntityWrite, State, Storage, ViewWrite, with_sequence
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,11 @@ class Saga(Protocol):
 
     def handles(self, command_type: type[Payload]) -> bool: ...
 
-    def decide(self, state: State | None, command: Command) -> tuple[State, Sequence[Payload]]:
-        """New entity state and the event payloads to raise; raise BusinessError to refuse."""
+    def decide(self, state: State | None, command: Command) -> tuple[State, Sequence[Payload | FollowUp]]:
+        """New entity state and what it decided, in order: event payloads to raise and
+        :class:`~reference.messages.FollowUp` commands to issue (seed 003's ``PublishCommand``
+        inside a saga's ``Handle``, committed with the effect: docs/decisions.md D33); raise
+        BusinessError to refuse."""
         ...
 
 
@@ -60,11 +64,33 @@ class View(Protocol):
 
 
 class Aggregate(Protocol):
-    """Reacts to events in-process (local dispatch only; may publish further commands)."""
+    """An entity root that subscribes to events and issues commands (seed 003's ``Aggregate``
+    with ``ISubscribes<TEvent>``; docs/decisions.md D33).
+
+    ``react`` is a pure decider like a saga's ``decide``: from the root's stored state (``None``:
+    none yet) and one event it returns the root's new state and the commands to issue. The
+    processor commits both atomically with the idempotency completion of
+    ``event:{eventId}:aggregate:{kind}`` (:meth:`Processor.aggregate_effect`), so each event
+    reaches each aggregate's root exactly once and its commands exist exactly once (ids derived
+    from the event, numbered by the store, sent from the producer outbox). Unlike the seed, an
+    aggregate never sends by itself (no ``Send`` on a bus it holds): what it issues is part of its
+    decision, so a crash can neither lose it nor send it twice with two identities."""
+
+    kind: str
 
     def subscribes(self, event_type: type[Payload]) -> bool: ...
 
-    def on(self, event: Event) -> None: ...
+    def root_id(self, event: Event) -> str:
+        """The id of the root instance ``event`` concerns (its row in the entity store)."""
+        ...
+
+    def react(self, state: State | None, event: Event) -> tuple[State, Sequence[FollowUp]]: ...
+
+
+def aggregate_name(aggregate: Aggregate) -> str:
+    """The name an aggregate's idempotency keys and ``project`` observations use
+    (``aggregate:{kind}``), never a view's name."""
+    return f"aggregate:{aggregate.kind}"
 
 
 class CommandDispatcher(Protocol):
@@ -112,6 +138,8 @@ class Decision:
 
     entities: tuple[EntityWrite, ...]
     events: tuple[Event, ...]
+    #: follow-up commands (``sequenceNo`` 0; the commit numbers them, D33)
+    commands: tuple[Command, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +149,9 @@ class ReplayResult:
     entity_id: str
     states: dict[str, State]
     events: tuple[Event, ...]
+    #: the follow-up commands the replayed decisions issue (same ids as the live ones, unnumbered;
+    #: never sent)
+    commands: tuple[Command, ...] = ()
 
 
 class Processor:
@@ -138,10 +169,12 @@ class Processor:
         views: Sequence[View] = (),
         clock: Clock | None = None,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        aggregates: Sequence[Aggregate] = (),
     ) -> None:
         self.storage = storage
         self.sagas = tuple(sagas)
         self.views = tuple(views)
+        self.aggregates = tuple(aggregates)
         self.clock = clock or SystemClock()
         self.ttl_seconds = ttl_seconds
 
@@ -151,20 +184,27 @@ class Processor:
     def views_for(self, event_type: type[Payload]) -> list[View]:
         return [v for v in self.views if v.projects(event_type)]
 
+    def aggregates_for(self, event_type: type[Payload]) -> list[Aggregate]:
+        return [a for a in self.aggregates if a.subscribes(event_type)]
+
     def decide(self, command: Command, states: dict[str, State] | None = None) -> Decision:
         """Run every saga handling ``command`` on the current (or given) state; no writes."""
         writes: list[EntityWrite] = []
         events: list[Event] = []
+        commands: list[Command] = []
         for saga in self.sagas_for(type(command.payload)):
             if states is None:
                 current = self.storage.get_entity(saga.kind, command.entity_id)
             else:
                 current = states.get(saga.kind)
-            new_state, payloads = saga.decide(current, command)
+            new_state, decided = saga.decide(current, command)
             writes.append(EntityWrite(saga.kind, command.entity_id, new_state, expected=current))
-            for payload in payloads:
-                events.append(event_for(command, len(events), payload))
-        return Decision(tuple(writes), tuple(events))
+            for item in decided:
+                if isinstance(item, FollowUp):
+                    commands.append(follow_up_command(command, len(commands), item))
+                else:
+                    events.append(event_for(command, len(events), item))
+        return Decision(tuple(writes), tuple(events), tuple(commands))
 
     def command_effect(self, command: Command, token: int, decision: Decision) -> Effect:
         return Effect(
@@ -175,6 +215,7 @@ class Processor:
             entities=decision.entities,
             command=command,
             outbox=decision.events,
+            commands=decision.commands,
         )
 
     def dead_letter_effect(self, command: Command, token: int, reason: str, body: str) -> Effect:
@@ -210,6 +251,23 @@ class Processor:
             views=(ViewWrite(view.name, row_id, row, expected=before),),
         )
 
+    def aggregate_effect(self, aggregate: Aggregate, event: Event, token: int) -> Effect:
+        """The aggregate's reaction to ``event`` as one effect: its root's new state (checked
+        against the state it was decided from) and its follow-up commands (ids derived from the
+        event, numbered by the commit), completing ``event:{eventId}:aggregate:{kind}``."""
+        root = aggregate.root_id(event)
+        before = self.storage.get_entity(aggregate.kind, root)
+        state, follow_ups = aggregate.react(before, event)
+        commands = tuple(follow_up_command(event, n, f) for n, f in enumerate(follow_ups))
+        return Effect(
+            key=event_key(event.event_id, aggregate_name(aggregate)),
+            token=token,
+            message_type=event.name,
+            expires_at=self.clock.now() + self.ttl_seconds,
+            entities=(EntityWrite(aggregate.kind, root, state, expected=before),),
+            commands=commands,
+        )
+
     def claim(
         self, key: str, message_type: str, lease_seconds: float, digest: str | None = None
     ) -> ClaimResult:
@@ -223,7 +281,11 @@ class LocalCommandDispatcher:
     """Routes a command to the sagas in-process and enqueues the resulting events.
 
     Uses the same claim -> decide -> fenced commit path as the listener, so a command published
-    both locally and remotely still has one effect.
+    both locally and remotely still has one effect. The decision's follow-up commands are
+    committed with it (numbered, in the producer outbox) and then sent by ``commands`` (a
+    :class:`CommandBus` on the same store: :meth:`CommandBus.send_unsent`); a recognised
+    duplicate sends those of its first commit still unsent. Without ``commands`` they stay in
+    the producer outbox for the next ``send_unsent``.
     """
 
     def __init__(
@@ -233,11 +295,13 @@ class LocalCommandDispatcher:
         *,
         observer: Observer | None = None,
         lease_seconds: float = 30.0,
+        commands: CommandBus | None = None,
     ) -> None:
         self.processor = processor
         self.events = events
         self.observer = observer or NullObserver()
         self.lease_seconds = lease_seconds
+        self.commands = commands
 
     def dispatch(self, command: Command) -> None:
         if not self.processor.sagas_for(type(command.payload)):
@@ -260,14 +324,19 @@ class LocalCommandDispatcher:
                     "seq": command.metadata.sequence_no,
                 },
             )
-            outbox = claim.outbox
+            outbox, issued = claim.outbox, claim.commands
+            observe_issued(self.observer, command.event_id, issued)
         else:
             try:
                 decision = self.processor.decide(command)
             except BusinessError:
                 self.processor.storage.release(command_key(command.event_id), claim.token)
                 raise
-            self.processor.storage.commit(self.processor.command_effect(command, claim.token, decision))
+            issued = (
+                self.processor.storage.commit(self.processor.command_effect(command, claim.token, decision))
+                or ()
+            )
+            observe_issued(self.observer, command.event_id, issued)
             self.observer.observe(
                 "effect",
                 "ok",
@@ -279,34 +348,122 @@ class LocalCommandDispatcher:
                 },
             )
             outbox = decision.events
+        send_issued(self.commands, issued)
         if self.events is not None:
             for event in outbox:
                 self.events.enqueue(event)
 
 
+def observe_issued(observer: Observer, cause: str, issued: Sequence[Command]) -> None:
+    """One ``issue`` ok per follow-up command committed with ``cause``'s effect (D33)."""
+    for command in issued:
+        observer.observe(
+            "issue",
+            "ok",
+            {
+                "command_id": command.event_id,
+                "entity_id": command.entity_id,
+                "seq": command.metadata.sequence_no,
+                "command_type": command.name,
+                "cause": cause,
+            },
+        )
+
+
+def send_issued(bus: CommandBus | None, issued: Sequence[Command]) -> None:
+    """Send the producer outbox's unsent commands of each entity ``issued`` targets, up to the
+    highest number issued for it (:meth:`CommandBus.send_unsent`: lower unsent numbers first, so
+    the queue never holds an issued number before a lower one). Already sent ones are skipped:
+    the outbox, not the caller, knows what is still to send."""
+    if bus is None:
+        return
+    top: dict[str, int] = {}
+    for command in issued:
+        top[command.entity_id] = max(top.get(command.entity_id, 0), command.metadata.sequence_no)
+    for entity_id, seq in top.items():
+        bus.send_unsent(entity_id, up_to=seq)
+
+
 class LocalEventDispatcher:
-    """Projects an event into every view that ``projects`` it (idempotent per view), then
-    notifies aggregates that ``subscribes`` to it."""
+    """Projects an event into every view that ``projects`` it (idempotent per view), then has
+    every aggregate that ``subscribes`` to it react (idempotent per aggregate: :func:`react_into`)
+    and sends what they issued through ``commands`` (see :class:`LocalCommandDispatcher`).
+
+    ``aggregates`` (default: the processor's) are the aggregates this dispatcher runs."""
 
     def __init__(
         self,
         processor: Processor,
-        aggregates: Sequence[Aggregate] = (),
+        aggregates: Sequence[Aggregate] | None = None,
         *,
         observer: Observer | None = None,
         lease_seconds: float = 30.0,
+        commands: CommandBus | None = None,
     ) -> None:
         self.processor = processor
-        self.aggregates = tuple(aggregates)
+        self.aggregates = processor.aggregates if aggregates is None else tuple(aggregates)
         self.observer = observer or NullObserver()
         self.lease_seconds = lease_seconds
+        self.commands = commands
 
     def dispatch(self, event: Event) -> None:
         for view in self.processor.views_for(type(event.payload)):
             project_into(self.processor, view, event, self.lease_seconds, self.observer)
         for aggregate in self.aggregates:
             if aggregate.subscribes(type(event.payload)):
-                aggregate.on(event)
+                issued = react_into(self.processor, aggregate, event, self.lease_seconds, self.observer)
+                if issued is None:
+                    raise LeaseLost(f"{event.name} {event.event_id} is being processed elsewhere")
+                send_issued(self.commands, issued)
+
+
+def react_into(
+    processor: Processor, aggregate: Aggregate, event: Event, lease_seconds: float, observer: Observer
+) -> tuple[Command, ...] | None:
+    """Claim ``event:{id}:aggregate:{kind}``, react, commit; the follow-up commands of the commit
+    (numbered), or of the first commit when it is a duplicate; None if busy. Observed as
+    ``project`` with ``view`` = ``aggregate:{kind}`` (one reaction per event and aggregate), and
+    one ``issue`` per command."""
+    name = aggregate_name(aggregate)
+    key = event_key(event.event_id, name)
+    claim = processor.claim(key, event.name, lease_seconds, message_digest(event, name))
+    if isinstance(claim, Conflict):
+        raise IdempotencyConflict(f"event id {event.event_id} is already known to {name} with other content")
+    if isinstance(claim, Busy):
+        return None
+    if isinstance(claim, Duplicate):
+        observer.observe(
+            "duplicate",
+            "ok",
+            {
+                "key": key,
+                "event_id": event.event_id,
+                "view": name,
+                "entity_id": event.entity_id,
+                "seq": event.metadata.sequence_no,
+            },
+        )
+        observe_issued(observer, event.event_id, claim.commands)
+        return claim.commands
+    try:
+        effect = processor.aggregate_effect(aggregate, event, claim.token)
+    except Exception:
+        processor.storage.release(key, claim.token)
+        raise
+    issued = processor.storage.commit(effect) or ()
+    observe_issued(observer, event.event_id, issued)
+    observer.observe(
+        "project",
+        "ok",
+        {
+            "event_id": event.event_id,
+            "entity_id": event.entity_id,
+            "seq": event.metadata.sequence_no,
+            "event_type": event.name,
+            "view": name,
+        },
+    )
+    return issued
 
 
 def project_into(
@@ -401,6 +558,8 @@ class CommandBus:
             StoreSequencer(self.outbox) if self.outbox is not None else InMemorySequencer()
         )
         self.faults = faults or NoFaults()
+        #: per thread: the (entity, seq) this thread's :meth:`send_unsent` is dispatching
+        self._sending = threading.local()
 
     def publish(self, command: Command) -> Command:
         """Assign ``sequenceNo`` if unset (0), dispatch everywhere, return the sent command.
@@ -435,15 +594,21 @@ class CommandBus:
         propagates: the command stays recorded, and nothing after it is sent before it. Any other
         exception is the command's own outcome (a local dispatcher's business refusal, a message
         no route or size limit admits): it is marked sent, so it never blocks its entity, and the
-        exception is raised after the loop when it is command ``up_to``'s, else logged."""
+        exception is raised after the loop when it is command ``up_to``'s, else logged.
+
+        Re-entrant: a dispatch may send again in the same thread (a local dispatcher whose saga
+        issues a follow-up command, D33); such a nested call skips the commands this thread is
+        dispatching right now (they are handed over already) instead of sending them again."""
         if self.outbox is None:
             return 0
         sent = 0
         own_error: Exception | None = None
+        busy: set[tuple[str, int]] = self._sending.__dict__.setdefault("busy", set())
         for command in self.outbox.unsent_commands(entity_id):
             seq = command.metadata.sequence_no
-            if up_to is not None and seq > up_to:
+            if (up_to is not None and seq > up_to) or (command.entity_id, seq) in busy:
                 continue
+            busy.add((command.entity_id, seq))
             try:
                 self._dispatch(command)
             except TransportError:
@@ -453,6 +618,8 @@ class CommandBus:
                     own_error = exc
                 else:
                     log.warning("unsent %s %s seq %d refused: %s", command.name, command.event_id, seq, exc)
+            finally:
+                busy.discard((command.entity_id, seq))
             self.faults.hit("after_send", _producer_context(command))
             self.outbox.mark_sent(command.entity_id, seq)
             sent += 1
@@ -475,13 +642,15 @@ class CommandBus:
             raise ValueError("replay needs a processor (command store + sagas)")
         states: dict[str, State] = {}
         events: list[Event] = []
+        commands: list[Command] = []
         for stored in self.processor.storage.load_commands(entity_id):
             command = replace(stored, metadata=replace(stored.metadata, is_replay=True))
             decision = self.processor.decide(command, states)
             for w in decision.entities:
                 states[w.kind] = w.state
             events.extend(decision.events)
-        return ReplayResult(entity_id, states, tuple(events))
+            commands.extend(decision.commands)
+        return ReplayResult(entity_id, states, tuple(events), tuple(commands))
 
 
 def _producer_context(command: Command) -> dict[str, object]:

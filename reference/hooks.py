@@ -71,6 +71,11 @@ OBSERVATIONS: Final[Mapping[str, tuple[str, ...]]] = {
     # a redelivered or resent command/event recognised by the idempotency store: its effect (or
     # projection) is committed; also carries command_id (a command) or event_id and view (an event)
     "duplicate": ("key", "entity_id", "seq"),
+    # a follow-up command a saga or aggregate issued, committed with its cause's effect (D33) and
+    # numbered by the store: acknowledged work from then on, like a client's ``send`` ok; type ok,
+    # recorded after that commit (or, for a redelivery, with its ``duplicate``); ``cause`` is the
+    # eventId of the command or event whose decision issued it
+    "issue": ("command_id", "entity_id", "seq", "command_type", "cause"),
     # a message removed from its queue after processing
     "delete": ("message_id", "queue"),
     # a poison message forwarded to the queue's DLQ, with the reason attribute it carries

@@ -99,9 +99,12 @@ class Claimed:
 
 @dataclass(frozen=True)
 class Duplicate:
-    """The key completed already; ``outbox`` are the events to (re)publish, same ids."""
+    """The key completed already; ``outbox`` are the events to (re)publish, same ids;
+    ``commands`` the follow-up commands its commit numbered and recorded (D33): the caller sends
+    those still unsent (:meth:`~reference.bus.CommandBus.send_unsent`), never new ones."""
 
     outbox: tuple[Event, ...]
+    commands: tuple[Command, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,11 @@ when it publishes outboxes, i.e. on a command queue; SQS) before its first recei
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -88,7 +89,7 @@ from opentelemetry import context as otel_context
 
 from reference import sourceflow
 from reference.breaker import BreakerStatus, CircuitBreaker
-from reference.bus import Processor
+from reference.bus import CommandBus, Processor, aggregate_name, observe_issued, send_issued
 from reference.config import BusOptions, is_fifo
 from reference.dispatchers import MAX_BATCH, MAX_BODY_BYTES
 from reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher
@@ -115,6 +116,7 @@ from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, Sys
 from reference.idempotency import Busy, Conflict, Duplicate, command_key, event_key, message_digest
 from reference.messages import ALIAS_FORMAT, Command, Event, Kind, Message, TypeRegistry, decode
 from reference.monitoring import ConsumerGauge
+from reference.stores import Effect
 from reference.telemetry import (
     CORRELATION_ATTRIBUTE,
     NOOP,
@@ -162,6 +164,9 @@ class _Flight:
     #: which :meth:`SqsListener._finish` then does for the whole poll in batch calls
     ready: bool = False
     outbox: Sequence[Message] = ()
+    #: the follow-up commands its commit (or, for a duplicate, its first commit) numbered and
+    #: recorded in the producer outbox (D33): sent by :meth:`SqsListener._finish` before the delete
+    issued: tuple[Command, ...] = ()
     ctx: dict[str, Any] | None = None
     #: ``after_publish`` is hit after the outbox publish (effects and projections, not duplicates)
     publish_point: bool = False
@@ -208,6 +213,7 @@ class SqsListener:
         executor: Executor | None = None,
         accepts: Kind | None = None,
         accepted_types: Collection[str] | None = None,
+        command_bus: CommandBus | None = None,
     ) -> None:
         self.sqs = sqs
         self.queue = queue
@@ -224,6 +230,9 @@ class SqsListener:
         self.accepts = accepts
         self.accepted_types = frozenset(accepted_types) if accepted_types is not None else None
         self.publisher = publisher
+        #: sends the follow-up commands sagas and aggregates issued (from the producer outbox,
+        #: :meth:`CommandBus.send_unsent`); None: they stay recorded for the next sender (D33)
+        self.command_bus = command_bus
         self.cipher = cipher
         self.clock = clock or SystemClock()
         self.faults = faults or NoFaults()
@@ -445,14 +454,23 @@ class SqsListener:
         round_no = 0
         while pending:
             batch = [g[round_no] for g in pending]
-            outcomes: list[Exception | None] = [None] * len(batch)
-            if self.publisher is not None and any(f.outbox for f in batch):
-                outcomes = self._publish([f.outbox for f in batch], [f.trace_context for f in batch])
+            # the issued commands first (D33): a message is deleted only once they are sent too
+            outcomes: list[Exception | None] = [self._send_issued(f) for f in batch]
+            unsent = {i for i, e in enumerate(outcomes) if e is not None}
+            if self.publisher is not None and any(
+                f.outbox for f, e in zip(batch, outcomes, strict=True) if e is None
+            ):
+                published = self._publish(
+                    [f.outbox if e is None else () for f, e in zip(batch, outcomes, strict=True)],
+                    [f.trace_context for f in batch],
+                )
+                outcomes = [e if e is not None else p for e, p in zip(outcomes, published, strict=True)]
             alive = []
-            for g, f, err in zip(pending, batch, outcomes, strict=True):
+            for i, (g, f, err) in enumerate(zip(pending, batch, outcomes, strict=True)):
                 if err is not None:
-                    self._outage(err, "sns")
-                    log.warning("%s left for redelivery: publish failed: %s", f.message_id, err)
+                    what = "sending its issued commands" if i in unsent else "publish"
+                    self._outage(err, "sqs" if i in unsent else "sns")
+                    log.warning("%s left for redelivery: %s failed: %s", f.message_id, what, err)
                     self.telemetry.message_processing_error.add(1, {"queue": self.queue})
                     continue  # this message and the rest of its group stay for redelivery
                 if f.publish_point:
@@ -465,6 +483,18 @@ class SqsListener:
         for f in to_delete:
             self.faults.hit("before_delete", f.ctx or {})
         self._delete_all(to_delete)
+
+    def _send_issued(self, f: _Flight) -> Exception | None:
+        """Send ``f``'s issued commands still unsent (:func:`~reference.bus.send_issued`); the
+        transport failure that stopped it, if any (the message then stays for redelivery, whose
+        duplicate sends them again from the producer outbox)."""
+        if not f.issued:
+            return None
+        try:
+            send_issued(self.command_bus, f.issued)
+        except TransportError as exc:
+            return exc
+        return None
 
     def _delete_all(self, flights: Sequence[_Flight]) -> None:
         for i in range(0, len(flights), MAX_BATCH):
@@ -645,6 +675,8 @@ class SqsListener:
                     "seq": cmd.metadata.sequence_no,
                 },
             )
+            observe_issued(self.observer, cmd.event_id, claim.commands)
+            f.issued = claim.commands  # sent if still unsent (never new ones)
             return self._ready(f, ctx, claim.outbox)  # re-published with the same ids, then deleted
         f.key, f.token = key, claim.token
         self.faults.hit("after_claim", ctx)
@@ -673,7 +705,9 @@ class SqsListener:
             # leaves this ``invoke`` open, and the redelivery's ``duplicate`` settles it (D20)
             self.observer.observe("effect", "invoke", effect)
             try:
-                self.processor.storage.commit(self.processor.command_effect(cmd, claim.token, decision))
+                issued = self.processor.storage.commit(
+                    self.processor.command_effect(cmd, claim.token, decision)
+                )
                 break
             except SequenceConflict as exc:
                 self.observer.observe("effect", "fail", {**effect, "error": str(exc)})
@@ -689,6 +723,8 @@ class SqsListener:
             return False
         self.faults.hit("after_commit_before_record", ctx)
         self.observer.observe("effect", "ok", effect)
+        f.issued = tuple(issued or ())
+        observe_issued(self.observer, cmd.event_id, f.issued)
         # the claim ended with the commit: from here on the heartbeat extends only the message's
         # visibility (a stale token's ``extend`` is False, and would drop the message from the
         # heartbeat while it waits for its poll's publish and delete)
@@ -760,20 +796,36 @@ class SqsListener:
         return self._ready(f, ctx)
 
     def _event(self, f: _Flight, evt: Event, ctx: dict[str, Any]) -> bool:
-        for view in self.processor.views_for(type(evt.payload)):
-            key = event_key(evt.event_id, view.name)
+        """Project ``evt`` into every view that projects it, then have every aggregate that
+        subscribes to it react (D33), each under its own claim ``event:{id}:{name}`` and commit;
+        an aggregate's issued commands are sent by :meth:`_finish` before the delete."""
+        targets: list[tuple[str, str, Callable[[int], Effect]]] = [
+            (view.name, f"view {view.name}", functools.partial(self.processor.view_effect, view, evt))
+            for view in self.processor.views_for(type(evt.payload))
+        ]
+        targets += [
+            (
+                aggregate_name(aggregate),
+                f"aggregate {aggregate.kind}",
+                functools.partial(self.processor.aggregate_effect, aggregate, evt),
+            )
+            for aggregate in self.processor.aggregates_for(type(evt.payload))
+        ]
+        issued: list[Command] = []
+        for name, what, build in targets:
+            key = event_key(evt.event_id, name)
             claim = self.processor.storage.claim(
                 key,
                 now=self.clock.now(),
                 lease_until=f.deadline,
                 message_type=evt.name,
-                digest=message_digest(evt, view.name),
+                digest=message_digest(evt, name),
             )
             if isinstance(claim, Busy):
                 return False
             if isinstance(claim, Conflict):
                 raise IdempotencyConflict(
-                    f"event id {evt.event_id} is already known to view {view.name} with other content"
+                    f"event id {evt.event_id} is already known to {what} with other content"
                 )
             if isinstance(claim, Duplicate):
                 self.observer.observe(
@@ -782,14 +834,16 @@ class SqsListener:
                     {
                         "key": key,
                         "event_id": evt.event_id,
-                        "view": view.name,
+                        "view": name,
                         "entity_id": evt.entity_id,
                         "seq": evt.metadata.sequence_no,
                     },
                 )
+                observe_issued(self.observer, evt.event_id, claim.commands)
+                issued.extend(claim.commands)
                 continue
             f.key, f.token = key, claim.token
-            self.faults.hit("after_claim", {**ctx, "view": view.name})
+            self.faults.hit("after_claim", {**ctx, "view": name})
             if not self._beat(f):
                 return False
             projection = {
@@ -797,32 +851,35 @@ class SqsListener:
                 "entity_id": evt.entity_id,
                 "seq": evt.metadata.sequence_no,
                 "event_type": evt.name,
-                "view": view.name,
+                "view": name,
             }
             for _attempt in range(WRITE_CONFLICT_ATTEMPTS):
                 try:
-                    effect = self.processor.view_effect(view, evt, claim.token)
+                    effect = build(claim.token)
                 except Exception as exc:
-                    return self._handler_failed(f, f"view {view.name}", exc)
-                self.faults.hit("mid_handler", {**ctx, "view": view.name})
+                    return self._handler_failed(f, what, exc)
+                self.faults.hit("mid_handler", {**ctx, "view": name})
                 if not self._beat(f):
                     return False
                 self.observer.observe("project", "invoke", projection)  # see _command (D20)
                 try:
-                    self.processor.storage.commit(effect)
+                    committed = self.processor.storage.commit(effect)
                     break
                 except MessageError as exc:  # the store refused the content: poison
                     self.observer.observe("project", "fail", {**projection, "error": str(exc)})
                     raise
                 except WriteConflict as exc:
                     self.observer.observe("project", "fail", {**projection, "error": str(exc)})
-                    log.info("%s into %s: %s; projecting again", evt.event_id, view.name, exc)
+                    log.info("%s into %s: %s; projecting again", evt.event_id, name, exc)
             else:
                 self.processor.storage.release(key, claim.token)
                 return False
-            self.faults.hit("after_commit_before_record", {**ctx, "view": view.name})
+            self.faults.hit("after_commit_before_record", {**ctx, "view": name})
             self.observer.observe("project", "ok", projection)
+            observe_issued(self.observer, evt.event_id, committed or ())
+            issued.extend(committed or ())
             f.key = f.token = None
+        f.issued = tuple(issued)
         self.faults.hit("after_effect_before_delete", ctx)
         return self._ready(f, ctx, publish_point=True)
 

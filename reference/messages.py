@@ -185,6 +185,44 @@ ALIAS_FORMAT = re.compile(
     r", [A-Za-z_][A-Za-z0-9_.\-]*(?:, [A-Za-z]+=[A-Za-z0-9_.\-]+)*"
 )
 
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A command a saga (or an aggregate) issues as part of its decision (docs/decisions.md D33).
+
+    Returned among the event payloads of ``decide`` (``Saga.decide``) or ``react``
+    (:class:`~reference.bus.Aggregate`): the processor turns it into a :class:`Command` for
+    ``entity_id`` with an id derived from the message that caused it (:func:`follow_up_command`),
+    and the storage commits it with the effect (numbered by the store, recorded in the producer
+    outbox), so it is sent at least once and exactly one command exists per decision."""
+
+    payload: Payload
+    entity_id: str
+    is_new: bool = False
+
+
+def follow_up_command(cause: Command | Event, index: int, follow: FollowUp) -> Command:
+    """The ``index``-th follow-up command of ``cause``: eventId = uuid5(cause eventId,
+    ``f"{index}:command:{name}"``) (never one of the cause's event ids), ``sequenceNo`` 0 (the
+    store numbers it in the commit), the cause's correlation id (or its eventId), the cause's
+    ``occurredOn`` (deterministic: a redelivery or a replay builds the same command). No
+    ``causationId``: a command's wire form has none (contract section 3); the derived id and the
+    ``issue`` observation name the cause."""
+    meta = cause.metadata
+    name = type(follow.payload).message_name
+    return Command(
+        payload=follow.payload,
+        entity=EntityRef(follow.entity_id, follow.is_new),
+        metadata=Metadata(
+            event_id=derived_event_id(meta.event_id, index, f"command:{name}"),
+            occurred_on=meta.occurred_on,
+            sequence_no=0,
+            correlation_id=meta.correlation_id or meta.event_id,
+            is_replay=meta.is_replay,
+        ),
+    )
+
+
 _SIMPLE = {str: (str,), int: (int,), float: (int, float), bool: (bool,)}
 #: the one container type a payload field may have: a JSON array of strings (e.g. a command log)
 _STRINGS = tuple[str, ...]

@@ -72,7 +72,6 @@ from reference.idempotency import (
     Claimed,
     ClaimResult,
     Conflict,
-    Duplicate,
 )
 from reference.messages import Command, TypeRegistry, decode, encode
 from reference.stores import (
@@ -83,7 +82,7 @@ from reference.stores import (
     as_command,
     check_effect_keys,
     digests_match,
-    outbox_from_json,
+    duplicate_of,
     outbox_to_json,
     with_sequence,
 )
@@ -415,7 +414,7 @@ class SqlStorage:
             if not digests_match(row.digest, digest):
                 return Conflict(str(row.digest))
             if row.status == COMPLETED:
-                return Duplicate(outbox_from_json(row.outbox, self._registry))
+                return duplicate_of(row.outbox, self._registry)
             if row.status == DEAD_LETTERED:
                 continue  # taken over meanwhile, or the digest matched just now: try again
             return Busy(float(row.lease_expires_at))
@@ -460,7 +459,7 @@ class SqlStorage:
             return int(c.execute(delete(t).where(rule, t.c.key.in_(chosen.scalar_subquery()))).rowcount)
 
     # -- the atomic commit -------------------------------------------------------------------
-    def commit(self, effect: Effect) -> None:
+    def commit(self, effect: Effect) -> tuple[Command, ...]:
         check_effect_keys(effect)
         t = self.idempotency
         try:
@@ -533,6 +532,25 @@ class SqlStorage:
                             recorded_at=d.recorded_at,
                         )
                     )
+                numbered = []
+                for follow in effect.commands:  # D33: numbered after the effect's own command
+                    cmd = with_sequence(follow, self._allocate(c, follow.entity_id))
+                    c.execute(
+                        insert(self.unsent).values(
+                            entity_id=cmd.entity_id,
+                            sequence_no=cmd.metadata.sequence_no,
+                            event_id=cmd.event_id,
+                            body=encode(cmd),
+                        )
+                    )
+                    numbered.append(cmd)
+                if numbered:
+                    c.execute(
+                        update(t)
+                        .where(t.c.key == effect.key)
+                        .values(outbox=outbox_to_json(effect.outbox, tuple(numbered)))
+                    )
+                return tuple(numbered)
         except (LeaseLost, SequenceConflict, WriteConflict):
             raise
         except SQLAlchemyError as exc:

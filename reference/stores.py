@@ -100,6 +100,10 @@ class Effect:
     views: tuple[ViewWrite, ...] = ()
     outbox: tuple[Event, ...] = ()
     dead_letter: DeadLetter | None = None
+    #: follow-up commands the decision issues (``sequenceNo`` 0, ids derived from the message):
+    #: the commit numbers each from its entity's counter and records it in the producer outbox
+    #: (docs/decisions.md D33)
+    commands: tuple[Command, ...] = ()
 
 
 class Storage(Protocol):
@@ -176,9 +180,15 @@ class Storage(Protocol):
         ``limit``: :class:`reference.cleanup.IdempotencyCleaner`); returns how many it deleted."""
         ...
 
-    def commit(self, effect: Effect) -> None:
+    def commit(self, effect: Effect) -> tuple[Command, ...]:
         """Write ``effect`` atomically; :class:`LeaseLost` (nothing written) if the token is stale,
         :class:`SequenceConflict` if the command store holds another command at that seq.
+
+        The effect's follow-up commands (``effect.commands``, D33) are numbered in the same atomic
+        step, in order, each from its entity's counter (:meth:`allocate_sequence`'s, after the
+        effect's own command is in the command store), recorded as unsent in the producer outbox
+        (:meth:`unsent_commands`) and kept in the idempotency record (a :class:`Duplicate` returns
+        them); the numbered commands are returned. A stale commit numbers nothing.
 
         The claim ends ``COMPLETED`` (a duplicate from now on), or ``DEAD_LETTERED`` when the effect
         records a dead letter: that is no effect, and the next claim of the key decides again
@@ -218,17 +228,34 @@ class _Memory:
     tokens: int = 0
 
 
-def outbox_to_json(events: tuple[Event, ...]) -> str:
-    return json.dumps([encode(e) for e in events])
+def outbox_to_json(events: tuple[Event, ...], commands: tuple[Command, ...] = ()) -> str:
+    """An idempotency record's outbox: its events, then its numbered follow-up commands."""
+    messages: list[Command | Event] = [*events, *commands]
+    return json.dumps([encode(m) for m in messages])
+
+
+def decode_outbox(text: str, registry: TypeRegistry) -> tuple[tuple[Event, ...], tuple[Command, ...]]:
+    """The events and the follow-up commands of an idempotency record's outbox."""
+    events: list[Event] = []
+    commands: list[Command] = []
+    for body in json.loads(text or "[]"):
+        message = decode(body, registry)
+        if isinstance(message, Event):
+            events.append(message)
+        else:
+            commands.append(message)
+    return tuple(events), tuple(commands)
 
 
 def outbox_from_json(text: str, registry: TypeRegistry) -> tuple[Event, ...]:
-    out = []
-    for body in json.loads(text or "[]"):
-        message = decode(body, registry)
-        assert isinstance(message, Event)
-        out.append(message)
-    return tuple(out)
+    """The events of an idempotency record's outbox."""
+    return decode_outbox(text, registry)[0]
+
+
+def duplicate_of(text: str, registry: TypeRegistry) -> Duplicate:
+    """The :class:`Duplicate` answer for a COMPLETED record whose outbox is ``text``."""
+    events, commands = decode_outbox(text, registry)
+    return Duplicate(events, commands)
 
 
 class InMemoryStorage:
@@ -361,7 +388,7 @@ class InMemoryStorage:
                 outbox = rec.outbox
             else:
                 return Busy(rec.lease_until)
-        return Duplicate(outbox_from_json(outbox, self._registry))
+        return duplicate_of(outbox, self._registry)
 
     def extend(self, key: str, token: int, lease_until: float) -> bool:
         with self._lock:
@@ -389,7 +416,7 @@ class InMemoryStorage:
                 del self._m.records[k]
             return len(dead)
 
-    def commit(self, effect: Effect) -> None:
+    def commit(self, effect: Effect) -> tuple[Command, ...]:
         check_effect_keys(effect)
         with self._lock:
             rec = self._m.records.get(effect.key)
@@ -418,15 +445,24 @@ class InMemoryStorage:
                 self._m.views.setdefault(v.view, {})[v.row_id] = _dumps(v.state)
             if effect.dead_letter is not None:
                 self._m.dead.append(effect.dead_letter)
+            numbered = []
+            for follow in effect.commands:  # after the effect's own command (same entity: next no.)
+                cmd = with_sequence(follow, self._allocate(follow.entity_id))
+                self._m.unsent.setdefault(cmd.entity_id, {})[cmd.metadata.sequence_no] = (
+                    cmd.event_id,
+                    encode(cmd),
+                )
+                numbered.append(cmd)
             self._m.records[effect.key] = _Record(
                 DEAD_LETTERED if effect.dead_letter is not None else COMPLETED,
                 effect.token,
                 rec.lease_until,
                 effect.expires_at,
                 effect.message_type,
-                outbox_to_json(effect.outbox),
+                outbox_to_json(effect.outbox, tuple(numbered)),
                 rec.digest,
             )
+            return tuple(numbered)
 
 
 #: Longest entity id / view row id / entity kind / view name any backend stores (the SQL key

@@ -73,11 +73,18 @@ from types import FrameType
 from typing import Any, TextIO
 
 from reference.bootstrap import Bootstrapper, Resources
-from reference.bus import CommandBus, Processor, Saga, View
+from reference.bus import Aggregate, CommandBus, Processor, Saga, View
 from reference.cleanup import IdempotencyCleaner
 from reference.config import BusConfiguration
 from reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
-from reference.domain.orders import InventoryView, OrderSaga, OrderView, PaymentsView, order_registry
+from reference.domain.orders import (
+    InventoryView,
+    OrderSaga,
+    OrderView,
+    PaymentsView,
+    order_domain,
+    order_registry,
+)
 from reference.domain.partners import PartnerErrorLog, PartnerOrderSaga, partner_registry
 from reference.envelope import KmsEnvelopeCipher
 from reference.errors import ConfigurationError
@@ -100,17 +107,30 @@ from reference.telemetry import NOOP, Telemetry
 log = logging.getLogger(__name__)
 
 
+def _no_aggregates() -> list[Aggregate]:
+    return []
+
+
 @dataclass(frozen=True)
 class Domain:
     registry: Callable[[], TypeRegistry]
     sagas: Callable[[], list[Saga]]
     views: Callable[[], list[View]]
+    aggregates: Callable[[], list[Aggregate]] = _no_aggregates
 
 
 #: The explicit list of domains a config file may name (never an import by name).
 DOMAINS: dict[str, Domain] = {
     "orders": Domain(
         order_registry, lambda: [OrderSaga()], lambda: [OrderView(), InventoryView(), PaymentsView()]
+    ),
+    # the saga-command flow (docs/decisions.md D33): the order saga issues ReserveInventory, the
+    # fulfilment aggregate (on a subscription queue of the same worker and store) ConfirmOrder
+    "orders-saga-commands": Domain(
+        order_registry,
+        lambda: list(order_domain(saga_commands=True)[0]),
+        lambda: [OrderView(), InventoryView(), PaymentsView()],
+        lambda: list(order_domain(saga_commands=True)[1]),
     ),
     "partners": Domain(partner_registry, lambda: [PartnerOrderSaga()], lambda: [PartnerErrorLog()]),
 }
@@ -153,6 +173,7 @@ def build_runtime(
     storage: Storage | None = None,
     sagas: Sequence[Saga] = (),
     views: Sequence[View] = (),
+    aggregates: Sequence[Aggregate] = (),
     clock: Clock | None = None,
     faults: Faults | None = None,
     observer: Observer | None = None,
@@ -170,7 +191,12 @@ def build_runtime(
     resources = resources or Bootstrapper(config, sqs=sqs, sns=sns, sts=sts).run()
     storage = storage or InMemoryStorage(config.registry)
     processor = Processor(
-        storage, sagas=sagas, views=views, clock=clock, ttl_seconds=config.options.idempotency_ttl_seconds
+        storage,
+        sagas=sagas,
+        views=views,
+        aggregates=aggregates,
+        clock=clock,
+        ttl_seconds=config.options.idempotency_ttl_seconds,
     )
     cipher = (
         KmsEnvelopeCipher(kms, config.kms_key_id, cache_limits=config.options.data_key_cache_limits())
@@ -192,6 +218,9 @@ def build_runtime(
         telemetry=telemetry,
         batching=publish_batching,
     )
+    # the producer side: client publishes, and the follow-up commands sagas and aggregates issue
+    # (sent by the listeners from the producer outbox, D33)
+    bus = CommandBus([commands], processor=processor)
     listeners = []
     # each queue's role: a command queue takes the commands routed to it; a subscription queue the
     # events routed to its topics (any event when this configuration routes none there)
@@ -222,9 +251,9 @@ def build_runtime(
                 executor=executor,
                 accepts=accepts,
                 accepted_types=accepted_types,
+                command_bus=bus,
             )
         )
-    bus = CommandBus([commands], processor=processor)
     cleaner = IdempotencyCleaner(
         storage,
         interval=config.options.idempotency_cleanup_interval,
@@ -516,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage=storage,
         sagas=domain.sagas(),
         views=domain.views(),
+        aggregates=domain.aggregates(),
         executor=executor,
         faults=faults,
         observer=observer,

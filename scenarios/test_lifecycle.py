@@ -155,3 +155,70 @@ def test_order_lifecycle(scenario, registry, kms_key, summary, encrypted):
     replay = next(v for v in verdicts if v.checker == "replay_equivalence")
     assert replay.stats.get("compared", 0) == ORDERS, replay.stats
     print(json.dumps({"commands": len(commands), "tap_events": len(tap.messages), "drain_s": round(result.seconds, 1)}))
+
+
+def test_saga_commands_lifecycle(scenario, registry, summary):
+    """The saga-command flow (docs/decisions.md D33) in worker processes: the client sends only
+    PlaceOrder and AuthorizePayment (or a CancelOrder before paying); the saga worker's order saga
+    issues ReserveInventory with the payment's effect and its fulfilment aggregate (on the
+    ``fulfilment`` subscription queue, same worker, same store) ConfirmOrder with its reaction to
+    InventoryReserved. The checkers count every ``issue`` as acknowledged work (lost / duplicated
+    / order); the scenario checks that each paid order issued one of each, numbered 3 and 4 after
+    the client's 1 and 2, and ends CONFIRMED in the views service."""
+    s = scenario
+    topo = OrderTopology(s.uid, views=("views-a", "fulfilment"))
+    stores = {name: sqlite_url(s.tmp / f"{name}.db") for name in ("saga", "views-a")}
+    full = {**topo.config(), "domain": "orders-saga-commands"}
+    resources = bootstrap(full, registry, s.aws)
+    s.workers.spawn("saga", {**topo.config(subscribe=["fulfilment"], store=stores["saga"]),
+                             "domain": "orders-saga-commands"})
+    s.workers.spawn("views-a", topo.config(listen=False, subscribe=["views-a"], store=stores["views-a"]),
+                    service="views-a")
+    producer = Producer(full, registry, s.aws, resources, s.history)
+    scripts = generate_orders(s.seed, ORDERS, cancel_ratio=0.25, saga_commands=True)
+    commands = producer.send_scripts(scripts, correlation=lambda oid: f"corr-{oid}")
+    producer.close()
+    paid = [sc for sc in scripts if sc.final_status == "CONFIRMED"]
+    # events: the client's and the two follow-ups' of each paid order; projected by views-a and by
+    # the saga worker's fulfilment queue (same views), which also has the aggregate react once
+    names = [c.name for c in commands] + ["ReserveInventory", "ConfirmOrder"] * len(paid)
+    per_event = {"PlaceOrder": 1, "AuthorizePayment": 2, "ReserveInventory": 2, "ConfirmOrder": 1, "CancelOrder": 3}
+    projections = 2 * sum(per_event[n] for n in names) + len(paid)
+    result = drain(s.history, s.workers, s.aws,
+                   [resources.queue_urls[topo.commands], *(resources.queue_urls[topo.view_queue(v)]
+                                                           for v in topo.views)],
+                   effects=len(names), projections=projections, timeout=90)
+    s.workers.terminate_all()
+
+    problems: list[str] = list(result.notes)
+    history = s.workers.merged_history()
+    issued: dict[tuple[str, str], set[tuple[str, int]]] = {}
+    for op in history.ops:
+        if op.f == "issue" and op.type == "ok":
+            key = (str(op.value["entity_id"]), str(op.value["command_type"]))
+            issued.setdefault(key, set()).add((str(op.value["command_id"]), int(op.value["seq"])))
+    for sc in scripts:
+        for kind, seq in (("ReserveInventory", 3), ("ConfirmOrder", 4)):
+            got = issued.get((sc.order_id, kind), set())
+            want = 1 if sc in paid else 0
+            if len(got) != want or any(n != seq for _, n in got):
+                problems.append(f"order {sc.order_id}: issued {kind} {sorted(got)}, want {want} at seq {seq}")
+    store = SqlStorage(registry, stores["views-a"])
+    view = store.list_view("orders")
+    for sc in scripts:
+        if (view.get(sc.order_id) or {}).get("status") != sc.final_status:
+            problems.append(f"views-a: order {sc.order_id} is {view.get(sc.order_id)}, want {sc.final_status}")
+    store.engine.dispose()
+    saga_store = SqlStorage(registry, stores["saga"])
+    for sc in paid:
+        stored = [(c.name, c.metadata.sequence_no) for c in saga_store.load_commands(sc.order_id)]
+        if stored != [("PlaceOrder", 1), ("AuthorizePayment", 2), ("ReserveInventory", 3), ("ConfirmOrder", 4)]:
+            problems.append(f"order {sc.order_id}: command store {stored}")
+    if saga_store.unsent_commands():
+        problems.append(f"unsent follow-ups left: {saga_store.unsent_commands()}")
+    saga_store.engine.dispose()
+    judge(history, summary=summary, scenario="order lifecycle (saga commands)", orders=ORDERS, faults=0,
+          extra_anomalies=problems, checkers=["total_queue", "per_entity_order", "exactly_once_effect", "dead_letter"],
+          notes=f"{len(commands)} client commands, {2 * len(paid)} issued, drain {result.seconds:.1f}s")
+    print(json.dumps({"client_commands": len(commands), "issued": 2 * len(paid), "paid_orders": len(paid),
+                      "drain_s": round(result.seconds, 1)}))

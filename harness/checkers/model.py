@@ -146,15 +146,22 @@ class Command:
 _RANK = {"ok": 3, "info": 2, "fail": 1}
 
 
+#: the ops that put a command on the bus: a producer's ``send`` and a saga's or aggregate's
+#: ``issue`` (an ok committed with its cause's effect, D33: acknowledged work like a client's)
+SEND_OPS = frozenset({"send", "issue"})
+
+
 def index_sends(ops: Iterable[Op]) -> dict[str, Command]:
-    """Every ``send`` op grouped by command id.
+    """Every ``send`` and ``issue`` op grouped by command id.
 
     A send's outcome is its ``ok``/``fail``/``info`` completion; an ``invoke`` never completed
-    counts as ``info`` (unknown). When several completions exist (a resend), ``ok`` wins.
+    counts as ``info`` (unknown). When several completions exist (a resend), ``ok`` wins. An
+    ``issue`` (a follow-up command a saga or aggregate committed, D33) is an ``ok``: the command
+    is acknowledged from its cause's commit on, whether or not a ``send`` of it ever follows.
     """
     commands: dict[str, Command] = {}
     for op in ops:
-        if op.f != "send":
+        if op.f not in SEND_OPS:
             continue
         command_id = sid(op.value.get("command_id"))
         if command_id is None:

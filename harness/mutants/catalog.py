@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from harness.mutants import detection as detection_mutants
 from harness.mutants import interop as interop_mutants
+from harness.mutants import sagas as saga_mutants
 from reference import health, iam
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
@@ -119,7 +120,7 @@ def _delete_before_handle() -> list[Any]:
     ]
 
 
-def _unfenced_commit_fn(orig_commit: Callable[[InMemoryStorage, Effect], None]) -> Callable[..., None]:
+def _unfenced_commit_fn(orig_commit: Callable[[InMemoryStorage, Effect], Any]) -> Callable[..., Any]:
     def commit(self: InMemoryStorage, effect: Effect) -> None:
         with self._lock:  # "mark" the claim as ours whatever happened since: no fencing
             rec = self._m.records.get(effect.key)
@@ -132,7 +133,7 @@ def _unfenced_commit_fn(orig_commit: Callable[[InMemoryStorage, Effect], None]) 
     return commit
 
 
-def _sql_unfenced_commit_fn(orig_commit: Callable[[SqlStorage, Effect], None]) -> Callable[..., None]:
+def _sql_unfenced_commit_fn(orig_commit: Callable[[SqlStorage, Effect], Any]) -> Callable[..., Any]:
     """SQL flavour: the completion ignores the token/status condition (the record is overwritten
     as ours first, whatever another worker did since), then the original commit runs."""
 
@@ -1388,6 +1389,10 @@ SF_ALL = SF + "test_every_hostile_kind_beside_every_kind_of_valid_message"
 SF_DEFAULTS = SF + "test_a_bus_left_at_its_defaults_refuses_sourceflow_messages"
 SF_EMIT = SF + "test_what_the_reference_emits_sourceflows_listener_parses"
 
+SAGA_COMMANDS = P + "test_saga_commands.py::test_issued_commands_take_effect_exactly_once_in_order"
+SAGA_LOST = P + "test_saga_commands.py::test_an_issued_command_never_sent_nor_applied_is_lost"
+LIFE_SAGA = S + "test_lifecycle.py::test_saga_commands_lifecycle"
+
 MUTANTS: dict[str, Mutant] = {
     m.name: m
     for m in (
@@ -2176,6 +2181,41 @@ MUTANTS: dict[str, Mutant] = {
             (SF_DEFAULTS,),
             (),
             interop_mutants.interop_off_without_reason,
+        ),
+        # the saga-command flow (docs/decisions.md D33)
+        Mutant(
+            "follow-up-sent-outside-commit",
+            "a saga's or aggregate's follow-up command is not committed with its cause's effect: "
+            "numbered after the commit and sent from the worker's memory, lost when the worker dies "
+            "between the commit and the send",
+            (SAGA_COMMANDS,),
+            ("lost", "saga-flow"),
+            saga_mutants.follow_up_sent_outside_commit,
+        ),
+        Mutant(
+            "follow-up-reissued-on-redelivery",
+            "a redelivered cause issues its follow-up commands again under fresh ids instead of "
+            "sending the recorded ones: a second, distinct command per redelivery",
+            (SAGA_COMMANDS,),
+            ("unexpected-business-dead-letter", "saga-flow"),
+            saga_mutants.follow_up_reissued_on_redelivery,
+        ),
+        Mutant(
+            "issued-not-counted",
+            "the checkers count only a producer's send as acknowledged work: a saga-issued command "
+            "never applied is not lost, one applied out of order not a skip",
+            (SAGA_LOST,),
+            ("lost-not-reported",),
+            saga_mutants.issued_not_counted,
+        ),
+        Mutant(
+            "aggregate-not-run",
+            "the listener never runs the aggregates an event is for: the fulfilment aggregate never "
+            "issues ConfirmOrder and paid orders stay RESERVED",
+            (SAGA_COMMANDS,),
+            ("saga-flow",),
+            saga_mutants.aggregate_not_run,
+            scenarios=(LIFE_SAGA,),
         ),
     )
 }

@@ -8,6 +8,7 @@ from reference.domain.orders import (
     InventoryView,
     OrderCancelled,
     OrderConfirmed,
+    OrderFulfilment,
     OrderPlaced,
     OrderSaga,
     OrderStatus,
@@ -16,6 +17,7 @@ from reference.domain.orders import (
     PaymentsView,
     PlaceOrder,
     ReserveInventory,
+    order_domain,
     order_registry,
 )
 from reference.domain.partners import (
@@ -36,6 +38,7 @@ __all__ = [
     "InventoryView",
     "OrderCancelled",
     "OrderConfirmed",
+    "OrderFulfilment",
     "OrderPlaced",
     "OrderSaga",
     "OrderStatus",
@@ -49,6 +52,7 @@ __all__ = [
     "PlaceOrder",
     "ReserveInventory",
     "SubmitPartnerOrder",
+    "order_domain",
     "order_registry",
     "partner_command",
     "partner_registry",

@@ -7,6 +7,14 @@ All six commands target the order entity (client-issued in that order on one FIF
 MessageGroupId = order id). Any other transition raises :class:`InvalidTransition`, a business
 failure (retried, then recorded in the business dead-letter store).
 
+The saga-command flow (docs/decisions.md D33, off by default: :func:`order_domain`): the client
+issues only ``PlaceOrder`` and ``AuthorizePayment`` (or a ``CancelOrder`` before paying). The
+saga, deciding ``AuthorizePayment``, also issues ``ReserveInventory`` for the same order (seed
+003's ``PublishCommand`` inside ``Handle``), and the :class:`OrderFulfilment` aggregate, an
+entity root subscribed to ``InventoryReserved``, issues ``ConfirmOrder``. Both follow-ups are
+committed with the decision that issued them and numbered by the store after it, so the order's
+numbers stay 1, 2, 3, 4 in the order its commands must apply.
+
 ``GetOrder`` (contract v1.3) is the read: an ordinary command of the order's group (it takes a
 sequence number and is recorded in the command store like any other) that changes nothing and is
 answered by one ``OrderState`` event carrying the order's state as of that point of the group:
@@ -23,7 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from reference.errors import InvalidTransition
-from reference.messages import Command, Event, Payload, TypeRegistry
+from reference.messages import Command, Event, FollowUp, Payload, TypeRegistry
 from reference.stores import State
 
 
@@ -147,14 +155,20 @@ def order_registry(registry: TypeRegistry | None = None) -> TypeRegistry:
 
 
 class OrderSaga:
-    """The order state machine; pure."""
+    """The order state machine; pure.
+
+    ``reserve_after_payment`` (the saga-command flow, D33): deciding ``AuthorizePayment`` also
+    issues ``ReserveInventory(sku, quantity)`` for the same order (a :class:`FollowUp`)."""
 
     kind = "order"
+
+    def __init__(self, *, reserve_after_payment: bool = False) -> None:
+        self.reserve_after_payment = reserve_after_payment
 
     def handles(self, command_type: type[Payload]) -> bool:
         return command_type in ORDER_COMMANDS
 
-    def decide(self, state: State | None, command: Command) -> tuple[State, Sequence[Payload]]:
+    def decide(self, state: State | None, command: Command) -> tuple[State, Sequence[Payload | FollowUp]]:
         p = command.payload
         seq = command.metadata.sequence_no
         if isinstance(p, PlaceOrder):
@@ -187,7 +201,11 @@ class OrderSaga:
             if p.amount_cents != state["amountCents"]:
                 raise InvalidTransition(f"payment {p.amount_cents} != order amount {state['amountCents']}")
             new.update(status=OrderStatus.PAID.value, paidCents=p.amount_cents)
-            return new, [PaymentAuthorized(p.payment_id, p.amount_cents)]
+            paid: list[Payload | FollowUp] = [PaymentAuthorized(p.payment_id, p.amount_cents)]
+            if self.reserve_after_payment:
+                reserve = ReserveInventory(str(state["sku"]), int(state["quantity"]))
+                paid.append(FollowUp(reserve, command.entity_id))
+            return new, paid
         if isinstance(p, ReserveInventory):
             self._require(status, OrderStatus.PAID, command)
             new.update(status=OrderStatus.RESERVED.value, reserved=p.quantity, sku=p.sku)
@@ -224,6 +242,38 @@ class OrderSaga:
             raise InvalidTransition(
                 f"{command.name} needs {expected.value}, order {command.entity_id} is {status.value}"
             )
+
+
+class OrderFulfilment:
+    """The order's fulfilment aggregate (seed 003's ``Aggregate``, D33): an entity root per order
+    (kind ``fulfilment``, root id = the order id) subscribed to ``InventoryReserved``; the first
+    reservation of an order issues ``ConfirmOrder`` for it and records that it did, so a second
+    ``InventoryReserved`` of the order (another event id) issues nothing. Pure, like a saga."""
+
+    kind = "fulfilment"
+
+    def subscribes(self, event_type: type[Payload]) -> bool:
+        return event_type is InventoryReserved
+
+    def root_id(self, event: Event) -> str:
+        return event.entity_id
+
+    def react(self, state: State | None, event: Event) -> tuple[State, Sequence[FollowUp]]:
+        if state is not None and state.get("confirmIssued"):
+            return dict(state), []
+        p = event.payload
+        assert isinstance(p, InventoryReserved)
+        root = {"confirmIssued": True, "sku": p.sku, "quantity": p.quantity, "reservedBy": event.event_id}
+        return root, [FollowUp(ConfirmOrder(), event.entity_id)]
+
+
+def order_domain(*, saga_commands: bool = False) -> tuple[list[OrderSaga], list[OrderFulfilment]]:
+    """The order domain's sagas and aggregates: the client-driven lifecycle (default), or with
+    ``saga_commands`` the saga-command flow (the saga issues ``ReserveInventory``, the
+    :class:`OrderFulfilment` aggregate ``ConfirmOrder``; see the module docstring)."""
+    if not saga_commands:
+        return [OrderSaga()], []
+    return [OrderSaga(reserve_after_payment=True)], [OrderFulfilment()]
 
 
 def applied_log(state: State) -> list[str]:
