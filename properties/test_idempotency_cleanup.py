@@ -337,11 +337,11 @@ def test_a_sweep_skips_a_row_in_use_instead_of_waiting(postgres_url: str) -> Non
             sweeper = threading.Thread(
                 target=lambda: result.append(storage.cleanup(TTL + 1, abandoned_after=TTL, limit=100))
             )
-            started = time.monotonic()
             sweeper.start()
+            # the row stays locked until the rollback below: a sweep that waited for it would
+            # still be blocked after the join (no timing asserted: only whether it finished)
             sweeper.join(5)
             assert not sweeper.is_alive(), "the sweep waited for a row another transaction holds"
-            assert time.monotonic() - started < 2
             tx.rollback()
         assert result == [1]
         assert _keys(storage, "command:") == {"command:busy"}
