@@ -183,6 +183,7 @@ def snapshot(sim: Simulation) -> None:
 
 
 def judge(sim: Simulation, mutant: str | None = None) -> SimResult:
+    """The verdicts of every checker on the run's history, and the run's stats."""
     wall = time.perf_counter() - sim.wall_start
     t0 = time.perf_counter()
     verdicts = check_all(
