@@ -1,6 +1,7 @@
 """Fault plans for the deterministic simulation (``flowgate sim --faults ...``).
 
-A :class:`FaultPlan` says how often the nemesis injects each fault kind. Probabilities are
+A :class:`FaultPlan` says how often the nemesis (:class:`harness.simulation.nemesis.Nemesis`,
+which owns the ``max_faults`` budget) injects each fault kind. Probabilities are
 per opportunity (a fault-point hit, a delivery, a delete, a producer send, a scheduler step);
 ``scripted`` faults fire exactly once, at the first hit of their point by a command message
 (``crash@mid_handler``), which is what the fault-injection tests use.
@@ -84,7 +85,7 @@ class FaultPlan:
     poison: tuple[str, ...] = ()
     scripted: tuple[str, ...] = ()  # "kind@point", each fires once
     crash_points: tuple[str, ...] = FAULT_POINTS
-    max_faults: int = 10_000  # budget of probabilistic faults per run
+    max_faults: int = 10_000  # budget of probabilistic faults per run (resends are not charged)
     outages: tuple[str, ...] = ()  # OUTAGE_KINDS, one after another (module docstring)
     outage_length: int = 10  # in visibility timeouts
     outage_after: int = -1  # the first outage starts after this many sends (-1: a third)

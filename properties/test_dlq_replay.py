@@ -76,7 +76,7 @@ def _settle(sim: Simulation, rounds: int = 200) -> None:
     queues = (sim.config.command_queue, sim.views_queue)
     for _ in range(rounds):
         got = sum(sim.poll(w, q) for w in range(sim.config.workers) for q in queues)
-        if not any(sim._queue_depth().values()):
+        if not any(sim.queue_depth().values()):
             return
         if not got:
             sim.advance(sim.config.visibility_timeout + 1)
@@ -129,8 +129,8 @@ def run_case(case: ReplayCase) -> tuple[SimResult, int]:
     with _quiet_reference():
         sim = Simulation(config)
         try:
-            sim.faults_on = False
-            bus = sim.producers[0].command_bus
+            sim.nemesis.stop()
+            bus = sim.producers.runtimes[0].command_bus
             place = _command(sim, PlaceOrder("c-1", "SKU-7", 2, 700), 1)
             poison = 0
             places = [min(at, case.refused) for at in case.poison_at]
@@ -140,7 +140,7 @@ def run_case(case: ReplayCase) -> tuple[SimResult, int]:
                     _poison(sim, poison)
                 if index < case.refused:
                     refused = _command(sim, LATER[index], index + 2)
-                    sim.expected_failures.add(refused.event_id)
+                    sim.producers.expected_failures.add(refused.event_id)
                     bus.publish(refused)
             _settle(sim)
             bus.publish(place)  # the fix: the order now exists

@@ -102,10 +102,10 @@ class HostileSim(Simulation):
         budget = 100 * (sum(len(o.script.steps) for o in self.orders) + len(hostile)) + 100
         while budget > 0:  # bounded: a command whose send failed would leave its order waiting
             budget -= 1
-            while pending and pending[0][0] <= sent and (pending[0][1] != "reused_event_id" or self.done_commands):
+            while pending and pending[0][0] <= sent and (pending[0][1] != "reused_event_id" or self.deliveries.done_commands):
                 self.send_hostile(pending.pop(0)[1])
             n = self.pick_sendable()
-            if n is None and not self.active:
+            if n is None and not self.producers.active:
                 break
             if n is not None and self.rng.random() < 0.5:
                 self.send_next(n)

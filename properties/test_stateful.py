@@ -66,7 +66,7 @@ class BusMachine(RuleBasedStateMachine):
 
     @rule(kind=st.sampled_from(POISON_KINDS))
     def poison(self, kind: str) -> None:
-        if self.sim.poison_sent < 3:
+        if self.sim.poison.sent < 3:
             self.sim.send_poison(kind)
 
     @invariant()
@@ -85,8 +85,8 @@ class BusMachine(RuleBasedStateMachine):
         if not hasattr(self, "sim"):
             return
         try:
-            self.sim.armed.clear()
-            self.sim.faults_on = False
+            self.sim.nemesis.armed.clear()
+            self.sim.nemesis.stop()
             for _ in range(200):  # the producers finish their scripts before the final drain
                 sendable = self.sim.sendable()
                 if not sendable and all(o.remaining == 0 for o in self.sim.orders):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
+import logging
 import struct
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -48,7 +48,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from reference.errors import DecryptionError, TransportError
+from reference.hooks import SYSTEM_RANDOMNESS, Randomness
 from reference.keycache import CacheLimits, DataKeyCache, Lease
+
+log = logging.getLogger(__name__)
 
 ENCRYPTION_MARKER = "kms-aes256gcm-v1"
 VERSION = 1
@@ -144,7 +147,10 @@ class KmsEnvelopeCipher:
     ``cache_limits`` (``BusOptions.data_key_cache_limits()``) turns the data-key cache on: seal
     reuses a data key per (key, destination context), open reuses a decrypted key per (key,
     encrypted data key, context), each within the limits (:mod:`reference.keycache`). ``clock``
-    is the caches' monotonic clock (tests pass a fake one).
+    is the caches' monotonic clock (tests pass a fake one). ``randomness``
+    (:class:`reference.hooks.Randomness`, default the OS CSPRNG) draws the AES-GCM nonces; a
+    source that is not ``cryptographic`` (the simulator's seeded one) is logged at WARNING here:
+    its nonces are predictable, which only a simulation may accept.
     """
 
     def __init__(
@@ -155,7 +161,11 @@ class KmsEnvelopeCipher:
         allowed_key_ids: Collection[str] | None = None,
         cache_limits: CacheLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        randomness: Randomness = SYSTEM_RANDOMNESS,
     ) -> None:
+        if not randomness.cryptographic:
+            log.warning("envelope cipher with a non-cryptographic randomness source: predictable nonces")
+        self.randomness = randomness
         self.kms = kms
         self.key_id = key_id
         self._allowed = set(allowed_key_ids) if allowed_key_ids is not None else None
@@ -221,7 +231,7 @@ class KmsEnvelopeCipher:
     def seal(self, plaintext: str, binding: MessageBinding) -> str:
         data = plaintext.encode("utf-8")
         lease = self._data_key(binding, len(data))
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = self.randomness.token_bytes(NONCE_BYTES)
         sealed = lease.aead.encrypt(nonce, data, binding.aad(lease.key_id))
         envelope = {
             "Version": VERSION,

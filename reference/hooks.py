@@ -1,11 +1,23 @@
-"""The seam between the reference bus and whoever drives it: time, faults and observations.
+"""The seam between the reference bus and whoever drives it: time, randomness, faults, observations.
 
-The reference never imports the harness. Instead every component that needs time, can be
-crashed, or has something worth recording takes three small collaborators, all defaulting
-to harmless production behaviour:
+The reference never imports the harness. Instead every component that needs time or
+randomness, can be crashed, or has something worth recording takes small collaborators, all
+defaulting to harmless production behaviour:
 
 * :class:`Clock` -- wall time and sleeping. The simulator supplies a virtual clock, so lease
   expiry, visibility deadlines and data-key cache ages all follow simulated time.
+* :class:`Randomness` -- every random draw the reference makes: AES-GCM nonces
+  (:class:`reference.envelope.KmsEnvelopeCipher`), fresh command ids
+  (:func:`reference.messages.new_command`) and SQL fencing tokens
+  (:class:`reference.sql.SqlStorage`). The default, :class:`SystemRandomness`, is the OS CSPRNG
+  (``os.urandom`` / :mod:`secrets`); the simulator supplies a seeded source so a run is
+  reproducible. Nothing else in the reference draws OS entropy; the circuit breakers' back-off
+  jitter is a ``random.Random`` seeded with the listener's queue name (:mod:`reference.breaker`),
+  deterministic by design and not secret. Security: no configuration value, environment
+  variable or ``BusOptions`` field selects a randomness source -- only code that builds a
+  runtime and passes one (``build_runtime(randomness=...)``) can, the reference ships no
+  non-cryptographic source, and :class:`~reference.envelope.KmsEnvelopeCipher` logs a WARNING
+  when it is given a source whose ``cryptographic`` is false (nonces would be predictable).
 * :class:`Faults` -- called at every named :data:`FAULT_POINTS` entry of the listener's
   processing step. A fault injector may raise :class:`WorkerCrash` (the worker "dies" right
   there: nothing after the point runs, no cleanup, no delete), or advance the clock (a stall
@@ -14,7 +26,7 @@ to harmless production behaviour:
   The harness turns these into history operations; production code passes
   :class:`NullObserver`.
 
-Keeping the three as plain protocols means the same listener code runs in production, on
+Keeping them as plain protocols means the same listener code runs in production, on
 the deterministic simulator and under LocalStack chaos, and a fault injected by name hits
 exactly the same line everywhere.
 """
@@ -23,7 +35,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
@@ -117,6 +131,49 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+
+class Randomness(Protocol):
+    """A source of random bits: nonces (key material's companions), ids and tokens.
+
+    ``cryptographic`` says whether its output is unpredictable (an OS CSPRNG). A source that is
+    not (a seeded generator: the simulator's) must say so; the envelope cipher warns when it
+    seals with one."""
+
+    @property
+    def cryptographic(self) -> bool: ...
+
+    def token_bytes(self, n: int) -> bytes:
+        """``n`` random bytes (AES-GCM nonces)."""
+        ...
+
+    def randbits(self, k: int) -> int:
+        """A random non-negative int of ``k`` bits (fencing tokens)."""
+        ...
+
+    def uuid4(self) -> str:
+        """A random (version 4) UUID string (fresh command ids)."""
+        ...
+
+
+class SystemRandomness:
+    """The OS CSPRNG (``os.urandom`` and :mod:`secrets`); the default everywhere outside the
+    simulator, and the only source the reference ships."""
+
+    cryptographic = True
+
+    def token_bytes(self, n: int) -> bytes:
+        return os.urandom(n)
+
+    def randbits(self, k: int) -> int:
+        return secrets.randbits(k)
+
+    def uuid4(self) -> str:
+        return str(uuid.uuid4())
+
+
+#: the shared production source (stateless: one instance serves every component)
+SYSTEM_RANDOMNESS: Final = SystemRandomness()
 
 
 class Faults(Protocol):

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from reference.errors import ConfigurationError, DecodeError, UnknownMessageType
-from reference.hooks import Clock, SystemClock
+from reference.hooks import SYSTEM_RANDOMNESS, Clock, Randomness, SystemClock
 
 Kind = Literal["command", "event"]
 
@@ -130,9 +130,11 @@ def new_command(
     sequence_no: int = 0,
     event_id: str | None = None,
     clock: Clock | None = None,
+    randomness: Randomness = SYSTEM_RANDOMNESS,
 ) -> Command:
-    """Build a command with a fresh random identity (the identity is then fixed for all resends)."""
-    eid = event_id or str(uuid.uuid4())
+    """Build a command with a fresh random identity (the identity is then fixed for all resends):
+    ``event_id``, else a version 4 UUID drawn from ``randomness``."""
+    eid = event_id or randomness.uuid4()
     return Command(
         payload=payload,
         entity=EntityRef(entity_id, is_new),

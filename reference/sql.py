@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -64,6 +63,7 @@ from reference.errors import (
     StoreUnavailable,
     WriteConflict,
 )
+from reference.hooks import SYSTEM_RANDOMNESS, Randomness
 from reference.idempotency import (
     COMPLETED,
     DEAD_LETTERED,
@@ -101,8 +101,11 @@ class SqlStorage:
         prefix: str = "flowgate_",
         engine: Engine | None = None,
         create: bool = True,
+        randomness: Randomness = SYSTEM_RANDOMNESS,
     ) -> None:
         self._registry = registry
+        #: draws the fencing tokens (:class:`reference.hooks.Randomness`, default the OS CSPRNG)
+        self._random = randomness
         if engine is None:
             connect_args: dict[str, Any] = (
                 {"timeout": 30, "check_same_thread": False} if url.startswith("sqlite") else {}
@@ -359,7 +362,7 @@ class SqlStorage:
         # a lease-expired IN_PROGRESS record is taken over only by the same (or an unknown) content
         same_content = true() if digest is None else or_(t.c.digest.is_(None), t.c.digest == digest)
         for _ in range(5):
-            token = secrets.randbits(62)
+            token = self._random.randbits(62)
             try:
                 with self._guard(), self.engine.begin() as c:
                     c.execute(

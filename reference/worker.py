@@ -91,12 +91,14 @@ from reference.errors import ConfigurationError
 from reference.health import HealthReport, listener_health
 from reference.hooks import (
     AWS_CALLS_ENV,
+    SYSTEM_RANDOMNESS,
     AwsCallRecorder,
     Clock,
     Faults,
     NoFaults,
     NullObserver,
     Observer,
+    Randomness,
     SystemClock,
 )
 from reference.listener import SqsListener
@@ -182,8 +184,12 @@ def build_runtime(
     batching: bool = False,
     resources: Resources | None = None,
     publish_batching: bool = False,
+    randomness: Randomness | None = None,
 ) -> Runtime:
-    """Validate, bootstrap (unless ``resources`` given) and wire dispatchers and listeners."""
+    """Validate, bootstrap (unless ``resources`` given) and wire dispatchers and listeners.
+
+    ``randomness`` (default the OS CSPRNG, :class:`reference.hooks.SystemRandomness`) draws the
+    envelope cipher's nonces; only a simulator passes another (``reference.hooks``)."""
     config.validate(sagas=sagas, views=views)
     clock = clock or SystemClock()
     observer = observer or NullObserver()
@@ -199,7 +205,12 @@ def build_runtime(
         ttl_seconds=config.options.idempotency_ttl_seconds,
     )
     cipher = (
-        KmsEnvelopeCipher(kms, config.kms_key_id, cache_limits=config.options.data_key_cache_limits())
+        KmsEnvelopeCipher(
+            kms,
+            config.kms_key_id,
+            cache_limits=config.options.data_key_cache_limits(),
+            randomness=randomness or SYSTEM_RANDOMNESS,
+        )
         if config.kms_key_id
         else None
     )

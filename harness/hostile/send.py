@@ -1,7 +1,7 @@
 """Sending one hostile message to a real (or simulated) SQS endpoint and saying what a correct
 consumer must do with it, as the harness operation the checkers read.
 
-Shared by the simulator (:meth:`harness.simulation.Simulation.send_poison`) and the LocalStack
+Shared by the simulator (:meth:`harness.simulation.poison.PoisonSender.send_poison`) and the LocalStack
 scenarios, so a catalog kind is sent, and judged, the same way on both:
 
 * a dead-letter kind -> a harness ``poison`` op (``reason_code`` = the documented code, ``*`` for
