@@ -430,6 +430,8 @@ def _check_values(obj: Any) -> None:
 def _check_text(text: str) -> None:
     if "\x00" in text:
         raise DecodeError("text contains a NUL character")
+    if text.isascii():
+        return  # ASCII holds no surrogate: encodable (the common case, without the copy)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
