@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -47,7 +47,21 @@ class Op:
     time: float = 0.0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, default=str)
+        """One JSON line: the fields with sorted keys, as ``json.dumps(asdict(op), sort_keys=True,
+        default=str)`` writes them (a dataclass inside ``value`` becomes an object, anything else
+        JSON cannot write becomes its ``str``), without deep-copying the value first."""
+        return json.dumps(
+            {
+                "f": self.f,
+                "index": self.index,
+                "process": self.process,
+                "time": self.time,
+                "type": self.type,
+                "value": self.value,
+            },
+            sort_keys=True,
+            default=_json_default,
+        )
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Op:
@@ -63,6 +77,13 @@ class Op:
     def describe(self) -> str:
         """A one-line rendering for anomaly reports: ``#12 worker-1 ok effect {...}``."""
         return f"#{self.index} {self.process} {self.type} {self.f} {json.dumps(dict(self.value), sort_keys=True)}"
+
+
+def _json_default(obj: Any) -> Any:
+    """``asdict``'s view of a nested dataclass instance, ``str`` of anything else JSON lacks."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    return str(obj)
 
 
 class History:

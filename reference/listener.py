@@ -890,7 +890,7 @@ class SqsListener:
         :class:`MessageError` nor a :class:`TransportError` is a :class:`DecryptionError`."""
         body = str(m.get("Body", ""))
         try:
-            size = len(body.encode("utf-8"))
+            size = len(body) if body.isascii() else len(body.encode("utf-8"))  # ASCII: 1 byte a char
         except UnicodeEncodeError as exc:
             raise DecodeError("body is not encodable as UTF-8 (lone surrogate)") from exc
         if size > MAX_BODY_BYTES:

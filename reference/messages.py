@@ -507,34 +507,72 @@ def _no_constant(name: str) -> Any:
     raise DecodeError(f"JSON constant {name} is not allowed")
 
 
+#: one decoder per pair of hooks (``json.loads`` with hooks builds a new one on every call)
+_DECODERS: dict[tuple[Any, Any], json.JSONDecoder] = {}
+
+
+def _strict_decoder() -> json.JSONDecoder:
+    """The decoder :func:`loads_strict` parses with, for the hooks the module holds now."""
+    hooks = (_unique_object, _no_constant)
+    decoder = _DECODERS.get(hooks)
+    if decoder is None:
+        decoder = _DECODERS[hooks] = json.JSONDecoder(object_pairs_hook=hooks[0], parse_constant=hooks[1])
+    return decoder
+
+
 def _check_values(obj: Any) -> None:
     """Walk a parsed body without recursion: every string (keys too) must be encodable as UTF-8
     and free of NUL (PostgreSQL text refuses it), every integer a signed 64-bit value (PostgreSQL
-    BIGINT), every float finite (``1e999`` parses to infinity)."""
+    BIGINT), every float finite (``1e999`` parses to infinity). The exact types JSON parses to
+    are tested first (an ASCII string without NUL needs no further look); anything else takes
+    the general path, in the same order."""
     stack = [obj]
+    pop, push = stack.pop, stack.append
     while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            _check_text(value)
-        elif isinstance(value, bool) or value is None:
-            continue
-        elif isinstance(value, int):
+        value = pop()
+        kind = type(value)
+        if kind is str:
+            if "\x00" in value or not value.isascii():
+                _check_text(value)
+        elif kind is dict:
+            for key, item in value.items():
+                if type(key) is not str or "\x00" in key or not key.isascii():
+                    _check_text(key)
+                push(item)
+        elif kind is list:
+            stack.extend(value)
+        elif kind is int:
             if not INT64_MIN <= value <= INT64_MAX:
                 raise DecodeError("integer outside the signed 64-bit range")
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                raise DecodeError("number is not finite")
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                _check_text(key)
-                stack.append(item)
-        elif isinstance(value, list):
-            stack.extend(value)
+        else:
+            _check_value(value, stack)
+
+
+def _check_value(value: Any, stack: list[Any]) -> None:
+    """:func:`_check_values` for one value of any type (pushing what it contains)."""
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise DecodeError("integer outside the signed 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise DecodeError("number is not finite")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            stack.append(item)
+    elif isinstance(value, list):
+        stack.extend(value)
 
 
 def _check_text(text: str) -> None:
     if "\x00" in text:
         raise DecodeError("text contains a NUL character")
+    if text.isascii():
+        return  # ASCII holds no surrogate: encodable (the common case, without the copy)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -556,7 +594,9 @@ def loads_strict(body: str | bytes) -> Any:
         raise DecodeError("body is not text")
     check_json_depth(body)
     try:
-        obj = json.loads(body, object_pairs_hook=_unique_object, parse_constant=_no_constant)
+        if body.startswith("\ufeff"):  # as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
+        obj = _strict_decoder().decode(body)
     except DecodeError:
         raise
     except (ValueError, RecursionError) as exc:

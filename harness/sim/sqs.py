@@ -23,6 +23,9 @@ Rules (LocalStack 2026.3 parity unless said otherwise; see ``docs/simulator.md``
   next moment something in this queue becomes visible (or to the end of the wait).
 * Stale receipt handles: standard queue delete succeeds and removes the message; FIFO delete of a
   message that is visible again fails with InvalidParameterValue ("receipt handle has expired").
+
+The data model is :mod:`harness.sim.sqs_model`; request validation, MD5 digests and the rendering
+of a received message are :mod:`harness.sim.sqs_checks`. Their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -30,256 +33,68 @@ from __future__ import annotations
 import base64
 import hashlib
 import heapq
-import json
-import re
-import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from . import errors as E
 from ._core import SimCore
 from .errors import SimError
-from .hooks import InFlight
+from .sqs_checks import (
+    _invalid,
+    check_batch,
+    check_message,
+    md5_hex,
+    md5_of_message_attributes,
+    render_message,
+)
+from .sqs_model import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DELAYED,
+    GONE,
+    INFLIGHT,
+    MAX_BATCH,
+    MAX_MESSAGE_ATTRIBUTES,
+    MAX_VISIBILITY,
+    VISIBLE,
+    Message,
+    Queue,
+)
+from .sqs_queues import QueueRegistry
 
+#: FIFO deduplication window (seconds from the first accepted send); read at every send
 DEDUP_WINDOW: Final = 300.0
-MAX_BATCH: Final = 10
-MAX_MESSAGE_ATTRIBUTES: Final = 10
-MAX_VISIBILITY: Final = 43_200
-DEFAULT_MAX_MESSAGE_SIZE: Final = 1_048_576
 
-_MSG_CONTENT_RE: Final = re.compile("^[\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*$")
-_ATTR_NAME_RE: Final = re.compile("^[\u00c0-\u017fa-zA-Z0-9_.-]*$")
-_ATTR_PREFIX_RE: Final = re.compile(r"^(?!(aws\.|amazon\.|\.)).*(?<!\.)$")
-_ATTR_TYPE_RE: Final = re.compile("^(String|Number|Binary).*$")
-_FIFO_ID_RE: Final = re.compile("^[0-9a-zA-Z!\"#$%&'()*+,./:;<=>?@\\[\\\\\\]^_`{|}~-]{1,128}$")
-_QUEUE_NAME_RE: Final = re.compile(r"^[a-zA-Z0-9_-]{1,80}$")
-_BATCH_ID_RE: Final = re.compile(r"^[\w-]{1,80}$")
-
-_BASE_ATTRIBUTES: Final = (
-    "DelaySeconds",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout",
-    "RedrivePolicy",
-    "RedriveAllowPolicy",
-    "Policy",
-    "KmsMasterKeyId",
-    "KmsDataKeyReusePeriodSeconds",
-    "SqsManagedSseEnabled",
-)
-_FIFO_ATTRIBUTES: Final = (
-    "FifoQueue",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
-)
-_COMPUTED_ATTRIBUTES: Final = (
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-    "CreatedTimestamp",
-    "LastModifiedTimestamp",
-    "QueueArn",
-)
-_SYSTEM_ATTRIBUTES: Final = (
-    "SenderId",
-    "SentTimestamp",
-    "ApproximateReceiveCount",
-    "ApproximateFirstReceiveTimestamp",
-    "MessageGroupId",
-    "MessageDeduplicationId",
-    "SequenceNumber",
-    "DeadLetterQueueSourceArn",
-)
-
-VISIBLE: Final = "visible"
-INFLIGHT: Final = "inflight"
-DELAYED: Final = "delayed"
-GONE: Final = "gone"
+__all__ = [
+    "DEDUP_WINDOW",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DELAYED",
+    "GONE",
+    "INFLIGHT",
+    "MAX_BATCH",
+    "MAX_MESSAGE_ATTRIBUTES",
+    "MAX_VISIBILITY",
+    "VISIBLE",
+    "Message",
+    "Queue",
+    "SqsBackend",
+    "md5_hex",
+    "md5_of_message_attributes",
+]
 
 
-def md5_hex(data: str) -> str:
-    return hashlib.md5(data.encode("utf-8")).hexdigest()
-
-
-def _len_prefixed(value: bytes) -> bytes:
-    return struct.pack("!I", len(value)) + value
-
-
-def md5_of_message_attributes(attributes: Mapping[str, Mapping[str, Any]]) -> str:
-    """AWS's MD5OfMessageAttributes (length-prefixed name, type, transport byte, value)."""
-    digest = hashlib.md5()
-    for name in sorted(attributes):
-        attr = attributes[name]
-        digest.update(_len_prefixed(name.encode("utf-8")))
-        digest.update(_len_prefixed(str(attr["DataType"]).encode("utf-8")))
-        if attr.get("StringValue") is not None:
-            digest.update(b"\x01")
-            digest.update(_len_prefixed(str(attr["StringValue"]).encode("utf-8")))
-        elif attr.get("BinaryValue") is not None:
-            raw = attr["BinaryValue"]
-            digest.update(b"\x02")
-            digest.update(_len_prefixed(raw if isinstance(raw, bytes) else str(raw).encode("utf-8")))
-    return digest.hexdigest()
-
-
-def _bytesize(value: Any) -> int:
-    if isinstance(value, bytes):
-        return len(value)
-    return len(str(value).encode("utf-8"))
-
-
-def _attributes_size(attributes: Mapping[str, Mapping[str, Any]] | None) -> int:
-    if not attributes:
-        return 0
-    return sum(_bytesize(k) for k in attributes) + sum(
-        sum(_bytesize(v) for v in attr.values()) for attr in attributes.values()
-    )
-
-
-def _invalid(message: str) -> SimError:
-    return SimError(E.SQS_INVALID_PARAMETER_VALUE, message)
-
-
-@dataclass(eq=False)
-class Message:
-    key: int
-    message_id: str
-    body: str
-    attributes: dict[str, dict[str, Any]]
-    sent_at: float
-    group_id: str | None
-    dedup_id: str | None
-    sequence_number: str | None
-    receive_count: int = 0
-    first_receive_at: float | None = None
-    state: str = VISIBLE
-    visible_at: float = 0.0
-    version: int = 0
-    handles: set[str] = field(default_factory=set)
-    dlq_source_arn: str | None = None
-
-
-@dataclass
-class Queue:
-    name: str
-    url: str
-    arn: str
-    fifo: bool
-    attributes: dict[str, str]
-    created_at: float
-    messages: dict[int, Message] = field(default_factory=dict)
-    # (visible_at, stamp, key, version): ties broken by the order deadlines were set, so messages
-    # received together come back in the order they were received (LocalStack's inflight order).
-    timers: list[tuple[float, int, int, int]] = field(default_factory=list)
-    ready: list[tuple[int, int]] = field(default_factory=list)  # standard: (key, version)
-    groups: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # fifo: group -> heap
-    group_inflight: dict[str, int] = field(default_factory=dict)
-    ready_groups: dict[str, None] = field(default_factory=dict)
-    receipts: dict[str, int] = field(default_factory=dict)
-    dedup: dict[str, tuple[float, str]] = field(default_factory=dict)
-    sequence: int = 0
-
-    def int_attr(self, name: str) -> int:
-        return int(self.attributes[name])
-
-    @property
-    def max_receive_count(self) -> int | None:
-        raw = self.attributes.get("RedrivePolicy")
-        if not raw:
-            return None
-        return int(json.loads(raw)["maxReceiveCount"])
-
-    @property
-    def dead_letter_target_arn(self) -> str | None:
-        raw = self.attributes.get("RedrivePolicy")
-        if not raw:
-            return None
-        return str(json.loads(raw)["deadLetterTargetArn"])
-
-    def count(self, state: str) -> int:
-        return sum(1 for m in self.messages.values() if m.state == state)
-
-
-def _validate_redrive_policy(raw: str) -> None:
-    try:
-        policy = json.loads(raw)
-    except ValueError as exc:
-        raise _invalid(f"Value {raw} for parameter RedrivePolicy is invalid. Reason: Invalid JSON.") from exc
-    if not isinstance(policy, dict) or not policy.get("deadLetterTargetArn"):
-        raise _invalid("The required parameter 'deadLetterTargetArn' is missing")
-    count = policy.get("maxReceiveCount")
-    if count is None:
-        raise _invalid("The required parameter 'maxReceiveCount' is missing")
-    try:
-        valid = 1 <= int(count) <= 1000
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise _invalid(
-            f"Value {raw} for parameter RedrivePolicy is invalid. Reason: Invalid value for "
-            f"maxReceiveCount: {count}, valid values are from 1 to 1000 both inclusive."
-        )
-
-
-def _check_int_attr(name: str, value: str, low: int, high: int) -> None:
-    try:
-        ok = low <= int(value) <= high
-    except ValueError:
-        ok = False
-    if not ok:
-        raise SimError(E.SQS_INVALID_ATTRIBUTE_VALUE, f"Invalid value for the parameter {name}.")
-
-
-_INT_ATTR_RANGES: Final = {
-    "DelaySeconds": (0, 900),
-    "MaximumMessageSize": (1024, 1_048_576),
-    "MessageRetentionPeriod": (60, 1_209_600),
-    "ReceiveMessageWaitTimeSeconds": (0, 20),
-    "VisibilityTimeout": (0, MAX_VISIBILITY),
-}
-
-
-class SqsBackend:
+class SqsBackend(QueueRegistry):
     """All queues of one simulated account/region."""
 
     def __init__(self, core: SimCore) -> None:
-        self.core = core
-        self.queues: dict[str, Queue] = {}
+        super().__init__(core)
         self._next_key = 0
         self._scheduled_deletes: list[tuple[float, int, str, str]] = []  # (when, n, queue name, handle)
         self._scheduled_no = 0
         self._stamp = 0
 
-    # ------------------------------------------------------------------ helpers
-    @property
-    def now(self) -> float:
-        return self.core.clock.now()
-
     def _new_key(self) -> int:
         self._next_key += 1
         return self._next_key
-
-    def queue_url(self, name: str) -> str:
-        return f"https://sqs.{self.core.region}.amazonaws.com/{self.core.account}/{name}"
-
-    def queue_arn(self, name: str) -> str:
-        return f"arn:aws:sqs:{self.core.region}:{self.core.account}:{name}"
-
-    def resolve_url(self, queue_url: str) -> Queue:
-        """Find a queue by URL (any host, as LocalStack) or by bare name."""
-        name = queue_url.rstrip("/").rsplit("/", 1)[-1]
-        queue = self.queues.get(name)
-        if queue is None:
-            raise SimError(E.SQS_NON_EXISTENT_QUEUE, "The specified queue does not exist.")
-        return queue
-
-    def resolve_arn(self, arn: str) -> Queue | None:
-        name = arn.rsplit(":", 1)[-1]
-        queue = self.queues.get(name)
-        return queue if queue is not None and queue.arn == arn else None
 
     # ------------------------------------------------------------------ time
     def tick(self) -> None:
@@ -364,120 +179,6 @@ class SqsBackend:
         else:
             self._make_visible(queue, message)
 
-    # ------------------------------------------------------------------ queues
-    def create_queue(
-        self, name: str, attributes: Mapping[str, str] | None, tags: Mapping[str, str] | None
-    ) -> str:
-        attributes = dict(attributes or {})
-        fifo = attributes.get("FifoQueue", "false").lower() == "true"
-        check_name = name
-        if name.endswith(".fifo"):
-            if not fifo:
-                raise _invalid(
-                    "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length"
-                )
-            check_name = name[:-5] + "_fifo"
-        elif fifo:
-            raise _invalid(
-                "The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, "
-                "must end with .fifo suffix and be 1 to 80 in length"
-            )
-        if not _QUEUE_NAME_RE.match(check_name):
-            raise _invalid(
-                "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length"
-            )
-        self._validate_attributes(attributes, fifo, creating=True)
-        existing = self.queues.get(name)
-        if existing is not None:
-            for key, value in attributes.items():
-                if existing.attributes.get(key) != value:
-                    raise SimError(
-                        E.SQS_QUEUE_EXISTS,
-                        f"A queue already exists with the same name and a different value for attribute {key}",
-                    )
-            return existing.url
-        defaults = {
-            "DelaySeconds": "0",
-            "MaximumMessageSize": str(DEFAULT_MAX_MESSAGE_SIZE),
-            "MessageRetentionPeriod": "345600",
-            "ReceiveMessageWaitTimeSeconds": "0",
-            "VisibilityTimeout": "30",
-            "SqsManagedSseEnabled": "true",
-        }
-        if fifo:
-            defaults.update(
-                FifoQueue="true",
-                ContentBasedDeduplication="false",
-                DeduplicationScope="queue",
-                FifoThroughputLimit="perQueue",
-            )
-        defaults.update(attributes)
-        self.queues[name] = Queue(
-            name=name,
-            url=self.queue_url(name),
-            arn=self.queue_arn(name),
-            fifo=fifo,
-            attributes=defaults,
-            created_at=self.now,
-        )
-        return self.queues[name].url
-
-    def _validate_attributes(self, attributes: Mapping[str, str], fifo: bool, *, creating: bool) -> None:
-        allowed = set(_BASE_ATTRIBUTES) | (set(_FIFO_ATTRIBUTES) if fifo else set())
-        for key, value in attributes.items():
-            if key == "FifoQueue" and creating and value.lower() == "false" and not fifo:
-                continue
-            if key not in allowed:
-                if key in _FIFO_ATTRIBUTES[2:]:
-                    raise SimError(
-                        E.SQS_INVALID_ATTRIBUTE_NAME,
-                        f"You can specify the {key} only when FifoQueue is set to true.",
-                    )
-                raise SimError(E.SQS_INVALID_ATTRIBUTE_NAME, f"Unknown Attribute {key}.")
-            if key in _INT_ATTR_RANGES:
-                _check_int_attr(key, value, *_INT_ATTR_RANGES[key])
-            if key == "RedrivePolicy" and value:
-                _validate_redrive_policy(value)
-            if key == "FifoQueue" and not creating:
-                raise SimError(
-                    E.SQS_INVALID_ATTRIBUTE_VALUE,
-                    "Invalid value for the parameter FifoQueue. Reason: Modifying queue type is not supported.",
-                )
-
-    def set_queue_attributes(self, queue: Queue, attributes: Mapping[str, str]) -> None:
-        self._validate_attributes(attributes, queue.fifo, creating=False)
-        for key, value in attributes.items():
-            if key == "RedrivePolicy" and value == "":
-                queue.attributes.pop(key, None)
-            else:
-                queue.attributes[key] = value
-
-    def get_queue_attributes(self, queue: Queue, names: Sequence[str] | None) -> dict[str, str]:
-        everything = dict(queue.attributes)
-        everything.update(
-            ApproximateNumberOfMessages=str(queue.count(VISIBLE)),
-            ApproximateNumberOfMessagesNotVisible=str(queue.count(INFLIGHT)),
-            ApproximateNumberOfMessagesDelayed=str(queue.count(DELAYED)),
-            CreatedTimestamp=str(int(queue.created_at)),
-            LastModifiedTimestamp=str(int(queue.created_at)),
-            QueueArn=queue.arn,
-        )
-        if not names:
-            return {}
-        if "All" in names:
-            return everything
-        result: dict[str, str] = {}
-        known = set(_BASE_ATTRIBUTES) | set(_FIFO_ATTRIBUTES) | set(_COMPUTED_ATTRIBUTES)
-        for name in names:
-            if name not in known:
-                raise SimError(E.SQS_INVALID_ATTRIBUTE_NAME, f"Unknown Attribute {name}.")
-            if name in everything:
-                result[name] = everything[name]
-        return result
-
-    def delete_queue(self, queue: Queue) -> None:
-        del self.queues[queue.name]
-
     def purge_queue(self, queue: Queue) -> None:
         for message in list(queue.messages.values()):
             self._remove(queue, message)
@@ -487,81 +188,8 @@ class SqsBackend:
         queue.group_inflight.clear()
         queue.timers.clear()
 
-    # ------------------------------------------------------------------ send
-    def check_message(
-        self,
-        queue: Queue,
-        body: str | None,
-        attributes: Mapping[str, Mapping[str, Any]] | None,
-        dedup_id: str | None,
-        group_id: str | None,
-    ) -> None:
-        if not body:
-            raise SimError(E.SQS_MISSING_PARAMETER, "The request must contain the parameter MessageBody.")
-        limit = queue.int_attr("MaximumMessageSize")
-        if _bytesize(body) + _attributes_size(attributes) > limit:
-            raise _invalid(
-                f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes."
-            )
-        if not _MSG_CONTENT_RE.match(body):
-            raise SimError(
-                E.SQS_INVALID_MESSAGE_CONTENTS,
-                "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | "
-                "#xE000 to #xFFFD | #x10000 to #x10FFFF",
-            )
-        if attributes:
-            if len(attributes) > MAX_MESSAGE_ATTRIBUTES:
-                raise _invalid(
-                    f"Number of message attributes [{len(attributes)}] exceeds the allowed maximum "
-                    f"[{MAX_MESSAGE_ATTRIBUTES}]."
-                )
-            for name, attr in attributes.items():
-                self._check_attribute(name, attr)
-        for value, param in ((dedup_id, "MessageDeduplicationId"), (group_id, "MessageGroupId")):
-            if value is not None and not _FIFO_ID_RE.match(value):
-                raise _invalid(
-                    f"Value {value} for parameter {param} is invalid. Reason: {param} can only include "
-                    "alphanumeric and punctuation characters. 1 to 128 in length."
-                )
-
-    @staticmethod
-    def _check_attribute(name: str, attr: Mapping[str, Any]) -> None:
-        if len(name) >= 256:
-            raise _invalid("Message (user) attribute names must be shorter than 256 Bytes")
-        if not _ATTR_NAME_RE.match(name.lower()):
-            raise _invalid(
-                "Message (user) attributes name can only contain upper and lower score characters, digits, "
-                "periods, hyphens and underscores. "
-            )
-        if not _ATTR_PREFIX_RE.match(name.lower()):
-            raise _invalid(
-                "You can't use message attribute names beginning with 'AWS.' or 'Amazon.'. These strings are "
-                "reserved for internal use. Additionally, they cannot start or end with '.'."
-            )
-        data_type = attr.get("DataType")
-        if not data_type:
-            raise _invalid("Missing required parameter DataType")
-        if not _ATTR_TYPE_RE.match(str(data_type)):
-            raise _invalid(
-                "Type for parameter MessageAttributes.Attribute_name.DataType must be prefixedwith "
-                f'"String", "Binary", or "Number", but was: {data_type}'
-            )
-        if str(data_type).startswith(("String", "Number")):
-            value = attr.get("StringValue")
-            if not value:
-                raise _invalid(
-                    f"Message (user) attribute '{name}' must contain a non-empty value of type "
-                    f"'{str(data_type).split('.')[0]}'."
-                )
-            if not _MSG_CONTENT_RE.match(str(value)):
-                raise _invalid(
-                    "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | "
-                    "#xE000 to #xFFFD | #x10000 to #x10FFFF"
-                )
-        elif attr.get("BinaryValue") is None:
-            raise _invalid(
-                f"Message (user) attribute '{name}' must contain a non-empty value of type 'Binary'."
-            )
+    check_message = staticmethod(check_message)
+    check_batch = staticmethod(check_batch)
 
     def send(
         self,
@@ -641,7 +269,11 @@ class SqsBackend:
             )
             queue.dedup[key] = (self.now, message_id)
         self._store(queue, message, effective_delay)
-        return self._send_result(message_id, body, attributes, sequence_number)
+        result = self._send_result(message_id, body, attributes, sequence_number)
+        # the digests a receive renders again: the message's attributes are a copy of these
+        message.body_md5 = result["MD5OfMessageBody"]
+        message.attributes_md5 = result.get("MD5OfMessageAttributes")
+        return result
 
     @staticmethod
     def _send_result(
@@ -837,48 +469,7 @@ class SqsBackend:
         attribute_names: Sequence[str] | None,
         message_attribute_names: Sequence[str] | None,
     ) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "MessageId": message.message_id,
-            "ReceiptHandle": handle,
-            "MD5OfBody": md5_hex(message.body),
-            "Body": message.body,
-        }
-        system: dict[str, str] = {
-            "SenderId": self.core.account,
-            "SentTimestamp": str(int(message.sent_at * 1000)),
-            "ApproximateReceiveCount": str(message.receive_count),
-            "ApproximateFirstReceiveTimestamp": str(int((message.first_receive_at or 0) * 1000)),
-        }
-        if message.group_id is not None:
-            system["MessageGroupId"] = message.group_id
-        if message.dedup_id is not None:
-            system["MessageDeduplicationId"] = message.dedup_id
-        if message.sequence_number is not None:
-            system["SequenceNumber"] = message.sequence_number
-        if message.dlq_source_arn is not None:
-            system["DeadLetterQueueSourceArn"] = message.dlq_source_arn
-        if attribute_names:
-            if "All" in attribute_names:
-                result["Attributes"] = system
-            else:
-                chosen = {k: v for k, v in system.items() if k in attribute_names}
-                if chosen:
-                    result["Attributes"] = chosen
-        if message_attribute_names and message.attributes:
-            chosen_attrs: dict[str, dict[str, Any]] = {}
-            for name, attr in message.attributes.items():
-                for pattern in message_attribute_names:
-                    if (
-                        pattern in ("All", ".*")
-                        or pattern == name
-                        or (pattern.endswith(".*") and name.startswith(pattern[:-1]))
-                    ):
-                        chosen_attrs[name] = dict(attr)
-                        break
-            if chosen_attrs:
-                result["MD5OfMessageAttributes"] = md5_of_message_attributes(chosen_attrs)
-                result["MessageAttributes"] = chosen_attrs
-        return result
+        return render_message(self.core.account, message, handle, attribute_names, message_attribute_names)
 
     # ------------------------------------------------------------------ delete / visibility
     def _lookup(self, queue: Queue, handle: str) -> Message | None:
@@ -934,69 +525,6 @@ class SqsBackend:
         self._set_timer(queue, message, INFLIGHT, self.now + timeout)
         if timeout == 0:
             self._tick_queue(queue, self.now)
-
-    # ------------------------------------------------------------------ batches
-    @staticmethod
-    def check_batch(entries: Sequence[Mapping[str, Any]]) -> None:
-        if not entries:
-            raise SimError(E.SQS_EMPTY_BATCH, "")
-        if len(entries) > MAX_BATCH:
-            raise SimError(
-                E.SQS_TOO_MANY_ENTRIES,
-                f"Maximum number of entries per request are {MAX_BATCH}. You have sent {len(entries)}.",
-            )
-        seen: set[str] = set()
-        for entry in entries:
-            entry_id = str(entry.get("Id", ""))
-            if not _BATCH_ID_RE.match(entry_id):
-                raise SimError(
-                    E.SQS_INVALID_BATCH_ENTRY_ID,
-                    "A batch entry id can only contain alphanumeric characters, hyphens and underscores. "
-                    "It can be at most 80 letters long.",
-                )
-            if entry_id in seen:
-                raise SimError(E.SQS_IDS_NOT_DISTINCT, "")
-            seen.add(entry_id)
-
-    # ------------------------------------------------------------------ nemesis surface
-    def in_flight(self, queue: Queue | None = None) -> list[InFlight]:
-        queues = [queue] if queue is not None else list(self.queues.values())
-        found: list[InFlight] = []
-        for q in queues:
-            handles: dict[int, str] = {}
-            for handle, key in q.receipts.items():
-                handles[key] = handle  # the newest handle wins (dict keeps insertion order)
-            for message in q.messages.values():
-                if message.state == INFLIGHT:
-                    found.append(
-                        InFlight(
-                            queue_url=q.url,
-                            message_id=message.message_id,
-                            receipt_handle=handles.get(message.key, ""),
-                            receive_count=message.receive_count,
-                            visible_at=message.visible_at,
-                            message_group_id=message.group_id,
-                        )
-                    )
-        return found
-
-    def left_in(self, queue: Queue) -> list[dict[str, Any]]:
-        """Every message still in ``queue`` (visible, in flight or delayed), oldest first: its id,
-        state (``visible`` / ``in flight`` / ``delayed``), receive count, when it becomes visible
-        and its ``EventId`` attribute (``None`` when absent)."""
-        out: list[dict[str, Any]] = []
-        for message in sorted(queue.messages.values(), key=lambda m: m.key):
-            event_id = (message.attributes.get("EventId") or {}).get("StringValue")
-            out.append(
-                {
-                    "message_id": message.message_id,
-                    "state": "in flight" if message.state == INFLIGHT else message.state,
-                    "receive_count": message.receive_count,
-                    "visible_at": round(message.visible_at, 3),
-                    "command_id": event_id,
-                }
-            )
-        return out
 
     def expire_visibility(self, queue: Queue, message_id: str) -> bool:
         """Make an in-flight message visible now (a lease that ran out). True if one was found."""
