@@ -24,6 +24,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from harness.mutants import detection as detection_mutants
+from harness.mutants import latency as latency_mutants
 from reference import health, iam
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
@@ -1381,6 +1382,12 @@ DETECT = P + "test_detection.py::test_failure_is_detected"
 DETECT_BACKLOG = P + "test_detection.py::test_backlog_counts_visible_and_in_flight"
 DETECT_ERRORS = P + "test_detection.py::test_error_path_is_the_sound_version"
 DETECT_LS = S + "test_detection.py::"
+LINGER = P + "test_linger.py"
+LINGER_BOUND = LINGER + "::test_every_entry_is_sent_once_in_order_and_no_batch_waits_past_the_linger"
+LINGER_ANY_HISTORY = LINGER + "::test_a_partial_batch_never_waits_past_the_linger_whatever_came_before"
+LINGER_ADAPTIVE = LINGER + "::test_adaptive_lingers_only_after_a_full_batch"
+LINGER_KEEPS_UP = LINGER + "::test_adaptive_adds_nothing_at_a_rate_the_sender_keeps_up_with"
+LINGER_BATCHER = LINGER + "::test_the_batcher_sends_a_first_partial_batch_without_its_linger"
 
 MUTANTS: dict[str, Mutant] = {
     m.name: m
@@ -2113,6 +2120,22 @@ MUTANTS: dict[str, Mutant] = {
             (DETECT_ERRORS,),
             ("error-path",),
             detection_mutants.retention_ignored,
+        ),
+        Mutant(
+            "linger-never-flushes-partial",
+            "after a full batch a partial batch waits until it fills instead of at most the linger "
+            "(D32): when the load falls, the last entries wait for entries that never come",
+            (LINGER_BOUND, LINGER_ANY_HISTORY),
+            (),
+            latency_mutants.linger_never_flushes_partial,
+        ),
+        Mutant(
+            "adaptive-linger-ignored",
+            "BusOptions.adaptive_linger is ignored: every partial batch and receive waits its full "
+            "linger at every rate (D32's latency lost)",
+            (LINGER_ADAPTIVE, LINGER_KEEPS_UP, LINGER_BATCHER),
+            (),
+            latency_mutants.adaptive_linger_ignored,
         ),
     )
 }
