@@ -123,7 +123,7 @@ def load(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Speed figures: simulator orders/s and virtual-to-wall ratio, then a Locust capacity run vs the baseline."""
+    """Speed figures: simulator orders/s and virtual-to-wall ratio, then a Locust capacity run vs the baseline (bare and contract wire)."""
     _install(session, extras="postgres,report,load")
     session.run("flowgate", "bench", "--skip-load")
     session.run(

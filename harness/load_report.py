@@ -6,7 +6,7 @@ With ``--alluredir DIR`` a load run writes into ``DIR``:
   ``passed`` when the run's verdict is PASS, ``failed`` with the verdict's reasons otherwise;
   its description shows the verdict table, the capacity steps and the plot inline;
   attached: the verdict table (:func:`verdict_table`: checkers, target and achieved rate,
-  p50/p95/p99, losses and duplicates, capacity and baseline ratio), the capacity steps
+  p50/p95/p99, losses and duplicates, capacity and the ratio to each baseline wire), the capacity steps
   (:func:`capacity_table`, capacity runs only), the latency-over-time plot
   (:func:`latency_plot_png`, drawn with matplotlib from the run's own per-order latencies) and
   the run's ``summary.json``;
@@ -30,6 +30,13 @@ from harness.report import attach_to_run, write_headline
 from harness.tables import grid
 
 EPIC = "Load"
+
+#: per baseline wire a capacity run measured (``loadtests/_shapes.py`` BASELINE_WIRES): the
+#: summary keys of its capacity, of the reference's ratio to it, and of its error
+BASELINE_KEYS: tuple[tuple[str, str, str, str], ...] = (
+    ("bare", "baseline_capacity_per_min", "capacity_ratio", "baseline_error"),
+    ("contract", "baseline_contract_capacity_per_min", "capacity_ratio_contract", "baseline_contract_error"),
+)
 
 
 def _buckets(
@@ -126,13 +133,14 @@ def verdict_table(summary: Mapping[str, Any], checker_table: str) -> str:
     ]  # fmt: skip
     if "capacity_per_min" in summary:
         rows.append(("capacity", f"{float(summary['capacity_per_min'] or 0):,.0f} orders/min"))
-        if "baseline_capacity_per_min" in summary:
-            rows.append(
-                ("baseline capacity", f"{float(summary['baseline_capacity_per_min']):,.0f} orders/min")
-            )
-            rows.append(("capacity / baseline", str(summary.get("capacity_ratio"))))
-        elif "baseline_error" in summary:
-            rows.append(("baseline", str(summary["baseline_error"])))
+        for wire, capacity_key, ratio_key, error_key in BASELINE_KEYS:
+            if capacity_key in summary:
+                rows.append(
+                    (f"baseline capacity ({wire} wire)", f"{float(summary[capacity_key]):,.0f} orders/min")
+                )
+                rows.append((f"capacity / baseline ({wire} wire)", str(summary.get(ratio_key))))
+            elif error_key in summary:
+                rows.append((f"baseline ({wire} wire)", str(summary[error_key])))
     reasons = list(summary.get("reasons") or [])
     verdict = "PASS" if not reasons and summary.get("exit_code", 0) == 0 else "FAIL"
     rows.append(("VERDICT", verdict + (": " + "; ".join(reasons) if reasons else "")))
@@ -175,10 +183,12 @@ def headline(summary: Mapping[str, Any]) -> dict[str, str]:
         f" · p99 {float(ms.get('p99', 0)):,.0f} ms",
     }
     if "capacity_per_min" in summary:
-        ratio = summary.get("capacity_ratio")
-        entries["Capacity"] = f"{float(summary['capacity_per_min'] or 0):,.0f}/min" + (
-            f" · {ratio}x baseline" if ratio is not None else ""
-        )
+        ratios = [
+            f"{summary[ratio_key]}x baseline ({wire})"
+            for wire, _, ratio_key, _ in BASELINE_KEYS
+            if summary.get(ratio_key) is not None
+        ]
+        entries["Capacity"] = " · ".join([f"{float(summary['capacity_per_min'] or 0):,.0f}/min", *ratios])
     return entries
 
 

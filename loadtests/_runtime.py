@@ -50,6 +50,7 @@ class Config:
     storage_url: str | None = None
     pollers: int | None = 1  # reference: BusOptions.pollers (None: the reference's default)
     receive_linger_ms: float = 200.0  # reference: BusOptions.receive_linger, in ms
+    adaptive_linger: bool = True  # reference: BusOptions.adaptive_linger (D35)
     worker_history: bool = True
     effect_at: str = "auto"  # "view" (worker history project ops), "probe" (probe queue) or "auto"
     bus_config: str | None = None
@@ -204,6 +205,7 @@ class Run:
         self.sut.storage_url = self.cfg.storage_url
         self.sut.pollers = self.cfg.pollers
         self.sut.receive_linger_ms = self.cfg.receive_linger_ms
+        self.sut.adaptive_linger = self.cfg.adaptive_linger
         self.sut.bus_config = self.cfg.bus_config
         self.sut.kms = self.kms
         self.sut.encryption = self.cfg.encryption

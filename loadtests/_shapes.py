@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_USER_RATE = 100.0  # orders per minute per pacer user
 
@@ -203,3 +204,59 @@ def step_ok(
     if growth > backlog_growth * stats.due:
         return False, f"backlog grew by {growth} orders (> {backlog_growth:.0%} of the step's {stats.due})"
     return True, "ok"
+
+
+#: the baseline's wires a capacity run measures, in this order (``harness.baseline.WIRES``):
+#: ``bare`` is HARNESS.md's tiny message, ``contract`` the reference's own message shape, so the
+#: ``contract`` ratio compares like with like and the ``bare`` one shows what the wire costs
+BASELINE_WIRES = ("bare", "contract")
+
+
+def baseline_key(wire: str, name: str) -> str:
+    """The summary key of a baseline figure: ``bare`` keeps the historical names
+    (``baseline_capacity_per_min``, ``capacity_ratio``, ``baseline_error``); any other wire
+    inserts its name (``baseline_contract_capacity_per_min``, ``capacity_ratio_contract``,
+    ``baseline_contract_error``)."""
+    if wire == "bare":
+        return {
+            "capacity": "baseline_capacity_per_min",
+            "ratio": "capacity_ratio",
+            "error": "baseline_error",
+        }[name]
+    return {
+        "capacity": f"baseline_{wire}_capacity_per_min",
+        "ratio": f"capacity_ratio_{wire}",
+        "error": f"baseline_{wire}_error",
+    }[name]
+
+
+def baseline_entries(reference_capacity: float, baselines: Mapping[str, float | str]) -> dict[str, object]:
+    """Summary entries for the baselines measured in a capacity run.
+
+    ``baselines`` maps a wire to its capacity (orders/min) or to an error text (the baseline run
+    failed). Per wire: the capacity and ``reference / baseline`` rounded to 3 places (nan when the
+    baseline's capacity is 0), or the error, under :func:`baseline_key`'s names.
+    """
+    out: dict[str, object] = {}
+    for wire, value in baselines.items():
+        if isinstance(value, str):
+            out[baseline_key(wire, "error")] = value
+            continue
+        out[baseline_key(wire, "capacity")] = value
+        out[baseline_key(wire, "ratio")] = round(reference_capacity / value, 3) if value else math.nan
+    return out
+
+
+def capacity_line(summary: Mapping[str, Any]) -> str:
+    """The capacity run's one-line result: the reference's capacity and, per baseline wire, the
+    baseline's capacity and the ratio (or why it is missing)."""
+    parts = [f"capacity: reference {float(summary.get('capacity_per_min') or 0):,.0f}/min"]
+    for wire in BASELINE_WIRES:
+        cap = summary.get(baseline_key(wire, "capacity"))
+        err = summary.get(baseline_key(wire, "error"))
+        if cap is not None:
+            ratio = summary.get(baseline_key(wire, "ratio"))
+            parts.append(f"baseline ({wire} wire) {float(cap):,.0f}/min, ratio {ratio}")
+        elif err is not None:
+            parts.append(f"baseline ({wire} wire) {err}")
+    return "; ".join(parts)

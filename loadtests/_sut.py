@@ -78,6 +78,7 @@ class SUT:
     storage_url: str | None = None
     pollers: int | None = None  # reference: BusOptions.pollers written into the bus config
     receive_linger_ms: float = 0.0  # reference: BusOptions.receive_linger written into the bus config
+    adaptive_linger: bool = True  # reference: BusOptions.adaptive_linger written into the bus config
     worker_history: bool = False  # the workers write their own history (reference --history)
     bus_config: str | None = None  # an existing system's bus config: adopt, start no workers
     #: reference: a KMS key for the run, commands and events sealed (contract section 5)
@@ -345,6 +346,8 @@ class ReferenceSUT(SUT):
             self.config_dict["options"]["pollers"] = self.pollers
         if self.receive_linger_ms:
             self.config_dict["options"]["receive_linger"] = self.receive_linger_ms / 1000.0
+        if not self.adaptive_linger:
+            self.config_dict["options"]["adaptive_linger"] = False
         if self.data_key_cache and not self.encryption:
             raise RuntimeError("--data-key-cache needs --encryption")
         if self.encryption and not self.bus_config:

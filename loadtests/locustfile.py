@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import random
 import subprocess
@@ -133,6 +132,13 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
         help="reference: BusOptions.receive_linger in ms (wait after a receive of 1..9 messages; default 200)",
     )
     g.add_argument(
+        "--fixed-lingers",
+        action="store_true",
+        default=os.environ.get("FLOWGATE_FIXED_LINGERS", "") not in ("", "0"),
+        help="reference: BusOptions.adaptive_linger off (a partial batch or receive always waits its "
+        "linger, as before D35); default: lingers only while batches fill",
+    )
+    g.add_argument(
         "--encryption",
         action="store_true",
         default=os.environ.get("FLOWGATE_ENCRYPTION", "") not in ("", "0"),
@@ -223,6 +229,7 @@ def _config(options):  # type: ignore[no-untyped-def]
         storage_url=options.storage_url,
         pollers=options.pollers,
         receive_linger_ms=options.receive_linger_ms,
+        adaptive_linger=not options.fixed_lingers,
         bus_config=options.bus_config,
         worker_history=options.worker_history,
         effect_at=options.effect_at,
@@ -465,6 +472,7 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
     calls = sum(worker_calls.values()) + sum(producer_calls.values())
     summary["api_calls"] = {"producer": producer_calls, "workers": worker_calls}
     summary["encryption"] = {"on": run.cfg.encryption, "data_key_cache": run.cfg.data_key_cache}
+    summary["lingers"] = {"receive_ms": cfg.receive_linger_ms, "adaptive": cfg.adaptive_linger}
     kms_per_order = _kms_calls_per_order(producer_calls, worker_calls, run.effected)
     summary["kms_calls_per_order"] = kms_per_order
     latency = run.sut.worker_call_latency() if run.sut is not None else {}
@@ -481,7 +489,11 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         summary["capacity_per_min"] = schedule.capacity
         summary["capacity_steps"] = shape.step_log
         if cfg.baseline:
-            summary.update(_baseline_capacity(cfg, schedule))
+            summary.update(
+                _shapes.baseline_entries(
+                    schedule.capacity, {wire: _baseline_capacity(cfg, wire) for wire in _shapes.BASELINE_WIRES}
+                )
+            )
     verdict = judge(
         figures,
         verdicts,
@@ -521,10 +533,7 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
             + "; ".join(f"{op} {row['calls']:.0f} x {row['mean_ms']:.0f}" for op, row in latency.items())
         )
     if "capacity_per_min" in summary:
-        print(
-            f"capacity: reference {summary['capacity_per_min']:,.0f}/min; baseline "
-            f"{summary.get('baseline_capacity_per_min', 'n/a')}/min; ratio {summary.get('capacity_ratio', 'n/a')}"
-        )
+        print(_shapes.capacity_line(summary))
     print("VERDICT: " + ("PASS" if verdict.ok else "FAIL: " + "; ".join(verdict.reasons)))
     _STATE["exit_code"] = verdict.exit_code
     alluredir = getattr(environment.parsed_options, "alluredir", None)
@@ -564,9 +573,10 @@ def _kms_calls_per_order(
     return out
 
 
-def _baseline_capacity(cfg, schedule: _shapes.Capacity) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """The bare boto3 baseline's capacity, measured right after (same run, same machine)."""
-    out = cfg.report_dir / "baseline-capacity.json"
+def _baseline_capacity(cfg, wire: str) -> float | str:  # type: ignore[no-untyped-def]
+    """The bare boto3 baseline's capacity with ``wire``'s messages (``harness.baseline.WIRES``),
+    measured right after the reference (same run, same machine); an error text if it failed."""
+    out = cfg.report_dir / f"baseline-capacity-{wire}.json"
     opts: Any = _STATE["options"]
     cmd = [
         sys.executable,
@@ -581,16 +591,16 @@ def _baseline_capacity(cfg, schedule: _shapes.Capacity) -> dict[str, object]:  #
         str(min(cfg.step_s, 20.0)),
         "--p99-ms",
         str(cfg.capacity_p99_ms),
+        "--wire",
+        wire,
         "--json",
         str(out),
     ]
-    log.info("measuring the baseline: %s", " ".join(cmd))
+    log.info("measuring the baseline (%s wire): %s", wire, " ".join(cmd))
     proc = subprocess.run(cmd, check=False, cwd=Path(__file__).resolve().parent.parent)
     if proc.returncode != 0 or not out.exists():
-        return {"baseline_error": f"baseline exited {proc.returncode}"}
-    base = float(json.loads(out.read_text())["capacity_per_min"])
-    ratio = schedule.capacity / base if base else math.nan
-    return {"baseline_capacity_per_min": base, "capacity_ratio": round(ratio, 3)}
+        return f"baseline exited {proc.returncode}"
+    return float(json.loads(out.read_text())["capacity_per_min"])
 
 
 @events.quitting.add_listener

@@ -62,6 +62,12 @@ Timeouts and how they interact (all seconds):
   batch. Costs up to that much latency per hop when the queue is not backlogged; saves calls
   (and the CPU of both sides) then. A full or an empty receive is followed at once (a backlog is
   drained at full speed; an empty long poll already waited). 0 (the default) = never wait.
+* ``adaptive_linger`` (default on, decision D35) -- the three lingers above apply only while
+  batches fill: a partial batch (a receive of 1..9) waits only when the previous batch of its
+  stream (destination, or poll loop) was full; otherwise it goes at once. At a rate that is kept
+  up with, nothing lingers (latency); under a backlog the lingers save calls as before. Off = a
+  partial batch always waits its linger. Never longer than the linger either way
+  (:mod:`reference.linger`).
 * ``data_key_cache`` with ``data_key_max_age_seconds`` / ``data_key_max_messages`` /
   ``data_key_max_bytes`` / ``data_key_cache_entries`` -- reuse KMS data keys (decision D6,
   :mod:`reference.keycache`): a producer seals many messages for one destination under one
@@ -132,6 +138,10 @@ class BusOptions:
     publish_linger: float = 0.05
     #: see the module docstring; 0 = receive again at once
     receive_linger: float = 0.0
+    #: the three lingers above adapt to load (decision D35, :mod:`reference.linger`): a partial
+    #: batch (a receive of 1..9) waits only when the previous batch of its stream was full, i.e.
+    #: only while batches fill; False = the fixed lingers (a partial batch always waits)
+    adaptive_linger: bool = True
     #: how long a COMPLETED idempotency record recognises duplicates. Rule (checked here, D22): at
     #: least twice ``message_retention_seconds`` (queue + DLQ: the bootstrapper gives every DLQ the
     #: same retention) -- a copy of a message can be received until the queue's retention ends,

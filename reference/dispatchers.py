@@ -51,6 +51,7 @@ from reference.config import BusConfiguration, is_fifo
 from reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher, MessageBinding
 from reference.errors import ConfigurationError, DispatchError, OversizedMessage
 from reference.hooks import NullObserver, Observer
+from reference.linger import FillLinger
 from reference.messages import Command, Message, encode, payload_to_dict
 from reference.telemetry import (
     COMMAND_DISPATCH_SPAN,
@@ -120,14 +121,25 @@ class _Pending:
 class Batcher:
     """Collects single sends from many threads into batch calls (<= 10 entries, ``linger`` seconds).
 
-    ``send_batch(destination, entries)`` returns one error (or None) per entry, in order.
+    ``send_batch(destination, entries)`` returns one error (or None) per entry, in order. How long
+    a partial batch waits is :class:`reference.linger.FillLinger`'s decision, one per destination:
+    with ``adaptive`` (D35) only after a full batch to that destination, else always ``linger``;
+    never longer than ``linger``. When several destinations are pending, the shortest wait applies
+    to all of them. Calls are made one at a time by the batcher's thread, so entries that arrive
+    while a call is in flight go together in the next one.
     """
 
     def __init__(
-        self, send_batch: Callable[[str, list[dict[str, Any]]], list[Exception | None]], linger: float
+        self,
+        send_batch: Callable[[str, list[dict[str, Any]]], list[Exception | None]],
+        linger: float,
+        *,
+        adaptive: bool = False,
     ) -> None:
         self._send_batch = send_batch
         self._linger = linger
+        self._adaptive = adaptive
+        self._lingers: dict[str, FillLinger] = {}
         self._cond = threading.Condition()
         self._pending: dict[str, list[_Pending]] = {}
         self._closed = False
@@ -143,6 +155,12 @@ class Batcher:
             self._cond.notify()
         return fut
 
+    def _linger_for(self, destination: str) -> FillLinger:
+        linger = self._lingers.get(destination)
+        if linger is None:
+            linger = self._lingers[destination] = FillLinger(self._linger, adaptive=self._adaptive)
+        return linger
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -156,7 +174,9 @@ class Batcher:
                     self._cond.wait()
                 if not self._pending and self._closed:
                     return
-                deadline = time.monotonic() + self._linger
+                deadline = time.monotonic() + min(
+                    self._linger_for(d).wait(len(v)) for d, v in self._pending.items()
+                )
                 while (
                     not self._closed
                     and max(len(v) for v in self._pending.values()) < MAX_BATCH
@@ -171,6 +191,7 @@ class Batcher:
                     else:
                         del self._pending[d]
             for destination, items in work.items():
+                self._linger_for(destination).sent(len(items))
                 entries = [dict(p.entry, Id=str(n)) for n, p in enumerate(items)]
                 try:
                     errors = self._send_batch(destination, entries)
@@ -214,7 +235,11 @@ class _Dispatcher:
         self.observer = observer or NullObserver()
         self.telemetry = telemetry or NOOP
         linger = config.options.batch_linger if linger is None else linger
-        self._batcher = Batcher(self._send_batch, linger) if batching and linger > 0 else None
+        self._batcher = (
+            Batcher(self._send_batch, linger, adaptive=config.options.adaptive_linger)
+            if batching and linger > 0
+            else None
+        )
 
     def close(self) -> None:
         if self._batcher is not None:

@@ -114,6 +114,7 @@ from reference.errors import (
 )
 from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
 from reference.idempotency import Busy, Conflict, Duplicate, command_key, event_key, message_digest
+from reference.linger import FillLinger
 from reference.messages import ALIAS_FORMAT, Command, Event, Kind, Message, TypeRegistry, decode
 from reference.monitoring import ConsumerGauge
 from reference.stores import Effect
@@ -278,10 +279,12 @@ class SqsListener:
         on after a 1 s back-off: what was not deleted is redelivered. Only
         :class:`~reference.hooks.WorkerCrash` (a ``BaseException``) ends it.
 
-        After a receive of 1..9 messages the loop waits ``options.receive_linger`` before the next
-        one (fuller batches, fewer calls; none after a full or an empty receive).
+        After a receive of 1..9 messages the loop may wait ``options.receive_linger`` before the
+        next one (fuller batches, fewer calls; never after a full or an empty receive): with
+        ``options.adaptive_linger`` (D35) only when the receive before it was full (a backlog just
+        ran out), else after every partial receive (:class:`reference.linger.FillLinger`).
         """
-        linger = self.options.receive_linger
+        lingers = FillLinger(self.options.receive_linger, adaptive=self.options.adaptive_linger)
         try:
             while not stop.is_set():
                 if self.breaker.is_open:
@@ -291,8 +294,10 @@ class SqsListener:
                         continue
                 try:
                     received = self._poll(wait_for_finish=False)
-                    if linger > 0 and 0 < received < MAX_BATCH:
-                        stop.wait(linger)
+                    wait = lingers.wait(received) if received > 0 else 0.0
+                    lingers.sent(received)
+                    if wait > 0:
+                        stop.wait(wait)
                 except (FlowgateError, ClientError, BotoCoreError) as exc:
                     log.warning("poll of %s failed: %s", self.queue, exc)
                     stop.wait(1.0)

@@ -342,6 +342,18 @@ EQUIVALENT: dict[str, str] = {
         "interleaving; properties/test_concurrency.py and "
         "tests/reference/test_listener_outages.py (the production heartbeat thread) kill it"
     ),
+    # decision D35 (load-adaptive lingers): timing faults of the batching sender and the run loop
+    "adaptive-linger-ignored": (
+        "every partial batch and receive waits its full linger (the fixed lingers before D35): only "
+        "latency changes, by at most the lingers per hop, and the gate judges messages, events and "
+        "reads, never latency; properties/test_linger.py kills it"
+    ),
+    "linger-never-flushes-partial": (
+        "after a full batch a partial batch of the event publisher waits until it fills or the worker "
+        "stops: a gate run sees those events late (at the worker's stop at the latest), and whether a "
+        "profile's wait for events outlasts that was not measured, so it is not scored through the gate; "
+        "properties/test_linger.py kills it on a virtual clock"
+    ),
     # measured surviving standard (seed 1, 2026-12-04, 116 s), then declared:
     "committed-claim-kept": (
         "a committed command keeps its claim's token, so the heartbeat's lease extend fails on the "

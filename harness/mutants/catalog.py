@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from harness.mutants import detection as detection_mutants
 from harness.mutants import interop as interop_mutants
 from harness.mutants import sagas as saga_mutants
+from harness.mutants import latency as latency_mutants
 from reference import health, iam
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
@@ -1393,6 +1394,13 @@ SAGA_COMMANDS = P + "test_saga_commands.py::test_issued_commands_take_effect_exa
 SAGA_LOST = P + "test_saga_commands.py::test_an_issued_command_never_sent_nor_applied_is_lost"
 LIFE_SAGA = S + "test_lifecycle.py::test_saga_commands_lifecycle"
 
+LINGER = P + "test_linger.py"
+LINGER_BOUND = LINGER + "::test_every_entry_is_sent_once_in_order_and_no_batch_waits_past_the_linger"
+LINGER_ANY_HISTORY = LINGER + "::test_a_partial_batch_never_waits_past_the_linger_whatever_came_before"
+LINGER_ADAPTIVE = LINGER + "::test_adaptive_lingers_only_after_a_full_batch"
+LINGER_KEEPS_UP = LINGER + "::test_adaptive_adds_nothing_at_a_rate_the_sender_keeps_up_with"
+LINGER_BATCHER = LINGER + "::test_the_batcher_sends_a_first_partial_batch_without_its_linger"
+
 MUTANTS: dict[str, Mutant] = {
     m.name: m
     for m in (
@@ -2216,6 +2224,23 @@ MUTANTS: dict[str, Mutant] = {
             ("saga-flow",),
             saga_mutants.aggregate_not_run,
             scenarios=(LIFE_SAGA,),
+        ),
+        # load-adaptive lingers (docs/decisions.md D35)
+        Mutant(
+            "linger-never-flushes-partial",
+            "after a full batch a partial batch waits until it fills instead of at most the linger "
+            "(D35): when the load falls, the last entries wait for entries that never come",
+            (LINGER_BOUND, LINGER_ANY_HISTORY),
+            (),
+            latency_mutants.linger_never_flushes_partial,
+        ),
+        Mutant(
+            "adaptive-linger-ignored",
+            "BusOptions.adaptive_linger is ignored: every partial batch and receive waits its full "
+            "linger at every rate (D35's latency lost)",
+            (LINGER_ADAPTIVE, LINGER_KEEPS_UP, LINGER_BATCHER),
+            (),
+            latency_mutants.adaptive_linger_ignored,
         ),
     )
 }

@@ -202,6 +202,9 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
         "iam-subscribe-any-endpoint",
         "iam-wildcard-account",
         "worker-bootstraps-anyway",
+        # D35: timing faults of the lingers
+        "adaptive-linger-ignored",
+        "linger-never-flushes-partial",
         # v1.4 (telemetry): in-process observations and the hour-scale cleanup
         "producer-span-missing",
         "traceparent-lost",

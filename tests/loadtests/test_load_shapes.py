@@ -138,3 +138,38 @@ def test_step_ok_stops_on_rate_latency_or_backlog(change: dict[str, float], reas
     ok, why = s.step_ok(_step(**change))
     assert not ok
     assert reason in why
+
+
+def test_capacity_summary_gives_a_ratio_per_baseline_wire() -> None:
+    entries = s.baseline_entries(9_000.0, {"bare": 12_000.0, "contract": 10_000.0})
+    assert entries == {
+        "baseline_capacity_per_min": 12_000.0,
+        "capacity_ratio": 0.75,
+        "baseline_contract_capacity_per_min": 10_000.0,
+        "capacity_ratio_contract": 0.9,
+    }
+    line = s.capacity_line({"capacity_per_min": 9_000.0, **entries})
+    assert line == (
+        "capacity: reference 9,000/min; baseline (bare wire) 12,000/min, ratio 0.75; "
+        "baseline (contract wire) 10,000/min, ratio 0.9"
+    )
+
+
+def test_capacity_summary_names_a_failed_baseline_and_a_zero_one() -> None:
+    entries = s.baseline_entries(9_000.0, {"bare": 0.0, "contract": "baseline exited 1"})
+    assert entries["baseline_contract_error"] == "baseline exited 1"
+    assert math.isnan(entries["capacity_ratio"])  # type: ignore[arg-type]
+    assert "baseline (contract wire) baseline exited 1" in s.capacity_line(
+        {"capacity_per_min": 9e3, **entries}
+    )
+
+
+def test_capacity_measures_every_baseline_wire_under_the_report_s_keys() -> None:
+    from harness.baseline import WIRES
+    from harness.load_report import BASELINE_KEYS
+
+    assert set(s.BASELINE_WIRES) == set(WIRES)
+    assert [
+        (w, s.baseline_key(w, "capacity"), s.baseline_key(w, "ratio"), s.baseline_key(w, "error"))
+        for w in s.BASELINE_WIRES
+    ] == list(BASELINE_KEYS)

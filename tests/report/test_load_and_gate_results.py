@@ -32,6 +32,7 @@ def _capacity_summary() -> dict[str, Any]:
         "send_to_effect_ms": {"p50": 300.0, "p95": 900.0, "p99": 2500.0}, "exit_code": 1,
         "reasons": ["achieved 87.1% of the target rate (< 98%)"], "capacity_per_min": 6000.0,
         "baseline_capacity_per_min": 7500.0, "capacity_ratio": 0.8,
+        "baseline_contract_capacity_per_min": 6000.0, "capacity_ratio_contract": 1.0,
         "capacity_steps": [
             {"rate": 5000.0, "ok": True, "reason": "kept up", "due": 1250, "acked": 1250, "p99_ms": 800.0,
              "backlog_start": 0, "backlog_end": 3},
@@ -57,8 +58,10 @@ def test_failed_capacity_run_is_a_failed_result_with_its_figures(tmp_path: Path)
     for figure in (
         "6,100 orders/min",
         "300 / 900 / 2500 ms",
-        "capacity / baseline",
+        "capacity / baseline (bare wire)",
         "0.8",
+        "baseline capacity (contract wire)",
+        "capacity / baseline (contract wire)",
         "FAIL: achieved 87.1%",
     ):
         assert figure in verdict, verdict
@@ -71,7 +74,7 @@ def test_failed_capacity_run_is_a_failed_result_with_its_figures(tmp_path: Path)
     assert "capacity steps" in result["descriptionHtml"]
     headlines = read_headlines([tmp_path])
     assert headlines["Load capacity"] == "FAIL · 6,100/min · p99 2,500 ms"
-    assert headlines["Capacity"] == "6,000/min · 0.8x baseline"
+    assert headlines["Capacity"] == "6,000/min · 0.8x baseline (bare) · 1.0x baseline (contract)"
     assert len(list(tmp_path.glob("*-globals.json"))) == 2
 
 
