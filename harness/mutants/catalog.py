@@ -25,8 +25,8 @@ from sqlalchemy.exc import IntegrityError
 
 from harness.mutants import detection as detection_mutants
 from harness.mutants import interop as interop_mutants
-from harness.mutants import sagas as saga_mutants
 from harness.mutants import latency as latency_mutants
+from harness.mutants import sagas as saga_mutants
 from reference import health, iam
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker

@@ -242,6 +242,9 @@ NOT_SIMULATED |= {
 #: killed by the SourceFlow.Net interop properties (docs/sourceflow.md): the seeded workload sends
 #: only the native wire format, with interop off
 NOT_SIMULATED |= {n for n, m in MUTANTS.items() if m.killers and all("test_sourceflow.py" in k for k in m.killers)}
+#: killed by the virtual-clock properties of the load-adaptive lingers (D35): the simulated
+#: workers never run the batching sender nor the listener's run loop
+NOT_SIMULATED |= {n for n, m in MUTANTS.items() if m.killers and all("test_linger.py" in k for k in m.killers)}
 
 #: mutants killed by hostile messages the standard schedule does not send: their known-seed
 #: kills are in properties/test_hostile_decode.py (test_hostile_mutant_is_killed_by_a_known_run)
