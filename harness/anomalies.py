@@ -67,7 +67,9 @@ _DL = "harness/checkers/dead_letter.py"
 _CONF = "harness/checkers/confidentiality.py"
 _READS = "harness/checkers/reads.py"
 _OUTAGE = "harness/checkers/outage.py"
-_DRIVER = "harness/gate/driver.py"
+_CLUSTER = "harness/gate/cluster.py"
+_REPLAYER = "harness/gate/replayer.py"
+_GDLQ = "harness/gate/dlq.py"
 _OBSERVE = "harness/gate/observe.py"
 _GCAT = "harness/gate/catalog.py"
 _PRODUCERS = "properties/test_producers.py"
@@ -94,7 +96,7 @@ KINDS: Final[Mapping[str, AnomalyKind]] = {
     "replay-divergence": _k(
         "replaying the command store gives a state other than the live one",
         "harness/checkers/replay.py",
-        _DRIVER,
+        _REPLAYER,
     ),
     "poison-not-dead-lettered": _k("a poison message has no dead letter by the drain", _DL),
     "dead-letter-without-reason": _k("a dead letter carries no DeadLetterReason", _DL),
@@ -119,20 +121,22 @@ KINDS: Final[Mapping[str, AnomalyKind]] = {
     "outage-receive-storm": _k("a message was received again and again during an outage", _OUTAGE),
     "outage-not-reported": _k("no worker reported the failing dependency degraded during an outage", _OUTAGE),
     # -- the gate's own checks (harness/gate): lifecycle, replay, queues, capabilities
-    "sigterm-timeout": _k("an instance did not exit within the grace period after SIGTERM", _DRIVER),
-    "sigterm-exit-code": _k("an instance exited non-zero after SIGTERM", _DRIVER),
+    "sigterm-timeout": _k("an instance did not exit within the grace period after SIGTERM", _CLUSTER),
+    "sigterm-exit-code": _k("an instance exited non-zero after SIGTERM", _CLUSTER),
     "sigterm-abandoned-messages": _k(
-        "an instance exited after SIGTERM with messages still in flight", _DRIVER
+        "an instance exited after SIGTERM with messages still in flight", "harness/gate/phases.py"
     ),
-    "crashed": _k("an instance exited on its own during the run", _DRIVER),
-    "replay-failed": _k("the implementation's replay mode failed or reported errors", _DRIVER),
-    "replay-published": _k("events reached the topic while replay ran (replay must not publish)", _DRIVER),
+    "crashed": _k("an instance exited on its own during the run", _CLUSTER),
+    "replay-failed": _k("the implementation's replay mode failed or reported errors", _REPLAYER),
+    "replay-published": _k("events reached the topic while replay ran (replay must not publish)", _REPLAYER),
     "redrive-policy-changed": _k(
-        "a queue's RedrivePolicy differs after the run from what the gate set", _DRIVER
+        "a queue's RedrivePolicy differs after the run from what the gate set", "harness/gate/drain.py"
     ),
-    "dead-letter-group-changed": _k("a dead letter's MessageGroupId is not its command's", _DRIVER),
-    "dead-letter-reason": _k("a dead letter's DeadLetterReason is not a code of contract section 6", _DRIVER),
-    "capability-missing": _k("a capability the profile requires is not declared on the ready line", _DRIVER),
+    "dead-letter-group-changed": _k("a dead letter's MessageGroupId is not its command's", _GDLQ),
+    "dead-letter-reason": _k("a dead letter's DeadLetterReason is not a code of contract section 6", _GDLQ),
+    "capability-missing": _k(
+        "a capability the profile requires is not declared on the ready line", "harness/gate/judge.py"
+    ),
     # -- the gate's event-contract violations (harness/gate/observe.py EventMapper.violation)
     "undecryptable-event": _k("an event message could not be opened", _OBSERVE),
     "malformed-event": _k("an event body does not follow event.schema.json", _OBSERVE),
