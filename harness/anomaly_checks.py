@@ -319,7 +319,9 @@ def catalog_expectations() -> dict[str, frozenset[str]]:
     from harness.mutants.catalog import MUTANTS
 
     out = {
-        f"harness/mutants/catalog.py mutant {name!r}": frozenset(m.expected) for name, m in MUTANTS.items()
+        # named by the module that defines the mutant's patches (where its entry is)
+        f"{m.patches.__module__.replace('.', '/')}.py mutant {name!r}": frozenset(m.expected)
+        for name, m in MUTANTS.items()
     }
     out |= {
         f"harness/gate/mutants.py REFERENCE_GATE[{name!r}]": v[1] for name, v in gate.REFERENCE_GATE.items()
