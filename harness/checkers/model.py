@@ -84,6 +84,7 @@ def get_seq(value: Mapping[str, Any]) -> int | None:
 
 
 def is_harness_poison(op: Op) -> bool:
+    """A poison message the harness sent (a ``poison`` op whose send did not fail)."""
     return op.f == "poison" and op.type != "fail"
 
 
@@ -177,10 +178,6 @@ def index_sends(ops: Iterable[Op]) -> dict[str, Command]:
         elif command.outcome is None or _RANK.get(op.type, 0) > _RANK.get(command.outcome.type, 0):
             command.outcome = op
     return commands
-
-
-def ops_label(ops: Iterable[Op]) -> str:
-    return "; ".join(op.describe() for op in ops)
 
 
 def effect_key(f: str, value: Mapping[str, Any]) -> str | None:

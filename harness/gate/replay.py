@@ -6,7 +6,7 @@
 * :func:`live_events` extracts, from the gate's history, what the probe saw per entity;
 * :func:`compare` judges one replay run against that.
 
-The driver (``harness/gate/driver.py``) runs the processes and turns the findings into anomalies.
+The replayer (``harness/gate/replayer.py``) runs the processes and turns the findings into anomalies.
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
+from harness.mutants.model import (
+    DETECT,
+    DETECT_BACKLOG,
+    DETECT_ERRORS,
+    DETECT_LS,
+    Mutant,
+)
 from reference import alarms
 from reference.bootstrap import Bootstrapper
 from reference.config import BusConfiguration
@@ -87,3 +94,69 @@ def retention_ignored() -> list[Any]:
         return self.options.message_retention_seconds
 
     return [mock.patch.object(BusConfiguration, "retention_for", retention_for)]
+
+
+#: this module's mutants (aggregated, in this order, by :data:`harness.mutants.catalog.MUTANTS`)
+MUTANTS: tuple[Mutant, ...] = (
+    # failure detection and the partner feed's error path (docs/operating.md)
+    Mutant(
+        "alarm-never-fires",
+        "the alarm evaluator reports OK where it should enter ALARM",
+        (DETECT,),
+        ("alarm-not-fired",),
+        alarm_never_fires,
+        scenarios=(DETECT_LS + "test_poison_flood",),
+    ),
+    Mutant(
+        "alarm-never-clears",
+        "an alarm in ALARM never returns to OK",
+        (DETECT,),
+        ("alarm-not-cleared",),
+        alarm_never_clears,
+        scenarios=(DETECT_LS + "test_partner_sending_invalid_orders",),
+    ),
+    Mutant(
+        "backlog-visible-only",
+        "the backlog metric reads only the visible messages (ApproximateNumberOfMessages)",
+        (DETECT_BACKLOG,),
+        ("backlog-wrong",),
+        backlog_visible_only,
+    ),
+    Mutant(
+        "age-ignores-held-messages",
+        "the age of the oldest message ignores the messages a consumer holds: a stuck handler "
+        "never raises the sustained-backlog alarm",
+        (DETECT + "[stalled-handler]",),
+        ("alarm-not-fired",),
+        age_ignores_held_messages,
+        scenarios=(DETECT_LS + "test_stalled_handler",),
+    ),
+    Mutant(
+        "failed-not-counted",
+        "business dead letters are not counted: retry exhaustion never raises worker-failed",
+        (DETECT + "[business-retry-exhaustion]",),
+        ("alarm-not-fired",),
+        failed_not_counted,
+    ),
+    Mutant(
+        "error-queue-without-dlq",
+        "seed 004 as written: the error queue (a subscription queue) has no DLQ",
+        (DETECT_ERRORS,),
+        ("error-path",),
+        error_queue_without_dlq,
+    ),
+    Mutant(
+        "groups-by-entity",
+        "the partner queue's MessageGroupId option is ignored (always the entity id)",
+        (DETECT_ERRORS,),
+        ("error-path",),
+        groups_by_entity,
+    ),
+    Mutant(
+        "retention-ignored",
+        "per-queue retention is ignored (valid orders kept 14 days like errors)",
+        (DETECT_ERRORS,),
+        ("error-path",),
+        retention_ignored,
+    ),
+)

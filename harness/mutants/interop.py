@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from unittest import mock
 
+from harness.mutants.model import Mutant, P
 from reference import sourceflow
 from reference.config import BusOptions
 from reference.errors import DecodeError, UnknownMessageType
@@ -132,3 +133,70 @@ def interop_off_without_reason() -> list[Any]:
         )
 
     return [mock.patch.object(SqsListener, "_is_sourceflow", is_sourceflow)]
+
+
+SF = P + "test_sourceflow.py::"
+SF_PROPERTY = SF + "test_sourceflow_interop_holds_with_hostile_input"
+SF_ALL = SF + "test_every_hostile_kind_beside_every_kind_of_valid_message"
+SF_DEFAULTS = SF + "test_a_bus_left_at_its_defaults_refuses_sourceflow_messages"
+SF_EMIT = SF + "test_what_the_reference_emits_sourceflows_listener_parses"
+
+MUTANTS: tuple[Mutant, ...] = (
+    # SourceFlow.Net interop mode (docs/sourceflow.md)
+    Mutant(
+        "sourceflow-alias-by-class-name",
+        "an unregistered assembly-qualified name resolves when its class name matches an alias's",
+        (SF_ALL, SF_PROPERTY),
+        (),
+        alias_by_class_name,
+    ),
+    Mutant(
+        "sourceflow-int-id-coerced",
+        'a SourceFlow entity id is coerced with int(): "42", 42.0 and true are taken as ids',
+        (SF_ALL, SF_PROPERTY),
+        (),
+        int_id_coerced,
+    ),
+    Mutant(
+        "sourceflow-interop-on-by-default",
+        "BusOptions.sourceflow_interop defaults to True",
+        (SF_DEFAULTS,),
+        (),
+        interop_on_by_default,
+    ),
+    Mutant(
+        "sourceflow-emits-string-id",
+        "the SourceFlow emitter writes entity.id as a string, which System.Text.Json refuses for int",
+        (SF_EMIT,),
+        (),
+        emitted_id_as_string,
+    ),
+    Mutant(
+        "sourceflow-entity-attribute-unchecked",
+        "the EntityId attribute of a SourceFlow message is not compared with the body",
+        (SF_ALL, SF_PROPERTY),
+        (),
+        entity_attribute_unchecked,
+    ),
+    Mutant(
+        "sourceflow-occurred-on-kept",
+        "occurredOn kept with SourceFlow's 7 fraction digits: the reference's own events for it are refused",
+        (SF_ALL, SF_PROPERTY),
+        (),
+        occurred_on_not_normalised,
+    ),
+    Mutant(
+        "sourceflow-event-seq-zero-refused",
+        "SourceFlow events need sequenceNo >= 1: every event a SourceFlow saga raises is dead-lettered",
+        (SF_ALL, SF_PROPERTY),
+        (),
+        event_sequence_zero_refused,
+    ),
+    Mutant(
+        "sourceflow-off-without-reason",
+        "with interop off a SourceFlow alias is refused as an unknown name, without saying why",
+        (SF_DEFAULTS,),
+        (),
+        interop_off_without_reason,
+    ),
+)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
+from harness.mutants.model import Mutant, P
 from reference.linger import MAX_BATCH, FillLinger
 
 #: a day: what "waits until the batch fills" amounts to when the load falls
@@ -34,3 +35,31 @@ def adaptive_linger_ignored() -> list[Any]:
         return 0.0 if pending >= MAX_BATCH or self.linger <= 0 else self.linger
 
     return [mock.patch.object(FillLinger, "wait", wait)]
+
+
+LINGER = P + "test_linger.py"
+LINGER_BOUND = LINGER + "::test_every_entry_is_sent_once_in_order_and_no_batch_waits_past_the_linger"
+LINGER_ANY_HISTORY = LINGER + "::test_a_partial_batch_never_waits_past_the_linger_whatever_came_before"
+LINGER_ADAPTIVE = LINGER + "::test_adaptive_lingers_only_after_a_full_batch"
+LINGER_KEEPS_UP = LINGER + "::test_adaptive_adds_nothing_at_a_rate_the_sender_keeps_up_with"
+LINGER_BATCHER = LINGER + "::test_the_batcher_sends_a_first_partial_batch_without_its_linger"
+
+MUTANTS: tuple[Mutant, ...] = (
+    # load-adaptive lingers (docs/decisions.md D35)
+    Mutant(
+        "linger-never-flushes-partial",
+        "after a full batch a partial batch waits until it fills instead of at most the linger "
+        "(D35): when the load falls, the last entries wait for entries that never come",
+        (LINGER_BOUND, LINGER_ANY_HISTORY),
+        (),
+        linger_never_flushes_partial,
+    ),
+    Mutant(
+        "adaptive-linger-ignored",
+        "BusOptions.adaptive_linger is ignored: every partial batch and receive waits its full "
+        "linger at every rate (D35's latency lost)",
+        (LINGER_ADAPTIVE, LINGER_KEEPS_UP, LINGER_BATCHER),
+        (),
+        adaptive_linger_ignored,
+    ),
+)

@@ -10,6 +10,7 @@ from typing import Any
 from unittest import mock
 
 from harness.checkers import model as checker_model
+from harness.mutants.model import Mutant, P, S
 from reference import bus as bus_module
 from reference import listener as listener_module
 from reference.bus import CommandBus, Processor
@@ -86,3 +87,46 @@ def aggregate_not_run() -> list[Any]:
     """The listener never runs the aggregates subscribed to an event (only the views): the
     fulfilment aggregate never issues ``ConfirmOrder``, paid orders stay RESERVED."""
     return [mock.patch.object(Processor, "aggregates_for", lambda self, event_type: [])]  # noqa: PT008
+
+
+SAGA_COMMANDS = P + "test_saga_commands.py::test_issued_commands_take_effect_exactly_once_in_order"
+SAGA_LOST = P + "test_saga_commands.py::test_an_issued_command_never_sent_nor_applied_is_lost"
+LIFE_SAGA = S + "test_lifecycle.py::test_saga_commands_lifecycle"
+
+MUTANTS: tuple[Mutant, ...] = (
+    # the saga-command flow (docs/decisions.md D33)
+    Mutant(
+        "follow-up-sent-outside-commit",
+        "a saga's or aggregate's follow-up command is not committed with its cause's effect: "
+        "numbered after the commit and sent from the worker's memory, lost when the worker dies "
+        "between the commit and the send",
+        (SAGA_COMMANDS,),
+        ("lost", "saga-flow"),
+        follow_up_sent_outside_commit,
+    ),
+    Mutant(
+        "follow-up-reissued-on-redelivery",
+        "a redelivered cause issues its follow-up commands again under fresh ids instead of "
+        "sending the recorded ones: a second, distinct command per redelivery",
+        (SAGA_COMMANDS,),
+        ("unexpected-business-dead-letter", "saga-flow"),
+        follow_up_reissued_on_redelivery,
+    ),
+    Mutant(
+        "issued-not-counted",
+        "the checkers count only a producer's send as acknowledged work: a saga-issued command "
+        "never applied is not lost, one applied out of order not a skip",
+        (SAGA_LOST,),
+        ("lost-not-reported",),
+        issued_not_counted,
+    ),
+    Mutant(
+        "aggregate-not-run",
+        "the listener never runs the aggregates an event is for: the fulfilment aggregate never "
+        "issues ConfirmOrder and paid orders stay RESERVED",
+        (SAGA_COMMANDS,),
+        ("saga-flow",),
+        aggregate_not_run,
+        scenarios=(LIFE_SAGA,),
+    ),
+)

@@ -7,11 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.anomalies import (
-    KINDS,
-    OPERATIONS,
-    AnomalyKind,
-    UnknownAnomalyKind,
+from harness.anomalies import KINDS, OPERATIONS, AnomalyKind, UnknownAnomalyKind
+from harness.anomaly_checks import (
     category_problems,
     collect_emissions,
     collect_operations,

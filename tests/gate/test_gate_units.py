@@ -11,8 +11,9 @@ import pytest
 
 from harness.checkers.model import Anomaly, Verdict
 from harness.gate import catalog, cli
-from harness.gate.driver import EXIT_USAGE, command_body
+from harness.gate.driver import EXIT_USAGE
 from harness.gate.reporting import write_allure, write_junit
+from harness.gate.sender import command_body
 from harness.gate.workload import EVENT_OF, OUTAGE_VTS, PROFILES, REDRIVE_HEADROOM, SHUTDOWN_QUEUED, make_plan
 from harness.history import History
 from harness.hostile import CATALOG
@@ -326,7 +327,7 @@ def test_phases_are_planned_for_standard_and_chaos_only() -> None:
 
 
 def test_dead_letter_reason_codes_accept_business_error() -> None:
-    from harness.gate.driver import DEAD_LETTER_REASONS, reason_code
+    from harness.gate.dlq import DEAD_LETTER_REASONS, reason_code
 
     assert reason_code("BusinessError: PlaceOrder for an order that exists") == "BusinessError"
     assert reason_code("DecodeError") == "DecodeError"

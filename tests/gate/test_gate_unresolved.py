@@ -4,23 +4,12 @@ in flight after the wait are counted, with the sent messages that could be them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness import topology as topo
 from harness.checkers import resolution
-from harness.gate.driver import CLIENT, Gate
+from harness.gate.drain import unresolved
+from harness.gate.state import CLIENT
 from harness.history import History
 from harness.sim import SimAws
-
-
-def _gate(sqs: Any, queue: topo.CommandQueue, history: History) -> Gate:
-    gate = object.__new__(Gate)  # only what _unresolved reads
-    gate.sqs = sqs
-    gate.main_queue = queue
-    gate.phase_queues = {}
-    gate.history = history
-    gate.effects_seen = {"c-1"}
-    return gate
 
 
 def test_what_is_left_is_named_or_counted_with_candidates() -> None:
@@ -50,7 +39,7 @@ def test_what_is_left_is_named_or_counted_with_candidates() -> None:
     sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handles[parked], VisibilityTimeout=43200)
     aws.clock.advance(31)  # past the queue's default visibility timeout: the resend is visible again
 
-    left = _gate(sqs, queue, history)._unresolved()
+    left = unresolved(sqs, [queue], history, effects_seen={"c-1"})
     named, unnamed = left
     assert (named["message_id"], named["kind"], named["command_id"], named["state"]) == (
         resend,

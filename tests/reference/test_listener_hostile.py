@@ -454,7 +454,7 @@ def test_every_reason_code_is_in_the_contract() -> None:
     from pathlib import Path
 
     import reference.errors as errors
-    from harness.gate.driver import DEAD_LETTER_REASONS
+    from harness.gate.dlq import DEAD_LETTER_REASONS
 
     codes = {c.reason for c in vars(errors).values()
              if isinstance(c, type) and issubclass(c, errors.MessageError) and c is not errors.MessageError}
