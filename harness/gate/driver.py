@@ -44,14 +44,13 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from harness import hostile as hostile_catalog
 from harness import topology as topo
 from harness.checkers import check_all, render_table
 from harness.checkers.model import Anomaly, Verdict
+from harness.clients import ClientSettings
 from harness.gate import catalog, envelope, outdir
 from harness.gate.observe import EventMapper, SentCommand
 from harness.gate.proxy import OutageProxy
@@ -376,19 +375,12 @@ class Gate:
             )
         self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.extra_env = dict(extra_env or {})
-        kwargs: dict[str, Any] = {
-            "region_name": self.region,
-            "config": Config(
-                retries={"max_attempts": 3, "mode": "standard"}, read_timeout=20, connect_timeout=5
-            ),
-        }
-        if self.endpoint:
-            kwargs["endpoint_url"] = self.endpoint
-            kwargs["aws_access_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID", "test")
-            kwargs["aws_secret_access_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "test")
-        self.sqs: Any = boto3.client("sqs", **kwargs)
-        self.sns: Any = boto3.client("sns", **kwargs)
-        self.kms: Any = boto3.client("kms", **kwargs)
+        clients = ClientSettings.for_endpoint(self.endpoint, region=self.region, read_timeout=20).clients(
+            ("sqs", "sns", "kms")
+        )
+        self.sqs: Any = clients["sqs"]
+        self.sns: Any = clients["sns"]
+        self.kms: Any = clients["kms"]
         self.history = History(clock=time.time)
         self.stop_probe = threading.Event()
         self.effects_seen: set[str] = set()
