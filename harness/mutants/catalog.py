@@ -24,6 +24,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from harness.mutants import detection as detection_mutants
+from harness.mutants import load as load_mutants
 from reference import health, iam
 from reference.bootstrap import Bootstrapper
 from reference.breaker import CircuitBreaker
@@ -77,7 +78,9 @@ class Mutant:
     scenarios: tuple[str, ...] = ()
     #: what the patches break: ``reference`` (the bus; the gate runs it as a mutant worker) or
     #: ``simulator`` (``harness.sim``; killed by the differential tests that compare the simulator
-    #: with LocalStack, ``scenarios/test_fidelity.py``; nothing for the gate to run)
+    #: with LocalStack, ``scenarios/test_fidelity.py``; nothing for the gate to run) or ``load``
+    #: (the load test's producer side, installed in the Locust processes that send:
+    #: ``harness/mutants/load.py``; killed by the load test's own verdict)
     subject: str = "reference"
 
 
@@ -1373,6 +1376,8 @@ PRODUCERS_LS = S + "test_producers.py::test_two_producer_processes_one_restarted
 PRODUCERS_OUTBOX = PRODUCERS + "::test_refusals_and_send_failures_never_block_an_entity"
 FIDELITY_SNS_KMS = S + "test_fidelity.py::test_sns_and_kms_agree_with_localstack"
 FIDELITY_WINDOW = S + "test_fidelity.py::test_dedup_window_end_agrees_with_localstack"
+#: the load test in Locust's distributed mode (2 Locust worker processes on loopback)
+LOAD_DISTRIBUTED = "tests/loadtests/test_load_distributed.py::test_distributed_run_is_clean"
 PRODUCERS_ALLOCATE = PRODUCERS + "::test_concurrent_producers_never_share_a_number"
 IAM_ROLES = P + "test_iam.py::test_each_role_is_allowed_what_it_needs_and_denied_the_rest"
 IAM_ACCOUNT = P + "test_iam.py::test_policies_need_a_real_account_id"
@@ -2113,6 +2118,19 @@ MUTANTS: dict[str, Mutant] = {
             (DETECT_ERRORS,),
             ("error-path",),
             detection_mutants.retention_ignored,
+        ),
+        # the load test's producer side (harness/mutants/load.py): killed by the distributed run,
+        # where a Locust worker process sends and the master judges
+        Mutant(
+            "load-sender-drops-order",
+            "the command dispatcher of a sending process acknowledges its first command without "
+            "sending it: one order reported sent never reaches the queue (in distributed mode: in "
+            "a Locust worker process, which the master's merged verdict must catch)",
+            (),
+            ("lost",),
+            load_mutants.sender_drops_one_order,
+            scenarios=(LOAD_DISTRIBUTED,),
+            subject="load",
         ),
     )
 }
