@@ -24,6 +24,14 @@ What happens:
    ``harness.load_report``);
    ``quitting`` sets the exit code (non-zero on lost/duplicated effects, achieved rate
    below ``--min-rate-ratio`` of target, or ``--p99-ms``/``--p95-ms`` exceeded).
+
+Distributed mode (``--processes N``, ``--master``/``--worker``): the master does 1 and 4 and
+runs the shape; each Locust worker is a sender (``_runtime.Run.attach``): it asks the master for
+the system (``flowgate-hello`` -> ``flowgate-system``), paces its share of the users, records
+its own sends and ships them every 0.5 s (``flowgate-updates``); at ``test_stop`` (or the
+master's ``flowgate-stop``) it flushes and ships its final updates, which the master waits for
+before it drains, merges and judges. ``--backend aws`` loads the environment's AWS
+(``docs/load.md``).
 """
 
 from __future__ import annotations
