@@ -144,25 +144,13 @@ class BaselineResult:
         )
 
 
-def _clients(endpoint: str, pool: int) -> tuple[Any, Any]:
-    import boto3
-    from botocore.config import Config
+def _clients(endpoint: str | None, pool: int) -> tuple[Any, Any]:
+    """SQS and SNS clients from the one factory (:mod:`harness.clients`); ``endpoint`` None:
+    boto3's credential chain and endpoint resolution (real AWS)."""
+    from harness.clients import ClientSettings
 
-    cfg = Config(
-        max_pool_connections=pool,
-        retries={"max_attempts": 3, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=30,
-    )
-    session = boto3.session.Session(
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
-        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-    )
-    return (
-        session.client("sqs", endpoint_url=endpoint, config=cfg),
-        session.client("sns", endpoint_url=endpoint, config=cfg),
-    )
+    made = ClientSettings.for_endpoint(endpoint, max_pool_connections=pool).clients(("sqs", "sns"))
+    return made["sqs"], made["sns"]
 
 
 def resolve_endpoint() -> str:

@@ -314,9 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = BusConfiguration.from_dict(data, DOMAINS[str(data.get("domain", "orders"))].registry())
     region = config.options.region
     if args.account is None:
-        import boto3
+        from harness.clients import ClientSettings
 
-        args.account = str(boto3.client("sts", region_name=region).get_caller_identity()["Account"])
+        sts = ClientSettings.from_environment(region=region).client("sts")
+        args.account = str(sts.get_caller_identity()["Account"])
     roles = {}
     for item in args.process:
         name, _, held = item.partition("=")

@@ -46,9 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     region = args.region or config.options.region
     session: Any = None
     if args.account is None or (config.kms_key_id and args.kms_key_arn is None):
-        import boto3
+        from harness.clients import ClientSettings
 
-        session = boto3.session.Session(region_name=region)
+        session = ClientSettings.from_environment(region=region)
     account = args.account or str(session.client("sts").get_caller_identity()["Account"])
     key_arn = args.kms_key_arn
     if config.kms_key_id and key_arn is None:

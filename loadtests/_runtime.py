@@ -2,7 +2,14 @@
 
 Imported only from ``loadtests/locustfile.py`` (after Locust has monkey-patched with gevent,
 so botocore's sockets cooperate). One shared boto3 client per service with a connection
-pool sized for the send concurrency.
+pool sized for the send concurrency, made by the one client factory
+(:class:`harness.clients.ClientSettings`; a test passes the simulator's ``SimAws`` instead).
+
+Roles (:attr:`Run.role`): ``local`` (one Locust process: it starts the system under load, sends,
+observes and judges), ``master`` (Locust's distributed mode: starts the system under load once,
+observes, merges what the senders report, judges) and ``sender`` (a Locust worker: a send-only
+copy of the system, :meth:`Run.attach`; it paces its share of the users, records its own sends
+and ships them to the master, :meth:`Run.take_updates`).
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from gevent.event import Event as GEvent
 from gevent.pool import Pool
 
 from harness.baseline import BATCH, percentile
-from harness.history import History
+from harness.clients import ClientSettings
+from harness.history import History, Op
 
 from ._sut import SUT, SUTS, ObservedEvent, Order
 
@@ -65,6 +73,9 @@ class Config:
     #: reference: encrypted bus (a KMS key for the run); with data_key_cache the D6 cache on
     encryption: bool = False
     data_key_cache: bool = False
+    #: ``localstack`` (an endpoint: the launcher's, or AWS_ENDPOINT_URL) or ``aws`` (the
+    #: environment's AWS: credential chain, region, no warm-up, no LocalStack CPU figure)
+    backend: str = "localstack"
 
 
 #: a LocalStack started seconds before a 10,000/min load fell behind in its first minute and
@@ -116,17 +127,21 @@ def _localstack_cpu() -> float:
     return total
 
 
-def cpu_snapshot() -> dict[str, float]:
+def cpu_snapshot(localstack: bool = True) -> dict[str, float]:
+    """CPU seconds so far of this process, its waited-for children and (with ``localstack``)
+    the LocalStack processes on this host; against AWS there is no service CPU to read."""
     import resource
 
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {
+    out = {
         "wall": time.time(),
         "locust": me.ru_utime + me.ru_stime,
         "workers": kids.ru_utime + kids.ru_stime,  # waited-for children: the worker subprocesses
-        "localstack": _localstack_cpu(),
     }
+    if localstack:
+        out["localstack"] = _localstack_cpu()
+    return out
 
 
 def cpu_split(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -165,31 +180,56 @@ class Run:
     stopping: bool = False
     sut: SUT | None = None
     queued: dict[str, int] = field(default_factory=dict)
+    #: ``local``, ``master`` or ``sender`` (module docstring)
+    role: str = "local"
+    #: the client factory: anything with ``client(service)`` (None: made from ``cfg.backend``)
+    aws: Any = None
+    #: the history's process name of this process's sends (a sender's is ``producer-<n>``)
+    producer: str = "producer"
+    #: master: per sender node, its latest counters and whether it has finished
+    senders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: master: the senders' history ops as (time, node order, Op)
+    remote_ops: list[tuple[float, int, Op]] = field(default_factory=list)
+    #: master: effects observed before their sender reported the order (entity -> observations)
+    unmatched: dict[str, list[tuple[ObservedEvent, float]]] = field(default_factory=dict)
 
     # -- setup ---------------------------------------------------------------------
-    def start(self) -> None:
-        import boto3
-        from botocore.config import Config as BotoConfig
+    def _clients(self, endpoint: str | None) -> None:
+        """The run's clients from ``self.aws``, made by the one factory when not given."""
+        pool = self.cfg.send_concurrency + self.cfg.probe_pollers * 2 + 16
+        if self.aws is None:
+            self.aws = ClientSettings.for_endpoint(endpoint, max_pool_connections=pool)
+        aws = self.aws
 
+        def make() -> tuple[Any, Any, Any, Any]:
+            return aws.client("sqs"), aws.client("sns"), aws.client("kms"), aws.client("sts")
+
+        # making a client loads its service model: seconds of CPU on a busy machine, done in a
+        # thread so that this process's gevent loop keeps answering Locust's heartbeats
+        self.sqs, self.sns, self.kms, self.sts = gevent.get_hub().threadpool.apply(make)
+        self.producer_calls: dict[str, int] = {}
+
+    def _resolve_backend(self) -> bool:
+        """Set ``self.endpoint``; True when LocalStack was started just now for this run."""
+        if self.cfg.backend == "aws":
+            self.endpoint = None  # botocore resolves it (real AWS)
+            return False
+        if self.cfg.backend != "localstack":
+            raise ValueError(f"unknown backend {self.cfg.backend!r} (localstack or aws)")
+        if self.aws is not None:
+            self.endpoint = getattr(self.aws, "endpoint_url", None)  # a given factory (a test's)
+            return False
         self.endpoint, started_here = resolve_endpoint()
+        return started_here
+
+    def start(self) -> None:
+        started_here = self._resolve_backend()
         warmup = (
             self.cfg.warmup_s if self.cfg.warmup_s is not None else (AUTO_WARMUP_S if started_here else 0.0)
         )
-        if warmup > 0:
+        if warmup > 0 and self.cfg.backend == "localstack" and self.endpoint:
             warm_up(self.endpoint, warmup, self.cfg.warmup_rate, self.log)
-        pool = self.cfg.send_concurrency + self.cfg.probe_pollers * 2 + 16
-        boto_cfg = BotoConfig(
-            max_pool_connections=pool, retries={"max_attempts": 3, "mode": "standard"}, read_timeout=30
-        )
-        session = boto3.session.Session(
-            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
-            region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        )
-        self.sqs = session.client("sqs", endpoint_url=self.endpoint, config=boto_cfg)
-        self.producer_calls: dict[str, int] = {}
-        self.sns = session.client("sns", endpoint_url=self.endpoint, config=boto_cfg)
-        self.kms = session.client("kms", endpoint_url=self.endpoint, config=boto_cfg)
+        self._clients(self.endpoint)
         suffix = uuid.uuid4().hex[:10]
         # per-run artifacts (bus config, worker logs, call counts, worker histories)
         self.run_dir = self.cfg.report_dir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S')}-{suffix}"
@@ -200,6 +240,8 @@ class Run:
             report_dir=self.run_dir,
             log=self.log,
             suffix=suffix,
+            aws=self.aws,
+            sts=self.sts,
         )
         self.sut.commands_per_order = self.cfg.commands_per_order
         self.sut.storage_url = self.cfg.storage_url
@@ -211,10 +253,9 @@ class Run:
         self.sut.encryption = self.cfg.encryption
         self.sut.data_key_cache = self.cfg.data_key_cache
         self.sut.worker_history = self.cfg.worker_history and self.cfg.sut == "reference"
-        self.sut.history_observer = self.history.observer("producer")
-        self.log(
-            f"endpoint {self.endpoint}; system under load: {self.cfg.sut} with {self.cfg.workers} workers"
-        )
+        self.sut.history_observer = self.history.observer(self.producer)
+        where = self.endpoint or f"AWS ({getattr(self.sqs.meta, 'endpoint_url', '?')})"
+        self.log(f"endpoint {where}; system under load: {self.cfg.sut} with {self.cfg.workers} workers")
         self.sut.start(self.cfg.workers)
         self.effect_at = self._effect_source()
         if self.effect_at == "view":
@@ -230,12 +271,95 @@ class Run:
                 f"{len(dead)} worker process(es) exited at start (codes {[p.returncode for p in dead]}); "
                 f"see {self.run_dir}/*worker-*.log"
             )
+        self._start_sending()
+        self.cpu_before = cpu_snapshot(localstack=self.cfg.backend == "localstack")
+
+    def _start_sending(self) -> None:
         self.pool = Pool(self.cfg.send_concurrency)
         self.wake = GEvent()
         self.stop_event = GEvent()
         self.batcher = gevent.spawn(self._batcher)
         self.started = time.time()
-        self.cpu_before = cpu_snapshot()
+
+    # -- distributed mode ----------------------------------------------------------
+    def sender_spec(self) -> dict[str, Any]:
+        """master: what each Locust worker needs to become a sender (:meth:`attach`)."""
+        assert self.sut is not None
+        return {
+            "sut": self.cfg.sut,
+            "suffix": self.sut.suffix,
+            "backend": self.cfg.backend,
+            "endpoint": self.endpoint,
+            "system": self.sut.sender_spec(),
+        }
+
+    def attach(self, spec: dict[str, Any], index: int) -> None:
+        """sender: a send-only copy of the master's system under load (creates nothing)."""
+        self.role = "sender"
+        self.producer = f"producer-{index}"
+        self.endpoint = spec["endpoint"] if spec["backend"] == "localstack" else None
+        self._clients(self.endpoint)
+        self.outbox: list[list[Any]] = []
+        self.shipped_ops = 0
+        self.sut = SUTS[str(spec["sut"])](
+            endpoint=self.endpoint,
+            sqs=self.sqs,
+            sns=self.sns,
+            report_dir=self.cfg.report_dir,
+            log=self.log,
+            suffix=str(spec["suffix"]),
+            aws=self.aws,
+            sts=self.sts,
+        )
+        self.sut.kms = self.kms
+        self.sut.history_observer = self.history.observer(self.producer)
+        self.sut.attach(spec["system"])
+        self._start_sending()
+
+    def take_updates(self, final: bool = False) -> dict[str, Any]:
+        """sender: what happened since the last call (the new history ops, one record per sent
+        order, the counters), for the master (:meth:`merge_updates`)."""
+        ops = self.history.ops[self.shipped_ops :]
+        self.shipped_ops += len(ops)
+        sent, self.outbox = self.outbox, []
+        return {
+            "ops": [[op.process, op.type, op.f, op.value, op.time] for op in ops],
+            "sent": sent,
+            "released": self.released,
+            "calls": dict(self.producer_calls),
+            "kms_calls": dict(self.sut.producer_kms_calls) if self.sut is not None else {},
+            "final": final,
+        }
+
+    def merge_updates(self, node: str, data: dict[str, Any]) -> None:
+        """master: take a sender's updates into the run (its orders, ops and counters)."""
+        state = self.senders.setdefault(node, {"order": len(self.senders) + 1, "released": 0, "final": False})
+        for process, kind, f, value, when in data["ops"]:
+            op = Op(0, str(process), str(kind), str(f), dict(value), float(when))
+            self.remote_ops.append((op.time, 1000 + state["order"], op))
+        for entity_id, command_id, seq, command_type, commands, due, sent, ok in data["sent"]:
+            order = Order(command_id, entity_id, seq, command_type, commands=[tuple(c) for c in commands])
+            tracked = self.orders.setdefault(entity_id, Tracked(due=due, order=order))
+            tracked.sent = sent
+            if ok:
+                tracked.acked = True
+                self.acked += 1
+            else:
+                self.failed += 1
+            for event, when in self.unmatched.pop(entity_id, []):
+                self._observed(event, when)
+        state["attached"] = True
+        state["released"] = int(data["released"])
+        state["calls"], state["kms_calls"] = data["calls"], data["kms_calls"]
+        state["final"] = state["final"] or bool(data["final"])
+        self.released = sum(int(s["released"]) for s in self.senders.values())
+        self.producer_calls = _sum_counts(s.get("calls", {}) for s in self.senders.values())
+        if self.sut is not None:
+            self.sut.producer_kms_calls = _sum_counts(s.get("kms_calls", {}) for s in self.senders.values())
+
+    def senders_pending(self) -> list[str]:
+        """master: the sender nodes that have not sent their final updates."""
+        return [node for node, s in self.senders.items() if not s["final"]]
 
     def _effect_source(self) -> str:
         """Where an order's effect is observed.
@@ -359,7 +483,7 @@ class Run:
         destination = self.cfg.sut
         for order, _ in [] if self.sut.records_sends else batch:
             self.history.append(
-                "producer",
+                self.producer,
                 "invoke",
                 "send",
                 {
@@ -404,7 +528,14 @@ class Run:
             else:
                 self.failed += 1
             if not self.sut.records_sends:
-                self.history.append("producer", "ok" if ok else ("info" if error else "fail"), "send", value)
+                self.history.append(
+                    self.producer, "ok" if ok else ("info" if error else "fail"), "send", value
+                )
+            if self.role == "sender":
+                commands = [list(c) for c in order.commands]
+                self.outbox.append(
+                    [order.entity_id, order.command_id, order.seq, order.command_type, commands, due, t0, ok]
+                )
             self.fire(
                 request_type="order",
                 name="due-to-ack",
@@ -455,7 +586,9 @@ class Run:
             return
         tracked = self.orders.get(event.entity_id)
         if tracked is None:
-            return  # another run's order (shared LocalStack) -- not ours
+            if self.role == "master":  # its sender has not reported it yet (they ship every 0.5 s)
+                self.unmatched.setdefault(event.entity_id, []).append((event, now))
+            return  # else another run's order (shared LocalStack) -- not ours
         order = tracked.order
         key = {"event_id": event.event_id, "event_type": event.event_type}
         if self.sut is not None and self.sut.worker_history:
@@ -516,10 +649,10 @@ class Run:
         return commands
 
     def merged_history(self) -> History:
-        """The producer/probe history merged with the workers' own (by time), re-indexed."""
-        from harness.history import Op
-
+        """The producer/probe history merged with the workers' own and (master) the senders'
+        (by time), re-indexed."""
         ops = [(op.time, 0, op) for op in self.history.ops]
+        ops.extend(self.remote_ops)
         for n, path in enumerate(self.sut.worker_histories() if self.sut is not None else []):
             with path.open(encoding="utf-8") as src:
                 for line in src:
@@ -597,4 +730,13 @@ class Run:
             self.sut.stop_workers()
             with contextlib.suppress(Exception):
                 self.sut.cleanup()
-        self.cpu = cpu_split(self.cpu_before, cpu_snapshot()) if hasattr(self, "cpu_before") else {}
+        after = cpu_snapshot(localstack=self.cfg.backend == "localstack")
+        self.cpu = cpu_split(self.cpu_before, after) if hasattr(self, "cpu_before") else {}
+
+
+def _sum_counts(counts: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for one in counts:
+        for key, n in one.items():
+            out[key] = out.get(key, 0) + int(n)
+    return out

@@ -49,19 +49,18 @@ class ObservedEvent:
     final: bool
 
 
-def aws_env(endpoint: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("AWS_ACCESS_KEY_ID", "test")
-    env.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    env["AWS_ENDPOINT_URL"] = endpoint
+def aws_env(settings: Any) -> dict[str, str]:
+    """A worker subprocess's environment: the same clients as this process (an explicit
+    endpoint with its static credentials, or the credential chain and region as they are;
+    :meth:`harness.clients.ClientSettings.child_env`), and the repository importable."""
+    env = settings.child_env() if hasattr(settings, "child_env") else dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 
 
 @dataclass
 class SUT:
-    endpoint: str
+    endpoint: str | None  # None: the environment's AWS (``--backend aws``)
     sqs: Any
     sns: Any
     report_dir: Path
@@ -89,6 +88,10 @@ class SUT:
     producer_kms_calls: dict[str, int] = field(default_factory=dict)
     kms_keys: list[str] = field(default_factory=list)
     kms: Any = None  # the run's KMS client (same connection pool settings as sqs/sns)
+    #: the run's client factory (:class:`harness.clients.ClientSettings`, or the simulator's
+    #: ``SimAws`` in tests): anything with ``client(service)``; workers inherit its settings
+    aws: Any = None
+    sts: Any = None  # the run's STS client (made with the others; the bootstrapper's account)
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, workers: int) -> None:
@@ -162,7 +165,7 @@ class SUT:
         out = (self.report_dir / f"{name}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, *argv],
-            env={**aws_env(self.endpoint), **(env or {})},
+            env={**aws_env(self.aws), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=REPO,
@@ -192,6 +195,16 @@ class SUT:
         for url in self.queues:
             with contextlib.suppress(Exception):
                 self.sqs.delete_queue(QueueUrl=url)
+
+    # -- distributed mode: a send-only copy in each Locust worker -------------------------
+    def sender_spec(self) -> dict[str, Any]:
+        """What a Locust worker needs to send into this system (JSON; :meth:`attach` reads it)."""
+        raise NotImplementedError
+
+    def attach(self, spec: Mapping[str, Any]) -> None:
+        """Become a send-only copy of the system the master started (nothing is created:
+        the topology is resolved; :meth:`cleanup` deletes nothing)."""
+        raise NotImplementedError
 
     # -- traffic -------------------------------------------------------------------
     def make_orders(self, n: int) -> list[Order]:
@@ -240,6 +253,13 @@ class RawSUT(SUT):
                 ],
                 f"raw-worker-{i + 1}",
             )
+
+    def sender_spec(self) -> dict[str, Any]:
+        return {"cmd_url": self.cmd_url, "topic": self.topic}
+
+    def attach(self, spec: Mapping[str, Any]) -> None:
+        self.final_event, self.commands_per_order = "Placed", 1
+        self.cmd_url, self.topic = str(spec["cmd_url"]), str(spec["topic"])
 
     def make_orders(self, n: int) -> list[Order]:
         out = []
@@ -328,8 +348,6 @@ class ReferenceSUT(SUT):
             raise RuntimeError(
                 f"the reference AWS side is not importable ({exc}); run with --sut raw to load the bare pipeline"
             ) from exc
-        import boto3
-
         self.domain = domain
         self.registry = domain.order_registry()
         self.final_event = FINAL_EVENT[self.commands_per_order]
@@ -370,29 +388,14 @@ class ReferenceSUT(SUT):
         if self.bus_config:
             self.config_path = Path(self.bus_config)
         self.config = BusConfiguration.from_dict(self.config_dict, self.registry)
-        sts = boto3.client(
-            "sts",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        self.resources = Bootstrapper(self.config, sqs=self.sqs, sns=self.sns, sts=sts).run()
+        self.resources = Bootstrapper(
+            self.config, sqs=self.sqs, sns=self.sns, sts=self.sts or self.aws.client("sts")
+        ).run()
         if not self.bus_config:  # ours: deleted after the run
             self.queues.extend([*self.resources.queue_urls.values(), *self.resources.dlq_urls.values()])
             self.topics.extend(self.resources.topic_arns.values())
         self.event_topic_arns = list(self.resources.topic_arns.values())
-        self._results: dict[str, bool] = {}
-        cipher = None
-        if self.config.kms_key_id:
-            cipher = KmsEnvelopeCipher(
-                _CountingKms(self.kms, self.producer_kms_calls),
-                self.config.kms_key_id,
-                cache_limits=self.config.options.data_key_cache_limits(),
-            )
-        self.dispatcher = SqsCommandDispatcher(
-            self.sqs, self.config, self.resources, cipher=cipher, observer=self
-        )
+        self._make_dispatcher(SqsCommandDispatcher, KmsEnvelopeCipher)
         for i in range(workers):
             argv = [a.replace("{config}", str(self.config_path)) for a in WORKER_CMD.split()]
             if argv[:1] == ["-m"]:  # count the worker's AWS calls (API calls per order)
@@ -409,6 +412,41 @@ class ReferenceSUT(SUT):
         self.wait_ready(
             [f"worker-{i + 1}" for i in range(workers)] if "reference.worker" in WORKER_CMD else []
         )
+
+    def _make_dispatcher(self, dispatcher_cls: Any, cipher_cls: Any) -> None:
+        self._results: dict[str, bool] = {}
+        cipher = None
+        if self.config.kms_key_id:
+            cipher = cipher_cls(
+                _CountingKms(self.kms, self.producer_kms_calls),
+                self.config.kms_key_id,
+                cache_limits=self.config.options.data_key_cache_limits(),
+            )
+        self.dispatcher = dispatcher_cls(self.sqs, self.config, self.resources, cipher=cipher, observer=self)
+
+    def sender_spec(self) -> dict[str, Any]:
+        return {"config": self.config_dict, "commands_per_order": self.commands_per_order}
+
+    def attach(self, spec: Mapping[str, Any]) -> None:
+        from reference.bootstrap import Bootstrapper
+        from reference.config import BusConfiguration
+        from reference.dispatchers import SqsCommandDispatcher
+        from reference.domain import orders as domain
+        from reference.envelope import KmsEnvelopeCipher
+
+        self.records_sends = True
+        self.domain = domain
+        self.registry = domain.order_registry()
+        self.commands_per_order = int(spec["commands_per_order"])
+        self.final_event = FINAL_EVENT[self.commands_per_order]
+        self.config_dict = dict(spec["config"])
+        self.config = BusConfiguration.from_dict(self.config_dict, self.registry)
+        # resolve only (GetQueueUrl, GetTopicAttributes): the master provisioned everything
+        self.resources = Bootstrapper(
+            self.config, sqs=self.sqs, sns=self.sns, sts=self.sts or self.aws.client("sts")
+        ).resolve()
+        self.event_topic_arns = list(self.resources.topic_arns.values())
+        self._make_dispatcher(SqsCommandDispatcher, KmsEnvelopeCipher)
 
     def wait_ready(self, names: Sequence[str], timeout: float = 60.0) -> None:
         """Wait until every named worker printed :data:`READY_LINE` (it is polling), so the load

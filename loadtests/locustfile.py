@@ -24,6 +24,14 @@ What happens:
    ``harness.load_report``);
    ``quitting`` sets the exit code (non-zero on lost/duplicated effects, achieved rate
    below ``--min-rate-ratio`` of target, or ``--p99-ms``/``--p95-ms`` exceeded).
+
+Distributed mode (``--processes N``, ``--master``/``--worker``): the master does 1 and 4 and
+runs the shape; each Locust worker is a sender (``_runtime.Run.attach``): it asks the master for
+the system (``flowgate-hello`` -> ``flowgate-system``), paces its share of the users, records
+its own sends and ships them every 0.5 s (``flowgate-updates``); at ``test_stop`` (or the
+master's ``flowgate-stop``) it flushes and ships its final updates, which the master waits for
+before it drains, merges and judges. ``--backend aws`` loads the environment's AWS
+(``docs/load.md``).
 """
 
 from __future__ import annotations
@@ -152,6 +160,14 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
         help="reference, with --encryption: BusOptions.data_key_cache on in the producer and the workers "
         "(decision D6; default bounds)",
     )
+    g.add_argument(
+        "--backend",
+        default=os.environ.get("FLOWGATE_BACKEND", "localstack"),
+        choices=["localstack", "aws"],
+        help="localstack (default: the launcher's endpoint or AWS_ENDPOINT_URL) or aws (the "
+        "environment's AWS: boto3's credential chain and region, no warm-up, no service CPU figure; "
+        "docs/load.md)",
+    )
     g.add_argument("--sut", default=os.environ.get("FLOWGATE_SUT", "reference"), choices=["reference", "raw"])
     g.add_argument(
         "--commands-per-order",
@@ -240,28 +256,161 @@ def _config(options):  # type: ignore[no-untyped-def]
         warmup_s=options.warmup_seconds,
         encryption=options.encryption,
         data_key_cache=options.data_key_cache,
+        backend=options.backend,
     )
+
+
+#: Locust messages of the distributed mode (worker -> master: hello, updates; master -> worker:
+#: system, stop)
+MSG_HELLO, MSG_SYSTEM, MSG_UPDATES, MSG_STOP = (
+    "flowgate-hello",
+    "flowgate-system",
+    "flowgate-updates",
+    "flowgate-stop",
+)
+#: seconds between a sender's updates to the master
+SHIP_INTERVAL_S = 0.5
+
+# Locust drops a worker after 3 missed 1 s heartbeats; a sender making its clients or a master
+# starting the system under load can hold a busy machine's cores longer than that (both run once,
+# before the load). 10 s keeps them; a worker that really died is still dropped.
+with contextlib.suppress(ImportError, AttributeError):
+    import locust.runners as _runners
+
+    _runners.HEARTBEAT_LIVENESS = max(_runners.HEARTBEAT_LIVENESS, 10)
+
+
+def _role(environment) -> str:  # type: ignore[no-untyped-def]
+    from locust.runners import MasterRunner, WorkerRunner
+
+    if isinstance(environment.runner, MasterRunner):
+        return "master"
+    if isinstance(environment.runner, WorkerRunner):
+        return "sender"
+    return "local"
+
+
+@events.init.add_listener
+def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
+    """Register the distributed mode's messages; a sender process installs ``FLOWGATE_MUTANT``
+    (the load test's producer side runs as that mutant: ``harness.mutants``)."""
+    role = _role(environment)
+    _preload()
+    if role == "master":
+        environment.runner.register_message(MSG_HELLO, _master_hello)
+        environment.runner.register_message(MSG_UPDATES, _master_updates)
+    elif role == "sender":
+        environment.runner.register_message(MSG_SYSTEM, _sender_system, concurrent=True)
+        environment.runner.register_message(MSG_STOP, _sender_stop, concurrent=True)
+    if role != "master" and (name := os.environ.get("FLOWGATE_MUTANT")):
+        # importing the catalog takes seconds: in a thread, so the heartbeats go on meanwhile
+        _STATE["mutant"] = gevent.spawn(gevent.get_hub().threadpool.apply, _install_mutant, (name,))
+
+
+def _install_mutant(name: str) -> object:
+    from contextlib import ExitStack
+
+    from harness.mutants import apply_mutant
+
+    stack = ExitStack()
+    stack.enter_context(apply_mutant(name))  # kept installed for the life of the process
+    log.warning("the load test's producer runs as mutant %s", name)
+    return stack
+
+
+def _preload() -> None:
+    """Import what a run needs now, before the test: an import in the middle of a distributed
+    run blocks the gevent loop for seconds on a busy machine, and a Locust worker that misses
+    its heartbeats that long is dropped by the master."""
+    import reference.bootstrap
+    import reference.dispatchers
+    import reference.domain.orders
+    import reference.envelope  # noqa: F401
+
+
+def _master_hello(environment, msg, **_kw) -> None:  # type: ignore[no-untyped-def]
+    """A Locust worker asks what to send into: the system the master started."""
+    run = _run()
+    if run is None or run.sut is None:
+        log.error("sender %s asked for the system before it was started", msg.node_id)
+        return
+    run.senders.setdefault(msg.node_id, {"order": len(run.senders) + 1, "released": 0, "final": False})
+    index = run.senders[msg.node_id]["order"]
+    environment.runner.send_message(MSG_SYSTEM, {**run.sender_spec(), "index": index}, client_id=msg.node_id)
+
+
+def _master_updates(environment, msg, **_kw) -> None:  # type: ignore[no-untyped-def]
+    run = _run()
+    if run is not None:
+        run.merge_updates(msg.node_id, msg.data)
+
+
+def _sender_system(environment, msg, **_kw) -> None:  # type: ignore[no-untyped-def]
+    """A Locust worker becomes a sender into the master's system, then ships its updates."""
+    if _run() is not None:
+        return
+    from loadtests._runtime import Run
+
+    if (installing := _STATE.get("mutant")) is not None:
+        installing.join()  # type: ignore[attr-defined]
+    cfg = _config(environment.parsed_options)
+    run = Run(cfg=cfg, fire=environment.events.request.fire, log=log.info)
+    try:
+        run.attach(msg.data, int(msg.data["index"]))
+    except Exception as exc:
+        log.exception("could not attach to the system under load: %s", exc)
+        environment.runner.send_message(MSG_UPDATES, {**_empty_updates(), "final": True, "error": str(exc)})
+        return
+    _STATE["run"] = run
+    log.info("sender %s attached (%s)", run.producer, msg.data["sut"])
+
+    def ship() -> None:  # the first (empty) update tells the master this sender is attached
+        while not _STATE.get("final_sent"):
+            environment.runner.send_message(MSG_UPDATES, run.take_updates())
+            gevent.sleep(SHIP_INTERVAL_S)
+
+    _STATE["shipper"] = gevent.spawn(ship)
+
+
+def _empty_updates() -> dict[str, object]:
+    return {"ops": [], "sent": [], "released": 0, "calls": {}, "kms_calls": {}, "final": False}
+
+
+def _sender_finish(environment) -> None:  # type: ignore[no-untyped-def]
+    """Flush and wait for the in-flight sends, then send the final updates (once)."""
+    run = _run()
+    if run is None:
+        environment.runner.send_message(MSG_UPDATES, {**_empty_updates(), "final": True})
+        return
+    if _STATE.get("final_sent"):
+        return
+    run.stop_load()
+    _STATE["final_sent"] = True
+    environment.runner.send_message(MSG_UPDATES, run.take_updates(final=True))
+
+
+def _sender_stop(environment, msg, **_kw) -> None:  # type: ignore[no-untyped-def]
+    _sender_finish(environment)
 
 
 @events.test_start.add_listener
 def _on_start(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
+    role = _role(environment)
+    if role == "sender":  # a Locust worker: ask the master for the system (its users wait)
+        if _run() is None and not _STATE.get("hello"):
+            _STATE["hello"] = True
+            environment.runner.send_message(MSG_HELLO, None)
+        return
     if _run() is not None:
         return
-    from locust.runners import MasterRunner, WorkerRunner
-
-    if isinstance(environment.runner, MasterRunner | WorkerRunner):
-        # the run state (system under load, probe, history) lives in one process
-        log.error("flowgate load profiles run in one Locust process: drop --processes/--master/--worker")
-        _STATE["start_error"] = "distributed mode is not supported"
-        environment.process_exit_code = 2
-        gevent.spawn_later(0.1, environment.runner.quit)
-        return
+    if (installing := _STATE.get("mutant")) is not None:
+        installing.join()  # type: ignore[attr-defined]
     try:
         from loadtests._runtime import Run
 
         cfg = _config(environment.parsed_options)
         _STATE["options"] = environment.parsed_options
-        run = Run(cfg=cfg, fire=environment.events.request.fire, log=log.info)
+        run = Run(cfg=cfg, fire=environment.events.request.fire, log=log.info, role=role)
         _STATE["run"] = run
         run.start()
     except Exception as exc:
@@ -282,19 +431,20 @@ class OrderPacer(User):
     """One open-loop source of orders at ``--user-rate`` orders/min."""
 
     def on_start(self) -> None:
-        run = _run()
-        rate = self.environment.parsed_options.user_rate if self.environment.parsed_options else 100.0
-        # a random phase spreads the users' releases; credit ~ U[0, 1) keeps the expected count
-        # released by any time T exactly rate x T (E[floor(U + x)] = x)
-        self.pacer = Pacer(rate, time.time(), _credit=random.random())
-        self.run_state = run
+        self.run_state = _run()
+        self.pacer: Pacer | None = None
 
     @task
     def release(self) -> None:
-        run = self.run_state
+        run = self.run_state = self.run_state or _run()  # a sender's run exists once attached
         if run is None or run.stopping:
-            gevent.sleep(0.5)
+            gevent.sleep(0.1 if run is None else 0.5)
             return
+        if self.pacer is None:
+            rate = self.environment.parsed_options.user_rate if self.environment.parsed_options else 100.0
+            # a random phase spreads the users' releases; credit ~ U[0, 1) keeps the expected count
+            # released by any time T exactly rate x T (E[floor(U + x)] = x)
+            self.pacer = Pacer(rate, time.time(), _credit=random.random())
         while True:
             now = time.time()
             n = self.pacer.due(now)
@@ -321,11 +471,22 @@ class FlowgateShape(LoadTestShape):
         self.commanded: list[tuple[float, float]] = []
 
     def bind(self, run) -> None:  # type: ignore[no-untyped-def]
+        """Start the profile's clock now (again, while a master waits for its senders)."""
         self.run_state = run
         self.reset_time()  # the profile's clock starts once the system under load is up
         run.shape_started = time.time()
         if self.commanded:  # the first rate holds from now (users spawn after test_start)
             self.commanded[0] = (run.shape_started, self.commanded[0][1])
+
+    def _waiting_for_senders(self, run) -> bool:  # type: ignore[no-untyped-def]
+        """master: True while a connected Locust worker has not attached (at most 120 s)."""
+        assert self.runner is not None
+        if not hasattr(self, "senders_since"):
+            self.senders_since = time.time()
+        if time.time() - self.senders_since > 120.0:
+            return False
+        attached = sum(1 for s in run.senders.values() if s.get("attached"))
+        return attached < max(1, int(getattr(self.runner, "worker_count", 1)))
 
     def _options(self) -> Any:
         """Locust's parsed command line (there once the runner exists)."""
@@ -352,6 +513,11 @@ class FlowgateShape(LoadTestShape):
             first = _shapes.tick_for(schedule, 0.0, opts.user_rate)
             self.commanded = [(time.time(), first[0] * opts.user_rate if first else 0.0)]
             return first
+        if run.role == "master" and self._waiting_for_senders(run):
+            # the profile's clock starts once every Locust worker can send (attaching makes its
+            # clients: seconds on a busy machine); until then the first rate is commanded
+            self.bind(run)
+            return _shapes.tick_for(schedule, 0.0, opts.user_rate)
         t = self.get_run_time()
         if isinstance(schedule, _shapes.Capacity):
             self._capacity_step(schedule, run, t)
@@ -390,16 +556,43 @@ class FlowgateShape(LoadTestShape):
         self.step_wall = time.time()
 
 
+#: seconds the master waits for the senders' final updates after the load stopped
+SENDERS_TIMEOUT_S = 90.0
+
+
 @events.test_stop.add_listener
 def _on_stop(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
+    role = _role(environment)
+    if role == "sender":
+        _sender_finish(environment)
+        return
     run = _run()
     if run is None or _STATE.get("stopped") or run.sut is None or not run.started:
         return
     _STATE["stopped"] = True
     run.stop_load()
+    if role == "master":
+        _await_senders(environment, run)
     missing = run.drain()
     run.shutdown()
     _finish(environment, run, missing)
+
+
+def _await_senders(environment, run) -> None:  # type: ignore[no-untyped-def]
+    """master: every sender's final updates (its last sends), asking those that have not sent
+    them (a Locust quit does not stop the workers' load before the master's ``test_stop``)."""
+    deadline = time.time() + SENDERS_TIMEOUT_S
+    asked: set[str] = set()
+    while (pending := run.senders_pending()) and time.time() < deadline:
+        for node in pending:
+            if node not in asked:
+                asked.add(node)
+                environment.runner.send_message(MSG_STOP, None, client_id=node)
+        gevent.sleep(0.2)
+    if pending:
+        log.error("no final updates from sender(s) %s: their last sends are missing", pending)
+    run.senders_missing = list(pending)
+    log.info("%d sender(s) reported; %d orders released", len(run.senders), run.released)
 
 
 def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-def]
@@ -446,6 +639,9 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
         "shape": cfg.shape,
         "sut": cfg.sut,
         "workers": cfg.workers,
+        "backend": cfg.backend,
+        "locust_role": run.role,
+        "senders": len(run.senders) if run.role == "master" else None,
         "target_per_min": round(figures.target_per_min, 1),
         "achieved_per_min": round(figures.achieved_per_min, 1),
         "achieved_ratio": round(figures.ratio, 4),
@@ -480,6 +676,10 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
     summary["api_calls_per_order"] = round(calls / run.effected, 2) if run.effected else None
     summary["still_queued_after_drain"] = run.queued
     extra: list[str] = []
+    if getattr(run, "senders_missing", None):
+        extra.append(
+            f"no final updates from Locust worker(s) {run.senders_missing}: their last sends are unknown"
+        )
     if missing and run.queued:
         extra.append(
             f"drain timed out with messages still queued {run.queued}: the system under load fell behind "

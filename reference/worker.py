@@ -485,25 +485,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         listed = [*args.replay, *(args.replay_entities or "").split(",")]
         entity_ids = list(dict.fromkeys(e.strip() for e in listed if e.strip()))
         return replay_entities(data, entity_ids, sys.stdout)
-    import boto3  # imported here so the library part (and replay mode) never creates clients
+    from reference.clients import ClientSettings  # the library part (and replay mode) makes no clients
 
     registry = domain.registry()
     config = BusConfiguration.from_dict(data, registry)
-    region = config.options.region
-    session = boto3.session.Session(region_name=region)
-    from botocore.config import Config
-
     # every poller, every executor thread and the batcher may hold a connection at once
     queues = len(config.command_queues) + len(config.subscriptions)
     # parameter_validation off: every request is built by this code, the service validates anyway,
     # and the client-side check cost ~7 % of a loaded worker's CPU (a bad request still fails: as a
-    # ClientError from the service instead of a ParamValidationError, handled the same way)
-    client_config = Config(
+    # ClientError from the service instead of a ParamValidationError, handled the same way).
+    # Endpoint and credentials: botocore's own resolution (AWS_ENDPOINT_URL[_<SERVICE>], the
+    # credential chain); timeouts and retries: botocore's defaults (legacy mode, 5 attempts,
+    # 60 s), stated here so that the factory's other defaults do not change the worker's behaviour
+    settings = ClientSettings.from_environment(
+        region=config.options.region,
         max_pool_connections=config.options.max_concurrent_calls
         + config.options.pollers * max(1, queues)
         + 4,
         parameter_validation=False,
+        connect_timeout=60.0,
+        read_timeout=60.0,
+        retry_mode="legacy",
+        max_attempts=5,
     )
+    session = settings.session()
     url = (data.get("idempotency") or {}).get("url")
     storage: Storage
     if url:
@@ -523,17 +528,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if crash_at or delay:
         faults = EnvFaults(crash_at, delay, int(os.environ.get("FLOWGATE_SEED", "0")), observer)
     made = {
-        "sqs": session.client("sqs", config=client_config),
-        "sns": session.client("sns", config=client_config),
-        "sts": session.client("sts"),
+        "sqs": settings.client("sqs", session=session),
+        "sns": settings.client("sns", session=session),
+        "sts": settings.client("sts", session=session),
         # KMS: the SDK's retries are short (a KMS outage is the breaker's and the redelivery's to ride
         # out, contract v1.4 section 5); its endpoint may differ from the queues' (AWS_ENDPOINT_URL_KMS,
         # which botocore reads itself, e.g. the gate's FLOWGATE_KMS_ENDPOINT_URL)
-        "kms": session.client(
+        "kms": settings.client(
             "kms",
-            config=client_config.merge(
-                Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=10)
-            ),
+            session=session,
+            retries={"mode": "standard", "max_attempts": 2},
+            connect_timeout=5,
+            read_timeout=10,
         )
         if config.kms_key_id
         else None,

@@ -43,12 +43,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from harness import topology as topo
 from harness.checkers.model import Verdict
+from harness.clients import ClientSettings
 from harness.gate import catalog, drain, outdir
 from harness.gate.cluster import Cluster, GateError
 from harness.gate.dlq import DeadLetterReader
@@ -161,19 +160,12 @@ class Gate:
             )
         self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.extra_env = dict(extra_env or {})
-        kwargs: dict[str, Any] = {
-            "region_name": self.region,
-            "config": Config(
-                retries={"max_attempts": 3, "mode": "standard"}, read_timeout=20, connect_timeout=5
-            ),
-        }
-        if self.endpoint:
-            kwargs["endpoint_url"] = self.endpoint
-            kwargs["aws_access_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID", "test")
-            kwargs["aws_secret_access_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "test")
-        self.sqs: Any = boto3.client("sqs", **kwargs)
-        self.sns: Any = boto3.client("sns", **kwargs)
-        self.kms: Any = boto3.client("kms", **kwargs)
+        clients = ClientSettings.for_endpoint(self.endpoint, region=self.region, read_timeout=20).clients(
+            ("sqs", "sns", "kms")
+        )
+        self.sqs: Any = clients["sqs"]
+        self.sns: Any = clients["sns"]
+        self.kms: Any = clients["kms"]
         self.history = History(clock=time.time)
         #: the run's shared state, built once it is provisioned and planned (:meth:`_run`)
         self.state: RunState | None = None

@@ -2,7 +2,7 @@
 
 A mutant is defined next to its patches: each mutant module (:mod:`.claims`, :mod:`.producers`,
 :mod:`.listener`, :mod:`.simulator`, :mod:`.resolution`, :mod:`.operations`, :mod:`.detection`,
-:mod:`.interop`, :mod:`.sagas`, :mod:`.latency`)
+:mod:`.interop`, :mod:`.sagas`, :mod:`.latency`, :mod:`.load`)
 holds its patch builders and a ``MUTANTS`` tuple of its :class:`~harness.mutants.model.Mutant`
 entries; this module joins them, in that order. Adding a mutant is one edit: its builder and its
 entry in the module of its area (a new module: one more line in :data:`MUTANTS` below). A name
@@ -21,6 +21,7 @@ from harness.mutants import (
     interop,
     latency,
     listener,
+    load,
     operations,
     producers,
     resolution,
@@ -53,6 +54,7 @@ MUTANTS: dict[str, Mutant] = _join(
     interop.MUTANTS,
     sagas.MUTANTS,
     latency.MUTANTS,
+    load.MUTANTS,
 )
 
 

@@ -26,7 +26,9 @@ class Mutant:
     scenarios: tuple[str, ...] = ()
     #: what the patches break: ``reference`` (the bus; the gate runs it as a mutant worker) or
     #: ``simulator`` (``harness.sim``; killed by the differential tests that compare the simulator
-    #: with LocalStack, ``scenarios/test_fidelity.py``; nothing for the gate to run)
+    #: with LocalStack, ``scenarios/test_fidelity.py``; nothing for the gate to run) or ``load``
+    #: (the load test's producer side, installed in the Locust processes that send:
+    #: ``harness/mutants/load.py``; killed by the load test's own verdict)
     subject: str = "reference"
 
 
