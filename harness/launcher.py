@@ -337,7 +337,9 @@ def start_docker(port: int = DEFAULT_PORT, start_timeout: float = 120.0) -> Endp
     try:
         import docker  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
-        raise LauncherError("docker mode needs the docker SDK: pip install 'flowgate[docker]'") from exc
+        raise LauncherError(
+            "docker mode needs the docker SDK: pip install 'flowgate-harness[docker]'"
+        ) from exc
     try:
         client = docker.from_env()
         client.ping()

@@ -246,9 +246,12 @@ def _ttl_shorter_than_retention() -> list[Any]:
         object.__setattr__(self, "idempotency_ttl_seconds", 24 * 3600.0)  # SourceFlow's 24 h
         orig(self)
 
+    def unchecked(options: BusOptions, longest_retention: float | None = None) -> None:
+        return None
+
     return [
         mock.patch.object(BusOptions, "__post_init__", __post_init__),
-        mock.patch("reference.config.check_ttl_outlives_retention", lambda options, longest=None: None),  # noqa: PT008
+        mock.patch("reference.config.check_ttl_outlives_retention", unchecked),
     ]
 
 

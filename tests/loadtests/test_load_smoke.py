@@ -33,7 +33,7 @@ def test_locust_steady_smoke_is_clean(
     if localstack_endpoint is None:
         pytest.skip("the load smoke runs on LocalStack only")
     if importlib.util.find_spec("locust") is None:  # not imported here: it monkey-patches with gevent
-        pytest.fail("the load extra (locust) is not installed: pip install 'flowgate[load]'", pytrace=False)
+        pytest.fail("the load extra (locust) is not installed: pip install 'flowgate-harness[load]'", pytrace=False)
     env = {**os.environ, "AWS_ENDPOINT_URL": localstack_endpoint}
     cmd = [
         sys.executable,

@@ -9,6 +9,8 @@ must see the same: the host's own profile exactly as it declared it (``max_examp
 setting it did not override), the same profiles under flowgate's names (``dev``, ``ci``,
 ``nightly``: none, or Hypothesis' own), and Hypothesis' defaults where the host declared none.
 The plugin must be loaded in the first run, so the comparison is not vacuous.
+``tests/plugin/test_wheel.py`` runs the same host project where flowgate is installed from its
+built wheel, next to PyPI's ``fixtures``.
 """
 
 from __future__ import annotations
@@ -64,12 +66,14 @@ HOST_TESTS = textwrap.dedent(
 )
 
 
-def _run_host(directory: Path, record: Path, *extra: str) -> dict[str, Any]:
+def _run_host(directory: Path, record: Path, *extra: str, python: str = sys.executable) -> dict[str, Any]:
+    """Run the host project's tests with ``python`` (this environment's, or the fresh virtual
+    environment of ``test_wheel.py``) and return what its ``test_record`` saw."""
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}
     env["HYPOTHESIS_PROFILE"] = "ci"  # what the nox sessions export
     env["HOST_RECORD"] = str(record)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra, "."],
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra, "."],
         cwd=directory, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
