@@ -115,19 +115,19 @@ def test_pyproject_maps_every_package_folder_onto_the_namespace() -> None:
 def _old_references(path: Path) -> list[str]:
     """Imports of, and dotted module paths (in strings) into, the old top-level names in ``path``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    found = []
+    found: list[tuple[int, str]] = []
     dotted = re.compile(r"(?<![\w./\-])(" + "|".join(OLD) + r")\.([A-Za-z_]\w*)")
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [f"import {a.name}" for a in node.names if a.name.split(".")[0] in OLD]
+            found += [(node.lineno, f"import {a.name}") for a in node.names if a.name.split(".")[0] in OLD]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module.split(".")[0] in OLD:
-                found.append(f"from {node.module} import ...")
+                found.append((node.lineno, f"from {node.module} import ..."))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             for m in dotted.finditer(node.value):
                 sub = ROOT / m.group(1) / m.group(2)
                 if sub.with_suffix(".py").is_file() or (sub / "__init__.py").is_file():
-                    found.append(repr(m.group(0)))
+                    found.append((node.lineno, repr(m.group(0))))
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -136,8 +136,8 @@ def _old_references(path: Path) -> list[str]:
             and isinstance(node.args[0], ast.Constant)
             and node.args[0].value in OLD
         ):
-            found.append(f"getLogger({node.args[0].value!r})")
-    return [f"{path.relative_to(ROOT)}:{getattr(n, 'lineno', '?')}: {n}" for n in found] if found else []
+            found.append((node.lineno, f"getLogger({node.args[0].value!r})"))
+    return [f"{path.relative_to(ROOT)}:{line}: {what}" for line, what in sorted(found)]
 
 
 def test_nothing_in_the_checkout_uses_the_old_top_level_names() -> None:
