@@ -1,6 +1,6 @@
 """flowgate's own test run (this repository's ``tests``, ``properties`` and ``scenarios``).
 
-Hypothesis profiles live here, not in the ``pytest11`` plugin (``fixtures.plugin``): the plugin
+Hypothesis profiles live here, not in the ``pytest11`` plugin (``flowgate.fixtures.plugin``): the plugin
 loads in every pytest run of an environment where flowgate is installed, and a project that
 uses flowgate's fixtures keeps its own Hypothesis profiles and settings. This file is only read
 when pytest collects inside this checkout.

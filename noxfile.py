@@ -80,7 +80,7 @@ def integration(session: nox.Session) -> None:
         "-m",
         "localstack and not realtime",
         "-p",
-        "fixtures.summary",
+        "flowgate.fixtures.summary",
         "scenarios",
         "tests",
     )
@@ -99,7 +99,14 @@ def chaos(session: nox.Session) -> None:
     and the long SIGKILL storm (``scenarios/test_chaos_long.py``: 1,000 orders, 120 kills, ~7 min)."""
     _install(session)
     _pytest(
-        session, "chaos", "-m", "chaos", "-p", "fixtures.summary", "scenarios", env={"FLOWGATE_CHAOS": "full"}
+        session,
+        "chaos",
+        "-m",
+        "chaos",
+        "-p",
+        "flowgate.fixtures.summary",
+        "scenarios",
+        env={"FLOWGATE_CHAOS": "full"},
     )
 
 
@@ -155,7 +162,7 @@ def report(session: nox.Session) -> None:
     """Merge reports/allure-results/* into reports/allure-report (Allure 3 from npm, installed on first use)."""
     _install(session)
     args = session.posargs or ["--screenshot", str(REPORTS / "allure-overview.png")]
-    session.run("python", "-m", "harness.report", *args)
+    session.run("python", "-m", "flowgate.harness.report", *args)
 
 
 @nox.session

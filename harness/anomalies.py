@@ -2,15 +2,15 @@
 
 An anomaly kind is a short name (``lost``, ``duplicate-effect``, ``scenario:torn-batch``) that
 travels as a plain string between the code that reports a defect and everything that reacts to
-it: the checkers and the gate construct :class:`harness.checkers.model.Anomaly` values with it,
+it: the checkers and the gate construct :class:`flowgate.harness.checkers.model.Anomaly` values with it,
 the property tests print it after ``flowgate-anomalies:``, ``reports/categories.json`` matches it
-in failure messages, the mutant catalogs (:data:`harness.mutants.catalog.MUTANTS` ``expected``,
-:data:`harness.gate.mutants.CATALOG` / ``REFERENCE_GATE`` ``expect``) list the kinds that count
+in failure messages, the mutant catalogs (:data:`flowgate.harness.mutants.catalog.MUTANTS` ``expected``,
+:data:`flowgate.harness.gate.mutants.CATALOG` / ``REFERENCE_GATE`` ``expect``) list the kinds that count
 as killing a mutant. A typo in any of these would silently never match, so:
 
 * :data:`KINDS` maps every kind to its one-line meaning and the files that emit it;
-* :class:`~harness.checkers.model.Anomaly` refuses a kind that is not registered;
-* :func:`harness.anomaly_checks.repository_problems` (run by
+* :class:`~flowgate.harness.checkers.model.Anomaly` refuses a kind that is not registered;
+* :func:`flowgate.harness.anomaly_checks.repository_problems` (run by
   ``tests/checkers/test_anomaly_registry.py``) finds every
   kind the code emits (statically, with :mod:`ast`: the first argument of each ``Anomaly(...)``
   and ``EventMapper.violation(...)`` call, each literal ``flowgate-anomalies: <kinds>`` marker)
@@ -20,7 +20,7 @@ as killing a mutant. A typo in any of these would silently never match, so:
   :data:`RELAYS` does not explain.
 
 The history's operation names (``Op.f``) have their own vocabulary: :data:`OPERATIONS`, the
-reference's :data:`reference.hooks.OBSERVATIONS` plus the ops the harness itself records.
+reference's :data:`flowgate.reference.hooks.OBSERVATIONS` plus the ops the harness itself records.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from reference.hooks import OBSERVATIONS
+from flowgate.reference.hooks import OBSERVATIONS
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 
@@ -235,7 +235,7 @@ RELAYS: Final[Mapping[str, str]] = {
 
 
 #: The history's operation names (``Op.f``) beyond the reference's
-#: :data:`reference.hooks.OBSERVATIONS`: what the harness (simulation, gate, scenario fixtures)
+#: :data:`flowgate.reference.hooks.OBSERVATIONS`: what the harness (simulation, gate, scenario fixtures)
 #: records, and the few the reference records outside ``OBSERVATIONS``. Nemesis ops that no reader
 #: looks for are free-form timeline labels and need not be here.
 HARNESS_OPERATIONS: Final[Mapping[str, str]] = {

@@ -1,4 +1,4 @@
-"""The checks over :mod:`harness.anomalies`' registry: find (statically, with :mod:`ast`) every
+"""The checks over :mod:`flowgate.harness.anomalies`' registry: find (statically, with :mod:`ast`) every
 anomaly kind the code emits, every operation name it records, and every kind the report categories
 and the mutant expectations name, and report each one the registry does not know (with the
 nearest registered names). :func:`repository_problems` runs them all over this repository
@@ -16,8 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from harness.anomalies import KINDS, MARKER, OPERATIONS, RELAYS, ROOT, SCENARIO_PREFIX, AnomalyKind, suggest
-from reference.hooks import OBSERVATIONS
+from flowgate.harness.anomalies import (
+    KINDS,
+    MARKER,
+    OPERATIONS,
+    RELAYS,
+    ROOT,
+    SCENARIO_PREFIX,
+    AnomalyKind,
+    suggest,
+)
+from flowgate.reference.hooks import OBSERVATIONS
 
 # ------------------------------------------------------------------ what the code emits (ast)
 #: Calls whose first argument is an anomaly kind: ``Anomaly(kind, ...)`` and
@@ -315,8 +324,8 @@ def expectation_problems(
 def catalog_expectations() -> dict[str, frozenset[str]]:
     """Every mutant expectation set: ``Mutant.expected`` of the reference catalog, the gate's
     ``REFERENCE_GATE`` sets and the Node variants' ``expect`` sets."""
-    from harness.gate import mutants as gate
-    from harness.mutants.catalog import MUTANTS
+    from flowgate.harness.gate import mutants as gate
+    from flowgate.harness.mutants.catalog import MUTANTS
 
     out = {
         # named by the module that defines the mutant's patches (where its entry is)
@@ -331,7 +340,7 @@ def catalog_expectations() -> dict[str, frozenset[str]]:
 
 
 def repository_problems(root: Path = ROOT) -> list[str]:
-    """Everything :mod:`harness.anomalies` checks, over this repository (empty: all consistent)."""
+    """Everything :mod:`flowgate.harness.anomalies` checks, over this repository (empty: all consistent)."""
     categories = json.loads((root / "reports" / "categories.json").read_text(encoding="utf-8"))
     return [
         *registry_problems(root=root),

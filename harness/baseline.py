@@ -10,8 +10,8 @@ on any machine.
 
 Run it::
 
-    python -m harness.baseline --rate 10000 --duration 30
-    python -m harness.baseline --rate 30000 --duration 30 --json reports/load/baseline.json
+    python -m flowgate.harness.baseline --rate 10000 --duration 30
+    python -m flowgate.harness.baseline --rate 30000 --duration 30 --json reports/load/baseline.json
 
 It prints the achieved send rate, the delivered rate, p50/p95/p99 end-to-end latency (send
 call started -> consumer received), lost/duplicated counts and API calls per order. The
@@ -145,9 +145,9 @@ class BaselineResult:
 
 
 def _clients(endpoint: str | None, pool: int) -> tuple[Any, Any]:
-    """SQS and SNS clients from the one factory (:mod:`harness.clients`); ``endpoint`` None:
+    """SQS and SNS clients from the one factory (:mod:`flowgate.harness.clients`); ``endpoint`` None:
     boto3's credential chain and endpoint resolution (real AWS)."""
-    from harness.clients import ClientSettings
+    from flowgate.harness.clients import ClientSettings
 
     made = ClientSettings.for_endpoint(endpoint, max_pool_connections=pool).clients(("sqs", "sns"))
     return made["sqs"], made["sns"]
@@ -158,7 +158,7 @@ def resolve_endpoint() -> str:
         if os.environ.get(var):
             return os.environ[var]
     try:  # the lead's launcher, when present: reuse or start LocalStack
-        from harness.launcher import ensure_localstack
+        from flowgate.harness.launcher import ensure_localstack
 
         endpoint = ensure_localstack()
         return str(getattr(endpoint, "url", endpoint))
@@ -509,7 +509,7 @@ def capacity_search(
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["worker"]:
-        wp = argparse.ArgumentParser(prog="python -m harness.baseline worker")
+        wp = argparse.ArgumentParser(prog="python -m flowgate.harness.baseline worker")
         wp.add_argument("--queue-url", required=True)
         wp.add_argument("--topic-arn", required=True)
         wp.add_argument("--threads", type=int, default=4)
@@ -517,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         wa = wp.parse_args(argv[1:])
         return worker_loop(wa.queue_url, wa.topic_arn, wa.threads, wa.endpoint)
     if argv[:1] == ["capacity"]:
-        cp = argparse.ArgumentParser(prog="python -m harness.baseline capacity")
+        cp = argparse.ArgumentParser(prog="python -m flowgate.harness.baseline capacity")
         cp.add_argument("--start", type=float, default=5_000)
         cp.add_argument("--step", type=float, default=2_500)
         cp.add_argument("--step-seconds", type=float, default=20)
@@ -547,7 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         return 0
-    parser = argparse.ArgumentParser(prog="python -m harness.baseline", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m flowgate.harness.baseline", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--rate", type=float, default=10_000, help="target orders per minute")
     parser.add_argument("--duration", type=float, default=30, help="seconds of load")
     parser.add_argument(

@@ -17,8 +17,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from harness.faults import CHAOS, FaultPlan
-from harness.simulation import SimConfig, run_simulation
+from flowgate.harness.faults import CHAOS, FaultPlan
+from flowgate.harness.simulation import SimConfig, run_simulation
 
 #: Set by the lead's CLI wiring to run the Locust capacity benchmark after the simulator figures.
 load_hook: Callable[[Sequence[str]], int] | None = None

@@ -24,7 +24,7 @@ def _call(module: str, function: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def _localstack(args: argparse.Namespace) -> int:
-    from harness import launcher
+    from flowgate.harness import launcher
 
     if args.action == "start":
         endpoint = launcher.ensure_localstack(mode=args.mode)
@@ -62,7 +62,7 @@ def _localstack(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    return int(_call("reference.worker", "main", args.rest) or 0)
+    return int(_call("flowgate.reference.worker", "main", args.rest) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,28 +86,34 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(run=_localstack)
 
     passthrough = {
-        "worker": ("reference.worker", "run reference bus listeners for a configuration until SIGTERM"),
-        "sim": ("harness.simulation", "run one deterministic simulated workload with faults and judge it"),
+        "worker": (
+            "flowgate.reference.worker",
+            "run reference bus listeners for a configuration until SIGTERM",
+        ),
+        "sim": (
+            "flowgate.harness.simulation",
+            "run one deterministic simulated workload with faults and judge it",
+        ),
         "replay": (
-            "harness.simulation",
+            "flowgate.harness.simulation",
             "re-run a simulated run from its seed: flowgate replay SEED [options]",
         ),
         "gate": (
-            "harness.gate.cli",
+            "flowgate.harness.gate.cli",
             "judge an implementation of the bus (any language) under workload and faults",
         ),
         "mutants": (
-            "harness.mutants.cli",
+            "flowgate.harness.mutants.cli",
             "run the property suites against every mutant and print the score",
         ),
-        "report": ("harness.report", "generate the Allure HTML report from reports/allure-results"),
-        "bench": ("harness.bench", "print simulator and pipeline speed figures"),
+        "report": ("flowgate.harness.report", "generate the Allure HTML report from reports/allure-results"),
+        "bench": ("flowgate.harness.bench", "print simulator and pipeline speed figures"),
         "policies": (
-            "harness.policies",
+            "flowgate.harness.policies",
             "print the least-privilege IAM policy of each role for a configuration",
         ),
         "hostile": (
-            "harness.hostile.cli",
+            "flowgate.harness.hostile.cli",
             "the hostile-input catalog: flowgate hostile list | markdown [--write]",
         ),
     }
@@ -137,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from harness.launcher import LauncherError
+        from flowgate.harness.launcher import LauncherError
 
         if isinstance(exc, LauncherError):
             print(f"flowgate: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Client construction for the harness: :class:`reference.clients.ClientSettings`, re-exported.
+"""Client construction for the harness: :class:`flowgate.reference.clients.ClientSettings`, re-exported.
 
 The factory lives in ``reference/`` because the worker makes its clients with it and the
 reference never imports the harness (``reference <- harness <- fixtures/loadtests``). Every
@@ -9,6 +9,6 @@ credentials are resolved in one way.
 
 from __future__ import annotations
 
-from reference.clients import LOCAL_CREDENTIALS, LOCAL_REGION, ClientSettings, environment_region
+from flowgate.reference.clients import LOCAL_CREDENTIALS, LOCAL_REGION, ClientSettings, environment_region
 
 __all__ = ["LOCAL_CREDENTIALS", "LOCAL_REGION", "ClientSettings", "environment_region"]

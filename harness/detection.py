@@ -6,8 +6,8 @@ on the simulated AWS: ``partner-orders.fifo`` (4-day retention, ``MessageGroupId
 ``PartnerOrderValidated`` to ``partner-accepted.fifo``, ``PartnerOrderRejected`` to
 ``partner-rejected.fifo`` -> the error queue ``partner-errors.fifo`` (14-day retention, with a
 DLQ: D31), two workers sharing one store, a producer sending ``rate`` orders a second, and a
-:class:`reference.monitoring.Monitor` sampling the order queue once per ``period`` and evaluating
-the default alarms (:func:`reference.monitoring.default_alarms`).
+:class:`flowgate.reference.monitoring.Monitor` sampling the order queue once per ``period`` and evaluating
+the default alarms (:func:`flowgate.reference.monitoring.default_alarms`).
 
 Time moves in steps of one virtual second: the producer sends, every live worker polls until its
 queue is empty (at most ``polls_per_step`` receives), and at each period boundary the monitor
@@ -28,12 +28,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.sim import SimAws, VirtualClock
-from reference.alarms import ALARM, Transition
-from reference.bootstrap import Bootstrapper
-from reference.config import BusConfiguration
-from reference.dispatchers import build_body, message_attributes
-from reference.domain.partners import (
+from flowgate.harness.sim import SimAws, VirtualClock
+from flowgate.reference.alarms import ALARM, Transition
+from flowgate.reference.bootstrap import Bootstrapper
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.dispatchers import build_body, message_attributes
+from flowgate.reference.domain.partners import (
     PartnerErrorLog,
     PartnerOrderRejected,
     PartnerOrderSaga,
@@ -42,9 +42,9 @@ from reference.domain.partners import (
     partner_command,
     partner_registry,
 )
-from reference.monitoring import Monitor, Thresholds
-from reference.stores import InMemoryStorage
-from reference.worker import Runtime, build_runtime
+from flowgate.reference.monitoring import Monitor, Thresholds
+from flowgate.reference.stores import InMemoryStorage
+from flowgate.reference.worker import Runtime, build_runtime
 
 ORDERS = "partner-orders.fifo"
 ACCEPTED = "partner-accepted.fifo"
@@ -476,7 +476,7 @@ def table(detections: Sequence[Detection]) -> str:
 
 
 def main() -> int:
-    """Print the simulator's detection table (``python -m harness.detection``)."""
+    """Print the simulator's detection table (``python -m flowgate.harness.detection``)."""
     detections = [run_case(c) for c in CASES]
     print(table(detections))
     clean = run_clean()

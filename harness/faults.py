@@ -1,6 +1,6 @@
 """Fault plans for the deterministic simulation (``flowgate sim --faults ...``).
 
-A :class:`FaultPlan` says how often the nemesis (:class:`harness.simulation.nemesis.Nemesis`,
+A :class:`FaultPlan` says how often the nemesis (:class:`flowgate.harness.simulation.nemesis.Nemesis`,
 which owns the ``max_faults`` budget) injects each fault kind. Probabilities are
 per opportunity (a fault-point hit, a delivery, a delete, a producer send, a scheduler step);
 ``scripted`` faults fire exactly once, at the first hit of their point by a command message
@@ -12,11 +12,11 @@ The CLI syntax is a comma-separated list::
     resend=0.1,restart=0.01,producer_restart=0.1,slow_handler=0.1,poison=all,crash@after_effect_before_delete
 
 ``poison=all`` sends one message of every kind of the hostile-input catalog
-(:mod:`harness.hostile`, ``flowgate hostile list``) that fits the run's encryption and queue type;
+(:mod:`flowgate.harness.hostile`, ``flowgate hostile list``) that fits the run's encryption and queue type;
 ``poison=bad_json+tampered`` names kinds; a name starting with ``~`` is a generated structured
-mutation (:mod:`harness.hostile.mutations`). ``chaos`` is a preset (with the seven classic kinds).
+mutation (:mod:`flowgate.harness.hostile.mutations`). ``chaos`` is a preset (with the seven classic kinds).
 
-Dependency outages (the outage nemesis, :mod:`harness.outages`)::
+Dependency outages (the outage nemesis, :mod:`flowgate.harness.outages`)::
 
     outage=store+kms_disabled,outage_length=10,outage_after=5
 
@@ -32,8 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Final
 
-from harness import hostile
-from reference.hooks import FAULT_POINTS
+from flowgate.harness import hostile
+from flowgate.reference.hooks import FAULT_POINTS
 
 #: The seven classic kinds (``chaos`` and the older properties send these); every one is a
 #: catalog kind. ``poison=all`` means :data:`ALL_KINDS`.
@@ -55,7 +55,7 @@ ENCRYPTED_ONLY_KINDS: Final = frozenset(
 #: Points where a stall / lease expiry makes sense (the message is claimed or being handled).
 STALL_POINTS: Final = ("after_claim", "mid_handler", "after_effect_before_delete", "before_delete")
 SCRIPTABLE: Final = ("crash", "stall", "expire_lease", "redeliver")
-#: what the outage nemesis can take down (``harness.outages``)
+#: what the outage nemesis can take down (``flowgate.harness.outages``)
 OUTAGE_KINDS: Final = ("store", "kms_disabled", "kms_unreachable", "sqs_unreachable", "sns_unreachable")
 _OUTAGE_ALIASES: Final = {"kms": "kms_unreachable", "sqs": "sqs_unreachable", "sns": "sns_unreachable"}
 _ALIASES: Final = {

@@ -8,7 +8,7 @@ A history is an ordered list of :class:`Op` (Jepsen's model). Each op belongs to
 * ``ok`` -- it completed; ``fail`` -- it certainly did not take place;
 * ``info`` -- outcome unknown (a crash mid-call) or a plain observation (a fault injected).
 
-``f`` names the operation: the observation names of :data:`reference.hooks.OBSERVATIONS`
+``f`` names the operation: the observation names of :data:`flowgate.reference.hooks.OBSERVATIONS`
 (``send``, ``receive``, ``effect``, ``publish``, ``project``, ``duplicate``, ``delete``,
 ``dead_letter``, ``business_dead_letter``), the harness's own ``drain`` (written once the
 final drain finished: the total-queue checker refuses to judge a history without it) and
@@ -110,7 +110,7 @@ class History:
         return self.append(NEMESIS, "info", f, value)
 
     def observer(self, process: str) -> HistoryObserver:
-        """An :class:`reference.hooks.Observer` that appends to this history as ``process``."""
+        """An :class:`flowgate.reference.hooks.Observer` that appends to this history as ``process``."""
         return HistoryObserver(self, process)
 
     @property

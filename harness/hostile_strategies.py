@@ -2,9 +2,9 @@
 
 :func:`mutation_specs` composes one to three edits of a valid message (field deletion, type
 swaps, nesting, boundary values, re-encoding, attribute/body disagreement, identity changes and
-reuse, envelope field edits) into a ``~`` spec (:mod:`harness.hostile.mutations`), so it reaches
+reuse, envelope field edits) into a ``~`` spec (:mod:`flowgate.harness.hostile.mutations`), so it reaches
 messages no catalog entry names; the expected outcome of each is decided when it is sent, by the
-outcome model (:mod:`harness.hostile.model`). Every strategy shrinks towards a single, simple
+outcome model (:mod:`flowgate.harness.hostile.model`). Every strategy shrinks towards a single, simple
 edit (the first path, the first value), and every drawn message replays from its name alone
 (``flowgate replay SEED --faults 'poison=...'``).
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from harness import hostile
-from harness.faults import FaultPlan
-from harness.hostile import mutations as mu
-from harness.hostile.mutations import Mutation
-from harness.simulation import SimConfig
+from flowgate.harness import hostile
+from flowgate.harness.faults import FaultPlan
+from flowgate.harness.hostile import mutations as mu
+from flowgate.harness.hostile.mutations import Mutation
+from flowgate.harness.simulation import SimConfig
 
 NEST_LEVELS = (1, 2, 8, 14, 15, 16, 17, 40, 1500, 5000)
 

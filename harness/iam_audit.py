@@ -1,8 +1,8 @@
 """The IAM audit: every recorded AWS call allowed by its process's role, every grant used.
 
-Input: the JSON lines of :class:`reference.hooks.AwsCallRecorder` (one per API call of each
+Input: the JSON lines of :class:`flowgate.reference.hooks.AwsCallRecorder` (one per API call of each
 process: service, operation, the parameters that name the resource) and which :class:`Role`
-each process plays; the policies of :func:`reference.iam.role_policies` for the same
+each process plays; the policies of :func:`flowgate.reference.iam.role_policies` for the same
 configuration.
 
 1. **Each call -> one IAM request** (:func:`to_request`): the action (batch operations authorize
@@ -22,7 +22,7 @@ configuration.
    returns at the first one).
 3. **Every grant used**: each (action, resource) pair of each statement of a role -- with the
    statement's condition -- must permit at least one recorded call of a process of that role,
-   or be listed in :data:`reference.iam.RARELY_EXERCISED` with its reason.
+   or be listed in :data:`flowgate.reference.iam.RARELY_EXERCISED` with its reason.
 
 :meth:`Audit.table` is the role table of ``docs/iam.md``.
 """
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from reference.iam import RARELY_EXERCISED, Role, queue_arn, topic_arn
+from flowgate.reference.iam import RARELY_EXERCISED, Role, queue_arn, topic_arn
 
 #: batch operations authorize as their single-message action (SQS and SNS documentation)
 BATCH_ACTIONS: Mapping[str, str] = {
@@ -52,7 +52,7 @@ ABSENT = "\x00absent"
 
 @dataclass(frozen=True)
 class AwsCall:
-    """One recorded API call (a line of :class:`reference.hooks.AwsCallRecorder`)."""
+    """One recorded API call (a line of :class:`flowgate.reference.hooks.AwsCallRecorder`)."""
 
     process: str
     service: str
@@ -288,7 +288,7 @@ def _as_list(value: str | Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.iam_audit --config FILE --calls FILE [--calls ...] --process NAME=ROLE[+ROLE]``
+    """``python -m flowgate.harness.iam_audit --config FILE --calls FILE [--calls ...] --process NAME=ROLE[+ROLE]``
 
     Judges recorded calls (e.g. of the load run's workers, started with ``FLOWGATE_AWS_CALLS``)
     against the configuration's role policies and prints the role table. Exit 1 on a denied
@@ -296,11 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     (a load run sends no poison, so its DLQ grants go unused: coverage is the scenario's job)."""
     import argparse
 
-    from reference.config import BusConfiguration
-    from reference.iam import role_policies
-    from reference.worker import DOMAINS, load_config_file
+    from flowgate.reference.config import BusConfiguration
+    from flowgate.reference.iam import role_policies
+    from flowgate.reference.worker import DOMAINS, load_config_file
 
-    parser = argparse.ArgumentParser(prog="python -m harness.iam_audit", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m flowgate.harness.iam_audit", description=main.__doc__)
     parser.add_argument("--config", required=True, help="the bus configuration the processes ran")
     parser.add_argument(
         "--calls", action="append", required=True, type=Path, help="recorded calls (JSON lines)"
@@ -314,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = BusConfiguration.from_dict(data, DOMAINS[str(data.get("domain", "orders"))].registry())
     region = config.options.region
     if args.account is None:
-        from harness.clients import ClientSettings
+        from flowgate.harness.clients import ClientSettings
 
         sts = ClientSettings.from_environment(region=region).client("sts")
         args.account = str(sts.get_caller_identity()["Account"])

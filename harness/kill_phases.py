@@ -3,10 +3,10 @@
 A killed worker process writes nothing after its death, so every op an incarnation recorded
 (``process`` = its name, e.g. ``w2#7``) precedes its ``kill`` (even one stamped a moment after
 the harness recorded the kill and before the signal arrived). Each nemesis ``kill`` op names
-the incarnation it killed (``value.worker``, :meth:`fixtures.workers.Workers.kill`); this module
+the incarnation it killed (``value.worker``, :meth:`flowgate.fixtures.workers.Workers.kill`); this module
 replays that incarnation's ops up to the kill and asks, for every message it still held, how far
 the listener had taken it. Nothing is recorded by the worker for this purpose: the stages follow
-from the observations the reference emits anyway (:data:`reference.hooks.OBSERVATIONS`).
+from the observations the reference emits anyway (:data:`flowgate.reference.hooks.OBSERVATIONS`).
 
 A message is *held* at the kill when the incarnation recorded its ``receive`` and neither its
 ``delete`` ok nor its ``dead_letter``, and no other process received it since (it was given up
@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from harness.history import NEMESIS, Op
+from flowgate.harness.history import NEMESIS, Op
 
 START_UP: Final = "start-up (nothing recorded yet)"
 IDLE: Final = "idle (long poll, nothing held)"

@@ -10,7 +10,7 @@ With ``--alluredir DIR`` a load run writes into ``DIR``:
   (:func:`capacity_table`, capacity runs only), the latency-over-time plot
   (:func:`latency_plot_png`, drawn with matplotlib from the run's own per-order latencies) and
   the run's ``summary.json``;
-* the run's headline on the report's first page (:func:`harness.report.write_headline`) and the
+* the run's headline on the report's first page (:func:`flowgate.harness.report.write_headline`) and the
   plot and verdict table as run-level attachments (the first page's *Global Attachments*).
 """
 
@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.report import attach_to_run, write_headline
-from harness.tables import grid
+from flowgate.harness.report import attach_to_run, write_headline
+from flowgate.harness.tables import grid
 
 EPIC = "Load"
 

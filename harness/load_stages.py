@@ -1,6 +1,6 @@
 """Where a load run's send-to-effect time goes: per-stage latencies from its histories.
 
-``python -m harness.load_stages REPORT_DIR [RUN_DIR]`` reads a reference load run (``locust -f
+``python -m flowgate.harness.load_stages REPORT_DIR [RUN_DIR]`` reads a reference load run (``locust -f
 loadtests``, one command per order): the merged history (``REPORT_DIR/history.jsonl``: the
 producer's ``send`` invokes) and the workers' own histories (``RUN_DIR/worker-*.jsonl``, default
 the newest run under ``REPORT_DIR/runs``), and prints p50/p95/p99 of each hop of an order, by its
@@ -103,7 +103,7 @@ def _read(path: Path) -> Iterable[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.load_stages", description=__doc__.splitlines()[0]
+        prog="python -m flowgate.harness.load_stages", description=__doc__.splitlines()[0]
     )
     parser.add_argument("report_dir", type=Path, help="the run's --report-dir (reports/load)")
     parser.add_argument("run_dir", type=Path, nargs="?", help="default: the newest REPORT_DIR/runs/*")

@@ -1,22 +1,22 @@
 """The outage nemesis: a dependency of the workers goes down for a while, then comes back.
 
-Kinds (:data:`harness.faults.OUTAGE_KINDS`) and what each does on the simulator:
+Kinds (:data:`flowgate.harness.faults.OUTAGE_KINDS`) and what each does on the simulator:
 
 * ``store`` -- every worker's idempotency/entity store raises
-  :class:`~reference.errors.StoreUnavailable` on every call, :meth:`ping` included
+  :class:`~flowgate.reference.errors.StoreUnavailable` on every call, :meth:`ping` included
   (:class:`SwitchableStorage`);
 * ``kms_disabled`` -- DisableKey on the bus key, EnableKey at the end (Decrypt and
   GenerateDataKey answer ``DisabledException``);
 * ``kms_unreachable`` / ``sqs_unreachable`` / ``sns_unreachable`` -- the service's endpoint is cut
-  (:meth:`harness.sim.SimAws.set_unreachable`: botocore ``EndpointConnectionError``).
+  (:meth:`flowgate.harness.sim.SimAws.set_unreachable`: botocore ``EndpointConnectionError``).
 
 The history records a ``nemesis`` ``outage`` op of type ``invoke`` when it starts (value: ``kind``,
 ``dependency``, ``workers``, ``queues`` it affects, ``seconds``) and one of type ``ok`` when it
 ends (plus ``receive_calls``: ReceiveMessage attempts of the workers meanwhile), and harness
-``health`` ops: each worker's :meth:`reference.worker.Runtime.health` just before the outage
+``health`` ops: each worker's :meth:`flowgate.reference.worker.Runtime.health` just before the outage
 ends (``phase`` = ``during``) and after the run drained (``phase`` = ``after``).
 
-The checker of those ops is :func:`harness.checkers.outage.outage`.
+The checker of those ops is :func:`flowgate.harness.checkers.outage.outage`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from reference.errors import StoreUnavailable
-from reference.idempotency import ClaimResult
-from reference.messages import Command, TypeRegistry
-from reference.stores import DeadLetter, Effect, InMemoryStorage, State
+from flowgate.reference.errors import StoreUnavailable
+from flowgate.reference.idempotency import ClaimResult
+from flowgate.reference.messages import Command, TypeRegistry
+from flowgate.reference.stores import DeadLetter, Effect, InMemoryStorage, State
 
 #: outage kind -> the dependency a worker's breaker names
 DEPENDENCY: Final = {

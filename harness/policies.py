@@ -1,8 +1,8 @@
 """``flowgate policies --config FILE``: print the least-privilege IAM policy of each role.
 
-Reads a worker configuration file (the shape of :mod:`reference.worker`) and prints
+Reads a worker configuration file (the shape of :mod:`flowgate.reference.worker`) and prints
 ``{"account", "region", "kmsKeyArn", "policies": {role: policy document}}`` as JSON
-(:func:`reference.iam.role_policies`; ``--role NAME`` prints that role's document alone).
+(:func:`flowgate.reference.iam.role_policies`; ``--role NAME`` prints that role's document alone).
 
 The account id comes from ``--account`` or, when omitted, from ``sts:GetCallerIdentity`` with
 the ambient credentials (``AWS_ENDPOINT_URL`` and the usual boto3 chain), as the bootstrapper
@@ -19,10 +19,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from reference.config import BusConfiguration
-from reference.errors import ConfigurationError
-from reference.iam import Role, key_arn_for, role_policies
-from reference.worker import DOMAINS, load_config_file
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.errors import ConfigurationError
+from flowgate.reference.iam import Role, key_arn_for, role_policies
+from flowgate.reference.worker import DOMAINS, load_config_file
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     region = args.region or config.options.region
     session: Any = None
     if args.account is None or (config.kms_key_id and args.kms_key_arn is None):
-        from harness.clients import ClientSettings
+        from flowgate.harness.clients import ClientSettings
 
         session = ClientSettings.from_environment(region=region)
     account = args.account or str(session.client("sts").get_caller_identity()["Account"])

@@ -11,7 +11,7 @@ turns those directories into one report a reviewer opens:
   ``reports/allure-report/`` (or a single self-contained ``index.html``), keeping trends in a
   JSON-lines history file between runs;
 * :func:`ensure_chromium`, :func:`screenshot`, :func:`dump_dom` and :func:`overview_text`
-  (:mod:`harness.report_browser`, re-exported here) render the report in headless Debian Chromium (offline flags, served from a throw-away
+  (:mod:`flowgate.harness.report_browser`, re-exported here) render the report in headless Debian Chromium (offline flags, served from a throw-away
   ``http.server`` on 127.0.0.1) so tests can check what a reviewer sees.
 
 Allure 3 reads ``environment.properties`` and ``categories.json`` from results directories
@@ -19,7 +19,7 @@ Allure 3 reads ``environment.properties`` and ``categories.json`` from results d
 :func:`generate_report` writes both: the files into each results dir, and an ``allurerc.json``
 with ``categories``, ``historyPath`` and the plugin options.
 
-``python -m harness.report`` builds both report variants (see :func:`main`).
+``python -m flowgate.harness.report`` builds both report variants (see :func:`main`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from harness.report_browser import (
+from flowgate.harness.report_browser import (
     CHROMIUM_FLAGS,
     CHROMIUM_INSTALL_HINT,
     OVERVIEW_COUNTERS,
@@ -60,7 +60,7 @@ from harness.report_browser import (
     serve_directory,
 )
 
-#: names of harness.report_browser re-exported here (callers use harness.report.screenshot etc.)
+#: names of flowgate.harness.report_browser re-exported here (callers use flowgate.harness.report.screenshot etc.)
 __all__ = [
     "CHROMIUM_FLAGS",
     "CHROMIUM_INSTALL_HINT",
@@ -304,7 +304,7 @@ def write_headline(results_dir: Path, part: str, entries: Mapping[str, str]) -> 
 def read_headlines(results_dirs: Sequence[Path]) -> dict[str, str]:
     """The first page's variables: the mutation score per suite (counted from the mutant results
     themselves), then every ``flowgate-headline.json`` of ``results_dirs`` in part order."""
-    from harness.mutants.allure import mutation_summary
+    from flowgate.harness.mutants.allure import mutation_summary
 
     parts: list[tuple[int, str, dict[str, str]]] = []
     scores = mutation_summary(results_dirs)
@@ -515,7 +515,7 @@ def build_reports(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.report [--results DIR] [--out DIR] [--no-single-file] [--screenshot PNG] [--serve]``.
+    """``python -m flowgate.harness.report [--results DIR] [--out DIR] [--no-single-file] [--screenshot PNG] [--serve]``.
 
     Exit status 0 on success, 2 on a :class:`ReportError` (message on stderr).
     """

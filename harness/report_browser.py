@@ -2,7 +2,7 @@
 Allure report from a throw-away ``http.server`` on 127.0.0.1, and take a screenshot, dump its DOM
 or read its overview counters -- so tests can check what a reviewer sees. Offline flags
 (:data:`CHROMIUM_FLAGS`); every browser call has a timeout and raises :class:`ReportError` with
-what to do about a failure. Used through :mod:`harness.report`, which re-exports these names.
+what to do about a failure. Used through :mod:`flowgate.harness.report`, which re-exports these names.
 """
 
 from __future__ import annotations
@@ -241,5 +241,5 @@ def overview_counts(text: str) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------------------------------
-# command line: python -m harness.report
+# command line: python -m flowgate.harness.report
 # --------------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 what its listeners would parse (``docs/sourceflow.md``).
 
 Built field by field from ``CodeShayk/SourceFlow.Net`` at commit
-:data:`reference.sourceflow.SOURCE_COMMIT`; each function names the file it follows. Nothing here
-uses :mod:`reference.sourceflow` (the reference's own encoder/decoder): the tests judge the
+:data:`flowgate.reference.sourceflow.SOURCE_COMMIT`; each function names the file it follows. Nothing here
+uses :mod:`flowgate.reference.sourceflow` (the reference's own encoder/decoder): the tests judge the
 reference against this model, so a bug shared by both would have to be made twice.
 
 * :func:`command_send` -- the ``SendMessageRequest`` of ``AwsSqsCommandDispatcher.Dispatch``;
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.sim import SimAws
-from reference.config import BusConfiguration
-from reference.domain.orders import (
+from flowgate.harness.sim import SimAws
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     InventoryView,
@@ -37,8 +37,8 @@ from reference.domain.orders import (
     PaymentsView,
     order_registry,
 )
-from reference.messages import TypeRegistry
-from reference.worker import Runtime, build_runtime
+from flowgate.reference.messages import TypeRegistry
+from flowgate.reference.worker import Runtime, build_runtime
 
 #: the assembly the modelled .NET application's message types live in
 ASSEMBLY = "Shop.Orders, Version=1.0.0.0, Culture=neutral, PublicKeyToken=null"

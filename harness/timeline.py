@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
-from harness.checkers.model import Anomaly, HistoryLike, as_ops, settled_in_doubt, sid
-from harness.history import NEMESIS, Op
+from flowgate.harness.checkers.model import Anomaly, HistoryLike, as_ops, settled_in_doubt, sid
+from flowgate.harness.history import NEMESIS, Op
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ their sends are marked ``expect_business_failure`` for the dead-letter checker.
 ``saga_commands`` (docs/decisions.md D33) is the saga-command flow: the client issues only
 ``PlaceOrder`` and ``AuthorizePayment`` (a cancelled order: ``PlaceOrder``, ``CancelOrder``,
 before any payment), and the order saga issues ``ReserveInventory`` after the payment, the
-fulfilment aggregate ``ConfirmOrder`` after the reservation (``reference.domain.orders``); a paid
+fulfilment aggregate ``ConfirmOrder`` after the reservation (``flowgate.reference.domain.orders``); a paid
 order's final status is then CONFIRMED. Nothing the client sends can race the follow-ups for the
 order's next numbers, and an ``invalid_ratio`` confirm goes only to an order that is already
 cancelled (always refused). Not combinable with ``reads`` (a read's place in the group would race
@@ -36,7 +36,7 @@ from typing import Any
 
 from faker import Faker
 
-from reference.domain.orders import (
+from flowgate.reference.domain.orders import (
     AuthorizePayment,
     CancelOrder,
     ConfirmOrder,
@@ -44,7 +44,7 @@ from reference.domain.orders import (
     PlaceOrder,
     ReserveInventory,
 )
-from reference.messages import Payload
+from flowgate.reference.messages import Payload
 
 PARTNERS = ("PARTNER_A", "PARTNER_B", "PARTNER_C")
 

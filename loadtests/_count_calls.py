@@ -1,6 +1,6 @@
 """Run a module as ``__main__`` while counting every AWS API call it makes.
 
-``python -m loadtests._count_calls OUT.json reference.worker --config bus.json`` runs the worker
+``python -m loadtests._count_calls OUT.json flowgate.reference.worker --config bus.json`` runs the worker
 unchanged; at exit (the worker stops gracefully on SIGTERM) the call counts per operation are
 written to ``OUT.json`` and the calls' wall time per operation (count, mean and total seconds,
 retries included) to ``OUT.latency.json``. This is how the load test reports API calls per order

@@ -3,7 +3,7 @@
 Imported only from ``loadtests/locustfile.py`` (after Locust has monkey-patched with gevent,
 so botocore's sockets cooperate). One shared boto3 client per service with a connection
 pool sized for the send concurrency, made by the one client factory
-(:class:`harness.clients.ClientSettings`; a test passes the simulator's ``SimAws`` instead).
+(:class:`flowgate.harness.clients.ClientSettings`; a test passes the simulator's ``SimAws`` instead).
 
 Roles (:attr:`Run.role`): ``local`` (one Locust process: it starts the system under load, sends,
 observes and judges), ``master`` (Locust's distributed mode: starts the system under load once,
@@ -31,9 +31,9 @@ import gevent
 from gevent.event import Event as GEvent
 from gevent.pool import Pool
 
-from harness.baseline import BATCH, percentile
-from harness.clients import ClientSettings
-from harness.history import History, Op
+from flowgate.harness.baseline import BATCH, percentile
+from flowgate.harness.clients import ClientSettings
+from flowgate.harness.history import History, Op
 
 from ._sut import SUT, SUTS, ObservedEvent, Order
 
@@ -89,7 +89,7 @@ def resolve_endpoint() -> tuple[str, bool]:
         if os.environ.get(var):
             return os.environ[var], False
     try:
-        from harness.launcher import ensure_localstack
+        from flowgate.harness.launcher import ensure_localstack
     except ImportError:
         return "http://127.0.0.1:4566", False
     endpoint = ensure_localstack()
@@ -101,7 +101,15 @@ def warm_up(endpoint: str, seconds: float, rate: float, log: Callable[[str], Non
     messages, deleted afterwards) through LocalStack before the measured run. Not part of the
     run's history or figures; a failure is logged, never fatal."""
     log(f"warming up LocalStack: {seconds:.0f} s of baseline traffic at {rate:,.0f}/min (not measured)")
-    argv = [sys.executable, "-m", "harness.baseline", "--rate", str(rate), "--duration", str(seconds)]
+    argv = [
+        sys.executable,
+        "-m",
+        "flowgate.harness.baseline",
+        "--rate",
+        str(rate),
+        "--duration",
+        str(seconds),
+    ]
     argv += ["--wire", "contract", "--endpoint", endpoint]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:

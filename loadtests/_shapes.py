@@ -206,7 +206,7 @@ def step_ok(
     return True, "ok"
 
 
-#: the baseline's wires a capacity run measures, in this order (``harness.baseline.WIRES``):
+#: the baseline's wires a capacity run measures, in this order (``flowgate.harness.baseline.WIRES``):
 #: ``bare`` is HARNESS.md's tiny message, ``contract`` the reference's own message shape, so the
 #: ``contract`` ratio compares like with like and the ``bare`` one shows what the wire costs
 BASELINE_WIRES = ("bare", "contract")

@@ -1,10 +1,10 @@
 """The system under load, behind one small interface.
 
 * :class:`ReferenceSUT` -- the reference bus: its bootstrapper provisions the topology,
-  ``python -m reference.worker`` subprocesses run the listeners, orders go through the
+  ``python -m flowgate.reference.worker`` subprocesses run the listeners, orders go through the
   reference's SQS command dispatcher, the probe watches the final event (``OrderConfirmed``)
   on the event topic(s).
-* :class:`RawSUT` -- the bare boto3 pipeline of :mod:`harness.baseline` (its worker loop as
+* :class:`RawSUT` -- the bare boto3 pipeline of :mod:`flowgate.harness.baseline` (its worker loop as
   subprocesses): the same Locust machinery against a framework-free system, used to validate
   the load harness itself and while the reference is incomplete.
 
@@ -52,7 +52,7 @@ class ObservedEvent:
 def aws_env(settings: Any) -> dict[str, str]:
     """A worker subprocess's environment: the same clients as this process (an explicit
     endpoint with its static credentials, or the credential chain and region as they are;
-    :meth:`harness.clients.ClientSettings.child_env`), and the repository importable."""
+    :meth:`flowgate.harness.clients.ClientSettings.child_env`), and the repository importable."""
     env = settings.child_env() if hasattr(settings, "child_env") else dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
@@ -88,7 +88,7 @@ class SUT:
     producer_kms_calls: dict[str, int] = field(default_factory=dict)
     kms_keys: list[str] = field(default_factory=list)
     kms: Any = None  # the run's KMS client (same connection pool settings as sqs/sns)
-    #: the run's client factory (:class:`harness.clients.ClientSettings`, or the simulator's
+    #: the run's client factory (:class:`flowgate.harness.clients.ClientSettings`, or the simulator's
     #: ``SimAws`` in tests): anything with ``client(service)``; workers inherit its settings
     aws: Any = None
     sts: Any = None  # the run's STS client (made with the others; the bootstrapper's account)
@@ -219,7 +219,7 @@ class SUT:
 
 
 class RawSUT(SUT):
-    """The bare pipeline of :mod:`harness.baseline` (SQS FIFO -> worker -> SNS FIFO)."""
+    """The bare pipeline of :mod:`flowgate.harness.baseline` (SQS FIFO -> worker -> SNS FIFO)."""
 
     def start(self, workers: int) -> None:
         if self.encryption:
@@ -244,7 +244,7 @@ class RawSUT(SUT):
                     "-m",
                     "loadtests._count_calls",
                     str(calls),
-                    "harness.baseline",
+                    "flowgate.harness.baseline",
                     "worker",
                     "--queue-url",
                     self.cmd_url,
@@ -319,13 +319,13 @@ class _CountingKms:
 
 #: How the worker is started; ``{config}`` is the bus configuration file (reference/config.py
 #: ``BusConfiguration.from_dict`` shape). Override with FLOWGATE_WORKER_CMD.
-#: what a reference worker prints once it polls (``reference.worker --ready``)
+#: what a reference worker prints once it polls (``flowgate.reference.worker --ready``)
 READY_LINE = "flowgate-load-worker-ready"
-WORKER_CMD = os.environ.get("FLOWGATE_WORKER_CMD", "-m reference.worker --config {config}")
+WORKER_CMD = os.environ.get("FLOWGATE_WORKER_CMD", "-m flowgate.reference.worker --config {config}")
 
 
 class ReferenceSUT(SUT):
-    """The reference bus: bootstrapper, ``reference.worker`` subprocesses, SqsCommandDispatcher.
+    """The reference bus: bootstrapper, ``flowgate.reference.worker`` subprocesses, SqsCommandDispatcher.
 
     One order = ``PlaceOrder`` -> ``OrderPlaced`` -> view updated (``commands_per_order`` = 1, the
     default: the baseline's hops), or the client-issued lifecycle ``PlaceOrder, AuthorizePayment,
@@ -339,11 +339,11 @@ class ReferenceSUT(SUT):
     def start(self, workers: int) -> None:
         self.records_sends = True
         try:
-            from reference.bootstrap import Bootstrapper
-            from reference.config import BusConfiguration
-            from reference.dispatchers import SqsCommandDispatcher
-            from reference.domain import orders as domain
-            from reference.envelope import KmsEnvelopeCipher
+            from flowgate.reference.bootstrap import Bootstrapper
+            from flowgate.reference.config import BusConfiguration
+            from flowgate.reference.dispatchers import SqsCommandDispatcher
+            from flowgate.reference.domain import orders as domain
+            from flowgate.reference.envelope import KmsEnvelopeCipher
         except ImportError as exc:
             raise RuntimeError(
                 f"the reference AWS side is not importable ({exc}); run with --sut raw to load the bare pipeline"
@@ -374,7 +374,7 @@ class ReferenceSUT(SUT):
             self.config_dict["encryption"] = {"kmsKeyId": key}
             self.config_dict["options"]["data_key_cache"] = self.data_key_cache
         if self.bus_config:  # a system already running: use its topology, create/delete nothing of it
-            from reference.worker import load_config_file
+            from flowgate.reference.worker import load_config_file
 
             self.config_dict = load_config_file(self.bus_config)
         elif self.storage_url or (workers > 1 and self.commands_per_order > 1):
@@ -403,14 +403,16 @@ class ReferenceSUT(SUT):
                 argv = ["-m", "loadtests._count_calls", str(calls), *argv[1:]]
             if self.worker_history:  # the worker's own observations (effect, publish, project...)
                 argv += ["--history", str(self.report_dir / f"worker-{i + 1}-{self.suffix}.jsonl")]
-            if "reference.worker" in argv:  # printed once its poll threads run (not by FLOWGATE_WORKER_CMD)
+            if (
+                "flowgate.reference.worker" in argv
+            ):  # printed once its poll threads run (not by FLOWGATE_WORKER_CMD)
                 argv += ["--ready", READY_LINE]
                 # provisioned above: the workers only resolve, as their runtime IAM roles allow
-                # (docs/iam.md; FLOWGATE_AWS_CALLS records their calls for python -m harness.iam_audit)
+                # (docs/iam.md; FLOWGATE_AWS_CALLS records their calls for python -m flowgate.harness.iam_audit)
                 argv += ["--no-bootstrap"]
             self.spawn(argv, f"worker-{i + 1}", env={"FLOWGATE_PROCESS": f"worker-{i + 1}"})
         self.wait_ready(
-            [f"worker-{i + 1}" for i in range(workers)] if "reference.worker" in WORKER_CMD else []
+            [f"worker-{i + 1}" for i in range(workers)] if "flowgate.reference.worker" in WORKER_CMD else []
         )
 
     def _make_dispatcher(self, dispatcher_cls: Any, cipher_cls: Any) -> None:
@@ -428,11 +430,11 @@ class ReferenceSUT(SUT):
         return {"config": self.config_dict, "commands_per_order": self.commands_per_order}
 
     def attach(self, spec: Mapping[str, Any]) -> None:
-        from reference.bootstrap import Bootstrapper
-        from reference.config import BusConfiguration
-        from reference.dispatchers import SqsCommandDispatcher
-        from reference.domain import orders as domain
-        from reference.envelope import KmsEnvelopeCipher
+        from flowgate.reference.bootstrap import Bootstrapper
+        from flowgate.reference.config import BusConfiguration
+        from flowgate.reference.dispatchers import SqsCommandDispatcher
+        from flowgate.reference.domain import orders as domain
+        from flowgate.reference.envelope import KmsEnvelopeCipher
 
         self.records_sends = True
         self.domain = domain
@@ -482,7 +484,7 @@ class ReferenceSUT(SUT):
         return {"EventType": [self.final_event]}
 
     def make_orders(self, n: int) -> list[Order]:
-        from reference.messages import new_command
+        from flowgate.reference.messages import new_command
 
         d = self.domain
         out = []
@@ -512,7 +514,7 @@ class ReferenceSUT(SUT):
         return out
 
     def send_batch(self, orders: Sequence[Order]) -> list[bool]:
-        from reference.errors import DispatchError
+        from flowgate.reference.errors import DispatchError
 
         commands = [c for o in orders for c in o.body]
         with contextlib.suppress(DispatchError):  # per-command outcomes land in self._results

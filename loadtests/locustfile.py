@@ -7,7 +7,7 @@ cooperate.
 
 What happens:
 
-1. ``test_start``: LocalStack via ``harness.launcher.ensure_localstack()`` (or
+1. ``test_start``: LocalStack via ``flowgate.harness.launcher.ensure_localstack()`` (or
    ``AWS_ENDPOINT_URL``), the system under load (``--sut reference``: bootstrapper +
    ``--workers`` worker subprocesses; ``--sut raw``: the bare boto3 pipeline), a probe queue
    subscribed to the event topic(s), a batcher (SendMessageBatch of 10, 20 ms linger) and
@@ -21,7 +21,7 @@ What happens:
 4. ``test_stop``: flush, drain, stop workers, run the checkers over the history, print
    the verdict and figures, write ``reports/load/history.jsonl`` and ``summary.json`` (and,
    with ``--alluredir DIR``, the run's Allure result with its latency plot:
-   ``harness.load_report``);
+   ``flowgate.harness.load_report``);
    ``quitting`` sets the exit code (non-zero on lost/duplicated effects, achieved rate
    below ``--min-rate-ratio`` of target, or ``--p99-ms``/``--p95-ms`` exceeded).
 
@@ -52,7 +52,7 @@ from locust import LoadTestShape, User, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.baseline import Pacer
+from flowgate.harness.baseline import Pacer
 from loadtests import _shapes
 from loadtests._verdict import RunFigures, judge
 
@@ -207,7 +207,7 @@ def _add_arguments(parser) -> None:  # type: ignore[no-untyped-def]
         "--alluredir",
         default=os.environ.get("FLOWGATE_LOAD_ALLURE"),
         help="also write the run as an Allure result here (verdict table, latency plot, first-page "
-        "headline; harness.load_report); nox -s load/bench pass reports/allure-results/<session>",
+        "headline; flowgate.harness.load_report); nox -s load/bench pass reports/allure-results/<session>",
     )
     # reports land under reports/load unless the command line says otherwise
     shape = _shape_in_argv()
@@ -293,7 +293,7 @@ def _role(environment) -> str:  # type: ignore[no-untyped-def]
 @events.init.add_listener
 def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
     """Register the distributed mode's messages; a sender process installs ``FLOWGATE_MUTANT``
-    (the load test's producer side runs as that mutant: ``harness.mutants``)."""
+    (the load test's producer side runs as that mutant: ``flowgate.harness.mutants``)."""
     role = _role(environment)
     _preload()
     if role == "master":
@@ -310,7 +310,7 @@ def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
 def _install_mutant(name: str) -> object:
     from contextlib import ExitStack
 
-    from harness.mutants import apply_mutant
+    from flowgate.harness.mutants import apply_mutant
 
     stack = ExitStack()
     stack.enter_context(apply_mutant(name))  # kept installed for the life of the process
@@ -322,10 +322,10 @@ def _preload() -> None:
     """Import what a run needs now, before the test: an import in the middle of a distributed
     run blocks the gevent loop for seconds on a busy machine, and a Locust worker that misses
     its heartbeats that long is dropped by the master."""
-    import reference.bootstrap
-    import reference.dispatchers
-    import reference.domain.orders
-    import reference.envelope  # noqa: F401
+    import flowgate.reference.bootstrap
+    import flowgate.reference.dispatchers
+    import flowgate.reference.domain.orders
+    import flowgate.reference.envelope  # noqa: F401
 
 
 def _master_hello(environment, msg, **_kw) -> None:  # type: ignore[no-untyped-def]
@@ -596,7 +596,7 @@ def _await_senders(environment, run) -> None:  # type: ignore[no-untyped-def]
 
 
 def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-def]
-    from harness.checkers import check_all, render_table
+    from flowgate.harness.checkers import check_all, render_table
 
     cfg = run.cfg
     cfg.report_dir.mkdir(parents=True, exist_ok=True)
@@ -738,7 +738,7 @@ def _finish(environment, run, missing: int) -> None:  # type: ignore[no-untyped-
     _STATE["exit_code"] = verdict.exit_code
     alluredir = getattr(environment.parsed_options, "alluredir", None)
     if alluredir:
-        from harness.load_report import write_load_result
+        from flowgate.harness.load_report import write_load_result
 
         try:
             result = write_load_result(
@@ -774,14 +774,14 @@ def _kms_calls_per_order(
 
 
 def _baseline_capacity(cfg, wire: str) -> float | str:  # type: ignore[no-untyped-def]
-    """The bare boto3 baseline's capacity with ``wire``'s messages (``harness.baseline.WIRES``),
+    """The bare boto3 baseline's capacity with ``wire``'s messages (``flowgate.harness.baseline.WIRES``),
     measured right after the reference (same run, same machine); an error text if it failed."""
     out = cfg.report_dir / f"baseline-capacity-{wire}.json"
     opts: Any = _STATE["options"]
     cmd = [
         sys.executable,
         "-m",
-        "harness.baseline",
+        "flowgate.harness.baseline",
         "capacity",
         "--start",
         str(opts.baseline_start),

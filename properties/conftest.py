@@ -1,7 +1,7 @@
 """Property suites on the deterministic simulator.
 
 ``--mutant NAME`` (or ``FLOWGATE_MUTANT=NAME``) installs a mutant of the reference for the whole
-session (``harness.mutants``): ``flowgate mutants`` runs each mutant's killing properties this way
+session (``flowgate.harness.mutants``): ``flowgate mutants`` runs each mutant's killing properties this way
 and expects them to fail. Under a mutant, hypothesis does not shrink (a kill is a kill) and uses
 no example database (mutant failures must not be replayed against the clean reference).
 """
@@ -14,7 +14,7 @@ from contextlib import ExitStack
 import pytest
 from hypothesis import Phase, settings
 
-from harness.mutants import apply_mutant
+from flowgate.harness.mutants import apply_mutant
 
 _STACK = ExitStack()
 

@@ -8,9 +8,15 @@ from collections.abc import Iterable
 from hypothesis import note
 from hypothesis import strategies as st
 
-from fixtures.allure_support import attach_anomalies, attach_history, attach_seed, attach_timeline, label
-from harness.faults import FaultPlan
-from harness.simulation import SimConfig, SimResult, run_simulation
+from flowgate.fixtures.allure_support import (
+    attach_anomalies,
+    attach_history,
+    attach_seed,
+    attach_timeline,
+    label,
+)
+from flowgate.harness.faults import FaultPlan
+from flowgate.harness.simulation import SimConfig, SimResult, run_simulation
 
 PROBS = st.sampled_from([0.0, 0.02, 0.05, 0.1, 0.2])
 

@@ -1,7 +1,7 @@
 """Property 9: worker *processes* that really run at the same time (``SimConfig.interleave``).
 
 Each process has its own clients, listeners, caches, breakers and store client; the process
-scheduler (``harness.sim.processes``) interleaves them, deterministically per seed, at every AWS
+scheduler (``flowgate.harness.sim.processes``) interleaves them, deterministically per seed, at every AWS
 call, every store call and every handler step, and lets a slow handler (``slow_handler``: 1.2..3
 visibility timeouts) sleep while the others receive the message it holds -- with the heartbeat
 keeping it invisible, or without one, so that a second process takes it over and the first
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from harness.faults import FaultPlan, parse_faults
-from harness.simulation import SimConfig, run_simulation
+from flowgate.harness.faults import FaultPlan, parse_faults
+from flowgate.harness.simulation import SimConfig, run_simulation
 from properties.support import PROBS, assert_valid, sim_label, simulate
 
 CHECKERS = ["exactly_once_effect", "per_entity_order", "total_queue", "dead_letter", "replay_equivalence", "outage"]

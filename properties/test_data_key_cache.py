@@ -26,12 +26,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.gate import envelope as gate_envelope
-from harness.sim import SimAws
+from flowgate.harness.gate import envelope as gate_envelope
+from flowgate.harness.sim import SimAws
+from flowgate.reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
+from flowgate.reference.errors import ConfigurationError, DecryptionError
+from flowgate.reference.keycache import MAX_MESSAGES_PER_KEY, CacheLimits, DataKeyCache
 from properties.support import sim_label
-from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
-from reference.errors import ConfigurationError, DecryptionError
-from reference.keycache import MAX_MESSAGES_PER_KEY, CacheLimits, DataKeyCache
 
 DESTINATIONS = ("orders.fifo", "order-views.fifo", "payments")
 

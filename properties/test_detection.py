@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.detection import (
+from flowgate.harness.detection import (
     CASES,
     ERRORS,
     ERRORS_RETENTION,
@@ -23,8 +23,8 @@ from harness.detection import (
     run_clean,
     table,
 )
-from harness.sim import SimAws
-from reference.monitoring import Monitor
+from flowgate.harness.sim import SimAws
+from flowgate.reference.monitoring import Monitor
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -12,7 +12,7 @@ gate's reference adapter does:
    between them, is dead-lettered with ``DecodeError``;
 2. the fix: the PlaceOrder is sent and takes effect;
 3. after SQS's 5-minute FIFO deduplication window (or at once with a dedup suffix), every dead
-   letter is replayed (``reference.dlq.replay_dead_letters``; ``dlq_replay`` ops in the history);
+   letter is replayed (``flowgate.reference.dlq.replay_dead_letters``; ``dlq_replay`` ops in the history);
 4. the drain; then ``total_queue`` (every replayed command takes effect after its replay),
    ``per_entity_order`` (in seq order), ``exactly_once_effect`` (once), ``dead_letter`` (no
    business dead letter after the replay; each replayed poison dead-lettered again with
@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.history import HARNESS, HistoryObserver
-from harness.sim.sqs import DEDUP_WINDOW
-from harness.simulation import SimConfig, SimResult, Simulation, _quiet_reference
+from flowgate.harness.history import HARNESS, HistoryObserver
+from flowgate.harness.sim.sqs import DEDUP_WINDOW
+from flowgate.harness.simulation import SimConfig, SimResult, Simulation, _quiet_reference
+from flowgate.reference import dlq
+from flowgate.reference.dispatchers import message_attributes
+from flowgate.reference.domain.orders import AuthorizePayment, ConfirmOrder, PlaceOrder, ReserveInventory
+from flowgate.reference.messages import Command, Payload, new_command
 from properties.support import assert_valid, sim_label
-from reference import dlq
-from reference.dispatchers import message_attributes
-from reference.domain.orders import AuthorizePayment, ConfirmOrder, PlaceOrder, ReserveInventory
-from reference.messages import Command, Payload, new_command
 
 CHECKERS = ("total_queue", "per_entity_order", "exactly_once_effect", "dead_letter", "resolution")
 ENTITY = "ord-replay-1"

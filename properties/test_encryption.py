@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.faults import FaultPlan
-from harness.sim import SimAws
-from harness.simulation import SimConfig
+from flowgate.harness.faults import FaultPlan
+from flowgate.harness.sim import SimAws
+from flowgate.harness.simulation import SimConfig
+from flowgate.reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
+from flowgate.reference.errors import DecryptionError
 from properties.support import PROBS, assert_valid, sim_configs, sim_label, simulate
-from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
-from reference.errors import DecryptionError
 
 HOSTILE = ("tampered", "wrong_key", "swapped_aad")
 

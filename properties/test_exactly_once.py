@@ -8,8 +8,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.faults import FaultPlan
-from harness.simulation import SimConfig
+from flowgate.harness.faults import FaultPlan
+from flowgate.harness.simulation import SimConfig
 from properties.support import PROBS, assert_valid, sim_configs, sim_label, simulate
 
 PLANS = st.builds(

@@ -9,7 +9,7 @@ standard queues):
 (c) every hostile message ends as documented: a ``dead_letter`` op from the listener with the
     catalog's ``DeadLetterReason`` code (generated mutations: any agreed code, the outcome model
     decides dead letter vs applied), or it takes effect once (``Applied``) / is business
-    dead-lettered (``harness.hostile.observe.hostile_problems``).
+    dead-lettered (``flowgate.harness.hostile.observe.hostile_problems``).
 
 Failing examples shrink to one message and print the ``flowgate replay ...`` command that
 rebuilds the run, hostile message included (its kind or ``~`` spec is in ``--faults``).
@@ -20,11 +20,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, note, settings
 
-from harness import hostile
-from harness.faults import FaultPlan
-from harness.hostile.observe import hostile_problems
-from harness.hostile_strategies import hostile_runs
-from harness.simulation import SimConfig, SimResult, run_simulation
+from flowgate.harness import hostile
+from flowgate.harness.faults import FaultPlan
+from flowgate.harness.hostile.observe import hostile_problems
+from flowgate.harness.hostile_strategies import hostile_runs
+from flowgate.harness.simulation import SimConfig, SimResult, run_simulation
 from properties.support import active_mutant, assert_valid, sim_label
 
 CHECKERS = (

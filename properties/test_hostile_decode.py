@@ -8,7 +8,7 @@ end as a ``dead_letter`` op with that code (``dead-letter-wrong-reason`` /
 ``poison-not-dead-lettered`` otherwise), and every valid command takes effect exactly once
 (``total_queue``, ``exactly_once_effect``, ``dead_letter``'s ``valid-dead-lettered``).
 
-Polling follows the production run loop (:meth:`reference.listener.SqsListener.run`): an
+Polling follows the production run loop (:meth:`flowgate.reference.listener.SqsListener.run`): an
 exception escaping a poll is logged and polling goes on -- what the poll did not delete is
 redelivered, so a hostile message that crashes the poll takes its batch with it until SQS's
 redrive moves them all (``valid-dead-lettered``).
@@ -28,9 +28,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.faults import FaultPlan
-from harness.mutants import MUTANTS, apply_mutant
-from harness.simulation import SimConfig, SimResult, Simulation, _quiet_reference
+from flowgate.harness.faults import FaultPlan
+from flowgate.harness.mutants import MUTANTS, apply_mutant
+from flowgate.harness.simulation import SimConfig, SimResult, Simulation, _quiet_reference
 from properties.support import active_mutant, assert_valid, sim_label
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ KINDS: dict[str, str] = {
     "reused_event_id": "IdempotencyConflict",  # a completed command's id with other content
     "invalid_group_id": "DecodeError",  # entity id no SQS MessageGroupId can carry
 }
-#: the catalog kind (harness.hostile, docs/hostile.md) each of these sends
+#: the catalog kind (flowgate.harness.hostile, docs/hostile.md) each of these sends
 CATALOG_KIND: dict[str, str] = {
     "deep_body": "deep_payload",  # 5000 nested arrays in a payload field; plaintext or sealed
     "event_on_command_queue": "event_on_command_queue",
@@ -304,7 +304,7 @@ RUNS: dict[str, Callable[[], SimResult]] = {
     "kms-disabled-is-poison": lambda: _outage(_cfg(encryption=True)),
     "kms-transport-is-poison": lambda: _kms_unreachable(_cfg(encryption=True)),
     "ttl-shorter-than-retention": lambda: _late_resend(_cfg()),
-    # the simulated workers' scheduled cleanup (reference.cleanup) sweeps during the 7 days
+    # the simulated workers' scheduled cleanup (flowgate.reference.cleanup) sweeps during the 7 days
     "cleanup-deletes-unexpired": lambda: _late_resend(_cfg()),
 }
 
@@ -348,9 +348,9 @@ def test_kms_transport_errors_are_transient_never_poison(error: str) -> None:
     for redelivery), never a DecryptionError (poison)."""
     from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
-    from harness.sim import SimAws
-    from reference.envelope import KmsEnvelopeCipher, MessageBinding
-    from reference.errors import DecryptionError, TransportError
+    from flowgate.harness.sim import SimAws
+    from flowgate.reference.envelope import KmsEnvelopeCipher, MessageBinding
+    from flowgate.reference.errors import DecryptionError, TransportError
 
     url = "http://127.0.0.1:1"
     exc = {

@@ -1,9 +1,9 @@
-"""The role policies (``reference.iam``) judged by an IAM policy evaluator, for any configuration.
+"""The role policies (``flowgate.reference.iam``) judged by an IAM policy evaluator, for any configuration.
 
 For generated order-bus configurations (FIFO or standard, one to three view queues, any
 account and region), the requests each kind of process makes -- written here from what the
 processes do, independently of ``reference/iam.py`` -- are turned into IAM requests
-(``harness.iam_audit.to_request``) and decided by moto's evaluator:
+(``flowgate.harness.iam_audit.to_request``) and decided by moto's evaluator:
 
 * every request a role needs is allowed by its own policy;
 * every request only *other* roles need is denied to it (a producer cannot receive, a view
@@ -27,13 +27,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixtures.scenario import OrderTopology, bus_config
-from harness.iam_audit import AwsCall, IamRequest, allowing_statement, audit, to_request
-from reference import iam
-from reference.config import dlq_name
-from reference.domain import order_registry
-from reference.errors import ConfigurationError
-from reference.iam import Role
+from flowgate.fixtures.scenario import OrderTopology, bus_config
+from flowgate.harness.iam_audit import AwsCall, IamRequest, allowing_statement, audit, to_request
+from flowgate.reference import iam
+from flowgate.reference.config import dlq_name
+from flowgate.reference.domain import order_registry
+from flowgate.reference.errors import ConfigurationError
+from flowgate.reference.iam import Role
 
 REGISTRY = order_registry()
 OTHER_ACCOUNT = "999999999999"
@@ -61,7 +61,7 @@ def _call(role: str, service: str, operation: str, **params: Any) -> AwsCall:
 
 
 def needed_calls(topo: OrderTopology, account: str, region: str, key: str) -> dict[Role, list[AwsCall]]:
-    """What each kind of process calls (reference.bootstrap, dispatchers, listener, dlq)."""
+    """What each kind of process calls (flowgate.reference.bootstrap, dispatchers, listener, dlq)."""
 
     def url(name: str, acct: str = account) -> str:
         return f"https://sqs.{region}.amazonaws.com/{acct}/{name}"

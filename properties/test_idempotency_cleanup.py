@@ -1,4 +1,4 @@
-"""Scheduled idempotency cleanup (reference.cleanup), on the in-memory store, SQLite and PostgreSQL.
+"""Scheduled idempotency cleanup (flowgate.reference.cleanup), on the in-memory store, SQLite and PostgreSQL.
 
 * **What a sweep deletes** (a property over generated records): exactly the COMPLETED /
   DEAD_LETTERED records whose TTL ran out and the IN_PROGRESS claims whose lease ended a whole TTL
@@ -6,7 +6,7 @@
   a leased claim swept over still commits, an unexpired record is still a duplicate.
 * **In flight**: a sweep that runs while a listener holds a message (between its claim and its
   commit) changes nothing about its processing: committed on the first receive, nothing redelivered.
-* **Scheduled**: the worker's cleanup thread (:func:`reference.worker.start_cleanup`) sweeps every
+* **Scheduled**: the worker's cleanup thread (:func:`flowgate.reference.worker.start_cleanup`) sweeps every
   ``idempotency_cleanup_interval`` (the first one interval after start-up), without any poll.
 * **Never waits for a row in use** (PostgreSQL): a record another transaction holds locked is
   skipped, the sweep returns at once.
@@ -30,10 +30,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from harness.sim import SimAws
-from reference.cleanup import IdempotencyCleaner
-from reference.config import BusConfiguration
-from reference.domain.orders import (
+from flowgate.harness.sim import SimAws
+from flowgate.reference.cleanup import IdempotencyCleaner
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     InventoryView,
@@ -43,11 +43,11 @@ from reference.domain.orders import (
     PlaceOrder,
     order_registry,
 )
-from reference.idempotency import Claimed, Duplicate
-from reference.messages import TypeRegistry, new_command
-from reference.sql import SqlStorage
-from reference.stores import DeadLetter, Effect, InMemoryStorage, Storage
-from reference.worker import build_runtime, start_cleanup
+from flowgate.reference.idempotency import Claimed, Duplicate
+from flowgate.reference.messages import TypeRegistry, new_command
+from flowgate.reference.sql import SqlStorage
+from flowgate.reference.stores import DeadLetter, Effect, InMemoryStorage, Storage
+from flowgate.reference.worker import build_runtime, start_cleanup
 
 VT = 30.0
 TTL = 1000.0
@@ -94,7 +94,7 @@ class Rec:
         return t0 + self.claimed_at + VT + (self.extended_by if self.state == "extended" else 0.0)
 
     def must_go(self, t0: float, now: float) -> bool:
-        """The model, written independently of reference.stores.cleanable."""
+        """The model, written independently of flowgate.reference.stores.cleanable."""
         if self.state in ("completed", "dead-lettered"):
             return now >= t0 + self.claimed_at + TTL  # committed at claim time, expires a TTL later
         return now >= self.lease_end(t0) + TTL  # a claim: only once abandoned a whole TTL
@@ -246,7 +246,7 @@ class _SweepAt:
 
 @pytest.mark.parametrize("point", ["after_claim", "mid_handler"])
 def test_a_sweep_during_processing_never_touches_the_message_in_flight(storage: Storage, point: str) -> None:
-    from harness.sim import VirtualClock
+    from flowgate.harness.sim import VirtualClock
 
     clock = VirtualClock()
     aws, runtime = _rig(storage, clock)
@@ -279,7 +279,7 @@ def test_a_sweep_during_processing_never_touches_the_message_in_flight(storage: 
 def test_the_worker_schedules_cleanup_on_its_own_thread(tmp_path: Any) -> None:
     """start_cleanup (what the worker's main runs) sweeps every interval (1 s here; the first one
     interval after the runtime was built), with no poll at all."""
-    from harness.sim import VirtualClock
+    from flowgate.harness.sim import VirtualClock
 
     clock = VirtualClock()
     storage = SqlStorage(order_registry(), f"sqlite:///{tmp_path}/sched.db")

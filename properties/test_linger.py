@@ -1,8 +1,8 @@
-"""Load-adaptive lingers (decision D35, :mod:`reference.linger`) on a virtual clock.
+"""Load-adaptive lingers (decision D35, :mod:`flowgate.reference.linger`) on a virtual clock.
 
-The batching sender's loop (:class:`reference.dispatchers.Batcher`) is modelled here event by
+The batching sender's loop (:class:`flowgate.reference.dispatchers.Batcher`) is modelled here event by
 event with virtual time: entries arrive at generated times, one call is in flight at a time and
-takes ``call_s``, and before each call the loop asks :class:`~reference.linger.FillLinger` how
+takes ``call_s``, and before each call the loop asks :class:`~flowgate.reference.linger.FillLinger` how
 long the pending entries may wait for more (a full batch goes at once). The properties:
 
 * every entry is sent exactly once, in arrival order, in batches of at most 10;
@@ -26,8 +26,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.dispatchers import Batcher
-from reference.linger import MAX_BATCH, FillLinger
+from flowgate.reference.dispatchers import Batcher
+from flowgate.reference.linger import MAX_BATCH, FillLinger
 
 
 @dataclass(frozen=True)

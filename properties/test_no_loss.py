@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from hypothesis import given
 
-from harness.faults import POISON_KINDS
-from harness.simulation import SimConfig
+from flowgate.harness.faults import POISON_KINDS
+from flowgate.harness.simulation import SimConfig
 from properties.support import assert_valid, fault_plans, sim_configs, sim_label, simulate
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 
-from harness.simulation import SimConfig
+from flowgate.harness.simulation import SimConfig
 from properties.support import assert_valid, fault_plans, sim_configs, sim_label, simulate
 
 

@@ -1,6 +1,6 @@
 """Property 9: a long dependency outage never dead-letters valid work.
 
-The outage nemesis (``harness.outages``) takes the idempotency store, the KMS key (disabled, or
+The outage nemesis (``flowgate.harness.outages``) takes the idempotency store, the KMS key (disabled, or
 KMS unreachable), the SQS endpoint or the SNS endpoint away for >= 10 visibility timeouts, with
 other faults going on. Afterwards: nothing valid dead-lettered (by a listener or by SQS's own
 redrive: those carry no reason), nothing lost, every effect exactly once, per-entity order kept;
@@ -20,14 +20,14 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from harness.faults import OUTAGE_KINDS, FaultPlan
-from harness.simulation import SimConfig, run_simulation
+from flowgate.harness.faults import OUTAGE_KINDS, FaultPlan
+from flowgate.harness.simulation import SimConfig, run_simulation
+from flowgate.reference.bus import Processor
+from flowgate.reference.config import BusOptions
+from flowgate.reference.domain.orders import order_registry
+from flowgate.reference.listener import SqsListener, _Flight
+from flowgate.reference.stores import InMemoryStorage
 from properties.support import assert_valid, sim_label, simulate
-from reference.bus import Processor
-from reference.config import BusOptions
-from reference.domain.orders import order_registry
-from reference.listener import SqsListener, _Flight
-from reference.stores import InMemoryStorage
 
 ALL = [
     "total_queue",
@@ -157,11 +157,11 @@ def test_a_finished_command_stays_under_the_heartbeat_until_its_poll_deletes_it(
     used to keep the committed claim's token: the lease ``extend`` of a COMPLETED record is False,
     the heartbeat dropped the message, its visibility lapsed and another worker received it while it
     was still in hand (LocalStack: slow messages taken over despite the heartbeat)."""
-    from harness.sim import SimAws
-    from reference.config import BusConfiguration
-    from reference.domain.orders import ORDER_COMMANDS, ORDER_EVENTS, OrderSaga, PlaceOrder
-    from reference.messages import new_command
-    from reference.worker import build_runtime
+    from flowgate.harness.sim import SimAws
+    from flowgate.reference.config import BusConfiguration
+    from flowgate.reference.domain.orders import ORDER_COMMANDS, ORDER_EVENTS, OrderSaga, PlaceOrder
+    from flowgate.reference.messages import new_command
+    from flowgate.reference.worker import build_runtime
 
     sim_label("Chaos", "outages: " + "heartbeat", "a finished message is extended until its delete")
     aws = SimAws(seed=3)

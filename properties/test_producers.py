@@ -19,15 +19,15 @@ from contextlib import suppress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.faults import FaultPlan
-from harness.simulation import SimConfig
+from flowgate.harness.faults import FaultPlan
+from flowgate.harness.simulation import SimConfig
+from flowgate.reference.bus import CommandBus, Processor
+from flowgate.reference.domain.orders import ConfirmOrder, PlaceOrder, order_registry
+from flowgate.reference.errors import DispatchError, InvalidTransition
+from flowgate.reference.messages import Command, new_command
+from flowgate.reference.sql import SqlStorage
+from flowgate.reference.stores import InMemoryStorage, Storage
 from properties.support import PROBS, assert_valid, sim_label, simulate
-from reference.bus import CommandBus, Processor
-from reference.domain.orders import ConfirmOrder, PlaceOrder, order_registry
-from reference.errors import DispatchError, InvalidTransition
-from reference.messages import Command, new_command
-from reference.sql import SqlStorage
-from reference.stores import InMemoryStorage, Storage
 
 
 def producer_configs() -> st.SearchStrategy[SimConfig]:

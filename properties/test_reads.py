@@ -3,8 +3,8 @@
 Orders of the gate's command sequences, with ``GetOrder`` reads at random places and copies of
 already-handled commands redelivered at random points (a producer's late resend, an SQS
 redelivery), go through the reference's claim -> decide -> fenced commit path in process
-(:class:`~reference.bus.LocalCommandDispatcher`, the path the SQS listener shares). Every
-``OrderState`` answer becomes a ``read`` op and :func:`harness.checkers.reads.read_state` -- the
+(:class:`~flowgate.reference.bus.LocalCommandDispatcher`, the path the SQS listener shares). Every
+``OrderState`` answer becomes a ``read`` op and :func:`flowgate.harness.checkers.reads.read_state` -- the
 checker the gate runs on the same ops -- judges it against the model of the acknowledged commands.
 A redelivery publishes nothing new (same event ids), so only the reads can show a command whose
 effect was applied twice (the ``duplicate-reapplies-row`` mutant).
@@ -17,15 +17,15 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixtures.allure_support import label
-from harness.checkers import read_state
-from harness.checkers.reads import read_op_value
-from harness.gate.workload import READ, SEQUENCES, payload_for
-from harness.history import History
-from reference.bus import EventQueue, LocalCommandDispatcher, Processor
-from reference.domain.orders import OrderSaga, order_registry
-from reference.messages import Command, Event, TypeRegistry, new_command, payload_to_dict
-from reference.stores import InMemoryStorage
+from flowgate.fixtures.allure_support import label
+from flowgate.harness.checkers import read_state
+from flowgate.harness.checkers.reads import read_op_value
+from flowgate.harness.gate.workload import READ, SEQUENCES, payload_for
+from flowgate.harness.history import History
+from flowgate.reference.bus import EventQueue, LocalCommandDispatcher, Processor
+from flowgate.reference.domain.orders import OrderSaga, order_registry
+from flowgate.reference.messages import Command, Event, TypeRegistry, new_command, payload_to_dict
+from flowgate.reference.stores import InMemoryStorage
 
 
 class _Reads:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
-from harness.faults import parse_faults
-from harness.simulation import SimConfig, run_simulation
+from flowgate.harness.faults import parse_faults
+from flowgate.harness.simulation import SimConfig, run_simulation
 from properties.support import assert_valid, sim_configs, sim_label, simulate
 
 

@@ -19,10 +19,10 @@ from collections import defaultdict
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from harness.checkers import total_queue
-from harness.faults import FaultPlan
-from harness.simulation import SimConfig, SimResult
-from harness.workload import generate_orders
+from flowgate.harness.checkers import total_queue
+from flowgate.harness.faults import FaultPlan
+from flowgate.harness.simulation import SimConfig, SimResult
+from flowgate.harness.workload import generate_orders
 from properties.support import PROBS, assert_valid, sim_label, simulate
 
 CRASH_POINTS = (

@@ -14,10 +14,19 @@ import jsonschema
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flowgate.reference.domain import order_registry, partner_registry
+from flowgate.reference.domain.orders import OrderState, OrderStatus
+from flowgate.reference.messages import (
+    Command,
+    Event,
+    Payload,
+    decode,
+    encode,
+    event_for,
+    new_command,
+    to_wire,
+)
 from properties.support import sim_label
-from reference.domain import order_registry, partner_registry
-from reference.domain.orders import OrderState, OrderStatus
-from reference.messages import Command, Event, Payload, decode, encode, event_for, new_command, to_wire
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
 REGISTRY = partner_registry(order_registry())

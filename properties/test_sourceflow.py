@@ -1,9 +1,9 @@
 """Property: SourceFlow.Net interop mode on the deterministic simulator (docs/sourceflow.md).
 
 Valid SourceFlow.Net v2 commands (built field by field from its dispatcher,
-``harness.sourceflow``) for a few integer entities, SourceFlow events, native commands, late
+``flowgate.harness.sourceflow``) for a few integer entities, SourceFlow events, native commands, late
 resends of SourceFlow commands (the same bytes after the 5-minute content-based dedup window)
-and the hostile SourceFlow-shaped kinds of ``harness.hostile.sourceflow`` are sent interleaved
+and the hostile SourceFlow-shaped kinds of ``flowgate.harness.hostile.sourceflow`` are sent interleaved
 (each entity's commands in order) to one worker in interop mode. Then:
 
 (a) no exception leaves a poll;
@@ -23,10 +23,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from harness import sourceflow as sf
-from harness.hostile import sourceflow as hostile_sf
-from reference.domain.orders import PlaceOrder
-from reference.messages import new_command
+from flowgate.harness import sourceflow as sf
+from flowgate.harness.hostile import sourceflow as hostile_sf
+from flowgate.reference.domain.orders import PlaceOrder
+from flowgate.reference.messages import new_command
 
 #: commands of one order, in sequence (valid transitions of the order saga)
 FLOW: list[tuple[str, dict[str, Any]]] = [

@@ -9,10 +9,10 @@ from hypothesis import note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from harness.faults import POISON_KINDS, STALL_POINTS
-from harness.simulation import SimConfig, Simulation, _quiet_reference
+from flowgate.harness.faults import POISON_KINDS, STALL_POINTS
+from flowgate.harness.simulation import SimConfig, Simulation, _quiet_reference
+from flowgate.reference.hooks import FAULT_POINTS
 from properties.support import assert_valid, sim_label
-from reference.hooks import FAULT_POINTS
 
 WORKERS = 3
 

@@ -1,8 +1,8 @@
 """Telemetry and health under test, on the simulator (no LocalStack).
 
-The real dispatchers and listeners run on :class:`harness.sim.SimAws` with the OpenTelemetry SDK's
+The real dispatchers and listeners run on :class:`flowgate.harness.sim.SimAws` with the OpenTelemetry SDK's
 in-memory exporters (``InMemorySpanExporter``, ``InMemoryMetricReader``) handed to
-:class:`reference.telemetry.Telemetry`:
+:class:`flowgate.reference.telemetry.Telemetry`:
 
 * one order's command, the saga's event and the view update form ONE trace -- client span ->
   ``AwsSqsCommandDispatcher.Dispatch`` -> ``AwsSqsCommandListener.ProcessMessage`` (command queue)
@@ -12,7 +12,7 @@ in-memory exporters (``InMemorySpanExporter``, ``InMemoryMetricReader``) handed 
 * every metric name of doc 000 is emitted, with the counts the run implies;
 * ``check_health`` reports every queue, DLQ, topic and the KMS key, and names what is missing.
 
-The names are written out in :mod:`fixtures.telemetry` as doc 000 spells them (not imported from
+The names are written out in :mod:`flowgate.fixtures.telemetry` as doc 000 spells them (not imported from
 the reference), so a renamed metric or span fails. A failure names its anomaly kind
 (``flowgate-anomalies: ...``) for ``flowgate mutants``.
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fixtures.telemetry import (
+from flowgate.fixtures.telemetry import (
     COMMAND_DISPATCH,
     EVENT_DISPATCH,
     PROCESS,
@@ -34,9 +34,9 @@ from fixtures.telemetry import (
     check_order_trace,
     span_tree,
 )
-from harness.sim import SimAws
-from reference.config import BusConfiguration
-from reference.domain.orders import (
+from flowgate.harness.sim import SimAws
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     AuthorizePayment,
@@ -49,9 +49,9 @@ from reference.domain.orders import (
     ReserveInventory,
     order_registry,
 )
-from reference.health import check_health
-from reference.messages import new_command
-from reference.worker import Runtime, build_runtime
+from flowgate.reference.health import check_health
+from flowgate.reference.messages import new_command
+from flowgate.reference.worker import Runtime, build_runtime
 
 COMMANDS, EVENTS, VIEWS = "orders.fifo", "order-events.fifo", "order-views.fifo"
 

@@ -10,8 +10,8 @@ Public API (see ``docs/reference.md``)::
     runtime.listeners[0].poll_once()
 """
 
-from reference.bootstrap import Bootstrapper, Resources
-from reference.bus import (
+from flowgate.reference.bootstrap import Bootstrapper, Resources
+from flowgate.reference.bus import (
     CommandBus,
     EventQueue,
     InMemorySequencer,
@@ -22,11 +22,11 @@ from reference.bus import (
     StoreSequencer,
     rebuild_views,
 )
-from reference.config import BusConfiguration, BusOptions, dlq_name
-from reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
-from reference.dlq import replay_dead_letters
-from reference.envelope import ENCRYPTION_MARKER, KmsEnvelopeCipher, MessageBinding
-from reference.errors import (
+from flowgate.reference.config import BusConfiguration, BusOptions, dlq_name
+from flowgate.reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
+from flowgate.reference.dlq import replay_dead_letters
+from flowgate.reference.envelope import ENCRYPTION_MARKER, KmsEnvelopeCipher, MessageBinding
+from flowgate.reference.errors import (
     BusinessError,
     ConfigurationError,
     DecodeError,
@@ -41,11 +41,11 @@ from reference.errors import (
     UnknownMessageType,
     WriteConflict,
 )
-from reference.health import HealthReport, check_health
-from reference.iam import Role, role_policies
-from reference.idempotency import Busy, Claimed, Duplicate, command_key, event_key
-from reference.listener import SqsListener
-from reference.messages import (
+from flowgate.reference.health import HealthReport, check_health
+from flowgate.reference.iam import Role, role_policies
+from flowgate.reference.idempotency import Busy, Claimed, Duplicate, command_key, event_key
+from flowgate.reference.listener import SqsListener
+from flowgate.reference.messages import (
     Command,
     EntityRef,
     Event,
@@ -56,9 +56,9 @@ from reference.messages import (
     encode,
     new_command,
 )
-from reference.stores import InMemoryStorage, Storage
-from reference.telemetry import Telemetry
-from reference.worker import Runtime, build_runtime, main
+from flowgate.reference.stores import InMemoryStorage, Storage
+from flowgate.reference.telemetry import Telemetry
+from flowgate.reference.worker import Runtime, build_runtime, main
 
 __all__ = [
     "ENCRYPTION_MARKER",

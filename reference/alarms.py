@@ -1,4 +1,4 @@
-"""Alarms with CloudWatch's evaluation semantics, over the datapoints of :mod:`reference.monitoring`.
+"""Alarms with CloudWatch's evaluation semantics, over the datapoints of :mod:`flowgate.reference.monitoring`.
 
 An :class:`AlarmSpec` is what a CloudWatch metric alarm is: a metric name, a comparison with a
 threshold, ``evaluation_periods`` (N: how many of the most recent periods are looked at),

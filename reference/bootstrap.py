@@ -19,9 +19,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reference.config import BusConfiguration, is_fifo
-from reference.errors import ConfigurationError, TransportError
-from reference.iam import queue_arn, topic_arn
+from flowgate.reference.config import BusConfiguration, is_fifo
+from flowgate.reference.errors import ConfigurationError, TransportError
+from flowgate.reference.iam import queue_arn, topic_arn
 
 log = logging.getLogger(__name__)
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
@@ -92,7 +92,7 @@ class Bootstrapper:
     def resolve(self) -> Resources:
         """Look up, never create or change, what a runtime process of ``config`` uses.
 
-        The runtime roles of :mod:`reference.iam` hold no provisioning right, so a worker or
+        The runtime roles of :mod:`flowgate.reference.iam` hold no provisioning right, so a worker or
         producer run with ``--no-bootstrap`` calls this instead of :meth:`run`: one
         ``sts:GetCallerIdentity``, then ``sqs:GetQueueUrl`` for every queue it sends to, listens to
         or is subscribed with, and for the DLQs of the queues it consumes; ARNs are derived from

@@ -3,11 +3,11 @@
 Why: SQS counts every receive. A listener that keeps calling ReceiveMessage while its store (or
 KMS, SNS, SQS itself) is down fails every message it receives and hands it back; after
 ``RedrivePolicy.maxReceiveCount`` receives SQS moves the (valid) message to the DLQ without a
-reason. So the first infrastructure failure (:class:`~reference.errors.TransportError`: the store's
-:class:`~reference.errors.StoreUnavailable`, KMS unreachable or its key disabled, a failed SNS
+reason. So the first infrastructure failure (:class:`~flowgate.reference.errors.TransportError`: the store's
+:class:`~flowgate.reference.errors.StoreUnavailable`, KMS unreachable or its key disabled, a failed SNS
 publish, a failed ReceiveMessage) *opens* the breaker, and while it is open the listener does not
 receive at all. It probes the failing dependency with a call that receives nothing (store:
-:meth:`~reference.stores.Storage.ping`; KMS: DescribeKey, key must be enabled; SNS:
+:meth:`~flowgate.reference.stores.Storage.ping`; KMS: DescribeKey, key must be enabled; SNS:
 GetTopicAttributes; SQS: GetQueueAttributes) after a back-off of ``initial * 2**n`` seconds
 (n = failed probes so far; jittered to 50-100 % by a RNG seeded with the listener's queue name,
 capped at ``maximum``); the first successful probe *closes* it and polling resumes.
@@ -41,7 +41,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reference.hooks import Clock
+from flowgate.reference.hooks import Clock
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The core bus: CommandBus (sequence numbers, dispatch, replay), EventQueue, and the Processor
-that turns one command or event into one atomic :class:`~reference.stores.Effect`.
+that turns one command or event into one atomic :class:`~flowgate.reference.stores.Effect`.
 
 Sagas, aggregates and views are *pure deciders*: ``decide(state, command) -> (new_state, [event
 payloads and FollowUp commands])``, ``react(root, event) -> (new_root, [FollowUp commands])`` and
@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from reference.errors import BusinessError, IdempotencyConflict, LeaseLost, TransportError
-from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
-from reference.idempotency import (
+from flowgate.reference.errors import BusinessError, IdempotencyConflict, LeaseLost, TransportError
+from flowgate.reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
+from flowgate.reference.idempotency import (
     DEFAULT_TTL_SECONDS,
     Busy,
     Claimed,
@@ -30,8 +30,16 @@ from reference.idempotency import (
     event_key,
     message_digest,
 )
-from reference.messages import Command, Event, FollowUp, Payload, event_for, follow_up_command
-from reference.stores import DeadLetter, Effect, EntityWrite, State, Storage, ViewWrite, with_sequence
+from flowgate.reference.messages import Command, Event, FollowUp, Payload, event_for, follow_up_command
+from flowgate.reference.stores import (
+    DeadLetter,
+    Effect,
+    EntityWrite,
+    State,
+    Storage,
+    ViewWrite,
+    with_sequence,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +53,7 @@ class Saga(Protocol):
 
     def decide(self, state: State | None, command: Command) -> tuple[State, Sequence[Payload | FollowUp]]:
         """New entity state and what it decided, in order: event payloads to raise and
-        :class:`~reference.messages.FollowUp` commands to issue (seed 003's ``PublishCommand``
+        :class:`~flowgate.reference.messages.FollowUp` commands to issue (seed 003's ``PublishCommand``
         inside a saga's ``Handle``, committed with the effect: docs/decisions.md D33); raise
         BusinessError to refuse."""
         ...
@@ -536,7 +544,7 @@ class CommandBus:
     starts), sends it. Without a store, numbers come from ``sequencer`` (default: a process-local
     :class:`InMemorySequencer`, single producer per entity only) and are sent directly.
 
-    ``faults`` is called at :data:`~reference.hooks.PRODUCER_FAULT_POINTS` (the simulator's
+    ``faults`` is called at :data:`~flowgate.reference.hooks.PRODUCER_FAULT_POINTS` (the simulator's
     producer restarts). ``replay`` needs the processor (command store + sagas); publishing does not.
     """
 
@@ -590,7 +598,7 @@ class CommandBus:
         queue never holds a number before a lower unsent one of its entity, because each sender
         sends every lower unsent number first.
 
-        A :class:`~reference.errors.TransportError` (the command did not go out) stops here and
+        A :class:`~flowgate.reference.errors.TransportError` (the command did not go out) stops here and
         propagates: the command stays recorded, and nothing after it is sent before it. Any other
         exception is the command's own outcome (a local dispatcher's business refusal, a message
         no route or size limit admits): it is marked sent, so it never blocks its entity, and the

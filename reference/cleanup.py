@@ -1,11 +1,11 @@
 """Scheduled cleanup of idempotency records (SourceFlow's ``cleanupIntervalMinutes``, doc 001).
 
 Without it the idempotency table grows by one row per command and per (event, view) forever.
-:class:`IdempotencyCleaner` calls :meth:`Storage.cleanup <reference.stores.Storage.cleanup>` every
+:class:`IdempotencyCleaner` calls :meth:`Storage.cleanup <flowgate.reference.stores.Storage.cleanup>` every
 ``BusOptions.idempotency_cleanup_interval`` seconds (default 3600) with the TTL as the
 abandonment age, so the store holds about ``rate x (TTL + interval)`` records.
 
-What a sweep deletes is decided by :func:`reference.stores.cleanable` and nothing else:
+What a sweep deletes is decided by :func:`flowgate.reference.stores.cleanable` and nothing else:
 
 * a COMPLETED / DEAD_LETTERED record whose TTL ran out (``expires_at <= now``). The TTL rule
   (``idempotency_ttl_seconds >= 2 x message_retention_seconds``, docs/decisions.md D22) makes
@@ -18,7 +18,7 @@ fenced commit must still find its row), never anything younger than the TTL.
 
 How it runs, and why it cannot block processing:
 
-* In a worker process (:func:`reference.worker.start_cleanup`) it has its own thread, started
+* In a worker process (:func:`flowgate.reference.worker.start_cleanup`) it has its own thread, started
   with the poll threads and stopped by the same stop event (SIGTERM). It never runs inside a poll
   loop, so receives, heartbeats (VT/2) and the long poll (``wait_time_seconds``) are never delayed
   by it; its first sweep runs one interval after start-up, then one per interval (SourceFlow's
@@ -27,7 +27,7 @@ How it runs, and why it cannot block processing:
   workers, would scan the store on every start. A worker that never lives a whole interval never
   sweeps: where workers are that short-lived, lower the interval.
 * A sweep is a loop of short statements of at most ``idempotency_cleanup_batch`` rows each
-  (:meth:`~reference.stores.Storage.cleanup` with ``limit``). On SQLite each statement holds the
+  (:meth:`~flowgate.reference.stores.Storage.cleanup` with ``limit``). On SQLite each statement holds the
   process's writer lock for one batch only; on PostgreSQL rows another transaction is writing are
   skipped (``FOR UPDATE SKIP LOCKED``), never waited for. A claim racing a sweep is safe either
   way: the sweep's WHERE clause is re-checked on the row it deletes (a record taken over or
@@ -43,8 +43,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from reference.hooks import Clock
-from reference.stores import Storage
+from flowgate.reference.hooks import Clock
+from flowgate.reference.stores import Storage
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The one place boto3 clients are made: timeouts, retries, pool size, region and endpoint.
 
 :class:`ClientSettings` resolves the region, the endpoint and the credentials once, then makes
-every client of a process with the same botocore ``Config``. The worker (``reference.worker``)
-uses it; the harness re-exports it (``harness.clients``) for the fixtures, the gate, the
+every client of a process with the same botocore ``Config``. The worker (``flowgate.reference.worker``)
+uses it; the harness re-exports it (``flowgate.harness.clients``) for the fixtures, the gate, the
 baseline and the load tests, so that reference code never imports the harness.
 
 Two backends:

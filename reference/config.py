@@ -28,7 +28,7 @@ Timeouts and how they interact (all seconds):
   reason* when a receive would exceed it, so it must leave headroom above ``max_receive_count``
   (validated ``>``; default ``max(10, 3 * max_receive_count)``, at most 1000): failed forwards,
   crashes on the threshold receive and dependency outages (at most one receive per worker and
-  outage, see :mod:`reference.breaker`) spend receives without a listener's decision.
+  outage, see :mod:`flowgate.reference.breaker`) spend receives without a listener's decision.
 * ``breaker_initial_backoff`` / ``breaker_max_backoff`` -- while a listener's circuit breaker is
   open (a dependency failed) it does not receive; it probes the dependency after
   ``initial * 2**n`` seconds (jittered to 50-100 %, capped at ``max``). Recovery is noticed at
@@ -45,7 +45,7 @@ Timeouts and how they interact (all seconds):
   message_retention_seconds``, checked when :class:`BusOptions` is built (default 29 days against
   14-day retention); a shorter TTL would let a late redelivery or replay apply a second time.
 * ``idempotency_cleanup_interval`` -- how often a worker deletes the idempotency records that can
-  no longer matter (:mod:`reference.cleanup`; SourceFlow's ``cleanupIntervalMinutes``, default
+  no longer matter (:mod:`flowgate.reference.cleanup`; SourceFlow's ``cleanupIntervalMinutes``, default
   60 minutes = 3600 s, within 1 s .. ``idempotency_ttl_seconds``). The store then holds at most the
   records of the last TTL + one interval. The sweep runs on its own thread, never in a poll loop:
   it does not delay receives, heartbeats or commits beyond one batch of
@@ -67,10 +67,10 @@ Timeouts and how they interact (all seconds):
   stream (destination, or poll loop) was full; otherwise it goes at once. At a rate that is kept
   up with, nothing lingers (latency); under a backlog the lingers save calls as before. Off = a
   partial batch always waits its linger. Never longer than the linger either way
-  (:mod:`reference.linger`).
+  (:mod:`flowgate.reference.linger`).
 * ``data_key_cache`` with ``data_key_max_age_seconds`` / ``data_key_max_messages`` /
   ``data_key_max_bytes`` / ``data_key_cache_entries`` -- reuse KMS data keys (decision D6,
-  :mod:`reference.keycache`): a producer seals many messages for one destination under one
+  :mod:`flowgate.reference.keycache`): a producer seals many messages for one destination under one
   ``GenerateDataKey``, a consumer opens them with one ``Decrypt``, each key within all three
   bounds. ``max_age`` also bounds how long a key disabled in KMS stays usable in a process that
   cached it (the KMS outage a listener's breaker would otherwise notice at once), so keep it well
@@ -84,9 +84,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reference.errors import ConfigurationError
-from reference.keycache import CacheLimits
-from reference.messages import Payload, TypeRegistry
+from flowgate.reference.errors import ConfigurationError
+from flowgate.reference.keycache import CacheLimits
+from flowgate.reference.messages import Payload, TypeRegistry
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,75}(\.fifo)?$")
 
@@ -116,7 +116,7 @@ class BusOptions:
     redrive_max_receive_count: int | None = None
     business_max_attempts: int = 3
     max_concurrent_calls: int = 10
-    #: concurrent ReceiveMessage loops per listener in a worker process (reference.worker); each
+    #: concurrent ReceiveMessage loops per listener in a worker process (flowgate.reference.worker); each
     #: poll is receive -> process -> PublishBatch -> DeleteMessageBatch, so one poller waits on
     #: the API most of the time; with the worker's shared publisher 2 suffice (measured on 2 cores
     #: against LocalStack: 1-2 best, 3 and more add small receives and latency; docs/load.md)
@@ -138,7 +138,7 @@ class BusOptions:
     publish_linger: float = 0.05
     #: see the module docstring; 0 = receive again at once
     receive_linger: float = 0.0
-    #: the three lingers above adapt to load (decision D35, :mod:`reference.linger`): a partial
+    #: the three lingers above adapt to load (decision D35, :mod:`flowgate.reference.linger`): a partial
     #: batch (a receive of 1..9) waits only when the previous batch of its stream was full, i.e.
     #: only while batches fill; False = the fixed lingers (a partial batch always waits)
     adaptive_linger: bool = True
@@ -149,15 +149,15 @@ class BusOptions:
     #: the move) and be replayed; a record gone by then lets that copy apply a second time.
     #: Default 29 days (> 14 + 14)
     idempotency_ttl_seconds: float = 29 * 24 * 3600.0
-    #: seconds between two sweeps of expired idempotency records (reference.cleanup; SourceFlow's
+    #: seconds between two sweeps of expired idempotency records (flowgate.reference.cleanup; SourceFlow's
     #: ``cleanupIntervalMinutes: 60``); within 1 .. idempotency_ttl_seconds
     idempotency_cleanup_interval: float = 3600.0
     #: records deleted per cleanup statement (one short transaction each; a sweep loops)
     idempotency_cleanup_batch: int = 1000
-    #: circuit breaker back-off (see the module docstring and reference.breaker)
+    #: circuit breaker back-off (see the module docstring and flowgate.reference.breaker)
     breaker_initial_backoff: float = 1.0
     breaker_max_backoff: float = 30.0
-    #: KMS data-key cache (decision D6, reference.keycache; see the module docstring). Off by
+    #: KMS data-key cache (decision D6, flowgate.reference.keycache; see the module docstring). Off by
     #: default: with it on, envelopes are sealed under the destination context (contract section
     #: 5), which a consumer built before contract v1.4 refuses
     data_key_cache: bool = False
@@ -176,11 +176,11 @@ class BusOptions:
     #: ``AwsSqsCommandDispatcher`` / ``AwsSnsEventDispatcher`` send them -- ``CommandType`` /
     #: ``EventType`` a .NET assembly-qualified name registered with ``TypeRegistry.alias`` (exact
     #: match, never loaded), ``entity.id`` / the event payload's ``id`` a JSON integer, no
-    #: ``EventId`` attribute, FIFO deduplication by content -- decoded by :mod:`reference.sourceflow`
+    #: ``EventId`` attribute, FIFO deduplication by content -- decoded by :mod:`flowgate.reference.sourceflow`
     #: with the same strictness as the native format. Native messages are accepted as before.
     #: Off: such a message is poison ``UnknownMessageType`` (its name is not a registry name)
     sourceflow_interop: bool = False
-    #: dispatchers emit SourceFlow.Net v2's shape (``reference.sourceflow``): only the
+    #: dispatchers emit SourceFlow.Net v2's shape (``flowgate.reference.sourceflow``): only the
     #: attributes SourceFlow writes, no ``MessageDeduplicationId`` (the destination's
     #: content-based deduplication), integer ids. Needs ``sourceflow_interop``, no encryption, an
     #: alias for every routed type (checked by :meth:`BusConfiguration.validate`). Off by default

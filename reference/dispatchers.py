@@ -11,7 +11,7 @@ FIFO destinations get ``MessageGroupId`` = entity id and ``MessageDeduplicationI
 message's eventId (never random, never the ciphertext, so a resend within 5 minutes is dropped).
 
 With ``sourceflow=True`` (default ``BusOptions.sourceflow_emit``) both dispatchers write
-SourceFlow.Net v2's shape instead (:mod:`reference.sourceflow`, ``docs/sourceflow.md``):
+SourceFlow.Net v2's shape instead (:mod:`flowgate.reference.sourceflow`, ``docs/sourceflow.md``):
 ``CommandType`` (the type's alias) / ``EntityId`` / ``SequenceNo``, or ``EventType`` /
 ``EventName`` and ``Subject``; integer ids in the body; ``MessageGroupId`` on FIFO destinations
 and no ``MessageDeduplicationId`` (the destination deduplicates by content; bodies are
@@ -25,7 +25,7 @@ sent in order in shared batch calls, one outcome per list). Per-entry failures o
 raise :class:`DispatchError` (``dispatch_each`` returns them instead). Bodies over 256 KiB raise
 :class:`OversizedMessage` before any call.
 
-Tracing (:mod:`reference.telemetry`): every message sent gets its own PRODUCER span
+Tracing (:mod:`flowgate.reference.telemetry`): every message sent gets its own PRODUCER span
 (``AwsSqsCommandDispatcher.Dispatch`` / ``AwsSnsEventDispatcher.Dispatch``), started before its
 entry is built -- so the ``traceparent`` attribute names that span -- and ended when the send's
 outcome is known (ERROR status on failure). Its parent is the caller's current span, or for
@@ -45,15 +45,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
-from reference import sourceflow as sourceflow_wire
-from reference.bootstrap import Resources
-from reference.config import BusConfiguration, is_fifo
-from reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher, MessageBinding
-from reference.errors import ConfigurationError, DispatchError, OversizedMessage
-from reference.hooks import NullObserver, Observer
-from reference.linger import FillLinger
-from reference.messages import Command, Message, encode, payload_to_dict
-from reference.telemetry import (
+from flowgate.reference import sourceflow as sourceflow_wire
+from flowgate.reference.bootstrap import Resources
+from flowgate.reference.config import BusConfiguration, is_fifo
+from flowgate.reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher, MessageBinding
+from flowgate.reference.errors import ConfigurationError, DispatchError, OversizedMessage
+from flowgate.reference.hooks import NullObserver, Observer
+from flowgate.reference.linger import FillLinger
+from flowgate.reference.messages import Command, Message, encode, payload_to_dict
+from flowgate.reference.telemetry import (
     COMMAND_DISPATCH_SPAN,
     CORRELATION_ATTRIBUTE,
     EVENT_DISPATCH_SPAN,
@@ -122,7 +122,7 @@ class Batcher:
     """Collects single sends from many threads into batch calls (<= 10 entries, ``linger`` seconds).
 
     ``send_batch(destination, entries)`` returns one error (or None) per entry, in order. How long
-    a partial batch waits is :class:`reference.linger.FillLinger`'s decision, one per destination:
+    a partial batch waits is :class:`flowgate.reference.linger.FillLinger`'s decision, one per destination:
     with ``adaptive`` (D35) only after a full batch to that destination, else always ``linger``;
     never longer than ``linger``. When several destinations are pending, the shortest wait applies
     to all of them. Calls are made one at a time by the batcher's thread, so entries that arrive
@@ -227,7 +227,7 @@ class _Dispatcher:
         self.config = config
         self.resources = resources
         self.cipher = cipher
-        #: emit SourceFlow.Net v2's shape (:mod:`reference.sourceflow`); default
+        #: emit SourceFlow.Net v2's shape (:mod:`flowgate.reference.sourceflow`); default
         #: ``options.sourceflow_emit``. Plaintext only
         self.sourceflow = config.options.sourceflow_emit if sourceflow is None else sourceflow
         if self.sourceflow and cipher is not None:

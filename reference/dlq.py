@@ -30,9 +30,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reference.errors import TransportError
-from reference.hooks import NullObserver, Observer
-from reference.listener import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
+from flowgate.reference.errors import TransportError
+from flowgate.reference.hooks import NullObserver, Observer
+from flowgate.reference.listener import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
 
 #: Attributes the listener adds when it dead-letters a message; dropped on the way back.
 DEAD_LETTER_ATTRIBUTES = frozenset({DEAD_LETTER_REASON, DEAD_LETTER_SOURCE})

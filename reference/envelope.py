@@ -26,7 +26,7 @@ Sealed body = base64 of the JSON object::
   else the message context) and with the other one when KMS answers
   ``InvalidCiphertextException``. So a consumer without a cache opens what a caching producer
   seals, and the other way round; the wire format (fields, AAD, vectors) is unchanged.
-* Cached keys (:mod:`reference.keycache`) are bounded in age, messages and bytes, keyed by the
+* Cached keys (:mod:`flowgate.reference.keycache`) are bounded in age, messages and bytes, keyed by the
   encryption context, and wiped on eviction; uncached plaintext keys live only in local
   ``bytearray`` variables zeroed after use (best effort in Python, see that module).
 """
@@ -47,9 +47,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from reference.errors import DecryptionError, TransportError
-from reference.hooks import SYSTEM_RANDOMNESS, Randomness
-from reference.keycache import CacheLimits, DataKeyCache, Lease
+from flowgate.reference.errors import DecryptionError, TransportError
+from flowgate.reference.hooks import SYSTEM_RANDOMNESS, Randomness
+from flowgate.reference.keycache import CacheLimits, DataKeyCache, Lease
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +146,9 @@ class KmsEnvelopeCipher:
 
     ``cache_limits`` (``BusOptions.data_key_cache_limits()``) turns the data-key cache on: seal
     reuses a data key per (key, destination context), open reuses a decrypted key per (key,
-    encrypted data key, context), each within the limits (:mod:`reference.keycache`). ``clock``
+    encrypted data key, context), each within the limits (:mod:`flowgate.reference.keycache`). ``clock``
     is the caches' monotonic clock (tests pass a fake one). ``randomness``
-    (:class:`reference.hooks.Randomness`, default the OS CSPRNG) draws the AES-GCM nonces; a
+    (:class:`flowgate.reference.hooks.Randomness`, default the OS CSPRNG) draws the AES-GCM nonces; a
     source that is not ``cryptographic`` (the simulator's seeded one) is logged at WARNING here:
     its nonces are predictable, which only a simulation may accept.
     """

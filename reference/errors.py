@@ -3,7 +3,7 @@
 Every error derives from :class:`FlowgateError`; each category also derives from the standard
 exception type it resembles (hypothesis' ``InvalidArgument(..., TypeError)`` style), so callers
 can catch either. AWS client errors are translated with ``raise ... from exc`` so the cause is
-kept. :class:`reference.hooks.WorkerCrash` is deliberately *not* part of this tree: it derives
+kept. :class:`flowgate.reference.hooks.WorkerCrash` is deliberately *not* part of this tree: it derives
 from ``BaseException`` and must never be caught.
 """
 
@@ -107,8 +107,8 @@ class StoreUnavailable(StoreError, TransportError):
     ``InterfaceError``, ``DisconnectionError``, ``TimeoutError``).
 
     An infrastructure failure like any :class:`TransportError`: never poison; the listener leaves
-    the message for redelivery and opens its circuit breaker (:mod:`reference.breaker`) until
-    :meth:`~reference.stores.Storage.ping` answers again.
+    the message for redelivery and opens its circuit breaker (:mod:`flowgate.reference.breaker`) until
+    :meth:`~flowgate.reference.stores.Storage.ping` answers again.
     """
 
 

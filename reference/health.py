@@ -7,9 +7,9 @@ call, cheap enough to sample every second). A breaker that is open reports its c
 ``degraded`` (naming the dependencies in :attr:`HealthReport.degraded`) until the breaker's probe
 answers and it closes; then ``ok`` again.
 
-Failure detection (:mod:`reference.monitoring`, ``docs/operating.md``): the report also carries
+Failure detection (:mod:`flowgate.reference.monitoring`, ``docs/operating.md``): the report also carries
 ``metrics``. :func:`listener_health` adds ``metrics["consumers"]``, one
-:meth:`~reference.monitoring.ConsumerGauge.snapshot` per listener (latest receive, SentTimestamp
+:meth:`~flowgate.reference.monitoring.ConsumerGauge.snapshot` per listener (latest receive, SentTimestamp
 of the oldest message held, effects and events raised); :func:`check_health` adds
 ``metrics["queues"][queue]`` = ``{"visible", "in_flight", "delayed", "backlog", "dlq_depth"}``
 from the same ``GetQueueAttributes`` calls that check the queues exist; :func:`alarm_health` adds
@@ -25,10 +25,10 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reference.bootstrap import Resources
-from reference.breaker import BreakerStatus
-from reference.config import BusConfiguration
-from reference.monitoring import DEPTH_ATTRIBUTES, ConsumerGauge, depth_from_attributes
+from flowgate.reference.bootstrap import Resources
+from flowgate.reference.breaker import BreakerStatus
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.monitoring import DEPTH_ATTRIBUTES, ConsumerGauge, depth_from_attributes
 
 DEGRADED = "degraded"
 
@@ -94,7 +94,7 @@ def listener_health(listeners: Iterable[HasBreaker], report: HealthReport | None
 
 
 def alarm_health(monitor_report: dict[str, Any], report: HealthReport | None = None) -> HealthReport:
-    """Add a :meth:`reference.monitoring.Monitor.report` (its alarms and latest datapoint)."""
+    """Add a :meth:`flowgate.reference.monitoring.Monitor.report` (its alarms and latest datapoint)."""
     report = report if report is not None else HealthReport()
     report.alarms.update(monitor_report.get("alarms", {}))
     report.metrics.setdefault("monitor", {})[monitor_report.get("queue", "")] = monitor_report.get(

@@ -7,16 +7,16 @@ defaulting to harmless production behaviour:
 * :class:`Clock` -- wall time and sleeping. The simulator supplies a virtual clock, so lease
   expiry, visibility deadlines and data-key cache ages all follow simulated time.
 * :class:`Randomness` -- every random draw the reference makes: AES-GCM nonces
-  (:class:`reference.envelope.KmsEnvelopeCipher`), fresh command ids
-  (:func:`reference.messages.new_command`) and SQL fencing tokens
-  (:class:`reference.sql.SqlStorage`). The default, :class:`SystemRandomness`, is the OS CSPRNG
+  (:class:`flowgate.reference.envelope.KmsEnvelopeCipher`), fresh command ids
+  (:func:`flowgate.reference.messages.new_command`) and SQL fencing tokens
+  (:class:`flowgate.reference.sql.SqlStorage`). The default, :class:`SystemRandomness`, is the OS CSPRNG
   (``os.urandom`` / :mod:`secrets`); the simulator supplies a seeded source so a run is
   reproducible. Nothing else in the reference draws OS entropy; the circuit breakers' back-off
-  jitter is a ``random.Random`` seeded with the listener's queue name (:mod:`reference.breaker`),
+  jitter is a ``random.Random`` seeded with the listener's queue name (:mod:`flowgate.reference.breaker`),
   deterministic by design and not secret. Security: no configuration value, environment
   variable or ``BusOptions`` field selects a randomness source -- only code that builds a
   runtime and passes one (``build_runtime(randomness=...)``) can, the reference ships no
-  non-cryptographic source, and :class:`~reference.envelope.KmsEnvelopeCipher` logs a WARNING
+  non-cryptographic source, and :class:`~flowgate.reference.envelope.KmsEnvelopeCipher` logs a WARNING
   when it is given a source whose ``cryptographic`` is false (nonces would be predictable).
 * :class:`Faults` -- called at every named :data:`FAULT_POINTS` entry of the listener's
   processing step. A fault injector may raise :class:`WorkerCrash` (the worker "dies" right
@@ -60,7 +60,7 @@ FAULT_POINTS: Final[tuple[str, ...]] = (
     "after_delete",
 )
 
-#: The producer's fault points (:meth:`reference.bus.CommandBus.publish`, docs/decisions.md D25):
+#: The producer's fault points (:meth:`flowgate.reference.bus.CommandBus.publish`, docs/decisions.md D25):
 #: ``after_allocate`` -- the command's sequence number is allocated and the command recorded as
 #: unsent, nothing sent yet; ``after_send`` -- the command is sent, not yet marked sent.
 PRODUCER_FAULT_POINTS: Final[tuple[str, ...]] = ("after_allocate", "after_send")

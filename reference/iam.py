@@ -22,14 +22,14 @@ role                      what it may do (resources named exactly: ARNs from the
 ``event-consumer``        the same on its subscription queues (and their DLQs); ``kms:Decrypt``
                           only for the topics those queues subscribe to. Publishes nothing.
 ``dlq-operator``          ``ReceiveMessage`` + ``DeleteMessage`` on the DLQs, ``SendMessage`` back
-                          to their source queues (:func:`reference.dlq.replay_dead_letters` moves
+                          to their source queues (:func:`flowgate.reference.dlq.replay_dead_letters` moves
                           bodies verbatim: no KMS right, it never sees a plaintext).
 ========================  =====================================================================
 
 Every role that resolves names (``GetQueueUrl``; :meth:`Bootstrapper.resolve`) also holds
 ``sts:GetCallerIdentity`` (resource ``*``: STS has no resource to name).
 
-KMS: the envelope (:mod:`reference.envelope`) binds each data key to an encryption context whose
+KMS: the envelope (:mod:`flowgate.reference.envelope`) binds each data key to an encryption context whose
 ``destination`` is the queue or topic short name the message is sealed for, and
 ``flowgate:version`` the envelope version. Every KMS data-key grant is conditioned on both
 (``StringEquals`` on ``kms:EncryptionContext:destination`` and
@@ -52,14 +52,14 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
-from reference.config import BusConfiguration
-from reference.envelope import VERSION
-from reference.errors import ConfigurationError
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.envelope import VERSION
+from flowgate.reference.errors import ConfigurationError
 
 POLICY_VERSION = "2012-10-17"
 _ACCOUNT = re.compile(r"^\d{12}$")
 _KEY_ARN = re.compile(r"^arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
-#: the KMS encryption-context keys every data-key grant is conditioned on (reference.envelope)
+#: the KMS encryption-context keys every data-key grant is conditioned on (flowgate.reference.envelope)
 CONTEXT_DESTINATION = "kms:EncryptionContext:destination"
 CONTEXT_VERSION = "kms:EncryptionContext:flowgate:version"
 

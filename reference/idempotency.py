@@ -17,7 +17,7 @@ Timeline of one claim (powertools' conditional put, plus fencing)::
   or take over a COMPLETED row whose ``expires_at`` passed. A takeover gets a new fencing token.
 * The lease equals the message's visibility deadline: when SQS hands the message to another
   worker, the lease has expired too, so the successor can take over (and the predecessor's
-  fenced commit will then fail with :class:`~reference.errors.LeaseLost`). A lease longer than
+  fenced commit will then fail with :class:`~flowgate.reference.errors.LeaseLost`). A lease longer than
   the visibility would make redeliveries "busy" and burn receive counts; a shorter one would let
   two workers run the handler while one still holds the message.
 * A heartbeat (``ChangeMessageVisibility``) extends the lease by the same amount.
@@ -40,7 +40,7 @@ dispatch) matches any.
 
 TTL rule (docs/decisions.md D22): a COMPLETED record must outlive every copy of its message, i.e.
 the TTL must be at least the queue's retention plus the DLQ's retention (a FIFO DLQ resets the
-enqueue timestamp on the move); :class:`~reference.config.BusOptions` refuses a shorter one.
+enqueue timestamp on the move); :class:`~flowgate.reference.config.BusOptions` refuses a shorter one.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from reference.messages import Command, Event, payload_to_dict
+from flowgate.reference.messages import Command, Event, payload_to_dict
 
 IN_PROGRESS = "IN_PROGRESS"
 COMPLETED = "COMPLETED"
@@ -101,7 +101,7 @@ class Claimed:
 class Duplicate:
     """The key completed already; ``outbox`` are the events to (re)publish, same ids;
     ``commands`` the follow-up commands its commit numbered and recorded (D33): the caller sends
-    those still unsent (:meth:`~reference.bus.CommandBus.send_unsent`), never new ones."""
+    those still unsent (:meth:`~flowgate.reference.bus.CommandBus.send_unsent`), never new ones."""
 
     outbox: tuple[Event, ...]
     commands: tuple[Command, ...] = ()

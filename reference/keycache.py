@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from reference.errors import ConfigurationError
+from flowgate.reference.errors import ConfigurationError
 
 #: AES-GCM invocations per key with random 96-bit nonces (NIST SP 800-38D 8.3); also the AWS
 #: Encryption SDK's upper limit for "maximum messages encrypted"

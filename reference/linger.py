@@ -1,7 +1,7 @@
 """When a batch waits for more entries: fixed or load-adaptive lingers (decision D35).
 
 Two places wait to fill a batch of up to :data:`MAX_BATCH` (10) entries: the batching sender
-(:class:`reference.dispatchers.Batcher`: ``batch_linger``, and ``publish_linger`` for the worker's
+(:class:`flowgate.reference.dispatchers.Batcher`: ``batch_linger``, and ``publish_linger`` for the worker's
 shared event publisher) before a SendMessageBatch/PublishBatch call, and the production run loop
 of a listener (``receive_linger``) before its next ReceiveMessage after a partial receive.
 

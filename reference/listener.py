@@ -1,6 +1,6 @@
 """The SQS listener: THE processing step, plain synchronous code with named fault points.
 
-For each received message (fault points of :mod:`reference.hooks` in this order)::
+For each received message (fault points of :mod:`flowgate.reference.hooks` in this order)::
 
     receive -> after_receive -> decode (decrypt, parse, registry) -> after_decode
       -> idempotency claim -> after_claim -> saga/view decides (pure) -> mid_handler
@@ -60,10 +60,10 @@ deadline (deterministic under a virtual clock). If either extension fails, the w
 working on the message (another worker may own it now); the fenced commit guarantees that a
 worker whose lease was taken over can never write.
 
-Outages: an infrastructure failure (:class:`~reference.errors.TransportError`: the store's
-:class:`~reference.errors.StoreUnavailable`, KMS, a failed SNS publish, a failed ReceiveMessage,
+Outages: an infrastructure failure (:class:`~flowgate.reference.errors.TransportError`: the store's
+:class:`~flowgate.reference.errors.StoreUnavailable`, KMS, a failed SNS publish, a failed ReceiveMessage,
 a heartbeat whose lease extension cannot reach the store) opens the listener's circuit breaker
-(:mod:`reference.breaker`, which documents how its back-off relates to VT, ``wait_time_seconds``
+(:mod:`flowgate.reference.breaker`, which documents how its back-off relates to VT, ``wait_time_seconds``
 and the redrive count). While it is open the listener does not call ReceiveMessage (a poll returns
 0), stops working on the rest of the batch in hand (left for redelivery: one receive per message
 and worker per outage) and probes the failing dependency; the first answered probe closes it.
@@ -87,13 +87,13 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from opentelemetry import context as otel_context
 
-from reference import sourceflow
-from reference.breaker import BreakerStatus, CircuitBreaker
-from reference.bus import CommandBus, Processor, aggregate_name, observe_issued, send_issued
-from reference.config import BusOptions, is_fifo
-from reference.dispatchers import MAX_BATCH, MAX_BODY_BYTES
-from reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher
-from reference.errors import (
+from flowgate.reference import sourceflow
+from flowgate.reference.breaker import BreakerStatus, CircuitBreaker
+from flowgate.reference.bus import CommandBus, Processor, aggregate_name, observe_issued, send_issued
+from flowgate.reference.config import BusOptions, is_fifo
+from flowgate.reference.dispatchers import MAX_BATCH, MAX_BODY_BYTES
+from flowgate.reference.envelope import ENCRYPTION_MARKER, EnvelopeCipher
+from flowgate.reference.errors import (
     BusinessError,
     DecodeError,
     DecryptionError,
@@ -112,13 +112,13 @@ from reference.errors import (
     UnknownMessageType,
     WriteConflict,
 )
-from reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
-from reference.idempotency import Busy, Conflict, Duplicate, command_key, event_key, message_digest
-from reference.linger import FillLinger
-from reference.messages import ALIAS_FORMAT, Command, Event, Kind, Message, TypeRegistry, decode
-from reference.monitoring import ConsumerGauge
-from reference.stores import Effect
-from reference.telemetry import (
+from flowgate.reference.hooks import Clock, Faults, NoFaults, NullObserver, Observer, SystemClock
+from flowgate.reference.idempotency import Busy, Conflict, Duplicate, command_key, event_key, message_digest
+from flowgate.reference.linger import FillLinger
+from flowgate.reference.messages import ALIAS_FORMAT, Command, Event, Kind, Message, TypeRegistry, decode
+from flowgate.reference.monitoring import ConsumerGauge
+from flowgate.reference.stores import Effect
+from flowgate.reference.telemetry import (
     CORRELATION_ATTRIBUTE,
     NOOP,
     PROCESS_SPAN,
@@ -258,7 +258,7 @@ class SqsListener:
             on_transition=self._breaker_transition,
         )
         self._probed = False
-        #: what this listener saw, for failure detection (:mod:`reference.monitoring`): last
+        #: what this listener saw, for failure detection (:mod:`flowgate.reference.monitoring`): last
         #: receive, SentTimestamp of the messages it holds, effects and events raised
         self.gauge = ConsumerGauge(queue)
         #: production heartbeat: keeps every received, not yet deleted message invisible
@@ -277,12 +277,12 @@ class SqsListener:
         loop waits for the next probe (``stop.wait``, so a stop is noticed at once) instead of
         receiving. Any other failure of a poll (anything unexpected) is logged and the loop goes
         on after a 1 s back-off: what was not deleted is redelivered. Only
-        :class:`~reference.hooks.WorkerCrash` (a ``BaseException``) ends it.
+        :class:`~flowgate.reference.hooks.WorkerCrash` (a ``BaseException``) ends it.
 
         After a receive of 1..9 messages the loop may wait ``options.receive_linger`` before the
         next one (fuller batches, fewer calls; never after a full or an empty receive): with
         ``options.adaptive_linger`` (D35) only when the receive before it was full (a backlog just
-        ran out), else after every partial receive (:class:`reference.linger.FillLinger`).
+        ran out), else after every partial receive (:class:`flowgate.reference.linger.FillLinger`).
         """
         lingers = FillLinger(self.options.receive_linger, adaptive=self.options.adaptive_linger)
         try:
@@ -313,7 +313,7 @@ class SqsListener:
 
         Returns the number of messages received: 0 while the circuit breaker is open (no
         ReceiveMessage unless a due probe of the failing dependency answered) and when the receive
-        itself fails (that opens it). :class:`~reference.hooks.WorkerCrash` always propagates.
+        itself fails (that opens it). :class:`~flowgate.reference.hooks.WorkerCrash` always propagates.
         """
         return self._poll(wait_for_finish=True)
 
@@ -377,7 +377,7 @@ class SqsListener:
     def _await_finish(self) -> None:
         """Wait for this poll thread's poll handed to the finisher pool. Publish failures and
         failed deletes are logged and observed there, never raised; an unexpected error or a
-        :class:`~reference.hooks.WorkerCrash` raised there is re-raised here."""
+        :class:`~flowgate.reference.hooks.WorkerCrash` raised there is re-raised here."""
         pending = getattr(self._pending, "future", None)
         if pending is not None:
             self._pending.future = None
@@ -490,7 +490,7 @@ class SqsListener:
         self._delete_all(to_delete)
 
     def _send_issued(self, f: _Flight) -> Exception | None:
-        """Send ``f``'s issued commands still unsent (:func:`~reference.bus.send_issued`); the
+        """Send ``f``'s issued commands still unsent (:func:`~flowgate.reference.bus.send_issued`); the
         transport failure that stopped it, if any (the message then stays for redelivery, whose
         duplicate sends them again from the producer outbox)."""
         if not f.issued:
@@ -555,7 +555,7 @@ class SqsListener:
         """One message up to its commit; True when it is finished (ready, or dead-lettered).
 
         Nothing raised while handling one message leaves this method except
-        :class:`~reference.hooks.WorkerCrash`, so no message can take its batch down:
+        :class:`~flowgate.reference.hooks.WorkerCrash`, so no message can take its batch down:
 
         * decoding: a :class:`MessageError` is poison with its reason; a :class:`TransportError`
           (KMS unavailable) leaves it for redelivery; **anything else** (RecursionError,
@@ -890,7 +890,7 @@ class SqsListener:
 
     # -- helpers -----------------------------------------------------------------------------
     def _decode(self, m: Mapping[str, Any], attrs: Mapping[str, str]) -> Message:
-        """Attributes, size, routing, envelope, strict body (:func:`~reference.messages.decode`),
+        """Attributes, size, routing, envelope, strict body (:func:`~flowgate.reference.messages.decode`),
         then body/attribute agreement. A failure inside the envelope path that is neither a
         :class:`MessageError` nor a :class:`TransportError` is a :class:`DecryptionError`."""
         body = str(m.get("Body", ""))
@@ -930,7 +930,7 @@ class SqsListener:
         return False
 
     def _decode_sourceflow(self, body: str, attrs: Mapping[str, str], kind: Kind, alias: str) -> Message:
-        """A message in SourceFlow.Net v2's shape (:func:`reference.sourceflow.decode`): the alias
+        """A message in SourceFlow.Net v2's shape (:func:`flowgate.reference.sourceflow.decode`): the alias
         must be registered exactly and routed here; plaintext only (SourceFlow does not encrypt)."""
         cls = self.registry.by_alias(alias, kind)
         self._check_route(kind, cls.message_name)
@@ -1110,7 +1110,7 @@ class SqsListener:
         self.telemetry.breaker_transition.add(1, value)
 
     def health(self) -> BreakerStatus:
-        """The breaker's status (``reference.health`` reports ``degraded: <dependency>`` while open)."""
+        """The breaker's status (``flowgate.reference.health`` reports ``degraded: <dependency>`` while open)."""
         return self.breaker.status()
 
     def _beat(self, f: _Flight) -> bool:
@@ -1286,7 +1286,7 @@ def _string_attributes(m: Mapping[str, Any]) -> dict[str, str]:
 
 def _dedup_facts(m: Mapping[str, Any], system: Mapping[str, Any]) -> dict[str, Any]:
     """What the ``receive`` observation records for the FIFO deduplication check
-    (``harness.checkers.dedup``): ``dedup_id`` (the SQS ``MessageDeduplicationId``), ``sent_at``
+    (``flowgate.harness.checkers.dedup``): ``dedup_id`` (the SQS ``MessageDeduplicationId``), ``sent_at``
     (``SentTimestamp`` in seconds), ``group_id`` (``MessageGroupId``) and, for an event message
     (an ``EventType`` attribute and no ``CommandType``), ``wire_event_id`` (its ``EventId``
     attribute, undecoded). Absent values are left out; nothing here is trusted for processing."""

@@ -2,7 +2,7 @@
 
 Wire format (SourceFlow.Net v2's ``Command<T>`` layout, not its wire: string ids, registry names;
 see ``docs/reference.md``; SourceFlow's exact shape is the opt-in interop mode,
-:mod:`reference.sourceflow`, ``docs/sourceflow.md``)::
+:mod:`flowgate.reference.sourceflow`, ``docs/sourceflow.md``)::
 
     {"name": "PlaceOrder", "entity": {"id": "o-1", "isNew": true}, "payload": {...},
      "metadata": {"eventId": "<uuid>", "isReplay": false, "occurredOn": "2026-11-21T10:00:00.000Z",
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from reference.errors import ConfigurationError, DecodeError, UnknownMessageType
-from reference.hooks import SYSTEM_RANDOMNESS, Clock, Randomness, SystemClock
+from flowgate.reference.errors import ConfigurationError, DecodeError, UnknownMessageType
+from flowgate.reference.hooks import SYSTEM_RANDOMNESS, Clock, Randomness, SystemClock
 
 Kind = Literal["command", "event"]
 
@@ -61,7 +61,7 @@ class EntityRef:
 class Metadata:
     """Identity, ordering and tracing data of a message.
 
-    ``sequence_no`` 0 means "not yet assigned" (the :class:`~reference.bus.CommandBus` assigns
+    ``sequence_no`` 0 means "not yet assigned" (the :class:`~flowgate.reference.bus.CommandBus` assigns
     the next per-entity number on publish).
     """
 
@@ -193,7 +193,7 @@ class FollowUp:
     """A command a saga (or an aggregate) issues as part of its decision (docs/decisions.md D33).
 
     Returned among the event payloads of ``decide`` (``Saga.decide``) or ``react``
-    (:class:`~reference.bus.Aggregate`): the processor turns it into a :class:`Command` for
+    (:class:`~flowgate.reference.bus.Aggregate`): the processor turns it into a :class:`Command` for
     ``entity_id`` with an id derived from the message that caused it (:func:`follow_up_command`),
     and the storage commits it with the effect (numbered by the store, recorded in the producer
     outbox), so it is sent at least once and exactly one command exists per decision."""

@@ -1,5 +1,5 @@
 """Failure detection: backlog, age of the oldest message, DLQ depth, worker liveness and order
-outcomes as metrics, sampled once per period and judged by the alarms of :mod:`reference.alarms`.
+outcomes as metrics, sampled once per period and judged by the alarms of :mod:`flowgate.reference.alarms`.
 
 Where each number comes from (``docs/operating.md`` has the alarm table):
 
@@ -19,7 +19,7 @@ Where each number comes from (``docs/operating.md`` has the alarm table):
 * **PollingWorkers** -- consumers whose latest ``ReceiveMessage`` returned within
   ``poll_staleness`` seconds (an empty long poll counts; a handler stuck with its batch does not
   poll). Across processes the worker writes its gauges into its health file
-  (``reference.worker --health-file``); a file older than ``poll_staleness`` counts as no worker.
+  (``flowgate.reference.worker --health-file``); a file older than ``poll_staleness`` counts as no worker.
 * **Orders** (NexusStream, seed 004) -- per period, from the consumers' counters: commands of the
   ``received`` type that took effect (``OrdersReceived``), events of the ``validated`` and
   ``rejected`` types they raised (``OrdersValidated``, ``OrdersRejected``), ``RejectedShare`` =
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reference.alarms import AlarmEvaluator, AlarmSpec, Transition
+from flowgate.reference.alarms import AlarmEvaluator, AlarmSpec, Transition
 
 _INSTANCES = itertools.count(1)
 
@@ -366,7 +366,7 @@ def _delta(now: Mapping[str, Any], before: Mapping[str, Any], kind: str, name: s
 
 
 def gauges_from_health_files(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """The consumer gauges in the workers' health files (``reference.worker --health-file``),
+    """The consumer gauges in the workers' health files (``flowgate.reference.worker --health-file``),
     each with ``time`` = when its file was written and ``worker`` = the file's path. A file that
     does not exist or cannot be read (being replaced) contributes nothing."""
     out: list[dict[str, Any]] = []

@@ -24,7 +24,7 @@ Everything here follows the C# source of SourceFlow.Net v2.0.0 (:data:`SOURCE_RE
   ``EventId``).
 
 Inbound (:func:`decode`), a SourceFlow-shaped message is decoded with the native format's
-strictness (:func:`~reference.messages.loads_strict`, exact types, agreement of body and
+strictness (:func:`~flowgate.reference.messages.loads_strict`, exact types, agreement of body and
 attributes) plus SourceFlow's own ranges: ids and sequence numbers are .NET ``int`` (32-bit), the
 event id a GUID as ``System.Text.Json`` writes it (lowercase ``D`` format), ``occurredOn`` the
 round-trip format with up to 7 fractional digits (normalised to this bus's millisecond form).
@@ -45,8 +45,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from reference.errors import ConfigurationError, DecodeError, MissingAttribute
-from reference.messages import (
+from flowgate.reference.errors import ConfigurationError, DecodeError, MissingAttribute
+from flowgate.reference.messages import (
     Command,
     EntityRef,
     Event,
@@ -147,7 +147,7 @@ def _metadata(raw: object, kind: Kind) -> Metadata:
 def decode(body: str, attrs: Mapping[str, str], kind: Kind, alias: str, registry: TypeRegistry) -> Message:
     """A SourceFlow-shaped command or event whose ``CommandType``/``EventType`` is ``alias`` (an
     exact, registered alias: :meth:`TypeRegistry.by_alias`). Every refusal is a
-    :class:`~reference.errors.MessageError` (poison with its reason)."""
+    :class:`~flowgate.reference.errors.MessageError` (poison with its reason)."""
     cls = registry.by_alias(alias, kind)
     obj = loads_strict(body)
     if not isinstance(obj, dict):

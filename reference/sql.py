@@ -1,4 +1,4 @@
-"""SQLAlchemy adapter of :class:`~reference.stores.Storage` (SQLite default, PostgreSQL supported).
+"""SQLAlchemy adapter of :class:`~flowgate.reference.stores.Storage` (SQLite default, PostgreSQL supported).
 
 All five stores live on one engine so :meth:`SqlStorage.commit` is ONE transaction whose first
 statement is the fenced idempotency completion (``UPDATE ... WHERE key=:k AND fencing_token=:t
@@ -55,7 +55,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from reference.errors import (
+from flowgate.reference.errors import (
     LeaseLost,
     SequenceConflict,
     StoreError,
@@ -63,8 +63,8 @@ from reference.errors import (
     StoreUnavailable,
     WriteConflict,
 )
-from reference.hooks import SYSTEM_RANDOMNESS, Randomness
-from reference.idempotency import (
+from flowgate.reference.hooks import SYSTEM_RANDOMNESS, Randomness
+from flowgate.reference.idempotency import (
     COMPLETED,
     DEAD_LETTERED,
     IN_PROGRESS,
@@ -73,8 +73,8 @@ from reference.idempotency import (
     ClaimResult,
     Conflict,
 )
-from reference.messages import Command, TypeRegistry, decode, encode
-from reference.stores import (
+from flowgate.reference.messages import Command, TypeRegistry, decode, encode
+from flowgate.reference.stores import (
     UNCHECKED,
     DeadLetter,
     Effect,
@@ -91,7 +91,7 @@ DEFAULT_URL = "sqlite:///flowgate.db"
 
 
 class SqlStorage:
-    """The SQL :class:`~reference.stores.Storage`. ``prefix`` namespaces the tables (tests, tenants)."""
+    """The SQL :class:`~flowgate.reference.stores.Storage`. ``prefix`` namespaces the tables (tests, tenants)."""
 
     def __init__(
         self,
@@ -104,7 +104,7 @@ class SqlStorage:
         randomness: Randomness = SYSTEM_RANDOMNESS,
     ) -> None:
         self._registry = registry
-        #: draws the fencing tokens (:class:`reference.hooks.Randomness`, default the OS CSPRNG)
+        #: draws the fencing tokens (:class:`flowgate.reference.hooks.Randomness`, default the OS CSPRNG)
         self._random = randomness
         if engine is None:
             connect_args: dict[str, Any] = (
@@ -444,7 +444,7 @@ class SqlStorage:
             c.execute(delete(t).where(t.c.key == key, t.c.fencing_token == token, t.c.status == IN_PROGRESS))
 
     def cleanup(self, now: float, *, abandoned_after: float, limit: int | None = None) -> int:
-        """:func:`~reference.stores.cleanable` as one DELETE of at most ``limit`` rows. The rows
+        """:func:`~flowgate.reference.stores.cleanable` as one DELETE of at most ``limit`` rows. The rows
         are chosen by a sub-select that, on PostgreSQL, locks them ``FOR UPDATE SKIP LOCKED``: a
         row a claim, heartbeat or commit is writing right now is skipped (left for the next
         sweep), never waited for; the outer DELETE re-checks the rule on the locked rows. On

@@ -11,7 +11,7 @@ in the same transaction; powertools' conditional put plus a fencing token).
 The port also holds the producers' side (docs/decisions.md D25), outside that commit: one
 durable sequence counter per entity (:meth:`Storage.allocate_sequence`), shared by every producer
 on the store, and the producer outbox (:meth:`Storage.record_publish`, ``unsent_commands``,
-``mark_sent``) that :class:`~reference.bus.CommandBus` sends from.
+``mark_sent``) that :class:`~flowgate.reference.bus.CommandBus` sends from.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, Self
 
-from reference.errors import DecodeError, LeaseLost, SequenceConflict, WriteConflict
-from reference.idempotency import (
+from flowgate.reference.errors import DecodeError, LeaseLost, SequenceConflict, WriteConflict
+from flowgate.reference.idempotency import (
     COMPLETED,
     DEAD_LETTERED,
     IN_PROGRESS,
@@ -34,7 +34,7 @@ from reference.idempotency import (
     Conflict,
     Duplicate,
 )
-from reference.messages import Command, Event, TypeRegistry, decode, encode
+from flowgate.reference.messages import Command, Event, TypeRegistry, decode, encode
 
 State = dict[str, Any]
 
@@ -48,7 +48,7 @@ class EntityWrite:
     """New state of one entity (``kind`` = the saga's entity kind, e.g. ``order``).
 
     ``expected`` is the state the decision was computed from (``None``: the entity did not
-    exist). The commit fails with :class:`~reference.errors.WriteConflict` if the stored state
+    exist). The commit fails with :class:`~flowgate.reference.errors.WriteConflict` if the stored state
     is no longer that one -- optimistic concurrency, so two workers deciding from the same state
     (standard queues, shared rows) can never both write and lose an update.
     """
@@ -155,11 +155,11 @@ class Storage(Protocol):
     def claim(
         self, key: str, *, now: float, lease_until: float, message_type: str, digest: str | None = None
     ) -> ClaimResult:
-        """One atomic conditional write (see :mod:`reference.idempotency`).
+        """One atomic conditional write (see :mod:`flowgate.reference.idempotency`).
 
-        ``digest`` (:func:`~reference.idempotency.message_digest`) is stored with the claim; a
+        ``digest`` (:func:`~flowgate.reference.idempotency.message_digest`) is stored with the claim; a
         known key (IN_PROGRESS, even with an expired lease, or COMPLETED and unexpired) whose
-        stored digest differs gives :class:`~reference.idempotency.Conflict` and changes nothing.
+        stored digest differs gives :class:`~flowgate.reference.idempotency.Conflict` and changes nothing.
         ``None`` on either side matches anything."""
         ...
 
@@ -177,7 +177,7 @@ class Storage(Protocol):
         (its TTL ran out), an IN_PROGRESS record whose lease ended ``abandoned_after`` seconds
         (the TTL) or more ago (a claim its worker abandoned). Never a leased claim, never a record
         younger than the TTL. One short atomic step per call (callers loop while it returns
-        ``limit``: :class:`reference.cleanup.IdempotencyCleaner`); returns how many it deleted."""
+        ``limit``: :class:`flowgate.reference.cleanup.IdempotencyCleaner`); returns how many it deleted."""
         ...
 
     def commit(self, effect: Effect) -> tuple[Command, ...]:
@@ -197,7 +197,7 @@ class Storage(Protocol):
 
     def ping(self) -> None:
         """A cheap round trip that reads and writes nothing (the listener's circuit-breaker probe);
-        raises :class:`~reference.errors.StoreUnavailable` while the store cannot serve."""
+        raises :class:`~flowgate.reference.errors.StoreUnavailable` while the store cannot serve."""
         ...
 
 
@@ -284,11 +284,11 @@ class InMemoryStorage:
         """Another client of the same data, as a second process's connection to one database:
         the records, rows, token sequence and lock are shared; whatever else the adapter object
         holds is this client's own. The deterministic simulator gives each worker *process* one
-        (``harness.sim.processes``); a store shared by one object models threads of one process."""
+        (``flowgate.harness.sim.processes``); a store shared by one object models threads of one process."""
         return copy.copy(self)
 
     def ping(self) -> None:
-        """Always answers (a simulated outage overrides it, see ``harness.outages``)."""
+        """Always answers (a simulated outage overrides it, see ``flowgate.harness.outages``)."""
         return None
 
     def load_commands(self, entity_id: str) -> list[Command]:

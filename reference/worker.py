@@ -1,6 +1,6 @@
 """Wiring (:func:`build_runtime`) and the worker entry point (:func:`main`).
 
-``python -m reference.worker --config FILE`` (the lead wires ``flowgate worker`` to :func:`main`)
+``python -m flowgate.reference.worker --config FILE`` (the lead wires ``flowgate worker`` to :func:`main`)
 reads a JSON or YAML file::
 
     {"region": "us-east-1", "domain": "orders",
@@ -14,11 +14,11 @@ reads a JSON or YAML file::
                                                              # (e.g. "data_key_cache": true, D6)
 
 It bootstraps the resources (with ``--no-bootstrap`` it only resolves them:
-:meth:`Bootstrapper.resolve`, what the runtime roles of :mod:`reference.iam` allow), then runs one
+:meth:`Bootstrapper.resolve`, what the runtime roles of :mod:`flowgate.reference.iam` allow), then runs one
 listener per listened/subscribed queue (each with ``options.pollers`` poll threads, one boto3
 client per service shared by all) and the idempotency cleanup thread (:func:`start_cleanup`: a
 sweep every ``options.idempotency_cleanup_interval`` seconds, the first one interval after
-start-up; :mod:`reference.cleanup`) until SIGTERM
+start-up; :mod:`flowgate.reference.cleanup`) until SIGTERM
 or SIGINT; the batch in hand is finished before exiting (graceful stop, at most
 ``wait_time_seconds`` + one batch). AWS endpoint and credentials come from the usual boto3
 environment (``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ...).
@@ -38,16 +38,16 @@ Test seams (all off by default; the LocalStack scenarios use them, production ne
   ``{"process", "type", "f", "value", "time"}`` (flushed per line, so a SIGKILL loses at most the
   line being written); ``FLOWGATE_PROCESS`` names the process (default ``worker-<pid>``).
 * ``FLOWGATE_CRASH_AT=point:probability[,point:probability]`` (points of
-  :data:`reference.hooks.FAULT_POINTS`, seeded by ``FLOWGATE_SEED``): at that fault point the
+  :data:`flowgate.reference.hooks.FAULT_POINTS`, seeded by ``FLOWGATE_SEED``): at that fault point the
   process writes a ``crash`` line and dies with ``os._exit(137)`` -- no cleanup, no delete.
 * ``FLOWGATE_AWS_CALLS=PATH``: append one JSON line per AWS API call the process makes
-  (:class:`reference.hooks.AwsCallRecorder`: service, operation and the parameters naming the
+  (:class:`flowgate.reference.hooks.AwsCallRecorder`: service, operation and the parameters naming the
   resource), for the IAM audit of ``scenarios/test_iam.py``.
 * ``--health-file PATH`` or ``FLOWGATE_HEALTH_FILE=PATH``: every 0.5 s (and on exit) the worker
   replaces PATH with its :meth:`Runtime.health` as JSON (``{"status": "ok"|"degraded",
   "degraded": [dependency, ...], "checks": {...}, "metrics": {"consumers": [gauge, ...]}, "time":
   epoch}``; written to a temporary file and renamed, so a reader never sees half a report). The
-  consumer gauges are what the operator's monitor reads (``reference.monitoring``,
+  consumer gauges are what the operator's monitor reads (``flowgate.reference.monitoring``,
   ``gauges_from_health_files``; ``docs/operating.md``).
 * ``FLOWGATE_HANDLER_DELAY_MS=[point:]ms[:probability][,...]`` (default point ``mid_handler``):
   sleep that long at the point, to outlive a short visibility timeout (one long sleep: the
@@ -72,12 +72,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from reference.bootstrap import Bootstrapper, Resources
-from reference.bus import Aggregate, CommandBus, Processor, Saga, View
-from reference.cleanup import IdempotencyCleaner
-from reference.config import BusConfiguration
-from reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
-from reference.domain.orders import (
+from flowgate.reference.bootstrap import Bootstrapper, Resources
+from flowgate.reference.bus import Aggregate, CommandBus, Processor, Saga, View
+from flowgate.reference.cleanup import IdempotencyCleaner
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.dispatchers import SnsEventDispatcher, SqsCommandDispatcher
+from flowgate.reference.domain.orders import (
     InventoryView,
     OrderSaga,
     OrderView,
@@ -85,11 +85,11 @@ from reference.domain.orders import (
     order_domain,
     order_registry,
 )
-from reference.domain.partners import PartnerErrorLog, PartnerOrderSaga, partner_registry
-from reference.envelope import KmsEnvelopeCipher
-from reference.errors import ConfigurationError
-from reference.health import HealthReport, listener_health
-from reference.hooks import (
+from flowgate.reference.domain.partners import PartnerErrorLog, PartnerOrderSaga, partner_registry
+from flowgate.reference.envelope import KmsEnvelopeCipher
+from flowgate.reference.errors import ConfigurationError
+from flowgate.reference.health import HealthReport, listener_health
+from flowgate.reference.hooks import (
     AWS_CALLS_ENV,
     SYSTEM_RANDOMNESS,
     AwsCallRecorder,
@@ -101,10 +101,10 @@ from reference.hooks import (
     Randomness,
     SystemClock,
 )
-from reference.listener import SqsListener
-from reference.messages import Kind, TypeRegistry, encode
-from reference.stores import InMemoryStorage, Storage
-from reference.telemetry import NOOP, Telemetry
+from flowgate.reference.listener import SqsListener
+from flowgate.reference.messages import Kind, TypeRegistry, encode
+from flowgate.reference.stores import InMemoryStorage, Storage
+from flowgate.reference.telemetry import NOOP, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Runtime:
 
     def health(self) -> HealthReport:
         """The listeners' breakers (no AWS call): ``ok``, or ``degraded`` naming the dependency;
-        their gauges in ``metrics["consumers"]`` (:func:`reference.health.listener_health`)."""
+        their gauges in ``metrics["consumers"]`` (:func:`flowgate.reference.health.listener_health`)."""
         return listener_health(self.listeners)
 
     def close(self) -> None:
@@ -188,8 +188,8 @@ def build_runtime(
 ) -> Runtime:
     """Validate, bootstrap (unless ``resources`` given) and wire dispatchers and listeners.
 
-    ``randomness`` (default the OS CSPRNG, :class:`reference.hooks.SystemRandomness`) draws the
-    envelope cipher's nonces; only a simulator passes another (``reference.hooks``)."""
+    ``randomness`` (default the OS CSPRNG, :class:`flowgate.reference.hooks.SystemRandomness`) draws the
+    envelope cipher's nonces; only a simulator passes another (``flowgate.reference.hooks``)."""
     config.validate(sagas=sagas, views=views)
     clock = clock or SystemClock()
     observer = observer or NullObserver()
@@ -279,7 +279,7 @@ def start_cleanup(runtime: Runtime, stop: threading.Event) -> threading.Thread:
     """Start the worker's idempotency cleanup thread (:meth:`IdempotencyCleaner.run`): a sweep
     every ``idempotency_cleanup_interval`` seconds (the first one interval after the runtime was
     built), until ``stop`` is set. Its own
-    thread, never a poll loop (see :mod:`reference.cleanup` for why it cannot block processing)."""
+    thread, never a poll loop (see :mod:`flowgate.reference.cleanup` for why it cannot block processing)."""
     assert runtime.cleaner is not None
     thread = threading.Thread(target=runtime.cleaner.run, args=(stop,), name="idempotency-cleanup")
     thread.start()
@@ -375,7 +375,7 @@ def open_durable_storage(registry: TypeRegistry, url: str | None) -> Storage | N
         return None
     from sqlalchemy.engine import make_url
 
-    from reference.sql import SqlStorage
+    from flowgate.reference.sql import SqlStorage
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -392,8 +392,8 @@ def replay_entities(data: Mapping[str, Any], entity_ids: Sequence[str], out: Tex
 
     ``data`` is the worker's config file. For each entity, in the given order, runs
     :meth:`CommandBus.replay` on the store of ``idempotency.url`` and writes one line per event to
-    ``out``: :func:`reference.messages.encode` of the event (the plaintext JSON body
-    :func:`reference.dispatchers.build_body` publishes), ``metadata.isReplay`` true, the same
+    ``out``: :func:`flowgate.reference.messages.encode` of the event (the plaintext JSON body
+    :func:`flowgate.reference.dispatchers.build_body` publishes), ``metadata.isReplay`` true, the same
     event ids, sequence numbers and causation ids as the live events. An entity whose replay
     fails (a store error, a stored command the saga refuses) is logged and prints nothing.
 
@@ -485,7 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         listed = [*args.replay, *(args.replay_entities or "").split(",")]
         entity_ids = list(dict.fromkeys(e.strip() for e in listed if e.strip()))
         return replay_entities(data, entity_ids, sys.stdout)
-    from reference.clients import ClientSettings  # the library part (and replay mode) makes no clients
+    from flowgate.reference.clients import (
+        ClientSettings,  # the library part (and replay mode) makes no clients
+    )
 
     registry = domain.registry()
     config = BusConfiguration.from_dict(data, registry)
@@ -512,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = (data.get("idempotency") or {}).get("url")
     storage: Storage
     if url:
-        from reference.sql import SqlStorage
+        from flowgate.reference.sql import SqlStorage
 
         storage = SqlStorage(registry, str(url))
     else:

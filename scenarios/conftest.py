@@ -1,7 +1,7 @@
 """Fixtures of the LocalStack end-to-end scenarios and chaos runs (see ``docs/scenarios.md``).
 
 ``--mutant NAME`` (or ``FLOWGATE_MUTANT=NAME``) runs every worker process of the scenarios
-from the mutant catalog (``python -m harness.mutants.worker`` with ``FLOWGATE_MUTANT=NAME``)
+from the mutant catalog (``python -m flowgate.harness.mutants.worker`` with ``FLOWGATE_MUTANT=NAME``)
 and applies the mutant in-process where the test process itself runs reference code: the
 scenario must then FAIL (that is how each assertion is shown to bite). ``--chaos-seed N``
 (or ``FLOWGATE_SEED``) fixes the nemesis schedules.
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.aws import AwsClients
-from fixtures.scenario import delete_prefixed, in_process_mutant
-from fixtures.workers import Workers
-from harness.history import History
-from reference.domain import order_registry, partner_registry
-from reference.messages import TypeRegistry
+from flowgate.fixtures.aws import AwsClients
+from flowgate.fixtures.scenario import delete_prefixed, in_process_mutant
+from flowgate.fixtures.workers import Workers
+from flowgate.harness.history import History
+from flowgate.reference.domain import order_registry, partner_registry
+from flowgate.reference.messages import TypeRegistry
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,7 +37,7 @@ def mutant(request: pytest.FixtureRequest) -> str | None:
     name = request.config.getoption("--mutant")
     if name:
         with contextlib.suppress(ImportError):
-            import harness.mutants as catalog  # type: ignore[import-not-found,unused-ignore]
+            import flowgate.harness.mutants as catalog  # type: ignore[import-not-found,unused-ignore]
 
             known = getattr(catalog, "MUTANTS", None) or getattr(catalog, "CATALOG", None)
             if known is not None and name not in known:

@@ -11,11 +11,11 @@ import logging
 
 import pytest
 
-from fixtures.scenario import OrderTopology, Producer, bootstrap, bus_config, queue_depth
-from reference.bootstrap import Bootstrapper
-from reference.domain.orders import PlaceOrder
-from reference.errors import ConfigurationError
-from reference.messages import new_command
+from flowgate.fixtures.scenario import OrderTopology, Producer, bootstrap, bus_config, queue_depth
+from flowgate.reference.bootstrap import Bootstrapper
+from flowgate.reference.domain.orders import PlaceOrder
+from flowgate.reference.errors import ConfigurationError
+from flowgate.reference.messages import new_command
 
 pytestmark = pytest.mark.localstack
 
@@ -29,7 +29,7 @@ def test_bootstrap_idempotent_and_adopts(scenario, registry, summary, caplog):
     pre = s.aws.sqs.create_queue(QueueName=topo.commands, Attributes={"FifoQueue": "true", "VisibilityTimeout": "99"})
     s.aws.sns.create_topic(Name=topo.topic, Attributes={"FifoTopic": "true"})
     problems = []
-    with caplog.at_level(logging.INFO, logger="reference.bootstrap"):
+    with caplog.at_level(logging.INFO, logger="flowgate.reference.bootstrap"):
         first = bootstrap(config, registry, s.aws)
     second = bootstrap(config, registry, s.aws)
     third = bootstrap(config, registry, s.aws)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from fixtures.scenario import (
+from flowgate.fixtures.scenario import (
     OrderTopology,
     Producer,
     bootstrap,
@@ -25,8 +25,8 @@ from fixtures.scenario import (
     scaled,
     sqlite_url,
 )
-from harness.history import HARNESS
-from harness.workload import generate_orders
+from flowgate.harness.history import HARNESS
+from flowgate.harness.workload import generate_orders
 
 pytestmark = [pytest.mark.localstack, pytest.mark.chaos]
 
@@ -196,7 +196,7 @@ def test_duplicate_injection_fifo(scenario, registry, summary):
         s.history.nemesis("duplicate_delivery", {"command_id": cmd.event_id, "window": "within"})
         producer.resend(cmd)
     # "after the window": copy the original message with a fresh dedup id (same eventId/body)
-    from reference.dispatchers import build_body, message_attributes
+    from flowgate.reference.dispatchers import build_body, message_attributes
 
     for cmd in late:
         s.history.nemesis("duplicate_delivery", {"command_id": cmd.event_id, "window": "after (new dedup id)"})

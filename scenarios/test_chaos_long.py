@@ -6,7 +6,7 @@ does not): a SIGKILL storm on real worker processes, long enough to reach the ra
 schedule -- every kill's offset from the start and its victim -- follows from the seed alone and
 is printed and recorded in the history; what each kill interrupts is whatever the worker was doing
 at that moment. The checkers judge the merged history as in every scenario (0 anomalies), and
-:mod:`harness.kill_phases` tells from it where each kill landed (start-up, idle long poll, before
+:mod:`flowgate.harness.kill_phases` tells from it where each kill landed (start-up, idle long poll, before
 the commit, mid-commit, before the publish, before the delete): the table is printed and attached.
 
 Bounded: the drain gives up after 9 minutes, or, once the schedule and the workload are over,
@@ -27,12 +27,20 @@ from dataclasses import dataclass
 
 import pytest
 
-from fixtures.allure_support import attach_table, attach_text
-from fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, queue_depth, sqlite_url
-from fixtures.workers import Workers
-from harness.history import History
-from harness.kill_phases import kill_phases
-from harness.workload import OrderScript, generate_orders
+from flowgate.fixtures.allure_support import attach_table, attach_text
+from flowgate.fixtures.scenario import (
+    OrderTopology,
+    Producer,
+    bootstrap,
+    drain,
+    judge,
+    queue_depth,
+    sqlite_url,
+)
+from flowgate.fixtures.workers import Workers
+from flowgate.harness.history import History
+from flowgate.harness.kill_phases import kill_phases
+from flowgate.harness.workload import OrderScript, generate_orders
 
 pytestmark = [pytest.mark.chaos]
 
@@ -164,7 +172,7 @@ def test_sigkill_storm_1000_orders(scenario, registry, summary, capsys):
     say(
         f"\n[chaos-long] seed {s.seed}: {ORDERS} orders, {KILLS} SIGKILLs over {schedule.at[-1]:.0f} s "
         f"(gaps {KILL_GAP_S[0]}-{KILL_GAP_S[1]} s, victims {'/'.join(WORKERS)}), "
-        f"replay: pytest scenarios/test_chaos_long.py -p fixtures.summary --chaos-seed {s.seed}"
+        f"replay: pytest scenarios/test_chaos_long.py -p flowgate.fixtures.summary --chaos-seed {s.seed}"
     )
     s.history.nemesis(
         "schedule",

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, scaled, sqlite_url
-from harness.workload import generate_orders
-from reference.sql import SqlStorage
+from flowgate.fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, scaled, sqlite_url
+from flowgate.harness.workload import generate_orders
+from flowgate.reference.sql import SqlStorage
 
 pytestmark = pytest.mark.localstack
 

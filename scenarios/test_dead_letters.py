@@ -6,7 +6,7 @@
   ``confidentiality_integrity`` checkers, plus the DLQ's content read back).
 * A business failure (ConfirmOrder for an order never placed) is retried, then recorded in the
   business dead-letter store, never in the SQS DLQ.
-* DLQ replay (``reference.dlq.replay_dead_letters``) moves dead-lettered commands back into
+* DLQ replay (``flowgate.reference.dlq.replay_dead_letters``) moves dead-lettered commands back into
   the FIFO queue in group order: per-entity order is judged on the replayed commands' effects.
 * Several dead letters of one entity (business failures and poison), replayed after their cause
   is fixed (D24): the refused commands take effect once, in order; the poison goes back to the
@@ -20,15 +20,23 @@ import dataclasses
 
 import pytest
 
-from fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, queue_depth, sqlite_url
-from harness.history import HARNESS, HistoryObserver
-from harness.workload import generate_orders
-from reference import dlq
-from reference.dispatchers import MAX_BODY_BYTES, build_body, message_attributes
-from reference.domain.orders import AuthorizePayment, ConfirmOrder, PlaceOrder, ReserveInventory
-from reference.envelope import KmsEnvelopeCipher, build_envelope, parse_envelope
-from reference.messages import new_command
-from reference.sql import SqlStorage
+from flowgate.fixtures.scenario import (
+    OrderTopology,
+    Producer,
+    bootstrap,
+    drain,
+    judge,
+    queue_depth,
+    sqlite_url,
+)
+from flowgate.harness.history import HARNESS, HistoryObserver
+from flowgate.harness.workload import generate_orders
+from flowgate.reference import dlq
+from flowgate.reference.dispatchers import MAX_BODY_BYTES, build_body, message_attributes
+from flowgate.reference.domain.orders import AuthorizePayment, ConfirmOrder, PlaceOrder, ReserveInventory
+from flowgate.reference.envelope import KmsEnvelopeCipher, build_envelope, parse_envelope
+from flowgate.reference.messages import new_command
+from flowgate.reference.sql import SqlStorage
 
 pytestmark = pytest.mark.localstack
 

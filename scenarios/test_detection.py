@@ -1,10 +1,10 @@
 """Failure detection on LocalStack (wall time): the seed 002 matrix and seed 004's alarms with
 real worker PROCESSES. Each worker keeps its health file (``--health-file``: its consumer gauges);
-the test process runs the operator's :class:`reference.monitoring.Monitor` (1 s periods) on the
+the test process runs the operator's :class:`flowgate.reference.monitoring.Monitor` (1 s periods) on the
 partner order queue, its DLQ and those files, with the default alarms at scaled thresholds
 (:data:`THRESHOLDS`). Per case: a clean phase in which no alarm may fire, the failure, then the
 recovery; the expected alarm must fire within ``fire_within`` s and clear within ``clear_within``
-s (``harness.detection.judge``). The table row is printed and added to the summary.
+s (``flowgate.harness.detection.judge``). The table row is printed and added to the summary.
 
 Two cases run in ``nox -s integration`` (partner-invalid, poison-flood: ~15 s each); the two that
 kill or stall worker processes (workers-killed, stalled-handler) are marked ``chaos``.
@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from fixtures.scenario import Producer, bootstrap, sqlite_url
-from harness.detection import Detection, judge, table
-from reference.alarms import ALARM
-from reference.dispatchers import build_body, message_attributes
-from reference.domain.partners import SubmitPartnerOrder, partner_command
-from reference.monitoring import Monitor, Thresholds, gauges_from_health_files
+from flowgate.fixtures.scenario import Producer, bootstrap, sqlite_url
+from flowgate.harness.detection import Detection, judge, table
+from flowgate.reference.alarms import ALARM
+from flowgate.reference.dispatchers import build_body, message_attributes
+from flowgate.reference.domain.partners import SubmitPartnerOrder, partner_command
+from flowgate.reference.monitoring import Monitor, Thresholds, gauges_from_health_files
 
 pytestmark = pytest.mark.localstack
 

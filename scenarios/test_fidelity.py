@@ -59,9 +59,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from fixtures.scenario import in_process_mutant
-from harness.sim import SimAws
-from harness.sim.sqs import DEDUP_WINDOW
+from flowgate.fixtures.scenario import in_process_mutant
+from flowgate.harness.sim import SimAws
+from flowgate.harness.sim.sqs import DEDUP_WINDOW
 
 pytestmark = pytest.mark.localstack
 

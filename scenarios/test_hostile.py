@@ -1,8 +1,8 @@
-"""Hostile inputs on LocalStack, worker PROCESSES: kinds of the one catalog (:mod:`harness.hostile`)
+"""Hostile inputs on LocalStack, worker PROCESSES: kinds of the one catalog (:mod:`flowgate.harness.hostile`)
 sent between valid orders, plaintext and KMS-encrypted.
 
-The messages are built and recorded exactly as on the simulator (:func:`harness.hostile.context_for`,
-:func:`harness.hostile.send_hostile`): a dead-letter kind must end in the DLQ *forwarded by a
+The messages are built and recorded exactly as on the simulator (:func:`flowgate.harness.hostile.context_for`,
+:func:`flowgate.harness.hostile.send_hostile`): a dead-letter kind must end in the DLQ *forwarded by a
 worker* with its documented ``DeadLetterReason`` code and no effect; an applied kind must take
 effect exactly once; the valid orders around them must take effect exactly once with their
 events projected. The short set (``nox -s integration``) sends the first applicable kind of every
@@ -19,13 +19,21 @@ from typing import Any
 
 import pytest
 
-from fixtures.scenario import OrderTopology, Producer, bootstrap, drain, full_chaos, judge, sqlite_url
-from harness import hostile
-from harness.history import HARNESS
-from harness.hostile.observe import hostile_problems
-from harness.workload import generate_orders
-from reference.domain.orders import PlaceOrder
-from reference.messages import new_command
+from flowgate.fixtures.scenario import (
+    OrderTopology,
+    Producer,
+    bootstrap,
+    drain,
+    full_chaos,
+    judge,
+    sqlite_url,
+)
+from flowgate.harness import hostile
+from flowgate.harness.history import HARNESS
+from flowgate.harness.hostile.observe import hostile_problems
+from flowgate.harness.workload import generate_orders
+from flowgate.reference.domain.orders import PlaceOrder
+from flowgate.reference.messages import new_command
 
 pytestmark = [pytest.mark.localstack, pytest.mark.chaos]
 

@@ -1,7 +1,7 @@
 """Least privilege, proved on LocalStack: every AWS call of every role is recorded and judged.
 
-One scenario exercises every role of :mod:`reference.iam` as its own process or client set,
-each recording its AWS calls (:class:`reference.hooks.AwsCallRecorder`; workers through
+One scenario exercises every role of :mod:`flowgate.reference.iam` as its own process or client set,
+each recording its AWS calls (:class:`flowgate.reference.hooks.AwsCallRecorder`; workers through
 ``FLOWGATE_AWS_CALLS``):
 
 * ``bootstrap`` (bootstrapper): provisions the encrypted order bus, then runs again with another
@@ -13,9 +13,9 @@ each recording its AWS calls (:class:`reference.hooks.AwsCallRecorder`; workers 
   the harness publishes one poison event to the topic, so both consumers dead-letter;
 * ``dlq-operator``: replays one dead letter of each DLQ.
 
-Then :func:`harness.iam_audit.audit` with moto's IAM policy evaluator: every recorded call must be
+Then :func:`flowgate.harness.iam_audit.audit` with moto's IAM policy evaluator: every recorded call must be
 allowed by its role's policy, and every (action, resource) grant of every role must have been
-used by a call of that role (or be listed in ``reference.iam.RARELY_EXERCISED``). The role table
+used by a call of that role (or be listed in ``flowgate.reference.iam.RARELY_EXERCISED``). The role table
 is printed and written to ``iam-audit.md`` in the test's directory. Mutants ``iam-missing-action``,
 ``iam-extra-action`` and ``worker-bootstraps-anyway`` must fail it.
 """
@@ -26,15 +26,15 @@ import json
 
 import pytest
 
-from fixtures.aws import clients
-from fixtures.scenario import OrderTopology, Producer, bus_config, drain
-from harness.iam_audit import audit, load_calls
-from reference import dlq, iam
-from reference.bootstrap import Bootstrapper
-from reference.domain.orders import PlaceOrder
-from reference.hooks import AWS_CALLS_ENV, AwsCallRecorder
-from reference.iam import Role
-from reference.messages import new_command
+from flowgate.fixtures.aws import clients
+from flowgate.fixtures.scenario import OrderTopology, Producer, bus_config, drain
+from flowgate.harness.iam_audit import audit, load_calls
+from flowgate.reference import dlq, iam
+from flowgate.reference.bootstrap import Bootstrapper
+from flowgate.reference.domain.orders import PlaceOrder
+from flowgate.reference.hooks import AWS_CALLS_ENV, AwsCallRecorder
+from flowgate.reference.iam import Role
+from flowgate.reference.messages import new_command
 
 pytestmark = pytest.mark.localstack
 

@@ -17,11 +17,11 @@ from collections import Counter
 
 import pytest
 
-from fixtures.scenario import OrderTopology, Producer, WireTap, bootstrap, drain, judge, sqlite_url
-from harness.history import HARNESS
-from harness.workload import generate_orders
-from reference.bus import CommandBus, Processor, rebuild_views
-from reference.domain.orders import (
+from flowgate.fixtures.scenario import OrderTopology, Producer, WireTap, bootstrap, drain, judge, sqlite_url
+from flowgate.harness.history import HARNESS
+from flowgate.harness.workload import generate_orders
+from flowgate.reference.bus import CommandBus, Processor, rebuild_views
+from flowgate.reference.domain.orders import (
     InventoryView,
     OrderCancelled,
     OrderSaga,
@@ -29,9 +29,9 @@ from reference.domain.orders import (
     PaymentAuthorized,
     PaymentsView,
 )
-from reference.envelope import KmsEnvelopeCipher
-from reference.messages import decode
-from reference.sql import SqlStorage
+from flowgate.reference.envelope import KmsEnvelopeCipher
+from flowgate.reference.messages import decode
+from flowgate.reference.sql import SqlStorage
 
 pytestmark = pytest.mark.localstack
 

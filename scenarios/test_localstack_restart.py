@@ -17,12 +17,12 @@ import time
 
 import pytest
 
-from fixtures.aws import clients
-from fixtures.scenario import OrderTopology, Producer, bootstrap, drain, sqlite_url
-from fixtures.workers import Workers
-from harness import launcher
-from harness.checkers import check_all, render_table
-from harness.workload import generate_orders
+from flowgate.fixtures.aws import clients
+from flowgate.fixtures.scenario import OrderTopology, Producer, bootstrap, drain, sqlite_url
+from flowgate.fixtures.workers import Workers
+from flowgate.harness import launcher
+from flowgate.harness.checkers import check_all, render_table
+from flowgate.harness.workload import generate_orders
 
 pytestmark = [pytest.mark.localstack, pytest.mark.chaos]
 PORT = 4610

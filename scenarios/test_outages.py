@@ -1,6 +1,6 @@
 """Dependency outages on LocalStack: two worker processes, a dependency gone for 10 x VT, then back.
 
-* ``store`` -- the workers reach PostgreSQL through a TCP proxy (``harness.gate.proxy``); the
+* ``store`` -- the workers reach PostgreSQL through a TCP proxy (``flowgate.harness.gate.proxy``); the
   nemesis cuts it (every connection reset, new ones refused) and restores it;
 * ``kms_disabled`` -- DisableKey on the bus key, EnableKey afterwards (an encrypted bus);
 * ``sqs`` -- the workers reach SQS through the proxy (``AWS_ENDPOINT_URL_SQS``; SNS and KMS go
@@ -29,10 +29,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, scaled, sqlite_url
-from harness.gate.proxy import OutageProxy
-from harness.history import HARNESS, NEMESIS
-from harness.workload import generate_orders
+from flowgate.fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, scaled, sqlite_url
+from flowgate.harness.gate.proxy import OutageProxy
+from flowgate.harness.history import HARNESS, NEMESIS
+from flowgate.harness.workload import generate_orders
 
 VT = 2
 LENGTH = 10 * VT

@@ -11,9 +11,9 @@ import dataclasses
 
 import pytest
 
-from fixtures.scenario import Producer, WireTap, bootstrap, drain, judge, sqlite_url
-from reference.dispatchers import build_body, message_attributes
-from reference.domain.partners import SubmitPartnerOrder, partner_command
+from flowgate.fixtures.scenario import Producer, WireTap, bootstrap, drain, judge, sqlite_url
+from flowgate.reference.dispatchers import build_body, message_attributes
+from flowgate.reference.domain.partners import SubmitPartnerOrder, partner_command
 
 pytestmark = pytest.mark.localstack
 

@@ -2,7 +2,7 @@
 is killed while its commands are in flight and started again (docs/decisions.md D25).
 
 Producer ``p0`` publishes the even steps of every order, ``p1`` the odd ones (each step after its
-predecessor: ``fixtures.producer``), both leaving the numbering to the bus, which allocates every
+predecessor: ``flowgate.fixtures.producer``), both leaving the numbering to the bus, which allocates every
 entity's sequence numbers in the shared SQLite store. ``p1`` SIGKILLs itself after its 4th publish;
 only then the worker starts, so the commands both producers sent are still in flight when ``p1``
 is started again and goes on. Judged from the merged history: every command takes effect once
@@ -17,13 +17,13 @@ import time
 
 import pytest
 
-from fixtures.scenario import OrderTopology, bootstrap, drain, judge, scaled, sqlite_url
-from fixtures.workers import Workers
-from harness.workload import generate_orders
+from flowgate.fixtures.scenario import OrderTopology, bootstrap, drain, judge, scaled, sqlite_url
+from flowgate.fixtures.workers import Workers
+from flowgate.harness.workload import generate_orders
 
 pytestmark = pytest.mark.localstack
 
-PRODUCER = "fixtures.producer"
+PRODUCER = "flowgate.fixtures.producer"
 DIE_AFTER = 4
 
 

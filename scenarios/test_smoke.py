@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from fixtures.aws import AwsClients
+from flowgate.fixtures.aws import AwsClients
 
 pytestmark = pytest.mark.localstack
 

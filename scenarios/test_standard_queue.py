@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, sqlite_url
-from harness.workload import generate_orders
+from flowgate.fixtures.scenario import OrderTopology, Producer, bootstrap, drain, judge, sqlite_url
+from flowgate.harness.workload import generate_orders
 
 pytestmark = pytest.mark.localstack
 

@@ -1,7 +1,7 @@
 """History checkers: pure functions ``history -> Verdict`` (Jepsen's model).
 
-Each checker reads one :class:`harness.history.History` (or any iterable of
-:class:`harness.history.Op`) and returns a :class:`Verdict` whose anomalies name the op
+Each checker reads one :class:`flowgate.harness.history.History` (or any iterable of
+:class:`flowgate.harness.history.Op`) and returns a :class:`Verdict` whose anomalies name the op
 indexes involved. :func:`check_all` runs them all; :func:`render_table` prints the result.
 See ``docs/checkers.md`` for what each checker proves and what it cannot see.
 """

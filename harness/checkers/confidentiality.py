@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from harness.history import Op
-from harness.hostile import INTEGRITY_KINDS as _CATALOG_INTEGRITY_KINDS
+from flowgate.harness.history import Op
+from flowgate.harness.hostile import INTEGRITY_KINDS as _CATALOG_INTEGRITY_KINDS
 
 from .model import Anomaly, HistoryLike, Verdict, as_ops, index_sends, poison_ids, sid, verdict
 
@@ -28,7 +28,7 @@ def confidentiality_integrity(
       its ``plaintext_markers``;
     * ``unencrypted-wire`` -- (only with ``require_encryption``) a ``wire`` sample not encrypted;
     * ``integrity-breach`` -- an ``effect`` or ``project`` op for a poison message of an integrity
-      kind (``harness.hostile.INTEGRITY_KINDS``: tampered, wrong_key, swapped_aad, ...), linked through the poison's ``command_id`` /
+      kind (``flowgate.harness.hostile.INTEGRITY_KINDS``: tampered, wrong_key, swapped_aad, ...), linked through the poison's ``command_id`` /
       ``event_id``, through a ``receive`` of its ``message_id`` that decoded a command/event id,
       or through a ``publish`` whose ``causation_id`` is such a command.
       Ids that also belong to a validly sent command are not attributed to the poison.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.history import Op
-from harness.hostile.core import REASON_CODES
+from flowgate.harness.history import Op
+from flowgate.harness.hostile.core import REASON_CODES
 
 from .model import (
     Anomaly,
@@ -60,7 +60,7 @@ def dead_letter(history: HistoryLike) -> Verdict:
       refusal the workload expects, not valid dead-lettered);
     * ``unexpected-business-dead-letter`` -- a ``business_dead_letter`` for a command whose send
       did not carry ``expect_business_failure: true``, or one after a DLQ replay revived the
-      command (:func:`~harness.checkers.model.revived_commands`: its cause was fixed).
+      command (:func:`~flowgate.harness.checkers.model.revived_commands`: its cause was fixed).
 
     DLQ replays (``dlq_replay`` ops, decision D24): poison that is replayed stays poison -- its
     copy (the replay op's ``message_id``) must be dead-lettered again after the replay

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from harness.history import Op
+from flowgate.harness.history import Op
 
 from .model import Anomaly, HistoryLike, Verdict, as_ops, sid, verdict
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.anomalies import require
-from harness.history import History, Op
+from flowgate.harness.anomalies import require
+from flowgate.harness.history import History, Op
 
 #: What a checker accepts: a :class:`History` or any iterable of ops (a list, a loaded file).
 HistoryLike = History | Iterable[Op]
@@ -17,7 +17,7 @@ HistoryLike = History | Iterable[Op]
 class Anomaly:
     """One thing a checker found wrong. ``ops`` are the indexes of the ops involved.
 
-    ``kind`` must be registered in :data:`harness.anomalies.KINDS` (``UnknownAnomalyKind``
+    ``kind`` must be registered in :data:`flowgate.harness.anomalies.KINDS` (``UnknownAnomalyKind``
     otherwise): a misspelt kind would never match an expectation or a report category."""
 
     kind: str
@@ -252,7 +252,7 @@ def reason_code(reason: Any) -> str:
 
 def dlq_replays(ops: Iterable[Op]) -> list[Op]:
     """The ``dlq_replay`` ok ops: one per dead letter a DLQ replay moved back to its source queue
-    (``reference.dlq.replay_dead_letters``): ``message_id`` (the copy on the source queue),
+    (``flowgate.reference.dlq.replay_dead_letters``): ``message_id`` (the copy on the source queue),
     ``source_message_id`` (the message that was dead-lettered, when the dead letter names it),
     ``command_id``, ``reason`` (the ``DeadLetterReason`` it carried)."""
     return [op for op in ops if op.f == "dlq_replay" and op.type == "ok"]

@@ -6,7 +6,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection
 from typing import Any
 
-from harness.history import Op
+from flowgate.harness.history import Op
 
 from .model import (
     Anomaly,
@@ -49,12 +49,12 @@ def per_entity_order(history: HistoryLike, *, fifo: FifoRoutes = None) -> Verdic
       (acknowledged, or took effect at some point, and not dead-lettered) was not applied yet.
 
     A command dead-lettered and then replayed from the DLQ after its cause was fixed
-    (:func:`~harness.checkers.model.revived_commands`, D24) has to be applied again: its seq is
+    (:func:`~flowgate.harness.checkers.model.revived_commands`, D24) has to be applied again: its seq is
     required like any acknowledged one, so replayed commands must take effect in seq order.
 
     A second effect of the same command is left to the exactly-once checker. An effect recorded
     only as an open ``invoke`` and settled by a later ``duplicate``
-    (:func:`~harness.checkers.model.settled_in_doubt`) is placed at that ``invoke``.
+    (:func:`~flowgate.harness.checkers.model.settled_in_doubt`) is placed at that ``invoke``.
     """
     is_fifo = _fifo_predicate(fifo)
     ops = as_ops(history)

@@ -1,6 +1,6 @@
 """Outage windows: workers back off while a dependency is down, and say so.
 
-Reads the outage nemesis' ops (:mod:`harness.outages`): ``nemesis`` ``outage`` invoke/ok pairs
+Reads the outage nemesis' ops (:mod:`flowgate.harness.outages`): ``nemesis`` ``outage`` invoke/ok pairs
 and harness ``health`` samples.
 
 Anomalies:
@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from harness.history import HARNESS, NEMESIS, Op
+from flowgate.harness.history import HARNESS, NEMESIS, Op
 
 from .model import Anomaly, HistoryLike, Verdict, as_ops, poison_ids, verdict
 

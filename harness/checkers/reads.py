@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Final
 
-from harness.history import Op
+from flowgate.harness.history import Op
 
 from .model import Anomaly, Command, HistoryLike, Verdict, as_ops, get_seq, index_sends, sid, verdict
 

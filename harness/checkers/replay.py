@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.history import Op
+from flowgate.harness.history import Op
 
 from .model import Anomaly, HistoryLike, Verdict, as_ops, sid, verdict
 

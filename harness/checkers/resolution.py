@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.history import Op
+from flowgate.harness.history import Op
 
 from .model import Anomaly, HistoryLike, Verdict, as_ops, effects_taken, is_harness_poison, sid, verdict
 

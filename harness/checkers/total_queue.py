@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.history import Op
+from flowgate.harness.history import Op
 
 from .model import (
     Anomaly,
@@ -32,11 +32,11 @@ def total_queue(history: HistoryLike) -> Verdict:
     * ``recovered`` (counted, not an anomaly) -- an ``info`` send that did take effect;
     * ``in_doubt_settled`` (counted, not an anomaly) -- an effect recorded only as an open
       ``invoke`` (its worker was killed between commit and record) that a later ``duplicate``
-      confirmed (:func:`~harness.checkers.model.settled_in_doubt`): it counts as the effect;
+      confirmed (:func:`~flowgate.harness.checkers.model.settled_in_doubt`): it counts as the effect;
     * ``no-drain`` -- the history has no completed ``drain`` op: lost commands cannot be judged.
 
     A command business dead-lettered and then replayed from the DLQ after its cause was fixed
-    (:func:`~harness.checkers.model.revived_commands`, decision D24) is no longer accounted for
+    (:func:`~flowgate.harness.checkers.model.revived_commands`, decision D24) is no longer accounted for
     by its dead letter: without an ``effect`` after the replay it is ``lost``.
     """
     ops = as_ops(history)

@@ -1,7 +1,7 @@
 """The language-neutral gate: run any implementation of contract v1 (``docs/contract.md``) under
-a seeded workload and faults on LocalStack or AWS, and judge it with :mod:`harness.checkers`."""
+a seeded workload and faults on LocalStack or AWS, and judge it with :mod:`flowgate.harness.checkers`."""
 
-from harness.gate.driver import (
+from flowgate.harness.gate.driver import (
     EXIT_ANOMALY,
     EXIT_INFRA,
     EXIT_PASS,

@@ -1,5 +1,5 @@
 import sys
 
-from harness.gate.cli import main
+from flowgate.harness.gate.cli import main
 
 sys.exit(main())

@@ -1,9 +1,9 @@
-"""The gate's side of the hostile-input catalog (:mod:`harness.hostile`, contract v1.2 section 6):
+"""The gate's side of the hostile-input catalog (:mod:`flowgate.harness.hostile`, contract v1.2 section 6):
 the context a kind's ``transform`` builds its message from, the outcome the gate expects, and the
 per-kind verdict.
 
 Each planned hostile message (``workload.PlannedHostile``) is a fresh ``PlaceOrder`` of its own
-entity (its own message group). :func:`context` gives a kind a :class:`harness.hostile.BasicContext`
+entity (its own message group). :func:`context` gives a kind a :class:`flowgate.harness.hostile.BasicContext`
 over the gate's KMS client: the valid wire message of that command (the reference's encoding and
 attributes, sealed for the main command queue with the run's key when encryption is on), the
 command and the event it raises, the run's second key (``other_key``), the ``eventId`` of a command
@@ -22,7 +22,7 @@ the probe has seen take effect (``known_event_id``) and of one sent and not yet 
   accepts it is reported, not judged: nothing then says what a consumer must do).
 
 A planned kind the gate could not send for another reason is ``hostile-not-sent`` (never a silent
-pass); one whose context cannot supply what it needs (:class:`harness.hostile.Unavailable`, e.g.
+pass); one whose context cannot supply what it needs (:class:`flowgate.harness.hostile.Unavailable`, e.g.
 no command has taken effect yet) or that targets a view queue (the gate contract has none) is
 listed as *not run*, with the reason.
 
@@ -39,11 +39,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness import hostile as hc
-from harness.checkers.model import Anomaly, Verdict
-from harness.gate.workload import PlannedHostile
-from reference.domain.orders import PlaceOrder
-from reference.messages import new_command
+from flowgate.harness import hostile as hc
+from flowgate.harness.checkers.model import Anomaly, Verdict
+from flowgate.harness.gate.workload import PlannedHostile
+from flowgate.reference.domain.orders import PlaceOrder
+from flowgate.reference.messages import new_command
 
 #: expected outcome of a kind SQS itself refuses (``Refused``)
 REFUSED = "Refused"

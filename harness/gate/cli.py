@@ -1,4 +1,4 @@
-"""``flowgate gate`` / ``python -m harness.gate``: judge an implementation of contract v1.
+"""``flowgate gate`` / ``python -m flowgate.harness.gate``: judge an implementation of contract v1.
 
 Exit codes: 0 every check passed; 1 at least one anomaly; 2 usage error; 3 the gate could not
 run (backend unreachable, provisioning failed).
@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.gate.driver import (
+from flowgate.harness.gate.driver import (
     EXIT_ANOMALY,
     EXIT_INFRA,
     EXIT_PASS,
@@ -30,7 +30,7 @@ from harness.gate.driver import (
     GateResult,
     run_gate,
 )
-from harness.gate.mutants import (
+from flowgate.harness.gate.mutants import (
     CATALOG,
     NODE_DIR,
     NODE_IMPL,
@@ -40,8 +40,8 @@ from harness.gate.mutants import (
     run_mutant,
     score,
 )
-from harness.gate.replay import KNOWN_CAPABILITIES
-from harness.gate.workload import PROFILES
+from flowgate.harness.gate.replay import KNOWN_CAPABILITIES
+from flowgate.harness.gate.workload import PROFILES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(parser, args)
     # like nox -s integration: reuse AWS_ENDPOINT_URL / a running LocalStack, else start one
     # (host mode) for this run and stop it afterwards
-    from harness.launcher import LauncherError, localstack
+    from flowgate.harness.launcher import LauncherError, localstack
 
     try:
         with localstack() as endpoint:
@@ -232,7 +232,7 @@ def render(rows: Sequence[tuple[str, ...]]) -> str:
 def report_gate_run(alluredir: Path, result: GateResult, *, name: str, profile: str) -> None:
     """A gate run in the merged report: its checker results copied into ``alluredir``, its verdict
     on the first page (headline) and its verdict table as a run-level attachment."""
-    from harness.report import attach_to_run, write_headline
+    from flowgate.harness.report import attach_to_run, write_headline
 
     shutil.copytree(result.allure_dir, alluredir, dirs_exist_ok=True)
     ok = sum(v.valid for v in result.verdicts)
@@ -245,8 +245,8 @@ def report_gate_run(alluredir: Path, result: GateResult, *, name: str, profile: 
 
 
 def _report_gate_mutant(alluredir: Path, outcome: Outcome, label: str, seed: int) -> None:
-    """One gate mutant as one result under 'Mutation testing' (harness.mutants.allure)."""
-    from harness.mutants.allure import write_mutant_result
+    """One gate mutant as one result under 'Mutation testing' (flowgate.harness.mutants.allure)."""
+    from flowgate.harness.mutants.allure import write_mutant_result
 
     run_dir = alluredir / f".run-{label.replace(':', '-')}"
     if outcome.result is not None:
@@ -261,7 +261,7 @@ def _report_gate_mutant(alluredir: Path, outcome: Outcome, label: str, seed: int
         killed_by=failing if outcome.killed else [],
         anomalies=outcome.kinds,
         replay=(
-            f"python -m harness.gate.mutants --seed {seed}"
+            f"python -m flowgate.harness.gate.mutants --seed {seed}"
             f"{'' if outcome.mutant.family == 'node' else ' --reference'} {outcome.mutant.name}"
         ),
         output=outcome.result.table if outcome.result else "",
@@ -345,7 +345,7 @@ def self_test(
     (out_dir / "self-test.txt").write_text(table + "\n" + summary + "\n", encoding="utf-8")
     passed = ok and killed == total
     if alluredir is not None:
-        from harness.report import attach_to_run, write_headline
+        from flowgate.harness.report import attach_to_run, write_headline
 
         write_headline(
             alluredir, "gate", {"Gate self-test": f"{'PASS' if passed else 'FAIL'} · {killed}/{total} killed"}

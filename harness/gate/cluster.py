@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from harness.checkers.model import Anomaly
-from harness.gate.replay import READY_TOKEN, parse_capabilities
-from harness.history import History
+from flowgate.harness.checkers.model import Anomaly
+from flowgate.harness.gate.replay import READY_TOKEN, parse_capabilities
+from flowgate.harness.history import History
 
 
 class GateError(RuntimeError):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.gate.poison import PoisonSender
-from harness.gate.state import RunState
-from harness.gate.workload import PlannedHostile
+from flowgate.harness.gate.poison import PoisonSender
+from flowgate.harness.gate.state import RunState
+from flowgate.harness.gate.workload import PlannedHostile
 
 #: ``BusinessError`` is a valid code, but a command the gate sent is always valid, so such a dead
 #: letter of one is judged ``valid-dead-lettered`` by the dead_letter checker.

@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from harness import topology as topo
-from harness.checkers.model import Anomaly
-from harness.gate.state import CLIENT
-from harness.history import History
+from flowgate.harness import topology as topo
+from flowgate.harness.checkers.model import Anomaly
+from flowgate.harness.gate.state import CLIENT
+from flowgate.harness.history import History
 
 
 def sent_messages(history: History) -> dict[str, dict[str, Any]]:

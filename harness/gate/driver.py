@@ -16,19 +16,19 @@ Timeline of one run (``run_gate``)::
     -> replay runs (if declared) -> checkers -> table, JUnit, Allure -> delete everything created.
 
 :class:`Gate` keeps only that timeline; each step is a collaborator with one job, sharing the run's
-:class:`~harness.gate.state.RunState`: :mod:`~harness.gate.cluster` (the processes),
-:mod:`~harness.gate.sender` (valid commands), :mod:`~harness.gate.poison` (hostile messages),
-:mod:`~harness.gate.probe` (events), :mod:`~harness.gate.nemesis` (faults and outages),
-:mod:`~harness.gate.phases` (heartbeat and shutdown phases), :mod:`~harness.gate.settle`,
-:mod:`~harness.gate.drain` (what is left, redrive policies), :mod:`~harness.gate.dlq`,
-:mod:`~harness.gate.replayer` and :mod:`~harness.gate.judge` (verdicts and reports).
+:class:`~flowgate.harness.gate.state.RunState`: :mod:`~flowgate.harness.gate.cluster` (the processes),
+:mod:`~flowgate.harness.gate.sender` (valid commands), :mod:`~flowgate.harness.gate.poison` (hostile messages),
+:mod:`~flowgate.harness.gate.probe` (events), :mod:`~flowgate.harness.gate.nemesis` (faults and outages),
+:mod:`~flowgate.harness.gate.phases` (heartbeat and shutdown phases), :mod:`~flowgate.harness.gate.settle`,
+:mod:`~flowgate.harness.gate.drain` (what is left, redrive policies), :mod:`~flowgate.harness.gate.dlq`,
+:mod:`~flowgate.harness.gate.replayer` and :mod:`~flowgate.harness.gate.judge` (verdicts and reports).
 
 Timeouts: the settle loop ends at the first of (all done and no fault/phase thread alive),
 (no fault/phase thread alive and no progress for ``max(20 s, (maxReceive + 1) x VT + 10 s,
 maxReceive x VT + 20 s)``), ``max(settle_timeout, maxReceive x VT + 30 s)`` (maxReceive = the
 redrive policy's; 20 s = SQS's longest receive interval: SQS's own redrive is always waited
-for; :meth:`harness.gate.settle.Settler.settle` has the exact bounds). A phase waits for its own
-orders' effects with its own bound (see :meth:`harness.gate.phases.Phases._wait_effects`) and
+for; :meth:`flowgate.harness.gate.settle.Settler.settle` has the exact bounds). A phase waits for its own
+orders' effects with its own bound (see :meth:`flowgate.harness.gate.phases.Phases._wait_effects`) and
 returns early when the run is over, so it never holds the settle loop past ``settle_timeout``.
 """
 
@@ -45,24 +45,24 @@ from urllib.parse import urlsplit, urlunsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness import topology as topo
-from harness.checkers.model import Verdict
-from harness.clients import ClientSettings
-from harness.gate import catalog, drain, outdir
-from harness.gate.cluster import Cluster, GateError
-from harness.gate.dlq import DeadLetterReader
-from harness.gate.judge import judge
-from harness.gate.nemesis import OUTAGE_KINDS, Nemesis
-from harness.gate.observe import EventMapper, SentCommand
-from harness.gate.phases import Phases, phase_specs
-from harness.gate.poison import PoisonSender
-from harness.gate.probe import Probe
-from harness.gate.proxy import OutageProxy
-from harness.gate.replay import KNOWN_CAPABILITIES
-from harness.gate.replayer import Replayer
-from harness.gate.sender import Sender
-from harness.gate.settle import Settler
-from harness.gate.state import (
+from flowgate.harness import topology as topo
+from flowgate.harness.checkers.model import Verdict
+from flowgate.harness.clients import ClientSettings
+from flowgate.harness.gate import catalog, drain, outdir
+from flowgate.harness.gate.cluster import Cluster, GateError
+from flowgate.harness.gate.dlq import DeadLetterReader
+from flowgate.harness.gate.judge import judge
+from flowgate.harness.gate.nemesis import OUTAGE_KINDS, Nemesis
+from flowgate.harness.gate.observe import EventMapper, SentCommand
+from flowgate.harness.gate.phases import Phases, phase_specs
+from flowgate.harness.gate.poison import PoisonSender
+from flowgate.harness.gate.probe import Probe
+from flowgate.harness.gate.proxy import OutageProxy
+from flowgate.harness.gate.replay import KNOWN_CAPABILITIES
+from flowgate.harness.gate.replayer import Replayer
+from flowgate.harness.gate.sender import Sender
+from flowgate.harness.gate.settle import Settler
+from flowgate.harness.gate.state import (
     EXIT_ANOMALY,
     EXIT_INFRA,
     EXIT_PASS,
@@ -71,8 +71,8 @@ from harness.gate.state import (
     RunState,
     queue_of,
 )
-from harness.gate.workload import PROFILES, REDRIVE_HEADROOM, Plan, make_plan
-from harness.history import History
+from flowgate.harness.gate.workload import PROFILES, REDRIVE_HEADROOM, Plan, make_plan
+from flowgate.harness.history import History
 
 __all__ = [
     "EXIT_ANOMALY",
@@ -427,8 +427,8 @@ def run_gate(
 ) -> GateResult:
     """Run one gate (see the module docstring). Raises :class:`GateError` when the backend is
     unusable. ``require``: capabilities the implementation must declare (else ``capability-missing``).
-    ``force``: use a non-empty ``out_dir`` no gate run wrote (:mod:`harness.gate.outdir`; without it
-    such a directory raises :class:`~harness.gate.outdir.OutDirInUse`, a ValueError)."""
+    ``force``: use a non-empty ``out_dir`` no gate run wrote (:mod:`flowgate.harness.gate.outdir`; without it
+    such a directory raises :class:`~flowgate.harness.gate.outdir.OutDirInUse`, a ValueError)."""
     gate = Gate(
         impl_command,
         profile=profile,

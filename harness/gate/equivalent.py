@@ -1,7 +1,7 @@
 """Reference mutants that are equivalent through the gate, and why (:data:`EQUIVALENT`): the
 behaviour of the order entity the gate can observe is identical to the reference's, so the gate
 cannot kill them; the property suites (``flowgate mutants``) do. Listed in docs/contract.md
-section 10; :mod:`harness.gate.mutants` runs them only with ``--include-equivalent`` and never
+section 10; :mod:`flowgate.harness.gate.mutants` runs them only with ``--include-equivalent`` and never
 scores them.
 """
 
@@ -56,7 +56,7 @@ EQUIVALENT: dict[str, str] = {
         "properties/test_dlq_replay.py and scenarios/test_dead_letters.py kill it"
     ),
     "replay-reversed": (
-        "the DLQ replay tool (reference.dlq) sends each batch back last first: the gate never runs it; "
+        "the DLQ replay tool (flowgate.reference.dlq) sends each batch back last first: the gate never runs it; "
         "properties/test_dlq_replay.py and scenarios/test_dead_letters.py kill it"
     ),
     "heartbeat-dies-on-error": (
@@ -92,11 +92,11 @@ EQUIVALENT: dict[str, str] = {
         "beaten past three half visibility timeouts) and the LocalStack visibility-expiry scenario with "
         "the heartbeat kill it"
     ),
-    # least privilege (reference.iam): the gate provisions the queues and runs every worker with its
+    # least privilege (flowgate.reference.iam): the gate provisions the queues and runs every worker with its
     # own credentials; it judges messages and events, never the IAM policies nor who provisions
     **{
         name: (
-            "changes only the IAM role policies the reference prints (reference.iam) or whether a worker "
+            "changes only the IAM role policies the reference prints (flowgate.reference.iam) or whether a worker "
             "started with --no-bootstrap provisions: the gate's adapter is given resources the gate "
             "provisioned and no gate run evaluates a policy, so every message, event and read is the "
             "reference's; properties/test_iam.py and scenarios/test_iam.py kill it"

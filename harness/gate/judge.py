@@ -8,12 +8,12 @@ import json
 import time
 from collections.abc import Sequence
 
-from harness.checkers import check_all, render_table
-from harness.checkers.model import Anomaly, Verdict
-from harness.gate import catalog
-from harness.gate.reporting import write_allure, write_junit
-from harness.gate.state import EXIT_ANOMALY, EXIT_PASS, GateResult, RunState
-from harness.history import Op
+from flowgate.harness.checkers import check_all, render_table
+from flowgate.harness.checkers.model import Anomaly, Verdict
+from flowgate.harness.gate import catalog
+from flowgate.harness.gate.reporting import write_allure, write_junit
+from flowgate.harness.gate.state import EXIT_ANOMALY, EXIT_PASS, GateResult, RunState
+from flowgate.harness.history import Op
 
 
 def excuse_crash_stranded_poison(verdict: Verdict, ops: Sequence[Op]) -> Verdict:

@@ -8,9 +8,9 @@ count as killing it.
   order entity the gate can observe is identical to the reference's) -- the reason
   (:data:`EQUIVALENT`; the property suites, ``flowgate mutants``, kill them)::
 
-    python -m harness.gate.mutants --profile smoke --seed 1       # the Node variants
-    python -m harness.gate.mutants --reference                     # the reference catalog, own profiles
-    python -m harness.gate.mutants --reference --include-equivalent unfenced-commit
+    python -m flowgate.harness.gate.mutants --profile smoke --seed 1       # the Node variants
+    python -m flowgate.harness.gate.mutants --reference                     # the reference catalog, own profiles
+    python -m flowgate.harness.gate.mutants --reference --include-equivalent unfenced-commit
 
 Mutation score = killed / (all mutants - equivalent). An equivalent mutant is run only on request
 (``--include-equivalent``) and then reported killed or survived as measured, never scored; a
@@ -26,14 +26,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.gate.driver import GateResult, run_gate
-from harness.gate.equivalent import EQUIVALENT
+from flowgate.harness.gate.driver import GateResult, run_gate
+from flowgate.harness.gate.equivalent import EQUIVALENT
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "docs" / "examples" / "node-worker"
 NODE_WORKER = NODE_DIR / "worker.js"
 NODE_IMPL = f"node {NODE_WORKER}"
-REFERENCE_ADAPTER = f"{sys.executable} -m harness.gate.adapters.reference_worker"
+REFERENCE_ADAPTER = f"{sys.executable} -m flowgate.harness.gate.adapters.reference_worker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +270,8 @@ REFERENCE_GATE: dict[str, tuple[str, frozenset[str], bool]] = {
 
 
 def reference_catalog() -> tuple[Mutant, ...]:
-    """The shared catalog (``harness.mutants.catalog.MUTANTS``) as gate mutants of the reference worker."""
-    from harness.mutants.catalog import MUTANTS
+    """The shared catalog (``flowgate.harness.mutants.catalog.MUTANTS``) as gate mutants of the reference worker."""
+    from flowgate.harness.mutants.catalog import MUTANTS
 
     out = []
     for m in MUTANTS.values():
@@ -379,7 +379,7 @@ def run_mutants(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.gate.mutants")
+    parser = argparse.ArgumentParser(prog="python -m flowgate.harness.gate.mutants")
     parser.add_argument("--profile", default=None, help="override every mutant's own profile")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("reports/gate-mutants"))

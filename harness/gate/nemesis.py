@@ -2,7 +2,7 @@
 
 Two threads, both started by the gate at ``t0`` and both ending early when the run's ``done`` is
 set: :meth:`Nemesis.run_faults` (SIGKILL + restart, slow-handler windows) and
-:meth:`Nemesis.run_outages` (transport outages through the :class:`~harness.gate.proxy.OutageProxy`
+:meth:`Nemesis.run_outages` (transport outages through the :class:`~flowgate.harness.gate.proxy.OutageProxy`
 the main cluster talks through, KMS key outages and KMS transport outages, contract sections 5
 and 9), one after another. Every fault is recorded as nemesis ops at its start and end.
 """
@@ -14,11 +14,11 @@ import time
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness.gate.probe import Probe
-from harness.gate.proxy import OutageProxy
-from harness.gate.sender import Sender
-from harness.gate.state import RunState
-from harness.gate.workload import Fault
+from flowgate.harness.gate.probe import Probe
+from flowgate.harness.gate.proxy import OutageProxy
+from flowgate.harness.gate.sender import Sender
+from flowgate.harness.gate.state import RunState
+from flowgate.harness.gate.workload import Fault
 
 #: No transport outage starts sooner than this after a main instance's ready line (section 9).
 OUTAGE_READY_MARGIN = 5.0

@@ -9,7 +9,7 @@ publishes. For each event the probe receives (already decrypted by the caller):
 * a ``receive`` op (the probe queue, the SQS message id, its ``SentTimestamp`` as ``sent_at``,
   its ``MessageDeduplicationId`` as ``dedup_id``, its group and the event id as
   ``wire_event_id``) for the
-  FIFO deduplication checker (:mod:`harness.checkers.dedup`): the same event id delivered twice
+  FIFO deduplication checker (:mod:`flowgate.harness.checkers.dedup`): the same event id delivered twice
   within the 300 s window is ``dedup-not-effective`` (contract v1.3, section 3);
 * an ``effect`` op for the causing command (``causationId``) the first time an event *id* is
   seen for (command, event type); the same event id again is a re-publish and becomes a
@@ -20,7 +20,7 @@ publishes. For each event the probe receives (already decrypted by the caller):
   missing attributes, attributes contradicting the body, an undecryptable body, an event id not
   derived from the command id, a seq or entity differing from the command's;
 * a ``read`` op (contract v1.3) the first time an event id answering a read (``OrderState``) is
-  seen: the state it reports, judged by :func:`harness.checkers.reads.read_state`.
+  seen: the state it reports, judged by :func:`flowgate.harness.checkers.reads.read_state`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.checkers.model import Anomaly, Verdict
-from harness.checkers.reads import read_op_value
-from harness.history import History
+from flowgate.harness.checkers.model import Anomaly, Verdict
+from flowgate.harness.checkers.reads import read_op_value
+from flowgate.harness.history import History
 
 GATE = "gate"
 IMPL = "impl"

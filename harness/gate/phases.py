@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness import topology as topo
-from harness.checkers.model import Anomaly
-from harness.gate.cluster import GateError, Instance
-from harness.gate.sender import Sender
-from harness.gate.state import RunState
-from harness.gate.workload import REDRIVE_HEADROOM, PlannedCommand, Profile
+from flowgate.harness import topology as topo
+from flowgate.harness.checkers.model import Anomaly
+from flowgate.harness.gate.cluster import GateError, Instance
+from flowgate.harness.gate.sender import Sender
+from flowgate.harness.gate.state import RunState
+from flowgate.harness.gate.workload import REDRIVE_HEADROOM, PlannedCommand, Profile
 
 
 def phase_specs(p: Profile, fifo: bool) -> dict[str, topo.QueueSpec]:

@@ -1,5 +1,5 @@
 """The gate's hostile messages (contract v1.2 section 6, the shared catalog in
-:mod:`harness.hostile`): build each planned kind's message from the valid message of its own fresh
+:mod:`flowgate.harness.hostile`): build each planned kind's message from the valid message of its own fresh
 command and send it to the main command queue -- alone, or right behind a still-pending *carrier*
 order in one SendMessageBatch when the kind needs a pending command.
 
@@ -16,12 +16,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness import hostile as hostile_catalog
-from harness.gate import catalog
-from harness.gate.observe import SentCommand
-from harness.gate.sender import Sender
-from harness.gate.state import CLIENT, RunState
-from harness.gate.workload import PlannedCommand, PlannedHostile
+from flowgate.harness import hostile as hostile_catalog
+from flowgate.harness.gate import catalog
+from flowgate.harness.gate.observe import SentCommand
+from flowgate.harness.gate.sender import Sender
+from flowgate.harness.gate.state import CLIENT, RunState
+from flowgate.harness.gate.workload import PlannedCommand, PlannedHostile
 
 
 class PoisonSender:

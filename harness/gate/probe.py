@@ -1,6 +1,6 @@
 """The gate's probe: the run's own SQS queue subscribed to the event topic, polled from a thread
 for the whole run; every event is opened (contract section 5) and recorded by the
-:class:`~harness.gate.observe.EventMapper`. The commands whose effect it has seen (``effects_seen``)
+:class:`~flowgate.harness.gate.observe.EventMapper`. The commands whose effect it has seen (``effects_seen``)
 are what the settler, the phases and the hostile kinds that need an applied command wait for.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness.gate import envelope
-from harness.gate.state import RunState
+from flowgate.harness.gate import envelope
+from flowgate.harness.gate.state import RunState
 
 
 class Probe:

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from harness.history import Op
+from flowgate.harness.history import Op
 
 READY_TOKEN = "flowgate-ready"
 REPLAY = "replay"

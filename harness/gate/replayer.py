@@ -1,7 +1,7 @@
 """The gate's replay runs (contract section 7): after every instance stopped, the implementation
 is started twice in replay mode for every entity of the run; each run's output must match, per
 entity, what the probe saw live, and nothing may reach the topic meanwhile. Parsing and comparing
-are pure (:mod:`harness.gate.replay`); this module runs the processes and judges.
+are pure (:mod:`flowgate.harness.gate.replay`); this module runs the processes and judges.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import os
 import signal
 import subprocess
 
-from harness.checkers.model import Anomaly, Verdict
-from harness.gate.probe import Probe
-from harness.gate.replay import REPLAY, compare, live_events, parse_replay_output
-from harness.gate.state import RunState
+from flowgate.harness.checkers.model import Anomaly, Verdict
+from flowgate.harness.gate.probe import Probe
+from flowgate.harness.gate.replay import REPLAY, compare, live_events, parse_replay_output
+from flowgate.harness.gate.state import RunState
 
 #: A replay run must exit within this long (contract section 7).
 REPLAY_TIMEOUT = 60.0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from harness.checkers.model import Verdict
+from flowgate.harness.checkers.model import Verdict
 
 
 def write_junit(

@@ -15,10 +15,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness import topology as topo
-from harness.gate import envelope
-from harness.gate.state import CLIENT, RunState
-from harness.gate.workload import PlannedCommand
+from flowgate.harness import topology as topo
+from flowgate.harness.gate import envelope
+from flowgate.harness.gate.state import CLIENT, RunState
+from flowgate.harness.gate.workload import PlannedCommand
 
 
 def _iso_now() -> str:

@@ -10,8 +10,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from harness.gate.poison import PoisonSender
-from harness.gate.state import RunState
+from flowgate.harness.gate.poison import PoisonSender
+from flowgate.harness.gate.state import RunState
 
 #: SQS's longest long poll (``WaitTimeSeconds`` 20): a consumer that polls receives at least this
 #: often, so SQS's own redrive of a message happens within redrive maxReceiveCount x VT + this.

@@ -3,7 +3,7 @@ plan, the queues it provisioned, the implementation's cluster, and the few facts
 collaborators update (the effects the probe has seen, the last time the run made progress, the
 checks that were not run).
 
-:class:`RunState` is built once per run by :class:`harness.gate.driver.Gate`, after provisioning
+:class:`RunState` is built once per run by :class:`flowgate.harness.gate.driver.Gate`, after provisioning
 and planning, and handed to every collaborator (sender, probe, dead-letter reader, nemesis,
 phases, settler, replayer, judge); it holds no behaviour beyond lookups over that state.
 """
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import topology as topo
-from harness.checkers.model import Verdict
-from harness.gate.cluster import Cluster, GateError
-from harness.gate.observe import EventMapper, SentCommand
-from harness.gate.workload import Plan, PlannedCommand, Profile
-from harness.history import History
+from flowgate.harness import topology as topo
+from flowgate.harness.checkers.model import Verdict
+from flowgate.harness.gate.cluster import Cluster, GateError
+from flowgate.harness.gate.observe import EventMapper, SentCommand
+from flowgate.harness.gate.workload import Plan, PlannedCommand, Profile
+from flowgate.harness.history import History
 
 __all__ = [
     "CLIENT",

@@ -4,7 +4,7 @@ Every vector fixes the data key (KMS is replaced by a stand-in: ``encryptedDataK
 opaque blob a real consumer would hand to KMS ``Decrypt``), the nonce, the encryption context,
 the AAD and the plaintext. Positive vectors give the expected ciphertext and tag; negative ones
 say what the consumer must do (``"result": "reject"``) and why. Regenerate with
-``python -m harness.gate.vectors docs/vectors/envelope-v1.json`` (deterministic).
+``python -m flowgate.harness.gate.vectors docs/vectors/envelope-v1.json`` (deterministic).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.gate import envelope
-from reference.envelope import FIELDS
+from flowgate.harness.gate import envelope
+from flowgate.reference.envelope import FIELDS
 
 B64 = base64.b64encode
 
@@ -181,7 +181,7 @@ def build() -> dict[str, Any]:
 
 
 def verify(doc: dict[str, Any]) -> list[str]:
-    """Check every vector with :mod:`harness.gate.envelope`; returns the failures (empty = all good).
+    """Check every vector with :mod:`flowgate.harness.gate.envelope`; returns the failures (empty = all good).
 
     The consumer's procedure: parse ``body``, refuse a ``Destination`` other than the context's,
     compute the AAD from the expected context and the envelope's ``KeyId``, open with ``dataKey``."""

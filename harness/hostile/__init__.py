@@ -7,7 +7,7 @@ documented outcome of a *correct* consumer -- :class:`DeadLetter` with one of th
 ``DeadLetterReason`` codes, :class:`Applied` (valid after all, with the reason),
 :class:`BusinessDeadLetter` (decodes; the domain refuses it) or :class:`Refused` (SQS refuses the
 send). The simulator (``Simulation.send_poison``, ``--faults poison=...``), the confidentiality
-checker's integrity kinds and the gate all draw from it. :mod:`harness.hostile_strategies`
+checker's integrity kinds and the gate all draw from it. :mod:`flowgate.harness.hostile_strategies`
 composes structured mutations that reach messages no entry names.
 """
 
@@ -76,7 +76,7 @@ def resolve(name: str) -> HostileKind:
         "structured mutation " + name,
         mutations.transform(name),
         "required" if mutations.needs_encryption(parsed) else "any",
-        AnyDeadLetter("decided per message by the outcome model (harness.hostile.model)"),
+        AnyDeadLetter("decided per message by the outcome model (flowgate.harness.hostile.model)"),
     )
 
 

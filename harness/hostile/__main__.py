@@ -1,7 +1,7 @@
-"""``python -m harness.hostile [list|markdown] [--markdown] [--write]``."""
+"""``python -m flowgate.harness.hostile [list|markdown] [--markdown] [--write]``."""
 
 import sys
 
-from harness.hostile.cli import main
+from flowgate.harness.hostile.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""The hostile-input catalog: every kind, as data (see :mod:`harness.hostile`).
+"""The hostile-input catalog: every kind, as data (see :mod:`flowgate.harness.hostile`).
 
 Each transform starts from the context's valid ``PlaceOrder`` (its own fresh entity, sequence
 number 1, a fresh eventId) so an ``Applied`` kind is a new command that must take effect exactly

@@ -1,4 +1,4 @@
-"""``flowgate hostile list`` / ``flowgate hostile markdown [--write]`` (also ``python -m harness.hostile``)."""
+"""``flowgate hostile list`` / ``flowgate hostile markdown [--write]`` (also ``python -m flowgate.harness.hostile``)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--encrypted", action="store_true", help="list: only kinds sendable with encryption")
     p.add_argument("--plaintext", action="store_true", help="list: only kinds sendable without encryption")
     args = p.parse_args(argv)
-    from harness import hostile
+    from flowgate.harness import hostile
 
     if args.action == "markdown" or args.markdown:
-        from harness.hostile.observe import markdown, splice
+        from flowgate.harness.hostile.observe import markdown, splice
 
         with _quiet():
             table = markdown()
@@ -44,10 +44,10 @@ class _quiet:
     def __enter__(self) -> None:
         import logging
 
-        self._level = logging.getLogger("reference").level
-        logging.getLogger("reference").setLevel(logging.CRITICAL)
+        self._level = logging.getLogger("flowgate.reference").level
+        logging.getLogger("flowgate.reference").setLevel(logging.CRITICAL)
 
     def __exit__(self, *exc: object) -> None:
         import logging
 
-        logging.getLogger("reference").setLevel(self._level)
+        logging.getLogger("flowgate.reference").setLevel(self._level)

@@ -18,15 +18,15 @@ from typing import Any, Literal, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from reference.dispatchers import message_attributes
-from reference.domain.orders import OrderPlaced, PlaceOrder
-from reference.envelope import ENCRYPTION_MARKER, VERSION, MessageBinding
-from reference.messages import Command, Event, encode, event_for
+from flowgate.reference.dispatchers import message_attributes
+from flowgate.reference.domain.orders import OrderPlaced, PlaceOrder
+from flowgate.reference.envelope import ENCRYPTION_MARKER, VERSION, MessageBinding
+from flowgate.reference.messages import Command, Event, encode, event_for
 
 Encryption = Literal["required", "forbidden", "any"]
 QueueKind = Literal["fifo", "standard", "any"]
 
-#: The agreed ``DeadLetterReason`` codes (``reason`` of the ``reference.errors.MessageError``
+#: The agreed ``DeadLetterReason`` codes (``reason`` of the ``flowgate.reference.errors.MessageError``
 #: subclasses); a dead-lettered hostile message must carry one of them.
 REASON_CODES: tuple[str, ...] = (
     "DecodeError",
@@ -286,7 +286,7 @@ def binding_of(attributes: dict[str, dict[str, Any]], command: Command, destinat
 
 
 def seal_bytes(kms: Any, key_id: str, data: bytes, binding: MessageBinding, nonce: bytes) -> str:
-    """Seal raw bytes exactly as :class:`reference.envelope.KmsEnvelopeCipher` seals text."""
+    """Seal raw bytes exactly as :class:`flowgate.reference.envelope.KmsEnvelopeCipher` seals text."""
     resp = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256", EncryptionContext=binding.context())
     used = str(resp["KeyId"])
     sealed = AESGCM(bytes(resp["Plaintext"])).encrypt(nonce, data, binding.aad(used))

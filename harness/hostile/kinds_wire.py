@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from reference.envelope import FIELDS
+from flowgate.reference.envelope import FIELDS
 
 from . import kinds_payload  # noqa: F401  (its kinds come first in the catalog)
 from .core import (
@@ -296,7 +296,7 @@ def _for_views(ctx: HostileContext) -> WireMessage:
 
 
 def event_message(ctx: HostileContext) -> tuple[str, dict[str, dict[str, Any]]]:
-    from reference.messages import encode
+    from flowgate.reference.messages import encode
 
     evt = ctx.event
     attrs = {

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from reference.envelope import FIELDS
+from flowgate.reference.envelope import FIELDS
 
 from .core import (
     ENCRYPTION_MARKER,

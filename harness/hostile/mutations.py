@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from reference.envelope import FIELDS
+from flowgate.reference.envelope import FIELDS
 
 from .core import HostileContext, Unavailable, WireMessage, attrs_of, b64, finish, sattr
 

@@ -1,5 +1,5 @@
 """What the reference does today with each catalog kind, observed on the simulator, and the
-``docs/hostile.md`` table built from it (``python -m harness.hostile --markdown``)."""
+``docs/hostile.md`` table built from it (``python -m flowgate.harness.hostile --markdown``)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ SEEDS = range(6)  # a kind that needs an applied command is retried on the next 
 def observe(name: str, *, encrypted: bool, fifo: bool = True, mutant: str | None = None) -> str:
     """One short simulation with one message of ``name``; what became of it, e.g.
     ``DeadLetter(DecodeError)``, ``Applied``, ``crash: RecursionError``, ``dropped``."""
-    from harness.faults import FaultPlan
-    from harness.simulation import SimConfig, run_simulation
+    from flowgate.harness.faults import FaultPlan
+    from flowgate.harness.simulation import SimConfig, run_simulation
 
     for seed in SEEDS:
         config = SimConfig(
@@ -126,7 +126,7 @@ def markdown(table: list[tuple[HostileKind, str, str]] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-BEGIN = "<!-- BEGIN GENERATED: python -m harness.hostile --markdown -->"
+BEGIN = "<!-- BEGIN GENERATED: python -m flowgate.harness.hostile --markdown -->"
 END = "<!-- END GENERATED -->"
 
 

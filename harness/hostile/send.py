@@ -1,11 +1,11 @@
 """Sending one hostile message to a real (or simulated) SQS endpoint and saying what a correct
 consumer must do with it, as the harness operation the checkers read.
 
-Shared by the simulator (:meth:`harness.simulation.poison.PoisonSender.send_poison`) and the LocalStack
+Shared by the simulator (:meth:`flowgate.harness.simulation.poison.PoisonSender.send_poison`) and the LocalStack
 scenarios, so a catalog kind is sent, and judged, the same way on both:
 
 * a dead-letter kind -> a harness ``poison`` op (``reason_code`` = the documented code, ``*`` for
-  any agreed code) that the ``dead_letter`` checker and :func:`~harness.hostile.observe.hostile_problems`
+  any agreed code) that the ``dead_letter`` checker and :func:`~flowgate.harness.hostile.observe.hostile_problems`
   expect in a DLQ with that reason;
 * an applied / business-refused kind -> a harness ``send`` op for the command it carries
   (``expect_business_failure`` for the latter), judged like any producer's send;

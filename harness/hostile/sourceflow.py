@@ -1,9 +1,9 @@
 """Hostile SourceFlow.Net-shaped messages for a consumer in interop mode (docs/sourceflow.md).
 
 Each kind derives one SQS message from a valid SourceFlow command or event
-(:func:`harness.sourceflow.command_send` / :func:`~harness.sourceflow.event_publish`, fresh
+(:func:`flowgate.harness.sourceflow.command_send` / :func:`~flowgate.harness.sourceflow.event_publish`, fresh
 entity, sequence number 1) and names the ``DeadLetterReason`` code a correct consumer gives it.
-They are kept apart from :data:`harness.hostile.CATALOG`: that catalog is also the gate's, and the
+They are kept apart from :data:`flowgate.harness.hostile.CATALOG`: that catalog is also the gate's, and the
 gate's consumers (the reference as configured there, the Node worker) do not run interop mode.
 ``properties/test_sourceflow.py`` interleaves them with valid SourceFlow and native commands.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness import sourceflow as sf
+from flowgate.harness import sourceflow as sf
 
 #: what a kind's transform gets: the valid SourceFlow message (command: SendMessage params;
 #: event: the SNS Publish params, delivered raw) and the entity id it targets

@@ -1,9 +1,9 @@
-"""The mutant catalog: one aggregation point, :data:`MUTANTS` (see :mod:`harness.mutants`).
+"""The mutant catalog: one aggregation point, :data:`MUTANTS` (see :mod:`flowgate.harness.mutants`).
 
 A mutant is defined next to its patches: each mutant module (:mod:`.claims`, :mod:`.producers`,
 :mod:`.listener`, :mod:`.simulator`, :mod:`.resolution`, :mod:`.operations`, :mod:`.detection`,
 :mod:`.interop`, :mod:`.sagas`, :mod:`.latency`, :mod:`.load`)
-holds its patch builders and a ``MUTANTS`` tuple of its :class:`~harness.mutants.model.Mutant`
+holds its patch builders and a ``MUTANTS`` tuple of its :class:`~flowgate.harness.mutants.model.Mutant`
 entries; this module joins them, in that order. Adding a mutant is one edit: its builder and its
 entry in the module of its area (a new module: one more line in :data:`MUTANTS` below). A name
 defined twice fails at import.
@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from harness.mutants import (
+from flowgate.harness.mutants import (
     claims,
     detection,
     interop,
@@ -28,7 +28,7 @@ from harness.mutants import (
     sagas,
     simulator,
 )
-from harness.mutants.model import CH_LONG, ENV, Mutant
+from flowgate.harness.mutants.model import CH_LONG, ENV, Mutant
 
 __all__ = ["ENV", "MUTANTS", "SCENARIO_TIMEOUTS_S", "Mutant", "apply_mutant", "mutant_from_env"]
 

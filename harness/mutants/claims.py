@@ -15,7 +15,7 @@ from unittest import mock
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from harness.mutants.model import (
+from flowgate.harness.mutants.model import (
     BOOT,
     CH_DUP,
     CH_KILL,
@@ -37,13 +37,13 @@ from harness.mutants.model import (
     STD_SQLITE,
     Mutant,
 )
-from reference.bootstrap import Bootstrapper
-from reference.envelope import MessageBinding
-from reference.errors import DecodeError, LeaseLost, MessageError, MissingAttribute
-from reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
-from reference.listener import SqsListener, _Flight
-from reference.sql import SqlStorage
-from reference.stores import (
+from flowgate.reference.bootstrap import Bootstrapper
+from flowgate.reference.envelope import MessageBinding
+from flowgate.reference.errors import DecodeError, LeaseLost, MessageError, MissingAttribute
+from flowgate.reference.idempotency import COMPLETED, IN_PROGRESS, Claimed, ClaimResult, Duplicate
+from flowgate.reference.listener import SqsListener, _Flight
+from flowgate.reference.sql import SqlStorage
+from flowgate.reference.stores import (
     UNCHECKED,
     Effect,
     InMemoryStorage,
@@ -242,10 +242,10 @@ def _idempotency_on_message_id() -> list[Any]:
 
     return [
         mock.patch.object(SqsListener, "_process", _process),
-        mock.patch("reference.listener.command_key", command_key),
-        mock.patch("reference.listener.event_key", event_key),
-        mock.patch("reference.bus.command_key", command_key),
-        mock.patch("reference.bus.event_key", event_key),
+        mock.patch("flowgate.reference.listener.command_key", command_key),
+        mock.patch("flowgate.reference.listener.event_key", event_key),
+        mock.patch("flowgate.reference.bus.command_key", command_key),
+        mock.patch("flowgate.reference.bus.event_key", event_key),
     ]
 
 
@@ -293,7 +293,7 @@ def _poison_wrong_reason() -> list[Any]:
 
 
 def _strict_unknown_fields() -> list[Any]:
-    import reference.messages as messages
+    import flowgate.reference.messages as messages
 
     orig = messages.from_wire
 
@@ -306,26 +306,26 @@ def _strict_unknown_fields() -> list[Any]:
 
 
 def _no_json_depth_limit() -> list[Any]:
-    import reference.messages as messages
+    import flowgate.reference.messages as messages
 
     return [mock.patch.object(messages, "check_json_depth", lambda text, limit=16: None)]  # noqa: PT008
 
 
 def _duplicate_keys_accepted() -> list[Any]:
-    import reference.messages as messages
+    import flowgate.reference.messages as messages
 
     return [mock.patch.object(messages, "_unique_object", dict)]  # the last duplicate key wins
 
 
 def _loose_envelope_version() -> list[Any]:
-    import reference.envelope as envelope
+    import flowgate.reference.envelope as envelope
 
     # the comparison Python does by default: True == 1 and 1.0 == 1 pass
     return [mock.patch.object(envelope, "is_supported_version", lambda value: value == envelope.VERSION)]
 
 
 def _command_type_wins() -> list[Any]:
-    import reference.listener as listener
+    import flowgate.reference.listener as listener
 
     def _message_kind(attrs: Any) -> tuple[str, str]:
         # CommandType silently preferred when both type attributes are present
@@ -346,7 +346,7 @@ def _unconditional_row_write() -> list[Any]:
 
     orig_write_row = SqlStorage._write_row
     return [
-        mock.patch("reference.stores._check_expected", return_value=None),
+        mock.patch("flowgate.reference.stores._check_expected", return_value=None),
         mock.patch.object(SqlStorage, "_write_row", staticmethod(_write_row)),
     ]
 
@@ -358,7 +358,7 @@ def _unfenced_commit() -> list[Any]:
     ]
 
 
-#: this module's mutants (aggregated, in this order, by :data:`harness.mutants.catalog.MUTANTS`)
+#: this module's mutants (aggregated, in this order, by :data:`flowgate.harness.mutants.catalog.MUTANTS`)
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fifo-parallel-group",

@@ -8,8 +8,8 @@
    Scenario-only mutants (no property killers) are listed and skipped.
 
 ``--suite scenarios``: the scenario -> mutant kill matrix. Every ``Mutant.scenarios`` node runs
-in its own pytest subprocess (``pytest NODE -p fixtures.summary --mutant NAME``), one at a time,
-against LocalStack (:func:`harness.launcher.ensure_localstack`: the running one is reused and
+in its own pytest subprocess (``pytest NODE -p flowgate.fixtures.summary --mutant NAME``), one at a time,
+against LocalStack (:func:`flowgate.harness.launcher.ensure_localstack`: the running one is reused and
 never stopped; one started here is stopped at the end); a row is *killed* when the scenario
 fails. ``--clean`` first runs every listed scenario on the clean reference (must pass).
 ``--node TEXT ...`` keeps only the scenario nodes containing one of the strings; a node listed in
@@ -20,7 +20,7 @@ Prints the table and the score; exits 1 if the clean reference fails or anything
 With ``FLOWGATE_MUTANT_ALLURE=DIR`` (``nox -s tests`` sets it) each mutant also becomes one Allure
 result in ``DIR/mutants-properties/`` (``DIR/mutants-scenarios/`` for the scenario suite):
 passed when killed, failed when it survived, the failing checks' evidence attached
-(:mod:`harness.mutants.allure`). The clean reference run writes none (its tests are the clean
+(:mod:`flowgate.harness.mutants.allure`). The clean reference run writes none (its tests are the clean
 runs of the ``tests`` session).
 """
 
@@ -38,9 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.mutants.allure import write_mutant_result
-from harness.mutants.catalog import MUTANTS, SCENARIO_TIMEOUTS_S, Mutant
-from harness.tables import grid
+from flowgate.harness.mutants.allure import write_mutant_result
+from flowgate.harness.mutants.catalog import MUTANTS, SCENARIO_TIMEOUTS_S, Mutant
+from flowgate.harness.tables import grid
 
 ROOT = Path(__file__).resolve().parents[2]
 _ANOMALY = re.compile(r"flowgate-anomalies: ([\w,-]+)")
@@ -163,7 +163,7 @@ def run_scenario(
         mutant=mutant,
         profile="ci",
         timeout=timeout,
-        extra=("-p", "fixtures.summary"),
+        extra=("-p", "flowgate.fixtures.summary"),
         env_extra={"AWS_ENDPOINT_URL": endpoint},
         alluredir=alluredir,
     )
@@ -227,7 +227,7 @@ def _budget(node: str, timeout: float) -> float:
 
 
 def scenarios_main(args: argparse.Namespace) -> int:
-    from harness.launcher import ensure_localstack, stop
+    from flowgate.harness.launcher import ensure_localstack, stop
 
     chosen = [MUTANTS[n] for n in (args.only or list(MUTANTS))]
     pairs = [

@@ -1,24 +1,24 @@
 """Mutants of failure detection and of the partner feed's error path (``docs/operating.md``):
-patch builders used by :mod:`harness.mutants.catalog`."""
+patch builders used by :mod:`flowgate.harness.mutants.catalog`."""
 
 from __future__ import annotations
 
 from typing import Any
 from unittest import mock
 
-from harness.mutants.model import (
+from flowgate.harness.mutants.model import (
     DETECT,
     DETECT_BACKLOG,
     DETECT_ERRORS,
     DETECT_LS,
     Mutant,
 )
-from reference import alarms
-from reference.bootstrap import Bootstrapper
-from reference.config import BusConfiguration
-from reference.dispatchers import SqsCommandDispatcher
-from reference.messages import Message
-from reference.monitoring import ConsumerGauge, QueueDepth
+from flowgate.reference import alarms
+from flowgate.reference.bootstrap import Bootstrapper
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.dispatchers import SqsCommandDispatcher
+from flowgate.reference.messages import Message
+from flowgate.reference.monitoring import ConsumerGauge, QueueDepth
 
 _evaluate = alarms._evaluate
 
@@ -96,7 +96,7 @@ def retention_ignored() -> list[Any]:
     return [mock.patch.object(BusConfiguration, "retention_for", retention_for)]
 
 
-#: this module's mutants (aggregated, in this order, by :data:`harness.mutants.catalog.MUTANTS`)
+#: this module's mutants (aggregated, in this order, by :data:`flowgate.harness.mutants.catalog.MUTANTS`)
 MUTANTS: tuple[Mutant, ...] = (
     # failure detection and the partner feed's error path (docs/operating.md)
     Mutant(

@@ -1,5 +1,5 @@
 """Mutants of the SourceFlow.Net interop mode (``docs/sourceflow.md``): patch builders used by
-:mod:`harness.mutants.catalog`. Each is killed by ``properties/test_sourceflow.py``."""
+:mod:`flowgate.harness.mutants.catalog`. Each is killed by ``properties/test_sourceflow.py``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 from unittest import mock
 
-from harness.mutants.model import Mutant, P
-from reference import sourceflow
-from reference.config import BusOptions
-from reference.errors import DecodeError, UnknownMessageType
-from reference.messages import ALIAS_FORMAT, Kind, Message, Payload, TypeRegistry, loads_strict
+from flowgate.harness.mutants.model import Mutant, P
+from flowgate.reference import sourceflow
+from flowgate.reference.config import BusOptions
+from flowgate.reference.errors import DecodeError, UnknownMessageType
+from flowgate.reference.messages import ALIAS_FORMAT, Kind, Message, Payload, TypeRegistry, loads_strict
 
 _by_alias = TypeRegistry.by_alias
 _to_wire = sourceflow.to_wire
@@ -87,7 +87,7 @@ def entity_attribute_unchecked() -> list[Any]:
 def _decode_without_entity(
     body: str, attrs: Mapping[str, str], kind: Kind, alias: str, registry: TypeRegistry
 ) -> Message:
-    """:func:`reference.sourceflow.decode` with the ``EntityId`` attribute replaced by the body's."""
+    """:func:`flowgate.reference.sourceflow.decode` with the ``EntityId`` attribute replaced by the body's."""
     obj = loads_strict(body)
     if isinstance(obj, dict):
         holder = obj.get("entity") if kind == "command" else obj.get("payload")
@@ -123,7 +123,7 @@ def event_sequence_zero_refused() -> list[Any]:
 def interop_off_without_reason() -> list[Any]:
     """With interop off a SourceFlow alias is refused like any unknown name: the dead letter no
     longer says that the message is SourceFlow's and that the mode is off."""
-    from reference.listener import SqsListener
+    from flowgate.reference.listener import SqsListener
 
     def is_sourceflow(self: SqsListener, type_name: str) -> bool:
         return (

@@ -1,13 +1,13 @@
-"""Mutants of the load-adaptive lingers (decision D35, :mod:`reference.linger`): patch builders
-used by :mod:`harness.mutants.catalog`; ``properties/test_linger.py`` kills them."""
+"""Mutants of the load-adaptive lingers (decision D35, :mod:`flowgate.reference.linger`): patch builders
+used by :mod:`flowgate.harness.mutants.catalog`; ``properties/test_linger.py`` kills them."""
 
 from __future__ import annotations
 
 from typing import Any
 from unittest import mock
 
-from harness.mutants.model import Mutant, P
-from reference.linger import MAX_BATCH, FillLinger
+from flowgate.harness.mutants.model import Mutant, P
+from flowgate.reference.linger import MAX_BATCH, FillLinger
 
 #: a day: what "waits until the batch fills" amounts to when the load falls
 _FOREVER_S = 86_400.0

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 from unittest import mock
 
-from harness.mutants.model import (
+from flowgate.harness.mutants.model import (
     CH_SIGTERM,
     CH_VT_HB,
     CONCURRENCY,
@@ -38,13 +38,21 @@ from harness.mutants.model import (
     TRACE,
     Mutant,
 )
-from reference.bootstrap import Bootstrapper
-from reference.breaker import CircuitBreaker
-from reference.dispatchers import message_attributes
-from reference.errors import LeaseLost, TransportError
-from reference.idempotency import COMPLETED, IN_PROGRESS, Busy, Claimed, ClaimResult, Conflict, Duplicate
-from reference.listener import SqsListener, _Flight, _Heartbeat
-from reference.messages import (
+from flowgate.reference.bootstrap import Bootstrapper
+from flowgate.reference.breaker import CircuitBreaker
+from flowgate.reference.dispatchers import message_attributes
+from flowgate.reference.errors import LeaseLost, TransportError
+from flowgate.reference.idempotency import (
+    COMPLETED,
+    IN_PROGRESS,
+    Busy,
+    Claimed,
+    ClaimResult,
+    Conflict,
+    Duplicate,
+)
+from flowgate.reference.listener import SqsListener, _Flight, _Heartbeat
+from flowgate.reference.messages import (
     Command,
     Event,
     Metadata,
@@ -53,8 +61,8 @@ from reference.messages import (
     event_for,
     to_wire,
 )
-from reference.sql import SqlStorage
-from reference.stores import (
+from flowgate.reference.sql import SqlStorage
+from flowgate.reference.stores import (
     Effect,
     EntityWrite,
     InMemoryStorage,
@@ -227,7 +235,7 @@ def _sigterm_abandons_batch() -> list[Any]:
         return real_signal(signum, abandon)
 
     shim = types.SimpleNamespace(signal=install, SIGTERM=signal.SIGTERM, SIGINT=signal.SIGINT)
-    return [mock.patch("reference.worker.signal", shim)]
+    return [mock.patch("flowgate.reference.worker.signal", shim)]
 
 
 def _poll_loop_dies_on_error() -> list[Any]:
@@ -244,7 +252,7 @@ def _plaintext_on_encrypted_bus() -> list[Any]:
     def no_cipher(kms: Any, key_id: str, **_: Any) -> None:
         return None  # the configured key is never wired: dispatchers seal nothing, listeners accept plaintext
 
-    return [mock.patch("reference.worker.KmsEnvelopeCipher", no_cipher)]
+    return [mock.patch("flowgate.reference.worker.KmsEnvelopeCipher", no_cipher)]
 
 
 def _drops_correlation_id() -> list[Any]:
@@ -264,7 +272,7 @@ def _drops_correlation_id() -> list[Any]:
             ),
         )
 
-    return [mock.patch("reference.bus.event_for", event_for)]
+    return [mock.patch("flowgate.reference.bus.event_for", event_for)]
 
 
 def _wire_format_drift() -> list[Any]:
@@ -277,7 +285,7 @@ def _wire_format_drift() -> list[Any]:
         obj["metadata"] = meta
         return obj
 
-    return [mock.patch("reference.messages.to_wire", drifted)]
+    return [mock.patch("flowgate.reference.messages.to_wire", drifted)]
 
 
 def _drops_causation_id() -> list[Any]:
@@ -288,7 +296,7 @@ def _drops_causation_id() -> list[Any]:
         # the event no longer says which command caused it
         return replace(event, metadata=replace(event.metadata, causation_id=None))
 
-    return [mock.patch("reference.bus.event_for", wrapped)]
+    return [mock.patch("flowgate.reference.bus.event_for", wrapped)]
 
 
 def _drops_correlation_attribute() -> list[Any]:
@@ -299,7 +307,7 @@ def _drops_correlation_attribute() -> list[Any]:
         attrs.pop("CorrelationId", None)  # the body keeps it; the wire attribute is never written
         return attrs
 
-    return [mock.patch("reference.dispatchers.message_attributes", attributes)]
+    return [mock.patch("flowgate.reference.dispatchers.message_attributes", attributes)]
 
 
 def _no_heartbeat() -> list[Any]:
@@ -370,7 +378,7 @@ def _redrive_without_headroom() -> list[Any]:
     return [mock.patch.object(Bootstrapper, "_queue_attributes", _queue_attributes)]
 
 
-#: this module's mutants (aggregated, in this order, by :data:`harness.mutants.catalog.MUTANTS`)
+#: this module's mutants (aggregated, in this order, by :data:`flowgate.harness.mutants.catalog.MUTANTS`)
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "process-local-entity-lock",

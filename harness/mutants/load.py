@@ -1,4 +1,4 @@
-"""Patch builders of the load test's mutants (entries in :data:`harness.mutants.catalog.MUTANTS`).
+"""Patch builders of the load test's mutants (entries in :data:`flowgate.harness.mutants.catalog.MUTANTS`).
 
 They break the producer side that a Locust process runs (``loadtests/locustfile.py`` installs
 ``FLOWGATE_MUTANT`` in every process that sends: the single Locust process, or each Locust
@@ -11,8 +11,8 @@ import threading
 from typing import Any
 from unittest import mock
 
-from harness.mutants.model import Mutant
-from reference.dispatchers import SqsCommandDispatcher, _Dispatcher
+from flowgate.harness.mutants.model import Mutant
+from flowgate.reference.dispatchers import SqsCommandDispatcher, _Dispatcher
 
 
 def sender_drops_one_order() -> list[Any]:

@@ -22,10 +22,10 @@ class Mutant:
     expected: tuple[str, ...]  # anomaly kinds the killers are expected to report
     patches: Callable[[], Sequence[Any]]  # context managers that install the bug
     #: LocalStack scenario node ids that must fail under this mutant (``flowgate mutants --suite
-    #: scenarios``); the scenario's worker processes run it via ``harness.mutants.worker``
+    #: scenarios``); the scenario's worker processes run it via ``flowgate.harness.mutants.worker``
     scenarios: tuple[str, ...] = ()
     #: what the patches break: ``reference`` (the bus; the gate runs it as a mutant worker) or
-    #: ``simulator`` (``harness.sim``; killed by the differential tests that compare the simulator
+    #: ``simulator`` (``flowgate.harness.sim``; killed by the differential tests that compare the simulator
     #: with LocalStack, ``scenarios/test_fidelity.py``; nothing for the gate to run) or ``load``
     #: (the load test's producer side, installed in the Locust processes that send:
     #: ``harness/mutants/load.py``; killed by the load test's own verdict)

@@ -14,7 +14,7 @@ from unittest import mock
 from opentelemetry import trace
 from sqlalchemy import delete, or_
 
-from harness.mutants.model import (
+from flowgate.harness.mutants.model import (
     CLEANUP_IN_FLIGHT,
     CLEANUP_RULE,
     CLEANUP_SCHEDULED,
@@ -28,18 +28,18 @@ from harness.mutants.model import (
     TRACE,
     Mutant,
 )
-from reference import health, iam
-from reference.bootstrap import Bootstrapper
-from reference.cleanup import IdempotencyCleaner
-from reference.dispatchers import SnsEventDispatcher, _Dispatcher, message_attributes
-from reference.idempotency import IN_PROGRESS
-from reference.keycache import CachedKey, CacheLimits, DataKeyCache
-from reference.listener import SqsListener
-from reference.messages import (
+from flowgate.reference import health, iam
+from flowgate.reference.bootstrap import Bootstrapper
+from flowgate.reference.cleanup import IdempotencyCleaner
+from flowgate.reference.dispatchers import SnsEventDispatcher, _Dispatcher, message_attributes
+from flowgate.reference.idempotency import IN_PROGRESS
+from flowgate.reference.keycache import CachedKey, CacheLimits, DataKeyCache
+from flowgate.reference.listener import SqsListener
+from flowgate.reference.messages import (
     Message,
 )
-from reference.sql import SqlStorage
-from reference.stores import (
+from flowgate.reference.sql import SqlStorage
+from flowgate.reference.stores import (
     InMemoryStorage,
 )
 
@@ -60,7 +60,7 @@ def _traceparent_lost() -> list[Any]:
     def attributes(message: Any, *, encrypted: bool, traceparent: str | None) -> dict[str, Any]:
         return orig(message, encrypted=encrypted, traceparent=None)  # never written on the wire
 
-    return [mock.patch("reference.dispatchers.message_attributes", attributes)]
+    return [mock.patch("flowgate.reference.dispatchers.message_attributes", attributes)]
 
 
 def _outbox_span_orphaned() -> list[Any]:
@@ -91,7 +91,7 @@ def _health_ignores_missing_resources() -> list[Any]:
                 report.checks[name] = "ok"
         return report
 
-    return [mock.patch("reference.health.check_health", check_health)]
+    return [mock.patch("flowgate.reference.health.check_health", check_health)]
 
 
 def _cleanup_deletes_unexpired() -> list[Any]:
@@ -161,7 +161,7 @@ def _data_key_limits_without(bound: str) -> list[Any]:
 
 def _data_key_cache_without_context() -> list[Any]:
     # cache entries keyed by the KMS key (and EDK) only: a key issued for destination A seals B
-    return [mock.patch("reference.envelope._context_key", return_value=())]
+    return [mock.patch("flowgate.reference.envelope._context_key", return_value=())]
 
 
 def _data_key_not_wiped() -> list[Any]:
@@ -177,7 +177,7 @@ def _data_key_past_2_32() -> list[Any]:
 
 
 def _edit_policies(edit: Callable[[iam.Role, dict[str, Any]], None]) -> list[Any]:
-    """Wrap :func:`reference.iam.role_policies` so ``edit(role, statement)`` rewrites each statement."""
+    """Wrap :func:`flowgate.reference.iam.role_policies` so ``edit(role, statement)`` rewrites each statement."""
     original = iam.role_policies
 
     def role_policies(config: Any, **kwargs: Any) -> dict[iam.Role, dict[str, Any]]:
@@ -230,7 +230,7 @@ def _worker_bootstraps_anyway() -> list[Any]:
     return [mock.patch.object(Bootstrapper, "resolve", Bootstrapper.run)]
 
 
-#: this module's mutants (aggregated, in this order, by :data:`harness.mutants.catalog.MUTANTS`)
+#: this module's mutants (aggregated, in this order, by :data:`flowgate.harness.mutants.catalog.MUTANTS`)
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "data-key-cache-ignores-message-bound",

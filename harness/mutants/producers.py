@@ -13,7 +13,7 @@ from unittest import mock
 
 from sqlalchemy import insert, select, update
 
-from harness.mutants.model import (
+from flowgate.harness.mutants.model import (
     PRODUCERS,
     PRODUCERS_ALLOCATE,
     PRODUCERS_LS,
@@ -21,14 +21,14 @@ from harness.mutants.model import (
     REPLAY,
     Mutant,
 )
-from reference.bus import CommandBus, ReplayResult
-from reference.idempotency import Claimed
-from reference.messages import (
+from flowgate.reference.bus import CommandBus, ReplayResult
+from flowgate.reference.idempotency import Claimed
+from flowgate.reference.messages import (
     Command,
     encode,
 )
-from reference.sql import SqlStorage
-from reference.stores import (
+from flowgate.reference.sql import SqlStorage
+from flowgate.reference.stores import (
     Effect,
     InMemoryStorage,
     with_sequence,
@@ -181,7 +181,7 @@ def _allocate_read_then_write() -> list[Any]:
     ]
 
 
-#: this module's mutants (aggregated, in this order, by :data:`harness.mutants.catalog.MUTANTS`)
+#: this module's mutants (aggregated, in this order, by :data:`flowgate.harness.mutants.catalog.MUTANTS`)
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "replay-persists",

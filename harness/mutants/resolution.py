@@ -14,7 +14,7 @@ from unittest import mock
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import update
 
-from harness.mutants.model import (
+from flowgate.harness.mutants.model import (
     CH_DUP,
     DEAD_REPLAY,
     DEAD_REPLAY_FIXED,
@@ -30,17 +30,17 @@ from harness.mutants.model import (
     LOSS,
     Mutant,
 )
-from reference.config import BusOptions
-from reference.dispatchers import SnsEventDispatcher
-from reference.envelope import POISON_CODES
-from reference.errors import DecodeError, MessageError, TransportError
-from reference.idempotency import COMPLETED
-from reference.listener import SqsListener, _Flight
-from reference.messages import (
+from flowgate.reference.config import BusOptions
+from flowgate.reference.dispatchers import SnsEventDispatcher
+from flowgate.reference.envelope import POISON_CODES
+from flowgate.reference.errors import DecodeError, MessageError, TransportError
+from flowgate.reference.idempotency import COMPLETED
+from flowgate.reference.listener import SqsListener, _Flight
+from flowgate.reference.messages import (
     Message,
 )
-from reference.sql import SqlStorage
-from reference.stores import (
+from flowgate.reference.sql import SqlStorage
+from flowgate.reference.stores import (
     Effect,
     InMemoryStorage,
 )
@@ -105,7 +105,7 @@ def _dead_letter_completes_key() -> list[Any]:
 
 
 def _replay_reversed() -> list[Any]:
-    import reference.dlq as dlq
+    import flowgate.reference.dlq as dlq
 
     orig = dlq.replay_dead_letters
 
@@ -139,14 +139,14 @@ def _recursion_escapes_poll() -> list[Any]:
 
     # ... and the listener lets anything else out of _process (the whole poll dies)
     return [
-        mock.patch("reference.messages.loads_strict", loads),
-        mock.patch("reference.listener._MESSAGE_FAULTS", ()),
+        mock.patch("flowgate.reference.messages.loads_strict", loads),
+        mock.patch("flowgate.reference.listener._MESSAGE_FAULTS", ()),
     ]
 
 
 def _id_reuse_is_duplicate() -> list[Any]:
     # idempotency records bound to the key only: a known id with other content is a "duplicate"
-    return [mock.patch("reference.listener.message_digest", lambda message, view=None: None)]  # noqa: PT008
+    return [mock.patch("flowgate.reference.listener.message_digest", lambda message, view=None: None)]  # noqa: PT008
 
 
 def _event_on_command_queue_projected() -> list[Any]:
@@ -167,14 +167,14 @@ def _kms_disabled_is_poison() -> list[Any]:
             "InvalidKeyUsageException",
         }
     )
-    return [mock.patch("reference.envelope.POISON_CODES", old)]
+    return [mock.patch("flowgate.reference.envelope.POISON_CODES", old)]
 
 
 def _kms_transport_is_poison() -> list[Any]:
     # contract v1.3 section 5 step 5 read literally ("any failure is poison"): KMS unreachable
     # (connection refused/reset, a timeout: botocore's transport errors) counted as the message's fault
-    from reference.envelope import KmsEnvelopeCipher
-    from reference.errors import DecryptionError
+    from flowgate.reference.envelope import KmsEnvelopeCipher
+    from flowgate.reference.errors import DecryptionError
 
     orig = KmsEnvelopeCipher.open
 
@@ -192,7 +192,7 @@ def _kms_transport_is_poison() -> list[Any]:
 def _sealed_contradiction_is_decryption_error() -> list[Any]:
     # the v1.3 section 5 step 5 reading: on an encrypted bus, a body that opened but contradicts its
     # attributes is reported as DecryptionError (v1.4 decode rule 7: DecodeError)
-    from reference.errors import DecryptionError
+    from flowgate.reference.errors import DecryptionError
 
     orig = SqsListener._decode
 
@@ -211,7 +211,7 @@ def _type_checked_after_envelope() -> list[Any]:
     # the registered type judged only after the envelope is opened (v1.3's rule order read
     # literally): a sealed message whose CommandType attribute names an unregistered type is a
     # DecryptionError when its seal no longer opens (v1.4 decode rule 2: UnknownMessageType first)
-    from reference.errors import DecryptionError, UnknownMessageType
+    from flowgate.reference.errors import DecryptionError, UnknownMessageType
 
     orig = SqsListener._decode
 
@@ -251,13 +251,13 @@ def _ttl_shorter_than_retention() -> list[Any]:
 
     return [
         mock.patch.object(BusOptions, "__post_init__", __post_init__),
-        mock.patch("reference.config.check_ttl_outlives_retention", unchecked),
+        mock.patch("flowgate.reference.config.check_ttl_outlives_retention", unchecked),
     ]
 
 
 def _unvalidated_group_id() -> list[Any]:
     # ids are only checked to be strings: an entity id no MessageGroupId can carry gets through
-    return [mock.patch("reference.messages._check_id", lambda value, where: value)]
+    return [mock.patch("flowgate.reference.messages._check_id", lambda value, where: value)]
 
 
 def _unstable_event_dedup_id() -> list[Any]:
@@ -274,7 +274,7 @@ def _unstable_event_dedup_id() -> list[Any]:
     return [mock.patch.object(SnsEventDispatcher, "_entry", _entry)]
 
 
-#: this module's mutants (aggregated, in this order, by :data:`harness.mutants.catalog.MUTANTS`)
+#: this module's mutants (aggregated, in this order, by :data:`flowgate.harness.mutants.catalog.MUTANTS`)
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "recursion-escapes-poll",

@@ -1,5 +1,5 @@
 """Mutants of the commands sagas and aggregates issue (docs/decisions.md D33): patch builders used
-by :mod:`harness.mutants.catalog`."""
+by :mod:`flowgate.harness.mutants.catalog`."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from dataclasses import replace
 from typing import Any
 from unittest import mock
 
-from harness.checkers import model as checker_model
-from harness.mutants.model import Mutant, P, S
-from reference import bus as bus_module
-from reference import listener as listener_module
-from reference.bus import CommandBus, Processor
-from reference.idempotency import ClaimResult, Duplicate
-from reference.messages import Command
-from reference.sql import SqlStorage
-from reference.stores import Effect, InMemoryStorage
+from flowgate.harness.checkers import model as checker_model
+from flowgate.harness.mutants.model import Mutant, P, S
+from flowgate.reference import bus as bus_module
+from flowgate.reference import listener as listener_module
+from flowgate.reference.bus import CommandBus, Processor
+from flowgate.reference.idempotency import ClaimResult, Duplicate
+from flowgate.reference.messages import Command
+from flowgate.reference.sql import SqlStorage
+from flowgate.reference.stores import Effect, InMemoryStorage
 
 
 def follow_up_sent_outside_commit() -> list[Any]:

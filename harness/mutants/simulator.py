@@ -1,4 +1,4 @@
-"""Mutants of the simulator (``subject="simulator"``): broken variants of :mod:`harness.sim`, killed by the differential tests against LocalStack (``scenarios/test_fidelity.py``).
+"""Mutants of the simulator (``subject="simulator"``): broken variants of :mod:`flowgate.harness.sim`, killed by the differential tests against LocalStack (``scenarios/test_fidelity.py``).
 
 Each builder returns the ``unittest.mock`` patches that install its bug; its entry in
 :data:`MUTANTS` below names it."""
@@ -9,7 +9,7 @@ import logging
 from typing import Any
 from unittest import mock
 
-from harness.mutants.model import (
+from flowgate.harness.mutants.model import (
     FIDELITY_SNS_KMS,
     FIDELITY_WINDOW,
     Mutant,
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # differential tests against LocalStack
 def _sim_fifo_topic_no_dedup() -> list[Any]:
-    from harness.sim import sns as sim_sns
+    from flowgate.harness.sim import sns as sim_sns
 
     orig_deliver = sim_sns.SnsBackend._deliver
     fresh = iter(range(1 << 62))
@@ -46,8 +46,8 @@ def _sim_fifo_topic_no_dedup() -> list[Any]:
 
 
 def _sim_dedup_window_never_ends() -> list[Any]:
-    from harness.sim import sns as sim_sns
-    from harness.sim import sqs as sim_sqs
+    from flowgate.harness.sim import sns as sim_sns
+    from flowgate.harness.sim import sqs as sim_sqs
 
     # a duplicate id is dropped forever: the 5-minute window of FIFO queues and topics never ends
     return [
@@ -57,7 +57,7 @@ def _sim_dedup_window_never_ends() -> list[Any]:
 
 
 def _sim_decrypt_ignores_context() -> list[Any]:
-    from harness.sim import kms as sim_kms
+    from flowgate.harness.sim import kms as sim_kms
 
     def _aad(key_id: str, context: Any) -> bytes:
         return key_id.encode("ascii") + b"\x00"  # the encryption context is not bound
@@ -66,7 +66,7 @@ def _sim_decrypt_ignores_context() -> list[Any]:
 
 
 def _sim_disabled_key_decrypts() -> list[Any]:
-    from harness.sim import kms as sim_kms
+    from flowgate.harness.sim import kms as sim_kms
 
     orig_decrypt = sim_kms.KmsBackend.decrypt
 
@@ -83,7 +83,7 @@ def _sim_disabled_key_decrypts() -> list[Any]:
     return [mock.patch.object(sim_kms.KmsBackend, "decrypt", decrypt)]
 
 
-#: this module's mutants (aggregated, in this order, by :data:`harness.mutants.catalog.MUTANTS`)
+#: this module's mutants (aggregated, in this order, by :data:`flowgate.harness.mutants.catalog.MUTANTS`)
 MUTANTS: tuple[Mutant, ...] = (
     # the simulator's own mutants: killed by the differential test against LocalStack
     Mutant(

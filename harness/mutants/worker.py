@@ -1,7 +1,7 @@
-"""``FLOWGATE_MUTANT=name python -m harness.mutants.worker ARGS``: the reference worker as a mutant.
+"""``FLOWGATE_MUTANT=name python -m flowgate.harness.mutants.worker ARGS``: the reference worker as a mutant.
 
 Applies the mutant named by ``FLOWGATE_MUTANT`` (or ``--mutant NAME`` before the worker's own
-arguments), then calls :func:`reference.worker.main` with the remaining arguments. Without a
+arguments), then calls :func:`flowgate.reference.worker.main` with the remaining arguments. Without a
 mutant it is the plain reference worker. Storage mutants patch InMemoryStorage and SqlStorage.
 """
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from harness.mutants.catalog import apply_mutant, mutant_from_env
+from flowgate.harness.mutants.catalog import apply_mutant, mutant_from_env
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = mutant_from_env()
     if len(args) >= 2 and args[0] == "--mutant":
         name, args = args[1], args[2:]
-    from reference.worker import main as worker_main
+    from flowgate.reference.worker import main as worker_main
 
     with apply_mutant(name) if name else nullcontext():
         if name:

@@ -25,7 +25,7 @@ class SimCore:
     reorder: bool = False
     rng: random.Random = field(init=False)
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: services whose endpoint is unreachable now (:meth:`harness.sim.SimAws.set_unreachable`)
+    #: services whose endpoint is unreachable now (:meth:`flowgate.harness.sim.SimAws.set_unreachable`)
     unreachable: set[str] = field(default_factory=set)
     _request_no: int = 0
 

@@ -1,6 +1,6 @@
 """Virtual time for the simulator.
 
-:class:`VirtualClock` satisfies :class:`reference.hooks.Clock` (``now()`` and ``sleep()``), but
+:class:`VirtualClock` satisfies :class:`flowgate.reference.hooks.Clock` (``now()`` and ``sleep()``), but
 time only moves when someone calls :meth:`sleep`, :meth:`advance` or :meth:`advance_to` -- or when
 a simulated long poll (``ReceiveMessage`` with ``WaitTimeSeconds > 0``) finds nothing and jumps
 to the next moment something becomes visible. No wall clock is read anywhere.

@@ -11,7 +11,7 @@ scheduler picks the next task to run with its seeded ``random.Random``:
   (a slow handler, a stall, the heartbeat's period): other tasks run meanwhile; the task is
   runnable again once the clock has reached its wake time.
 
-Nothing runs by itself: the driver (the main greenlet, :mod:`harness.simulation`) calls
+Nothing runs by itself: the driver (the main greenlet, :mod:`flowgate.harness.simulation`) calls
 :meth:`run` to let tasks progress (a number of steps: tasks stay suspended mid-way between the
 driver's calls, while time passes and other tasks start), and moves time with the
 :class:`ProcessClock`, which stops at every wake time on the way and runs the tasks whose sleep

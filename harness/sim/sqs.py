@@ -24,8 +24,8 @@ Rules (LocalStack 2026.3 parity unless said otherwise; see ``docs/simulator.md``
 * Stale receipt handles: standard queue delete succeeds and removes the message; FIFO delete of a
   message that is visible again fails with InvalidParameterValue ("receipt handle has expired").
 
-The data model is :mod:`harness.sim.sqs_model`; request validation, MD5 digests and the rendering
-of a received message are :mod:`harness.sim.sqs_checks`. Their public names are re-exported here.
+The data model is :mod:`flowgate.harness.sim.sqs_model`; request validation, MD5 digests and the rendering
+of a received message are :mod:`flowgate.harness.sim.sqs_checks`. Their public names are re-exported here.
 """
 
 from __future__ import annotations

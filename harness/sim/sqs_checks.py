@@ -1,7 +1,7 @@
 """Simulated SQS: request validation, MD5 digests and the rendering of received messages.
 
-The checks raise :class:`~harness.sim.errors.SimError` with AWS's codes and messages (LocalStack
-2026.3 parity, ``docs/simulator.md``); the backend (:mod:`harness.sim.sqs`) runs them before it
+The checks raise :class:`~flowgate.harness.sim.errors.SimError` with AWS's codes and messages (LocalStack
+2026.3 parity, ``docs/simulator.md``); the backend (:mod:`flowgate.harness.sim.sqs`) runs them before it
 changes any state. Everything here is a pure function of its arguments.
 """
 

@@ -2,7 +2,7 @@
 
 :class:`Message` is one copy of a message in one queue (an injected duplicate is another copy with
 the same MessageId); :class:`Queue` holds a queue's messages and the indexes the backend
-(:mod:`harness.sim.sqs`) keeps over them: visibility timers, the ready heap (standard), the
+(:mod:`flowgate.harness.sim.sqs`) keeps over them: visibility timers, the ready heap (standard), the
 per-group heaps and ready groups (FIFO), receipt handles, the deduplication table.
 """
 

@@ -2,7 +2,7 @@
 
 :class:`QueueRegistry` creates, configures, finds and deletes queues and answers the read-only
 questions the nemesis and the drain ask (what is in flight, what is left); the message
-operations (send, receive, delete, visibility) are :class:`harness.sim.sqs.SqsBackend`'s, which
+operations (send, receive, delete, visibility) are :class:`flowgate.harness.sim.sqs.SqsBackend`'s, which
 extends it.
 """
 

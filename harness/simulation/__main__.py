@@ -1,7 +1,7 @@
-"""``python -m harness.simulation`` = ``flowgate sim``."""
+"""``python -m flowgate.harness.simulation`` = ``flowgate sim``."""
 
 import sys
 
-from harness.simulation.cli import main
+from flowgate.harness.simulation.cli import main
 
 sys.exit(main())

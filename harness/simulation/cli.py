@@ -7,10 +7,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.checkers import render_table
-from harness.faults import parse_faults
-from harness.simulation.config import IDEMPOTENCY_MODES, SimConfig, SimResult
-from harness.simulation.schedule import run_simulation
+from flowgate.harness.checkers import render_table
+from flowgate.harness.faults import parse_faults
+from flowgate.harness.simulation.config import IDEMPOTENCY_MODES, SimConfig, SimResult
+from flowgate.harness.simulation.schedule import run_simulation
 
 
 def _parser(prog: str, *, seed_positional: bool) -> argparse.ArgumentParser:
@@ -93,7 +93,7 @@ def _report(result: SimResult, args: argparse.Namespace, *, always_write: bool) 
         print(f"history: {result.history.dump(history_path)}")
     timeline_path = args.timeline or (f"reports/sim/timeline-{result.seed}.svg" if always_write else None)
     if timeline_path:
-        from harness.timeline import render_svg
+        from flowgate.harness.timeline import render_svg
 
         anomalies = [a for v in result.verdicts for a in v.anomalies]
         path = Path(timeline_path)

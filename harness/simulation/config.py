@@ -7,9 +7,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.checkers import Verdict
-from harness.faults import FaultPlan
-from harness.history import History
+from flowgate.harness.checkers import Verdict
+from flowgate.harness.faults import FaultPlan
+from flowgate.harness.history import History
 
 IDEMPOTENCY_MODES = ("shared", "per-worker")
 #: interleaved: the most scheduler steps one ``Simulation.poll`` call runs (drawn 1..this); a
@@ -43,13 +43,13 @@ class SimConfig:
     #: business failures are also forwarded to the SQS DLQ (``BusOptions.business_failures_to_dlq``,
     #: as the gate's reference adapter runs): what a DLQ replay can move back
     business_failures_to_dlq: bool = False
-    #: worker processes interleaved at their yield points (``harness.sim.processes``; each its own
+    #: worker processes interleaved at their yield points (``flowgate.harness.sim.processes``; each its own
     #: clients, listeners, caches, breakers and store client) instead of one poll after another
     interleave: bool = False
     #: ``BusOptions.heartbeat``: with ``interleave`` also the heartbeat task of each listener
     heartbeat: bool = True
     #: contract v1.3 reads: each order's script gets ``GetOrder`` reads (one after a seeded write,
-    #: one after its last step: :func:`harness.workload.generate_orders`), every ``OrderState``
+    #: one after its last step: :func:`flowgate.harness.workload.generate_orders`), every ``OrderState``
     #: answer the views listeners receive becomes a ``read`` op (:class:`_ReadProbe`) and
     #: ``read_state`` judges them. Off: the workload, and so every seed's history, is unchanged
     reads: bool = False

@@ -7,26 +7,26 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from harness.history import History
-from harness.sim import SimAws, VirtualClock
-from harness.sim.processes import ProcessClock, ProcessScheduler
-from harness.simulation import drain as ending
-from harness.simulation.config import SimConfig, SimResult
-from harness.simulation.nemesis import Nemesis, NemesisTap
-from harness.simulation.observer import Deliveries, ReadProbe, WireSampler
-from harness.simulation.outage import OutageNemesis
-from harness.simulation.poison import PoisonSender
-from harness.simulation.producers import Order, Producers
-from harness.simulation.randomness import SeededRandomness
-from harness.simulation.store import SimStorage
-from harness.simulation.workers import Wiring, Worker, WorkerPool
-from harness.workload import generate_orders
-from reference.bootstrap import Bootstrapper, Resources
-from reference.config import BusConfiguration
-from reference.domain.orders import ORDER_COMMANDS, ORDER_EVENTS, order_registry
-from reference.messages import Command
-from reference.stores import Storage
-from reference.worker import Runtime
+from flowgate.harness.history import History
+from flowgate.harness.sim import SimAws, VirtualClock
+from flowgate.harness.sim.processes import ProcessClock, ProcessScheduler
+from flowgate.harness.simulation import drain as ending
+from flowgate.harness.simulation.config import SimConfig, SimResult
+from flowgate.harness.simulation.nemesis import Nemesis, NemesisTap
+from flowgate.harness.simulation.observer import Deliveries, ReadProbe, WireSampler
+from flowgate.harness.simulation.outage import OutageNemesis
+from flowgate.harness.simulation.poison import PoisonSender
+from flowgate.harness.simulation.producers import Order, Producers
+from flowgate.harness.simulation.randomness import SeededRandomness
+from flowgate.harness.simulation.store import SimStorage
+from flowgate.harness.simulation.workers import Wiring, Worker, WorkerPool
+from flowgate.harness.workload import generate_orders
+from flowgate.reference.bootstrap import Bootstrapper, Resources
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import ORDER_COMMANDS, ORDER_EVENTS, order_registry
+from flowgate.reference.messages import Command
+from flowgate.reference.stores import Storage
+from flowgate.reference.worker import Runtime
 
 
 class Simulation:
@@ -36,19 +36,19 @@ class Simulation:
 
     Randomness: every choice of the run comes from ``self.rng`` (``random.Random(seed)``) -- the
     scheduler's, the nemesis's (:attr:`nemesis` draws from this same stream), the producers'
-    and the envelope nonces (:attr:`randomness`, the ``reference.hooks`` seam) -- and,
+    and the envelope nonces (:attr:`randomness`, the ``flowgate.reference.hooks`` seam) -- and,
     interleaved, the choice of the next task to run from a second stream,
     ``self.procs.rng`` (``random.Random(f"{seed}/processes")``). The simulated AWS has its own
-    seeded generator (:class:`harness.sim.SimAws`) and the workload its own
-    (:func:`harness.workload.generate_orders`). The same seed and config give the same history
+    seeded generator (:class:`flowgate.harness.sim.SimAws`) and the workload its own
+    (:func:`flowgate.harness.workload.generate_orders`). The same seed and config give the same history
     byte for byte (``tests/sim/test_sim_determinism.py``, ``tests/simulation``).
 
-    The collaborators, one job each: :class:`~harness.simulation.workers.WorkerPool` (the
-    workers, their polls), :class:`~harness.simulation.producers.Producers` (the orders and the
-    producers), :class:`~harness.simulation.nemesis.Nemesis` (faults and their budget),
-    :class:`~harness.simulation.outage.OutageNemesis`,
-    :class:`~harness.simulation.poison.PoisonSender` and
-    :class:`~harness.simulation.observer.Deliveries` (what the workers' observers report)."""
+    The collaborators, one job each: :class:`~flowgate.harness.simulation.workers.WorkerPool` (the
+    workers, their polls), :class:`~flowgate.harness.simulation.producers.Producers` (the orders and the
+    producers), :class:`~flowgate.harness.simulation.nemesis.Nemesis` (faults and their budget),
+    :class:`~flowgate.harness.simulation.outage.OutageNemesis`,
+    :class:`~flowgate.harness.simulation.poison.PoisonSender` and
+    :class:`~flowgate.harness.simulation.observer.Deliveries` (what the workers' observers report)."""
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
@@ -194,7 +194,7 @@ class Simulation:
     # ---------------------------------------------------------------- steps
     def poll(self, index: int, queue: str | None = None) -> int:
         """One poll of worker ``index`` on ``queue`` (default: the command queue); see
-        :meth:`harness.simulation.workers.WorkerPool.poll`."""
+        :meth:`flowgate.harness.simulation.workers.WorkerPool.poll`."""
         return self.pool.poll(index, queue)
 
     def restart(self, index: int) -> None:
@@ -228,7 +228,7 @@ class Simulation:
         return self.nemesis.duplicate_in_flight()
 
     def send_poison(self, kind: str, *, expected_reason: bool = False) -> str | None:
-        """One hostile message of ``kind``; see :meth:`harness.simulation.poison.PoisonSender.send_poison`."""
+        """One hostile message of ``kind``; see :meth:`flowgate.harness.simulation.poison.PoisonSender.send_poison`."""
         return self.poison.send_poison(kind, expected_reason=expected_reason)
 
     # ---------------------------------------------------------------- the end
@@ -236,7 +236,7 @@ class Simulation:
         return ending.queue_depth(self)
 
     def drain(self, *, max_idle_rounds: int | None = None) -> bool:
-        """Faults off, every queue emptied; see :func:`harness.simulation.drain.drain`."""
+        """Faults off, every queue emptied; see :func:`flowgate.harness.simulation.drain.drain`."""
         self.drained = ending.drain(self, max_idle_rounds=max_idle_rounds)
         return self.drained
 

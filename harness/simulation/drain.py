@@ -7,14 +7,14 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from harness.checkers import check_all
-from harness.history import HARNESS
-from harness.simulation.config import SimResult
-from reference.bus import CommandBus, rebuild_views
-from reference.messages import Event
+from flowgate.harness.checkers import check_all
+from flowgate.harness.history import HARNESS
+from flowgate.harness.simulation.config import SimResult
+from flowgate.reference.bus import CommandBus, rebuild_views
+from flowgate.reference.messages import Event
 
 if TYPE_CHECKING:
-    from harness.simulation.core import Simulation
+    from flowgate.harness.simulation.core import Simulation
 
 
 def queue_depth(sim: Simulation) -> dict[str, int]:

@@ -6,16 +6,16 @@ the run's main stream (``random.Random(seed)``, shared with the scheduler, the p
 envelope nonces, in the order the run makes its draws -- every seed's history depends on that
 order). It acts only through the seams everything else uses:
 
-* the reference's fault seam (:class:`reference.hooks.Faults`): :class:`WorkerFaults` at a
+* the reference's fault seam (:class:`flowgate.reference.hooks.Faults`): :class:`WorkerFaults` at a
   worker's fault points (crash, stall, slow handler, lease expiry, redelivery) and
   :class:`ProducerFaults` at a producer's points;
-* the simulated AWS's tap (:class:`harness.sim.SimTap`, :class:`NemesisTap`): duplicate
+* the simulated AWS's tap (:class:`flowgate.harness.sim.SimTap`, :class:`NemesisTap`): duplicate
   deliveries and delayed deletes, and the simulated AWS's own fault calls
   (``expire_visibility``, ``inject_duplicate``);
-* the store's fault hook (:meth:`harness.simulation.store.SimStorage.expire_lease`).
+* the store's fault hook (:meth:`flowgate.harness.simulation.store.SimStorage.expire_lease`).
 
 What it needs from the run it reads through :class:`NemesisTargets`; it writes nothing of the
-scheduler's. The outage nemesis (:mod:`harness.simulation.outage`) is its own object.
+scheduler's. The outage nemesis (:mod:`flowgate.harness.simulation.outage`) is its own object.
 """
 
 from __future__ import annotations
@@ -25,20 +25,20 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from harness.faults import STALL_POINTS
-from harness.history import History
-from harness.sim import SimAws, SimTap, VirtualClock
-from harness.simulation.config import SimConfig
-from harness.simulation.observer import Deliveries, WireSampler
-from harness.simulation.store import SimStorage
-from reference.bootstrap import Resources
-from reference.hooks import PRODUCER_FAULT_POINTS, WorkerCrash
-from reference.idempotency import command_key, event_key
-from reference.stores import Storage
+from flowgate.harness.faults import STALL_POINTS
+from flowgate.harness.history import History
+from flowgate.harness.sim import SimAws, SimTap, VirtualClock
+from flowgate.harness.simulation.config import SimConfig
+from flowgate.harness.simulation.observer import Deliveries, WireSampler
+from flowgate.harness.simulation.store import SimStorage
+from flowgate.reference.bootstrap import Resources
+from flowgate.reference.hooks import PRODUCER_FAULT_POINTS, WorkerCrash
+from flowgate.reference.idempotency import command_key, event_key
+from flowgate.reference.stores import Storage
 
 
 class NemesisTargets(Protocol):
-    """What the nemesis reads of the run (the :class:`~harness.simulation.Simulation`)."""
+    """What the nemesis reads of the run (the :class:`~flowgate.harness.simulation.Simulation`)."""
 
     aws: SimAws
     sqs: Any
@@ -151,7 +151,7 @@ class Nemesis:
     def producer_restart(self, producer: int) -> str | None:
         """Per producer send (``FaultPlan.producer_restart``): where ``producer`` dies, if it does:
         ``before_publish`` (the caller kills it now) or one of
-        :data:`~reference.hooks.PRODUCER_FAULT_POINTS`, armed for its :class:`ProducerFaults`."""
+        :data:`~flowgate.reference.hooks.PRODUCER_FAULT_POINTS`, armed for its :class:`ProducerFaults`."""
         p = self.plan.producer_restart
         if p > 0 and self.budget > 0 and self.rng.random() < p:
             self.budget -= 1
@@ -199,7 +199,7 @@ class Nemesis:
     # ---------------------------------------------------------------- the workers' fault points
     def hit(self, index: int, point: str, context: Mapping[str, Any]) -> None:
         """Worker ``index`` is at fault point ``point``: a scripted fault armed for it fires, else
-        each probabilistic kind that applies here is drawn (see :class:`harness.faults.FaultPlan`)."""
+        each probabilistic kind that applies here is drawn (see :class:`flowgate.harness.faults.FaultPlan`)."""
         if not self.faults_on:
             return
         on_commands = context.get("queue") == self.config.command_queue
@@ -325,7 +325,7 @@ class NemesisTap(SimTap):
 
 
 class WorkerFaults:
-    """The nemesis at one worker's fault points (a :class:`reference.hooks.Faults`). Interleaved,
+    """The nemesis at one worker's fault points (a :class:`flowgate.reference.hooks.Faults`). Interleaved,
     every point is also a yield point of the worker's process (``pause``)."""
 
     def __init__(self, nemesis: Nemesis, index: int, pause: Callable[[], None] | None = None) -> None:

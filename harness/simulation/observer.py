@@ -11,11 +11,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from harness.checkers.reads import read_op_value
-from harness.history import HARNESS, History, HistoryObserver
-from reference.domain.orders import OrderState
-from reference.messages import Event, Payload, payload_to_dict
-from reference.stores import State
+from flowgate.harness.checkers.reads import read_op_value
+from flowgate.harness.history import HARNESS, History, HistoryObserver
+from flowgate.reference.domain.orders import OrderState
+from flowgate.reference.messages import Event, Payload, payload_to_dict
+from flowgate.reference.stores import State
 
 
 class WorkerReports(Protocol):
@@ -31,7 +31,7 @@ class Deliveries:
     message's last receive count, the batch each worker process is handling, the commands whose
     effect is committed. The driver reads it (standard queues send a command only after the
     previous one is done; poison kinds pick applied/pending ids) and so does the nemesis (the
-    redrive budget, :meth:`harness.simulation.nemesis.Nemesis.may_harm`)."""
+    redrive budget, :meth:`flowgate.harness.simulation.nemesis.Nemesis.may_harm`)."""
 
     def __init__(self) -> None:
         self.last_count: dict[str, int] = {}
@@ -158,7 +158,7 @@ class ReadProbe:
     the gate's probe queue): a view of every worker's views listener that projects ``OrderState``
     only. The first time it sees an answer's event id (an event re-projected after a crash, a
     re-published one, a second worker's copy: the same id, one op) it records a ``read`` op with
-    the value the gate's probe records (:func:`harness.checkers.reads.read_op_value`), so
+    the value the gate's probe records (:func:`flowgate.harness.checkers.reads.read_op_value`), so
     ``read_state`` judges both alike. Its row (entity id -> the sequence number of the last answer
     it projected) is never read; it is left out of the snapshot's view rebuild."""
 

@@ -1,10 +1,10 @@
-"""The outage nemesis (``--faults outage=...``, :mod:`harness.outages`): takes a dependency of
+"""The outage nemesis (``--faults outage=...``, :mod:`flowgate.harness.outages`): takes a dependency of
 the workers down for ``outage_length`` visibility timeouts (``outage`` invoke/ok ops), one kind
 after another, and samples the workers' health during and after.
 
 It acts through the simulated AWS (``set_unreachable``), the simulated KMS (disable/enable the
 bus's key, with the harness's own exempt client) and the store's outage switch
-(:attr:`store_down`, read by every :class:`~harness.simulation.store.SimStorage` of the run).
+(:attr:`store_down`, read by every :class:`~flowgate.harness.simulation.store.SimStorage` of the run).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from harness.history import HARNESS, NEMESIS, History
-from harness.outages import DEPENDENCY
-from harness.sim import SimAws, VirtualClock
-from harness.simulation.config import SimConfig
-from reference.worker import Runtime
+from flowgate.harness.history import HARNESS, NEMESIS, History
+from flowgate.harness.outages import DEPENDENCY
+from flowgate.harness.sim import SimAws, VirtualClock
+from flowgate.harness.simulation.config import SimConfig
+from flowgate.reference.worker import Runtime
 
 
 class OutageTargets(Protocol):

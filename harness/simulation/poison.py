@@ -1,4 +1,4 @@
-"""The simulation's hostile input: poison messages of the :mod:`harness.hostile` catalog sent
+"""The simulation's hostile input: poison messages of the :mod:`flowgate.harness.hostile` catalog sent
 straight to the bus's queues, each recorded with what a correct consumer must do with it."""
 
 from __future__ import annotations
@@ -6,16 +6,16 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from harness import hostile
-from harness.history import HARNESS, History
-from harness.sim import VirtualClock
-from harness.simulation.config import SimConfig
-from harness.simulation.observer import Deliveries, WireSampler
-from harness.simulation.producers import Producers
-from reference.bootstrap import Resources
-from reference.domain.orders import PlaceOrder
-from reference.hooks import Randomness
-from reference.messages import Command, new_command
+from flowgate.harness import hostile
+from flowgate.harness.history import HARNESS, History
+from flowgate.harness.sim import VirtualClock
+from flowgate.harness.simulation.config import SimConfig
+from flowgate.harness.simulation.observer import Deliveries, WireSampler
+from flowgate.harness.simulation.producers import Producers
+from flowgate.reference.bootstrap import Resources
+from flowgate.reference.domain.orders import PlaceOrder
+from flowgate.reference.hooks import Randomness
+from flowgate.reference.messages import Command, new_command
 
 
 class PoisonSender:
@@ -57,7 +57,7 @@ class PoisonSender:
         self.other_key_arn: str | None = None
 
     def send_poison(self, kind: str, *, expected_reason: bool = False) -> str | None:
-        """Send one hostile message of ``kind`` (a :mod:`harness.hostile` catalog name or a
+        """Send one hostile message of ``kind`` (a :mod:`flowgate.harness.hostile` catalog name or a
         ``~`` mutation spec) and record what a correct consumer must do with it:
 
         * a dead-letter kind -> a ``poison`` op (``reason_code`` = the documented code, ``*`` for

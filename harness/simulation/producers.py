@@ -12,15 +12,15 @@ import random
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from harness.simulation.nemesis import Nemesis, ProducerFaults
-from harness.simulation.observer import Deliveries, ProducerObserver
-from harness.simulation.store import SimStorage
-from harness.simulation.workers import Wiring
-from harness.workload import OrderScript
-from reference.domain.orders import PlaceOrder, order_domain
-from reference.hooks import WorkerCrash
-from reference.messages import Command, new_command
-from reference.worker import Runtime, build_runtime
+from flowgate.harness.simulation.nemesis import Nemesis, ProducerFaults
+from flowgate.harness.simulation.observer import Deliveries, ProducerObserver
+from flowgate.harness.simulation.store import SimStorage
+from flowgate.harness.simulation.workers import Wiring
+from flowgate.harness.workload import OrderScript
+from flowgate.reference.domain.orders import PlaceOrder, order_domain
+from flowgate.reference.hooks import WorkerCrash
+from flowgate.reference.messages import Command, new_command
+from flowgate.reference.worker import Runtime, build_runtime
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Producers:
 
     def _new_producer(self, index: int) -> Runtime:
         """A producer process: a runtime on the shared store (never polled), its CommandBus faulted
-        at the producer points (:data:`~reference.hooks.PRODUCER_FAULT_POINTS`)."""
+        at the producer points (:data:`~flowgate.reference.hooks.PRODUCER_FAULT_POINTS`)."""
         w = self.wiring
         runtime = build_runtime(
             w.bus_config,

@@ -1,11 +1,11 @@
-"""The simulator's :class:`reference.hooks.Randomness`: a seeded, NON-cryptographic source.
+"""The simulator's :class:`flowgate.reference.hooks.Randomness`: a seeded, NON-cryptographic source.
 
 It draws from the run's main ``random.Random`` (the stream the scheduler and the nemesis draw
 from, in the order the run makes its draws), so a seed reproduces the AES-GCM nonces, and with
 them the sealed bodies, byte for byte. ``token_bytes(n)`` is ``rng.randbytes(n)``: exactly the
 bytes the simulator drew before the seam existed, when it patched ``os`` inside
-:mod:`reference.envelope`. Its ``cryptographic`` is false, so the envelope cipher warns when it
-is handed one; it lives in the harness, never in the reference (``reference.hooks``)."""
+:mod:`flowgate.reference.envelope`. Its ``cryptographic`` is false, so the envelope cipher warns when it
+is handed one; it lives in the harness, never in the reference (``flowgate.reference.hooks``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import uuid
 
 
 class SeededRandomness:
-    """:class:`reference.hooks.Randomness` over a ``random.Random`` (simulation only)."""
+    """:class:`flowgate.reference.hooks.Randomness` over a ``random.Random`` (simulation only)."""
 
     cryptographic = False
 

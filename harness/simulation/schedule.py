@@ -1,4 +1,4 @@
-"""The seeded scheduler that drives a :class:`~harness.simulation.core.Simulation` through its
+"""The seeded scheduler that drives a :class:`~flowgate.harness.simulation.core.Simulation` through its
 workload (:func:`schedule`), and :func:`run_simulation`: one seeded run, judged."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from harness.simulation.config import SimConfig, SimResult
-from harness.simulation.core import Simulation
+from flowgate.harness.simulation.config import SimConfig, SimResult
+from flowgate.harness.simulation.core import Simulation
 
 
 def schedule(sim: Simulation) -> None:
@@ -84,7 +84,7 @@ def _maybe_mutant(name: str | None) -> Iterator[None]:
     if name is None:
         yield
         return
-    from harness.mutants import apply_mutant
+    from flowgate.harness.mutants import apply_mutant
 
     with apply_mutant(name):
         yield
@@ -93,7 +93,7 @@ def _maybe_mutant(name: str | None) -> Iterator[None]:
 @contextmanager
 def quiet_reference() -> Iterator[None]:
     """The reference logs every expected redelivery at WARNING; a simulation injects thousands."""
-    logger = logging.getLogger("reference")
+    logger = logging.getLogger("flowgate.reference")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:

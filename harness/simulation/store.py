@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from harness.outages import SwitchableStorage
+from flowgate.harness.outages import SwitchableStorage
 
 
 class SimStorage(SwitchableStorage):
-    """:class:`harness.outages.SwitchableStorage` (an :class:`~reference.stores.InMemoryStorage`
+    """:class:`flowgate.harness.outages.SwitchableStorage` (an :class:`~flowgate.reference.stores.InMemoryStorage`
     that is down while the ``store`` outage is on) with the one fault the nemesis does to the
     store's state itself, as a method of the store rather than a reach into its records."""
 

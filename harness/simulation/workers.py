@@ -1,9 +1,9 @@
 """The simulation's worker processes: how each is built, replaced and polled.
 
-A worker is a full :class:`reference.worker.Runtime` (a command listener and a views listener,
+A worker is a full :class:`flowgate.reference.worker.Runtime` (a command listener and a views listener,
 their caches and breakers). Serial (the default) the workers share the clients and, with
 ``idempotency=shared``, ONE store object (threads of one process), and a poll runs to its end.
-Interleaved (``SimConfig.interleave``, :mod:`harness.sim.processes`) each is a process with its
+Interleaved (``SimConfig.interleave``, :mod:`flowgate.harness.sim.processes`) each is a process with its
 own clients and store client, every AWS/store call and fault point a yield point, its polls and
 its listeners' heartbeats tasks of a scheduler with its own seeded RNG.
 """
@@ -14,20 +14,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.history import History
-from harness.sim import SimAws, VirtualClock
-from harness.sim.processes import ProcessScheduler, Task, Yielding
-from harness.simulation.config import POLL_SLICE, SimConfig
-from harness.simulation.nemesis import Nemesis, WorkerFaults
-from harness.simulation.observer import Deliveries, ReadProbe, WorkerObserver
-from harness.simulation.store import SimStorage
-from reference.bootstrap import Resources
-from reference.config import BusConfiguration
-from reference.domain.orders import InventoryView, OrderView, PaymentsView, order_domain
-from reference.hooks import Randomness, WorkerCrash
-from reference.listener import SqsListener, _Flight, _Heartbeat
-from reference.stores import Storage
-from reference.worker import Runtime, build_runtime
+from flowgate.harness.history import History
+from flowgate.harness.sim import SimAws, VirtualClock
+from flowgate.harness.sim.processes import ProcessScheduler, Task, Yielding
+from flowgate.harness.simulation.config import POLL_SLICE, SimConfig
+from flowgate.harness.simulation.nemesis import Nemesis, WorkerFaults
+from flowgate.harness.simulation.observer import Deliveries, ReadProbe, WorkerObserver
+from flowgate.harness.simulation.store import SimStorage
+from flowgate.reference.bootstrap import Resources
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import InventoryView, OrderView, PaymentsView, order_domain
+from flowgate.reference.hooks import Randomness, WorkerCrash
+from flowgate.reference.listener import SqsListener, _Flight, _Heartbeat
+from flowgate.reference.stores import Storage
+from flowgate.reference.worker import Runtime, build_runtime
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Wiring:
     aws: SimAws
     clock: VirtualClock
     history: History
-    #: the seeded source of the envelope nonces (``reference.hooks.Randomness``)
+    #: the seeded source of the envelope nonces (``flowgate.reference.hooks.Randomness``)
     randomness: Randomness
 
     @staticmethod
@@ -51,7 +51,7 @@ class Wiring:
 
 
 class SimHeartbeat(_Heartbeat):
-    """The production heartbeat (:class:`reference.listener._Heartbeat`: every VT/4 it calls
+    """The production heartbeat (:class:`flowgate.reference.listener._Heartbeat`: every VT/4 it calls
     ``_beat`` for each tracked flight, which extends visibility and lease past VT/2) as a
     background task of the worker's process instead of a thread: it sleeps VT/4 of virtual time
     between rounds and ends when nothing is tracked (a new ``track`` starts it again)."""

@@ -1,6 +1,6 @@
 """Example domains: the order platform (doc 002's state machine) and NexusStream partner orders (doc 004)."""
 
-from reference.domain.orders import (
+from flowgate.reference.domain.orders import (
     AuthorizePayment,
     CancelOrder,
     ConfirmOrder,
@@ -20,7 +20,7 @@ from reference.domain.orders import (
     order_domain,
     order_registry,
 )
-from reference.domain.partners import (
+from flowgate.reference.domain.partners import (
     PartnerErrorLog,
     PartnerOrderRejected,
     PartnerOrderSaga,

@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from reference.errors import InvalidTransition
-from reference.messages import Command, Event, FollowUp, Payload, TypeRegistry
-from reference.stores import State
+from flowgate.reference.errors import InvalidTransition
+from flowgate.reference.messages import Command, Event, FollowUp, Payload, TypeRegistry
+from flowgate.reference.stores import State
 
 
 class OrderStatus(StrEnum):

@@ -17,10 +17,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reference.errors import InvalidTransition
-from reference.hooks import Clock
-from reference.messages import Command, Event, Payload, TypeRegistry, new_command
-from reference.stores import State
+from flowgate.reference.errors import InvalidTransition
+from flowgate.reference.hooks import Clock
+from flowgate.reference.messages import Command, Event, Payload, TypeRegistry, new_command
+from flowgate.reference.stores import State
 
 PARTNER_NAMESPACE = uuid.UUID("6f1c3f0e-2b7a-4c53-9d55-1f4e7b0d9a11")
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from harness.history import Op
+from flowgate.harness.history import Op
 
 
 class HB:

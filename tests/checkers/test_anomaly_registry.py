@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.anomalies import KINDS, OPERATIONS, AnomalyKind, UnknownAnomalyKind
-from harness.anomaly_checks import (
+from flowgate.harness.anomalies import KINDS, OPERATIONS, AnomalyKind, UnknownAnomalyKind
+from flowgate.harness.anomaly_checks import (
     category_problems,
     collect_emissions,
     collect_operations,
@@ -18,7 +18,7 @@ from harness.anomaly_checks import (
     registry_problems,
     repository_problems,
 )
-from harness.checkers.model import Anomaly
+from flowgate.harness.checkers.model import Anomaly
 
 LOST_REGEX = "[\\s\\S]*\\blost\\b[\\s\\S]*"
 

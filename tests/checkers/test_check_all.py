@@ -1,7 +1,7 @@
 import pytest
 
-from harness.checkers import CHECKERS, Anomaly, Verdict, check_all, render_table
-from harness.history import History
+from flowgate.harness.checkers import CHECKERS, Anomaly, Verdict, check_all, render_table
+from flowgate.harness.history import History
 
 from .support import HB, model_history
 

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.checkers import confidentiality_integrity
+from flowgate.harness.checkers import confidentiality_integrity
 
 from .support import HB
 

@@ -1,4 +1,4 @@
-from harness.checkers import dead_letter
+from flowgate.harness.checkers import dead_letter
 
 from .support import HB
 

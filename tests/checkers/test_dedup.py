@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checkers import check_all, fifo_dedup
+from flowgate.harness.checkers import check_all, fifo_dedup
 
 from .support import HB
 

@@ -1,4 +1,4 @@
-from harness.checkers import exactly_once_effect
+from flowgate.harness.checkers import exactly_once_effect
 
 from .support import HB
 

@@ -2,8 +2,8 @@
 record) and settled by a later ``duplicate`` (decision D20): counted where they happened; every
 weaker piece of evidence leaves the loss a loss."""
 
-from harness.checkers import per_entity_order, total_queue
-from harness.checkers.model import effects_taken, settled_in_doubt
+from flowgate.harness.checkers import per_entity_order, total_queue
+from flowgate.harness.checkers.model import effects_taken, settled_in_doubt
 
 from .support import HB
 

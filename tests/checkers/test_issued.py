@@ -4,7 +4,7 @@ among their entity's commands, and a second effect of one is a duplicate."""
 
 from __future__ import annotations
 
-from harness.checkers import exactly_once_effect, index_sends, per_entity_order, total_queue
+from flowgate.harness.checkers import exactly_once_effect, index_sends, per_entity_order, total_queue
 
 from .support import HB
 

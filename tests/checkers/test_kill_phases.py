@@ -1,9 +1,9 @@
-"""harness.kill_phases: each scheduled kill attributed to the listener phase the history shows."""
+"""flowgate.harness.kill_phases: each scheduled kill attributed to the listener phase the history shows."""
 
 from __future__ import annotations
 
-from harness.history import HARNESS, History
-from harness.kill_phases import (
+from flowgate.harness.history import HARNESS, History
+from flowgate.harness.kill_phases import (
     COMMITTED,
     COMMITTING,
     IDLE,

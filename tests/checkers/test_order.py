@@ -1,6 +1,6 @@
 import pytest
 
-from harness.checkers import per_entity_order
+from flowgate.harness.checkers import per_entity_order
 
 from .support import HB
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.checkers import check_all, render_table
-from harness.history import Op
+from flowgate.harness.checkers import check_all, render_table
+from flowgate.harness.history import Op
 
 from .support import model_history, reindex
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checkers import check_all, read_state
-from harness.checkers.reads import read_op_value
-from harness.history import Op
+from flowgate.harness.checkers import check_all, read_state
+from flowgate.harness.checkers.reads import read_op_value
+from flowgate.harness.history import Op
 
 WRITES = ("PlaceOrder", "AuthorizePayment", "ReserveInventory")
 STATUS = {"PlaceOrder": "PENDING", "AuthorizePayment": "PAID", "ReserveInventory": "RESERVED"}

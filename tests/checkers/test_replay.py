@@ -1,4 +1,4 @@
-from harness.checkers import diff_paths, replay_equivalence
+from flowgate.harness.checkers import diff_paths, replay_equivalence
 
 from .support import HB
 

@@ -2,7 +2,7 @@
 replays (contract v1.3, decision D24): revived commands must take effect, in order, once;
 replayed poison must go back to the DLQ with its reason."""
 
-from harness.checkers import dead_letter, per_entity_order, resolution, total_queue
+from flowgate.harness.checkers import dead_letter, per_entity_order, resolution, total_queue
 
 from .support import HB
 

@@ -1,7 +1,7 @@
 import xml.etree.ElementTree as ET
 
-from harness.checkers import per_entity_order
-from harness.timeline import render_svg
+from flowgate.harness.checkers import per_entity_order
+from flowgate.harness.timeline import render_svg
 
 from .support import HB, model_history
 

@@ -1,5 +1,5 @@
-from harness.checkers import total_queue
-from harness.history import History
+from flowgate.harness.checkers import total_queue
+from flowgate.harness.history import History
 
 from .support import HB
 

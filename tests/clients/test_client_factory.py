@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.clients import ClientSettings
+from flowgate.harness.clients import ClientSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 #: making a client or session anywhere but the factory
@@ -23,7 +23,9 @@ def test_no_product_module_makes_boto3_clients_but_the_factory() -> None:
             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 if _MAKES_CLIENTS.search(line):
                     offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
-    assert not offenders, "make clients with harness.clients.ClientSettings:\n" + "\n".join(offenders)
+    assert not offenders, "make clients with flowgate.harness.clients.ClientSettings:\n" + "\n".join(
+        offenders
+    )
 
 
 def test_the_factory_file_itself_is_seen_by_the_scan() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.gate.adapters.reference_worker import config_from_env
-from harness.gate.observe import derived_event_id
+from flowgate.harness.gate.adapters.reference_worker import config_from_env
+from flowgate.harness.gate.observe import derived_event_id
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from harness.gate.adapters import reference_worker
-from harness.gate.adapters.reference_worker import config_from_env
-from reference.bus import EventQueue, LocalCommandDispatcher, Processor
-from reference.domain.orders import AuthorizePayment, OrderSaga, PlaceOrder, order_registry
-from reference.messages import Event, encode, new_command
-from reference.sql import SqlStorage
+from flowgate.harness.gate.adapters import reference_worker
+from flowgate.harness.gate.adapters.reference_worker import config_from_env
+from flowgate.reference.bus import EventQueue, LocalCommandDispatcher, Processor
+from flowgate.reference.domain.orders import AuthorizePayment, OrderSaga, PlaceOrder, order_registry
+from flowgate.reference.messages import Event, encode, new_command
+from flowgate.reference.sql import SqlStorage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -151,7 +151,7 @@ def test_adapter_replay_mode_as_a_process(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWGATE_")}
     env.update(contract_env(tmp_path, FLOWGATE_MODE="replay", FLOWGATE_REPLAY_ENTITIES="a1"))
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.gate.adapters.reference_worker"],
+        [sys.executable, "-m", "flowgate.harness.gate.adapters.reference_worker"],
         cwd=ROOT,
         env=env,
         capture_output=True,

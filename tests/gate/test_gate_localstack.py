@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.gate import EXIT_ANOMALY, EXIT_PASS, run_gate
+from flowgate.harness.gate import EXIT_ANOMALY, EXIT_PASS, run_gate
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "docs" / "examples" / "node-worker"

@@ -12,9 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.gate.proxy import OutageProxy
-from harness.gate.replay import EventKey, compare, live_events, parse_capabilities, parse_replay_output
-from harness.history import History
+from flowgate.harness.gate.proxy import OutageProxy
+from flowgate.harness.gate.replay import (
+    EventKey,
+    compare,
+    live_events,
+    parse_capabilities,
+    parse_replay_output,
+)
+from flowgate.harness.history import History
 
 
 # ---- capabilities --------------------------------------------------------------------------------
@@ -202,7 +208,7 @@ def test_proxy_for_url() -> None:
 
 
 def test_queue_urls_served_by_the_real_endpoint_are_routed_through_the_proxy() -> None:
-    from harness.gate.driver import via_endpoint
+    from flowgate.harness.gate.driver import via_endpoint
 
     real, proxy = "http://127.0.0.1:4566", "http://127.0.0.1:40123"
     assert (

@@ -9,14 +9,21 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness.checkers.model import Anomaly, Verdict
-from harness.gate import catalog, cli
-from harness.gate.driver import EXIT_USAGE
-from harness.gate.reporting import write_allure, write_junit
-from harness.gate.sender import command_body
-from harness.gate.workload import EVENT_OF, OUTAGE_VTS, PROFILES, REDRIVE_HEADROOM, SHUTDOWN_QUEUED, make_plan
-from harness.history import History
-from harness.hostile import CATALOG
+from flowgate.harness.checkers.model import Anomaly, Verdict
+from flowgate.harness.gate import catalog, cli
+from flowgate.harness.gate.driver import EXIT_USAGE
+from flowgate.harness.gate.reporting import write_allure, write_junit
+from flowgate.harness.gate.sender import command_body
+from flowgate.harness.gate.workload import (
+    EVENT_OF,
+    OUTAGE_VTS,
+    PROFILES,
+    REDRIVE_HEADROOM,
+    SHUTDOWN_QUEUED,
+    make_plan,
+)
+from flowgate.harness.history import History
+from flowgate.harness.hostile import CATALOG
 
 
 def _kinds(encrypted: bool) -> list[tuple[str, str]]:
@@ -159,8 +166,8 @@ def test_self_test_needs_no_impl_and_refuses_one() -> None:
 
 
 def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
-    from harness.gate.mutants import EQUIVALENT, REFERENCE_GATE, reference_catalog
-    from harness.mutants.catalog import MUTANTS
+    from flowgate.harness.gate.mutants import EQUIVALENT, REFERENCE_GATE, reference_catalog
+    from flowgate.harness.mutants.catalog import MUTANTS
 
     reference = {n for n, m in MUTANTS.items() if m.subject == "reference"}
     assert reference == set(REFERENCE_GATE) | set(EQUIVALENT)
@@ -239,7 +246,7 @@ def test_every_reference_mutant_has_a_gate_profile_or_is_equivalent() -> None:
 
 
 def test_score_excludes_equivalent_and_never_counts_a_mutant_not_run() -> None:
-    from harness.gate.mutants import Mutant, Outcome, score
+    from flowgate.harness.gate.mutants import Mutant, Outcome, score
 
     def mutant(name: str, equivalent: str = "") -> Mutant:
         return Mutant(name, "impl", {}, "bug", frozenset({"lost"}), equivalent=equivalent)
@@ -258,7 +265,7 @@ def test_score_excludes_equivalent_and_never_counts_a_mutant_not_run() -> None:
 
 
 def test_equivalent_mutant_is_not_run_without_the_option(tmp_path: Path) -> None:
-    from harness.gate.mutants import Mutant, run_mutant
+    from flowgate.harness.gate.mutants import Mutant, run_mutant
 
     m = Mutant("eq", "impl", {}, "bug", frozenset(), equivalent="why")
     outcome = run_mutant(m, seed=1, out_dir=tmp_path)
@@ -327,7 +334,7 @@ def test_phases_are_planned_for_standard_and_chaos_only() -> None:
 
 
 def test_dead_letter_reason_codes_accept_business_error() -> None:
-    from harness.gate.dlq import DEAD_LETTER_REASONS, reason_code
+    from flowgate.harness.gate.dlq import DEAD_LETTER_REASONS, reason_code
 
     assert reason_code("BusinessError: PlaceOrder for an order that exists") == "BusinessError"
     assert reason_code("DecodeError") == "DecodeError"

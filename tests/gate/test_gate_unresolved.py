@@ -4,12 +4,12 @@ in flight after the wait are counted, with the sent messages that could be them.
 
 from __future__ import annotations
 
-from harness import topology as topo
-from harness.checkers import resolution
-from harness.gate.drain import unresolved
-from harness.gate.state import CLIENT
-from harness.history import History
-from harness.sim import SimAws
+from flowgate.harness import topology as topo
+from flowgate.harness.checkers import resolution
+from flowgate.harness.gate.drain import unresolved
+from flowgate.harness.gate.state import CLIENT
+from flowgate.harness.history import History
+from flowgate.harness.sim import SimAws
 
 
 def test_what_is_left_is_named_or_counted_with_candidates() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.checkers import check_all
-from harness.gate.observe import EventMapper, SentCommand, derived_event_id
-from harness.history import History
+from flowgate.harness.checkers import check_all
+from flowgate.harness.gate.observe import EventMapper, SentCommand, derived_event_id
+from flowgate.harness.history import History
 
 CMD = "6f1c2f3a-1d2e-4b5c-8d9e-0a1b2c3d4e5f"
 CMD2 = "0c3e1a7e-8a51-4b33-9d7a-5a9b0f1e2d3c"

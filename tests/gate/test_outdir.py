@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.gate import outdir
+from flowgate.harness.gate import outdir
 
 
 def _earlier_run(out: Path) -> None:
@@ -73,7 +73,7 @@ def test_a_manifest_cannot_point_outside_out(tmp_path: Path) -> None:
 
 
 def test_run_gate_refuses_a_foreign_out_as_a_usage_error_before_provisioning(tmp_path: Path) -> None:
-    from harness.gate.driver import run_gate
+    from flowgate.harness.gate.driver import run_gate
 
     out = tmp_path / "mine"
     out.mkdir()

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
-from harness import topology
+from flowgate.harness import topology
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,9 +1,9 @@
 """The envelope vectors (docs/vectors/envelope-v1.json) and interop with the reference.
 
 * every vector is checked with cryptography's AESGCM directly (an independent reading of the
-  contract) and with the reference's own code (``reference.envelope``: ``parse_envelope``,
+  contract) and with the reference's own code (``flowgate.reference.envelope``: ``parse_envelope``,
   ``MessageBinding.aad``, ``build_envelope``) -- the reference is authoritative for the layout;
-* the file is regenerated bit-for-bit by ``harness.gate.vectors``;
+* the file is regenerated bit-for-bit by ``flowgate.harness.gate.vectors``;
 * ``node --test`` checks the Node example worker against the same vectors;
 * round trips through a KMS (the simulator's): the reference's ``KmsEnvelopeCipher`` opens what
   the gate's envelope and the Node worker seal, and the gate and Node open what the reference seals.
@@ -23,11 +23,11 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from harness.gate import envelope, vectors
-from harness.sim import SimAws
-from reference.config import BusOptions
-from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
-from reference.errors import DecryptionError
+from flowgate.harness.gate import envelope, vectors
+from flowgate.harness.sim import SimAws
+from flowgate.reference.config import BusOptions
+from flowgate.reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
+from flowgate.reference.errors import DecryptionError
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "docs" / "examples" / "node-worker"

@@ -9,14 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from harness import hostile
-from harness.hostile import mutations
-from harness.hostile.core import AnyDeadLetter, Applied, BasicContext, BusinessDeadLetter, DeadLetter, Refused
-from harness.hostile.observe import BEGIN, END, markdown
-from harness.sim import SimAws
-from reference.dispatchers import message_attributes
-from reference.domain.orders import OrderPlaced, PlaceOrder
-from reference.messages import encode, event_for, new_command
+from flowgate.harness import hostile
+from flowgate.harness.hostile import mutations
+from flowgate.harness.hostile.core import (
+    AnyDeadLetter,
+    Applied,
+    BasicContext,
+    BusinessDeadLetter,
+    DeadLetter,
+    Refused,
+)
+from flowgate.harness.hostile.observe import BEGIN, END, markdown
+from flowgate.harness.sim import SimAws
+from flowgate.reference.dispatchers import message_attributes
+from flowgate.reference.domain.orders import OrderPlaced, PlaceOrder
+from flowgate.reference.messages import encode, event_for, new_command
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "hostile.md"
 CATEGORIES = {"json-syntax", "structure", "numbers-types", "identifiers", "sequence-numbers", "attributes",
@@ -123,10 +130,10 @@ def test_mutation_specs_round_trip_and_reject_garbage() -> None:
 
 
 def test_generated_table_is_current() -> None:
-    """docs/hostile.md's table is generated (`python -m harness.hostile --markdown --write`)."""
+    """docs/hostile.md's table is generated (`python -m flowgate.harness.hostile --markdown --write`)."""
     text = DOC.read_text(encoding="utf-8")
     committed = text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
-    assert committed == markdown().strip("\n"), "stale: run `python -m harness.hostile --markdown --write`"
+    assert committed == markdown().strip("\n"), "stale: run `python -m flowgate.harness.hostile --markdown --write`"
 
 
 def test_catalog_imports_nothing_of_the_simulator() -> None:
@@ -135,8 +142,8 @@ def test_catalog_imports_nothing_of_the_simulator() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, harness.hostile, harness.hostile.mutations, harness.hostile.model; "
-            "print(sorted(m for m in sys.modules if m.startswith(('harness.sim', 'harness.simulation'))))")
+    code = ("import sys, flowgate.harness.hostile, flowgate.harness.hostile.mutations, flowgate.harness.hostile.model; "
+            "print(sorted(m for m in sys.modules if m.startswith(('flowgate.harness.sim', 'flowgate.harness.simulation'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"

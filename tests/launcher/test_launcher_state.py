@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import launcher
+from flowgate.harness import launcher
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.baseline import command_entry, event_entry, run_baseline
+from flowgate.harness.baseline import command_entry, event_entry, run_baseline
 
 
 def test_bare_wire_is_a_tiny_body_without_attributes() -> None:

@@ -1,5 +1,5 @@
 """``--backend aws`` up to the network: the load test's run against the simulated AWS behind
-the same client seam (``Run.aws``: anything with ``client(service)``, here ``harness.sim.SimAws``).
+the same client seam (``Run.aws``: anything with ``client(service)``, here ``flowgate.harness.sim.SimAws``).
 
 What a real-AWS run must do and not do is checked here: no LocalStack endpoint resolved and no
 warm-up, unique resource names, the orders reach the command queue, everything the run created
@@ -15,8 +15,8 @@ from typing import Any
 import gevent
 import pytest
 
-from harness.clients import ClientSettings
-from harness.sim import SimAws
+from flowgate.harness.clients import ClientSettings
+from flowgate.harness.sim import SimAws
 from loadtests import _runtime
 from loadtests._sut import ReferenceSUT, aws_env
 

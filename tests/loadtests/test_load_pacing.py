@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from harness.baseline import Pacer, achieved_per_min, chunks, percentile
+from flowgate.harness.baseline import Pacer, achieved_per_min, chunks, percentile
 
 
 def test_pacer_releases_rate_times_elapsed_whatever_the_tick_cadence() -> None:

@@ -165,8 +165,8 @@ def test_capacity_summary_names_a_failed_baseline_and_a_zero_one() -> None:
 
 
 def test_capacity_measures_every_baseline_wire_under_the_report_s_keys() -> None:
-    from harness.baseline import WIRES
-    from harness.load_report import BASELINE_KEYS
+    from flowgate.harness.baseline import WIRES
+    from flowgate.harness.load_report import BASELINE_KEYS
 
     assert set(s.BASELINE_WIRES) == set(WIRES)
     assert [

@@ -1,8 +1,8 @@
-"""The per-stage breakdown of a load run's histories (harness.load_stages)."""
+"""The per-stage breakdown of a load run's histories (flowgate.harness.load_stages)."""
 
 from __future__ import annotations
 
-from harness.load_stages import breakdown, stamps
+from flowgate.harness.load_stages import breakdown, stamps
 
 
 def _op(f: str, kind: str, t: float, **value: object) -> dict[str, object]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from harness.mutants.catalog import CH_LONG, MUTANTS, SCENARIO_TIMEOUTS_S
-from harness.mutants.cli import _budget
+from flowgate.harness.mutants.catalog import CH_LONG, MUTANTS, SCENARIO_TIMEOUTS_S
+from flowgate.harness.mutants.cli import _budget
 
 ROOT = Path(__file__).resolve().parents[2]
 

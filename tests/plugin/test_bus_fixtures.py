@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.plugin import assert_valid, simulator_seed
-from fixtures.plugin_bus import BusClients, QueueFactory, TopicFactory
-from harness.history import History
-from harness.sim import SimAws
+from flowgate.fixtures.plugin import assert_valid, simulator_seed
+from flowgate.fixtures.plugin_bus import BusClients, QueueFactory, TopicFactory
+from flowgate.harness.history import History
+from flowgate.harness.sim import SimAws
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "plugin" / "test_my_consumer.py"
 BACKENDS = ["sim", pytest.param("localstack", marks=pytest.mark.localstack)]

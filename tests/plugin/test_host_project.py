@@ -1,6 +1,6 @@
 """The ``pytest11`` plugin leaves a host project's Hypothesis settings alone.
 
-flowgate's plugin (``fixtures.plugin``) loads in every pytest run of an environment where
+flowgate's plugin (``flowgate.fixtures.plugin``) loads in every pytest run of an environment where
 flowgate is installed. A host project -- a temporary directory outside this checkout, so this
 repository's ``conftest.py`` is not read -- is run with pytest in a subprocess of the same
 environment, with ``HYPOTHESIS_PROFILE=ci`` set as the nox sessions set it, once as it is and

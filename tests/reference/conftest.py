@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from flowgate_reference_kms import ManualClock
 
-from reference.domain import order_registry, partner_registry
-from reference.messages import TypeRegistry
+from flowgate.reference.domain import order_registry, partner_registry
+from flowgate.reference.messages import TypeRegistry
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def uid() -> str:
 @pytest.fixture(scope="session")
 def aws(localstack_endpoint: str | None) -> SimpleNamespace:
     """boto3 clients on the session's LocalStack (started by the flowgate plugin when needed)."""
-    from fixtures.aws import clients
+    from flowgate.fixtures.aws import clients
 
     made = clients(localstack_endpoint, max_pool_connections=20)
     return SimpleNamespace(**made.as_dict())

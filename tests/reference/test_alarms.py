@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from harness.detection import ORDERS, DetectionWorld
-from reference.alarms import ALARM, INSUFFICIENT_DATA, OK, AlarmEvaluator, AlarmSpec
-from reference.health import alarm_health, check_health
-from reference.monitoring import default_alarms
+from flowgate.harness.detection import ORDERS, DetectionWorld
+from flowgate.reference.alarms import ALARM, INSUFFICIENT_DATA, OK, AlarmEvaluator, AlarmSpec
+from flowgate.reference.health import alarm_health, check_health
+from flowgate.reference.monitoring import default_alarms
 
 
 def _run(spec: AlarmSpec, values: list[float | None]) -> list[str]:

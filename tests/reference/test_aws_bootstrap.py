@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from reference.bootstrap import Bootstrapper
-from reference.config import BusConfiguration
-from reference.dispatchers import SqsCommandDispatcher
-from reference.dlq import replay_dead_letters
-from reference.domain import CancelOrder, OrderPlaced, PlaceOrder
-from reference.domain.orders import ORDER_COMMANDS, ORDER_EVENTS
-from reference.errors import DispatchError, OversizedMessage
-from reference.health import check_health
-from reference.messages import TypeRegistry, decode, event_for, new_command
+from flowgate.reference.bootstrap import Bootstrapper
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.dispatchers import SqsCommandDispatcher
+from flowgate.reference.dlq import replay_dead_letters
+from flowgate.reference.domain import CancelOrder, OrderPlaced, PlaceOrder
+from flowgate.reference.domain.orders import ORDER_COMMANDS, ORDER_EVENTS
+from flowgate.reference.errors import DispatchError, OversizedMessage
+from flowgate.reference.health import check_health
+from flowgate.reference.messages import TypeRegistry, decode, event_for, new_command
 
 pytestmark = pytest.mark.localstack
 
@@ -131,7 +131,7 @@ def test_dispatchers_wire_format_batching_and_dlq_replay(aws: SimpleNamespace, a
 
 def test_batching_sender_and_event_publish(aws: SimpleNamespace, aws_cleanup: list[Any], registry: TypeRegistry,
                                            uid: str) -> None:
-    from reference.dispatchers import SnsEventDispatcher
+    from flowgate.reference.dispatchers import SnsEventDispatcher
 
     cfg = config(registry, uid).with_options(batch_linger=0.05)
     res = Bootstrapper(cfg, sqs=aws.sqs, sns=aws.sns, sts=aws.sts).run()
@@ -170,8 +170,8 @@ def test_batch_entry_failures_raise() -> None:
         def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
             return {"Successful": [{"Id": "0"}], "Failed": [{"Id": "1", "Code": "InternalError", "SenderFault": False}]}
 
-    from reference.bootstrap import Resources
-    from reference.domain import order_registry
+    from flowgate.reference.bootstrap import Resources
+    from flowgate.reference.domain import order_registry
 
     reg = order_registry()
     cfg = BusConfiguration(reg).send(PlaceOrder).to_queue("q")

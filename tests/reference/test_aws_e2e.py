@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from reference.bus import View, rebuild_views
-from reference.config import BusConfiguration
-from reference.domain.orders import (
+from flowgate.reference.bus import View, rebuild_views
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     AuthorizePayment,
@@ -23,8 +23,8 @@ from reference.domain.orders import (
     PlaceOrder,
     ReserveInventory,
 )
-from reference.messages import TypeRegistry, new_command
-from reference.worker import build_runtime
+from flowgate.reference.messages import TypeRegistry, new_command
+from flowgate.reference.worker import build_runtime
 
 pytestmark = pytest.mark.localstack
 

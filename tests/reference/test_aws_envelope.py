@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 from test_envelope import PLAIN, B, EnvelopeContract
 
-from reference.config import BusOptions
-from reference.envelope import KmsEnvelopeCipher, parse_envelope
+from flowgate.reference.config import BusOptions
+from flowgate.reference.envelope import KmsEnvelopeCipher, parse_envelope
 
 pytestmark = pytest.mark.localstack
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from flowgate_reference_kms import ManualClock
 
-from reference.config import BusConfiguration
-from reference.domain.orders import (
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     AuthorizePayment,
@@ -24,11 +24,11 @@ from reference.domain.orders import (
     PaymentsView,
     PlaceOrder,
 )
-from reference.hooks import WorkerCrash
-from reference.listener import SqsListener, _Flight
-from reference.messages import Command, TypeRegistry, new_command
-from reference.stores import InMemoryStorage
-from reference.worker import Runtime, build_runtime
+from flowgate.reference.hooks import WorkerCrash
+from flowgate.reference.listener import SqsListener, _Flight
+from flowgate.reference.messages import Command, TypeRegistry, new_command
+from flowgate.reference.stores import InMemoryStorage
+from flowgate.reference.worker import Runtime, build_runtime
 
 pytestmark = pytest.mark.localstack
 
@@ -153,7 +153,7 @@ def test_tampered_and_plaintext_messages_on_encrypted_bus_are_poison(aws: Simple
     url = rt.resources.queue_urls[listener.queue]
     send_raw(aws, url, tampered, attrs, "o1", "t-1")
     plain_attrs = {k: v for k, v in attrs.items() if k != "Encryption"}
-    from reference.messages import encode
+    from flowgate.reference.messages import encode
 
     send_raw(aws, url, encode(cmd), plain_attrs, "o2", "t-2")
     moved_to_other_entity = dict(attrs, EntityId="o3")

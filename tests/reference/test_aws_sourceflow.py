@@ -1,5 +1,5 @@
 """SourceFlow.Net interop mode on LocalStack (docs/sourceflow.md): a command and an event sent
-exactly as SourceFlow.Net v2's dispatchers send them (``harness.sourceflow``: no deduplication
+exactly as SourceFlow.Net v2's dispatchers send them (``flowgate.harness.sourceflow``: no deduplication
 id on a content-based-dedup FIFO queue, a standard topic) are applied; an unknown
 assembly-qualified name is dead-lettered with its reason; what the reference emits in SourceFlow's
 shape is deduplicated by content and parsed by the model of SourceFlow's listener."""
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from harness import sourceflow as sf
-from reference.config import BusConfiguration
-from reference.domain.orders import (
+from flowgate.harness import sourceflow as sf
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     InventoryView,
@@ -26,9 +26,9 @@ from reference.domain.orders import (
     PaymentsView,
     PlaceOrder,
 )
-from reference.messages import new_command
-from reference.stores import InMemoryStorage
-from reference.worker import Runtime, build_runtime
+from flowgate.reference.messages import new_command
+from flowgate.reference.stores import InMemoryStorage
+from flowgate.reference.worker import Runtime, build_runtime
 
 pytestmark = pytest.mark.localstack
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from fixtures.telemetry import InMemoryTelemetry, RecordingSqs, check_order_trace, span_tree
-from reference.config import BusConfiguration
-from reference.domain.orders import (
+from flowgate.fixtures.telemetry import InMemoryTelemetry, RecordingSqs, check_order_trace, span_tree
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     InventoryView,
@@ -21,8 +21,8 @@ from reference.domain.orders import (
     PaymentsView,
     PlaceOrder,
 )
-from reference.messages import TypeRegistry, new_command
-from reference.worker import build_runtime
+from flowgate.reference.messages import TypeRegistry, new_command
+from flowgate.reference.worker import build_runtime
 
 pytestmark = pytest.mark.localstack
 

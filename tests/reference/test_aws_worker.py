@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flowgate_reference_kms import ENDPOINT
 
-from reference.worker import main
+from flowgate.reference.worker import main
 
 pytestmark = pytest.mark.localstack
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reference.bus import (
+from flowgate.reference.bus import (
     CommandBus,
     EventQueue,
     LocalCommandDispatcher,
@@ -12,7 +12,7 @@ from reference.bus import (
     Processor,
     rebuild_views,
 )
-from reference.domain import (
+from flowgate.reference.domain import (
     AuthorizePayment,
     CancelOrder,
     ConfirmOrder,
@@ -23,9 +23,9 @@ from reference.domain import (
     PlaceOrder,
     ReserveInventory,
 )
-from reference.errors import InvalidTransition
-from reference.messages import Command, Event, TypeRegistry, new_command
-from reference.stores import InMemoryStorage
+from flowgate.reference.errors import InvalidTransition
+from flowgate.reference.messages import Command, Event, TypeRegistry, new_command
+from flowgate.reference.stores import InMemoryStorage
 
 
 class Recorder:

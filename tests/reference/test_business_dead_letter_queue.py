@@ -14,9 +14,9 @@ from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
 
-from harness.sim import SimAws
-from reference.config import BusConfiguration
-from reference.domain.orders import (
+from flowgate.harness.sim import SimAws
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     AuthorizePayment,
@@ -24,9 +24,9 @@ from reference.domain.orders import (
     PlaceOrder,
     order_registry,
 )
-from reference.messages import Command, new_command
-from reference.stores import InMemoryStorage
-from reference.worker import Runtime, build_runtime
+from flowgate.reference.messages import Command, new_command
+from flowgate.reference.stores import InMemoryStorage
+from flowgate.reference.worker import Runtime, build_runtime
 
 QUEUE = "orders.fifo"
 VT = 30

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reference.config import BusConfiguration, BusOptions, dlq_name
-from reference.domain import (
+from flowgate.reference.config import BusConfiguration, BusOptions, dlq_name
+from flowgate.reference.domain import (
     ConfirmOrder,
     OrderPlaced,
     OrderSaga,
@@ -14,8 +14,8 @@ from reference.domain import (
     PlaceOrder,
     SubmitPartnerOrder,
 )
-from reference.errors import ConfigurationError
-from reference.messages import TypeRegistry
+from flowgate.reference.errors import ConfigurationError
+from flowgate.reference.messages import TypeRegistry
 
 
 def base(registry: TypeRegistry) -> BusConfiguration:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reference.config import BusConfiguration
-from reference.domain.orders import order_registry
-from reference.errors import ConfigurationError
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import order_registry
+from flowgate.reference.errors import ConfigurationError
 
 
 def test_dead_letter_queue_names_come_from_the_config_file() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reference.domain import (
+from flowgate.reference.domain import (
     AuthorizePayment,
     CancelOrder,
     ConfirmOrder,
@@ -15,10 +15,10 @@ from reference.domain import (
     SubmitPartnerOrder,
     partner_command,
 )
-from reference.domain.partners import PartnerOrderRejected, PartnerOrderValidated
-from reference.errors import InvalidTransition
-from reference.messages import Payload, new_command
-from reference.stores import State
+from flowgate.reference.domain.partners import PartnerOrderRejected, PartnerOrderValidated
+from flowgate.reference.errors import InvalidTransition
+from flowgate.reference.messages import Payload, new_command
+from flowgate.reference.stores import State
 
 PLACE = PlaceOrder("c", "SKU", 2, 100)
 PAY = AuthorizePayment("p", 100)

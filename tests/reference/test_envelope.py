@@ -17,10 +17,10 @@ import pytest
 from botocore.exceptions import ClientError
 from flowgate_reference_kms import FakeKms
 
-from reference.config import BusOptions
-from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
-from reference.errors import ConfigurationError, DecryptionError, TransportError
-from reference.keycache import CacheLimits
+from flowgate.reference.config import BusOptions
+from flowgate.reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
+from flowgate.reference.errors import ConfigurationError, DecryptionError, TransportError
+from flowgate.reference.keycache import CacheLimits
 
 B = MessageBinding("msg-1", "orders.fifo", "order-1", "PlaceOrder")
 PLAIN = '{"secret": "4111-1111-1111-1111"}'

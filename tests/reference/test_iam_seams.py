@@ -9,14 +9,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from harness.cli import main as flowgate
-from harness.iam_audit import load_calls, to_request
-from harness.sim import SimAws
-from reference.bootstrap import Bootstrapper
-from reference.config import BusConfiguration
-from reference.domain import order_registry
-from reference.errors import ConfigurationError
-from reference.hooks import AwsCallRecorder
+from flowgate.harness.cli import main as flowgate
+from flowgate.harness.iam_audit import load_calls, to_request
+from flowgate.harness.sim import SimAws
+from flowgate.reference.bootstrap import Bootstrapper
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain import order_registry
+from flowgate.reference.errors import ConfigurationError
+from flowgate.reference.hooks import AwsCallRecorder
 
 CONFIG = {
     "domain": "orders",

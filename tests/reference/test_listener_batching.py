@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from harness.sim import SimAws
-from reference.config import BusConfiguration
-from reference.domain.orders import (
+from flowgate.harness.sim import SimAws
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     AuthorizePayment,
@@ -29,11 +29,11 @@ from reference.domain.orders import (
     ReserveInventory,
     order_registry,
 )
-from reference.errors import DispatchError
-from reference.hooks import FAULT_POINTS
-from reference.messages import Command, Payload, new_command
-from reference.stores import InMemoryStorage
-from reference.worker import Runtime, build_runtime
+from flowgate.reference.errors import DispatchError
+from flowgate.reference.hooks import FAULT_POINTS
+from flowgate.reference.messages import Command, Payload, new_command
+from flowgate.reference.stores import InMemoryStorage
+from flowgate.reference.worker import Runtime, build_runtime
 
 LIFECYCLE: list[Payload] = [
     PlaceOrder(customer_id="c", sku="s", quantity=1, amount_cents=10),
@@ -265,8 +265,8 @@ def test_dispatch_each_reports_per_item_failures() -> None:
 def test_worker_publisher_coalesces_outboxes_through_its_batcher_in_order() -> None:
     rig = Rig(publish_batching=True)  # the worker's wiring: one batcher for all pollers' outboxes
     try:
-        from reference.domain.orders import OrderPlaced
-        from reference.messages import Event
+        from flowgate.reference.domain.orders import OrderPlaced
+        from flowgate.reference.messages import Event
 
         items = [[Event(payload=OrderPlaced(customer_id="c", sku="s", quantity=1, amount_cents=1),
                         entity_id=f"e{i % 3}", metadata=new_command(LIFECYCLE[0], f"e{i % 3}",

@@ -18,10 +18,10 @@ import pytest
 from botocore.exceptions import ClientError
 from flowgate_reference_kms import FakeKms
 
-from harness.sim import SimAws
-from reference.config import BusConfiguration, BusOptions
-from reference.dispatchers import message_attributes
-from reference.domain.orders import (
+from flowgate.harness.sim import SimAws
+from flowgate.reference.config import BusConfiguration, BusOptions
+from flowgate.reference.dispatchers import message_attributes
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     AuthorizePayment,
@@ -34,12 +34,12 @@ from reference.domain.orders import (
     ReserveInventory,
     order_registry,
 )
-from reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
-from reference.errors import ConfigurationError, DecodeError, DecryptionError, TransportError
-from reference.idempotency import message_digest
-from reference.messages import Command, Event, Message, encode, event_for, new_command
-from reference.stores import InMemoryStorage
-from reference.worker import Runtime, build_runtime
+from flowgate.reference.envelope import KmsEnvelopeCipher, MessageBinding, build_envelope, parse_envelope
+from flowgate.reference.errors import ConfigurationError, DecodeError, DecryptionError, TransportError
+from flowgate.reference.idempotency import message_digest
+from flowgate.reference.messages import Command, Event, Message, encode, event_for, new_command
+from flowgate.reference.stores import InMemoryStorage
+from flowgate.reference.worker import Runtime, build_runtime
 
 MAX_RECEIVES = 3
 
@@ -178,7 +178,7 @@ def test_lone_surrogate_in_the_body_itself_is_poison_not_a_crash() -> None:
     attrs = message_attributes(h, encrypted=False, traceparent=None)
     m = {"MessageId": "m-1", "ReceiptHandle": "r", "Body": encode(h).replace('"S"', '"\ud800"'),
          "MessageAttributes": attrs, "Attributes": {"ApproximateReceiveCount": "1"}}
-    from reference.listener import _Flight, _string_attributes
+    from flowgate.reference.listener import _Flight, _string_attributes
 
     with pytest.raises(DecodeError, match="lone surrogate"):
         listener._decode(m, _string_attributes(m))
@@ -390,8 +390,8 @@ def test_ttl_shorter_than_every_copy_of_a_message_is_refused(ttl: float, retenti
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from reference.errors import MessageError  # noqa: E402
-from reference.listener import _Flight, _string_attributes  # noqa: E402
+from flowgate.reference.errors import MessageError  # noqa: E402
+from flowgate.reference.listener import _Flight, _string_attributes  # noqa: E402
 
 _VALID = place("fz", event_id="33333333-3333-4333-8333-333333333333")
 _ATTRS = {k: v["StringValue"] for k, v in message_attributes(_VALID, encrypted=False, traceparent=None).items()}
@@ -453,8 +453,8 @@ def test_every_reason_code_is_in_the_contract() -> None:
     import re
     from pathlib import Path
 
-    import reference.errors as errors
-    from harness.gate.dlq import DEAD_LETTER_REASONS
+    import flowgate.reference.errors as errors
+    from flowgate.harness.gate.dlq import DEAD_LETTER_REASONS
 
     codes = {c.reason for c in vars(errors).values()
              if isinstance(c, type) and issubclass(c, errors.MessageError) and c is not errors.MessageError}
@@ -524,7 +524,7 @@ def test_any_exception_while_decoding_is_poison_decode_error_on_the_last_receive
     def explode(body: Any, registry: Any) -> Any:
         raise OverflowError("int too large to convert")
 
-    monkeypatch.setattr("reference.listener.decode", explode)
+    monkeypatch.setattr("flowgate.reference.listener.decode", explode)
     assert rig.commands_listener._process(_flight(place("o1"), 1)) is False  # left for redelivery
     assert not rig.dead()
     rig.commands_listener._process(_flight(place("o1"), MAX_RECEIVES))  # forwarded, then deleted
@@ -539,6 +539,6 @@ def test_a_transport_error_while_decoding_is_never_poison_not_even_on_the_last_r
     def unavailable(body: Any, registry: Any) -> Any:
         raise TransportError("KMS Decrypt failed: KMSInternalException")
 
-    monkeypatch.setattr("reference.listener.decode", unavailable)
+    monkeypatch.setattr("flowgate.reference.listener.decode", unavailable)
     assert rig.commands_listener._process(_flight(place("o1"), MAX_RECEIVES + 5)) is False
     assert not rig.dead()

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from harness.outages import SwitchableStorage
-from harness.sim import SimAws
-from reference.bootstrap import Bootstrapper
-from reference.breaker import CircuitBreaker
-from reference.bus import Processor
-from reference.config import BusConfiguration, BusOptions
-from reference.domain.orders import (
+from flowgate.harness.outages import SwitchableStorage
+from flowgate.harness.sim import SimAws
+from flowgate.reference.bootstrap import Bootstrapper
+from flowgate.reference.breaker import CircuitBreaker
+from flowgate.reference.bus import Processor
+from flowgate.reference.config import BusConfiguration, BusOptions
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     InventoryView,
@@ -29,8 +29,8 @@ from reference.domain.orders import (
     PlaceOrder,
     order_registry,
 )
-from reference.envelope import KmsEnvelopeCipher, MessageBinding
-from reference.errors import (
+from flowgate.reference.envelope import KmsEnvelopeCipher, MessageBinding
+from flowgate.reference.errors import (
     ConfigurationError,
     DecryptionError,
     StoreError,
@@ -38,11 +38,11 @@ from reference.errors import (
     StoreUnavailable,
     TransportError,
 )
-from reference.listener import SqsListener, _Flight
-from reference.messages import new_command
-from reference.sql import SqlStorage, translate_error
-from reference.stores import InMemoryStorage
-from reference.worker import build_runtime
+from flowgate.reference.listener import SqsListener, _Flight
+from flowgate.reference.messages import new_command
+from flowgate.reference.sql import SqlStorage, translate_error
+from flowgate.reference.stores import InMemoryStorage
+from flowgate.reference.worker import build_runtime
 
 
 class _Clock:

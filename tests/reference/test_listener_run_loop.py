@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from reference.config import BusOptions
-from reference.domain.orders import order_registry
-from reference.errors import ConfigurationError
-from reference.listener import SqsListener
+from flowgate.reference.config import BusOptions
+from flowgate.reference.domain.orders import order_registry
+from flowgate.reference.errors import ConfigurationError
+from flowgate.reference.listener import SqsListener
 
 
 class RecordingStop(threading.Event):

@@ -8,8 +8,8 @@ import typing
 
 import pytest
 
-from reference.errors import ConfigurationError, DecodeError, UnknownMessageType
-from reference.messages import (
+from flowgate.reference.errors import ConfigurationError, DecodeError, UnknownMessageType
+from flowgate.reference.messages import (
     Command,
     Event,
     Payload,
@@ -45,7 +45,7 @@ def test_every_registered_type_round_trips(registry: TypeRegistry) -> None:
 
 
 def test_wire_shape_is_camel_case_sourceflow(registry: TypeRegistry) -> None:
-    from reference.domain import OrderPlaced, PlaceOrder
+    from flowgate.reference.domain import OrderPlaced, PlaceOrder
 
     cmd = new_command(PlaceOrder("c1", "SKU", 2, 100), "o-1", is_new=True, sequence_no=1)
     obj = json.loads(encode(cmd))
@@ -73,7 +73,9 @@ def test_event_ids_are_derived_deterministically() -> None:
     assert a != derived_event_id("0d6a1b8e-2f0c-4f43-9d6f-3f2a4b5c6d7e", 0, "OrderConfirmed")
 
 
-@pytest.mark.parametrize("name", ["os.system", "reference.domain.orders.PlaceOrder", "builtins.eval", "Nope"])
+@pytest.mark.parametrize(
+    "name", ["os.system", "flowgate.reference.domain.orders.PlaceOrder", "builtins.eval", "Nope"]
+)
 def test_unknown_type_rejected_without_import(registry: TypeRegistry, name: str) -> None:
     body = json.dumps(
         {
@@ -111,7 +113,7 @@ def test_unknown_type_rejected_without_import(registry: TypeRegistry, name: str)
     ],
 )
 def test_malformed_bodies_are_decode_errors(registry: TypeRegistry, mutate: typing.Any) -> None:
-    from reference.domain import PlaceOrder
+    from flowgate.reference.domain import PlaceOrder
 
     obj = json.loads(encode(new_command(PlaceOrder("c", "SKU", 1, 1), "o", sequence_no=1)))
     mutate(obj)
@@ -152,7 +154,7 @@ def test_registry_rejects_conflicts_and_non_payloads() -> None:
 def test_an_event_always_carries_a_correlation_id(registry: TypeRegistry, correlation: str | None) -> None:
     """Contract v1.4 section 3: a command without a correlationId (absent, empty or null) is
     accepted, and its events carry the command's eventId as their correlationId, never an empty one."""
-    from reference.domain.orders import OrderPlaced, PlaceOrder
+    from flowgate.reference.domain.orders import OrderPlaced, PlaceOrder
 
     cmd = new_command(PlaceOrder("c", "sku-1", 1, 100), "o-1", is_new=True, sequence_no=1)
     body = json.loads(encode(cmd))

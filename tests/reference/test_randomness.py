@@ -1,4 +1,4 @@
-"""The randomness seam (``reference.hooks.Randomness``): the production default is the OS CSPRNG,
+"""The randomness seam (``flowgate.reference.hooks.Randomness``): the production default is the OS CSPRNG,
 every random draw of the reference goes through the seam, and a non-cryptographic source is never
 silent (the simulator's seeded source: tests/simulation/test_randomness.py)."""
 
@@ -12,11 +12,11 @@ import logging
 import pytest
 from flowgate_reference_kms import FakeKms
 
-import reference
-from reference.domain.orders import PlaceOrder
-from reference.envelope import KmsEnvelopeCipher, MessageBinding
-from reference.hooks import SYSTEM_RANDOMNESS, Randomness, SystemRandomness
-from reference.messages import new_command
+import flowgate.reference
+from flowgate.reference.domain.orders import PlaceOrder
+from flowgate.reference.envelope import KmsEnvelopeCipher, MessageBinding
+from flowgate.reference.hooks import SYSTEM_RANDOMNESS, Randomness, SystemRandomness
+from flowgate.reference.messages import new_command
 
 B = MessageBinding("msg-1", "orders.fifo", "order-1", "PlaceOrder")
 KEY = "arn:k/one"
@@ -80,7 +80,7 @@ def test_a_fresh_command_id_is_drawn_through_the_seam() -> None:
 
 
 def test_a_non_cryptographic_source_is_never_silent(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="reference.envelope"):
+    with caplog.at_level(logging.WARNING, logger="flowgate.reference.envelope"):
         KmsEnvelopeCipher(FakeKms(KEY), KEY)
         assert not caplog.records
         KmsEnvelopeCipher(FakeKms(KEY), KEY, randomness=_Predictable())
@@ -93,11 +93,11 @@ def test_the_reference_ships_no_seeded_source_and_no_option_selects_one() -> Non
     from configuration, and no source in the reference is non-cryptographic."""
     import pkgutil
 
-    for info in pkgutil.walk_packages(reference.__path__, "reference."):
+    for info in pkgutil.walk_packages(flowgate.reference.__path__, "reference."):
         module = __import__(info.name, fromlist=["_"])
         for name, obj in vars(module).items():
             if inspect.isclass(obj) and obj.__module__ == info.name and hasattr(obj, "cryptographic"):
                 assert obj.cryptographic is True or obj is Randomness, f"{info.name}.{name}"
-    from reference.config import BusOptions
+    from flowgate.reference.config import BusOptions
 
     assert not any("random" in f for f in BusOptions.__dataclass_fields__)

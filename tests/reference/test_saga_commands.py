@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reference.bus import (
+from flowgate.reference.bus import (
     CommandBus,
     EventQueue,
     LocalCommandDispatcher,
@@ -22,7 +22,7 @@ from reference.bus import (
     Processor,
     aggregate_name,
 )
-from reference.domain import (
+from flowgate.reference.domain import (
     AuthorizePayment,
     CancelOrder,
     ConfirmOrder,
@@ -34,12 +34,12 @@ from reference.domain import (
     order_domain,
     order_registry,
 )
-from reference.domain.orders import InventoryReserved
-from reference.errors import StoreUnavailable
-from reference.idempotency import Claimed, Duplicate, command_key, event_key, message_digest
-from reference.messages import Command, FollowUp, derived_event_id, event_for, new_command
-from reference.sql import SqlStorage
-from reference.stores import InMemoryStorage, Storage, with_sequence
+from flowgate.reference.domain.orders import InventoryReserved
+from flowgate.reference.errors import StoreUnavailable
+from flowgate.reference.idempotency import Claimed, Duplicate, command_key, event_key, message_digest
+from flowgate.reference.messages import Command, FollowUp, derived_event_id, event_for, new_command
+from flowgate.reference.sql import SqlStorage
+from flowgate.reference.stores import InMemoryStorage, Storage, with_sequence
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

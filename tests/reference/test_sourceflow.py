@@ -1,7 +1,7 @@
 """SourceFlow.Net v2 interop (docs/sourceflow.md): messages built field by field from SourceFlow's
-dispatcher source (``harness.sourceflow``) applied in interop mode, refused with interop off,
+dispatcher source (``flowgate.harness.sourceflow``) applied in interop mode, refused with interop off,
 unknown assembly-qualified names dead-lettered, and what the reference emits judged against
-SourceFlow's listeners. On the simulator (``harness.sim``), deterministic."""
+SourceFlow's listeners. On the simulator (``flowgate.harness.sim``), deterministic."""
 
 from __future__ import annotations
 
@@ -10,12 +10,20 @@ from typing import Any
 
 import pytest
 
-from harness import sourceflow as sf
-from reference import sourceflow
-from reference.config import BusConfiguration, BusOptions
-from reference.domain.orders import OrderPlaced, PlaceOrder
-from reference.errors import ConfigurationError, DecodeError, MissingAttribute, UnknownMessageType
-from reference.messages import ALIAS_FORMAT, Command, Event, Metadata, TypeRegistry, event_for, new_command
+from flowgate.harness import sourceflow as sf
+from flowgate.reference import sourceflow
+from flowgate.reference.config import BusConfiguration, BusOptions
+from flowgate.reference.domain.orders import OrderPlaced, PlaceOrder
+from flowgate.reference.errors import ConfigurationError, DecodeError, MissingAttribute, UnknownMessageType
+from flowgate.reference.messages import (
+    ALIAS_FORMAT,
+    Command,
+    Event,
+    Metadata,
+    TypeRegistry,
+    event_for,
+    new_command,
+)
 
 PLACE = {"customerId": "C-7", "sku": "SKU-1", "quantity": 2, "amountCents": 500}
 ORDER_PLACED_ENTITY = {"customerId": "C-9", "sku": "SKU-2", "quantity": 1, "amountCents": 250}
@@ -255,7 +263,7 @@ def test_alias_registration_is_explicit_and_checked() -> None:
 def test_emit_needs_interop_aliases_and_no_encryption() -> None:
     with pytest.raises(ConfigurationError):
         BusOptions(sourceflow_emit=True)
-    from reference.domain.orders import order_registry
+    from flowgate.reference.domain.orders import order_registry
 
     cfg = BusConfiguration(order_registry()).send(PlaceOrder).to_queue("q.fifo")
     cfg.with_options(sourceflow_interop=True, sourceflow_emit=True)

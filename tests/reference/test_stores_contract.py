@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from reference.domain import OrderPlaced, PlaceOrder
-from reference.errors import LeaseLost, SequenceConflict, WriteConflict
-from reference.idempotency import Busy, Claimed, Conflict, Duplicate
-from reference.messages import TypeRegistry, event_for, new_command
-from reference.stores import DeadLetter, Effect, EntityWrite, InMemoryStorage, Storage, ViewWrite
+from flowgate.reference.domain import OrderPlaced, PlaceOrder
+from flowgate.reference.errors import LeaseLost, SequenceConflict, WriteConflict
+from flowgate.reference.idempotency import Busy, Claimed, Conflict, Duplicate
+from flowgate.reference.messages import TypeRegistry, event_for, new_command
+from flowgate.reference.stores import DeadLetter, Effect, EntityWrite, InMemoryStorage, Storage, ViewWrite
 
 T0 = 1000.0
 
@@ -335,7 +335,7 @@ class StorageContract:
     def test_strictly_decoded_extremes_are_stored(self, storage: Storage) -> None:
         """What strict decoding lets through, every backend stores: a 128-character entity id of
         every SQS-allowed punctuation, a 128-character event id, the largest sequence number."""
-        from reference.messages import INT64_MAX, decode, encode
+        from flowgate.reference.messages import INT64_MAX, decode, encode
 
         punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
         entity = (punctuation * 5)[:128]
@@ -353,7 +353,7 @@ class StorageContract:
         assert storage.get_entity("order", entity) == {"qty": 2**63 - 1, "s": "\u00e9\U0001f600"}
 
     def test_over_long_or_nul_row_id_is_refused_alike_and_nothing_is_written(self, storage: Storage) -> None:
-        from reference.errors import DecodeError
+        from flowgate.reference.errors import DecodeError
 
         c = self.claimed(storage)
         for row_id in ("S" * 201, "S\x00KU"):
@@ -418,7 +418,7 @@ class TestSqliteStorage(StorageContract):
 
     @pytest.fixture
     def storage(self, registry: TypeRegistry, tmp_path: Any) -> Iterator[Storage]:
-        from reference.sql import SqlStorage
+        from flowgate.reference.sql import SqlStorage
 
         s = SqlStorage(registry, f"sqlite:///{tmp_path}/flowgate.db")
         self._handles = [s]
@@ -428,7 +428,7 @@ class TestSqliteStorage(StorageContract):
         s.drop()
 
     def reopen(self, storage: Storage) -> Storage:
-        from reference.sql import SqlStorage
+        from flowgate.reference.sql import SqlStorage
 
         assert isinstance(storage, SqlStorage)
         other = SqlStorage(
@@ -444,7 +444,7 @@ class TestPostgresStorage(StorageContract):
 
     @pytest.fixture
     def storage(self, registry: TypeRegistry, tmp_path: Any, postgres_url: str) -> Iterator[Storage]:
-        from reference.sql import SqlStorage
+        from flowgate.reference.sql import SqlStorage
 
         s = SqlStorage(registry, postgres_url, prefix=f"t{uuid.uuid4().hex[:8]}_")
         self._handles = [s]
@@ -463,7 +463,7 @@ def test_tables_of_the_previous_schema_are_upgraded(backend: str, registry: Type
     is upgraded in place: afterwards digests are stored and a 128-character eventId fits."""
     from sqlalchemy import text
 
-    from reference.sql import SqlStorage
+    from flowgate.reference.sql import SqlStorage
 
     url = f"sqlite:///{tmp_path}/old.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     prefix = f"u{uuid.uuid4().hex[:8]}_"

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference.domain import PlaceOrder, order_registry
-from reference.domain.orders import OrderPlaced
-from reference.errors import DecodeError, MessageError
-from reference.messages import (
+from flowgate.reference.domain import PlaceOrder, order_registry
+from flowgate.reference.domain.orders import OrderPlaced
+from flowgate.reference.errors import DecodeError, MessageError
+from flowgate.reference.messages import (
     INT64_MAX,
     MAX_JSON_DEPTH,
     Command,

@@ -18,10 +18,10 @@ from unittest import mock
 
 import pytest
 
-from harness.mutants.catalog import apply_mutant
-from harness.sim import SimAws
-from reference.config import BusConfiguration
-from reference.domain.orders import (
+from flowgate.harness.mutants.catalog import apply_mutant
+from flowgate.harness.sim import SimAws
+from flowgate.reference.config import BusConfiguration
+from flowgate.reference.domain.orders import (
     ORDER_COMMANDS,
     ORDER_EVENTS,
     AuthorizePayment,
@@ -32,9 +32,9 @@ from reference.domain.orders import (
     ReserveInventory,
     order_registry,
 )
-from reference.messages import Payload, new_command
-from reference.sql import SqlStorage
-from reference.worker import build_runtime, main, open_durable_storage, replay_entities
+from flowgate.reference.messages import Payload, new_command
+from flowgate.reference.sql import SqlStorage
+from flowgate.reference.worker import build_runtime, main, open_durable_storage, replay_entities
 
 QUEUE, TOPIC = "orders.fifo", "order-events.fifo"
 SCRIPTS: dict[str, list[Payload]] = {

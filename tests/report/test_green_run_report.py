@@ -3,7 +3,7 @@
 A green run has passing tests, killed mutants (whose checks *failed* under them, as they must),
 an integration session with its scenario summary and a load run. This builds exactly that from
 real pytest runs in subprocesses (the mutant's checks fail for real and are folded into one
-result by :func:`harness.mutants.allure.write_mutant_result`), renders the Allure 3 report in
+result by :func:`flowgate.harness.mutants.allure.write_mutant_result`), renders the Allure 3 report in
 headless Chromium and checks what a reviewer sees on the first page: no failed counter, the
 mutation score, the integration headline, the load verdict, and the Mutation testing and Load
 sections in the tree. Never skips: without npm or Chromium it fails with the install command.
@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import report
-from harness.load_report import write_load_result
-from harness.mutants.allure import write_mutant_result
+from flowgate.harness import report
+from flowgate.harness.load_report import write_load_result
+from flowgate.harness.mutants.allure import write_mutant_result
 
 CLEAN_TESTS = textwrap.dedent(
     """
-    from fixtures.allure_support import label
+    from flowgate.fixtures.allure_support import label
 
     def test_order_kept():
         label(epic="Ordering", backend="sim", implementation="reference")
@@ -41,7 +41,7 @@ CLEAN_TESTS = textwrap.dedent(
 # what the checks of a mutant see: the planted bug makes them fail
 MUTANT_CHECKS = textwrap.dedent(
     """
-    from fixtures.allure_support import attach_seed, label
+    from flowgate.fixtures.allure_support import attach_seed, label
 
     def test_nothing_lost():
         label(epic="Ordering", backend="sim", implementation="mutant:demo")
@@ -97,7 +97,9 @@ def test_green_run_report_shows_no_failure_and_its_sections(tmp_path: Path) -> N
 
     clean = _pytest(tmp_path, "test_clean.py", root / "tests")
     assert "2 passed" in clean.stdout, clean.stdout + clean.stderr
-    scenarios = _pytest(tmp_path, "test_scenarios.py", root / "integration", "-p", "fixtures.summary")
+    scenarios = _pytest(
+        tmp_path, "test_scenarios.py", root / "integration", "-p", "flowgate.fixtures.summary"
+    )
     assert "2 passed" in scenarios.stdout, scenarios.stdout + scenarios.stderr
     # two mutants, each killed by a check that really failed under it
     for mutant in ("demo-a", "demo-b"):

@@ -1,4 +1,4 @@
-"""Load runs and gate runs in the Allure report (harness.load_report, harness.gate.cli)."""
+"""Load runs and gate runs in the Allure report (flowgate.harness.load_report, flowgate.harness.gate.cli)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.checkers.model import Anomaly, Verdict
-from harness.gate.cli import _report_gate_mutant, report_gate_run
-from harness.gate.driver import GateResult
-from harness.gate.mutants import Mutant, Outcome
-from harness.load_report import capacity_table, latency_plot_png, write_load_result
-from harness.report import HEADLINE_FILE, read_headlines
+from flowgate.harness.checkers.model import Anomaly, Verdict
+from flowgate.harness.gate.cli import _report_gate_mutant, report_gate_run
+from flowgate.harness.gate.driver import GateResult
+from flowgate.harness.gate.mutants import Mutant, Outcome
+from flowgate.harness.load_report import capacity_table, latency_plot_png, write_load_result
+from flowgate.harness.report import HEADLINE_FILE, read_headlines
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -120,7 +120,7 @@ def test_gate_run_and_gate_mutant_in_the_report(tmp_path: Path) -> None:
     assert results["mutant node:lose"]["status"] == "passed"
     assert "killed by total_queue" in results["mutant node:lose"]["statusDetails"]["message"]
     replay = _attachment(out, results["mutant node:lose"], "replay").decode()
-    assert replay.strip() == "python -m harness.gate.mutants --seed 1 node:lose"
+    assert replay.strip() == "python -m flowgate.harness.gate.mutants --seed 1 node:lose"
     headlines = read_headlines([out])
     assert headlines["Gate smoke"] == "PASS · 2/2 checkers"
     assert headlines["Mutants (gate)"] == "1/1 killed (100 %)"

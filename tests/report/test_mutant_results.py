@@ -1,4 +1,4 @@
-"""A mutant run reads in the Allure report as one result (harness.mutants.allure)."""
+"""A mutant run reads in the Allure report as one result (flowgate.harness.mutants.allure)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from harness.mutants import MUTANTS
-from harness.mutants.allure import EPIC, mutation_summary, write_mutant_result
-from harness.mutants.cli import ScenarioOutcome, _write_scenario_results
+from flowgate.harness.mutants import MUTANTS
+from flowgate.harness.mutants.allure import EPIC, mutation_summary, write_mutant_result
+from flowgate.harness.mutants.cli import ScenarioOutcome, _write_scenario_results
 
 
 def _check(directory: Path, name: str, status: str) -> None:

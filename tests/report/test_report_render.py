@@ -1,7 +1,7 @@
 """End-to-end check of the Allure pipeline: pytest results -> Allure 3 HTML -> headless Chromium.
 
 Runs a tiny pytest session with known outcomes in a subprocess, generates both report variants
-with :func:`harness.report.generate_report`, renders the overview in Chromium, checks the counts
+with :func:`flowgate.harness.report.generate_report`, renders the overview in Chromium, checks the counts
 a reviewer sees and saves ``reports/allure-overview.png``.
 
 Never skips: without npm or Chromium it fails with the install command to run.
@@ -19,17 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import report
+from flowgate.harness import report
 
 SAMPLE_TESTS = textwrap.dedent(
     """
     import pytest
 
-    from fixtures.allure_support import (
+    from flowgate.fixtures.allure_support import (
         attach_anomalies, attach_history, attach_latency_histogram, attach_seed, attach_table,
         attach_throughput, attach_timeline, label, step,
     )
-    from harness.history import History
+    from flowgate.harness.history import History
 
     def _history():
         h = History()
@@ -187,7 +187,7 @@ def test_helpers_are_noops_without_allure() -> None:
         """
         import sys
         sys.modules["allure"] = None  # make `import allure` fail
-        from fixtures import allure_support as a
+        from flowgate.fixtures import allure_support as a
         assert not a.allure_available()
         a.label(epic="Ordering", backend="sim", implementation="reference")
         with a.step("x"):

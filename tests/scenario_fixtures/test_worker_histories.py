@@ -1,12 +1,12 @@
-"""fixtures.workers: worker history files are parsed incrementally, whole lines only, once."""
+"""flowgate.fixtures.workers: worker history files are parsed incrementally, whole lines only, once."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from fixtures.workers import Worker, Workers
-from harness.history import NEMESIS, History
+from flowgate.fixtures.workers import Worker, Workers
+from flowgate.harness.history import NEMESIS, History
 
 
 def _line(f: str, **value: object) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.sim import SimAws, SnsClient, SqsClient
+from flowgate.harness.sim import SimAws, SnsClient, SqsClient
 
 
 @pytest.fixture

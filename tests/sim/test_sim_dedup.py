@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from harness.sim import SimAws, SnsClient, SqsClient
+from flowgate.harness.sim import SimAws, SnsClient, SqsClient
 
 
 def fifo(sqs: SqsClient, name: str = "q.fifo", **attrs: str) -> str:

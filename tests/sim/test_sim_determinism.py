@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from harness.sim import SimAws, SimTap
+from flowgate.harness.sim import SimAws, SimTap
 
 
 def transcript(seed: int, **options: Any) -> list[str]:
@@ -136,7 +136,7 @@ def test_nemesis_surface_in_flight_and_expire() -> None:
 # ------------------------------------------------------------------ worker processes (interleaving)
 def _interleaving(seed: int) -> list[str]:
     """Three tasks that pause and sleep; the trace of who ran when."""
-    from harness.sim.processes import ProcessClock, ProcessScheduler
+    from flowgate.harness.sim.processes import ProcessClock, ProcessScheduler
 
     clock = ProcessClock()
     sched = ProcessScheduler(clock, random.Random(seed))
@@ -176,8 +176,8 @@ def test_same_seed_same_interleaving() -> None:
 
 
 def test_interleaved_simulation_same_seed_same_history() -> None:
-    from harness.faults import parse_faults
-    from harness.simulation import SimConfig, run_simulation
+    from flowgate.harness.faults import parse_faults
+    from flowgate.harness.simulation import SimConfig, run_simulation
 
     config = SimConfig(
         seed=21,

@@ -4,7 +4,7 @@ import json
 
 from simhelpers import error_code
 
-from harness.sim import SimAws, SnsClient, SqsClient
+from flowgate.harness.sim import SimAws, SnsClient, SqsClient
 
 
 def queue_arn(sqs: SqsClient, url: str) -> str:

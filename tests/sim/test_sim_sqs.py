@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 from simhelpers import bodies, error_code
 
-from harness.sim import SimAws, SqsClient
+from flowgate.harness.sim import SimAws, SqsClient
 
 
 def fifo(sqs: SqsClient, name: str = "q.fifo", **attrs: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.faults import OUTAGE_KINDS, FaultPlan, parse_faults
-from harness.simulation import SimConfig, main, run_simulation
+from flowgate.harness.faults import OUTAGE_KINDS, FaultPlan, parse_faults
+from flowgate.harness.simulation import SimConfig, main, run_simulation
 
 
 def test_outage_plan_syntax_round_trips() -> None:

@@ -1,4 +1,4 @@
-"""Interleaved worker processes (``SimConfig.interleave``, ``harness.sim.processes``): the
+"""Interleaved worker processes (``SimConfig.interleave``, ``flowgate.harness.sim.processes``): the
 processes really overlap, a slow handler without a heartbeat is taken over by another process and
 its own commit fenced off, the heartbeat task prevents the takeover."""
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from harness.faults import FaultPlan
-from harness.history import Op
-from harness.simulation import SimConfig, SimResult, main, replay_main, run_simulation
+from flowgate.harness.faults import FaultPlan
+from flowgate.harness.history import Op
+from flowgate.harness.simulation import SimConfig, SimResult, main, replay_main, run_simulation
 
 
 def _slow_handlers(result: SimResult) -> list[dict[str, Any]]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 from collections import Counter
 
-from harness.faults import FaultPlan, parse_faults
-from harness.simulation import SimConfig, _config, _parser, run_simulation
+from flowgate.harness.faults import FaultPlan, parse_faults
+from flowgate.harness.simulation import SimConfig, _config, _parser, run_simulation
 
 CONFIG = SimConfig(seed=5, orders=10, workers=2, producers=3, bus_numbers=True,
                    faults=FaultPlan(producer_restart=0.4, crash=0.05))

@@ -1,11 +1,11 @@
-"""The simulator's seeded source for the reference's randomness seam (``reference.hooks``)."""
+"""The simulator's seeded source for the reference's randomness seam (``flowgate.reference.hooks``)."""
 
 from __future__ import annotations
 
 import random
 import uuid
 
-from harness.simulation.randomness import SeededRandomness
+from flowgate.harness.simulation.randomness import SeededRandomness
 
 
 def test_the_seeded_source_draws_the_bytes_of_the_old_patch() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.faults import POISON_KINDS, FaultPlan, parse_faults
-from harness.mutants import MUTANTS
-from harness.simulation import SimConfig, SimResult, Simulation, main, replay_main, run_simulation
+from flowgate.harness.faults import POISON_KINDS, FaultPlan, parse_faults
+from flowgate.harness.mutants import MUTANTS
+from flowgate.harness.simulation import SimConfig, SimResult, Simulation, main, replay_main, run_simulation
 
 
 def _jsonl(result: SimResult) -> str:
@@ -295,13 +295,13 @@ def test_a_simulator_that_does_not_deduplicate_is_caught_by_fifo_dedup(monkeypat
     within 300 s: a simulator whose SQS and SNS deduplication window is 0 delivers them, and the
     reference's idempotency hides it from every other checker -- only ``dedup-not-effective`` on
     the command queue (and on the views queue for the re-published events) shows the bug."""
-    import harness.sim.sns
-    import harness.sim.sqs
+    import flowgate.harness.sim.sns
+    import flowgate.harness.sim.sqs
 
     config = SimConfig(seed=3, orders=6, faults=FaultPlan(resend=0.3))
     assert run_simulation(config).valid
-    monkeypatch.setattr(harness.sim.sqs, "DEDUP_WINDOW", 0.0)
-    monkeypatch.setattr(harness.sim.sns, "DEDUP_WINDOW", 0.0)
+    monkeypatch.setattr(flowgate.harness.sim.sqs, "DEDUP_WINDOW", 0.0)
+    monkeypatch.setattr(flowgate.harness.sim.sns, "DEDUP_WINDOW", 0.0)
     broken = run_simulation(config)
     assert [v.checker for v in broken.verdicts if not v.valid] == ["fifo_dedup"]
     [dedup] = [v for v in broken.verdicts if v.checker == "fifo_dedup"]

@@ -19,8 +19,8 @@ import json
 
 import pytest
 
-from fixtures.plugin import assert_valid
-from harness.history import History
+from flowgate.fixtures.plugin import assert_valid
+from flowgate.harness.history import History
 
 COMMANDS = [("order-1", 1), ("order-1", 2), ("order-2", 1), ("order-1", 3), ("order-2", 2)]
 

@@ -1,15 +1,15 @@
-"""Adapter: run the reference worker (``reference.worker.main --config FILE``) from the contract's
+"""Adapter: run the reference worker (``flowgate.reference.worker.main --config FILE``) from the contract's
 environment variables, so the reference passes through the same gate as any other language::
 
-    flowgate gate --impl "python -m harness.gate.adapters.reference_worker" --profile smoke
+    flowgate gate --impl "python -m flowgate.harness.gate.adapters.reference_worker" --profile smoke
 
 It writes the reference's config file from ``FLOWGATE_*`` (short names from the URLs/ARNs;
 the reference's bootstrapper adopts the queues the gate created; business failures are forwarded
 to the DLQ with ``DeadLetterReason`` = ``BusinessError: ...``), prints
-``flowgate-ready {"capabilities": ["replay"], ...}`` and hands over (to ``harness.mutants.worker``
+``flowgate-ready {"capabilities": ["replay"], ...}`` and hands over (to ``flowgate.harness.mutants.worker``
 when ``FLOWGATE_MUTANT`` names a mutant of the catalog); the worker prints the ready line itself
 once its poll threads run (``--ready``). ``FLOWGATE_HANDLER_DELAY_MS`` is applied by the worker's
-own fault hook (``reference.worker``: a sleep at ``mid_handler``, after decoding and the
+own fault hook (``flowgate.reference.worker``: a sleep at ``mid_handler``, after decoding and the
 idempotency claim, before the effect commits).
 
 Replay mode (``FLOWGATE_MODE=replay``, ``FLOWGATE_REPLAY_ENTITIES=id1,id2,...``): the same config
@@ -93,12 +93,12 @@ CAPABILITIES = ("replay",)
 
 
 def _worker_main(env: dict[str, str]) -> Callable[[Sequence[str]], int]:
-    """``reference.worker.main``, or the mutant worker when ``FLOWGATE_MUTANT`` is set."""
+    """``flowgate.reference.worker.main``, or the mutant worker when ``FLOWGATE_MUTANT`` is set."""
     if env.get("FLOWGATE_MUTANT"):  # the shared mutant catalog (harness/mutants): the reference, broken
-        from harness.mutants.worker import main as mutant_main
+        from flowgate.harness.mutants.worker import main as mutant_main
 
         return mutant_main
-    from reference.worker import main as reference_main
+    from flowgate.reference.worker import main as reference_main
 
     return reference_main
 
