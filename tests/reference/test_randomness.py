@@ -93,7 +93,7 @@ def test_the_reference_ships_no_seeded_source_and_no_option_selects_one() -> Non
     from configuration, and no source in the reference is non-cryptographic."""
     import pkgutil
 
-    for info in pkgutil.walk_packages(flowgate.reference.__path__, "reference."):
+    for info in pkgutil.walk_packages(flowgate.reference.__path__, "flowgate.reference."):
         module = __import__(info.name, fromlist=["_"])
         for name, obj in vars(module).items():
             if inspect.isclass(obj) and obj.__module__ == info.name and hasattr(obj, "cryptographic"):
