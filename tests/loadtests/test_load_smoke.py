@@ -55,10 +55,10 @@ def test_locust_steady_smoke_is_clean(
         "1",
         "--drain-timeout",
         "30",
-        "--p99-ms",
-        "5000",
-        # an 8 s run at 600/min: the orders of the last seconds take effect after the window by
-        # design; keeping up is a property of full-length runs, not of this functional smoke
+        # no latency limit (--p99-ms): speed is measured by the load runs and `nox -s bench`, never
+        # asserted by a test. An 8 s run at 600/min: the orders of the last seconds take effect
+        # after the window by design; keeping up is a property of full-length runs, not of this
+        # functional smoke
         "--min-effect-ratio",
         "0",
         "--report-dir",
