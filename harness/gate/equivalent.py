@@ -248,4 +248,11 @@ EQUIVALENT: dict[str, str] = {
         "profile's wait for events outlasts that was not measured, so it is not scored through the gate; "
         "properties/test_linger.py kills it on a virtual clock"
     ),
+    # D34: the randomness seam; the production default is the OS CSPRNG either way
+    "nonce-bypasses-randomness-seam": (
+        "the envelope cipher draws its nonces from the OS instead of the source it was given: a gate "
+        "run's worker is given the OS CSPRNG (the production default), so every nonce is drawn as "
+        "before and nothing the gate observes changes; only the simulator's determinism breaks, "
+        "which properties/test_determinism.py catches"
+    ),
 }

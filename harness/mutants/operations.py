@@ -27,11 +27,14 @@ from flowgate.harness.mutants.model import (
     METRICS,
     TRACE,
     Mutant,
+    P,
 )
 from flowgate.reference import health, iam
 from flowgate.reference.bootstrap import Bootstrapper
 from flowgate.reference.cleanup import IdempotencyCleaner
 from flowgate.reference.dispatchers import SnsEventDispatcher, _Dispatcher, message_attributes
+from flowgate.reference.envelope import KmsEnvelopeCipher
+from flowgate.reference.hooks import SYSTEM_RANDOMNESS
 from flowgate.reference.idempotency import IN_PROGRESS
 from flowgate.reference.keycache import CachedKey, CacheLimits, DataKeyCache
 from flowgate.reference.listener import SqsListener
@@ -230,6 +233,19 @@ def _worker_bootstraps_anyway() -> list[Any]:
     return [mock.patch.object(Bootstrapper, "resolve", Bootstrapper.run)]
 
 
+def _nonce_bypasses_randomness_seam() -> list[Any]:
+    """The envelope cipher draws its nonces from the OS whatever source it was given (D34): the
+    production behaviour is unchanged (the default source is the OS CSPRNG), but an encrypted
+    simulation is no longer a function of its seed."""
+    orig = KmsEnvelopeCipher.__init__
+
+    def __init__(self: KmsEnvelopeCipher, *args: Any, **kwargs: Any) -> None:
+        kwargs["randomness"] = SYSTEM_RANDOMNESS
+        orig(self, *args, **kwargs)
+
+    return [mock.patch.object(KmsEnvelopeCipher, "__init__", __init__)]
+
+
 #: this module's mutants (aggregated, in this order, by :data:`flowgate.harness.mutants.catalog.MUTANTS`)
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
@@ -391,5 +407,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("scenario:iam-denied",),
         _worker_bootstraps_anyway,
         scenarios=(IAM_LS,),
+    ),
+    Mutant(
+        "nonce-bypasses-randomness-seam",
+        "the envelope cipher draws its nonces from the OS instead of the randomness seam (D34): the "
+        "same seed no longer gives the same history on an encrypted bus",
+        (P + "test_determinism.py::test_an_encrypted_run_is_a_function_of_its_seed",),
+        (),
+        _nonce_bypasses_randomness_seam,
     ),
 )
