@@ -143,6 +143,7 @@ class WorkerPool:
         if procs is not None:
             clients = {svc: Yielding(w.aws.client(svc), procs) for svc in ("sqs", "sns", "kms", "sts")}
             store = Yielding(storage, procs)
+        sagas, aggregates = order_domain(saga_commands=self.config.saga_commands)
         runtime = build_runtime(
             w.bus_config,
             sqs=clients["sqs"],
@@ -150,8 +151,8 @@ class WorkerPool:
             sts=clients["sts"],
             kms=clients["kms"],
             storage=store,
-            sagas=order_domain(saga_commands=self.config.saga_commands)[0],
-            aggregates=order_domain(saga_commands=self.config.saga_commands)[1],
+            sagas=sagas,
+            aggregates=aggregates,
             views=[*w.views(), *((self.read_probe,) if self.read_probe is not None else ())],
             clock=w.clock,
             faults=WorkerFaults(self.nemesis, index, procs.pause if procs is not None else None),
